@@ -1,0 +1,31 @@
+# The two README commands: `make test` and `make demo`.
+# The virtual environment is (re)built only when it is missing or pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+DEMO_OUT ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: test demo venv lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "alsprog needs Python >= 3.11"'
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/alsprog demo --out $(DEMO_OUT)
+
+lint: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(VENV)/bin/ruff format --check alsprog tests benchmarks examples
+	$(VENV)/bin/ruff check alsprog tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,41 @@
+"""Seeds: turning a user's ``seed``/``random_state`` into one NumPy Generator.
+
+Owns: :func:`as_generator` and :func:`child_seed`.  Never touches NumPy's global state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SeedLike", "as_generator", "child_seed"]
+
+SeedLike = int | np.random.Generator | np.random.SeedSequence | None
+
+
+def as_generator(seed: Any) -> np.random.Generator:
+    """Return a :class:`numpy.random.Generator` for ``seed``.
+
+    ``None`` gives fresh entropy, an integer or SeedSequence a reproducible stream, and a
+    Generator is passed through unchanged (so callers can share one stream).
+
+    Examples
+    --------
+    >>> as_generator(1).integers(100) == as_generator(1).integers(100)
+    True
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool):
+        raise TypeError(f"`seed` must be an int, a numpy Generator or None; got {seed!r}.")
+    if seed is None or isinstance(seed, int | np.integer | np.random.SeedSequence):
+        if isinstance(seed, int | np.integer) and seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+        return np.random.default_rng(seed)
+    raise TypeError(f"`seed` must be an int, a numpy Generator or None; got {seed!r}.")
+
+
+def child_seed(rng: np.random.Generator) -> int:
+    """Draw an integer seed for a library that wants one (samplers, sklearn)."""
+    return int(rng.integers(0, 2**31 - 1))

@@ -1,0 +1,142 @@
+"""Argument checks at the public boundary, phrased alike everywhere.
+
+Owns: small helpers that check one argument and raise ``ValueError``/``TypeError`` with
+the message ``"`name` must be ...; got value."``.  Table rules live in the data
+dictionary (``alsprog.data``), not here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "check_choice",
+    "check_int",
+    "check_interval",
+    "check_is_fitted",
+]
+
+
+def check_interval(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_closed: bool = True,
+    high_closed: bool = True,
+) -> float:
+    """Check that ``value`` is a finite real number in an interval and return it.
+
+    Examples
+    --------
+    >>> check_interval(0.9, "level", low=0, high=1, low_closed=False, high_closed=False)
+    0.9
+    >>> check_interval(95, "level", low=0, high=1, low_closed=False, high_closed=False)
+    Traceback (most recent call last):
+    ...
+    ValueError: `level` must be in (0, 1); got 95.
+    """
+    lo = "[" if low_closed else "("
+    hi = "]" if high_closed else ")"
+    rng = f"{lo}{'-inf' if low is None else _fmt(low)}, "
+    rng += f"{'inf' if high is None else _fmt(high)}{hi}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            import numpy as np
+
+            if isinstance(value, np.integer | np.floating):
+                value = value.item()
+            else:
+                raise TypeError
+        except TypeError:
+            raise TypeError(f"`{name}` must be a number in {rng}; got {value!r}.") from None
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be in {rng}; got {value!r}.")
+    bad = False
+    if low is not None:
+        bad |= value < low if low_closed else value <= low
+    if high is not None:
+        bad |= value > high if high_closed else value >= high
+    if bad:
+        raise ValueError(f"`{name}` must be in {rng}; got {value!r}.")
+    return value
+
+
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Check that ``value`` is an integer (not bool) within bounds and return it.
+
+    Examples
+    --------
+    >>> check_int(3, "n_patients", low=1)
+    3
+    >>> check_int(0, "n_patients", low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `n_patients` must be an integer >= 1; got 0.
+    """
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        bounds = _bounds_text(low, high)
+        raise TypeError(f"`{name}` must be an integer{bounds}; got {value!r}.")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"`{name}` must be an integer{_bounds_text(low, high)}; got {value!r}.")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """Check that ``value`` is one of ``choices`` and return it.
+
+    Examples
+    --------
+    >>> check_choice("warn", "unmatched", ("warn", "raise", "keep"))
+    'warn'
+    >>> check_choice("drop", "unmatched", ("warn", "raise", "keep"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `unmatched` must be one of 'warn', 'raise', 'keep'; got 'drop'.
+    """
+    choices = tuple(choices)
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {listed}; got {value!r}.")
+    return value
+
+
+def check_is_fitted(estimator: Any, attributes: Iterable[str] | None = None) -> None:
+    """Raise :class:`~alsprog.errors.NotFittedError` unless ``estimator`` was fitted.
+
+    An estimator counts as fitted when it has every attribute in ``attributes`` or, by
+    default, any public attribute ending in ``_``.
+    """
+    from alsprog.errors import NotFittedError
+
+    if attributes is not None:
+        fitted = all(hasattr(estimator, a) for a in attributes)
+    else:
+        fitted = any(
+            k.endswith("_") and not k.startswith("_") for k in vars(estimator)
+        )
+    if not fitted:
+        name = type(estimator).__name__
+        raise NotFittedError(
+            f"This {name} is not fitted yet; call `fit` before using this method."
+        )
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _bounds_text(low: int | None, high: int | None) -> str:
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    if low is not None:
+        return f" >= {low}"
+    if high is not None:
+        return f" <= {high}"
+    return ""

@@ -1,0 +1,451 @@
+"""Applying the data dictionary's rules to a table.
+
+Owns: the column checks and coercions (type, required, range, enum, pattern, date and
+boolean parsing), key duplicates, the ``TableContext`` that turns a row position into
+``file, line N, subject S`` and the public :func:`validate` for long-format tables.
+Leaves: the rules themselves to the schema (:mod:`alsprog.data._dictionary`), score
+arithmetic to :mod:`alsprog.data._scoring` and time axes to :mod:`alsprog.data._time`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alsprog.data._dictionary import DataDictionary, Field, load_dictionary
+from alsprog.errors import DataValidationError, Problem
+
+__all__ = ["validate"]
+
+_SOURCE_ATTR = "alsprog_source"
+_LINES_ATTR = "alsprog_lines"
+_LINE_KIND_ATTR = "alsprog_line_kind"
+
+
+@dataclass
+class TableContext:
+    """Where a table came from, to phrase problems as ``file, line N, subject S``.
+
+    ``lines`` gives, for each row position, its 1-based line in the file (CSV, header
+    = line 1) or row (Parquet); ``None`` for an in-memory table, whose problems are
+    located by index label instead.
+    """
+
+    name: str
+    source: str | None = None
+    lines: np.ndarray | None = None
+    line_kind: str = "line"
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, default_name: str) -> TableContext:
+        """Context of ``df``: the file it was read from when that is still valid."""
+        source = df.attrs.get(_SOURCE_ATTR)
+        lines = df.attrs.get(_LINES_ATTR)
+        if (
+            source is not None
+            and lines is not None
+            and len(lines) == len(df)
+            and isinstance(df.index, pd.RangeIndex)
+            and df.index.start == 0
+            and df.index.step == 1
+        ):
+            kind = df.attrs.get(_LINE_KIND_ATTR, "line")
+            return cls(str(source), str(source), np.asarray(lines), kind)
+        if source is not None:
+            return cls(str(source), str(source), None, "row")
+        return cls(default_name, None, None, "row")
+
+    def line_at(self, pos: int, index: pd.Index) -> int | Any:
+        if self.lines is not None:
+            return int(self.lines[pos])
+        label = index[pos]
+        return label.item() if isinstance(label, np.generic) else label
+
+    def problem(
+        self,
+        df: pd.DataFrame,
+        pos: int | None,
+        message: str,
+        *,
+        rule: str,
+        column: str | None = None,
+        value: Any = None,
+    ) -> Problem:
+        """A :class:`Problem` for row position ``pos`` (``None`` = whole table)."""
+        line = subject = None
+        if pos is not None:
+            line = self.line_at(pos, df.index)
+            if "subject_id" in df.columns:
+                sid = df["subject_id"].iloc[pos]
+                subject = None if _is_missing_scalar(sid) else str(sid)
+        return Problem(
+            message=message,
+            rule=rule,
+            source=self.source if self.source is not None else self.name,
+            line=line,
+            subject_id=subject,
+            column=column,
+            value=_plain(value),
+            line_kind=self.line_kind,
+        )
+
+
+def attach_source(
+    df: pd.DataFrame, source: str, lines: Sequence[int], line_kind: str = "line"
+) -> pd.DataFrame:
+    """Record in ``df.attrs`` the file and line of every row (kept while rows are)."""
+    df.attrs[_SOURCE_ATTR] = str(source)
+    df.attrs[_LINES_ATTR] = tuple(int(x) for x in lines)
+    df.attrs[_LINE_KIND_ATTR] = line_kind
+    return df
+
+
+def strip_source(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop the line bookkeeping from ``df.attrs`` (keeps the file name)."""
+    df.attrs.pop(_LINES_ATTR, None)
+    df.attrs.pop(_LINE_KIND_ATTR, None)
+    return df
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _is_missing_scalar(x: Any) -> bool:
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt_value(x: Any) -> str:
+    x = _plain(x)
+    if isinstance(x, float) and x.is_integer():
+        return repr(int(x))
+    if isinstance(x, pd.Timestamp):
+        return repr(x.strftime("%Y-%m-%d"))
+    return repr(x)
+
+
+# --------------------------------------------------------------------------- coercion
+def _missing_mask(s: pd.Series, dd: DataDictionary) -> np.ndarray:
+    """True where a cell is empty, NA or one of the schema's missing-value tokens."""
+    miss = s.isna().to_numpy(copy=True)
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        text = s.astype(str).str.strip()
+        miss |= text.isin(set(dd.missing_values)).to_numpy()
+    return miss
+
+
+def _coerce_column(
+    df: pd.DataFrame, col: str, f: Field, ctx: TableContext, dd: DataDictionary
+) -> tuple[pd.Series, list[Problem]]:
+    """Parse ``df[col]`` to the field's type and check its constraints."""
+    s = df[col]
+    probs: list[Problem] = []
+    miss = _missing_mask(s, dd)
+
+    def add(mask: np.ndarray, make_msg: Any, rule: str, values: Any = None) -> None:
+        vals = s.to_numpy() if values is None else values
+        for pos in np.flatnonzero(mask):
+            probs.append(
+                ctx.problem(df, int(pos), make_msg(vals[pos]), rule=rule, column=col,
+                            value=vals[pos])
+            )
+
+    if f.type in ("number", "integer"):
+        if pd.api.types.is_bool_dtype(s.dtype):
+            raw = s.astype(float)
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            raw = s
+        else:
+            raw = s.where(~miss, None)
+        num = pd.to_numeric(raw, errors="coerce").astype("float64")
+        x = num.to_numpy(copy=True)
+        x[miss] = np.nan
+        bad = np.isnan(x) & ~miss
+        add(bad, lambda v: f"{_fmt_value(v)} is not a number", "type")
+        nonfinite = np.isinf(x)
+        add(nonfinite, lambda v: f"{_fmt_value(v)} is not a finite number", "finite")
+        ok = np.isfinite(x)
+        if f.type == "integer":
+            frac = ok & (x != np.round(x))
+            add(frac, lambda v: f"{_fmt_value(v)} is not a whole number", "integer")
+        hint = f" ({f.hint})" if f.hint else ""
+        if f.minimum is not None:
+            low = ok & (x < f.minimum)
+            if f.maximum is not None:
+                msg = lambda v: f"{_fmt_value(v)} is outside {f.range_text()}{hint}"  # noqa: E731
+            else:
+                msg = lambda v: f"{_fmt_value(v)} is below {f.minimum:g}{hint}"  # noqa: E731
+            add(low, msg, "minimum", x)
+        if f.maximum is not None:
+            high = ok & (x > f.maximum)
+            if f.minimum is not None:
+                msg = lambda v: f"{_fmt_value(v)} is outside {f.range_text()}{hint}"  # noqa: E731
+            else:
+                msg = lambda v: f"{_fmt_value(v)} is above {f.maximum:g}{hint}"  # noqa: E731
+            add(high, msg, "maximum", x)
+        # values that broke a rule are reported above; blank them so that later
+        # checks (sums of items) do not report the same fault again
+        x[bad | nonfinite] = np.nan
+        if f.minimum is not None:
+            x[ok & (x < f.minimum)] = np.nan
+        if f.maximum is not None:
+            x[ok & (x > f.maximum)] = np.nan
+        if f.type == "integer":
+            x[ok & (x != np.round(x))] = np.nan
+        out = pd.Series(x, index=df.index, name=col, dtype="float64")
+    elif f.type == "boolean":
+        if pd.api.types.is_bool_dtype(s.dtype):
+            out = s.astype("boolean")
+        else:
+            text = s.astype(str).str.strip()
+            trues = text.isin(set(f.true_values) | {"1.0"}).to_numpy()
+            falses = text.isin(set(f.false_values) | {"0.0"}).to_numpy()
+            bad = ~(trues | falses | miss)
+            allowed = "/".join(f.true_values[:1] + f.false_values[:1])
+            add(bad, lambda v: f"{_fmt_value(v)} is not a boolean (expected {allowed})",
+                "type")
+            arr = pd.array([pd.NA] * len(s), dtype="boolean")
+            arr[trues] = True
+            arr[falses] = False
+            out = pd.Series(arr, index=df.index, name=col)
+    elif f.type == "date":
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            parsed = pd.to_datetime(s)
+            if getattr(parsed.dt, "tz", None) is not None:
+                parsed = parsed.dt.tz_localize(None)
+            parsed = parsed.dt.normalize()
+        else:
+            text = s.astype(str).str.strip().where(~miss, None)
+            parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+            bad = parsed.isna().to_numpy() & ~miss
+            add(bad, lambda v: f"{_fmt_value(v)} is not a date (expected YYYY-MM-DD)",
+                "type")
+        out = parsed.astype("datetime64[ns]").rename(col)
+    else:  # string
+        text = s.astype(str).str.strip()
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            text = s.map(lambda v: _fmt_id(v), na_action="ignore").astype(str)
+        text = text.where(~miss, None)
+        if f.enum is not None:
+            canon = {e.lower(): e for e in f.enum}
+            lowered = text.str.lower()
+            mapped = lowered.map(canon)
+            bad = mapped.isna().to_numpy() & ~miss
+            allowed = ", ".join(repr(e) for e in f.enum)
+            add(bad, lambda v: f"{_fmt_value(v)} is not an allowed category "
+                f"(expected one of {allowed})", "enum")
+            text = mapped.where(~miss, None)
+        if f.pattern is not None:
+            ok = text.str.fullmatch(f.pattern).fillna(True).to_numpy(dtype=bool)
+            add(~ok & ~miss, lambda v: f"{_fmt_value(v)} does not match the pattern "
+                f"{f.pattern}", "pattern")
+        out = text.astype("str").rename(col)
+    if f.required:
+        add(miss, lambda v: "value is missing (required)", "required")
+    return out, probs
+
+
+def _fmt_id(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def check_columns(
+    df: pd.DataFrame,
+    ctx: TableContext,
+    *,
+    level: str | None,
+    dd: DataDictionary | None = None,
+    required: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Check and coerce every dictionary column of ``df``.
+
+    ``level`` names the input table ('subject', 'visit', 'imaging') whose required
+    columns and alternatives apply; ``None`` is a long-format table, which needs
+    ``subject_id`` and a time column.  Unknown columns pass through untouched.
+    Returns the coerced copy and the problems found.
+    """
+    dd = dd or load_dictionary()
+    probs: list[Problem] = []
+    out = df.copy()
+    req = list(required) if required is not None else (
+        dd.required_columns(level) if level else ["subject_id"]
+    )
+    table = {"subject": "subjects", "visit": "visits", "imaging": "imaging"}.get(
+        level or "", "long-format"
+    )
+    for col in req:
+        if col not in df.columns:
+            probs.append(
+                ctx.problem(df, None, f"column {col!r} is missing (required in the "
+                            f"{table} table)", rule="required_column", column=col)
+            )
+    alt_levels = [level] if level else ["visit"]
+    for lev in alt_levels:
+        for group in dd.alternatives_for(lev):
+            present = [c for c in group if c in df.columns]
+            if not present:
+                names = ", ".join(repr(c) for c in group)
+                probs.append(
+                    ctx.problem(df, None, f"needs one of the columns {names}",
+                                rule="required_column", column=group[0])
+                )
+    for col in df.columns:
+        if not isinstance(col, str):
+            continue
+        f = dd.field_for(col)
+        if f is None:
+            continue
+        coerced, p = _coerce_column(df, col, f, ctx, dd)
+        out[col] = coerced
+        probs.extend(p)
+    for lev in alt_levels:
+        for group in dd.alternatives_for(lev):
+            present = [c for c in group if c in out.columns]
+            if present:
+                # rows where every alternative is empty in the input (a value that
+                # failed to parse is reported by its own column check)
+                none = np.ones(len(out), dtype=bool)
+                for c in present:
+                    none &= _missing_mask(df[c], dd)
+                for pos in np.flatnonzero(none):
+                    probs.append(
+                        ctx.problem(df, int(pos), "no value in any of "
+                                    + ", ".join(present), rule="required",
+                                    column=present[0])
+                    )
+    return out, probs
+
+
+def check_duplicates(
+    df: pd.DataFrame, ctx: TableContext, keys: Sequence[str], what: str
+) -> list[Problem]:
+    """One problem per row whose ``keys`` repeat an earlier row's."""
+    keys = [k for k in keys if k in df.columns]
+    if not keys or df.empty:
+        return []
+    sub = df[keys]
+    valid = sub.notna().all(axis=1).to_numpy()
+    dup = sub.duplicated(keep="first").to_numpy() & valid
+    if not dup.any():
+        return []
+    first_pos = {}
+    for pos, key in enumerate(map(tuple, sub.itertuples(index=False, name=None))):
+        if valid[pos] and key not in first_pos:
+            first_pos[key] = pos
+    probs = []
+    keyed = list(map(tuple, sub.itertuples(index=False, name=None)))
+    for pos in np.flatnonzero(dup):
+        first = first_pos[keyed[pos]]
+        where = f"{ctx.line_kind} {ctx.line_at(first, df.index)}"
+        shown = ", ".join(
+            f"{k}={_fmt_value(v)}" for k, v in zip(keys, keyed[pos], strict=True)
+        )
+        probs.append(
+            ctx.problem(df, int(pos), f"duplicate {what} ({shown}); first seen at "
+                        f"{where}", rule="duplicate", column=keys[-1],
+                        value=keyed[pos][-1])
+        )
+    return probs
+
+
+def check_constant_within_subject(
+    df: pd.DataFrame, ctx: TableContext, dd: DataDictionary
+) -> list[Problem]:
+    """Subject-level columns of a long table must not vary within a subject."""
+    probs: list[Problem] = []
+    if "subject_id" not in df.columns:
+        return probs
+    for col in df.columns:
+        f = dd.fields.get(col) if isinstance(col, str) else None
+        if f is None or f.level != "subject" or col == "subject_id":
+            continue
+        n = df.groupby("subject_id", sort=False)[col].nunique(dropna=True)
+        for sid in n.index[n.to_numpy() > 1]:
+            pos = int(np.flatnonzero((df["subject_id"] == sid).to_numpy())[0])
+            vals = df.loc[df["subject_id"] == sid, col].dropna().unique()[:3]
+            probs.append(
+                ctx.problem(df, pos, "subject-level value varies within the subject "
+                            f"({', '.join(_fmt_value(v) for v in vals)})",
+                            rule="constant", column=col, value=_plain(vals[0]))
+            )
+    return probs
+
+
+def raise_if(problems: Sequence[Problem], name: str | None = None) -> None:
+    """Raise one :class:`DataValidationError` listing ``problems`` if any."""
+    if problems:
+        raise DataValidationError(problems, source=name)
+
+
+def validate(df: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
+    """Check a long-format table (one row per subject × visit) against the dictionary.
+
+    Every column named in the data dictionary (or matching an imaging pattern) is
+    parsed to its type and checked against its constraints; ALSFRS-R totals and
+    domain scores must equal the sum of their items when all items are present;
+    ``(subject_id, time)`` must be unique; time must be finite and non-negative;
+    subject-level columns must be constant within a subject.  All problems are
+    collected and raised together.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Long-format table; extra columns are allowed and passed through.
+    source : str, optional
+        Name used in messages (e.g. the file it came from).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with dictionary columns coerced to their types (numbers as float64,
+        dates as datetime64, booleans as the nullable ``boolean`` dtype).
+
+    Raises
+    ------
+    DataValidationError
+        Listing every problem with its row, subject, column and value.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"subject_id": ["P1", "P1"], "months": [0, 3],
+    ...                    "alsfrs_r_total": [40, 52]})
+    >>> validate(df)
+    Traceback (most recent call last):
+    ...
+    alsprog.errors.DataValidationError: long-format table: 1 problem
+      row 1, subject P1, column alsfrs_r_total: 52 is outside 0-48 (the ALSFRS-R total is 0-48)
+    """
+    from alsprog.data._scoring import check_scores
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"`df` must be a pandas DataFrame; got {type(df).__name__}.")
+    dd = load_dictionary()
+    ctx = TableContext.of(df, source or "long-format table")
+    if source is not None:
+        ctx.name = source
+        if ctx.source is None:
+            ctx.source = source
+    out, probs = check_columns(df, ctx, level=None, dd=dd)
+    out, score_probs = check_scores(out, ctx, original=df)
+    probs += score_probs
+    for keys, what in ((["subject_id", "visit_date"], "visit date"),
+                       (["subject_id", "visit_day"], "visit day"),
+                       (["subject_id", "months"], "visit time")):
+        if keys[1] in out.columns:
+            probs += check_duplicates(out, ctx, keys, what)
+            break
+    probs += check_constant_within_subject(out, ctx, dd)
+    raise_if(probs, ctx.name)
+    return out
