@@ -347,8 +347,9 @@ def assemble(
         joined = img.loc[~miss, img_cols].copy()
         joined["imaging_offset_days"] = matched["offset_days"].to_numpy()
         joined.index = matched["visit_pos"].to_numpy()
-        clash = [c for c in img_cols if c in long.columns]
-        long = long.join(joined, rsuffix="_imaging" if clash else "")
+        joined = joined.rename(columns={c: f"{c}_imaging" for c in img_cols
+                                        if c in long.columns})
+        long = long.join(joined)
     long = _order_columns(long)
     long = long.sort_values(["subject_id", "months"], kind="stable").reset_index(drop=True)
     long.attrs = {}

@@ -179,8 +179,9 @@ def _impute_domain_mean(
         one = miss.sum(axis=1) == 1
         if not one.any():
             continue
-        with np.errstate(invalid="ignore"):
-            mean = np.nanmean(np.where(one[:, None], mat, np.nan), axis=1)
+        rows = np.where(one[:, None], mat, np.nan)
+        count = np.maximum((~np.isnan(rows)).sum(axis=1), 1)
+        mean = np.nansum(rows, axis=1) / count
         fill = np.floor(mean + 0.5)
         for j, c in enumerate(parts):
             rows = one & miss[:, j]

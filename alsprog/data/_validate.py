@@ -81,7 +81,10 @@ class TableContext:
             line = self.line_at(pos, df.index)
             if "subject_id" in df.columns:
                 sid = df["subject_id"].iloc[pos]
-                subject = None if _is_missing_scalar(sid) else str(sid)
+                if not _is_missing_scalar(sid):
+                    sid = _fmt_id(_plain(sid)).strip()
+                    if sid and sid not in load_dictionary().missing_values:
+                        subject = sid
         return Problem(
             message=message,
             rule=rule,
@@ -372,8 +375,10 @@ def check_constant_within_subject(
             continue
         n = df.groupby("subject_id", sort=False)[col].nunique(dropna=True)
         for sid in n.index[n.to_numpy() > 1]:
-            pos = int(np.flatnonzero((df["subject_id"] == sid).to_numpy())[0])
-            vals = df.loc[df["subject_id"] == sid, col].dropna().unique()[:3]
+            rows = np.flatnonzero((df["subject_id"] == sid).to_numpy())
+            vals = df[col].iloc[rows].dropna().unique()[:3]
+            differs = (df[col].iloc[rows] != vals[0]) & df[col].iloc[rows].notna()
+            pos = int(rows[np.flatnonzero(differs.to_numpy())[0]])
             probs.append(
                 ctx.problem(df, pos, "subject-level value varies within the subject "
                             f"({', '.join(_fmt_value(v) for v in vals)})",

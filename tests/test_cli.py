@@ -1,0 +1,72 @@
+"""The command line, called in-process through ``main``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import VISITS_HEADER, valid_visits_rows, write_csv
+
+from alsprog import __version__
+from alsprog.cli import main
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"alsprog {__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["simulate"], ["validate"], ["demo"]])
+def test_usage_errors_exit_2(command, capsys):
+    assert main(command) == 2
+
+
+@pytest.mark.parametrize("command", ["simulate", "validate", "demo"])
+def test_each_subcommand_has_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert "usage: alsprog " + command in capsys.readouterr().out
+
+
+def test_validate_good_files(visits_csv, subjects_csv, capsys):
+    assert main(["validate", str(visits_csv), str(subjects_csv)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok: {visits_csv} (visits, 5 rows)" in out
+    assert "ok: tables agree with each other" in out
+
+
+def test_validate_bad_file_prints_problems_and_exits_1(tmp_path, capsys):
+    rows = valid_visits_rows()
+    rows[2][VISITS_HEADER.index("alsfrs_r_q7")] = 5
+    path = write_csv(tmp_path / "visits.csv", VISITS_HEADER, rows)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "line 4, subject P001, column alsfrs_r_q7: 5 is outside 0-4" in err
+    assert "alsprog: 1 problem found" in err
+
+
+def test_validate_cross_table_problems(visits_csv, tmp_path, capsys):
+    s = write_csv(tmp_path / "s.csv", ["subject_id", "group"], [["P001", "als"]])
+    assert main(["validate", str(visits_csv), str(s)]) == 1
+    assert "visit for subject 'P002', which is not in the subjects table" in (
+        capsys.readouterr().err)
+
+
+def test_missing_file_is_an_error_not_a_traceback(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "none.csv")]) == 1
+    assert "the file does not exist" in capsys.readouterr().err
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "alsprog.cli", "--version"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("alsprog ")
+
+
+def test_import_is_light():
+    code = ("import sys, alsprog, alsprog.cli, alsprog.data; "
+            "heavy = [m for m in ('pymc', 'jax', 'nibabel', 'matplotlib', 'statsmodels') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
