@@ -45,7 +45,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike[str], *, overwrite: bool = True
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` on success.
 
     An existing ``path`` is swapped out only after the new folder is complete, so a

@@ -24,4 +24,6 @@ def progress_bar(
     from tqdm.auto import tqdm
 
     disable = None if progress is None else not progress
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, leave=False)
+    return tqdm(
+        iterable, total=total, desc=desc, unit=unit, disable=disable, leave=False
+    )

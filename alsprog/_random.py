@@ -28,7 +28,9 @@ def as_generator(seed: Any) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, bool):
-        raise TypeError(f"`seed` must be an int, a numpy Generator or None; got {seed!r}.")
+        raise TypeError(
+            f"`seed` must be an int, a numpy Generator or None; got {seed!r}."
+        )
     if seed is None or isinstance(seed, int | np.integer | np.random.SeedSequence):
         if isinstance(seed, int | np.integer) and seed < 0:
             raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")

@@ -52,7 +52,9 @@ def check_interval(
             else:
                 raise TypeError
         except TypeError:
-            raise TypeError(f"`{name}` must be a number in {rng}; got {value!r}.") from None
+            raise TypeError(
+                f"`{name}` must be a number in {rng}; got {value!r}."
+            ) from None
     if not math.isfinite(value):
         raise ValueError(f"`{name}` must be in {rng}; got {value!r}.")
     bad = False
@@ -65,7 +67,9 @@ def check_interval(
     return value
 
 
-def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+def check_int(
+    value: Any, name: str, *, low: int | None = None, high: int | None = None
+) -> int:
     """Check that ``value`` is an integer (not bool) within bounds and return it.
 
     Examples
@@ -84,7 +88,9 @@ def check_int(value: Any, name: str, *, low: int | None = None, high: int | None
         raise TypeError(f"`{name}` must be an integer{bounds}; got {value!r}.")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"`{name}` must be an integer{_bounds_text(low, high)}; got {value!r}.")
+        raise ValueError(
+            f"`{name}` must be an integer{_bounds_text(low, high)}; got {value!r}."
+        )
     return value
 
 
@@ -118,9 +124,7 @@ def check_is_fitted(estimator: Any, attributes: Iterable[str] | None = None) -> 
     if attributes is not None:
         fitted = all(hasattr(estimator, a) for a in attributes)
     else:
-        fitted = any(
-            k.endswith("_") and not k.startswith("_") for k in vars(estimator)
-        )
+        fitted = any(k.endswith("_") and not k.startswith("_") for k in vars(estimator))
     if not fitted:
         name = type(estimator).__name__
         raise NotFittedError(

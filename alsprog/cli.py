@@ -49,18 +49,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     t0 = time.perf_counter()
-    cohort = simulate_cohort(args.n_patients, n_controls=args.n_controls,
-                             months=args.months, seed=args.seed)
+    cohort = simulate_cohort(
+        args.n_patients, n_controls=args.n_controls, months=args.months, seed=args.seed
+    )
     with atomic_dir(out) as tmp:
         files = _write_inputs(cohort, tmp, fmt=args.format)
         if args.nifti:
             _stage(args, f"writing NIfTI volumes for {len(cohort.imaging)} sessions")
-            write_nifti(cohort, tmp / "derivatives", seed=args.seed,
-                        progress=_progress(args))
+            write_nifti(
+                cohort, tmp / "derivatives", seed=args.seed, progress=_progress(args)
+            )
     n_subj = len(cohort.subjects)
-    print(f"simulated {n_subj} subjects ({args.n_patients} ALS, {args.n_controls} "
-          f"controls), {len(cohort.visits)} visits, {len(cohort.imaging)} imaging "
-          f"sessions in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"simulated {n_subj} subjects ({args.n_patients} ALS, {args.n_controls} "
+        f"controls), {len(cohort.visits)} visits, {len(cohort.imaging)} imaging "
+        f"sessions in {time.perf_counter() - t0:.1f} s"
+    )
     for f in files:
         print(f"  {out / f.name}")
     if args.nifti:
@@ -88,12 +92,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", AlsprogWarning)
-                assemble(tables["visits"], tables["subjects"], tables.get("imaging"),
-                         window_days=args.window_days)
+                assemble(
+                    tables["visits"],
+                    tables["subjects"],
+                    tables.get("imaging"),
+                    window_days=args.window_days,
+                )
             for w in caught:
                 print(f"warning: {w.message}", file=sys.stderr)
-            print("ok: tables agree with each other (subjects, visits"
-                  + (", imaging" if "imaging" in tables else "") + ")")
+            print(
+                "ok: tables agree with each other (subjects, visits"
+                + (", imaging" if "imaging" in tables else "")
+                + ")"
+            )
         except DataValidationError as exc:
             errors.append(exc)
             print(str(exc), file=sys.stderr)
@@ -114,27 +125,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     n_stages = 3
     with atomic_dir(out) as tmp:
-        _stage(args, f"[1/{n_stages}] simulating {args.n_patients} ALS patients and "
-               f"{args.n_controls} controls (seed {args.seed})")
-        cohort = simulate_cohort(args.n_patients, n_controls=args.n_controls,
-                                 seed=args.seed)
+        _stage(
+            args,
+            f"[1/{n_stages}] simulating {args.n_patients} ALS patients and "
+            f"{args.n_controls} controls (seed {args.seed})",
+        )
+        cohort = simulate_cohort(
+            args.n_patients, n_controls=args.n_controls, seed=args.seed
+        )
         inputs = tmp / "inputs"
         _write_inputs(cohort, inputs, fmt="csv")
-        write_nifti(cohort, inputs / "derivatives", seed=args.seed,
-                    progress=_progress(args))
+        write_nifti(
+            cohort, inputs / "derivatives", seed=args.seed, progress=_progress(args)
+        )
         _stage(args, f"[2/{n_stages}] validating and assembling the long-format table")
-        table = assemble(inputs / "visits.csv", inputs / "subjects.csv",
-                         inputs / "imaging.csv")
+        table = assemble(
+            inputs / "visits.csv", inputs / "subjects.csv", inputs / "imaging.csv"
+        )
         write_table(table, tmp / "table.parquet")
         write_table(table, tmp / "table.csv")
-        _stage(args, f"[3/{n_stages}] re-reading the written table against the data "
-               "dictionary")
+        _stage(
+            args,
+            f"[3/{n_stages}] re-reading the written table against the data dictionary",
+        )
         read_table(tmp / "table.csv", kind="long")
     n_als = int((table.drop_duplicates("subject_id")["group"] == "als").sum())
-    print(f"alsprog demo: {len(table)} visits of {table['subject_id'].nunique()} "
-          f"subjects ({n_als} ALS) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"alsprog demo: {len(table)} visits of {table['subject_id'].nunique()} "
+        f"subjects ({n_als} ALS) in {time.perf_counter() - t0:.1f} s"
+    )
     print(f"  {out / 'table.parquet'} and table.csv (long format, validated)")
-    print(f"  {out / 'inputs'} (simulated subjects/visits/imaging tables, truth, NIfTI)")
+    print(
+        f"  {out / 'inputs'} (simulated subjects/visits/imaging tables, truth, NIfTI)"
+    )
     return 0
 
 
@@ -145,46 +168,75 @@ def build_parser() -> argparse.ArgumentParser:
         description="Longitudinal disease-progression modelling in ALS.",
     )
     parser.add_argument("--version", action="version", version=f"alsprog {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log what runs (-v info, -vv debug)")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="never show progress bars")
-    parser.add_argument("--debug", action="store_true",
-                        help="re-raise errors with their traceback")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="do not print stage messages")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log what runs (-v info, -vv debug)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="never show progress bars"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="re-raise errors with their traceback"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="do not print stage messages"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("simulate", help="simulate a synthetic ALS cohort",
-                       description="Simulate a realistic synthetic ALS cohort and write "
-                       "its subjects, visits, imaging and truth tables.")
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a synthetic ALS cohort",
+        description="Simulate a realistic synthetic ALS cohort and write "
+        "its subjects, visits, imaging and truth tables.",
+    )
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.add_argument("--n-patients", type=int, default=200, help="ALS patients (200)")
     p.add_argument("--n-controls", type=int, default=0, help="healthy controls (0)")
     p.add_argument("--months", type=float, default=18, help="follow-up months (18)")
     p.add_argument("--seed", type=int, default=None, help="random seed")
-    p.add_argument("--nifti", action="store_true",
-                   help="also write NIfTI feature maps and an atlas (BIDS derivatives)")
-    p.add_argument("--format", choices=("csv", "parquet"), default="csv",
-                   help="table format (csv)")
+    p.add_argument(
+        "--nifti",
+        action="store_true",
+        help="also write NIfTI feature maps and an atlas (BIDS derivatives)",
+    )
+    p.add_argument(
+        "--format", choices=("csv", "parquet"), default="csv", help="table format (csv)"
+    )
     p.set_defaults(handler=cmd_simulate)
 
-    p = sub.add_parser("validate", help="check tables against the data dictionary",
-                       description="Check visits, subjects, imaging or long-format "
-                       "tables against the data dictionary; given a visits and a "
-                       "subjects table, also check them against each other. Prints "
-                       "every problem; exit status 1 if there is any.")
+    p = sub.add_parser(
+        "validate",
+        help="check tables against the data dictionary",
+        description="Check visits, subjects, imaging or long-format "
+        "tables against the data dictionary; given a visits and a "
+        "subjects table, also check them against each other. Prints "
+        "every problem; exit status 1 if there is any.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="CSV/TSV or Parquet files")
-    p.add_argument("--kind", choices=("visits", "subjects", "imaging", "long"),
-                   default=None, help="table kind (guessed from the columns)")
-    p.add_argument("--window-days", type=float, default=45,
-                   help="imaging-to-visit matching window in days (45)")
+    p.add_argument(
+        "--kind",
+        choices=("visits", "subjects", "imaging", "long"),
+        default=None,
+        help="table kind (guessed from the columns)",
+    )
+    p.add_argument(
+        "--window-days",
+        type=float,
+        default=45,
+        help="imaging-to-visit matching window in days (45)",
+    )
     p.set_defaults(handler=cmd_validate)
 
-    p = sub.add_parser("demo", help="run the main job on the embedded synthetic cohort",
-                       description="Simulate the embedded synthetic cohort (with NIfTI "
-                       "volumes) and run the alsprog pipeline on it.")
+    p = sub.add_parser(
+        "demo",
+        help="run the main job on the embedded synthetic cohort",
+        description="Simulate the embedded synthetic cohort (with NIfTI "
+        "volumes) and run the alsprog pipeline on it.",
+    )
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.add_argument("--n-patients", type=int, default=200, help="ALS patients (200)")
     p.add_argument("--n-controls", type=int, default=60, help="healthy controls (60)")
@@ -195,10 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(verbosity: int) -> None:
     """Send alsprog's log to stderr at WARNING, INFO (-v) or DEBUG (-vv)."""
-    level = logging.WARNING if verbosity <= 0 else (
-        logging.INFO if verbosity == 1 else logging.DEBUG)
+    level = (
+        logging.WARNING
+        if verbosity <= 0
+        else (logging.INFO if verbosity == 1 else logging.DEBUG)
+    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s")
+    )
     logger.handlers[:] = [handler]
     logger.setLevel(level)
 

@@ -14,7 +14,9 @@ ITEMS = [f"alsfrs_r_q{i}" for i in range(1, 13)]
 VISITS_HEADER = ["subject_id", "visit_date", *ITEMS, "alsfrs_r_total"]
 
 
-def visit_row(sid: str, date: str, items: list[int] | None = None, total: object = "auto"):
+def visit_row(
+    sid: str, date: str, items: list[int] | None = None, total: object = "auto"
+):
     items = items if items is not None else [4, 4, 3, 3, 3, 3, 3, 3, 2, 4, 4, 4]
     tot = sum(items) if total == "auto" else total
     return [sid, date, *items, tot]
@@ -30,8 +32,15 @@ def valid_visits_rows() -> list[list[object]]:
     ]
 
 
-SUBJECTS_HEADER = ["subject_id", "group", "sex", "age_at_onset", "onset_site",
-                   "onset_date", "site"]
+SUBJECTS_HEADER = [
+    "subject_id",
+    "group",
+    "sex",
+    "age_at_onset",
+    "onset_site",
+    "onset_date",
+    "site",
+]
 
 
 def valid_subjects_rows() -> list[list[object]]:

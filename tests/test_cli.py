@@ -49,7 +49,8 @@ def test_validate_cross_table_problems(visits_csv, tmp_path, capsys):
     s = write_csv(tmp_path / "s.csv", ["subject_id", "group"], [["P001", "als"]])
     assert main(["validate", str(visits_csv), str(s)]) == 1
     assert "visit for subject 'P002', which is not in the subjects table" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
 
 
 def test_missing_file_is_an_error_not_a_traceback(tmp_path, capsys):
@@ -58,15 +59,22 @@ def test_missing_file_is_an_error_not_a_traceback(tmp_path, capsys):
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "alsprog.cli", "--version"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "alsprog.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.startswith("alsprog ")
 
 
 def test_import_is_light():
-    code = ("import sys, alsprog, alsprog.cli, alsprog.data; "
-            "heavy = [m for m in ('pymc', 'jax', 'nibabel', 'matplotlib', 'statsmodels') "
-            "if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, alsprog, alsprog.cli, alsprog.data; "
+        "heavy = [m for m in ('pymc', 'jax', 'nibabel', 'matplotlib', 'statsmodels') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"

@@ -6,7 +6,13 @@ The rules (column names, types, ranges, units) come from the data dictionary in
 
 from alsprog.data._assemble import assemble, match_imaging
 from alsprog.data._dictionary import data_dictionary
-from alsprog.data._read import read_imaging, read_subjects, read_table, read_visits, write_table
+from alsprog.data._read import (
+    read_imaging,
+    read_subjects,
+    read_table,
+    read_visits,
+    write_table,
+)
 from alsprog.data._scoring import delta_fs, score_alsfrs_r
 from alsprog.data._time import add_time_axes
 from alsprog.data._validate import validate

@@ -46,15 +46,15 @@ def _take(
     elif isinstance(table, str | os.PathLike):
         raw, ctx = _load(table)
     else:
-        raise TypeError(f"`{kind}` must be a pandas DataFrame or a path; got "
-                        f"{type(table).__name__}.")
+        raise TypeError(
+            f"`{kind}` must be a pandas DataFrame or a path; got "
+            f"{type(table).__name__}."
+        )
     df, probs = checker(raw, ctx)
     return df, ctx, probs
 
 
-def _time_pair(
-    visits: pd.DataFrame, imaging: pd.DataFrame
-) -> tuple[str, str] | None:
+def _time_pair(visits: pd.DataFrame, imaging: pd.DataFrame) -> tuple[str, str] | None:
     if "visit_date" in visits.columns and "acquisition_date" in imaging.columns:
         return "visit_date", "acquisition_date"
     if "visit_day" in visits.columns and "acquisition_day" in imaging.columns:
@@ -68,22 +68,36 @@ def _match(
     """One row per imaging session: matched visit position or the reason it has none."""
     pair = _time_pair(visits, imaging)
     n_img = len(imaging)
-    res = pd.DataFrame({
-        "subject_id": imaging["subject_id"].to_numpy(),
-        "session": imaging["session"].to_numpy(),
-        "visit_pos": np.full(n_img, -1),
-        "offset_days": np.full(n_img, np.nan),
-        "reason": np.full(n_img, "", dtype=object),
-    })
+    res = pd.DataFrame(
+        {
+            "subject_id": imaging["subject_id"].to_numpy(),
+            "session": imaging["session"].to_numpy(),
+            "visit_pos": np.full(n_img, -1),
+            "offset_days": np.full(n_img, np.nan),
+            "reason": np.full(n_img, "", dtype=object),
+        }
+    )
     if pair is None:
-        res["reason"] = ("imaging has no acquisition_date/acquisition_day on the "
-                         "visits' time axis (visit_date/visit_day)")
+        res["reason"] = (
+            "imaging has no acquisition_date/acquisition_day on the "
+            "visits' time axis (visit_date/visit_day)"
+        )
         return res
     vcol, icol = pair
-    v = pd.DataFrame({"subject_id": visits["subject_id"].to_numpy(),
-                      "t_vis": visits[vcol].to_numpy(), "visit_pos": np.arange(len(visits))})
-    i = pd.DataFrame({"subject_id": imaging["subject_id"].to_numpy(),
-                      "t_img": imaging[icol].to_numpy(), "img_pos": np.arange(n_img)})
+    v = pd.DataFrame(
+        {
+            "subject_id": visits["subject_id"].to_numpy(),
+            "t_vis": visits[vcol].to_numpy(),
+            "visit_pos": np.arange(len(visits)),
+        }
+    )
+    i = pd.DataFrame(
+        {
+            "subject_id": imaging["subject_id"].to_numpy(),
+            "t_img": imaging[icol].to_numpy(),
+            "img_pos": np.arange(n_img),
+        }
+    )
     cand = i.merge(v, on="subject_id", how="inner")
     if vcol == "visit_date":
         diff = (cand["t_img"] - cand["t_vis"]).dt.total_seconds().to_numpy() / 86400.0
@@ -93,11 +107,13 @@ def _match(
     cand["absdiff"] = np.abs(diff)
     cand = cand.dropna(subset=["absdiff"])
     nearest = cand.sort_values(["img_pos", "absdiff", "visit_pos"]).drop_duplicates(
-        "img_pos", keep="first")
+        "img_pos", keep="first"
+    )
     near_dist = dict(zip(nearest["img_pos"], nearest["absdiff"], strict=True))
     ok = nearest[nearest["absdiff"] <= window_days]
     winners = ok.sort_values(["visit_pos", "absdiff", "img_pos"]).drop_duplicates(
-        "visit_pos", keep="first")
+        "visit_pos", keep="first"
+    )
     win_img = set(winners["img_pos"])
     by_visit = dict(zip(winners["visit_pos"], winners["img_pos"], strict=True))
     pos = res["visit_pos"].to_numpy(copy=True)
@@ -111,15 +127,19 @@ def _match(
             off[k] = float(row.offset)
         else:
             other = sessions[by_visit[int(row.visit_pos)]]
-            reason[k] = (f"its nearest visit ({row.absdiff:.0f} days away) is matched to "
-                         f"session {other!r}, which is closer")
+            reason[k] = (
+                f"its nearest visit ({row.absdiff:.0f} days away) is matched to "
+                f"session {other!r}, which is closer"
+            )
     for k in range(n_img):
         if pos[k] < 0 and not reason[k]:
             if imaging[icol].isna().iloc[k]:
                 reason[k] = f"no {icol}"
             elif k in near_dist:
-                reason[k] = (f"no visit within {window_days:g} days (nearest is "
-                             f"{near_dist[k]:.0f} days away)")
+                reason[k] = (
+                    f"no visit within {window_days:g} days (nearest is "
+                    f"{near_dist[k]:.0f} days away)"
+                )
             else:
                 reason[k] = "the subject has no visits"
     res["visit_pos"], res["offset_days"], res["reason"] = pos, off, reason
@@ -165,21 +185,28 @@ def match_imaging(
     1     m03    False          NaN
     """
     check_interval(window_days, "window_days", low=0)
-    res = _match(visits.reset_index(drop=True), imaging.reset_index(drop=True),
-                 float(window_days))
+    res = _match(
+        visits.reset_index(drop=True),
+        imaging.reset_index(drop=True),
+        float(window_days),
+    )
     return _report(res, visits.reset_index(drop=True))
 
 
 def _report(res: pd.DataFrame, visits: pd.DataFrame) -> pd.DataFrame:
     out = res[["subject_id", "session"]].copy()
     out["matched"] = res["visit_pos"].to_numpy() >= 0
-    tcol = "visit_date" if "visit_date" in visits.columns else (
-        "visit_day" if "visit_day" in visits.columns else None)
+    tcol = (
+        "visit_date"
+        if "visit_date" in visits.columns
+        else ("visit_day" if "visit_day" in visits.columns else None)
+    )
     if tcol is not None:
         pos = res["visit_pos"].to_numpy()
         vals = visits[tcol].reindex(pd.RangeIndex(len(visits))).to_numpy()
-        picked = pd.Series(vals[np.clip(pos, 0, None)] if len(vals) else
-                           np.full(len(pos), np.nan))
+        picked = pd.Series(
+            vals[np.clip(pos, 0, None)] if len(vals) else np.full(len(pos), np.nan)
+        )
         out[tcol] = picked.where(pos >= 0).to_numpy()
     out["offset_days"] = res["offset_days"].to_numpy()
     out["reason"] = res["reason"].to_numpy()
@@ -189,15 +216,20 @@ def _report(res: pd.DataFrame, visits: pd.DataFrame) -> pd.DataFrame:
 def _compute_delta_fs(long: pd.DataFrame, subjects: pd.DataFrame) -> pd.Series:
     """ΔFS per subject from the first visit with a total, where not given."""
     need = {"alsfrs_r_total", "months_since_onset"}
-    given = subjects.set_index("subject_id")["delta_fs"] if "delta_fs" in subjects else None
+    given = (
+        subjects.set_index("subject_id")["delta_fs"] if "delta_fs" in subjects else None
+    )
     if not need <= set(long.columns):
         return given if given is not None else pd.Series(dtype=float)
-    first = (long.dropna(subset=["alsfrs_r_total", "months_since_onset"])
-             .sort_values(["subject_id", "months"])
-             .drop_duplicates("subject_id"))
+    first = (
+        long.dropna(subset=["alsfrs_r_total", "months_since_onset"])
+        .sort_values(["subject_id", "months"])
+        .drop_duplicates("subject_id")
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         val = (48.0 - first["alsfrs_r_total"].to_numpy()) / first[
-            "months_since_onset"].to_numpy()
+            "months_since_onset"
+        ].to_numpy()
     val = np.where(first["months_since_onset"].to_numpy() > 0, val, np.nan)
     computed = pd.Series(val, index=first["subject_id"].to_numpy())
     if given is None:
@@ -209,15 +241,24 @@ def _order_columns(df: pd.DataFrame) -> pd.DataFrame:
     dd = load_dictionary()
     first = ["subject_id", "group"]
     known = [c for c in dd.fields if c in df.columns and c not in first]
-    by_level = {lev: [c for c in known if dd.fields[c].level == lev]
-                for lev in ("visit", "subject", "imaging")}
+    by_level = {
+        lev: [c for c in known if dd.fields[c].level == lev]
+        for lev in ("visit", "subject", "imaging")
+    }
     extra = [c for c in df.columns if c not in set(first) | set(known)]
     feats = [c for c in extra if dd.is_imaging_feature(c)]
     extra = [c for c in extra if c not in feats]
     imaging_keys = [c for c in by_level["imaging"] if not dd.is_imaging_feature(c)]
     imaging_feats = [c for c in by_level["imaging"] if dd.is_imaging_feature(c)]
-    cols = ([c for c in first if c in df.columns] + by_level["visit"] + extra
-            + by_level["subject"] + imaging_keys + imaging_feats + feats)
+    cols = (
+        [c for c in first if c in df.columns]
+        + by_level["visit"]
+        + extra
+        + by_level["subject"]
+        + imaging_keys
+        + imaging_feats
+        + feats
+    )
     return df[cols]
 
 
@@ -293,30 +334,40 @@ def assemble(
     probs += check_relations(v, vctx, s, sctx)
     if img is not None and "subject_id" in img.columns and "subject_id" in s.columns:
         known = set(s["subject_id"].dropna())
-        for pos in np.flatnonzero((~img["subject_id"].isin(known)
-                                   & img["subject_id"].notna()).to_numpy()):
-            probs.append(ictx.problem(
-                img, int(pos), f"imaging session of subject {img['subject_id'].iloc[pos]!r}, "
-                f"which is not in the subjects table ({sctx.name})",
-                rule="unknown_subject", column="subject_id",
-                value=img["subject_id"].iloc[pos]))
+        for pos in np.flatnonzero(
+            (~img["subject_id"].isin(known) & img["subject_id"].notna()).to_numpy()
+        ):
+            probs.append(
+                ictx.problem(
+                    img,
+                    int(pos),
+                    f"imaging session of subject {img['subject_id'].iloc[pos]!r}, "
+                    f"which is not in the subjects table ({sctx.name})",
+                    rule="unknown_subject",
+                    column="subject_id",
+                    value=img["subject_id"].iloc[pos],
+                )
+            )
     if probs:
         raise DataValidationError(probs, source=_heading(probs))
     v, p = compute_time_axes(v, vctx, s)
     if p:
         raise DataValidationError(p, source=vctx.name)
     v = v.reset_index(drop=True)
-    long = v.merge(s, on="subject_id", how="left", validate="m:1",
-                   suffixes=("", "_subject"))
+    long = v.merge(
+        s, on="subject_id", how="left", validate="m:1", suffixes=("", "_subject")
+    )
     if "months_since_onset" in long.columns:
         dfs = _compute_delta_fs(long, s)
         long["delta_fs"] = long["subject_id"].map(dfs).astype(float)
         base = long.loc[long["months"] == 0].drop_duplicates("subject_id")
-        ombb = pd.Series(base["months_since_onset"].to_numpy(),
-                         index=base["subject_id"].to_numpy())
+        ombb = pd.Series(
+            base["months_since_onset"].to_numpy(), index=base["subject_id"].to_numpy()
+        )
         if "onset_months_before_baseline" in long.columns:
             long["onset_months_before_baseline"] = long[
-                "onset_months_before_baseline"].fillna(long["subject_id"].map(ombb))
+                "onset_months_before_baseline"
+            ].fillna(long["subject_id"].map(ombb))
         else:
             long["onset_months_before_baseline"] = long["subject_id"].map(ombb)
     n_unmatched = 0
@@ -326,37 +377,58 @@ def assemble(
         miss = res["visit_pos"].to_numpy() < 0
         n_unmatched = int(miss.sum())
         if n_unmatched:
-            listing = [f"{r.subject_id} session {r.session}: {r.reason}"
-                       for r in res.loc[miss].itertuples(index=False)]
+            listing = [
+                f"{r.subject_id} session {r.session}: {r.reason}"
+                for r in res.loc[miss].itertuples(index=False)
+            ]
             if unmatched == "raise":
-                raise DataValidationError([
-                    ictx.problem(img, int(k), f"session {img['session'].iloc[k]!r} "
-                                 f"matches no visit: {res['reason'].iloc[k]}",
-                                 rule="unmatched", column="session",
-                                 value=img["session"].iloc[k])
-                    for k in np.flatnonzero(miss)], source=ictx.name)
+                raise DataValidationError(
+                    [
+                        ictx.problem(
+                            img,
+                            int(k),
+                            f"session {img['session'].iloc[k]!r} "
+                            f"matches no visit: {res['reason'].iloc[k]}",
+                            rule="unmatched",
+                            column="session",
+                            value=img["session"].iloc[k],
+                        )
+                        for k in np.flatnonzero(miss)
+                    ],
+                    source=ictx.name,
+                )
             shown = "; ".join(listing[:10])
             more = f"; ... and {n_unmatched - 10} more" if n_unmatched > 10 else ""
             warnings.warn(
                 f"{n_unmatched} imaging session(s) matched no clinic visit within "
                 f"{window_days:g} days and are left out of the table: {shown}{more}. "
                 "Call alsprog.data.match_imaging() for the full list or widen "
-                "window_days.", DataWarning, stacklevel=2)
+                "window_days.",
+                DataWarning,
+                stacklevel=2,
+            )
         matched = res.loc[~miss]
         img_cols = [c for c in img.columns if c != "subject_id"]
         joined = img.loc[~miss, img_cols].copy()
         joined["imaging_offset_days"] = matched["offset_days"].to_numpy()
         joined.index = matched["visit_pos"].to_numpy()
-        joined = joined.rename(columns={c: f"{c}_imaging" for c in img_cols
-                                        if c in long.columns})
+        joined = joined.rename(
+            columns={c: f"{c}_imaging" for c in img_cols if c in long.columns}
+        )
         long = long.join(joined)
     long = _order_columns(long)
-    long = long.sort_values(["subject_id", "months"], kind="stable").reset_index(drop=True)
+    long = long.sort_values(["subject_id", "months"], kind="stable").reset_index(
+        drop=True
+    )
     long.attrs = {}
     strip_source(long)
     long.attrs["n_unmatched_imaging"] = n_unmatched
-    logger.info("assembled %d rows for %d subjects (%d imaging sessions unmatched)",
-                len(long), long["subject_id"].nunique(), n_unmatched)
+    logger.info(
+        "assembled %d rows for %d subjects (%d imaging sessions unmatched)",
+        len(long),
+        long["subject_id"].nunique(),
+        n_unmatched,
+    )
     return long
 
 

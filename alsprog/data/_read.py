@@ -41,14 +41,21 @@ def _load(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, TableContext]:
     name = str(path)
     if not p.is_file():
         what = "does not exist" if not p.exists() else "is not a file"
-        raise DataValidationError([Problem(f"the file {what}", rule="file",
-                                           source=name)], source=name)
+        raise DataValidationError(
+            [Problem(f"the file {what}", rule="file", source=name)], source=name
+        )
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix == ".gz" else p.suffix.lower()
     try:
         if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt"):
             sep = "\t" if suffix.startswith(".tsv") else ","
-            raw = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False,
-                              skip_blank_lines=False, encoding="utf-8-sig")
+            raw = pd.read_csv(
+                p,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=False,
+                encoding="utf-8-sig",
+            )
             lines = np.arange(len(raw)) + 2
             blank = (raw.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
             raw = raw.loc[~blank].reset_index(drop=True)
@@ -61,24 +68,49 @@ def _load(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, TableContext]:
             kind = "row"
         else:
             raise DataValidationError(
-                [Problem(f"unsupported file type {p.suffix!r} (expected .csv, .tsv or "
-                         ".parquet)", rule="file", source=name)], source=name)
+                [
+                    Problem(
+                        f"unsupported file type {p.suffix!r} (expected .csv, .tsv or "
+                        ".parquet)",
+                        rule="file",
+                        source=name,
+                    )
+                ],
+                source=name,
+            )
     except DataValidationError:
         raise
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataValidationError([Problem(f"cannot be read as a table ({exc})",
-                                           rule="file", source=name)],
-                                  source=name) from exc
+        raise DataValidationError(
+            [Problem(f"cannot be read as a table ({exc})", rule="file", source=name)],
+            source=name,
+        ) from exc
     unnamed = [c for c in raw.columns if str(c).startswith("Unnamed:")]
     if unnamed and kind == "line":
-        raise DataValidationError([Problem(
-            f"the header has {len(unnamed)} empty column name(s)", rule="header",
-            source=name, line=1)], source=name)
+        raise DataValidationError(
+            [
+                Problem(
+                    f"the header has {len(unnamed)} empty column name(s)",
+                    rule="header",
+                    source=name,
+                    line=1,
+                )
+            ],
+            source=name,
+        )
     dups = raw.columns[raw.columns.duplicated()].tolist()
     if dups:
-        raise DataValidationError([Problem(
-            f"column(s) {', '.join(map(repr, dups))} appear more than once in the header",
-            rule="header", source=name, line=1)], source=name)
+        raise DataValidationError(
+            [
+                Problem(
+                    f"column(s) {', '.join(map(repr, dups))} appear more than once in the header",
+                    rule="header",
+                    source=name,
+                    line=1,
+                )
+            ],
+            source=name,
+        )
     raw.columns = [str(c).strip() for c in raw.columns]
     return raw, TableContext(name, name, lines, kind)
 
@@ -90,8 +122,11 @@ def _finish(df: pd.DataFrame, ctx: TableContext) -> pd.DataFrame:
 
 
 def _time_key(df: pd.DataFrame) -> tuple[list[str], str]:
-    for col, what in (("visit_date", "visit date"), ("visit_day", "visit day"),
-                      ("months", "visit time")):
+    for col, what in (
+        ("visit_date", "visit date"),
+        ("visit_day", "visit day"),
+        ("months", "visit time"),
+    ):
         if col in df.columns:
             return ["subject_id", col], what
     return [], ""
@@ -124,8 +159,9 @@ def check_imaging_table(
     raw: pd.DataFrame, ctx: TableContext
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Column rules and duplicate sessions of an imaging-features table."""
-    df, probs = check_columns(raw, ctx, level="imaging",
-                              required=["subject_id", "session"])
+    df, probs = check_columns(
+        raw, ctx, level="imaging", required=["subject_id", "session"]
+    )
     probs += check_duplicates(df, ctx, ["subject_id", "session"], "imaging session")
     return df, probs
 

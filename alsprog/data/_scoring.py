@@ -26,7 +26,12 @@ from alsprog.errors import DataValidationError, Problem
 
 __all__ = ["delta_fs", "score_alsfrs_r"]
 
-Q5A, Q5B, Q5, Q5_FLAG = "alsfrs_r_q5a", "alsfrs_r_q5b", "alsfrs_r_q5", "alsfrs_r_q5_gastrostomy"
+Q5A, Q5B, Q5, Q5_FLAG = (
+    "alsfrs_r_q5a",
+    "alsfrs_r_q5b",
+    "alsfrs_r_q5",
+    "alsfrs_r_q5_gastrostomy",
+)
 IMPUTED = "alsfrs_r_imputed"
 
 
@@ -56,9 +61,17 @@ def fold_q5(df: pd.DataFrame, ctx: TableContext) -> tuple[pd.DataFrame, list[Pro
     a, b = parts[Q5A], parts[Q5B]
     both = ~np.isnan(a) & ~np.isnan(b)
     for pos in np.flatnonzero(both):
-        probs.append(ctx.problem(df, int(pos), f"both 5a ({_fmt_value(a[pos])}) and 5b "
-                                 f"({_fmt_value(b[pos])}) are scored; exactly one may be",
-                                 rule="q5_variant", column=Q5B, value=b[pos]))
+        probs.append(
+            ctx.problem(
+                df,
+                int(pos),
+                f"both 5a ({_fmt_value(a[pos])}) and 5b "
+                f"({_fmt_value(b[pos])}) are scored; exactly one may be",
+                rule="q5_variant",
+                column=Q5B,
+                value=b[pos],
+            )
+        )
     q5 = np.where(~np.isnan(b), b, a)
     scored = ~np.isnan(a) | ~np.isnan(b)
     derived = ~np.isnan(b)
@@ -66,9 +79,17 @@ def fold_q5(df: pd.DataFrame, ctx: TableContext) -> tuple[pd.DataFrame, list[Pro
         existing = pd.to_numeric(df[Q5], errors="coerce").to_numpy(dtype=float)
         clash = ~np.isnan(existing) & scored & (existing != q5)
         for pos in np.flatnonzero(clash):
-            probs.append(ctx.problem(df, int(pos), f"alsfrs_r_q5 = {_fmt_value(existing[pos])} "
-                                     f"disagrees with 5a/5b = {_fmt_value(q5[pos])}",
-                                     rule="q5_variant", column=Q5, value=existing[pos]))
+            probs.append(
+                ctx.problem(
+                    df,
+                    int(pos),
+                    f"alsfrs_r_q5 = {_fmt_value(existing[pos])} "
+                    f"disagrees with 5a/5b = {_fmt_value(q5[pos])}",
+                    rule="q5_variant",
+                    column=Q5,
+                    value=existing[pos],
+                )
+            )
         q5 = np.where(scored, q5, existing)
     flag = pd.array([pd.NA] * len(df), dtype="boolean")
     if Q5_FLAG in df.columns:
@@ -77,12 +98,24 @@ def fold_q5(df: pd.DataFrame, ctx: TableContext) -> tuple[pd.DataFrame, list[Pro
         probs += p
         flag = given.array.copy()
         g = given.to_numpy(dtype=object)
-        clash = scored & np.array([v is not pd.NA and v is not None and bool(v) != d
-                                   for v, d in zip(g, derived, strict=True)])
+        clash = scored & np.array(
+            [
+                v is not pd.NA and v is not None and bool(v) != d
+                for v, d in zip(g, derived, strict=True)
+            ]
+        )
         for pos in np.flatnonzero(clash):
-            probs.append(ctx.problem(df, int(pos), f"alsfrs_r_q5_gastrostomy = {g[pos]!r} "
-                                     "disagrees with which of 5a/5b is scored",
-                                     rule="q5_variant", column=Q5_FLAG, value=g[pos]))
+            probs.append(
+                ctx.problem(
+                    df,
+                    int(pos),
+                    f"alsfrs_r_q5_gastrostomy = {g[pos]!r} "
+                    "disagrees with which of 5a/5b is scored",
+                    rule="q5_variant",
+                    column=Q5_FLAG,
+                    value=g[pos],
+                )
+            )
     flag[scored] = derived[scored]
     out[Q5] = q5
     out[Q5_FLAG] = flag
@@ -114,8 +147,10 @@ def check_scores(
     """
     dd = load_dictionary()
     sums = dd.sum_fields()
-    items = sorted({i for parts in sums.values() for i in parts},
-                   key=lambda c: int(c.rsplit("q", 1)[1]))
+    items = sorted(
+        {i for parts in sums.values() for i in parts},
+        key=lambda c: int(c.rsplit("q", 1)[1]),
+    )
     present_items = [c for c in items if c in df.columns]
     if not present_items:
         return df, []
@@ -123,8 +158,10 @@ def check_scores(
     ref = original if original is not None else df
     probs: list[Problem] = []
     n = len(out)
-    item_vals = {c: (out[c].to_numpy(dtype=float) if c in out.columns
-                     else np.full(n, np.nan)) for c in items}
+    item_vals = {
+        c: (out[c].to_numpy(dtype=float) if c in out.columns else np.full(n, np.nan))
+        for c in items
+    }
     imputed_any = np.zeros(n, dtype=bool)
     if impute == "domain_mean":
         item_vals, imputed_any = _impute_domain_mean(item_vals, sums)
@@ -140,19 +177,37 @@ def check_scores(
             label = f"{parts[0]}..{parts[-1].removeprefix('alsfrs_r_')}"
             diff = has & complete & (declared != computed)
             for pos in np.flatnonzero(diff):
-                probs.append(ctx.problem(
-                    ref, int(pos), f"declared {_fmt_value(declared[pos])} differs from "
-                    f"the sum of items {label} = {_fmt_value(computed[pos])}",
-                    rule="sum", column=score, value=declared[pos]))
+                probs.append(
+                    ctx.problem(
+                        ref,
+                        int(pos),
+                        f"declared {_fmt_value(declared[pos])} differs from "
+                        f"the sum of items {label} = {_fmt_value(computed[pos])}",
+                        rule="sum",
+                        column=score,
+                        value=declared[pos],
+                    )
+                )
             lo, hi = partial, partial + 4 * n_missing
-            impossible = has & ~complete & ((declared < lo) | (declared > hi)) & (
-                n_missing < len(parts))
+            impossible = (
+                has
+                & ~complete
+                & ((declared < lo) | (declared > hi))
+                & (n_missing < len(parts))
+            )
             for pos in np.flatnonzero(impossible):
-                probs.append(ctx.problem(
-                    ref, int(pos), f"declared {_fmt_value(declared[pos])} is impossible "
-                    f"with the items given ({int(n_missing[pos])} missing, the rest sum "
-                    f"to {_fmt_value(partial[pos])})", rule="sum", column=score,
-                    value=declared[pos]))
+                probs.append(
+                    ctx.problem(
+                        ref,
+                        int(pos),
+                        f"declared {_fmt_value(declared[pos])} is impossible "
+                        f"with the items given ({int(n_missing[pos])} missing, the rest sum "
+                        f"to {_fmt_value(partial[pos])})",
+                        rule="sum",
+                        column=score,
+                        value=declared[pos],
+                    )
+                )
             filled = np.where(has, declared, computed)
         else:
             filled = computed
@@ -237,11 +292,15 @@ def score_alsfrs_r(
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"`df` must be a pandas DataFrame; got {type(df).__name__}.")
     if impute not in (None, "domain_mean"):
-        raise ValueError(f"`impute` must be one of None, 'domain_mean'; got {impute!r}.")
+        raise ValueError(
+            f"`impute` must be one of None, 'domain_mean'; got {impute!r}."
+        )
     ctx = TableContext.of(df, "visits table")
     folded, probs = fold_q5(df, ctx)
     dd = load_dictionary()
-    cols = [c for c in folded.columns if isinstance(c, str) and c.startswith("alsfrs_r")]
+    cols = [
+        c for c in folded.columns if isinstance(c, str) and c.startswith("alsfrs_r")
+    ]
     sub = folded[(["subject_id"] if "subject_id" in folded.columns else []) + cols]
     coerced, p = check_columns(sub, ctx, level="visit", dd=dd, required=[])
     # only item/score rules matter here; time columns are not required
@@ -291,19 +350,34 @@ def delta_fs(baseline_total: Any, months_since_onset: Any) -> Any:
         m = np.asarray(months_since_onset, dtype=float)
         b, m = np.broadcast_arrays(b, m)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"`baseline_total` and `months_since_onset` must be numbers "
-                        f"or arrays of numbers ({exc}).") from None
+        raise TypeError(
+            f"`baseline_total` and `months_since_onset` must be numbers "
+            f"or arrays of numbers ({exc})."
+        ) from None
     probs = []
     for pos in np.flatnonzero(~np.isnan(b) & ((b < 0) | (b > 48) | ~np.isfinite(b))):
-        probs.append(Problem(f"{_fmt_value(b.flat[pos])} is outside 0-48", rule="range",
-                             column="alsfrs_r_total", value=float(b.flat[pos]),
-                             line=int(pos) if not scalar else None, line_kind="element"))
+        probs.append(
+            Problem(
+                f"{_fmt_value(b.flat[pos])} is outside 0-48",
+                rule="range",
+                column="alsfrs_r_total",
+                value=float(b.flat[pos]),
+                line=int(pos) if not scalar else None,
+                line_kind="element",
+            )
+        )
     for pos in np.flatnonzero(~np.isnan(m) & ~(m > 0)):
-        probs.append(Problem(f"{_fmt_value(m.flat[pos])} months since onset is not "
-                             "positive (ΔFS needs the first visit after onset)",
-                             rule="range", column="months_since_onset",
-                             value=float(m.flat[pos]),
-                             line=int(pos) if not scalar else None, line_kind="element"))
+        probs.append(
+            Problem(
+                f"{_fmt_value(m.flat[pos])} months since onset is not "
+                "positive (ΔFS needs the first visit after onset)",
+                rule="range",
+                column="months_since_onset",
+                value=float(m.flat[pos]),
+                line=int(pos) if not scalar else None,
+                line_kind="element",
+            )
+        )
     if probs:
         raise DataValidationError(probs, source="delta_fs")
     with np.errstate(divide="ignore", invalid="ignore"):

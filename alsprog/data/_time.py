@@ -36,17 +36,30 @@ def check_relations(
     vid = visits["subject_id"]
     unknown = (~vid.isin(known) & vid.notna()).to_numpy()
     for pos in np.flatnonzero(unknown):
-        probs.append(vctx.problem(
-            visits, int(pos), f"visit for subject {vid.iloc[pos]!r}, which is not in "
-            f"the subjects table ({sctx.name})", rule="unknown_subject",
-            column="subject_id", value=vid.iloc[pos]))
+        probs.append(
+            vctx.problem(
+                visits,
+                int(pos),
+                f"visit for subject {vid.iloc[pos]!r}, which is not in "
+                f"the subjects table ({sctx.name})",
+                rule="unknown_subject",
+                column="subject_id",
+                value=vid.iloc[pos],
+            )
+        )
     seen = set(vid.dropna())
     sid = subjects["subject_id"]
     for pos in np.flatnonzero((~sid.isin(seen) & sid.notna()).to_numpy()):
-        probs.append(sctx.problem(
-            subjects, int(pos), f"subject has no visits in the visits table "
-            f"({vctx.name})", rule="no_visits", column="subject_id",
-            value=sid.iloc[pos]))
+        probs.append(
+            sctx.problem(
+                subjects,
+                int(pos),
+                f"subject has no visits in the visits table ({vctx.name})",
+                rule="no_visits",
+                column="subject_id",
+                value=sid.iloc[pos],
+            )
+        )
     return probs
 
 
@@ -65,15 +78,29 @@ def compute_time_axes(
         out["months"] = _days(t - first) / DAYS_PER_MONTH
     elif "visit_day" in out.columns and out["visit_day"].notna().any():
         d = out["visit_day"].astype(float)
-        out["months"] = (d - d.groupby(sid).transform("min")).to_numpy() / DAYS_PER_MONTH
+        out["months"] = (
+            d - d.groupby(sid).transform("min")
+        ).to_numpy() / DAYS_PER_MONTH
     elif "months" not in out.columns:
-        raise_if([vctx.problem(out, None, "needs a visit_date, visit_day or months "
-                               "column", rule="required_column", column="visit_date")],
-                 vctx.name)
+        raise_if(
+            [
+                vctx.problem(
+                    out,
+                    None,
+                    "needs a visit_date, visit_day or months column",
+                    rule="required_column",
+                    column="visit_date",
+                )
+            ],
+            vctx.name,
+        )
     if subjects is None:
         return out, probs
-    subj_cols = [c for c in ("onset_date", "onset_months_before_baseline",
-                             "age_at_baseline") if c in subjects.columns]
+    subj_cols = [
+        c
+        for c in ("onset_date", "onset_months_before_baseline", "age_at_baseline")
+        if c in subjects.columns
+    ]
     if not subj_cols:
         return out, probs
     info = subjects[["subject_id", *subj_cols]].drop_duplicates("subject_id")
@@ -83,37 +110,54 @@ def compute_time_axes(
     if "onset_months_before_baseline" in merged.columns:
         ombb = merged["onset_months_before_baseline"].to_numpy(dtype=float)
         mso = ombb + out["months"].to_numpy(dtype=float)
-        onset_text = np.array([f"onset {v:g} months before the first visit"
-                               for v in ombb], dtype=object)
+        onset_text = np.array(
+            [f"onset {v:g} months before the first visit" for v in ombb], dtype=object
+        )
     if "onset_date" in merged.columns and "visit_date" in out.columns:
         od = merged["onset_date"]
         has = od.notna().to_numpy() & out["visit_date"].notna().to_numpy()
         by_date = _days(out["visit_date"].reset_index(drop=True) - od) / DAYS_PER_MONTH
         mso = np.where(has, by_date, mso)
         dates = od.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
-        onset_text = np.where(has, np.array([f"onset {d}" for d in dates],
-                                            dtype=object), onset_text)
-    if "onset_date" in merged.columns or "onset_months_before_baseline" in merged.columns:
+        onset_text = np.where(
+            has, np.array([f"onset {d}" for d in dates], dtype=object), onset_text
+        )
+    if (
+        "onset_date" in merged.columns
+        or "onset_months_before_baseline" in merged.columns
+    ):
         before = mso < 0
-        when = (out["visit_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
-                if "visit_date" in out.columns else None)
+        when = (
+            out["visit_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
+            if "visit_date" in out.columns
+            else None
+        )
         for pos in np.flatnonzero(before):
             at = f" on {when[pos]}" if when is not None else ""
-            probs.append(vctx.problem(
-                out, int(pos), f"visit{at} is {-mso[pos]:.1f} months before symptom "
-                f"onset ({onset_text[pos]}); check onset_date / "
-                "onset_months_before_baseline and the visit date",
-                rule="before_onset", column=("visit_date" if when is not None
-                                             else "months"),
-                value=(when[pos] if when is not None else None)))
+            probs.append(
+                vctx.problem(
+                    out,
+                    int(pos),
+                    f"visit{at} is {-mso[pos]:.1f} months before symptom "
+                    f"onset ({onset_text[pos]}); check onset_date / "
+                    "onset_months_before_baseline and the visit date",
+                    rule="before_onset",
+                    column=("visit_date" if when is not None else "months"),
+                    value=(when[pos] if when is not None else None),
+                )
+            )
         out["months_since_onset"] = mso
     if "age_at_baseline" in merged.columns:
-        out["age"] = merged["age_at_baseline"].to_numpy(dtype=float) + out[
-            "months"].to_numpy(dtype=float) / 12.0
+        out["age"] = (
+            merged["age_at_baseline"].to_numpy(dtype=float)
+            + out["months"].to_numpy(dtype=float) / 12.0
+        )
     return out, probs
 
 
-def add_time_axes(visits: pd.DataFrame, subjects: pd.DataFrame | None = None) -> pd.DataFrame:
+def add_time_axes(
+    visits: pd.DataFrame, subjects: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Add the long format's time columns to a visits table.
 
     * ``months``: months since the subject's first visit (from ``visit_date`` or
@@ -155,14 +199,17 @@ def add_time_axes(visits: pd.DataFrame, subjects: pd.DataFrame | None = None) ->
     from alsprog.data._read import check_subjects_table, check_visits_table
 
     if not isinstance(visits, pd.DataFrame):
-        raise TypeError(f"`visits` must be a pandas DataFrame; got {type(visits).__name__}.")
+        raise TypeError(
+            f"`visits` must be a pandas DataFrame; got {type(visits).__name__}."
+        )
     vctx = TableContext.of(visits, "visits table")
     v, probs = check_visits_table(visits, vctx)
     s = None
     if subjects is not None:
         if not isinstance(subjects, pd.DataFrame):
-            raise TypeError("`subjects` must be a pandas DataFrame; got "
-                            f"{type(subjects).__name__}.")
+            raise TypeError(
+                f"`subjects` must be a pandas DataFrame; got {type(subjects).__name__}."
+            )
         sctx = TableContext.of(subjects, "subjects table")
         s, p = check_subjects_table(subjects, sctx)
         probs += p

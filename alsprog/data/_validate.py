@@ -158,8 +158,14 @@ def _coerce_column(
         vals = s.to_numpy() if values is None else values
         for pos in np.flatnonzero(mask):
             probs.append(
-                ctx.problem(df, int(pos), make_msg(vals[pos]), rule=rule, column=col,
-                            value=vals[pos])
+                ctx.problem(
+                    df,
+                    int(pos),
+                    make_msg(vals[pos]),
+                    rule=rule,
+                    column=col,
+                    value=vals[pos],
+                )
             )
 
     if f.type in ("number", "integer"):
@@ -214,8 +220,11 @@ def _coerce_column(
             falses = text.isin(set(f.false_values) | {"0.0"}).to_numpy()
             bad = ~(trues | falses | miss)
             allowed = "/".join(f.true_values[:1] + f.false_values[:1])
-            add(bad, lambda v: f"{_fmt_value(v)} is not a boolean (expected {allowed})",
-                "type")
+            add(
+                bad,
+                lambda v: f"{_fmt_value(v)} is not a boolean (expected {allowed})",
+                "type",
+            )
             arr = pd.array([pd.NA] * len(s), dtype="boolean")
             arr[trues] = True
             arr[falses] = False
@@ -230,8 +239,11 @@ def _coerce_column(
             text = s.astype(str).str.strip().where(~miss, None)
             parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
             bad = parsed.isna().to_numpy() & ~miss
-            add(bad, lambda v: f"{_fmt_value(v)} is not a date (expected YYYY-MM-DD)",
-                "type")
+            add(
+                bad,
+                lambda v: f"{_fmt_value(v)} is not a date (expected YYYY-MM-DD)",
+                "type",
+            )
         out = parsed.astype("datetime64[ns]").rename(col)
     else:  # string
         text = s.astype(str).str.strip()
@@ -244,13 +256,22 @@ def _coerce_column(
             mapped = lowered.map(canon)
             bad = mapped.isna().to_numpy() & ~miss
             allowed = ", ".join(repr(e) for e in f.enum)
-            add(bad, lambda v: f"{_fmt_value(v)} is not an allowed category "
-                f"(expected one of {allowed})", "enum")
+            add(
+                bad,
+                lambda v: (
+                    f"{_fmt_value(v)} is not an allowed category "
+                    f"(expected one of {allowed})"
+                ),
+                "enum",
+            )
             text = mapped.where(~miss, None)
         if f.pattern is not None:
             ok = text.str.fullmatch(f.pattern).fillna(True).to_numpy(dtype=bool)
-            add(~ok & ~miss, lambda v: f"{_fmt_value(v)} does not match the pattern "
-                f"{f.pattern}", "pattern")
+            add(
+                ~ok & ~miss,
+                lambda v: f"{_fmt_value(v)} does not match the pattern {f.pattern}",
+                "pattern",
+            )
         out = text.astype("str").rename(col)
     if f.required:
         add(miss, lambda v: "value is missing (required)", "required")
@@ -281,8 +302,10 @@ def check_columns(
     dd = dd or load_dictionary()
     probs: list[Problem] = []
     out = df.copy()
-    req = list(required) if required is not None else (
-        dd.required_columns(level) if level else ["subject_id"]
+    req = (
+        list(required)
+        if required is not None
+        else (dd.required_columns(level) if level else ["subject_id"])
     )
     table = {"subject": "subjects", "visit": "visits", "imaging": "imaging"}.get(
         level or "", "long-format"
@@ -290,8 +313,13 @@ def check_columns(
     for col in req:
         if col not in df.columns:
             probs.append(
-                ctx.problem(df, None, f"column {col!r} is missing (required in the "
-                            f"{table} table)", rule="required_column", column=col)
+                ctx.problem(
+                    df,
+                    None,
+                    f"column {col!r} is missing (required in the {table} table)",
+                    rule="required_column",
+                    column=col,
+                )
             )
     alt_levels = [level] if level else ["visit"]
     for lev in alt_levels:
@@ -300,8 +328,13 @@ def check_columns(
             if not present:
                 names = ", ".join(repr(c) for c in group)
                 probs.append(
-                    ctx.problem(df, None, f"needs one of the columns {names}",
-                                rule="required_column", column=group[0])
+                    ctx.problem(
+                        df,
+                        None,
+                        f"needs one of the columns {names}",
+                        rule="required_column",
+                        column=group[0],
+                    )
                 )
     for col in df.columns:
         if not isinstance(col, str):
@@ -323,9 +356,13 @@ def check_columns(
                     none &= _missing_mask(df[c], dd)
                 for pos in np.flatnonzero(none):
                     probs.append(
-                        ctx.problem(df, int(pos), "no value in any of "
-                                    + ", ".join(present), rule="required",
-                                    column=present[0])
+                        ctx.problem(
+                            df,
+                            int(pos),
+                            "no value in any of " + ", ".join(present),
+                            rule="required",
+                            column=present[0],
+                        )
                     )
     return out, probs
 
@@ -355,9 +392,14 @@ def check_duplicates(
             f"{k}={_fmt_value(v)}" for k, v in zip(keys, keyed[pos], strict=True)
         )
         probs.append(
-            ctx.problem(df, int(pos), f"duplicate {what} ({shown}); first seen at "
-                        f"{where}", rule="duplicate", column=keys[-1],
-                        value=keyed[pos][-1])
+            ctx.problem(
+                df,
+                int(pos),
+                f"duplicate {what} ({shown}); first seen at {where}",
+                rule="duplicate",
+                column=keys[-1],
+                value=keyed[pos][-1],
+            )
         )
     return probs
 
@@ -380,9 +422,15 @@ def check_constant_within_subject(
             differs = (df[col].iloc[rows] != vals[0]) & df[col].iloc[rows].notna()
             pos = int(rows[np.flatnonzero(differs.to_numpy())[0]])
             probs.append(
-                ctx.problem(df, pos, "subject-level value varies within the subject "
-                            f"({', '.join(_fmt_value(v) for v in vals)})",
-                            rule="constant", column=col, value=_plain(vals[0]))
+                ctx.problem(
+                    df,
+                    pos,
+                    "subject-level value varies within the subject "
+                    f"({', '.join(_fmt_value(v) for v in vals)})",
+                    rule="constant",
+                    column=col,
+                    value=_plain(vals[0]),
+                )
             )
     return probs
 
@@ -445,9 +493,11 @@ def validate(df: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
     out, probs = check_columns(df, ctx, level=None, dd=dd)
     out, score_probs = check_scores(out, ctx, original=df)
     probs += score_probs
-    for keys, what in ((["subject_id", "visit_date"], "visit date"),
-                       (["subject_id", "visit_day"], "visit day"),
-                       (["subject_id", "months"], "visit time")):
+    for keys, what in (
+        (["subject_id", "visit_date"], "visit date"),
+        (["subject_id", "visit_day"], "visit day"),
+        (["subject_id", "months"], "visit time"),
+    ):
         if keys[1] in out.columns:
             probs += check_duplicates(out, ctx, keys, what)
             break

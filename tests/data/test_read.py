@@ -18,7 +18,13 @@ from conftest import (
     write_csv,
 )
 
-from alsprog.data import read_imaging, read_subjects, read_table, read_visits, write_table
+from alsprog.data import (
+    read_imaging,
+    read_subjects,
+    read_table,
+    read_visits,
+    write_table,
+)
 from alsprog.errors import DataValidationError
 
 
@@ -47,7 +53,9 @@ def test_valid_visits_read_and_typed(visits_csv):
 def test_bad_item_names_line_and_column(tmp_path, value):
     # row index 2 -> file line 4 (header is line 1)
     path = _visits_with(tmp_path, 2, "alsfrs_r_q7", value)
-    with pytest.raises(DataValidationError, match=r"line 4, subject P001, column alsfrs_r_q7"):
+    with pytest.raises(
+        DataValidationError, match=r"line 4, subject P001, column alsfrs_r_q7"
+    ):
         read_visits(path)
 
 
@@ -63,89 +71,117 @@ def test_item_problem_message_says_what_was_expected(tmp_path):
 
 def test_total_differs_from_items(tmp_path):
     path = _visits_with(tmp_path, 1, "alsfrs_r_total", 30)
-    with pytest.raises(DataValidationError,
-                       match=r"line 3, subject P001, column alsfrs_r_total: declared 30 "
-                             r"differs from the sum of items"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"line 3, subject P001, column alsfrs_r_total: declared 30 "
+        r"differs from the sum of items",
+    ):
         read_visits(path)
 
 
 @pytest.mark.parametrize("total", [49, -2])
 def test_total_outside_range(tmp_path, total):
     rows = [["P001", "2020-01-01", total]]
-    path = write_csv(tmp_path / "v.csv", ["subject_id", "visit_date", "alsfrs_r_total"], rows)
-    with pytest.raises(DataValidationError,
-                       match=r"line 2, subject P001, column alsfrs_r_total: .* outside 0-48"):
+    path = write_csv(
+        tmp_path / "v.csv", ["subject_id", "visit_date", "alsfrs_r_total"], rows
+    )
+    with pytest.raises(
+        DataValidationError,
+        match=r"line 2, subject P001, column alsfrs_r_total: .* outside 0-48",
+    ):
         read_visits(path)
 
 
 def test_duplicate_visit_date_names_both_lines(tmp_path):
     path = _visits_with(tmp_path, 1, "visit_date", "2020-01-10")
-    with pytest.raises(DataValidationError,
-                       match=r"line 3, subject P001, column visit_date: duplicate visit "
-                             r"date .* first seen at line 2"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"line 3, subject P001, column visit_date: duplicate visit "
+        r"date .* first seen at line 2",
+    ):
         read_visits(path)
 
 
 @pytest.mark.parametrize("bad", ["2021-13-02", "02/03/2021", "yesterday"])
 def test_unparsable_date(tmp_path, bad):
     path = _visits_with(tmp_path, 3, "visit_date", bad)
-    with pytest.raises(DataValidationError,
-                       match=rf"line 5, subject P002, column visit_date: '{bad}' is not a "
-                             r"date \(expected YYYY-MM-DD\)"):
+    with pytest.raises(
+        DataValidationError,
+        match=rf"line 5, subject P002, column visit_date: '{bad}' is not a "
+        r"date \(expected YYYY-MM-DD\)",
+    ):
         read_visits(path)
 
 
 def test_missing_required_column(tmp_path):
     rows = [r[1:] for r in valid_visits_rows()]
     path = write_csv(tmp_path / "v.csv", VISITS_HEADER[1:], rows)
-    with pytest.raises(DataValidationError,
-                       match=r"column subject_id: column 'subject_id' is missing"):
+    with pytest.raises(
+        DataValidationError, match=r"column subject_id: column 'subject_id' is missing"
+    ):
         read_visits(path)
 
 
 def test_missing_time_column(tmp_path):
     path = write_csv(tmp_path / "v.csv", ["subject_id", "alsfrs_r_total"], [["P1", 40]])
-    with pytest.raises(DataValidationError, match=r"needs one of the columns 'visit_date', "
-                                                  r"'visit_day', 'months'"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"needs one of the columns 'visit_date', "
+        r"'visit_day', 'months'",
+    ):
         read_visits(path)
 
 
 def test_missing_required_value(tmp_path):
     path = _visits_with(tmp_path, 0, "subject_id", "")
-    with pytest.raises(DataValidationError,
-                       match=r"line 2, column subject_id: value is missing \(required\)"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"line 2, column subject_id: value is missing \(required\)",
+    ):
         read_visits(path)
 
 
-@pytest.mark.parametrize("value, text", [(-1.5, "below 0"), ("inf", "not a finite"),
-                                         ("-inf", "not a finite")])
+@pytest.mark.parametrize(
+    "value, text",
+    [(-1.5, "below 0"), ("inf", "not a finite"), ("-inf", "not a finite")],
+)
 def test_negative_or_non_finite_time(tmp_path, value, text):
     rows = [["P001", 0, 40], ["P001", value, 38]]
-    path = write_csv(tmp_path / "v.csv", ["subject_id", "months", "alsfrs_r_total"], rows)
-    with pytest.raises(DataValidationError,
-                       match=rf"line 3, subject P001, column months: .*{text}"):
+    path = write_csv(
+        tmp_path / "v.csv", ["subject_id", "months", "alsfrs_r_total"], rows
+    )
+    with pytest.raises(
+        DataValidationError, match=rf"line 3, subject P001, column months: .*{text}"
+    ):
         read_visits(path)
 
 
 def test_non_finite_visit_day(tmp_path):
     rows = [["P001", 0, 40], ["P001", "nan", 38], ["P001", "inf", 37]]
-    path = write_csv(tmp_path / "v.csv", ["subject_id", "visit_day", "alsfrs_r_total"], rows)
+    path = write_csv(
+        tmp_path / "v.csv", ["subject_id", "visit_day", "alsfrs_r_total"], rows
+    )
     with pytest.raises(DataValidationError) as exc:
         read_visits(path)
     text = str(exc.value)
     assert "line 3, subject P001, column visit_day: no value" in text
-    assert "line 4, subject P001, column visit_day: 'inf' is not a finite number" in text
+    assert (
+        "line 4, subject P001, column visit_day: 'inf' is not a finite number" in text
+    )
 
 
-@pytest.mark.parametrize("column, value", [("onset_site", "limb"), ("group", "patient"),
-                                           ("sex", "x")])
+@pytest.mark.parametrize(
+    "column, value", [("onset_site", "limb"), ("group", "patient"), ("sex", "x")]
+)
 def test_unknown_category(tmp_path, column, value):
     rows = valid_subjects_rows()
     rows[1][SUBJECTS_HEADER.index(column)] = value
     path = write_csv(tmp_path / "s.csv", SUBJECTS_HEADER, rows)
-    with pytest.raises(DataValidationError,
-                       match=rf"line 3, subject P002, column {column}: '{value}' is not an "
-                             r"allowed category \(expected one of"):
+    with pytest.raises(
+        DataValidationError,
+        match=rf"line 3, subject P002, column {column}: '{value}' is not an "
+        r"allowed category \(expected one of",
+    ):
         read_subjects(path)
 
 
@@ -160,8 +196,11 @@ def test_categories_are_case_insensitive(tmp_path):
 def test_duplicate_subject(tmp_path):
     rows = valid_subjects_rows() + [valid_subjects_rows()[0]]
     path = write_csv(tmp_path / "s.csv", SUBJECTS_HEADER, rows)
-    with pytest.raises(DataValidationError, match=r"line 4, subject P001, column subject_id: "
-                                                  r"duplicate subject"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"line 4, subject P001, column subject_id: "
+        r"duplicate subject",
+    ):
         read_subjects(path)
 
 
@@ -204,7 +243,9 @@ def test_blank_lines_keep_line_numbers(tmp_path):
     text = path.read_text().splitlines()
     text.insert(2, "")  # a blank line 3: the bad row moves from line 5 to line 6
     path.write_text("\n".join(text) + "\n")
-    with pytest.raises(DataValidationError, match=r"line 6, subject P002, column alsfrs_r_q1"):
+    with pytest.raises(
+        DataValidationError, match=r"line 6, subject P002, column alsfrs_r_q1"
+    ):
         read_visits(path)
 
 
@@ -220,24 +261,36 @@ def test_q5a_q5b_fold(tmp_path):
         return ["P001", date, *vals, total]
 
     assert len(items) == 13
-    path = write_csv(tmp_path / "v.csv", header,
-                     [row("2020-01-01", 3, None), row("2020-04-01", None, 1)])
+    path = write_csv(
+        tmp_path / "v.csv",
+        header,
+        [row("2020-01-01", 3, None), row("2020-04-01", None, 1)],
+    )
     df = read_visits(path)
     assert df["alsfrs_r_q5"].tolist() == [3.0, 1.0]
     assert df["alsfrs_r_q5_gastrostomy"].tolist() == [False, True]
     assert "alsfrs_r_q5a" not in df.columns
     path = write_csv(tmp_path / "v2.csv", header, [row("2020-01-01", 3, 2)])
-    with pytest.raises(DataValidationError,
-                       match=r"line 2, subject P001, column alsfrs_r_q5b: both 5a"):
+    with pytest.raises(
+        DataValidationError, match=r"line 2, subject P001, column alsfrs_r_q5b: both 5a"
+    ):
         read_visits(path)
 
 
 def test_read_imaging_checks_pattern_columns(tmp_path):
-    header = ["subject_id", "session", "acquisition_date", "fa_cst_left", "md_cst_left",
-              "fa_cst_left_count"]
-    rows = [["P001", "m00", "2020-01-11", 0.51, 0.78, 120],
-            ["P001", "m06", "2020-07-11", 1.3, 0.80, 118],
-            ["P001", "m06", "2020-07-12", 0.50, 0.81, 118]]
+    header = [
+        "subject_id",
+        "session",
+        "acquisition_date",
+        "fa_cst_left",
+        "md_cst_left",
+        "fa_cst_left_count",
+    ]
+    rows = [
+        ["P001", "m00", "2020-01-11", 0.51, 0.78, 120],
+        ["P001", "m06", "2020-07-11", 1.3, 0.80, 118],
+        ["P001", "m06", "2020-07-12", 0.50, 0.81, 118],
+    ]
     with pytest.raises(DataValidationError) as exc:
         read_imaging(write_csv(tmp_path / "i.csv", header, rows))
     text = str(exc.value)
@@ -249,7 +302,9 @@ def test_parquet_rows_are_named_rows(tmp_path, visits_csv):
     df = read_visits(visits_csv)
     df.loc[1, "alsfrs_r_total"] = 47.0
     p = write_table(df, tmp_path / "v.parquet")
-    with pytest.raises(DataValidationError, match=r"row 2, subject P001, column alsfrs_r_total"):
+    with pytest.raises(
+        DataValidationError, match=r"row 2, subject P001, column alsfrs_r_total"
+    ):
         read_visits(p)
 
 

@@ -51,22 +51,30 @@ def test_declared_total_kept_when_items_incomplete():
 def test_declared_total_impossible_with_items():
     # 11 items sum to 44; one missing item adds 0-4, so 49 > 48 and 30 < 44 are impossible
     df = _frame([[4, None, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]], alsfrs_r_total=[30.0])
-    with pytest.raises(DataValidationError, match=r"row 0, subject P0, column alsfrs_r_total: "
-                                                  r"declared 30 is impossible"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"row 0, subject P0, column alsfrs_r_total: "
+        r"declared 30 is impossible",
+    ):
         score_alsfrs_r(df)
 
 
 def test_declared_domain_must_match():
     df = _frame([[4] * 12], alsfrs_r_bulbar=[11.0])
-    with pytest.raises(DataValidationError, match=r"column alsfrs_r_bulbar: declared 11 "
-                                                  r"differs from the sum of items"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"column alsfrs_r_bulbar: declared 11 "
+        r"differs from the sum of items",
+    ):
         score_alsfrs_r(df)
 
 
 def test_domain_mean_imputation():
-    rows = [[4, None, 2, 4, 4, 4, 4, 4, 4, 4, 4, 4],   # bulbar: (4+2)/2 = 3
-            [3, None, None, 4, 4, 4, 4, 4, 4, 4, 4, 4],  # two missing: stays missing
-            [4, 3, None, 4, 4, 4, 4, 4, 4, 4, 4, 4]]     # (4+3)/2 = 3.5 -> 4 (half up)
+    rows = [
+        [4, None, 2, 4, 4, 4, 4, 4, 4, 4, 4, 4],  # bulbar: (4+2)/2 = 3
+        [3, None, None, 4, 4, 4, 4, 4, 4, 4, 4, 4],  # two missing: stays missing
+        [4, 3, None, 4, 4, 4, 4, 4, 4, 4, 4, 4],
+    ]  # (4+3)/2 = 3.5 -> 4 (half up)
     out = score_alsfrs_r(_frame(rows), impute="domain_mean")
     assert out.loc[0, "alsfrs_r_q2"] == 3 and out.loc[0, "alsfrs_r_total"] == 45
     assert np.isnan(out.loc[1, "alsfrs_r_total"])
@@ -83,8 +91,9 @@ def test_input_frame_not_modified():
 
 def test_gastrostomy_flag_conflict():
     df = _frame([[4] * 12])
-    df = df.drop(columns="alsfrs_r_q5").assign(alsfrs_r_q5a=[4.0],
-                                               alsfrs_r_q5_gastrostomy=[True])
+    df = df.drop(columns="alsfrs_r_q5").assign(
+        alsfrs_r_q5a=[4.0], alsfrs_r_q5_gastrostomy=[True]
+    )
     with pytest.raises(DataValidationError, match="alsfrs_r_q5_gastrostomy"):
         score_alsfrs_r(df)
 
@@ -94,11 +103,14 @@ def test_bad_impute_argument():
         score_alsfrs_r(_frame([[4] * 12]), impute="mean")
 
 
-@pytest.mark.parametrize("total, months, expected", [
-    (39, 12.0, 0.75),      # Kimura 2006 definition, (48 - 39) / 12
-    (48, 6.0, 0.0),
-    (38, 15.0, 10 / 15),   # DOMAIN.md §7: 48 - 0.7*15 ~ 38
-])
+@pytest.mark.parametrize(
+    "total, months, expected",
+    [
+        (39, 12.0, 0.75),  # Kimura 2006 definition, (48 - 39) / 12
+        (48, 6.0, 0.0),
+        (38, 15.0, 10 / 15),  # DOMAIN.md §7: 48 - 0.7*15 ~ 38
+    ],
+)
 def test_delta_fs_closed_form(total, months, expected):
     assert delta_fs(total, months) == pytest.approx(expected, rel=1e-12)
 
@@ -108,9 +120,14 @@ def test_delta_fs_vectorised_and_nan():
     assert out[0] == 1.0 and np.isnan(out[1])
 
 
-@pytest.mark.parametrize("total, months, col", [(50, 10, "alsfrs_r_total"),
-                                                 (40, 0, "months_since_onset"),
-                                                 (40, -3, "months_since_onset")])
+@pytest.mark.parametrize(
+    "total, months, col",
+    [
+        (50, 10, "alsfrs_r_total"),
+        (40, 0, "months_since_onset"),
+        (40, -3, "months_since_onset"),
+    ],
+)
 def test_delta_fs_errors(total, months, col):
     with pytest.raises(DataValidationError, match=col):
         delta_fs(total, months)
