@@ -109,7 +109,7 @@ class DataValidationError(AlsprogError, ValueError):
 
     def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
         problems = list(problems)
-        order = {}
+        order: dict[str | None, int] = {}
         for p in problems:
             order.setdefault(p.source, len(order))
         if all(p.line is None or isinstance(p.line, int) for p in problems):

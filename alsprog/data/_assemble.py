@@ -120,15 +120,21 @@ def _match(
     off = res["offset_days"].to_numpy(copy=True)
     reason = res["reason"].to_numpy(copy=True)
     sessions = imaging["session"].to_numpy()
-    for row in ok.itertuples(index=False):
-        k = int(row.img_pos)
+    for k_, vp_, offset, absdiff in zip(
+        ok["img_pos"].to_numpy(),
+        ok["visit_pos"].to_numpy(),
+        ok["offset"].to_numpy(dtype=float),
+        ok["absdiff"].to_numpy(dtype=float),
+        strict=True,
+    ):
+        k, vp = int(k_), int(vp_)
         if k in win_img:
-            pos[k] = int(row.visit_pos)
-            off[k] = float(row.offset)
+            pos[k] = vp
+            off[k] = offset
         else:
-            other = sessions[by_visit[int(row.visit_pos)]]
+            other = sessions[by_visit[vp]]
             reason[k] = (
-                f"its nearest visit ({row.absdiff:.0f} days away) is matched to "
+                f"its nearest visit ({absdiff:.0f} days away) is matched to "
                 f"session {other!r}, which is closer"
             )
     for k in range(n_img):
@@ -332,7 +338,12 @@ def assemble(
         img, ictx, p = _take(imaging, "imaging", check_imaging_table)
         probs += p
     probs += check_relations(v, vctx, s, sctx)
-    if img is not None and "subject_id" in img.columns and "subject_id" in s.columns:
+    if (
+        img is not None
+        and ictx is not None
+        and "subject_id" in img.columns
+        and "subject_id" in s.columns
+    ):
         known = set(s["subject_id"].dropna())
         for pos in np.flatnonzero(
             (~img["subject_id"].isin(known) & img["subject_id"].notna()).to_numpy()
@@ -371,7 +382,7 @@ def assemble(
         else:
             long["onset_months_before_baseline"] = long["subject_id"].map(ombb)
     n_unmatched = 0
-    if img is not None:
+    if img is not None and ictx is not None:
         img = img.reset_index(drop=True)
         res = _match(v, img, float(window_days))
         miss = res["visit_pos"].to_numpy() < 0

@@ -379,13 +379,14 @@ def check_duplicates(
     dup = sub.duplicated(keep="first").to_numpy() & valid
     if not dup.any():
         return []
-    first_pos = {}
-    for pos, key in enumerate(map(tuple, sub.itertuples(index=False, name=None))):
+    first_pos: dict[tuple[Any, ...], int] = {}
+    for pos, key in enumerate(sub.itertuples(index=False, name=None)):
         if valid[pos] and key not in first_pos:
             first_pos[key] = pos
     probs = []
-    keyed = list(map(tuple, sub.itertuples(index=False, name=None)))
-    for pos in np.flatnonzero(dup):
+    keyed = list(sub.itertuples(index=False, name=None))
+    for pos_ in np.flatnonzero(dup):
+        pos = int(pos_)
         first = first_pos[keyed[pos]]
         where = f"{ctx.line_kind} {ctx.line_at(first, df.index)}"
         shown = ", ".join(
