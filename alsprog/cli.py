@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (replaced atomically)")
     p.add_argument("--n-patients", type=int, default=200, help="ALS patients (200)")
     p.add_argument("--n-controls", type=int, default=0, help="healthy controls (0)")
-    p.add_argument("--months", type=float, default=18, help="follow-up months (18)")
+    p.add_argument("--months", type=int, default=18, help="follow-up months (18)")
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument(
         "--nifti",

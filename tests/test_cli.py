@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import VISITS_HEADER, valid_visits_rows, write_csv
+from tablefiles import VISITS_HEADER, valid_visits_rows, write_csv
 
 from alsprog import __version__
 from alsprog.cli import main
@@ -78,3 +78,34 @@ def test_import_is_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_demo_writes_tables_that_validate(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["--no-progress", "demo", "--out", str(out), "--n-patients", "12"]
+    assert main([*args, "--n-controls", "4", "--seed", "5"]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["inputs", "table.csv", "table.parquet"]
+    inputs = out / "inputs"
+    assert (inputs / "derivatives" / "atlas" / "atlas-alsprogsim_dseg.nii.gz").is_file()
+    capsys.readouterr()
+    tables = [str(inputs / f"{n}.csv") for n in ("visits", "subjects", "imaging")]
+    assert main(["validate", *tables, str(out / "table.csv")]) == 0
+    assert "ok: tables agree with each other" in capsys.readouterr().out
+    # no temporary folders are left beside the output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_simulate_is_reproducible(tmp_path):
+    for name in ("a", "b"):
+        args = ["simulate", "--out", str(tmp_path / name), "--n-patients", "8"]
+        assert main([*args, "--seed", "3", "--format", "parquet"]) == 0
+    for table in ("subjects", "visits", "imaging", "truth"):
+        a = (tmp_path / "a" / f"{table}.parquet").read_bytes()
+        assert a == (tmp_path / "b" / f"{table}.parquet").read_bytes()
+
+
+def test_simulate_bad_argument_is_a_usage_error(tmp_path, capsys):
+    assert main(["simulate", "--out", str(tmp_path / "x"), "--n-patients", "-3"]) == 2
+    assert "`n_patients` must be an integer >= 0; got -3." in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SUBJECTS_HEADER, VISITS_HEADER, valid_subjects_rows, write_csv
+from tablefiles import SUBJECTS_HEADER, VISITS_HEADER, valid_subjects_rows, write_csv
 
 from alsprog.data import (
     add_time_axes,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import (
+from tablefiles import (
     ITEMS,
     SUBJECTS_HEADER,
     VISITS_HEADER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ITEMS
+from tablefiles import ITEMS
 
 from alsprog.data import delta_fs, score_alsfrs_r
 from alsprog.errors import DataValidationError

@@ -1,0 +1,16 @@
+"""Synthetic ALS cohorts: clinical visits, events, imaging features and NIfTI maps.
+
+Owns: :func:`simulate_cohort` (subjects, ALSFRS-R visits, survival and imaging tables in
+the data dictionary's long format, plus the simulation truth), :class:`CohortParams`
+(every simulator parameter with its source) and :func:`write_nifti` (a BIDS-derivatives
+folder of voxel maps whose ROI means reproduce the imaging table).
+Leaves: reading and validating tables to :mod:`alsprog.data`.
+"""
+
+from __future__ import annotations
+
+from alsprog.simulate._cohort import Cohort, simulate_cohort
+from alsprog.simulate._nifti import write_nifti
+from alsprog.simulate._params import CohortParams
+
+__all__ = ["Cohort", "CohortParams", "simulate_cohort", "write_nifti"]
