@@ -27,8 +27,12 @@ def check_interval(
     high: float | None = None,
     low_closed: bool = True,
     high_closed: bool = True,
+    error: type[Exception] = ValueError,
 ) -> float:
     """Check that ``value`` is a finite real number in an interval and return it.
+
+    ``error`` is the exception type raised for a bad value (and a wrong type, unless
+    it is ``ValueError``, where ``TypeError`` is raised for a wrong type).
 
     Examples
     --------
@@ -39,8 +43,8 @@ def check_interval(
     ...
     ValueError: `level` must be in (0, 1); got 95.
     """
-    lo = "[" if low_closed else "("
-    hi = "]" if high_closed else ")"
+    lo = "[" if low_closed and low is not None else "("
+    hi = "]" if high_closed and high is not None else ")"
     rng = f"{lo}{'-inf' if low is None else _fmt(low)}, "
     rng += f"{'inf' if high is None else _fmt(high)}{hi}"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -52,23 +56,27 @@ def check_interval(
             else:
                 raise TypeError
         except TypeError:
-            raise TypeError(
-                f"`{name}` must be a number in {rng}; got {value!r}."
-            ) from None
+            exc = TypeError if error is ValueError else error
+            raise exc(f"`{name}` must be a number in {rng}; got {value!r}.") from None
     if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be in {rng}; got {value!r}.")
+        raise error(f"`{name}` must be in {rng}; got {value!r}.")
     bad = False
     if low is not None:
         bad |= value < low if low_closed else value <= low
     if high is not None:
         bad |= value > high if high_closed else value >= high
     if bad:
-        raise ValueError(f"`{name}` must be in {rng}; got {value!r}.")
+        raise error(f"`{name}` must be in {rng}; got {value!r}.")
     return value
 
 
 def check_int(
-    value: Any, name: str, *, low: int | None = None, high: int | None = None
+    value: Any,
+    name: str,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    error: type[Exception] = ValueError,
 ) -> int:
     """Check that ``value`` is an integer (not bool) within bounds and return it.
 
@@ -85,16 +93,23 @@ def check_int(
 
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         bounds = _bounds_text(low, high)
-        raise TypeError(f"`{name}` must be an integer{bounds}; got {value!r}.")
+        exc = TypeError if error is ValueError else error
+        raise exc(f"`{name}` must be an integer{bounds}; got {value!r}.")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(
+        raise error(
             f"`{name}` must be an integer{_bounds_text(low, high)}; got {value!r}."
         )
     return value
 
 
-def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+def check_choice(
+    value: Any,
+    name: str,
+    choices: Iterable[Any],
+    *,
+    error: type[Exception] = ValueError,
+) -> Any:
     """Check that ``value`` is one of ``choices`` and return it.
 
     Examples
@@ -109,7 +124,7 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     choices = tuple(choices)
     if value not in choices:
         listed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"`{name}` must be one of {listed}; got {value!r}.")
+        raise error(f"`{name}` must be one of {listed}; got {value!r}.")
     return value
 
 

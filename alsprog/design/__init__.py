@@ -1,0 +1,19 @@
+"""Trial design: sample size and power for slowing ALSFRS-R decline."""
+
+from alsprog.design._analytic import (
+    SampleSize,
+    detectable_delta_slope,
+    power_mmrm,
+    power_slope,
+    sample_size_mmrm,
+    sample_size_slope,
+)
+
+__all__ = [
+    "SampleSize",
+    "detectable_delta_slope",
+    "power_mmrm",
+    "power_slope",
+    "sample_size_mmrm",
+    "sample_size_slope",
+]

@@ -1,0 +1,851 @@
+"""Analytic sample size and power for trials that slow ALSFRS-R decline.
+
+Owns: the random-intercept-and-slope formulas of Diggle et al. (2002), Liu & Liang
+(1997) and Edland (2009; Zhao & Edland's attrition form) as R's longpower implements
+them (``diggle.linear.power``, ``liu.liang.linear.power``, ``edland.linear.power``,
+``lmmpower``), the MMRM formula of Lu, Luo & Chen (2008) (longpower's ``power.mmrm``),
+their inverses, and the frozen :class:`SampleSize` result.
+Leaves: variance components from fitted models to :mod:`alsprog.design._trial`, power by
+simulation to :mod:`alsprog.design._simulate`.
+
+Attrition: ``retention[j]`` is the fraction of randomised patients still observed at
+visit ``j`` (1 at baseline, non-increasing), as longpower's ``ra``.  Patients whose last
+visit is ``k`` contribute the information of their first ``k`` visits (a pattern
+mixture, exact for likelihood analysis under MAR).  Unlike longpower's
+``edland.linear.power``, which skips patients seen only at baseline, they are counted
+here (they inform the intercept); the difference vanishes without attrition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from alsprog._validation import check_choice, check_interval
+from alsprog.errors import ModelSpecificationError
+
+__all__ = [
+    "SampleSize",
+    "detectable_delta_slope",
+    "power_mmrm",
+    "power_slope",
+    "sample_size_mmrm",
+    "sample_size_slope",
+]
+
+Method = Literal["diggle", "liu_liang", "edland"]
+Alternative = Literal["two-sided", "one-sided"]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SampleSize:
+    """Result of a sample-size or power calculation (immutable).
+
+    Attributes
+    ----------
+    n_per_arm : float
+        Patients in the treatment arm, exact (not rounded); with 1:1 allocation, in
+        each arm.
+    n_per_arm_ceil : int
+        ``n_per_arm`` rounded up.
+    n_control : float
+        Patients in the control arm (``n_per_arm / allocation_ratio``).
+    n_total : float
+        ``n_per_arm + n_control``.
+    power : float
+        Power of the test.
+    delta : float
+        Difference in mean slopes (points/month) or, for MMRM, in mean change at the
+        final visit.
+    method : str
+        ``"diggle"``, ``"liu_liang"``, ``"edland"`` or ``"mmrm"``.
+    alpha : float
+        Type I error.
+    alternative : str
+        ``"two-sided"`` or ``"one-sided"``.
+    allocation_ratio : float
+        Treatment : control allocation.
+    inputs : dict
+        The remaining inputs (times, variance components, retention, ...).
+    """
+
+    n_per_arm: float
+    n_control: float
+    power: float
+    delta: float
+    method: str
+    alpha: float
+    alternative: str
+    allocation_ratio: float
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_per_arm_ceil(self) -> int:
+        """Treatment-arm size rounded up."""
+        return _ceil(self.n_per_arm)
+
+    @property
+    def n_control_ceil(self) -> int:
+        """Control-arm size rounded up."""
+        return _ceil(self.n_control)
+
+    @property
+    def n_total(self) -> float:
+        """Both arms together (exact)."""
+        return self.n_per_arm + self.n_control
+
+    @property
+    def n_total_ceil(self) -> int:
+        """Both arms, each rounded up."""
+        return self.n_per_arm_ceil + self.n_control_ceil
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields and derived sizes as plain Python values."""
+        d = asdict(self)
+        d.update(
+            n_per_arm_ceil=self.n_per_arm_ceil,
+            n_control_ceil=self.n_control_ceil,
+            n_total=self.n_total,
+            n_total_ceil=self.n_total_ceil,
+        )
+        return d
+
+    def __repr__(self) -> str:
+        arms = (
+            f"n_per_arm={self.n_per_arm:.4f} (ceil {self.n_per_arm_ceil})"
+            if self.allocation_ratio == 1
+            else f"n_treatment={self.n_per_arm:.4f}, n_control={self.n_control:.4f}"
+        )
+        return (
+            f"SampleSize({arms}, n_total={self.n_total:.4f}, power={self.power:.4f}, "
+            f"delta={self.delta:.6g}, method={self.method!r}, alpha={self.alpha:g}, "
+            f"{self.alternative})"
+        )
+
+
+def _ceil(x: float) -> int:
+    # guard against 207.00000000001 from rounding error
+    return int(math.ceil(x - 1e-9))
+
+
+# ------------------------------------------------------------------ argument checks
+def _err(msg: str) -> ModelSpecificationError:
+    return ModelSpecificationError(msg)
+
+
+def _check_times(times: Sequence[float]) -> FloatArray:
+    try:
+        t = np.asarray(times, dtype=float)
+    except (TypeError, ValueError):
+        raise _err(f"`times` must be a sequence of numbers; got {times!r}.") from None
+    if t.ndim != 1 or t.size < 2:
+        raise _err(f"`times` must hold at least two visit times; got {times!r}.")
+    if not np.all(np.isfinite(t)):
+        raise _err(f"`times` must be finite; got {t.tolist()!r}.")
+    if np.any(np.diff(t) <= 0):
+        raise _err(f"`times` must be strictly increasing; got {t.tolist()!r}.")
+    return t
+
+
+def _check_retention(
+    retention: Sequence[float] | None, n: int, name: str
+) -> FloatArray:
+    if retention is None:
+        return np.ones(n)
+    try:
+        r = np.asarray(retention, dtype=float)
+    except (TypeError, ValueError):
+        raise _err(
+            f"`{name}` must be a sequence of fractions; got {retention!r}."
+        ) from None
+    if r.shape != (n,):
+        raise _err(f"`{name}` must have one value per visit ({n}); got {r.size}.")
+    if not np.all(np.isfinite(r)) or np.any(r <= 0) or np.any(r > 1):
+        raise _err(f"`{name}` must be fractions in (0, 1]; got {r.tolist()!r}.")
+    if r[0] != 1:
+        raise _err(
+            f"`{name}` must start at 1 (everyone is seen at baseline); got {r[0]!r}."
+        )
+    if np.any(np.diff(r) > 0):
+        raise _err(f"`{name}` must not increase over visits; got {r.tolist()!r}.")
+    return r
+
+
+def _check_variances(
+    sig2_int: float, sig2_slope: float, cov_int_slope: float, sig2_e: float
+) -> tuple[float, float, float, float]:
+    e = ModelSpecificationError
+    sig2_int = check_interval(sig2_int, "sig2_int", low=0, error=e)
+    sig2_slope = check_interval(sig2_slope, "sig2_slope", low=0, error=e)
+    cov = check_interval(cov_int_slope, "cov_int_slope", error=e)
+    sig2_e = check_interval(sig2_e, "sig2_e", low=0, low_closed=False, error=e)
+    if cov * cov > sig2_int * sig2_slope * (1 + 1e-12):
+        corr = (
+            cov / math.sqrt(sig2_int * sig2_slope)
+            if sig2_int * sig2_slope > 0
+            else math.inf
+        )
+        raise _err(
+            "the random-effects covariance matrix [[sig2_int, cov_int_slope], "
+            "[cov_int_slope, sig2_slope]] is not positive semi-definite: "
+            f"cov_int_slope^2 = {cov * cov:.6g} > sig2_int * sig2_slope = "
+            f"{sig2_int * sig2_slope:.6g} (implied correlation {corr:.3g}); "
+            "|cov_int_slope| must be at most sqrt(sig2_int * sig2_slope)."
+        )
+    return sig2_int, sig2_slope, cov, sig2_e
+
+
+def _common(alpha: float, alternative: str, allocation_ratio: float) -> None:
+    e = ModelSpecificationError
+    check_interval(
+        alpha, "alpha", low=0, high=1, low_closed=False, high_closed=False, error=e
+    )
+    check_choice(alternative, "alternative", ("two-sided", "one-sided"), error=e)
+    check_interval(
+        allocation_ratio, "allocation_ratio", low=0, low_closed=False, error=e
+    )
+
+
+def _resolve_delta(
+    delta: float | None, slowing: float | None, mean_slope: float | None
+) -> float:
+    e = ModelSpecificationError
+    if delta is not None and slowing is not None:
+        raise _err("give either `delta` or `slowing` (with `mean_slope`), not both.")
+    if delta is None:
+        if slowing is None or mean_slope is None:
+            raise _err(
+                "give `delta` (difference in slopes, points/month) or `slowing` (a "
+                "fraction, e.g. 0.25) together with `mean_slope` (e.g. -0.9)."
+            )
+        slowing = check_interval(slowing, "slowing", low=0, low_closed=False, error=e)
+        mean_slope = check_interval(mean_slope, "mean_slope", error=e)
+        if mean_slope == 0:
+            raise _err("`mean_slope` must not be 0 when `slowing` is given.")
+        return abs(slowing * mean_slope)
+    delta = check_interval(delta, "delta", error=e)
+    if delta == 0:
+        raise _err("`delta` must not be 0 (no effect cannot be detected).")
+    return abs(delta)
+
+
+def _z(alpha: float, alternative: str) -> float:
+    a = alpha / 2 if alternative == "two-sided" else alpha
+    return float(stats.norm.ppf(1 - a))
+
+
+# ------------------------------------------------------------------------ numerics
+def marginal_covariance(
+    times: FloatArray, sig2_int: float, sig2_slope: float, cov: float, sig2_e: float
+) -> FloatArray:
+    """``V = Z G Zᵀ + σ²_e I`` for a random intercept and slope on ``times``."""
+    z = np.column_stack([np.ones_like(times), times])
+    g = np.array([[sig2_int, cov], [cov, sig2_slope]])
+    return z @ g @ z.T + sig2_e * np.eye(times.size)
+
+
+def _dropout_pattern(retention: FloatArray) -> FloatArray:
+    """Fraction whose last visit is each visit: ``r[k] - r[k+1]``."""
+    return retention - np.append(retention[1:], 0.0)
+
+
+def slope_variance_factor(
+    times: FloatArray, v: FloatArray, retention: FloatArray
+) -> float:
+    """``ξ = [(Σ_k p_k X_kᵀ V_k⁻¹ X_k)⁻¹]₂₂``: variance of one patient's slope estimate.
+
+    With complete data this is Diggle's ``[(XᵀV⁻¹X)⁻¹]₂₂``.
+    """
+    x = np.column_stack([np.ones_like(times), times])
+    p = _dropout_pattern(retention)
+    info = np.zeros((2, 2))
+    for k in range(1, times.size + 1):
+        if p[k - 1] <= 0:
+            continue
+        xk, vk = x[:k], v[:k, :k]
+        info += p[k - 1] * xk.T @ np.linalg.solve(vk, xk)
+    if np.linalg.matrix_rank(info) < 2:
+        raise _err(
+            "the slope is not estimable: too few patients are seen at two or more visits "
+            "(check `retention`)."
+        )
+    return float(np.linalg.inv(info)[1, 1])
+
+
+def liu_liang_sigma1(
+    times: FloatArray,
+    v_treat: FloatArray,
+    v_ctrl: FloatArray,
+    r_treat: FloatArray,
+    r_ctrl: FloatArray,
+    pi_treat: float,
+) -> float:
+    """Liu & Liang's Σ₁ for the slope-difference parameter (per total patient).
+
+    Parameter of interest: treatment × time (``u = t`` in the treatment arm, 0 in
+    control); nuisance: intercept, treatment, time (``v = [1, trt, t]``).  Averaged
+    over arms (weights π) and dropout patterns.
+    """
+    m = times.size
+    arms = [
+        (
+            pi_treat,
+            np.asarray(times, float),
+            np.column_stack([np.ones(m), np.ones(m), times]),
+            v_treat,
+            r_treat,
+        ),
+        (
+            1 - pi_treat,
+            np.zeros(m),
+            np.column_stack([np.ones(m), np.zeros(m), times]),
+            v_ctrl,
+            r_ctrl,
+        ),
+    ]
+    i_pp = 0.0
+    i_pl = np.zeros(3)
+    i_ll = np.zeros((3, 3))
+    for pi, u, vv, cov, r in arms:
+        p = _dropout_pattern(r)
+        for k in range(1, m + 1):
+            w = pi * p[k - 1]
+            if w <= 0:
+                continue
+            rinv = np.linalg.inv(cov[:k, :k])
+            uk, vk = u[:k], vv[:k]
+            i_pp += w * uk @ rinv @ uk
+            i_pl += w * uk @ rinv @ vk
+            i_ll += w * vk.T @ rinv @ vk
+    return float(i_pp - i_pl @ np.linalg.solve(i_ll, i_pl))
+
+
+@dataclass(frozen=True)
+class _SlopeSetup:
+    times: FloatArray
+    v: FloatArray
+    retention: FloatArray
+    retention_control: FloatArray
+    inputs: dict[str, Any]
+
+
+def _slope_setup(
+    times: Sequence[float],
+    sig2_int: float,
+    sig2_slope: float,
+    cov_int_slope: float,
+    sig2_e: float,
+    retention: Sequence[float] | None,
+    retention_control: Sequence[float] | None,
+) -> _SlopeSetup:
+    t = _check_times(times)
+    s_i, s_s, cov, s_e = _check_variances(sig2_int, sig2_slope, cov_int_slope, sig2_e)
+    r = _check_retention(retention, t.size, "retention")
+    rc = (
+        r
+        if retention_control is None
+        else _check_retention(retention_control, t.size, "retention_control")
+    )
+    v = marginal_covariance(t, s_i, s_s, cov, s_e)
+    inputs = {
+        "times": t.tolist(),
+        "sig2_int": s_i,
+        "sig2_slope": s_s,
+        "cov_int_slope": cov,
+        "sig2_e": s_e,
+        "retention": r.tolist(),
+        "retention_control": rc.tolist(),
+    }
+    return _SlopeSetup(t, v, r, rc, inputs)
+
+
+def _slope_variance_per_treated(
+    setup: _SlopeSetup, method: str, allocation_ratio: float
+) -> float:
+    """Var(δ̂) × n_treatment: the quantity every method turns into a sample size."""
+    lam = allocation_ratio
+    if method == "liu_liang":
+        pi_t = lam / (1 + lam)
+        s1 = liu_liang_sigma1(
+            setup.times,
+            setup.v,
+            setup.v,
+            setup.retention,
+            setup.retention_control,
+            pi_t,
+        )
+        # Var(δ̂) = 1 / (N Σ1) and N = n_t (1 + lam) / lam
+        return lam / ((1 + lam) * s1)
+    xi_t = slope_variance_factor(setup.times, setup.v, setup.retention)
+    xi_c = slope_variance_factor(setup.times, setup.v, setup.retention_control)
+    if method == "diggle":
+        # Diggle et al. (2002) p. 29 with the marginal covariance of the random
+        # intercept-and-slope model: Var(δ̂) = ξ_t / n_t + ξ_c / n_c
+        return xi_t + lam * xi_c
+    # Edland (2009), Zhao & Edland form: n = z² (term1 + λ term2) / δ²
+    return xi_t + lam * xi_c
+
+
+def sample_size_slope(
+    delta: float | None = None,
+    times: Sequence[float] = (0, 3, 6, 9, 12),
+    sig2_int: float = 0.0,
+    sig2_slope: float = 0.36,
+    cov_int_slope: float = 0.0,
+    sig2_e: float = 4.0,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    method: Method = "edland",
+    allocation_ratio: float = 1.0,
+    retention: Sequence[float] | None = None,
+    retention_control: Sequence[float] | None = None,
+    slowing: float | None = None,
+    mean_slope: float | None = None,
+    alternative: Alternative = "two-sided",
+) -> SampleSize:
+    """Patients per arm to detect a difference in mean ALSFRS-R slopes.
+
+    The analysis model is a linear mixed model with a random intercept and slope per
+    patient (variance components ``sig2_int``, ``sig2_slope``, ``cov_int_slope``,
+    residual ``sig2_e``) and a treatment × time fixed effect ``delta``.  With
+    ``ξ = [(Σ_k p_k X_kᵀ V_k⁻¹ X_k)⁻¹]₂₂`` (``p_k`` = fraction whose last visit is
+    ``k``; complete data: Diggle's ``[(XᵀV⁻¹X)⁻¹]₂₂``), the treatment arm needs
+    ``n = (z_{1-α/2} + z_{power})² (ξ_t + λ ξ_c) / δ²`` and the control arm ``n / λ``.
+
+    Parameters
+    ----------
+    delta : float, optional
+        Difference in mean slopes to detect (points/month; sign ignored).  Or give
+        ``slowing`` and ``mean_slope``.
+    times : sequence of float, default (0, 3, 6, 9, 12)
+        Visit times (months), strictly increasing.
+    sig2_int, sig2_slope, cov_int_slope : float
+        Random intercept variance (points²), random slope variance (points²/month²)
+        and their covariance; ``sig2_slope = 0`` is a random-intercept design.
+        Defaults: slope SD 0.6 points/month (DOMAIN.md §7).
+    sig2_e : float, default 4.0
+        Residual variance (points²; SD 2.0, DOMAIN.md §7).
+    alpha : float, default 0.05
+        Type I error, in (0, 1).
+    power : float, default 0.8
+        Target power, in (0, 1).
+    method : {"edland", "diggle", "liu_liang"}, default "edland"
+        Formula (as longpower's ``edland.linear.power``, ``diggle.linear.power`` and
+        ``liu.liang.linear.power``); they agree when their assumptions coincide.
+    allocation_ratio : float, default 1.0
+        Treatment : control patients (longpower's ``lambda``).
+    retention, retention_control : sequence of float, optional
+        Fraction still observed at each visit (1 at baseline, non-increasing), as
+        longpower's ``ra``; control defaults to ``retention``.  ``None`` = no attrition.
+    slowing, mean_slope : float, optional
+        Effect as a fractional slowing of the mean slope: ``delta = slowing *
+        |mean_slope|`` (e.g. 0.25 and -0.9).
+    alternative : {"two-sided", "one-sided"}, default "two-sided"
+
+    Returns
+    -------
+    SampleSize
+
+    Raises
+    ------
+    ModelSpecificationError
+        Power or alpha outside (0, 1), visit times not strictly increasing, negative
+        variances, a random-effects covariance that is not positive semi-definite,
+        bad retention, missing or zero effect.
+
+    See Also
+    --------
+    power_slope : the inverse, power for a given size.
+    sample_size_mmrm : change at the final visit by MMRM.
+
+    References
+    ----------
+    Diggle, Heagerty, Liang & Zeger (2002), Analysis of Longitudinal Data, 2nd ed.;
+    Liu & Liang (1997), Biometrics 53:937-947; Ard & Edland (2011), J Alzheimers Dis
+    21:369-377; Donohue, longpower (R package).
+
+    Examples
+    --------
+    longpower's ADAS-cog example (``lmmpower(delta=1.5, t=seq(0,1.5,0.25), sig2.i=55,
+    sig2.s=24, sig2.e=10, cov.s.i=0.8*sqrt(55)*sqrt(24), power=0.80)``: n = 207.3101):
+
+    >>> r = sample_size_slope(1.5, [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5], sig2_int=55,
+    ...                       sig2_slope=24, cov_int_slope=0.8 * 55**0.5 * 24**0.5,
+    ...                       sig2_e=10, power=0.80)
+    >>> round(r.n_per_arm, 4), r.n_per_arm_ceil
+    (207.3101, 208)
+
+    An ALS trial, 25% slowing of -0.9 points/month, 3-monthly visits over a year:
+
+    >>> sample_size_slope(slowing=0.25, mean_slope=-0.9, times=[0, 3, 6, 9, 12],
+    ...                   sig2_slope=0.36, sig2_e=4.0).n_per_arm_ceil
+    126
+    """
+    e = ModelSpecificationError
+    check_choice(method, "method", ("edland", "diggle", "liu_liang"), error=e)
+    _common(alpha, alternative, allocation_ratio)
+    power = check_interval(
+        power, "power", low=0, high=1, low_closed=False, high_closed=False, error=e
+    )
+    d = _resolve_delta(delta, slowing, mean_slope)
+    setup = _slope_setup(
+        times, sig2_int, sig2_slope, cov_int_slope, sig2_e, retention, retention_control
+    )
+    var_n = _slope_variance_per_treated(setup, method, allocation_ratio)
+    z = _z(alpha, alternative) + float(stats.norm.ppf(power))
+    n_t = z * z * var_n / (d * d)
+    return SampleSize(
+        n_per_arm=n_t,
+        n_control=n_t / allocation_ratio,
+        power=power,
+        delta=d,
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        allocation_ratio=float(allocation_ratio),
+        inputs={**setup.inputs, "slowing": slowing, "mean_slope": mean_slope},
+    )
+
+
+def power_slope(
+    n_per_arm: float,
+    delta: float | None = None,
+    times: Sequence[float] = (0, 3, 6, 9, 12),
+    sig2_int: float = 0.0,
+    sig2_slope: float = 0.36,
+    cov_int_slope: float = 0.0,
+    sig2_e: float = 4.0,
+    *,
+    alpha: float = 0.05,
+    method: Method = "edland",
+    allocation_ratio: float = 1.0,
+    retention: Sequence[float] | None = None,
+    retention_control: Sequence[float] | None = None,
+    slowing: float | None = None,
+    mean_slope: float | None = None,
+    alternative: Alternative = "two-sided",
+) -> SampleSize:
+    """Power of the slope comparison with ``n_per_arm`` treated patients.
+
+    The inverse of :func:`sample_size_slope`:
+    ``power = Φ(|δ| / sqrt(Var(δ̂)) - z_{1-α/2})`` with
+    ``Var(δ̂) = (ξ_t + λ ξ_c) / n`` (the opposite tail is ignored, as in longpower).
+
+    Parameters
+    ----------
+    n_per_arm : float
+        Patients in the treatment arm (> 0; control = ``n_per_arm / allocation_ratio``).
+    delta, times, sig2_int, sig2_slope, cov_int_slope, sig2_e, alpha, method,
+    allocation_ratio, retention, retention_control, slowing, mean_slope, alternative
+        As in :func:`sample_size_slope`.
+
+    Returns
+    -------
+    SampleSize
+
+    Raises
+    ------
+    ModelSpecificationError
+        As :func:`sample_size_slope`, or ``n_per_arm`` not positive.
+
+    Examples
+    --------
+    longpower: ``lmmpower(n=208, ...)`` of the ADAS-cog example gives delta 1.49751 at
+    power 0.80; conversely, n = 207.3101 gives power 0.80:
+
+    >>> r = power_slope(207.3101, 1.5, [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5], sig2_int=55,
+    ...                 sig2_slope=24, cov_int_slope=0.8 * 55**0.5 * 24**0.5, sig2_e=10)
+    >>> round(r.power, 4)
+    0.8
+    """
+    e = ModelSpecificationError
+    check_choice(method, "method", ("edland", "diggle", "liu_liang"), error=e)
+    _common(alpha, alternative, allocation_ratio)
+    n = check_interval(n_per_arm, "n_per_arm", low=0, low_closed=False, error=e)
+    d = _resolve_delta(delta, slowing, mean_slope)
+    setup = _slope_setup(
+        times, sig2_int, sig2_slope, cov_int_slope, sig2_e, retention, retention_control
+    )
+    var_n = _slope_variance_per_treated(setup, method, allocation_ratio)
+    pw = float(stats.norm.cdf(d / math.sqrt(var_n / n) - _z(alpha, alternative)))
+    return SampleSize(
+        n_per_arm=float(n),
+        n_control=float(n) / allocation_ratio,
+        power=pw,
+        delta=d,
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        allocation_ratio=float(allocation_ratio),
+        inputs={**setup.inputs, "slowing": slowing, "mean_slope": mean_slope},
+    )
+
+
+def detectable_delta_slope(
+    n_per_arm: float,
+    times: Sequence[float] = (0, 3, 6, 9, 12),
+    sig2_int: float = 0.0,
+    sig2_slope: float = 0.36,
+    cov_int_slope: float = 0.0,
+    sig2_e: float = 4.0,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    method: Method = "edland",
+    allocation_ratio: float = 1.0,
+    retention: Sequence[float] | None = None,
+    retention_control: Sequence[float] | None = None,
+    alternative: Alternative = "two-sided",
+) -> SampleSize:
+    """Smallest difference in slopes detectable with ``n_per_arm`` at ``power``.
+
+    Examples
+    --------
+    longpower ``lmmpower(n=208, ...)`` of the ADAS-cog example: delta = 1.49751.
+
+    >>> r = detectable_delta_slope(208, [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5], 55, 24,
+    ...                            0.8 * 55**0.5 * 24**0.5, 10)
+    >>> round(r.delta, 5)
+    1.49751
+    """
+    e = ModelSpecificationError
+    check_choice(method, "method", ("edland", "diggle", "liu_liang"), error=e)
+    _common(alpha, alternative, allocation_ratio)
+    power = check_interval(
+        power, "power", low=0, high=1, low_closed=False, high_closed=False, error=e
+    )
+    n = check_interval(n_per_arm, "n_per_arm", low=0, low_closed=False, error=e)
+    setup = _slope_setup(
+        times, sig2_int, sig2_slope, cov_int_slope, sig2_e, retention, retention_control
+    )
+    var_n = _slope_variance_per_treated(setup, method, allocation_ratio)
+    z = _z(alpha, alternative) + float(stats.norm.ppf(power))
+    d = z * math.sqrt(var_n / n)
+    return SampleSize(
+        n_per_arm=float(n),
+        n_control=float(n) / allocation_ratio,
+        power=power,
+        delta=d,
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        allocation_ratio=float(allocation_ratio),
+        inputs=setup.inputs,
+    )
+
+
+# ---------------------------------------------------------------------------- MMRM
+def _check_corr(corr: Any, n: int | None, name: str) -> FloatArray:
+    try:
+        c = np.asarray(corr, dtype=float)
+    except (TypeError, ValueError):
+        raise _err(f"`{name}` must be a correlation matrix; got {corr!r}.") from None
+    if c.ndim == 0:
+        if n is None:
+            raise _err(
+                f"`{name}` as a single number needs `retention` to set its size."
+            )
+        rho = float(c)
+        if not -1 / max(n - 1, 1) < rho < 1:
+            raise _err(f"`{name}` = {rho!r} is not a valid exchangeable correlation.")
+        c = np.full((n, n), rho)
+        np.fill_diagonal(c, 1.0)
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise _err(f"`{name}` must be a square matrix; got shape {c.shape}.")
+    if not np.allclose(c, c.T, atol=1e-10) or not np.allclose(np.diag(c), 1.0):
+        raise _err(
+            f"`{name}` must be a symmetric correlation matrix (ones on the diagonal)."
+        )
+    if np.linalg.eigvalsh(c).min() <= 1e-12:
+        raise _err(f"`{name}` must be positive definite.")
+    return c
+
+
+def mmrm_phi(corr: FloatArray, retention: FloatArray) -> float:
+    """Lu, Luo & Chen's φ = [(Σ_j (r_j - r_{j+1}) R_j⁻¹ padded)⁻¹]_{JJ} (their eq. 3)."""
+    j_max = corr.shape[0]
+    r0 = np.append(retention, 0.0)
+    info = np.zeros((j_max, j_max))
+    for j in range(1, j_max + 1):
+        w = r0[j - 1] - r0[j]
+        if w <= 0:
+            continue
+        block = np.zeros((j_max, j_max))
+        block[:j, :j] = np.linalg.inv(corr[:j, :j])
+        info += w * block
+    return float(np.linalg.inv(info)[-1, -1])
+
+
+def _mmrm_setup(
+    sigma: float,
+    corr: Any,
+    retention: Sequence[float] | None,
+    corr_control: Any,
+    retention_control: Sequence[float] | None,
+) -> tuple[float, float, dict[str, Any]]:
+    e = ModelSpecificationError
+    sigma = check_interval(sigma, "sigma", low=0, low_closed=False, error=e)
+    n_vis = None
+    if retention is not None:
+        n_vis = len(retention)
+    ra = _check_corr(corr, n_vis, "corr")
+    r = _check_retention(retention, ra.shape[0], "retention")
+    rb_corr = (
+        ra
+        if corr_control is None
+        else _check_corr(corr_control, ra.shape[0], "corr_control")
+    )
+    if rb_corr.shape != ra.shape:
+        raise _err("`corr_control` must have the same size as `corr`.")
+    rc = (
+        r
+        if retention_control is None
+        else _check_retention(retention_control, ra.shape[0], "retention_control")
+    )
+    phi_a, phi_b = mmrm_phi(ra, r), mmrm_phi(rb_corr, rc)
+    inputs = {
+        "sigma": sigma,
+        "corr": ra.tolist(),
+        "retention": r.tolist(),
+        "corr_control": rb_corr.tolist(),
+        "retention_control": rc.tolist(),
+        "phi": phi_a,
+        "phi_control": phi_b,
+    }
+    return phi_a, phi_b, inputs
+
+
+def sample_size_mmrm(
+    delta: float,
+    sigma: float,
+    corr: Any,
+    retention: Sequence[float] | None = None,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    allocation_ratio: float = 1.0,
+    corr_control: Any = None,
+    retention_control: Sequence[float] | None = None,
+    alternative: Alternative = "two-sided",
+) -> SampleSize:
+    """Patients per arm for an MMRM comparison of change at the final visit.
+
+    Lu, Luo & Chen (2008), formula (3): ``n_t = (φ_t + λ φ_c) (z_{1-α/2} +
+    z_{power})² σ² / δ²``, ``n_c = n_t / λ``, where ``φ`` inflates for attrition and
+    correlation (1 without dropout), as longpower's ``power.mmrm``.
+
+    Parameters
+    ----------
+    delta : float
+        Difference between arms in mean change at the final visit (outcome units).
+    sigma : float
+        SD of the outcome at the final visit.
+    corr : array-like or float
+        Correlation matrix of the repeated measures (a single number = exchangeable,
+        then ``retention`` sets the number of visits).
+    retention : sequence of float, optional
+        Fraction observed at each visit (1 first, non-increasing); ``None`` = complete.
+    alpha, power, allocation_ratio, alternative
+        As in :func:`sample_size_slope`.
+    corr_control, retention_control : optional
+        Control-arm correlation and retention (default: same as treatment).
+
+    Returns
+    -------
+    SampleSize
+        ``method="mmrm"``; ``inputs`` holds ``phi`` and ``phi_control``.
+
+    Raises
+    ------
+    ModelSpecificationError
+        Bad power/alpha, a matrix that is not a positive-definite correlation matrix,
+        retention of the wrong length or increasing.
+
+    Examples
+    --------
+    longpower ``power.mmrm(Ra=<4x4 exchangeable 0.25>, ra=c(1,.9,.8,.7), sigmaa=1,
+    delta=0.5, power=0.80)``: n1 = n2 = 86.99175.
+
+    >>> r = sample_size_mmrm(0.5, 1.0, 0.25, [1, 0.9, 0.8, 0.7])
+    >>> round(r.n_per_arm, 5)
+    86.99175
+    """
+    e = ModelSpecificationError
+    _common(alpha, alternative, allocation_ratio)
+    power = check_interval(
+        power, "power", low=0, high=1, low_closed=False, high_closed=False, error=e
+    )
+    d = abs(_resolve_delta(delta, None, None))
+    phi_a, phi_b, inputs = _mmrm_setup(
+        sigma, corr, retention, corr_control, retention_control
+    )
+    z = _z(alpha, alternative) + float(stats.norm.ppf(power))
+    lam = allocation_ratio
+    n_t = (phi_a + lam * phi_b) * z * z * inputs["sigma"] ** 2 / (d * d)
+    return SampleSize(
+        n_per_arm=n_t,
+        n_control=n_t / lam,
+        power=power,
+        delta=d,
+        method="mmrm",
+        alpha=alpha,
+        alternative=alternative,
+        allocation_ratio=float(lam),
+        inputs=inputs,
+    )
+
+
+def power_mmrm(
+    n_per_arm: float,
+    delta: float,
+    sigma: float,
+    corr: Any,
+    retention: Sequence[float] | None = None,
+    *,
+    alpha: float = 0.05,
+    allocation_ratio: float = 1.0,
+    corr_control: Any = None,
+    retention_control: Sequence[float] | None = None,
+    alternative: Alternative = "two-sided",
+) -> SampleSize:
+    """Power of the MMRM final-visit comparison with ``n_per_arm`` treated patients.
+
+    The inverse of :func:`sample_size_mmrm`.
+
+    Examples
+    --------
+    longpower ``power.mmrm(N=174, Ra=<exch. 0.25>, ra=c(1,.9,.8,.7), sigmaa=1,
+    delta=0.5)``: power 0.8000372.
+
+    >>> round(power_mmrm(87, 0.5, 1.0, 0.25, [1, 0.9, 0.8, 0.7]).power, 7)
+    0.8000372
+    """
+    e = ModelSpecificationError
+    _common(alpha, alternative, allocation_ratio)
+    n = check_interval(n_per_arm, "n_per_arm", low=0, low_closed=False, error=e)
+    d = abs(_resolve_delta(delta, None, None))
+    phi_a, phi_b, inputs = _mmrm_setup(
+        sigma, corr, retention, corr_control, retention_control
+    )
+    lam = allocation_ratio
+    se = inputs["sigma"] * math.sqrt((phi_a + lam * phi_b) / n)
+    pw = float(stats.norm.cdf(d / se - _z(alpha, alternative)))
+    return SampleSize(
+        n_per_arm=float(n),
+        n_control=float(n) / lam,
+        power=pw,
+        delta=d,
+        method="mmrm",
+        alpha=alpha,
+        alternative=alternative,
+        allocation_ratio=float(lam),
+        inputs=inputs,
+    )
