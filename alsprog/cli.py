@@ -161,6 +161,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_power(args: argparse.Namespace) -> int:
+    from alsprog.design import sample_size_table
+
+    table = sample_size_table(
+        args.slowing,
+        mean_slope=args.mean_slope,
+        times=args.months,
+        sig2_int=args.sig2_int,
+        sig2_slope=args.sig2_slope,
+        cov_int_slope=args.cov_int_slope,
+        sig2_e=args.sig2_e,
+        methods=args.method,
+        alpha=args.alpha,
+        power=args.power,
+        allocation_ratio=args.allocation_ratio,
+        retention=args.retention,
+        alternative=args.alternative,
+    )
+    if args.csv:
+        print(table.to_csv(index=False), end="")
+        return 0
+    print(
+        f"sample size per arm for slowing a mean slope of {args.mean_slope:g} "
+        f"points/month; visits at months {', '.join(f'{m:g}' for m in args.months)}; "
+        f"power {args.power:g}, alpha {args.alpha:g} ({args.alternative})"
+    )
+    shown = table.assign(
+        slowing=(table["slowing"] * 100).map(lambda v: f"{v:g}%"),
+        delta=table["delta"].map(lambda v: f"{v:.4g}"),
+        n_per_arm=table["n_per_arm"].map(lambda v: f"{v:.2f}"),
+    )[["method", "slowing", "delta", "n_per_arm", "n_per_arm_ceil", "n_total_ceil"]]
+    print(shown.to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per task."""
     parser = argparse.ArgumentParser(
@@ -230,6 +265,80 @@ def build_parser() -> argparse.ArgumentParser:
         help="imaging-to-visit matching window in days (45)",
     )
     p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser(
+        "power",
+        help="sample size for slowing ALSFRS-R decline",
+        description="Patients per arm to detect a slowing of the mean ALSFRS-R slope "
+        "with a random-intercept-and-slope mixed model (Diggle 2002, Liu & Liang "
+        "1997, Edland 2009; as R's longpower).",
+    )
+    p.add_argument(
+        "--slowing",
+        type=float,
+        nargs="+",
+        required=True,
+        help="fractional slowing(s), e.g. 0.25 0.3 0.5",
+    )
+    p.add_argument(
+        "--mean-slope",
+        type=float,
+        default=-0.9,
+        help="control-arm mean slope, points/month (-0.9)",
+    )
+    p.add_argument(
+        "--months",
+        type=float,
+        nargs="+",
+        default=[0, 3, 6, 9, 12],
+        help="visit times in months (0 3 6 9 12)",
+    )
+    p.add_argument(
+        "--sig2-int",
+        type=float,
+        default=0.0,
+        help="random-intercept variance (0; cancels without attrition)",
+    )
+    p.add_argument(
+        "--sig2-slope",
+        type=float,
+        default=0.36,
+        help="random-slope variance (0.36 = SD 0.6)",
+    )
+    p.add_argument(
+        "--cov-int-slope",
+        type=float,
+        default=0.0,
+        help="intercept-slope covariance (0)",
+    )
+    p.add_argument("--sig2-e", type=float, default=4.0, help="residual variance (4)")
+    p.add_argument(
+        "--method",
+        nargs="+",
+        default=["edland"],
+        choices=("edland", "diggle", "liu_liang"),
+        help="formula(s) (edland)",
+    )
+    p.add_argument("--power", type=float, default=0.8, help="target power (0.8)")
+    p.add_argument("--alpha", type=float, default=0.05, help="type I error (0.05)")
+    p.add_argument(
+        "--alternative", choices=("two-sided", "one-sided"), default="two-sided"
+    )
+    p.add_argument(
+        "--allocation-ratio",
+        type=float,
+        default=1.0,
+        help="treatment:control allocation (1)",
+    )
+    p.add_argument(
+        "--retention",
+        type=float,
+        nargs="+",
+        default=None,
+        help="fraction still observed at each visit, 1 first",
+    )
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.set_defaults(handler=cmd_power)
 
     p = sub.add_parser(
         "demo",

@@ -109,3 +109,22 @@ def test_simulate_bad_argument_is_a_usage_error(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "x"), "--n-patients", "-3"]) == 2
     assert "`n_patients` must be an integer >= 0; got -3." in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_power_prints_table(capsys):
+    assert (
+        main(
+            ["power", "--slowing", "0.25", "0.3", "--months", "0", "3", "6", "9", "12"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    # DOMAIN.md §5 ALS illustration: 3-monthly 0-12, 25 % of 0.9 -> 125.4 per arm
+    assert "125.4" in out and "126" in out
+
+
+def test_power_csv_and_bad_power(capsys):
+    assert main(["power", "--slowing", "0.25", "--csv"]) == 0
+    assert capsys.readouterr().out.startswith("method,slowing,delta,n_per_arm")
+    assert main(["power", "--slowing", "0.25", "--power", "1.5"]) == 1
+    assert "`power` must be in (0, 1); got 1.5." in capsys.readouterr().err

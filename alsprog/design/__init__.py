@@ -7,6 +7,7 @@ from alsprog.design._analytic import (
     power_slope,
     sample_size_mmrm,
     sample_size_slope,
+    sample_size_table,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "power_slope",
     "sample_size_mmrm",
     "sample_size_slope",
+    "sample_size_table",
 ]

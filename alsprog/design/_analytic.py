@@ -37,6 +37,7 @@ __all__ = [
     "power_slope",
     "sample_size_mmrm",
     "sample_size_slope",
+    "sample_size_table",
 ]
 
 Method = Literal["diggle", "liu_liang", "edland"]
@@ -849,3 +850,80 @@ def power_mmrm(
         allocation_ratio=float(lam),
         inputs=inputs,
     )
+
+
+def sample_size_table(
+    slowings: Sequence[float],
+    *,
+    mean_slope: float,
+    times: Sequence[float] = (0, 3, 6, 9, 12),
+    sig2_int: float = 0.0,
+    sig2_slope: float = 0.36,
+    cov_int_slope: float = 0.0,
+    sig2_e: float = 4.0,
+    methods: Sequence[Method] = ("edland",),
+    alpha: float = 0.05,
+    power: float = 0.8,
+    allocation_ratio: float = 1.0,
+    retention: Sequence[float] | None = None,
+    alternative: Alternative = "two-sided",
+) -> Any:
+    """Sample sizes for several slowings and methods, one row each.
+
+    Parameters
+    ----------
+    slowings : sequence of float
+        Fractional slowings of ``mean_slope`` (e.g. 0.25, 0.30, 0.50).
+    mean_slope : float
+        Mean ALSFRS-R slope under control (points/month, e.g. -0.9).
+    methods : sequence of {"edland", "diggle", "liu_liang"}
+        Formulas to tabulate.
+    times, sig2_int, sig2_slope, cov_int_slope, sig2_e, alpha, power,
+    allocation_ratio, retention, alternative
+        As in :func:`sample_size_slope`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``method, slowing, delta, n_per_arm, n_per_arm_ceil, n_control_ceil,
+        n_total_ceil, power``.
+
+    Examples
+    --------
+    >>> t = sample_size_table([0.25, 0.5], mean_slope=-0.9)
+    >>> t[["slowing", "n_per_arm_ceil"]].to_numpy().tolist()
+    [[0.25, 126.0], [0.5, 32.0]]
+    """
+    import pandas as pd
+
+    rows = []
+    for method in methods:
+        for s in slowings:
+            r = sample_size_slope(
+                times=times,
+                sig2_int=sig2_int,
+                sig2_slope=sig2_slope,
+                cov_int_slope=cov_int_slope,
+                sig2_e=sig2_e,
+                alpha=alpha,
+                power=power,
+                method=method,
+                allocation_ratio=allocation_ratio,
+                retention=retention,
+                slowing=s,
+                mean_slope=mean_slope,
+                alternative=alternative,
+            )
+            rows.append(
+                {
+                    "method": method,
+                    "slowing": float(s),
+                    "delta": r.delta,
+                    "n_per_arm": r.n_per_arm,
+                    "n_per_arm_ceil": r.n_per_arm_ceil,
+                    "n_control_ceil": r.n_control_ceil,
+                    "n_total_ceil": r.n_total_ceil,
+                    "power": r.power,
+                }
+            )
+    return pd.DataFrame(rows)
