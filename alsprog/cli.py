@@ -161,6 +161,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from alsprog.data import write_table
+    from alsprog.imaging import extract_roi_features
+
+    features, qc = extract_roi_features(
+        args.images,
+        args.atlas,
+        args.labels,
+        stats=args.stats,
+        mask=args.mask,
+        nan_policy=args.nan_policy,
+        resample=args.resample,
+        n_jobs=args.n_jobs,
+        progress=_progress(args),
+    )
+    out = write_table(features, args.out)
+    if args.qc:
+        write_table(qc, args.qc)
+    print(
+        f"{len(features)} sessions x {features.shape[1] - 3} features from "
+        f"{qc['path'].nunique()} images -> {out}"
+    )
+    return 0
+
+
 def cmd_power(args: argparse.Namespace) -> int:
     from alsprog.design import sample_size_table
 
@@ -265,6 +290,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="imaging-to-visit matching window in days (45)",
     )
     p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser(
+        "features",
+        help="ROI features of NIfTI maps, one row per session",
+        description="Extract regional statistics of every map under a "
+        "BIDS-derivatives folder (or listed in a manifest) with a label atlas; write "
+        "one row per subject x session, ready for `alsprog validate` and assemble().",
+    )
+    p.add_argument(
+        "--images", required=True, help="BIDS-derivatives folder or manifest CSV/TSV"
+    )
+    p.add_argument("--atlas", required=True, help="label atlas (.nii/.nii.gz)")
+    p.add_argument(
+        "--labels", default=None, help="lookup table (default: the atlas's .tsv)"
+    )
+    p.add_argument("--out", required=True, help="features table (.csv or .parquet)")
+    p.add_argument("--qc", default=None, help="also write the QC table")
+    p.add_argument(
+        "--stats",
+        nargs="+",
+        default=["mean"],
+        choices=["mean", "median", "std", "count", "volume", "trimmed_mean"],
+        help="statistics (mean)",
+    )
+    p.add_argument("--mask", default=None, help="mask on the atlas grid")
+    p.add_argument("--nan-policy", choices=["ignore", "raise"], default="ignore")
+    p.add_argument(
+        "--resample",
+        choices=["nearest", "linear"],
+        default=None,
+        help="resample images on another grid (default: refuse them)",
+    )
+    p.add_argument("--n-jobs", type=int, default=1, help="parallel workers (1)")
+    p.set_defaults(handler=cmd_features)
 
     p = sub.add_parser(
         "power",

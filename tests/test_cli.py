@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from tablefiles import VISITS_HEADER, valid_visits_rows, write_csv
 
@@ -128,3 +129,53 @@ def test_power_csv_and_bad_power(capsys):
     assert capsys.readouterr().out.startswith("method,slowing,delta,n_per_arm")
     assert main(["power", "--slowing", "0.25", "--power", "1.5"]) == 1
     assert "`power` must be in (0, 1); got 1.5." in capsys.readouterr().err
+
+
+def test_features_command_extracts_simulated_maps(tmp_path, capsys):
+    from alsprog.data import read_imaging
+    from alsprog.simulate import simulate_cohort, write_nifti
+
+    cohort = simulate_cohort(3, 1, months=6, seed=4)
+    root = write_nifti(
+        cohort, tmp_path / "deriv", shape=(20, 24, 20), seed=4, progress=False
+    )
+    out = tmp_path / "features.csv"
+    args = [
+        "features",
+        "--images",
+        str(root),
+        "--atlas",
+        str(root / "atlas" / "atlas-alsprogsim_dseg.nii.gz"),
+        "--out",
+        str(out),
+        "--qc",
+        str(tmp_path / "qc.csv"),
+    ]
+    assert main(args) == 0
+    assert "sessions x" in capsys.readouterr().out
+    feats = read_imaging(out)  # valid against the data dictionary
+    merged = feats.merge(
+        cohort.imaging, on=["subject_id", "session"], suffixes=("", "_t")
+    )
+    assert len(merged) == len(cohort.imaging)
+    np.testing.assert_allclose(
+        merged["fa_cst_left"], merged["fa_cst_left_t"], rtol=1e-5
+    )
+
+
+def test_features_empty_folder_is_an_error(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "features",
+                "--images",
+                str(tmp_path),
+                "--atlas",
+                str(tmp_path / "none.nii.gz"),
+                "--out",
+                str(tmp_path / "f.csv"),
+            ]
+        )
+        == 1
+    )
+    assert "no images named sub-<id>/ses-<id>" in capsys.readouterr().err
