@@ -9,8 +9,24 @@ from alsprog.design._analytic import (
     sample_size_slope,
     sample_size_table,
 )
+from alsprog.design._simulate import (
+    BaselineMarker,
+    Enrichment,
+    PowerResult,
+    adjusted_design,
+    enriched_design,
+    simulate_power,
+)
+from alsprog.design._trial import TrialDesign
 
 __all__ = [
+    "BaselineMarker",
+    "Enrichment",
+    "PowerResult",
+    "TrialDesign",
+    "adjusted_design",
+    "enriched_design",
+    "simulate_power",
     "SampleSize",
     "detectable_delta_slope",
     "power_mmrm",

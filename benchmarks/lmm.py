@@ -1,0 +1,296 @@
+"""Benchmark: alsprog's LinearMixedModel against statsmodels MixedLM and lme4::lmer.
+
+Usage::
+
+    python benchmarks/lmm.py [--quick] [--sizes 1000 10000 100000] [--repeats 3]
+
+For each size one ALS-like data set (random intercept + slope, ~5.5 visits per subject,
+months 0-24, onset site and age) is fitted by every tool with
+``alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id)`` (REML).
+The estimates are compared before timing (largest relative difference over fixed
+effects, variance components, residual variance and REML criterion; a fixed effect is
+scaled by ``max(|estimate|, its standard error)`` so that near-zero effects do not
+inflate the figure), then each tool is warmed up and timed as the median of repeats.
+lme4 runs in Rscript on a CSV of the same data: "warm" is ``system.time(lmer(...))``
+inside R; "cold" is the wall time of a fresh process that loads the package, reads the
+CSV and fits once (alsprog's cold time is measured the same way in a fresh Python);
+both are medians of the same number of repeats.
+A missing peer prints ``skipped (not installed)``; statsmodels is skipped above
+``--statsmodels-max`` subjects (its fit takes minutes there).  Rows are also written to
+``benchmarks/results/lmm.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from alsprog.models import LinearMixedModel  # noqa: E402
+
+FORMULA = "alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id)"
+SM_FIXED = "alsfrs_r_total ~ months * onset_site + age_at_onset"
+
+R_SCRIPT = r"""
+suppressMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1], stringsAsFactors = TRUE)
+reps <- as.integer(args[2])
+f <- alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id)
+m <- suppressWarnings(lmer(f, d))  # warm-up, also the estimates compared
+times <- numeric(reps)
+for (i in seq_len(reps)) times[i] <- system.time(suppressWarnings(lmer(f, d)))[["elapsed"]]
+vc <- as.matrix(Matrix::bdiag(VarCorr(m)))
+cat(jsonlite::toJSON(list(times = times, fixef = as.list(fixef(m)),
+    se = unname(sqrt(diag(as.matrix(vcov(m))))), vcov_re = unname(vc),
+    sigma2 = sigma(m)^2, criterion = REMLcrit(m)), digits = NA, auto_unbox = TRUE))
+"""
+
+R_COLD = r"""
+suppressMessages(library(lme4))
+d <- read.csv(commandArgs(trailingOnly = TRUE)[1], stringsAsFactors = TRUE)
+m <- suppressWarnings(lmer(alsfrs_r_total ~ months * onset_site + age_at_onset +
+                           (months | subject_id), d))
+"""
+
+PY_COLD = (
+    "import sys, warnings; import pandas as pd; "
+    "from alsprog.models import LinearMixedModel; "
+    "df = pd.read_csv(sys.argv[1]); warnings.simplefilter('ignore'); "
+    f"LinearMixedModel({FORMULA!r}).fit(df)"
+)
+
+
+def make_data(n_subjects: int, seed: int) -> pd.DataFrame:
+    """ALS-like long table: 2-9 visits every ~3 months, random intercept and slope."""
+    rng = np.random.default_rng(seed)
+    n_vis = rng.integers(2, 10, n_subjects)  # mean 5.5
+    sid = np.repeat(np.arange(n_subjects), n_vis)
+    pos = np.arange(len(sid)) - np.repeat(np.cumsum(n_vis) - n_vis, n_vis)
+    months = np.where(pos > 0, pos * 3.0 + rng.uniform(-0.5, 0.5, len(sid)), 0.0)
+    site = rng.choice(["bulbar", "spinal", "other"], n_subjects, p=[0.3, 0.65, 0.05])
+    age = rng.normal(58.0, 10.0, n_subjects)
+    b0 = rng.normal(0.0, 5.0, n_subjects)
+    b1 = rng.normal(0.0, 0.6, n_subjects)
+    slope = -0.9 + b1[sid] - 0.3 * (site[sid] == "bulbar")
+    y = (
+        38
+        + b0[sid]
+        - 0.05 * (age[sid] - 58)
+        + slope * months
+        + rng.normal(0, 2, len(sid))
+    )
+    return pd.DataFrame(
+        {
+            "subject_id": np.char.add("S", np.char.zfill(sid.astype(str), 6)),
+            "months": months.round(4),
+            "alsfrs_r_total": y.round(4),
+            "onset_site": site[sid],
+            "age_at_onset": age[sid].round(2),
+        }
+    )
+
+
+def estimates_alsprog(m: LinearMixedModel) -> dict:
+    return {
+        "fixef": m.fe_params_.to_numpy(),
+        "se": m.bse_.to_numpy(),
+        "vcov_re": m.cov_re_.to_numpy(),
+        "sigma2": m.scale_,
+        "criterion": -2 * m.llf_,
+    }
+
+
+def max_rel_diff(a: dict, b: dict) -> float:
+    """Largest relative difference; fixed effects scaled by max(|b|, se_b)."""
+    fe = np.abs(a["fixef"] - b["fixef"]) / np.maximum(np.abs(b["fixef"]), b["se"])
+    vre_scale = np.sqrt(np.outer(np.diag(b["vcov_re"]), np.diag(b["vcov_re"])))
+    vre = np.abs(a["vcov_re"] - b["vcov_re"]) / vre_scale
+    out = [fe.max(), vre.max(), abs(a["sigma2"] - b["sigma2"]) / b["sigma2"]]
+    if b.get("criterion") is not None:
+        out.append(abs(a["criterion"] - b["criterion"]) / abs(b["criterion"]))
+    return float(max(out))
+
+
+def time_median(fn, repeats: int) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def fit_alsprog(df: pd.DataFrame) -> LinearMixedModel:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LinearMixedModel(FORMULA).fit(df)
+
+
+def fit_statsmodels(df: pd.DataFrame):
+    import statsmodels.formula.api as smf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return smf.mixedlm(
+            SM_FIXED, df, groups=df["subject_id"], re_formula="~months"
+        ).fit(reml=True, method=["lbfgs"])
+
+
+def run_lme4(csv: Path, repeats: int, workdir: Path) -> tuple[dict, float]:
+    script = workdir / "lme4_bench.R"
+    script.write_text(R_SCRIPT)
+    out = subprocess.run(
+        ["Rscript", str(script), str(csv), str(repeats)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    est = {
+        "fixef": np.asarray(list(res["fixef"].values()), dtype=float),
+        "se": np.asarray(res["se"], dtype=float),
+        "vcov_re": np.asarray(res["vcov_re"], dtype=float),
+        "sigma2": float(res["sigma2"]),
+        "criterion": float(res["criterion"]),
+    }
+    return est, float(statistics.median(np.atleast_1d(res["times"]).tolist()))
+
+
+def cold(cmd: list[str], repeats: int) -> float:
+    """Median wall time of ``repeats`` fresh processes running ``cmd``."""
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(
+            cmd,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--quick", action="store_true", help="1k and 10k subjects, 1 repeat"
+    )
+    ap.add_argument("--sizes", type=int, nargs="+", default=None)
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument(
+        "--statsmodels-max",
+        type=int,
+        default=10_000,
+        help="largest size statsmodels is run at (default 10000)",
+    )
+    ap.add_argument("--seed", type=int, default=20240501)
+    args = ap.parse_args(argv)
+    sizes = args.sizes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
+    repeats = args.repeats or (1 if args.quick else 3)
+
+    have_sm = importlib.util.find_spec("statsmodels") is not None
+    have_r = (
+        shutil.which("Rscript") is not None
+        and subprocess.run(
+            ["Rscript", "-e", "library(lme4); library(jsonlite)"], capture_output=True
+        ).returncode
+        == 0
+    )
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for n in sizes:
+            df = make_data(n, args.seed + n)
+            csv = work / f"lmm_{n}.csv"
+            df.to_csv(csv, index=False)
+            row: dict[str, object] = {"subjects": n, "rows": len(df)}
+            m = fit_alsprog(df)
+            ours = estimates_alsprog(m)
+            row["alsprog_s"] = time_median(lambda df=df: fit_alsprog(df), repeats)
+            row["alsprog_cold_s"] = cold(
+                [sys.executable, "-c", PY_COLD, str(csv)], repeats
+            )
+            row["alsprog_converged"] = m.converged_
+            if have_sm and n <= args.statsmodels_max:
+                r = fit_statsmodels(df)
+                names = m.fe_params_.index
+                sm = {
+                    "fixef": r.fe_params[names].to_numpy(),
+                    "se": r.bse_fe[names].to_numpy(),
+                    "vcov_re": r.cov_re.to_numpy(),
+                    "sigma2": r.scale,
+                    "criterion": -2 * r.llf,
+                }
+                row["diff_statsmodels"] = max_rel_diff(ours, sm)
+                row["statsmodels_s"] = time_median(
+                    lambda df=df: fit_statsmodels(df), max(1, repeats - 1)
+                )
+                row["ratio_statsmodels"] = row["alsprog_s"] / row["statsmodels_s"]
+            else:
+                row["statsmodels_s"] = (
+                    "skipped (not installed)"
+                    if not have_sm
+                    else f"skipped (> {args.statsmodels_max})"
+                )
+            if have_r:
+                l4, l4_time = run_lme4(csv, repeats, work)
+                row["diff_lme4"] = max_rel_diff(ours, l4)
+                row["lme4_s"] = l4_time
+                row["ratio_lme4"] = row["alsprog_s"] / l4_time
+                cold_script = work / "lme4_cold.R"
+                cold_script.write_text(R_COLD)
+                row["lme4_cold_s"] = cold(
+                    ["Rscript", str(cold_script), str(csv)], repeats
+                )
+                row["ratio_cold_lme4"] = row["alsprog_cold_s"] / row["lme4_cold_s"]
+                row["llf_minus_lme4"] = (l4["criterion"] - ours["criterion"]) / 2
+            else:
+                row["lme4_s"] = "skipped (not installed)"
+            rows.append(row)
+            print(f"done: {n} subjects", file=sys.stderr, flush=True)
+
+    table = pd.DataFrame(rows)
+    with pd.option_context(
+        "display.width",
+        200,
+        "display.max_columns",
+        30,
+        "display.float_format",
+        lambda v: f"{v:.4g}",
+    ):
+        print(table.to_string(index=False))
+    print(
+        "ratio_* = alsprog seconds / peer seconds (warm, median); ratio_cold_lme4 = fresh "
+        "process incl. imports and CSV read; diff_* = largest relative difference of the "
+        "estimates; llf_minus_lme4 > 0 means alsprog found a higher REML likelihood."
+    )
+    results = ROOT / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    from alsprog._io import atomic_path
+
+    with atomic_path(results / "lmm.csv") as tmp_csv:
+        table.to_csv(tmp_csv, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
