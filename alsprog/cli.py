@@ -186,6 +186,30 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from alsprog.biomarkers import ImagingClassifier, evaluate_classifier
+    from alsprog.data._read import read_table
+
+    table, _ = read_table(args.table)
+    cv = int(args.cv) if args.cv.isdigit() else args.cv
+    clf = ImagingClassifier(
+        args.estimator, features=args.features, harmonize=args.harmonize
+    )
+    res = evaluate_classifier(
+        table,
+        clf=clf,
+        cv=cv,
+        n_permutations=args.n_permutations,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        progress=_progress(args),
+    )
+    res.save(args.out)
+    print(res.summary.to_string(float_format="%.3f"))
+    print(f"permutation p = {res.permutation_pvalue}")
+    return 0
+
+
 def cmd_power(args: argparse.Namespace) -> int:
     from alsprog.design import sample_size_table
 
@@ -324,6 +348,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-jobs", type=int, default=1, help="parallel workers (1)")
     p.set_defaults(handler=cmd_features)
+
+    p = sub.add_parser(
+        "classify",
+        help="cross-validate an ALS-vs-control imaging classifier",
+        description="Subject-grouped (or leave-site-out) cross-validation of an "
+        "imaging classifier, with in-fold harmonisation, bootstrap CIs and a "
+        "permutation p-value.",
+    )
+    p.add_argument("--table", required=True, help="long-format table (CSV/Parquet)")
+    p.add_argument(
+        "--features",
+        nargs="+",
+        default=None,
+        help="names or patterns, e.g. 'fa_*' (default: all imaging)",
+    )
+    p.add_argument(
+        "--cv", default="subject", help="subject, site or a number of folds (subject)"
+    )
+    p.add_argument("--estimator", choices=["logistic", "svm", "rf"], default="logistic")
+    p.add_argument("--harmonize", choices=["combat"], default=None)
+    p.add_argument("--n-permutations", type=int, default=1000)
+    p.add_argument("--n-jobs", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(handler=cmd_classify)
 
     p = sub.add_parser(
         "power",

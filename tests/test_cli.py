@@ -179,3 +179,33 @@ def test_features_empty_folder_is_an_error(tmp_path, capsys):
         == 1
     )
     assert "no images named sub-<id>/ses-<id>" in capsys.readouterr().err
+
+
+def test_classify_command(tmp_path, capsys):
+    from alsprog.data import assemble, write_table
+    from alsprog.simulate import simulate_cohort
+
+    c = simulate_cohort(30, 20, months=0, seed=3)
+    table = write_table(assemble(c.visits, c.subjects, c.imaging), tmp_path / "t.csv")
+    out = tmp_path / "clf"
+    args = [
+        "classify",
+        "--table",
+        str(table),
+        "--features",
+        "fa_*",
+        "md_*",
+        "--cv",
+        "4",
+        "--n-permutations",
+        "9",
+        "--seed",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "roc_auc" in text.lower() or "auc" in text.lower()
+    assert "permutation p" in text
+    assert out.is_dir() and any(out.iterdir())

@@ -523,7 +523,7 @@ def test_bad_prediction_inputs(sleep_fit):
         sleep_fit.subject_trajectories([np.nan])
     m = LinearMixedModel("Reaction ~ Days + (1 | Subject)").fit(
         pd.read_csv(
-            __import__("conftest").REFERENCE / "sleepstudy.csv", dtype={"Subject": str}
+            __import__("lmm_testdata").REFERENCE / "sleepstudy.csv", dtype={"Subject": str}
         )
     )
     with pytest.raises(ModelSpecificationError, match="Time column 'months'"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TRUTH, simulate_als_long
+from lmm_testdata import TRUTH, simulate_als_long
 
 from alsprog.models import LinearMixedModel
 

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REFERENCE
+from lmm_testdata import REFERENCE
 from numpy.testing import assert_allclose
 
 from alsprog.errors import DataWarning, ModelSpecificationError, NotFittedError
