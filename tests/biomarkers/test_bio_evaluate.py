@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import confounded_table, noise_table
+from bio_testdata import confounded_table, noise_table
 from scipy import stats
 
 from alsprog.biomarkers import (

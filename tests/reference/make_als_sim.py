@@ -14,7 +14,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "models"))
 
-from conftest import simulate_als_long  # noqa: E402
+from lmm_testdata import simulate_als_long  # noqa: E402
 
 
 def main() -> None:
