@@ -213,6 +213,23 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_power(args: argparse.Namespace) -> int:
     from alsprog.design import sample_size_table
 
+    if args.from_model:
+        from alsprog.data._read import read_table
+        from alsprog.design import TrialDesign
+        from alsprog.models import LinearMixedModel
+
+        data, _ = read_table(args.from_model)
+        formula = f"{args.outcome} ~ {args.time} + ({args.time} | subject_id)"
+        model = LinearMixedModel(formula, time=args.time).fit(data)
+        d = TrialDesign.from_model(model, args.months, time=args.time)
+        args.sig2_int, args.sig2_slope = d.sig2_int, d.sig2_slope
+        args.cov_int_slope, args.sig2_e = d.cov_int_slope, d.sig2_e
+        args.mean_slope = d.mean_slope
+        print(
+            f"from {args.from_model}: {formula} on {model.n_groups_} subjects: "
+            f"mean slope {d.mean_slope:.4g}, sig2_int {d.sig2_int:.4g}, sig2_slope "
+            f"{d.sig2_slope:.4g}, cov {d.cov_int_slope:.4g}, sig2_e {d.sig2_e:.4g}"
+        )
     table = sample_size_table(
         args.slowing,
         mean_slope=args.mean_slope,
@@ -381,6 +398,17 @@ def build_parser() -> argparse.ArgumentParser:
         "with a random-intercept-and-slope mixed model (Diggle 2002, Liu & Liang "
         "1997, Edland 2009; as R's longpower).",
     )
+    p.add_argument(
+        "--from-model",
+        default=None,
+        metavar="FILE",
+        help="historical long-format table: variance components and mean slope "
+        "from a random-slope mixed model fitted to it",
+    )
+    p.add_argument(
+        "--outcome", default="alsfrs_r_total", help="outcome for --from-model"
+    )
+    p.add_argument("--time", default="months", help="time column (months)")
     p.add_argument(
         "--slowing",
         type=float,

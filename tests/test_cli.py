@@ -209,3 +209,16 @@ def test_classify_command(tmp_path, capsys):
     assert "roc_auc" in text.lower() or "auc" in text.lower()
     assert "permutation p" in text
     assert out.is_dir() and any(out.iterdir())
+
+
+def test_power_from_model(tmp_path, capsys):
+    from alsprog.data import assemble, write_table
+    from alsprog.simulate import simulate_cohort
+
+    c = simulate_cohort(150, months=12, seed=3)
+    table = write_table(assemble(c.visits, c.subjects), tmp_path / "hist.csv")
+    assert main(["power", "--from-model", str(table), "--slowing", "0.3"]) == 0
+    out = capsys.readouterr().out
+    # same components as the TrialDesign.from_model doctest on this cohort
+    assert "mean slope -0.6449" in out and "sig2_slope 0.1131" in out
+    assert " 68 " in out

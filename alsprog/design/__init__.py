@@ -15,6 +15,7 @@ from alsprog.design._simulate import (
     PowerResult,
     adjusted_design,
     enriched_design,
+    power_curve,
     simulate_power,
 )
 from alsprog.design._trial import TrialDesign
@@ -26,6 +27,7 @@ __all__ = [
     "TrialDesign",
     "adjusted_design",
     "enriched_design",
+    "power_curve",
     "simulate_power",
     "SampleSize",
     "detectable_delta_slope",

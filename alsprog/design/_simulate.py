@@ -41,6 +41,7 @@ __all__ = [
     "PowerResult",
     "adjusted_design",
     "enriched_design",
+    "power_curve",
     "simulate_power",
 ]
 
@@ -762,3 +763,69 @@ def adjusted_design(
         sig2_slope=float(max(cond[1, 1], 0)),
         cov_int_slope=float(cond[0, 1]),
     )
+
+
+def power_curve(
+    design: TrialDesign,
+    n_per_arm: Sequence[int] | None = None,
+    *,
+    slowing: Sequence[float] | None = None,
+    method: Literal["edland", "diggle", "liu_liang"] = "edland",
+    simulate: bool = False,
+    n_sims: int = 200,
+    analysis: Literal["slope", "mmrm"] = "slope",
+    seed: Any = None,
+    n_jobs: int = 1,
+    progress: bool | None = None,
+    **simulate_kwargs: Any,
+) -> pd.DataFrame:
+    """Power over a grid of sizes and slowings, analytic and optionally simulated.
+
+    Parameters
+    ----------
+    design : TrialDesign
+    n_per_arm : sequence of int, optional
+        Treated patients per point (default: :meth:`TrialDesign.power_curve`'s grid).
+    slowing : sequence of float, optional
+        Slowings (default: the design's).
+    method : {"edland", "diggle", "liu_liang"}
+        Analytic formula.
+    simulate : bool, default False
+        Also estimate each point's power by :func:`simulate_power` (``n_sims``
+        trials; each point gets its own child seed).
+    n_sims, analysis, seed, n_jobs, progress, **simulate_kwargs
+        Passed to :func:`simulate_power` (``dropout``, ``enrichment``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_per_arm, slowing, delta, power`` (analytic), plus ``simulated_power`` and
+        ``simulated_se`` when ``simulate=True``.
+
+    Examples
+    --------
+    >>> c = power_curve(TrialDesign(), [60, 126], simulate=True, n_sims=20, seed=1,
+    ...                 progress=False)
+    >>> list(c.columns)
+    ['n_per_arm', 'slowing', 'delta', 'power', 'simulated_power', 'simulated_se']
+    """
+    curve = design.power_curve(n_per_arm, slowing=slowing, method=method)
+    if not simulate:
+        return curve
+    rng = as_generator(seed)
+    sims, ses = [], []
+    for row in curve.itertuples(index=False):
+        d = replace(design, slowing=float(row.slowing))
+        r = simulate_power(
+            d,
+            int(round(row.n_per_arm)),
+            n_sims=n_sims,
+            analysis=analysis,
+            seed=int(rng.integers(0, 2**31 - 1)),
+            n_jobs=n_jobs,
+            progress=progress,
+            **simulate_kwargs,
+        )
+        sims.append(r.power)
+        ses.append(r.se)
+    return curve.assign(simulated_power=sims, simulated_se=ses)

@@ -74,8 +74,9 @@ def test_batch_reml_boundary_fit_matches_lmm_engine():
     chunk = _simulate_chunk(d, _Spec(50, 50), 8, np.random.default_rng(5))
     t = np.asarray(d.visit_months)
     U = np.concatenate([np.ones((8, 100, 1)), chunk.arm[..., None]], axis=2)
-    fit = batch_reml(BatchStats.from_arrays(t, chunk.mask, chunk.y, U),
-                     np.array([1.0, 0.0, 1.0]))
+    fit = batch_reml(
+        BatchStats.from_arrays(t, chunk.mask, chunk.y, U), np.array([1.0, 0.0, 1.0])
+    )
     assert fit.converged.all()
     for i in range(8):
         ref = _profiled_reference(chunk, i, U, t)
@@ -274,3 +275,22 @@ def test_proportional_effect_slows_each_patient():
     # mean halves, and so does the SD of the true slopes (residual noise aside)
     assert treated.mean() == pytest.approx(0.5 * control.mean(), rel=0.08)
     assert treated.std() < control.std()
+
+
+def test_power_curve_simulated_tracks_analytic():
+    from alsprog.design import power_curve
+
+    c = power_curve(
+        TrialDesign(slowing=0.3),
+        [30, 90],
+        simulate=True,
+        n_sims=200,
+        seed=3,
+        n_jobs=1,
+        progress=False,
+    )
+    assert list(c["n_per_arm"]) == [30, 90]
+    assert (
+        np.abs(c["simulated_power"] - c["power"]) < 3 * c["simulated_se"] + 0.01
+    ).all()
+    assert c["simulated_power"].iloc[1] > c["simulated_power"].iloc[0]
