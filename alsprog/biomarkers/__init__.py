@@ -19,12 +19,20 @@ from alsprog.biomarkers._guards import (
     check_site_confounding,
     check_subject_overlap,
 )
+from alsprog.biomarkers._importance import feature_importance
+from alsprog.biomarkers._progression import (
+    imaging_change_rates,
+    screen_progression_markers,
+)
 
 __all__ = [
     "ClassifierEvaluation",
     "LearningCurve",
     "evaluate_classifier",
     "learning_curve",
+    "feature_importance",
+    "imaging_change_rates",
+    "screen_progression_markers",
     "ConfoundingWarning",
     "ImagingClassifier",
     "LeakageWarning",
