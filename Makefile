@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: test demo venv lint clean
+.PHONY: test test-all demo venv lint clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/alsprog demo --out $(DEMO_OUT)

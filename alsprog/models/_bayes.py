@@ -1,0 +1,1212 @@
+"""Bayesian hierarchical ALSFRS-R trajectory models sampled with PyMC through JAX.
+
+Owns: :class:`BayesianTrajectoryModel` (linear and sigmoid/D50 kinds): turning a formula
+and a long-format table into a PyMC model, sampling it (numpyro by default, nutpie or
+PyMC's own NUTS on request), the exact per-subject effects of the marginalised linear
+model, the convergence gate, summaries, trajectories, predictions, LOO and save/load.
+Leaves: the linear numerics and model graph to :mod:`alsprog.models._bayes_linear`, the
+sigmoid graph to :mod:`alsprog.models._bayes_sigmoid`, priors to
+:mod:`alsprog.models._bayes_priors`, the formula -> design step to
+:mod:`alsprog.models._formula`, figures to :mod:`alsprog.plots`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time as _time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from alsprog._io import atomic_path
+from alsprog._random import as_generator, child_seed
+from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
+from alsprog._version import __version__
+from alsprog.errors import (
+    ConvergenceError,
+    ConvergenceWarning,
+    ModelSpecificationError,
+    SavedModelError,
+)
+from alsprog.models._bayes_linear import (
+    conditional_subject_effects,
+    marginal_loglik,
+    subject_stats,
+)
+from alsprog.models._bayes_priors import Prior, default_priors, merge_priors
+from alsprog.models._bayes_sigmoid import sigmoid_mean
+from alsprog.models._formula import MixedDesign, build_mixed_design, parse_mixed_formula
+from alsprog.models._summary import Summary
+
+__all__ = ["BayesianTrajectoryModel", "Prior"]
+
+logger = logging.getLogger(__name__)
+
+#: Convergence gate: any R-hat above, any bulk ESS below, or any divergence warns.
+RHAT_MAX = 1.01
+ESS_BULK_MIN = 400
+
+_DEFAULT_FORMULA = {
+    "linear": "alsfrs_r_total ~ months",
+    "sigmoid": "alsfrs_r_total ~ 1",
+}
+_DEFAULT_TIME = {"linear": "months", "sigmoid": "months_since_onset"}
+_EFFECTS_SIGMOID = ["log_d50", "log_dx"]
+_SAMPLERS = ("numpyro", "nutpie", "pymc")
+_CONFIG_ATTR = "alsprog"
+
+
+@dataclass
+class _Design:
+    """Arrays and bookkeeping of one fit (complete rows of the data)."""
+
+    mixed: MixedDesign
+    y: npt.NDArray[np.float64]
+    X: npt.NDArray[np.float64]
+    t: npt.NDArray[np.float64]
+    groups: npt.NDArray[np.intp]
+    levels: pd.Index
+    subject_ids: list[str]
+    fe_names: list[str]
+    frame: pd.DataFrame  # the model's columns, complete rows, index reset
+    first_rows: npt.NDArray[np.intp]  # each subject's first row in `frame`
+    time: str
+    subject: str
+    outcome: str
+
+
+class BayesianTrajectoryModel(BaseEstimator):
+    """Bayesian hierarchical ALSFRS-R trajectory model (linear or sigmoid D50).
+
+    Parameters
+    ----------
+    kind : {"linear", "sigmoid"}, default "linear"
+        ``"linear"``: ``y = X beta + b_0i + b_1i t + e`` with a correlated random
+        intercept and slope on ``time`` per subject (LKJ prior on their correlation).
+        ``"sigmoid"``: ``y = 48 / (1 + exp((t - D50_i) / dx_i)) + e`` on months since
+        onset (``DOMAIN.md`` §3) with ``log D50_i`` and ``log dx_i`` linear in the
+        formula's covariates plus correlated per-subject effects; bounded to 0-48.
+    formula : str, optional
+        lme4-style fixed part, e.g. ``"alsfrs_r_total ~ months * onset_site +
+        age_at_onset"`` (default ``"alsfrs_r_total ~ months"`` for linear,
+        ``"alsfrs_r_total ~ 1"`` for sigmoid).  For linear the random intercept and
+        slope ``(time | subject)`` are implied; an explicit ``(months | subject_id)``
+        term is accepted.  For sigmoid the right-hand side lists the covariates of
+        ``log D50`` and ``log dx`` (read at each subject's first visit; they should be
+        constant within subject) and must not contain the time column.
+    likelihood : {"normal", "student_t"}, default "normal"
+        Residual distribution.  ``student_t`` adds ``nu`` (prior ``Gamma(2, 0.1)``).
+    priors : dict of str to Prior, optional
+        Priors merged over :meth:`default_priors` in ``fit``; keys also include
+        per-term forms such as ``"beta[age_at_onset]"`` (linear) or
+        ``"d50_beta[onset_site[T.spinal]]"`` (sigmoid).
+    sampler : {"numpyro", "nutpie", "pymc"}, default "numpyro"
+        NUTS implementation: numpyro through JAX (``pm.sample(nuts_sampler=
+        "numpyro")``), nutpie, or PyMC's own.  ``"blackjax"`` is refused: PyMC 5.28's
+        bridge is broken with blackjax 1.7.1.
+    chains, draws, tune : int, default 4, 1000, 1000
+        Markov chains, kept draws and tuning draws per chain.
+    seed : int, numpy.random.Generator or None
+        Seeds the sampler (an integer drawn from it) and the exact subject-effect
+        draws; the same seed gives the same posterior.
+    marginalize : bool or None, default None
+        Linear model with a normal likelihood only: integrate the per-subject effects
+        out exactly, sample the population parameters alone, then draw
+        ``subject_effects`` from their exact conditional normal.  ``None`` does so
+        whenever possible; ``False`` samples the full non-centred model (to check they
+        agree, or for a Student-t likelihood, where it is the only option).
+    time : str, optional
+        Time column (default ``"months"`` for linear, ``"months_since_onset"`` for
+        sigmoid).
+    subject : str, default "subject_id"
+        Grouping column.
+    target_accept : float, default 0.8
+        NUTS target acceptance rate in (0, 1); raise it (0.95) after divergences.
+    strict : bool, default False
+        Raise :class:`~alsprog.errors.ConvergenceError` instead of warning when the
+        convergence gate fails.
+    progress : bool or None, default None
+        Sampler progress bar: ``None`` only when stderr is a terminal.
+
+    Attributes
+    ----------
+    idata_ : arviz.InferenceData
+        Groups ``posterior`` (``beta`` with a ``term`` coordinate - plus ``effect`` for
+        sigmoid -, ``subject_effects`` with ``subject_id`` and ``effect`` coordinates,
+        ``subject_sd`` per effect, ``subject_corr``, ``sigma``, ``nu`` for Student-t),
+        ``sample_stats``, ``observed_data``, ``log_likelihood`` (one value per
+        observation, conditional on the subject's effects) and ``constant_data`` (the
+        model's columns, so a saved model can be rebuilt).
+    diagnostics_ : dict
+        ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail`` (over the population
+        parameters ``beta``, ``subject_sd``, ``subject_corr``, ``sigma``, ``nu``),
+        ``n_divergent`` and ``min_bfmi``.
+    converged_ : bool
+        Whether the convergence gate passed.
+    priors_ : dict of str to Prior
+        The priors used (defaults merged with ``priors``).
+    terms_ : list of str
+        The formula's fixed-effect term names.
+    marginalized_ : bool
+        Whether the subject effects were integrated out while sampling.
+    n_obs_, n_subjects_, n_dropped_ : int
+        Rows used, subjects, rows dropped for missing values.
+    sampling_seconds_ : float
+        Wall time of the sampler call (compilation included).
+
+    Warns
+    -----
+    ConvergenceWarning
+        When any R-hat > 1.01, any bulk ESS < 400 or any divergence occurs.
+    DataWarning
+        When rows with missing model values are dropped.
+
+    See Also
+    --------
+    alsprog.models.LinearMixedModel : REML/ML fit of the same linear model.
+
+    Notes
+    -----
+    *Marginal linear model.* With ``Z_i = [1, t_i]`` the subject effects integrate
+    out to ``y_i ~ N(X_i beta, sigma^2 I + Z_i Sigma Z_i')``; its log-density needs only
+    per-subject sums of cross-products and 2 x 2 algebra (see
+    :mod:`alsprog.models._bayes_linear`), so the sampler sees ``p + 4`` parameters
+    instead of ``p + 4 + 2G``; numpyro then uses a dense mass matrix.  Paired with
+    each posterior draw, ``b_i ~ N(M_i^{-1} Z_i'r_i, sigma^2 M_i^{-1})`` gives exact
+    joint posterior draws.
+    *Priors.* The intercept prior applies at the sample means of the other columns
+    (as in brms); see :meth:`default_priors` for the values and their sources.
+    *LOO.* ``loo()`` is by observation (PSIS on the conditional pointwise
+    log-likelihood); ``loo(by="subject")`` leaves out whole subjects using the exact
+    marginal log-likelihood blocks of the linear normal model.
+    *JAX compile cache.* numpyro compiles the sampler with XLA on each fit; set
+    ``jax.config.update("jax_compilation_cache_dir", path)`` to reuse compilations
+    across fits of the same data shape.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from alsprog.models._bayes import BayesianTrajectoryModel
+    >>> m = BayesianTrajectoryModel("linear", formula="alsfrs_r_total ~ months",
+    ...                             chains=2, draws=500, seed=1)
+    >>> m.kind, m.draws
+    ('linear', 500)
+    >>> BayesianTrajectoryModel.default_priors()["sd_slope"]
+    Prior('HalfNormal', sigma=1.5)
+    >>> rng = np.random.default_rng(0)
+    >>> df = pd.DataFrame({"subject_id": np.repeat([f"P{i}" for i in range(30)], 4),
+    ...                    "months": np.tile([0.0, 3.0, 6.0, 9.0], 30)})
+    >>> df["alsfrs_r_total"] = 38 - 0.9 * df["months"] + rng.normal(0, 2, len(df))
+    >>> m.fit(df).summary()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        kind: Literal["linear", "sigmoid"] = "linear",
+        *,
+        formula: str | None = None,
+        likelihood: Literal["normal", "student_t"] = "normal",
+        priors: dict[str, Prior] | None = None,
+        sampler: Literal["numpyro", "nutpie", "pymc"] = "numpyro",
+        chains: int = 4,
+        draws: int = 1000,
+        tune: int = 1000,
+        seed: Any = None,
+        marginalize: bool | None = None,
+        time: str | None = None,
+        subject: str = "subject_id",
+        target_accept: float = 0.8,
+        strict: bool = False,
+        progress: bool | None = None,
+    ) -> None:
+        self.kind = kind
+        self.formula = formula
+        self.likelihood = likelihood
+        self.priors = priors
+        self.sampler = sampler
+        self.chains = chains
+        self.draws = draws
+        self.tune = tune
+        self.seed = seed
+        self.marginalize = marginalize
+        self.time = time
+        self.subject = subject
+        self.target_accept = target_accept
+        self.strict = strict
+        self.progress = progress
+
+    # ------------------------------------------------------------------ priors
+    @classmethod
+    def default_priors(
+        cls,
+        kind: Literal["linear", "sigmoid"] = "linear",
+        likelihood: Literal["normal", "student_t"] = "normal",
+    ) -> dict[str, Prior]:
+        """The default priors of a model kind (weakly informative, ALSFRS-R scale).
+
+        Linear (ALSFRS-R points, months; ``DOMAIN.md`` §2, §7):
+
+        - ``intercept``: Normal(36, 12), the outcome at the covariates' means;
+        - ``slope``: Normal(-1, 1), the time term (reported means -0.99 to -1.66);
+        - ``beta``: Normal(0, 5), every other term (``beta[term]`` per term);
+        - ``sd_intercept``: HalfNormal(10); ``sd_slope``: HalfNormal(1.5) (between-
+          patient slope SD approx. 0.5-0.8);
+        - ``corr``: LKJ(2) on the intercept-slope correlation;
+        - ``sigma``: HalfNormal(5) (residual SD approx. 1.5-2.5).
+
+        Sigmoid (log months; ``DOMAIN.md`` §3): ``d50_intercept`` Normal(log 30, 0.5),
+        ``dx_intercept`` Normal(log 10, 0.5), ``d50_beta``/``dx_beta`` Normal(0, 0.5),
+        ``sd_d50``/``sd_dx`` HalfNormal(0.5), ``corr`` LKJ(2), ``sigma``
+        HalfNormal(5).  A Student-t likelihood adds ``nu``: Gamma(2, 0.1).
+
+        Parameters
+        ----------
+        kind : {"linear", "sigmoid"}, default "linear"
+        likelihood : {"normal", "student_t"}, default "normal"
+
+        Returns
+        -------
+        dict of str to Prior
+
+        Examples
+        --------
+        >>> BayesianTrajectoryModel.default_priors("sigmoid")["sd_dx"]
+        Prior('HalfNormal', sigma=0.5)
+        """
+        return default_priors(kind, likelihood)
+
+    # --------------------------------------------------------------- checking
+    def _check_params(self) -> bool:
+        check_choice(self.kind, "kind", ("linear", "sigmoid"))
+        check_choice(self.likelihood, "likelihood", ("normal", "student_t"))
+        if self.sampler == "blackjax":
+            raise ModelSpecificationError(
+                "sampler='blackjax' is not supported: PyMC 5.28's blackjax bridge is "
+                "broken with blackjax 1.7.1; use 'numpyro' (also JAX) or 'nutpie'."
+            )
+        check_choice(self.sampler, "sampler", _SAMPLERS)
+        check_int(self.chains, "chains", low=1)
+        check_int(self.draws, "draws", low=1)
+        check_int(self.tune, "tune", low=0)
+        check_interval(
+            self.target_accept,
+            "target_accept",
+            low=0,
+            high=1,
+            low_closed=False,
+            high_closed=False,
+        )
+        if self.marginalize not in (None, True, False):
+            raise ValueError(
+                f"`marginalize` must be True, False or None; got {self.marginalize!r}."
+            )
+        if self.progress not in (None, True, False):
+            raise ValueError(
+                f"`progress` must be True, False or None; got {self.progress!r}."
+            )
+        can = self.kind == "linear" and self.likelihood == "normal"
+        if self.marginalize and not can:
+            raise ModelSpecificationError(
+                "marginalize=True needs kind='linear' with likelihood='normal' (only "
+                f"then is the marginal likelihood Gaussian); got kind={self.kind!r}, "
+                f"likelihood={self.likelihood!r}. Use marginalize=None or False."
+            )
+        return can if self.marginalize is None else bool(self.marginalize)
+
+    def _prepare(self, df: pd.DataFrame) -> _Design:
+        if not isinstance(df, pd.DataFrame):
+            raise ModelSpecificationError(
+                f"Data must be a pandas DataFrame; got {type(df).__name__}."
+            )
+        kind = self.kind
+        formula = self.formula if self.formula is not None else _DEFAULT_FORMULA[kind]
+        time = self.time if self.time is not None else _DEFAULT_TIME[kind]
+        if not isinstance(self.subject, str) or not isinstance(time, str):
+            raise ModelSpecificationError(
+                f"`subject` and `time` must be column names; got {self.subject!r}, "
+                f"{time!r}."
+            )
+        parsed = parse_mixed_formula(formula)
+        subject = self.subject
+        for col in (subject, time):
+            if col not in df.columns:
+                raise ModelSpecificationError(
+                    f"Column {col!r} is not in the data (needed as the "
+                    f"{'subject' if col == subject else 'time'} column); the data has "
+                    f"{', '.join(map(str, df.columns))}."
+                )
+        if kind == "linear":
+            if parsed.random:
+                if len(parsed.random) != 1 or parsed.random[0].group != subject:
+                    raise ModelSpecificationError(
+                        f"Formula {formula!r}: the linear model takes one random term "
+                        f"'({time} | {subject})' (implied when omitted); got "
+                        f"{', '.join(f'({r.expr} | {r.group})' for r in parsed.random)}."
+                    )
+                full = formula
+            else:
+                full = f"{formula} + ({time} | {subject})"
+        else:
+            if parsed.random:
+                raise ModelSpecificationError(
+                    f"Formula {formula!r}: the sigmoid model's per-subject D50 and dx "
+                    "effects are implied; remove the random-effects term."
+                )
+            from formulaic import Formula
+
+            try:
+                used = set(Formula(parsed.fixed).required_variables)
+            except Exception as exc:  # formulaic raises many types
+                raise ModelSpecificationError(
+                    f"Cannot read formula {formula!r}: {exc}"
+                ) from exc
+            if time in used:
+                raise ModelSpecificationError(
+                    f"Formula {formula!r}: the sigmoid model is a curve in {time!r}; "
+                    f"list only covariates of log D50 / log dx, not {time!r}."
+                )
+            full = f"{formula} + (0 + {time} | {subject})"
+        mixed = build_mixed_design(full, df)
+        if kind == "linear" and mixed.re_names != ["Intercept", time]:
+            raise ModelSpecificationError(
+                f"Formula {formula!r}: the random term must give a random intercept and "
+                f"a slope on {time!r}, e.g. '({time} | {subject})'; it gives "
+                f"{mixed.re_names}."
+            )
+        frame = df.loc[mixed.row_index, mixed.variables].reset_index(drop=True)
+        for c in frame.columns:
+            if not pd.api.types.is_numeric_dtype(
+                frame[c]
+            ) or pd.api.types.is_bool_dtype(frame[c]):
+                frame[c] = frame[c].astype(str).astype(object)
+        t = mixed.Z[:, -1].astype(float)
+        first = np.full(len(mixed.group_levels), -1, dtype=np.intp)
+        order = np.arange(len(mixed.groups))[::-1]
+        first[mixed.groups[order]] = order
+        return _Design(
+            mixed=mixed,
+            y=mixed.y,
+            X=mixed.X,
+            t=t,
+            groups=mixed.groups,
+            levels=mixed.group_levels,
+            subject_ids=[str(s) for s in mixed.group_levels],
+            fe_names=list(mixed.fe_names),
+            frame=frame,
+            first_rows=first,
+            time=time,
+            subject=subject,
+            outcome=mixed.outcome,
+        )
+
+    def _coords(self, d: _Design) -> dict[str, Any]:
+        effect = ["Intercept", d.time] if self.kind == "linear" else _EFFECTS_SIGMOID
+        return {
+            "term": d.fe_names,
+            "effect": effect,
+            "subject_id": d.subject_ids,
+            "obs": np.arange(len(d.y)),
+        }
+
+    def _build(self, d: _Design, priors: dict[str, Prior], marginal: bool) -> Any:
+        from alsprog.models._bayes_linear import build_linear_model
+        from alsprog.models._bayes_sigmoid import build_sigmoid_model
+
+        coords = self._coords(d)
+        if self.kind == "linear":
+            return build_linear_model(
+                y=d.y,
+                X=d.X,
+                t=d.t,
+                groups=d.groups,
+                coords=coords,
+                priors=priors,
+                outcome=d.outcome,
+                time=d.time,
+                marginal=marginal,
+                likelihood=self.likelihood,
+            )
+        return build_sigmoid_model(
+            y=d.y,
+            Xs=d.X[d.first_rows],
+            t=d.t,
+            groups=d.groups,
+            coords=coords,
+            priors=priors,
+            outcome=d.outcome,
+            likelihood=self.likelihood,
+        )
+
+    def _population_vars(self) -> list[str]:
+        names = ["beta", "subject_sd", "subject_corr", "sigma"]
+        return [*names, "nu"] if self.likelihood == "student_t" else names
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, df: pd.DataFrame) -> BayesianTrajectoryModel:
+        """Sample the posterior of the model given long-format data.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            One row per visit with the formula's columns, ``subject`` and ``time``;
+            not modified.  Rows with missing model values are dropped.
+
+        Returns
+        -------
+        BayesianTrajectoryModel
+            ``self``, fitted.
+
+        Raises
+        ------
+        ModelSpecificationError
+            Bad formula, unknown column, unknown prior key, impossible option.
+        ConvergenceError
+            With ``strict=True``, when the convergence gate fails.
+
+        Warns
+        -----
+        ConvergenceWarning
+            R-hat > 1.01, bulk ESS < 400 or divergences (``strict=False``).
+        DataWarning
+            Rows dropped for missing values.
+        """
+        for attr in [
+            k for k in vars(self) if k.endswith("_") and not k.startswith("_")
+        ]:
+            delattr(self, attr)
+        marginal = self._check_params()
+        rng = as_generator(self.seed)
+        design = self._prepare(df)
+        priors = merge_priors(self.kind, self.likelihood, self.priors, design.fe_names)
+        model = self._build(design, priors, marginal)
+        var_names = self._population_vars()
+        if not marginal:
+            var_names.append("subject_effects")
+        start = _time.perf_counter()
+        idata = _sample(
+            model,
+            sampler=self.sampler,
+            draws=self.draws,
+            tune=self.tune,
+            chains=self.chains,
+            target_accept=self.target_accept,
+            seed=child_seed(rng),
+            progress=self.progress,
+            dense=marginal,
+            var_names=var_names,
+        )
+        idata.posterior = idata.posterior[var_names]
+        if marginal:
+            idata.posterior["subject_effects"] = self._draw_effects(idata, design, rng)
+        self.sampling_seconds_ = _time.perf_counter() - start
+        self._set_fitted(idata, design, priors, marginal)
+        _attach_data(idata, design, self._pointwise_loglik())
+        self.idata_ = idata
+        self._gate()
+        return self
+
+    def _draw_effects(self, idata: Any, d: _Design, rng: np.random.Generator) -> Any:
+        import xarray as xr
+
+        post = idata.posterior
+        c, n = post.sizes["chain"], post.sizes["draw"]
+        flat = {
+            k: post[k].values.reshape(c * n, *post[k].shape[2:])
+            for k in ("beta", "subject_sd", "subject_corr", "sigma")
+        }
+        stats = subject_stats(d.y, d.X, d.t, d.groups, len(d.subject_ids))
+        b = np.empty((c * n, len(d.subject_ids), 2))
+        for s in range(0, c * n, 250):  # chunks bound the memory
+            sl = slice(s, s + 250)
+            b[sl] = conditional_subject_effects(
+                stats,
+                flat["beta"][sl],
+                flat["subject_sd"][sl],
+                flat["subject_corr"][sl],
+                flat["sigma"][sl],
+                rng,
+            )
+        return xr.DataArray(
+            b.reshape(c, n, *b.shape[1:]),
+            dims=("chain", "draw", "subject_id", "effect"),
+            coords={
+                "chain": post.chain,
+                "draw": post.draw,
+                "subject_id": d.subject_ids,
+                "effect": post.effect.values,
+            },
+        )
+
+    def _set_fitted(
+        self, idata: Any, d: _Design, priors: dict[str, Prior], marginal: bool
+    ) -> None:
+        self._design = d
+        self.priors_ = priors
+        self.terms_ = list(d.fe_names)
+        self.marginalized_ = bool(marginal)
+        self.n_obs_ = len(d.y)
+        self.n_subjects_ = len(d.subject_ids)
+        self.n_dropped_ = int(d.mixed.n_dropped)
+        self._posterior = idata.posterior
+
+    def _gate(self) -> None:
+        self.diagnostics_ = _diagnostics(self.idata_, self._population_vars())
+        dg = self.diagnostics_
+        problems = []
+        if dg["max_rhat"] > RHAT_MAX:
+            problems.append(f"max R-hat {dg['max_rhat']:.3f} > {RHAT_MAX}")
+        if dg["min_ess_bulk"] < ESS_BULK_MIN:
+            problems.append(f"min bulk ESS {dg['min_ess_bulk']:.0f} < {ESS_BULK_MIN}")
+        if dg["n_divergent"] > 0:
+            problems.append(f"{dg['n_divergent']} divergent transitions")
+        self.converged_ = not problems
+        if problems:
+            advice = []
+            if dg["n_divergent"] > 0:
+                advice.append("raise target_accept (e.g. 0.95)")
+            if dg["max_rhat"] > RHAT_MAX or dg["min_ess_bulk"] < ESS_BULK_MIN:
+                advice.append("raise draws/tune or chains")
+            if not self.marginalized_ and self.kind == "linear":
+                advice.append("use marginalize=None (the exact marginal model)")
+            msg = (
+                f"{type(self).__name__} ({self.kind}) may not have converged: "
+                f"{'; '.join(problems)}; {', '.join(advice)}."
+            )
+            if self.strict:
+                raise ConvergenceError(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+
+    # ------------------------------------------------------------ posterior math
+    def _draws(self, name: str) -> npt.NDArray[np.float64]:
+        """Posterior draws of ``name`` with chains and draws flattened first."""
+        v = self._posterior[name]
+        return np.asarray(v.values).reshape(-1, *v.shape[2:])
+
+    def _mean_draws(
+        self,
+        X: npt.NDArray[np.float64],
+        t: npt.NDArray[np.float64],
+        b: npt.NDArray[np.float64],
+        draws: slice = slice(None),
+    ) -> npt.NDArray[np.float64]:
+        """Mean curve per draw for rows with design ``X``, time ``t``, effects ``b``.
+
+        ``b`` has shape (S, rows, 2) for the posterior draws selected by ``draws``;
+        returns (S, rows).
+        """
+        beta = self._draws("beta")[draws]
+        if self.kind == "linear":
+            return beta @ X.T + b[..., 0] + b[..., 1] * t
+        lin = np.einsum("rp,skp->srk", X, beta) + b
+        return sigmoid_mean(t, np.exp(lin[..., 0]), np.exp(lin[..., 1]))
+
+    def _pointwise_loglik(self) -> npt.NDArray[np.float64]:
+        """Log-likelihood of each observation given each draw, shape (S, n)."""
+        from scipy import stats
+
+        d = self._design
+        b_all = self._draws("subject_effects")
+        sigma, nu = self._draws("sigma"), None
+        if self.likelihood == "student_t":
+            nu = self._draws("nu")
+        X = d.X if self.kind == "linear" else d.X[d.first_rows][d.groups]
+        out = np.empty((len(sigma), len(d.y)))
+        for start in range(0, len(sigma), 200):  # chunks bound the memory
+            sl = slice(start, start + 200)
+            mu = self._mean_draws(X, d.t, b_all[sl][:, d.groups], sl)
+            if nu is None:
+                out[sl] = stats.norm.logpdf(d.y, mu, sigma[sl, None])
+            else:
+                out[sl] = stats.t.logpdf(d.y, nu[sl, None], mu, sigma[sl, None])
+        return out
+
+    def _new_effects(
+        self, n_new: int, rng: np.random.Generator
+    ) -> npt.NDArray[np.float64]:
+        """Effects of unseen subjects drawn from N(0, Sigma) per posterior draw."""
+        sd, rho = self._draws("subject_sd"), self._draws("subject_corr")
+        z = rng.standard_normal((len(rho), n_new, 2))
+        b0 = sd[:, None, 0] * z[..., 0]
+        b1 = sd[:, None, 1] * (
+            rho[:, None] * z[..., 0] + np.sqrt(1 - rho[:, None] ** 2) * z[..., 1]
+        )
+        return np.stack([b0, b1], axis=-1)
+
+    def _rows(
+        self, df: pd.DataFrame, rng: np.random.Generator
+    ) -> tuple[
+        npt.NDArray[np.bool_],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+        npt.NDArray[np.float64],
+    ]:
+        """Design, time and subject effects (S, rows, 2) for a new table."""
+        d = self._design
+        need = [c for c in d.mixed.variables if c != d.outcome]
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise ModelSpecificationError(
+                f"The data lacks the model's column(s) {', '.join(map(repr, missing))}."
+            )
+        ok = df[need].notna().all(axis=1).to_numpy()
+        sub = df.loc[ok, need]
+        try:
+            X = np.asarray(d.mixed.fixed_spec.get_model_matrix(sub), dtype=float)
+        except Exception as exc:  # formulaic: unseen category levels, bad types
+            raise ModelSpecificationError(
+                f"Cannot build the fixed-effects design for the new data: {exc}"
+            ) from exc
+        t = sub[d.time].to_numpy(dtype=float)
+        ids = sub[d.subject].astype(str).to_numpy()
+        pos = np.asarray(pd.Index(d.subject_ids).get_indexer(pd.Index(ids)), np.intp)
+        b_all = self._draws("subject_effects")
+        new_ids = pd.unique(ids[pos < 0])
+        b = np.empty((b_all.shape[0], len(ids), 2))
+        known = pos >= 0
+        b[:, known] = b_all[:, pos[known]]
+        if len(new_ids):
+            new = self._new_effects(len(new_ids), rng)
+            where = pd.Index(new_ids).get_indexer(pd.Index(ids[~known]))
+            b[:, ~known] = new[:, np.asarray(where, dtype=np.intp)]
+        return ok, X, t, b
+
+    # ------------------------------------------------------------ public API
+    def predict(
+        self,
+        df: pd.DataFrame,
+        *,
+        level: float = 0.9,
+        include_noise: bool = True,
+        seed: Any = None,
+    ) -> pd.DataFrame:
+        """Posterior predictive mean and interval for each row of ``df``.
+
+        Subjects seen in ``fit`` use their posterior effects; new subjects get
+        effects drawn from the population distribution.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Rows with the model's columns (the outcome is not needed).
+        level : float, default 0.9
+            Central interval coverage in (0, 1).
+        include_noise : bool, default True
+            Add residual noise (posterior predictive of a new observation);
+            ``False`` gives the credible band of the mean curve.
+        seed : int, numpy.random.Generator or None
+            For the new subjects' effects and the noise.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index of ``df``; columns ``mean``, ``lower``, ``upper`` (NaN on rows with
+            missing model values).
+        """
+        check_is_fitted(self, ["idata_"])
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
+        rng = as_generator(seed)
+        ok, X, t, b = self._rows(df, rng)
+        if self.kind == "sigmoid":
+            X = _subject_first(X, df.loc[ok, self._design.subject].astype(str))
+        draws = self._mean_draws(X, t, b)
+        if include_noise:
+            sigma = self._draws("sigma")[:, None]
+            if self.likelihood == "student_t":
+                e = rng.standard_t(self._draws("nu")[:, None], size=draws.shape)
+            else:
+                e = rng.standard_normal(draws.shape)
+            draws = draws + sigma * e
+        out = pd.DataFrame(np.nan, index=df.index, columns=["mean", "lower", "upper"])
+        out.loc[ok] = _band(draws, level)
+        return out
+
+    def subject_trajectories(
+        self,
+        times: Any,
+        *,
+        subjects: Any = None,
+        level: float = 0.9,
+    ) -> pd.DataFrame:
+        """Posterior mean curve and credible band per subject over ``times``.
+
+        Covariates are each subject's values at its first visit in the fitted data.
+
+        Parameters
+        ----------
+        times : array-like of float
+            Values of the time column (months, or months since onset for sigmoid).
+        subjects : list of str, optional
+            Subjects to include (default all fitted subjects).
+        level : float, default 0.9
+            Credible band coverage in (0, 1).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``subject``, ``time`` (named as the model's columns), ``mean``,
+            ``lower``, ``upper``; one row per subject and time.
+        """
+        check_is_fitted(self, ["idata_"])
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
+        d = self._design
+        times = np.atleast_1d(np.asarray(times, dtype=float))
+        if subjects is None:
+            sel = np.arange(len(d.subject_ids))
+        else:
+            subjects = [str(s) for s in np.atleast_1d(subjects)]
+            sel = pd.Index(d.subject_ids).get_indexer(subjects)
+            if (sel < 0).any():
+                bad = [s for s, i in zip(subjects, sel, strict=True) if i < 0]
+                raise ModelSpecificationError(
+                    f"Subject(s) {', '.join(map(repr, bad[:5]))} were not in the fitted "
+                    "data; use predict() for new subjects."
+                )
+        b_all = self._draws("subject_effects")
+        parts = []
+        for chunk in np.array_split(sel, max(1, len(sel) // 100)):
+            rows = d.frame.iloc[np.repeat(d.first_rows[chunk], len(times))].copy()
+            rows[d.time] = np.tile(times, len(chunk))
+            X = np.asarray(d.mixed.fixed_spec.get_model_matrix(rows), dtype=float)
+            t = rows[d.time].to_numpy(dtype=float)
+            b = b_all[:, np.repeat(chunk, len(times))]
+            band = _band(self._mean_draws(X, t, b), level)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        d.subject: np.repeat(
+                            np.asarray(d.subject_ids)[chunk], len(times)
+                        ),
+                        d.time: t,
+                        "mean": band[:, 0],
+                        "lower": band[:, 1],
+                        "upper": band[:, 2],
+                    }
+                )
+            )
+        return pd.concat(parts, ignore_index=True)
+
+    def loo(self, *, by: Literal["observation", "subject"] = "observation") -> Any:
+        """PSIS leave-one-out cross-validation (ArviZ ``ELPDData``).
+
+        Parameters
+        ----------
+        by : {"observation", "subject"}, default "observation"
+            ``"observation"`` leaves out one visit at a time using the pointwise
+            log-likelihood conditional on the subject effects (the unit to compare
+            linear and sigmoid models on).  ``"subject"`` leaves out whole subjects
+            with the exact marginal log-likelihood blocks; linear normal model only.
+
+        Returns
+        -------
+        arviz.ELPDData
+        """
+        import arviz as az
+
+        check_is_fitted(self, ["idata_"])
+        check_choice(by, "by", ("observation", "subject"))
+        if by == "observation":
+            return az.loo(self.idata_, pointwise=True)
+        if not (self.kind == "linear" and self.likelihood == "normal"):
+            raise ModelSpecificationError(
+                "loo(by='subject') needs the linear model with a normal likelihood "
+                "(exact marginal blocks); use by='observation'."
+            )
+        d = self._design
+        stats = subject_stats(d.y, d.X, d.t, d.groups, len(d.subject_ids))
+        ll = marginal_loglik(
+            stats,
+            self._draws("beta"),
+            self._draws("subject_sd"),
+            self._draws("subject_corr"),
+            self._draws("sigma"),
+        )
+        post = self._posterior
+        ll = ll.reshape(post.sizes["chain"], post.sizes["draw"], -1)
+        idata = az.from_dict(
+            posterior={"sigma": post["sigma"].values},
+            log_likelihood={d.outcome: ll},
+            dims={d.outcome: ["subject_id"]},
+            coords={"subject_id": d.subject_ids},
+        )
+        return az.loo(idata, pointwise=True)
+
+    def summary(self, level: float = 0.9) -> Summary:
+        """Posterior summary: fixed effects, subject-effect SDs and correlation, noise.
+
+        Parameters
+        ----------
+        level : float, default 0.9
+            Equal-tailed credible interval coverage in (0, 1).
+
+        Returns
+        -------
+        Summary
+            Tables ``fixed``, ``random`` and ``residual`` with columns ``mean``,
+            ``sd``, ``ci_lower``, ``ci_upper``, ``r_hat``, ``ess_bulk``,
+            ``ess_tail``.
+        """
+        import arviz as az
+
+        check_is_fitted(self, ["idata_"])
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
+        post = self._posterior
+        rhat = az.rhat(post) if post.sizes["chain"] > 1 else None
+        ess_b = az.ess(post, method="bulk")
+        ess_t = az.ess(post, method="tail")
+
+        def table(name: str, labels: list[str]) -> pd.DataFrame:
+            v = post[name].values.reshape(-1, *post[name].shape[2:])
+            v = v.reshape(v.shape[0], -1)
+            lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            rh = (
+                rhat[name].values.ravel()
+                if rhat is not None
+                else np.full(v.shape[1], np.nan)
+            )
+            return pd.DataFrame(
+                {
+                    "mean": v.mean(axis=0),
+                    "sd": v.std(axis=0, ddof=1),
+                    "ci_lower": lo,
+                    "ci_upper": hi,
+                    "r_hat": rh,
+                    "ess_bulk": ess_b[name].values.ravel(),
+                    "ess_tail": ess_t[name].values.ravel(),
+                },
+                index=labels,
+            )
+
+        effects = list(post.effect.values)
+        if self.kind == "linear":
+            fixed_labels = self.terms_
+        else:
+            fixed_labels = [f"{e}: {t}" for e in effects for t in self.terms_]
+        fixed = table("beta", fixed_labels)
+        random = pd.concat(
+            [
+                table("subject_sd", [f"sd({e})" for e in effects]),
+                table("subject_corr", [f"corr({effects[0]}, {effects[1]})"]),
+            ]
+        )
+        resid = table("sigma", ["sigma"])
+        if self.likelihood == "student_t":
+            resid = pd.concat([resid, table("nu", ["nu"])])
+        dg = self.diagnostics_
+        d = self._design
+        header = {
+            "Formula": self.formula or _DEFAULT_FORMULA[self.kind],
+            "Likelihood": self.likelihood,
+            "Time": d.time,
+            "Number of obs": self.n_obs_,
+            f"Number of subjects ({d.subject})": self.n_subjects_,
+            "Sampler": (
+                f"{self.sampler}, {post.sizes['chain']} chains x {post.sizes['draw']}"
+                f" draws ({'marginal' if self.marginalized_ else 'full'} model)"
+            ),
+            "Diagnostics": (
+                f"max R-hat {dg['max_rhat']:.3f}, min bulk ESS "
+                f"{dg['min_ess_bulk']:.0f}, min tail ESS {dg['min_ess_tail']:.0f}, "
+                f"{dg['n_divergent']} divergent, min BFMI {dg['min_bfmi']:.2f}"
+            ),
+        }
+        notes = (
+            []
+            if self.converged_
+            else [
+                "Warning: the convergence gate failed (R-hat > 1.01, bulk ESS < 400 or "
+                "divergences); do not trust these numbers."
+            ]
+        )
+        title = (
+            "Bayesian linear trajectory model"
+            if self.kind == "linear"
+            else "Bayesian sigmoid (D50) trajectory model, log D50 / log dx scale"
+        )
+        return Summary(
+            title,
+            header,
+            {"fixed": fixed, "random": random, "residual": resid},
+            captions={
+                "fixed": f"Fixed effects (posterior mean, {level:.0%} interval)",
+                "random": "Per-subject effects",
+                "residual": "Residual",
+            },
+            notes=notes,
+        )
+
+    def prior_predictive(
+        self, df: pd.DataFrame, *, draws: int = 500, seed: Any = None
+    ) -> Any:
+        """Prior predictive draws of the outcome for the rows of ``df``.
+
+        Uses the full (non-marginal) model with the merged priors; the model does
+        not need to be fitted and is not changed.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Long-format data (the design and subjects; the outcome's values are
+            used only as ``observed_data`` for comparison).
+        draws : int, default 500
+            Number of prior draws (>= 1).
+        seed : int, numpy.random.Generator or None
+
+        Returns
+        -------
+        arviz.InferenceData
+            Groups ``prior``, ``prior_predictive`` (the outcome per ``obs``) and
+            ``observed_data``.
+        """
+        import pymc as pm
+
+        self._check_params()
+        draws = check_int(draws, "draws", low=1)
+        rng = as_generator(seed)
+        design = self._prepare(df)
+        priors = merge_priors(self.kind, self.likelihood, self.priors, design.fe_names)
+        model = self._build(design, priors, marginal=False)
+        with model:
+            return pm.sample_prior_predictive(
+                draws=draws,
+                random_seed=child_seed(rng),
+                var_names=[*self._population_vars(), design.outcome],
+            )
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to one netCDF file (InferenceData + JSON config).
+
+        The config ``{"model", "version", "params"}`` sits in the file's attrs under
+        ``"alsprog"``; priors are stored as dicts.  The write is atomic.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Output file, conventionally ``*.nc``.
+        """
+        check_is_fitted(self, ["idata_"])
+        params = self.get_params()
+        if params["priors"] is not None:
+            params["priors"] = {
+                k: (v.to_dict() if isinstance(v, Prior) else dict(v))
+                for k, v in params["priors"].items()
+            }
+        if not (params["seed"] is None or isinstance(params["seed"], int | np.integer)):
+            params["seed"] = None  # a Generator has no JSON form
+        elif params["seed"] is not None:
+            params["seed"] = int(params["seed"])
+        config = {
+            "model": type(self).__name__,
+            "version": __version__,
+            "params": params,
+        }
+        idata = self.idata_.copy()
+        idata.attrs[_CONFIG_ATTR] = json.dumps(config)
+        with atomic_path(path) as tmp:
+            idata.to_netcdf(str(tmp))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> BayesianTrajectoryModel:
+        """Rebuild a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        BayesianTrajectoryModel
+            Fitted, with the saved draws.
+
+        Raises
+        ------
+        SavedModelError
+            Unreadable file, no alsprog config, or a different class or alsprog
+            version (the message names the file and the field).
+        """
+        import arviz as az
+
+        try:
+            idata = az.from_netcdf(str(path))
+        except (OSError, ValueError) as exc:
+            raise SavedModelError(f"{path}: cannot be read as netCDF ({exc})") from exc
+        raw = idata.attrs.get(_CONFIG_ATTR)
+        if raw is None:
+            raise SavedModelError(
+                f"{path}: field 'alsprog' missing from the file's attrs; not a file "
+                "written by BayesianTrajectoryModel.save."
+            )
+        try:
+            config = json.loads(raw)
+            model_name, version, params = (
+                config["model"],
+                config["version"],
+                dict(config["params"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SavedModelError(
+                f"{path}: field 'alsprog' is not a valid config ({exc})"
+            ) from exc
+        if model_name != cls.__name__:
+            raise SavedModelError(
+                f"{path}: field 'model' is {model_name!r}, expected {cls.__name__!r}."
+            )
+        if version != __version__:
+            raise SavedModelError(
+                f"{path}: field 'version' is {version!r} but this is alsprog "
+                f"{__version__}; refit the model with this version."
+            )
+        if params.get("priors") is not None:
+            params["priors"] = {
+                k: Prior.from_dict(v) for k, v in params["priors"].items()
+            }
+        model = cls(**params)
+        marginal = model._check_params()
+        frame = idata.constant_data.to_dataframe().reset_index(drop=True)
+        design = model._prepare(frame)
+        priors = merge_priors(
+            model.kind, model.likelihood, model.priors, design.fe_names
+        )
+        del idata.attrs[_CONFIG_ATTR]
+        model._set_fitted(idata, design, priors, marginal)
+        model.idata_ = idata
+        model.diagnostics_ = _diagnostics(idata, model._population_vars())
+        model.converged_ = bool(
+            model.diagnostics_["max_rhat"] <= RHAT_MAX
+            and model.diagnostics_["min_ess_bulk"] >= ESS_BULK_MIN
+            and model.diagnostics_["n_divergent"] == 0
+        )
+        return model
+
+
+# ------------------------------------------------------------------ helpers
+def _band(draws: npt.NDArray[np.float64], level: float) -> npt.NDArray[np.float64]:
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return np.column_stack([draws.mean(axis=0), lo, hi])
+
+
+def _subject_first(
+    X: npt.NDArray[np.float64], ids: pd.Series
+) -> npt.NDArray[np.float64]:
+    """Replace each row of ``X`` by its subject's first row (sigmoid covariates)."""
+    codes, _ = pd.factorize(ids.to_numpy())
+    first = np.full(codes.max() + 1 if len(codes) else 0, -1, dtype=np.intp)
+    order = np.arange(len(codes))[::-1]
+    first[codes[order]] = order
+    return X[first[codes]]
+
+
+def _attach_data(idata: Any, d: _Design, loglik: npt.NDArray[np.float64]) -> None:
+    """Add observed_data, log_likelihood and constant_data groups."""
+    import xarray as xr
+
+    post = idata.posterior
+    obs = np.arange(len(d.y))
+    ll = xr.Dataset(
+        {
+            d.outcome: (
+                ("chain", "draw", "obs"),
+                loglik.reshape(post.sizes["chain"], post.sizes["draw"], -1),
+            )
+        },
+        coords={"chain": post.chain, "draw": post.draw, "obs": obs},
+    )
+    observed = xr.Dataset({d.outcome: (("obs",), d.y)}, coords={"obs": obs})
+    const = xr.Dataset(
+        {c: (("obs",), d.frame[c].to_numpy()) for c in d.frame.columns},
+        coords={"obs": obs},
+    )
+    for name in ("log_likelihood", "observed_data", "constant_data"):
+        if name in idata.groups():
+            del idata[name]
+    idata.add_groups(
+        {"log_likelihood": ll, "observed_data": observed, "constant_data": const}
+    )
+
+
+def _diagnostics(idata: Any, names: list[str]) -> dict[str, float]:
+    import arviz as az
+
+    post = idata.posterior[[n for n in names if n in idata.posterior]]
+
+    def extreme(ds: Any, fn: Any) -> float:
+        vals = np.concatenate([np.ravel(ds[v].values) for v in ds.data_vars])
+        vals = vals[np.isfinite(vals)]
+        return float(fn(vals)) if vals.size else float("nan")
+
+    if post.sizes["chain"] > 1:
+        max_rhat = extreme(az.rhat(post), np.max)
+    else:
+        max_rhat = float("nan")
+    ss = idata.sample_stats
+    n_div = int(ss["diverging"].values.sum()) if "diverging" in ss else 0
+    try:
+        min_bfmi = float(np.min(az.bfmi(idata)))
+    except (KeyError, AttributeError, ValueError, TypeError):
+        min_bfmi = float("nan")
+    return {
+        "max_rhat": max_rhat,
+        "min_ess_bulk": extreme(az.ess(post, method="bulk"), np.min),
+        "min_ess_tail": extreme(az.ess(post, method="tail"), np.min),
+        "n_divergent": n_div,
+        "min_bfmi": min_bfmi,
+    }
+
+
+def _sample(
+    model: Any,
+    *,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    seed: int,
+    progress: bool | None,
+    dense: bool,
+    var_names: list[str],
+) -> Any:
+    """Run NUTS on ``model`` with the chosen implementation; returns InferenceData."""
+    import pymc as pm
+
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    kwargs: dict[str, Any] = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "target_accept": target_accept,
+        "random_seed": seed,
+        "progressbar": show,
+        "compute_convergence_checks": False,
+        "var_names": var_names,
+        "idata_kwargs": {"log_likelihood": False},
+    }
+    if sampler == "numpyro":
+        kwargs["nuts_sampler"] = "numpyro"
+        kwargs["nuts_sampler_kwargs"] = {
+            "chain_method": "parallel",
+            "nuts_kwargs": {"dense_mass": dense},
+        }
+    elif sampler == "nutpie":
+        kwargs["nuts_sampler"] = "nutpie"
+    else:
+        kwargs["cores"] = 1
+    logger.info("sampling with %s: %d chains x %d draws", sampler, chains, draws)
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*There are not enough devices.*")
+        idata = pm.sample(**kwargs)
+    return idata
