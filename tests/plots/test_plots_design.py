@@ -6,10 +6,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from alsprog.design import TrialDesign, power_curve  # noqa: E402
-from alsprog.plots import power_curve as plot_power_curve  # noqa: E402
+from alsprog.design import TrialDesign, power_curve
+from alsprog.plots import power_curve as plot_power_curve
 
 
 def test_power_curve_plot_draws_each_slowing_and_simulated_points():
