@@ -16,6 +16,7 @@ __all__ = [
     "check_int",
     "check_interval",
     "check_is_fitted",
+    "check_level",
 ]
 
 
@@ -68,6 +69,25 @@ def check_interval(
     if bad:
         raise error(f"`{name}` must be in {rng}; got {value!r}.")
     return value
+
+
+def check_level(
+    value: Any, name: str = "level", *, error: type[Exception] = ValueError
+) -> float:
+    """Check an interval coverage given as a fraction in (0, 1) and return it.
+
+    Examples
+    --------
+    >>> check_level(0.9)
+    0.9
+    >>> check_level(95)
+    Traceback (most recent call last):
+    ...
+    ValueError: `level` must be in (0, 1); got 95.
+    """
+    return check_interval(
+        value, name, low=0, high=1, low_closed=False, high_closed=False, error=error
+    )
 
 
 def check_int(

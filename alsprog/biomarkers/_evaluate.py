@@ -24,7 +24,7 @@ from sklearn.base import clone
 
 from alsprog._progress import progress_bar
 from alsprog._random import as_generator, child_seed
-from alsprog._validation import check_int, check_interval
+from alsprog._validation import check_int, check_level
 from alsprog.biomarkers._classifier import ImagingClassifier, select_features
 from alsprog.biomarkers._guards import (
     check_harmonized_before_split,
@@ -478,15 +478,7 @@ def evaluate_classifier(
     n_bootstrap = check_int(
         n_bootstrap, "n_bootstrap", low=1, error=ModelSpecificationError
     )
-    level = check_interval(
-        level,
-        "level",
-        low=0,
-        high=1,
-        low_closed=False,
-        high_closed=False,
-        error=ModelSpecificationError,
-    )
+    level = check_level(level, error=ModelSpecificationError)
     rng = as_generator(seed)
     data = _prepare(
         table,
@@ -693,15 +685,7 @@ def learning_curve(
     clf = ImagingClassifier() if clf is None else clf
     cv = check_int(cv, "cv", low=2, error=ModelSpecificationError)
     n_repeats = check_int(n_repeats, "n_repeats", low=1, error=ModelSpecificationError)
-    level = check_interval(
-        level,
-        "level",
-        low=0,
-        high=1,
-        low_closed=False,
-        high_closed=False,
-        error=ModelSpecificationError,
-    )
+    level = check_level(level, error=ModelSpecificationError)
     sizes = sorted(
         {
             check_int(n, "train_sizes", low=4, error=ModelSpecificationError)

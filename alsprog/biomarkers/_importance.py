@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from alsprog._random import as_generator, child_seed
-from alsprog._validation import check_int, check_interval
+from alsprog._validation import check_int, check_level
 from alsprog.biomarkers._classifier import ImagingClassifier
 from alsprog.biomarkers._evaluate import (
     CVSpec,
@@ -222,15 +222,7 @@ def feature_importance(
             "row-level split leaks subjects into the test fold)."
         )
     n_repeats = check_int(n_repeats, "n_repeats", low=1, error=ModelSpecificationError)
-    level = check_interval(
-        level,
-        "level",
-        low=0,
-        high=1,
-        low_closed=False,
-        high_closed=False,
-        error=ModelSpecificationError,
-    )
+    level = check_level(level, error=ModelSpecificationError)
     rng = as_generator(seed)
     data = _prepare(
         table,
