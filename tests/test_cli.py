@@ -213,12 +213,18 @@ def test_classify_command(tmp_path, capsys):
 
 def test_power_from_model(tmp_path, capsys):
     from alsprog.data import assemble, write_table
+    from alsprog.design import TrialDesign
+    from alsprog.models import LinearMixedModel
     from alsprog.simulate import simulate_cohort
 
     c = simulate_cohort(150, months=12, seed=3)
-    table = write_table(assemble(c.visits, c.subjects), tmp_path / "hist.csv")
+    long = assemble(c.visits, c.subjects)
+    table = write_table(long, tmp_path / "hist.csv")
     assert main(["power", "--from-model", str(table), "--slowing", "0.3"]) == 0
     out = capsys.readouterr().out
-    # same components as the TrialDesign.from_model doctest on this cohort
-    assert "mean slope -0.6449" in out and "sig2_slope 0.1131" in out
-    assert " 68 " in out
+    # the CLI must report what the library computes from the same data
+    m = LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)").fit(long)
+    d = TrialDesign.from_model(m, [0, 3, 6, 9, 12], slowing=0.3)
+    assert f"mean slope {d.mean_slope:.4g}" in out
+    assert f"sig2_slope {d.sig2_slope:.4g}" in out
+    assert f" {d.sample_size().n_per_arm_ceil} " in out

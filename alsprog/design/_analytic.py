@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from alsprog._validation import check_choice, check_interval
+from alsprog._validation import check_choice, check_interval, check_level
 from alsprog.errors import ModelSpecificationError
 
 __all__ = [
@@ -394,6 +394,33 @@ def _slope_variance_per_treated(
     return xi_t + lam * xi_c
 
 
+def _slope_variance(
+    method: str,
+    alpha: float,
+    alternative: str,
+    allocation_ratio: float,
+    times: Sequence[float],
+    sig2_int: float,
+    sig2_slope: float,
+    cov_int_slope: float,
+    sig2_e: float,
+    retention: Sequence[float] | None,
+    retention_control: Sequence[float] | None,
+) -> tuple[_SlopeSetup, float]:
+    """Checked inputs and ``Var(δ̂) × n_treatment``, shared by the slope functions."""
+    check_choice(
+        method,
+        "method",
+        ("edland", "diggle", "liu_liang"),
+        error=ModelSpecificationError,
+    )
+    _common(alpha, alternative, allocation_ratio)
+    setup = _slope_setup(
+        times, sig2_int, sig2_slope, cov_int_slope, sig2_e, retention, retention_control
+    )
+    return setup, _slope_variance_per_treated(setup, method, allocation_ratio)
+
+
 def sample_size_slope(
     delta: float | None = None,
     times: Sequence[float] = (0, 3, 6, 9, 12),
@@ -490,17 +517,21 @@ def sample_size_slope(
     ...                   sig2_slope=0.36, sig2_e=4.0).n_per_arm_ceil
     126
     """
-    e = ModelSpecificationError
-    check_choice(method, "method", ("edland", "diggle", "liu_liang"), error=e)
-    _common(alpha, alternative, allocation_ratio)
-    power = check_interval(
-        power, "power", low=0, high=1, low_closed=False, high_closed=False, error=e
+    setup, var_n = _slope_variance(
+        method,
+        alpha,
+        alternative,
+        allocation_ratio,
+        times,
+        sig2_int,
+        sig2_slope,
+        cov_int_slope,
+        sig2_e,
+        retention,
+        retention_control,
     )
+    power = check_level(power, "power", error=ModelSpecificationError)
     d = _resolve_delta(delta, slowing, mean_slope)
-    setup = _slope_setup(
-        times, sig2_int, sig2_slope, cov_int_slope, sig2_e, retention, retention_control
-    )
-    var_n = _slope_variance_per_treated(setup, method, allocation_ratio)
     z = _z(alpha, alternative) + float(stats.norm.ppf(power))
     n_t = z * z * var_n / (d * d)
     return SampleSize(
@@ -567,15 +598,23 @@ def power_slope(
     >>> round(r.power, 4)
     0.8
     """
-    e = ModelSpecificationError
-    check_choice(method, "method", ("edland", "diggle", "liu_liang"), error=e)
-    _common(alpha, alternative, allocation_ratio)
-    n = check_interval(n_per_arm, "n_per_arm", low=0, low_closed=False, error=e)
-    d = _resolve_delta(delta, slowing, mean_slope)
-    setup = _slope_setup(
-        times, sig2_int, sig2_slope, cov_int_slope, sig2_e, retention, retention_control
+    setup, var_n = _slope_variance(
+        method,
+        alpha,
+        alternative,
+        allocation_ratio,
+        times,
+        sig2_int,
+        sig2_slope,
+        cov_int_slope,
+        sig2_e,
+        retention,
+        retention_control,
     )
-    var_n = _slope_variance_per_treated(setup, method, allocation_ratio)
+    n = check_interval(
+        n_per_arm, "n_per_arm", low=0, low_closed=False, error=ModelSpecificationError
+    )
+    d = _resolve_delta(delta, slowing, mean_slope)
     pw = float(stats.norm.cdf(d / math.sqrt(var_n / n) - _z(alpha, alternative)))
     return SampleSize(
         n_per_arm=float(n),
@@ -617,17 +656,23 @@ def detectable_delta_slope(
     >>> round(r.delta, 5)
     1.49751
     """
-    e = ModelSpecificationError
-    check_choice(method, "method", ("edland", "diggle", "liu_liang"), error=e)
-    _common(alpha, alternative, allocation_ratio)
-    power = check_interval(
-        power, "power", low=0, high=1, low_closed=False, high_closed=False, error=e
+    setup, var_n = _slope_variance(
+        method,
+        alpha,
+        alternative,
+        allocation_ratio,
+        times,
+        sig2_int,
+        sig2_slope,
+        cov_int_slope,
+        sig2_e,
+        retention,
+        retention_control,
     )
-    n = check_interval(n_per_arm, "n_per_arm", low=0, low_closed=False, error=e)
-    setup = _slope_setup(
-        times, sig2_int, sig2_slope, cov_int_slope, sig2_e, retention, retention_control
+    power = check_level(power, "power", error=ModelSpecificationError)
+    n = check_interval(
+        n_per_arm, "n_per_arm", low=0, low_closed=False, error=ModelSpecificationError
     )
-    var_n = _slope_variance_per_treated(setup, method, allocation_ratio)
     z = _z(alpha, alternative) + float(stats.norm.ppf(power))
     d = z * math.sqrt(var_n / n)
     return SampleSize(

@@ -33,8 +33,6 @@ class BatchStats:
     Zty: Array  # (K, G, 2)
     yty: Array  # (K,)
     n: Array  # (K,) observations
-    XtX: Array  # (K, p, p)
-    Xty: Array  # (K, p)
 
     @property
     def UUt(self) -> Array:
@@ -64,17 +62,12 @@ class BatchStats:
         S = np.einsum("kgj,jab->kgab", mask, zz)
         ym = y * mask
         Zty = ym @ z
-        K, G, r = U.shape
-        XtX = np.einsum("kgi,kgl,kgab->kialb", U, U, S).reshape(K, 2 * r, 2 * r)
-        Xty = np.einsum("kgi,kga->kia", U, Zty).reshape(K, 2 * r)
         return cls(
             S=S,
             U=U,
             Zty=Zty,
             yty=np.einsum("kgj,kgj->k", ym, ym),
             n=mask.sum(axis=(1, 2)),
-            XtX=XtX,
-            Xty=Xty,
         )
 
 
@@ -277,7 +270,7 @@ def batch_reml(
         theta[idx] = new_th
         _assign(cur, new, idx)
         done[idx[small]] = True
-    sigma2 = cur.r2 / (st.n - st.Xty.shape[1])
+    sigma2 = cur.r2 / (st.n - 2 * st.U.shape[2])
     return BatchFit(
         theta=theta,
         beta=cur.beta,
@@ -310,8 +303,6 @@ def _subset(st: BatchStats, m: npt.NDArray[np.bool_]) -> BatchStats:
         Zty=st.Zty[m],
         yty=st.yty[m],
         n=st.n[m],
-        XtX=st.XtX[m],
-        Xty=st.Xty[m],
     )
 
 
