@@ -115,49 +115,65 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from alsprog._io import atomic_dir
-    from alsprog.data import assemble, write_table
-    from alsprog.data._read import read_table
-    from alsprog.simulate import simulate_cohort, write_nifti
+def _stage_printer(args: argparse.Namespace):
+    """An ``on_stage`` callback printing ``[i/n] stage: message`` lines to stderr."""
+    seen: set[str] = set()
 
-    out = Path(args.out)
+    def on_stage(i: int, n: int, stage: str, message: str) -> None:
+        if stage in seen:
+            _stage(args, f"      {message}")
+        else:
+            seen.add(stage)
+            _stage(args, f"[{i}/{n}] {stage}: {message}")
+
+    return on_stage
+
+
+def _print_run(result, seconds: float) -> None:
+    timings = ", ".join(f"{k} {v:.0f}" for k, v in result.stage_seconds.items())
+    print(
+        f"alsprog: {result.n_figures} figures and {len(result.files)} files in "
+        f"{seconds:.0f} s ({timings} s)"
+    )
+    print(f"  report: {result.report}")
+    print(f"  repeat: alsprog run {result.out / 'config.toml'}")
+    if result.warnings:
+        print(f"  {len(result.warnings)} warning(s): see {result.out / 'run.log'}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from alsprog.report import check, run
+
+    if args.check:
+        config = check(args.config, args.out)
+        print(f"ok: {args.config}: no problems ({len(config.models)} models)")
+        return 0
     t0 = time.perf_counter()
-    n_stages = 3
-    with atomic_dir(out) as tmp:
-        _stage(
-            args,
-            f"[1/{n_stages}] simulating {args.n_patients} ALS patients and "
-            f"{args.n_controls} controls (seed {args.seed})",
-        )
-        cohort = simulate_cohort(
-            args.n_patients, n_controls=args.n_controls, seed=args.seed
-        )
-        inputs = tmp / "inputs"
-        _write_inputs(cohort, inputs, fmt="csv")
-        write_nifti(
-            cohort, inputs / "derivatives", seed=args.seed, progress=_progress(args)
-        )
-        _stage(args, f"[2/{n_stages}] validating and assembling the long-format table")
-        table = assemble(
-            inputs / "visits.csv", inputs / "subjects.csv", inputs / "imaging.csv"
-        )
-        write_table(table, tmp / "table.parquet")
-        write_table(table, tmp / "table.csv")
-        _stage(
-            args,
-            f"[3/{n_stages}] re-reading the written table against the data dictionary",
-        )
-        read_table(tmp / "table.csv", kind="long")
-    n_als = int((table.drop_duplicates("subject_id")["group"] == "als").sum())
-    print(
-        f"alsprog demo: {len(table)} visits of {table['subject_id'].nunique()} "
-        f"subjects ({n_als} ALS) in {time.perf_counter() - t0:.1f} s"
+    result = run(
+        args.config, args.out, progress=_progress(args), on_stage=_stage_printer(args)
     )
-    print(f"  {out / 'table.parquet'} and table.csv (long format, validated)")
-    print(
-        f"  {out / 'inputs'} (simulated subjects/visits/imaging tables, truth, NIfTI)"
+    _print_run(result, time.perf_counter() - t0)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from alsprog.report import run_demo
+
+    t0 = time.perf_counter()
+    result = run_demo(
+        args.out,
+        n_patients=args.n_patients,
+        n_controls=args.n_controls,
+        seed=args.seed,
+        chains=args.chains,
+        draws=args.draws,
+        n_sims=args.n_sims,
+        n_permutations=args.n_permutations,
+        n_jobs=args.n_jobs,
+        progress=_progress(args),
+        on_stage=_stage_printer(args),
     )
+    _print_run(result, time.perf_counter() - t0)
     return 0
 
 
@@ -210,17 +226,122 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+_FORECAST_MODELS = (
+    "lmm",
+    "bayes-linear",
+    "bayes-sigmoid",
+    "delta-fs",
+    "patient-ols",
+    "random-forest",
+)
+_LMM_FORMULA = (
+    "alsfrs_r_total ~ months * (delta_fs + onset_site) + (months | subject_id)"
+)
+
+
+def _forecast_model(name: str, args: argparse.Namespace):
+    """An unfitted forecaster from its command-line name (configuration only)."""
+    from alsprog.forecast import DeltaFSBaseline, PatientOLSBaseline, RandomForestSlope
+    from alsprog.models import BayesianTrajectoryModel, LinearMixedModel
+
+    formula = getattr(args, "formula", None)
+    if name == "lmm":
+        return LinearMixedModel(formula or _LMM_FORMULA)
+    if name in ("bayes-linear", "bayes-sigmoid"):
+        kind = name.split("-")[1]
+        return BayesianTrajectoryModel(
+            kind,
+            formula=formula,
+            chains=args.chains,
+            draws=args.draws,
+            tune=args.draws,
+            seed=args.seed,
+            progress=_progress(args),
+        )
+    if name == "delta-fs":
+        return DeltaFSBaseline(history_months=args.history_months)
+    if name == "patient-ols":
+        return PatientOLSBaseline(history_months=args.history_months)
+    return RandomForestSlope(history_months=args.history_months, random_state=args.seed)
+
+
+def _read_long(path: str):
+    from alsprog.data import read_table
+
+    table, _ = read_table(path, kind="long")
+    return table
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from alsprog._io import atomic_path
+    from alsprog.forecast import forecast
+
+    train = _read_long(args.train)
+    history = _read_long(args.history)
+    _stage(args, f"fitting {args.model} on {train['subject_id'].nunique()} patients")
+    model = _forecast_model(args.model, args).fit(train)
+    f = forecast(model, history, args.at, level=args.level, seed=args.seed)
+    out = Path(args.out)
+    with atomic_path(out) as tmp:
+        f.to_csv(tmp, index=False)
+    print(
+        f"{len(f)} forecasts for {f['subject_id'].nunique()} patients at months "
+        f"{', '.join(f'{t:g}' for t in args.at)} -> {out}"
+    )
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from alsprog._io import atomic_path
+    from alsprog.forecast import backtest
+
+    if (args.data is None) == (args.simulate is None):
+        print(
+            "alsprog: error: give exactly one of --data or --simulate", file=sys.stderr
+        )
+        return 2
+    if args.data is not None:
+        data = _read_long(args.data)
+    else:
+        from alsprog.simulate import simulate_cohort
+
+        data = simulate_cohort(args.simulate, seed=args.seed)
+    models = {name: _forecast_model(name, args) for name in args.models}
+    res = backtest(
+        data,
+        models,
+        history_months=args.history_months,
+        horizons=args.horizons,
+        test_fraction=args.test_fraction,
+        level=args.level,
+        seed=args.seed,
+        progress=_progress(args),
+    )
+    if args.out:
+        with atomic_path(Path(args.out)) as tmp:
+            res.to_csv(tmp, index=False)
+    cols = ["model", "horizon", "n", "rmse", "bias", "coverage", "crps", "slope_rmsd"]
+    print(res[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
 def cmd_power(args: argparse.Namespace) -> int:
     from alsprog.design import sample_size_table
 
     if args.from_model:
+        import zipfile
+
         from alsprog.data._read import read_table
         from alsprog.design import TrialDesign
         from alsprog.models import LinearMixedModel
 
-        data, _ = read_table(args.from_model)
-        formula = f"{args.outcome} ~ {args.time} + ({args.time} | subject_id)"
-        model = LinearMixedModel(formula, time=args.time).fit(data)
+        if zipfile.is_zipfile(args.from_model):  # a LinearMixedModel.save() file
+            model = LinearMixedModel.load(args.from_model)
+            formula = model.formula
+        else:  # a historical table: fit the random-slope model to it
+            data, _ = read_table(args.from_model)
+            formula = f"{args.outcome} ~ {args.time} + ({args.time} | subject_id)"
+            model = LinearMixedModel(formula, time=args.time).fit(data)
         d = TrialDesign.from_model(model, args.months, time=args.time)
         args.sig2_int, args.sig2_slope = d.sig2_int, d.sig2_slope
         args.cov_int_slope, args.sig2_e = d.cov_int_slope, d.sig2_e
@@ -402,8 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-model",
         default=None,
         metavar="FILE",
-        help="historical long-format table: variance components and mean slope "
-        "from a random-slope mixed model fitted to it",
+        help="a model saved by LinearMixedModel.save, or a historical long-format "
+        "table (a random-slope mixed model is fitted to it): variance components "
+        "and mean slope",
     )
     p.add_argument(
         "--outcome", default="alsfrs_r_total", help="outcome for --from-model"
@@ -477,6 +599,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_power)
 
     p = sub.add_parser(
+        "forecast",
+        help="forecast new patients' ALSFRS-R from their visits so far",
+        description="Fit a model on the training table's patients, then forecast the "
+        "patients in the history table at the given months since their first visit.",
+    )
+    p.add_argument("--train", required=True, help="long table of training patients")
+    p.add_argument("--history", required=True, help="long table: visits so far")
+    p.add_argument(
+        "--at", type=float, nargs="+", required=True, help="months to forecast"
+    )
+    p.add_argument("--out", required=True, help="CSV file for the forecasts")
+    p.add_argument("--model", choices=_FORECAST_MODELS, default="lmm", help="(lmm)")
+    p.add_argument("--formula", default=None, help="model formula (lmm default)")
+    p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
+    p.add_argument("--history-months", type=float, default=3.0, help="(3)")
+    p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
+    p.add_argument("--draws", type=int, default=500, help="Bayesian draws (500)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    p.set_defaults(handler=cmd_forecast)
+
+    p = sub.add_parser(
+        "backtest",
+        help="score forecasters on held-out patients",
+        description="Split patients, fit each model on the training part, forecast "
+        "the others from their first months and score them (RMSE, coverage, CRPS, "
+        "DREAM slope RMSD).",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", default=None, help="assembled long table")
+    src.add_argument(
+        "--simulate", type=int, default=None, metavar="N", help="simulate N patients"
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=_FORECAST_MODELS,
+        default=["lmm", "delta-fs", "patient-ols", "random-forest"],
+    )
+    p.add_argument("--formula", default=None, help="formula of the lmm/bayes models")
+    p.add_argument("--history-months", type=float, default=3.0, help="(3)")
+    p.add_argument("--horizons", type=float, nargs="+", default=[6.0, 12.0])
+    p.add_argument("--test-fraction", type=float, default=0.2, help="(0.2)")
+    p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
+    p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
+    p.add_argument("--draws", type=int, default=500, help="Bayesian draws (500)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    p.add_argument("--out", default=None, help="CSV file for the table")
+    p.set_defaults(handler=cmd_backtest)
+
+    p = sub.add_parser(
         "demo",
         help="run the main job on the embedded synthetic cohort",
         description="Simulate the embedded synthetic cohort (with NIfTI "
@@ -486,7 +658,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-patients", type=int, default=200, help="ALS patients (200)")
     p.add_argument("--n-controls", type=int, default=60, help="healthy controls (60)")
     p.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
+    p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
+    p.add_argument(
+        "--draws", type=int, default=500, help="Bayesian draws and tuning steps (500)"
+    )
+    p.add_argument(
+        "--n-sims", type=int, default=200, help="simulated trials per slowing (200)"
+    )
+    p.add_argument(
+        "--n-permutations",
+        type=int,
+        default=30,
+        help="classifier label permutations (30)",
+    )
+    p.add_argument("--n-jobs", type=int, default=-1, help="parallel workers (-1: all)")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser(
+        "run",
+        help="the whole analysis of your own data, from a TOML config",
+        description="Check every input first (all problems listed before anything "
+        "is fitted), then extract imaging features, assemble the long table, fit the "
+        "models, forecast and backtest, size a trial, evaluate imaging biomarkers and "
+        "write tables, figures and a self-contained report.html into one folder. "
+        "See the README's config reference.",
+    )
+    p.add_argument("config", metavar="CONFIG.toml", help="run configuration")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: the config's run.out); replaced atomically",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only check the config and its inputs; write nothing",
+    )
+    p.set_defaults(handler=cmd_run)
     return parser
 
 

@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/lmm.py [--quick] [--sizes 1000 10000 100000] [--repeats 3]
+                             [--cold-repeats 5] [--cold-max 10000]
 
 For each size one ALS-like data set (random intercept + slope, ~5.5 visits per subject,
 months 0-24, onset site and age) is fitted by every tool with
@@ -12,9 +13,17 @@ effects, variance components, residual variance and REML criterion; a fixed effe
 scaled by ``max(|estimate|, its standard error)`` so that near-zero effects do not
 inflate the figure), then each tool is warmed up and timed as the median of repeats.
 lme4 runs in Rscript on a CSV of the same data: "warm" is ``system.time(lmer(...))``
-inside R; "cold" is the wall time of a fresh process that loads the package, reads the
-CSV and fits once (alsprog's cold time is measured the same way in a fresh Python);
-both are medians of the same number of repeats.
+inside R (median of repeats after a warm-up fit).
+"Cold" is the first fit in a fresh process, timed from outside as the wall time of the
+whole process: ``Rscript`` that loads lme4, reads the CSV with ``read.csv`` and fits
+once, against ``python`` that imports pandas and alsprog, reads the same CSV with
+``pandas.read_csv`` and fits once (interpreter start-up and exit included for both).
+Each tool first runs once untimed (so both find their files in the OS cache and
+Python's byte code is compiled, as in an installed package), then the two alternate run
+by run, ``--cold-repeats`` times (at least 3), and the medians are
+compared (``ratio_cold_lme4`` = alsprog / lme4).  Cold starts are measured up to
+``--cold-max`` subjects.  The 1-minute load average is recorded with each row, because
+the timings depend on what else the machine is running.
 A missing peer prints ``skipped (not installed)``; statsmodels is skipped above
 ``--statsmodels-max`` subjects (its fit takes minutes there).  Rows are also written to
 ``benchmarks/results/lmm.csv``.
@@ -173,19 +182,36 @@ def run_lme4(csv: Path, repeats: int, workdir: Path) -> tuple[dict, float]:
     return est, float(statistics.median(np.atleast_1d(res["times"]).tolist()))
 
 
-def cold(cmd: list[str], repeats: int) -> float:
-    """Median wall time of ``repeats`` fresh processes running ``cmd``."""
-    ts = []
+def cold(
+    commands: dict[str, list[str]], repeats: int, workdir: Path
+) -> dict[str, list[float]]:
+    """Wall times of fresh processes, the tools alternating run by run.
+
+    Each command first runs once untimed (files into the OS cache, byte code
+    compiled), so neither tool pays a first-ever start the other does not.  Python
+    keeps its byte code in ``workdir`` (``PYTHONPYCACHEPREFIX``, overriding a
+    ``PYTHONDONTWRITEBYTECODE`` of the environment), as an installed package has it;
+    R's packages are byte-compiled when installed.
+    """
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONPYCACHEPREFIX": str(workdir / "pycache"),
+    }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for cmd in commands.values():
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run(
-            cmd,
-            check=True,
-            capture_output=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+        for name, cmd in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True, env=env)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def _load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,10 +227,24 @@ def main(argv: list[str] | None = None) -> int:
         default=10_000,
         help="largest size statsmodels is run at (default 10000)",
     )
+    ap.add_argument(
+        "--cold-repeats",
+        type=int,
+        default=5,
+        help="fresh processes per tool for the cold start (at least 3; default 5)",
+    )
+    ap.add_argument(
+        "--cold-max",
+        type=int,
+        default=10_000,
+        help="largest size the cold start is measured at (default 10000)",
+    )
     ap.add_argument("--seed", type=int, default=20240501)
     args = ap.parse_args(argv)
     sizes = args.sizes or ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
     repeats = args.repeats or (1 if args.quick else 3)
+    cold_repeats = max(3, args.cold_repeats)
+    print(f"load average at start: {_load()}", file=sys.stderr, flush=True)
 
     have_sm = importlib.util.find_spec("statsmodels") is not None
     have_r = (
@@ -226,9 +266,6 @@ def main(argv: list[str] | None = None) -> int:
             m = fit_alsprog(df)
             ours = estimates_alsprog(m)
             row["alsprog_s"] = time_median(lambda df=df: fit_alsprog(df), repeats)
-            row["alsprog_cold_s"] = cold(
-                [sys.executable, "-c", PY_COLD, str(csv)], repeats
-            )
             row["alsprog_converged"] = m.converged_
             if have_sm and n <= args.statsmodels_max:
                 r = fit_statsmodels(df)
@@ -256,15 +293,28 @@ def main(argv: list[str] | None = None) -> int:
                 row["diff_lme4"] = max_rel_diff(ours, l4)
                 row["lme4_s"] = l4_time
                 row["ratio_lme4"] = row["alsprog_s"] / l4_time
-                cold_script = work / "lme4_cold.R"
-                cold_script.write_text(R_COLD)
-                row["lme4_cold_s"] = cold(
-                    ["Rscript", str(cold_script), str(csv)], repeats
-                )
-                row["ratio_cold_lme4"] = row["alsprog_cold_s"] / row["lme4_cold_s"]
                 row["llf_minus_lme4"] = (l4["criterion"] - ours["criterion"]) / 2
             else:
                 row["lme4_s"] = "skipped (not installed)"
+            if n <= args.cold_max:
+                commands = {"alsprog": [sys.executable, "-c", PY_COLD, str(csv)]}
+                if have_r:
+                    cold_script = work / "lme4_cold.R"
+                    cold_script.write_text(R_COLD)
+                    commands["lme4"] = ["Rscript", str(cold_script), str(csv)]
+                times = cold(commands, cold_repeats, work)
+                for name, ts in times.items():
+                    row[f"{name}_cold_s"] = statistics.median(ts)
+                    print(
+                        f"cold {name} {n}: " + " ".join(f"{t:.3f}" for t in ts),
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                if have_r:
+                    row["ratio_cold_lme4"] = row["alsprog_cold_s"] / row["lme4_cold_s"]
+                else:
+                    row["lme4_cold_s"] = "skipped (not installed)"
+            row["load_1min"] = os.getloadavg()[0]
             rows.append(row)
             print(f"done: {n} subjects", file=sys.stderr, flush=True)
 
@@ -279,10 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print(table.to_string(index=False))
     print(
-        "ratio_* = alsprog seconds / peer seconds (warm, median); ratio_cold_lme4 = fresh "
-        "process incl. imports and CSV read; diff_* = largest relative difference of the "
-        "estimates; llf_minus_lme4 > 0 means alsprog found a higher REML likelihood."
+        "ratio_* = alsprog seconds / peer seconds (warm, median); *_cold_s = median wall "
+        f"time of {cold_repeats} fresh processes (start-up, imports, CSV read, one fit, "
+        "exit), the tools alternating; ratio_cold_lme4 = alsprog / lme4 cold; diff_* = "
+        "largest relative difference of the estimates; llf_minus_lme4 > 0 means "
+        "alsprog found a higher REML likelihood; load_1min = 1-minute load average."
     )
+    print(f"load average at end: {_load()}", file=sys.stderr)
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     from alsprog._io import atomic_path

@@ -18,12 +18,12 @@ def test_version(capsys):
     assert capsys.readouterr().out.strip() == f"alsprog {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["simulate"], ["validate"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["simulate"], ["validate"], ["demo"], ["run"]])
 def test_usage_errors_exit_2(command, capsys):
     assert main(command) == 2
 
 
-@pytest.mark.parametrize("command", ["simulate", "validate", "demo"])
+@pytest.mark.parametrize("command", ["simulate", "validate", "demo", "run"])
 def test_each_subcommand_has_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert "usage: alsprog " + command in capsys.readouterr().out
@@ -81,20 +81,8 @@ def test_import_is_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_demo_writes_tables_that_validate(tmp_path, capsys):
-    out = tmp_path / "demo"
-    args = ["--no-progress", "demo", "--out", str(out), "--n-patients", "12"]
-    assert main([*args, "--n-controls", "4", "--seed", "5"]) == 0
-    files = sorted(p.name for p in out.iterdir())
-    assert files == ["inputs", "table.csv", "table.parquet"]
-    inputs = out / "inputs"
-    assert (inputs / "derivatives" / "atlas" / "atlas-alsprogsim_dseg.nii.gz").is_file()
-    capsys.readouterr()
-    tables = [str(inputs / f"{n}.csv") for n in ("visits", "subjects", "imaging")]
-    assert main(["validate", *tables, str(out / "table.csv")]) == 0
-    assert "ok: tables agree with each other" in capsys.readouterr().out
-    # no temporary folders are left beside the output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+# `alsprog demo` runs the whole pipeline: tested on a tiny cohort in
+# tests/report/test_report_run.py (outputs) and test_report_rerun.py (options).
 
 
 def test_simulate_is_reproducible(tmp_path):
@@ -226,5 +214,28 @@ def test_power_from_model(tmp_path, capsys):
     m = LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)").fit(long)
     d = TrialDesign.from_model(m, [0, 3, 6, 9, 12], slowing=0.3)
     assert f"mean slope {d.mean_slope:.4g}" in out
+    assert f"sig2_slope {d.sig2_slope:.4g}" in out
+    assert f" {d.sample_size().n_per_arm_ceil} " in out
+
+
+def test_power_from_saved_model(tmp_path, capsys):
+    from alsprog.data import assemble
+    from alsprog.design import TrialDesign
+    from alsprog.models import LinearMixedModel
+    from alsprog.simulate import simulate_cohort
+
+    c = simulate_cohort(150, months=12, seed=4)
+    long = assemble(c.visits, c.subjects)
+    m = LinearMixedModel(
+        "alsfrs_r_total ~ months * onset_site + (months | subject_id)"
+    ).fit(long)
+    m.save(tmp_path / "lmm.npz")
+    assert (
+        main(["power", "--from-model", str(tmp_path / "lmm.npz"), "--slowing", "0.3"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    d = TrialDesign.from_model(m, [0, 3, 6, 9, 12], slowing=0.3)
+    assert "months * onset_site" in out
     assert f"sig2_slope {d.sig2_slope:.4g}" in out
     assert f" {d.sample_size().n_per_arm_ceil} " in out

@@ -118,6 +118,8 @@ class MixedDesign:
     fixed_spec: Any
     random_specs: list[Any] = field(default_factory=list)
     variables: list[str] = field(default_factory=list)
+    #: The complete rows of the model's columns (``variables``), as used.
+    frame: pd.DataFrame | None = None
 
 
 def _split_top_level(text: str, sep: str) -> list[str]:
@@ -474,6 +476,7 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
         fixed_spec=x_frame.model_spec,
         random_specs=random_specs,
         variables=variables,
+        frame=sub,
     )
 
 

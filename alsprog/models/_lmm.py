@@ -1,16 +1,20 @@
 """Linear mixed-effects models fitted by exact profiled REML/ML.
 
 Owns: :class:`LinearMixedModel`, the user-facing estimator with lme4-style formulas,
-its fitted attributes (statsmodels' names), summary, intervals, predictions and
-subject trajectories.
+its fitted attributes (statsmodels' names), summary, intervals, predictions, subject
+trajectories and ``save``/``load``.
 Leaves: the formula -> design step to :mod:`alsprog.models._formula`, the likelihood
-and optimiser to :mod:`alsprog.models._lmm_numerics`, figures to :mod:`alsprog.plots`,
-conditional forecasts to :mod:`alsprog.forecast`.
+and optimiser to :mod:`alsprog.models._lmm_numerics`, the saved-file layout to
+:mod:`alsprog.models._lmm_io`, figures to :mod:`alsprog.plots`, conditional forecasts
+to :mod:`alsprog.forecast`.  Imports stay light (no scikit-learn, scipy and formulaic
+only inside the functions that use them) so that a first fit in a fresh process is
+quick.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time as _time
 import warnings
 from collections.abc import Sequence
@@ -19,11 +23,10 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.special import ndtri
-from sklearn.base import BaseEstimator
 
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
 from alsprog.errors import ConvergenceError, ConvergenceWarning, ModelSpecificationError
+from alsprog.models._estimator import EstimatorParams
 from alsprog.models._formula import MixedDesign, build_mixed_design
 from alsprog.models._lmm_numerics import (
     GroupStats,
@@ -42,7 +45,7 @@ logger = logging.getLogger(__name__)
 SINGULAR_TOL = 1e-4
 
 
-class LinearMixedModel(BaseEstimator):
+class LinearMixedModel(EstimatorParams):
     """Linear mixed-effects model with lme4-style formulas, fitted by exact REML or ML.
 
     The fit maximises lme4's profiled (restricted) likelihood over the relative
@@ -201,6 +204,7 @@ class LinearMixedModel(BaseEstimator):
                 max_iter=int(self.max_iter),
             )
         self._set_fitted(design, stats, est)
+        self._frame = design.frame
         first = np.full(G, -1, dtype=np.intp)
         first[design.groups[::-1]] = design.row_positions[::-1]
         self._first_rows = df.iloc[first][design.variables].reset_index(drop=True)
@@ -245,32 +249,66 @@ class LinearMixedModel(BaseEstimator):
     def _set_fitted(
         self, design: MixedDesign, stats: GroupStats, est: LmmEstimates
     ) -> None:
-        fe = design.fe_names
-        re = design.re_names
-        self.fe_params_ = pd.Series(est.beta, index=fe)
-        self.bse_ = pd.Series(np.sqrt(np.diag(est.cov_beta)), index=fe)
-        self.cov_re_ = pd.DataFrame(est.cov_re, index=re, columns=re)
-        self.scale_ = float(est.sigma2)
-        self.llf_ = float(-0.5 * est.deviance)
-        self.theta_ = pd.Series(
-            est.theta, index=list(design.template.names), name="theta"
-        )
-        self.random_effects_ = pd.DataFrame(
-            est.b, index=design.group_levels.copy(), columns=re
-        )
-        self.converged_ = bool(est.converged)
-        self.n_obs_ = int(design.X.shape[0])
-        self.n_groups_ = int(len(design.group_levels))
-        self.n_dropped_ = int(design.n_dropped)
-        self.n_iter_ = int(est.n_iter)
         fitted = design.X @ est.beta + np.einsum(
             "nq,nq->n", design.Z, est.b[design.groups]
         )
-        self.resid_ = pd.Series(design.y - fitted, index=design.row_index, name="resid")
+        self._set_state(
+            design,
+            beta=est.beta,
+            cov_beta=est.cov_beta,
+            cov_re=est.cov_re,
+            sigma2=float(est.sigma2),
+            deviance=float(est.deviance),
+            theta=est.theta,
+            b=est.b,
+            Q=est.cov_b / est.sigma2 if est.sigma2 > 0 else est.cov_b,
+            ZtX=stats.ZtX,
+            resid=design.y - fitted,
+            converged=bool(est.converged),
+            n_iter=int(est.n_iter),
+            n_dropped=int(design.n_dropped),
+        )
+
+    def _set_state(
+        self,
+        design: MixedDesign,
+        *,
+        beta: npt.NDArray[np.float64],
+        cov_beta: npt.NDArray[np.float64],
+        cov_re: npt.NDArray[np.float64],
+        sigma2: float,
+        deviance: float,
+        theta: npt.NDArray[np.float64],
+        b: npt.NDArray[np.float64],
+        Q: npt.NDArray[np.float64],
+        ZtX: npt.NDArray[np.float64],
+        resid: npt.NDArray[np.float64],
+        converged: bool,
+        n_iter: int,
+        n_dropped: int,
+    ) -> None:
+        """Set the fitted attributes (from :meth:`fit` or :meth:`load`)."""
+        fe = design.fe_names
+        re = design.re_names
+        self.fe_params_ = pd.Series(beta, index=fe)
+        self.bse_ = pd.Series(np.sqrt(np.diag(cov_beta)), index=fe)
+        self.cov_re_ = pd.DataFrame(cov_re, index=re, columns=re)
+        self.scale_ = sigma2
+        self.llf_ = -0.5 * deviance
+        self.theta_ = pd.Series(theta, index=list(design.template.names), name="theta")
+        self.random_effects_ = pd.DataFrame(
+            b, index=design.group_levels.copy(), columns=re
+        )
+        self.converged_ = converged
+        self.n_obs_ = int(design.X.shape[0])
+        self.n_groups_ = int(len(design.group_levels))
+        self.n_dropped_ = n_dropped
+        self.n_iter_ = n_iter
+        self.resid_ = pd.Series(resid, index=design.row_index, name="resid")
         # private fitted state for predictions
-        self._cov_beta = est.cov_beta
-        self._Q = est.cov_b / est.sigma2 if est.sigma2 > 0 else est.cov_b
-        self._ZtX = stats.ZtX
+        self._cov_beta = cov_beta
+        self._Q = Q
+        self._ZtX = ZtX
         self._design_info = {
             "fixed_spec": design.fixed_spec,
             "random_specs": design.random_specs,
@@ -281,7 +319,76 @@ class LinearMixedModel(BaseEstimator):
             "n_theta": design.template.n_theta,
             "template": design.template,
         }
-        self._deviance = float(est.deviance)
+        self._deviance = deviance
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to one file (NumPy ``.npz``; never a pickle).
+
+        The file holds a JSON header ``{"model": "LinearMixedModel", "version":
+        alsprog version, "params": get_params(), ...}``, every fitted array, and the
+        model's columns of the rows used in the fit, from which :meth:`load`
+        rebuilds the formula's design exactly (category levels, stateful
+        transforms such as ``center(age)``).  So the file contains those data:
+        share it as you would share them.  The write is atomic.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Output file, conventionally ``*.npz`` (no suffix is added).
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted.
+        SavedModelError
+            If a parameter, a model column or the data's index cannot be stored
+            without pickle (e.g. an object column mixing strings and numbers).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np, pandas as pd
+        >>> rng = np.random.default_rng(0)
+        >>> sid = np.repeat(np.arange(30), 4); t = np.tile(np.arange(4.0), 30)
+        >>> df = pd.DataFrame({"g": sid, "months": t,
+        ...                    "y": rng.normal(0, 1, 30)[sid] - t + rng.normal(0, 1, 120)})
+        >>> m = LinearMixedModel("y ~ months + (1 | g)").fit(df)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "lmm.npz"
+        >>> m.save(path)
+        >>> back = LinearMixedModel.load(path)
+        >>> bool((back.fe_params_ == m.fe_params_).all())
+        True
+        """
+        from alsprog.models._lmm_io import save_model
+
+        check_is_fitted(self, ["fe_params_"])
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LinearMixedModel:
+        """Rebuild a model written by :meth:`save`, fitted and without refitting.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        LinearMixedModel
+            With the saved estimates; every method (``summary``, ``confint``,
+            ``predict``, ``subject_trajectories``, ``cov_params``, ``aic``/``bic``)
+            gives the results of the saved model.
+
+        Raises
+        ------
+        SavedModelError
+            Missing or unreadable file, a file of another model class or alsprog
+            version, or a missing or malformed field (the message names the file
+            and the field).
+        """
+        from alsprog.models._lmm_io import load_model
+
+        return load_model(cls, path)
 
     # ------------------------------------------------------------ results
     def cov_params(self) -> pd.DataFrame:
@@ -318,6 +425,8 @@ class LinearMixedModel(BaseEstimator):
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
+        from scipy.special import ndtri
+
         z = float(ndtri(0.5 + level / 2))
         return pd.DataFrame(
             {
@@ -616,6 +725,8 @@ class LinearMixedModel(BaseEstimator):
         if interval == "prediction":
             var += self.scale_
         se = np.sqrt(np.maximum(var, 0.0))
+        from scipy.special import ndtri
+
         z = float(ndtri(0.5 + level / 2))
         return pd.DataFrame(
             {

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import linalg, optimize
 
 __all__ = [
     "GroupStats",
@@ -227,6 +226,8 @@ class _Pieces:
 
 
 def _evaluate(lam: Array, stats: GroupStats, reml: bool) -> _Pieces:
+    from scipy import linalg  # imported here: keeps `import alsprog.models` light
+
     cp = stats.components()
     S, ZX, Zy = cp.S, cp.ZX, cp.Zy
     q, p, n = stats.q, stats.p, stats.n
@@ -312,6 +313,8 @@ def _evaluate(lam: Array, stats: GroupStats, reml: bool) -> _Pieces:
 
 def _gradient_lambda(pc: _Pieces, stats: GroupStats, reml: bool) -> Array:
     """Gradient of the profiled deviance with respect to every entry of Lambda."""
+    from scipy import linalg
+
     cp = stats.components()
     S, ZX = cp.S, cp.ZX
     q, p = stats.q, stats.p
@@ -473,6 +476,8 @@ def estimates_at(
     LmmEstimates
         With ``converged=True``, ``n_iter=0``.
     """
+    from scipy import linalg
+
     q = stats.q
     lam = np.zeros((q, q))
     lam[rows, cols] = theta
@@ -556,6 +561,8 @@ def fit_profiled(
     >>> est.converged, round(float(est.theta[0]), 3)
     (True, 1.713)
     """
+    from scipy import optimize
+
     if theta0 is None:
         theta0 = np.where(rows == cols, 1.0, 0.0)
     lower = np.asarray(lower, dtype=float)

@@ -2,5 +2,23 @@
 
 from alsprog.plots._biomarkers import feature_importance, learning_curve, roc_curves
 from alsprog.plots._design import power_curve
+from alsprog.plots._forecast import calibration_curve, fan_chart
+from alsprog.plots._models import model_comparison
+from alsprog.plots._trajectories import (
+    feature_trajectories,
+    spaghetti,
+    subject_trajectories,
+)
 
-__all__ = ["feature_importance", "learning_curve", "power_curve", "roc_curves"]
+__all__ = [
+    "calibration_curve",
+    "fan_chart",
+    "feature_importance",
+    "feature_trajectories",
+    "learning_curve",
+    "model_comparison",
+    "power_curve",
+    "roc_curves",
+    "spaghetti",
+    "subject_trajectories",
+]

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from alsprog.simulate._cohort import Cohort, simulate_cohort
 from alsprog.simulate._nifti import write_nifti
+from alsprog.simulate._oracle import oracle_forecast
 from alsprog.simulate._params import CohortParams
 
-__all__ = ["Cohort", "CohortParams", "simulate_cohort", "write_nifti"]
+__all__ = [
+    "Cohort",
+    "CohortParams",
+    "oracle_forecast",
+    "simulate_cohort",
+    "write_nifti",
+]

@@ -391,6 +391,50 @@ def test_estimator_contract(sleepstudy):
     assert list(c.cov_re_.index) == ["Intercept", "Days"]
 
 
+def test_params_protocol_without_sklearn_base():
+    # LinearMixedModel implements scikit-learn's parameter protocol itself (importing
+    # sklearn.base would cost more than a whole first fit; benchmarks/lmm.py)
+    m = LinearMixedModel("y ~ t + (1 | g)", tol=1e-8)
+    assert repr(m) == "LinearMixedModel(formula='y ~ t + (1 | g)', tol=1e-08)"
+    assert repr(clone(m)) == repr(m)
+    with pytest.raises(ModelSpecificationError, match="Invalid parameter 'colour'"):
+        m.set_params(colour="red")
+    assert m.set_params() is m
+
+
+def test_first_fit_imports_stay_light():
+    # the cold-start target (issue 5): a first fit must not pull in sklearn,
+    # scipy.stats or the Bayesian/MMRM modules, and every public name must resolve
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, numpy as np, pandas as pd\n"
+        "from alsprog.models import LinearMixedModel\n"
+        "g = np.repeat(np.arange(10), 3); t = np.tile([0.0, 1.0, 2.0], 10)\n"
+        "y = np.sin(g) + t + np.cos(np.arange(30))\n"
+        "df = pd.DataFrame({'g': g, 't': t, 'y': y})\n"
+        "LinearMixedModel('y ~ t + (1 | g)').fit(df)\n"
+        "heavy = ('sklearn', 'scipy.stats', 'alsprog.models._bayes',\n"
+        "         'alsprog.models._mmrm', 'jax', 'pymc', 'arviz')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    import alsprog.models as models
+
+    for name in models.__all__:
+        assert getattr(models, name).__name__ == name
+    assert set(models.__all__) <= set(dir(models))
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        models.Nope  # noqa: B018
+
+
 def test_input_frame_not_modified(cohort):
     before = cohort.copy()
     LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)").fit(cohort)
@@ -523,7 +567,8 @@ def test_bad_prediction_inputs(sleep_fit):
         sleep_fit.subject_trajectories([np.nan])
     m = LinearMixedModel("Reaction ~ Days + (1 | Subject)").fit(
         pd.read_csv(
-            __import__("lmm_testdata").REFERENCE / "sleepstudy.csv", dtype={"Subject": str}
+            __import__("lmm_testdata").REFERENCE / "sleepstudy.csv",
+            dtype={"Subject": str},
         )
     )
     with pytest.raises(ModelSpecificationError, match="Time column 'months'"):

@@ -1,0 +1,289 @@
+"""A new patient's history and the times to forecast, checked and laid out.
+
+Owns: turning ``history`` (long-format rows of new patients' visits so far) and
+``at_months`` into one row per (subject, forecast time) with the subject's covariates
+carried forward, plus every check on them (validation against the data dictionary,
+covariates present, forecast times not before the last visit seen).
+Leaves: the model arithmetic to :mod:`alsprog.forecast` (and the simulator's oracle
+forecast in :mod:`alsprog.simulate`, which shares this layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from alsprog.errors import DataValidationError, Problem
+
+__all__ = ["Prepared", "draw_columns", "prepare_history", "shift_time_columns"]
+
+# columns that advance with the visit time (months) when a row is carried forward;
+# value = how many of the column's units pass per month
+_TIME_VARYING = {"months_since_onset": 1.0, "age": 1.0 / 12.0}
+_SOURCE = "history"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """History rows used and the future rows to forecast.
+
+    Attributes
+    ----------
+    observed : pandas.DataFrame
+        History rows with an outcome, sorted by subject and time (a copy).
+    future : pandas.DataFrame
+        One row per subject and forecast time: the subject's last history row with the
+        time columns advanced and the outcome missing; column ``_subject_index``
+        indexes :attr:`subjects`.
+    subjects : pandas.Index
+        Subjects, in order of first appearance in ``history``.
+    last_time : numpy.ndarray
+        Per subject, the time of the last observed outcome (``nan`` when none).
+    first : pandas.DataFrame
+        Each subject's first history row, in the order of :attr:`subjects`.
+    """
+
+    observed: pd.DataFrame
+    future: pd.DataFrame
+    subjects: pd.Index
+    last_time: npt.NDArray[np.float64]
+    first: pd.DataFrame
+
+
+def draw_columns(n: int) -> list[str]:
+    """Names of the predictive-draw columns of a forecast table: ``draw_0``, ...
+
+    Examples
+    --------
+    >>> draw_columns(2)
+    ['draw_0', 'draw_1']
+    """
+    return [f"draw_{i}" for i in range(n)]
+
+
+def shift_time_columns(
+    rows: pd.DataFrame, new_time: npt.ArrayLike, *, time: str = "months"
+) -> pd.DataFrame:
+    """Copy of ``rows`` moved to ``new_time``, advancing the time-varying columns.
+
+    ``months_since_onset`` advances month for month and ``age`` by a twelfth of a year
+    per month; every other column is carried unchanged.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"months": [3.0], "months_since_onset": [20.0],
+    ...                      "age": [60.0]})
+    >>> shift_time_columns(rows, [9.0]).round(2).to_dict("records")
+    [{'months': 9.0, 'months_since_onset': 26.0, 'age': 60.5}]
+    """
+    out = rows.copy()
+    new = np.asarray(new_time, dtype=float)
+    delta = new - out[time].to_numpy(dtype=float)
+    out[time] = new
+    for col, per_month in _TIME_VARYING.items():
+        if col in out.columns and col != time:
+            out[col] = out[col].to_numpy(dtype=float) + per_month * delta
+    return out
+
+
+def _validate(history: pd.DataFrame) -> pd.DataFrame:
+    from alsprog.data import validate
+
+    try:
+        return validate(history, source=_SOURCE)
+    except DataValidationError as exc:
+        raise DataValidationError(
+            exc.problem_list, source=f"{_SOURCE} (forecast input)"
+        ) from None
+
+
+def _times_table(
+    at_months: Any, subjects: pd.Index, subject: str, time: str
+) -> pd.DataFrame:
+    """``(subject, time)`` pairs to forecast: a grid for everyone or per-subject rows."""
+    if isinstance(at_months, pd.DataFrame):
+        missing = [c for c in (subject, time) if c not in at_months.columns]
+        if missing:
+            raise DataValidationError(
+                [
+                    Problem(
+                        f"`at_months` lacks column {c!r} (a table of per-subject "
+                        f"forecast times needs {subject!r} and {time!r})",
+                        rule="required",
+                        column=c,
+                    )
+                    for c in missing
+                ],
+                source="at_months",
+            )
+        table = at_months[[subject, time]].copy()
+        table[subject] = table[subject].astype(str)
+        unknown = sorted(set(table[subject]) - set(subjects))
+        if unknown:
+            raise DataValidationError(
+                [
+                    Problem(
+                        "has forecast times but no rows in `history` (give at least "
+                        "one row with its covariates)",
+                        rule="unknown_subject",
+                        subject_id=s,
+                    )
+                    for s in unknown
+                ],
+                source="at_months",
+            )
+    else:
+        grid = np.atleast_1d(np.asarray(at_months, dtype=object))
+        if grid.ndim != 1 or grid.size == 0:
+            raise ValueError(
+                f"`at_months` must be one or more months; got {at_months!r}."
+            )
+        table = pd.DataFrame(
+            {
+                subject: np.repeat(np.asarray(subjects, dtype=object), grid.size),
+                time: np.tile(grid, len(subjects)),
+            }
+        )
+    values = pd.to_numeric(table[time], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        raw = table[time].to_numpy()[bad]
+        raise ValueError(
+            f"`at_months` must be finite months >= 0 since the first visit; got "
+            f"{', '.join(repr(v) for v in pd.unique(raw)[:5])}."
+        )
+    table[time] = values
+    return table.reset_index(drop=True)
+
+
+def prepare_history(
+    history: pd.DataFrame,
+    at_months: Any,
+    *,
+    outcome: str,
+    covariates: Sequence[str],
+    subject: str = "subject_id",
+    time: str = "months",
+    validate: bool = True,
+) -> Prepared:
+    """Check ``history`` and ``at_months`` and lay out the rows to forecast.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        Long-format rows of the patients to forecast (one per visit; the outcome may
+        be missing on rows that only carry a patient's covariates).
+    at_months : float, sequence of float or pandas.DataFrame
+        Forecast times (months since the first visit) for every subject, or a table
+        with columns ``subject`` and ``time`` giving each subject's own times.
+    outcome : str
+        Outcome column.
+    covariates : sequence of str
+        Columns the model needs on every row (time columns included).
+    subject, time : str
+        Grouping and time columns.
+    validate : bool, default True
+        Check ``history`` against the data dictionary first.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    DataValidationError
+        If ``history`` breaks a dictionary rule, a subject lacks a covariate the model
+        needs, or a forecast time lies before the subject's last visit with an outcome;
+        every problem is listed.
+    """
+    if not isinstance(history, pd.DataFrame):
+        raise TypeError(
+            f"`history` must be a pandas DataFrame; got {type(history).__name__}."
+        )
+    needed = list(dict.fromkeys([subject, time, outcome, *covariates]))
+    absent = [c for c in needed if c not in history.columns]
+    if absent:
+        raise DataValidationError(
+            [
+                Problem(
+                    "is needed by the model but absent from the history table",
+                    rule="required",
+                    column=c,
+                )
+                for c in absent
+            ],
+            source=_SOURCE,
+        )
+    df = _validate(history) if validate else history.copy()
+    if len(df) == 0:
+        raise DataValidationError(
+            [Problem("the history table has no rows", rule="empty")], source=_SOURCE
+        )
+    df[subject] = df[subject].astype(str)
+    df = df.reset_index(drop=True)
+    df["_line"] = np.arange(1, len(df) + 1)
+    subjects = pd.Index(pd.unique(df[subject]), name=subject)
+    df = df.sort_values([subject, time], kind="stable")
+
+    problems: list[Problem] = []
+    for col in [c for c in needed if c not in (subject, outcome)]:
+        lacking = df[df[col].isna()]
+        for sid, g in lacking.groupby(subject, sort=False):
+            problems.append(
+                Problem(
+                    f"has no value (the model needs {col!r} on every history row; a "
+                    "patient with no visits yet still needs one row with its baseline "
+                    "covariates)",
+                    rule="required",
+                    source=_SOURCE,
+                    line=int(g["_line"].iloc[0]),
+                    subject_id=str(sid),
+                    column=col,
+                    value=None,
+                    line_kind="row",
+                )
+            )
+    has_y = df[outcome].notna().to_numpy()
+    observed = df[has_y]
+    last = observed.groupby(subject, sort=False)[time].max()
+    last_time = last.reindex(subjects).to_numpy(dtype=float)
+
+    times = _times_table(at_months, subjects, subject, time)
+    code = subjects.get_indexer(pd.Index(times[subject]))
+    early = times[time].to_numpy() < last_time[code] - 1e-9
+    for row in times[early].itertuples(index=False):
+        sid, t = str(getattr(row, subject)), float(getattr(row, time))
+        problems.append(
+            Problem(
+                f"forecast time {t:g} months is before this subject's last visit in "
+                f"the history ({last_time[subjects.get_loc(sid)]:g} months); forecast "
+                "from the visits seen so far forward only",
+                rule="horizon",
+                source="at_months",
+                subject_id=sid,
+                column=time,
+                value=t,
+            )
+        )
+    if problems:
+        raise DataValidationError(problems, source=f"{_SOURCE} (forecast input)")
+
+    base = df.groupby(subject, sort=False).tail(1).set_index(subject)
+    rows = base.reindex(np.asarray(times[subject])).reset_index()
+    future = shift_time_columns(rows, times[time].to_numpy(), time=time)
+    future[outcome] = np.nan
+    future["_subject_index"] = code
+    first = df.groupby(subject, sort=False).head(1).set_index(subject)
+    first = first.reindex(np.asarray(subjects)).reset_index()
+    return Prepared(
+        observed=observed.drop(columns="_line").reset_index(drop=True),
+        future=future.drop(columns="_line").reset_index(drop=True),
+        subjects=subjects,
+        last_time=last_time,
+        first=first.drop(columns="_line"),
+    )

@@ -1,0 +1,193 @@
+"""``forecast``: a fitted model plus a new patient's visits so far -> future ALSFRS-R.
+
+Owns: the public :func:`forecast` entry point, dispatch on the model type, and the
+tidy forecast table (mean, median, interval, optional predictive draws) with the
+ALSFRS-R bounds respected.
+Leaves: the arithmetic to :mod:`~alsprog.forecast._gaussian` (mixed model),
+:mod:`~alsprog.forecast._bayes` (Bayesian models) and
+:mod:`~alsprog.forecast._baselines`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from alsprog._random import as_generator
+from alsprog._validation import check_int, check_is_fitted, check_level
+from alsprog.data._history import Prepared, draw_columns, prepare_history
+
+__all__ = ["forecast", "summarise_draws"]
+
+LOW, HIGH = 0.0, 48.0
+_DEFAULT_BAYES_SAMPLES = 1000
+
+
+def summarise_draws(
+    draws: npt.NDArray[np.float64], level: float
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Mean, median and central interval per column of ``draws`` (samples, rows)."""
+    lo, med, hi = np.quantile(draws, [(1 - level) / 2, 0.5, (1 + level) / 2], axis=0)
+    return {"mean": draws.mean(axis=0), "median": med, "lower": lo, "upper": hi}
+
+
+def _table(
+    prep: Prepared,
+    subject: str,
+    stats: dict[str, npt.NDArray[np.float64]],
+    draws: npt.NDArray[np.float64] | None,
+) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            subject: prep.future[subject].astype(str).to_numpy(),
+            "months": prep.future["months"].to_numpy(dtype=float),
+        }
+    )
+    for k, v in stats.items():
+        out[k] = np.asarray(v, dtype=float)
+    if draws is not None:
+        out = pd.concat(
+            [out, pd.DataFrame(draws.T, columns=draw_columns(draws.shape[0]))], axis=1
+        )
+    return out
+
+
+def _model_columns(model: Any) -> tuple[str, str, list[str]]:
+    """Outcome, subject column and the covariates a model needs on each row."""
+    from alsprog.models import LinearMixedModel
+
+    if isinstance(model, LinearMixedModel):
+        check_is_fitted(model, ["fe_params_"])
+        info = model._design_info
+        drop = {info["outcome"], info["group"]}
+        cov = [v for v in info["variables"] if v not in drop]
+        return info["outcome"], info["group"], [*cov, "months"]
+    from alsprog.models import BayesianTrajectoryModel  # only now: heavier import
+
+    if isinstance(model, BayesianTrajectoryModel):
+        check_is_fitted(model, ["idata_"])
+        d = model._design
+        cov = [v for v in d.mixed.variables if v not in (d.outcome, d.subject)]
+        return d.outcome, d.subject, [*cov, d.time, "months"]
+    raise TypeError(
+        "`model` must be a fitted LinearMixedModel, BayesianTrajectoryModel or a "
+        f"fitted forecast baseline; got {type(model).__name__}."
+    )
+
+
+def forecast(
+    model: Any,
+    history: pd.DataFrame,
+    at_months: Any,
+    *,
+    level: float = 0.9,
+    n_samples: int | None = None,
+    seed: Any = None,
+) -> pd.DataFrame:
+    """Forecast each patient's ALSFRS-R at future months from the visits seen so far.
+
+    The model was fitted on other patients; the patients in ``history`` are not
+    refitted, their forecast conditions on their own visits: for a
+    :class:`~alsprog.models.LinearMixedModel` the exact conditional normal (the BLUP
+    given the history with its prediction variance, the fixed-effect uncertainty and
+    the residual variance); for a :class:`~alsprog.models.BayesianTrajectoryModel`
+    the posterior predictive given the history (per posterior draw, the exact
+    conditional normal of the subject effects for the linear model, adaptive
+    Gauss-Hermite quadrature over them for the sigmoid one).  Forecasts lie in 0-48:
+    the predictive distribution is censored at the bounds.  A patient whose history
+    rows carry covariates but no outcome gets the population forecast for those
+    covariates.
+
+    Parameters
+    ----------
+    model : LinearMixedModel, BayesianTrajectoryModel or a fitted baseline
+        Fitted on other patients.  Baselines (:class:`DeltaFSBaseline`, ...) are
+        passed through to their ``predict``.
+    history : pandas.DataFrame
+        Long-format rows (as :func:`alsprog.data.assemble` returns) of the patients to
+        forecast: one row per visit so far, subject-level covariates repeated on each
+        row.  Checked against the data dictionary; not modified.
+    at_months : float, sequence of float or pandas.DataFrame
+        Months since each patient's first visit (the ``months`` axis) to forecast, the
+        same for everyone, or a table with ``subject_id`` and ``months`` giving each
+        patient's own times.  Must not precede a patient's last visit in ``history``.
+    level : float, default 0.9
+        Central interval coverage in (0, 1).
+    n_samples : int, optional
+        Also return this many predictive draws per row as columns ``draw_0``, ...
+        (Bayesian models use this many posterior draws; default 1000, not returned).
+    seed : int, numpy.random.Generator or None
+        For the predictive draws.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per patient and time: ``subject_id``, ``months``, ``mean``,
+        ``median``, ``lower``, ``upper``; for the mixed model also ``loc`` and
+        ``scale`` (the normal before censoring); draws when asked.
+
+    Raises
+    ------
+    DataValidationError
+        If ``history`` breaks a data-dictionary rule, a patient lacks a covariate the
+        model needs, or a time precedes the patient's last visit (all listed).
+    NotFittedError
+        If the model is not fitted.
+
+    See Also
+    --------
+    alsprog.forecast.backtest : forecasts of held-out patients, scored.
+    alsprog.plots.fan_chart : a patient's history and forecast.
+
+    Examples
+    --------
+    >>> from alsprog.simulate import simulate_cohort
+    >>> from alsprog.data import assemble
+    >>> from alsprog.models import LinearMixedModel
+    >>> table = assemble(simulate_cohort(120, seed=3).visits,
+    ...                  simulate_cohort(120, seed=3).subjects)
+    >>> train = table[table["subject_id"] > "P0020"]
+    >>> new = table[(table["subject_id"] <= "P0020") & (table["months"] < 4)]
+    >>> m = LinearMixedModel(
+    ...     "alsfrs_r_total ~ months * delta_fs + (months | subject_id)").fit(train)
+    >>> f = forecast(m, new, [6, 12])
+    >>> list(f.columns)
+    ['subject_id', 'months', 'mean', 'median', 'lower', 'upper', 'loc', 'scale']
+    >>> bool(((f["lower"] <= f["mean"]) & (f["mean"] <= f["upper"])).all())
+    True
+    """
+    level = check_level(level)
+    if n_samples is not None:
+        n_samples = check_int(n_samples, "n_samples", low=1)
+    predict = getattr(model, "_forecast", None)
+    if predict is not None:  # forecast baselines
+        return predict(history, at_months, level=level, n_samples=n_samples, seed=seed)  # type: ignore[no-any-return]
+    outcome, subject, covariates = _model_columns(model)
+    prep = prepare_history(
+        history, at_months, outcome=outcome, covariates=covariates, subject=subject
+    )
+    rng = as_generator(seed)
+    from alsprog.models import LinearMixedModel
+
+    if isinstance(model, LinearMixedModel):
+        from alsprog.forecast._gaussian import lmm_forecast, normal_band
+
+        loc, scale = lmm_forecast(model, prep)
+        stats = normal_band(loc, scale, level)
+        stats["loc"], stats["scale"] = loc, scale
+        draws = None
+        if n_samples is not None:
+            z = rng.standard_normal((n_samples, len(loc)))
+            draws = np.clip(loc + scale * z, LOW, HIGH)
+        return _table(prep, subject, stats, draws)
+
+    from alsprog.forecast._bayes import bayes_draws
+
+    k = n_samples if n_samples is not None else _DEFAULT_BAYES_SAMPLES
+    draws = np.clip(bayes_draws(model, prep, n_samples=k, rng=rng), LOW, HIGH)
+    return _table(
+        prep, subject, summarise_draws(draws, level), draws if n_samples else None
+    )

@@ -1,0 +1,631 @@
+"""Reference forecasters: ΔFS extrapolation, a per-patient line, the DREAM forest.
+
+Owns: :class:`DeltaFSBaseline`, :class:`PatientOLSBaseline` and
+:class:`RandomForestSlope`, scikit-learn-shaped (``fit(train)`` then
+``predict(history, at_months)``), each a straight line from the patient's last
+visit; and their intervals, calibrated on the training patients' own forecast errors
+(location-scale: the error SD grows with the months ahead, the standardised errors'
+empirical quantiles give the band).
+Leaves: the shared table layout and checks to :mod:`alsprog.data._history`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from alsprog._random import as_generator, child_seed
+from alsprog._validation import check_int, check_interval, check_is_fitted, check_level
+from alsprog.data._history import draw_columns, prepare_history
+from alsprog.errors import ModelSpecificationError
+
+__all__ = [
+    "DeltaFSBaseline",
+    "PatientOLSBaseline",
+    "RandomForestSlope",
+    "history_features",
+    "window_slopes",
+]
+
+LOW, HIGH = 0.0, 48.0
+_SUBSCORES = (
+    "alsfrs_r_bulbar",
+    "alsfrs_r_fine_motor",
+    "alsfrs_r_gross_motor",
+    "alsfrs_r_respiratory",
+)
+
+
+def _ols_slope(t: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:
+    tc = t - t.mean()
+    ss = float(tc @ tc)
+    return float(tc @ (y - y.mean()) / ss) if ss > 0 else np.nan
+
+
+def window_slopes(
+    df: pd.DataFrame,
+    *,
+    start: float,
+    end: float,
+    outcome: str = "alsfrs_r_total",
+    subject: str = "subject_id",
+    time: str = "months",
+    value: str | None = None,
+    min_span: float = 3.0,
+    tol_months: float = 0.5,
+) -> pd.Series:
+    """Per-subject least-squares slope of ``value`` on time over ``[start, end]``.
+
+    The DREAM-challenge target: the ALSFRS-R slope (points/month) between months 3
+    and 12 (visits within ``tol_months`` of the window count).  Subjects with fewer
+    than two such visits or a span under ``min_span`` months get no slope.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"subject_id": ["A"] * 4, "months": [0.0, 3, 6, 12],
+    ...                    "alsfrs_r_total": [40.0, 38, 35, 29]})
+    >>> float(window_slopes(df, start=3, end=12)["A"])
+    -1.0
+    """
+    value = outcome if value is None else value
+    w = df[(df[time] >= start - tol_months) & (df[time] <= end + tol_months)]
+    w = w[w[value].notna()]
+    out = {}
+    for sid, g in w.groupby(subject, sort=False):
+        t = g[time].to_numpy(dtype=float)
+        if len(t) >= 2 and np.ptp(t) >= min_span:
+            out[str(sid)] = _ols_slope(t, g[value].to_numpy(dtype=float))
+    return pd.Series(out, dtype=float, name="slope")
+
+
+def history_features(
+    history: pd.DataFrame,
+    *,
+    outcome: str = "alsfrs_r_total",
+    subject: str = "subject_id",
+    time: str = "months",
+) -> pd.DataFrame:
+    """Per-patient features of a history (the DREAM recipe's kind), one row each.
+
+    ``first``/``last``/``mean`` outcome, ``slope`` (least squares; NaN with one
+    visit), ``n_visits``, ``span_months``, ``last_months``, ``delta_fs``,
+    ``onset_months`` (onset to first visit), ``age`` (at onset), ``bulbar``,
+    ``male`` and the four ALSFRS-R domain scores at the last visit, when the columns
+    exist.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"subject_id": ["A", "A"], "months": [0.0, 3.0],
+    ...                    "alsfrs_r_total": [40.0, 37.0]})
+    >>> history_features(df)[["first", "last", "slope", "n_visits"]]
+               first  last  slope  n_visits
+    subject_id
+    A           40.0  37.0   -1.0         2
+    """
+    h = history.copy()
+    h[subject] = h[subject].astype(str)
+    h = h.sort_values([subject, time], kind="stable")
+    obs = h[h[outcome].notna()]
+    g = obs.groupby(subject, sort=False)
+    feats = pd.DataFrame(index=pd.Index(pd.unique(h[subject]), name=subject))
+    feats["first"] = g[outcome].first()
+    feats["last"] = g[outcome].last()
+    feats["mean"] = g[outcome].mean()
+    feats["slope"] = pd.Series(
+        {
+            str(s): _ols_slope(x[time].to_numpy(float), x[outcome].to_numpy(float))
+            for s, x in g
+        },
+        dtype=float,
+    )
+    feats["n_visits"] = g.size().reindex(feats.index).fillna(0).astype(int)
+    feats["span_months"] = g[time].max() - g[time].min()
+    feats["last_months"] = g[time].max()
+    firsts = h.groupby(subject, sort=False).head(1).set_index(subject)
+    for col, name in (
+        ("delta_fs", "delta_fs"),
+        ("onset_months_before_baseline", "onset_months"),
+        ("age_at_onset", "age"),
+    ):
+        if col in firsts.columns:
+            feats[name] = pd.to_numeric(firsts[col], errors="coerce")
+    if "onset_site" in firsts.columns:
+        feats["bulbar"] = (firsts["onset_site"].astype(str) == "bulbar").astype(float)
+    if "sex" in firsts.columns:
+        feats["male"] = (firsts["sex"].astype(str) == "male").astype(float)
+    for col in _SUBSCORES:
+        if col in obs.columns:
+            feats[col] = g[col].last()
+    return feats
+
+
+class _LineBaseline(BaseEstimator):
+    """Shared machinery: a straight line from the last visit, calibrated bands."""
+
+    outcome: str
+    subject: str
+    history_months: float
+    tol_months: float
+
+    # -- to be provided: per-subject (anchor value, anchor time, slope)
+    def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
+        raise NotImplementedError  # pragma: no cover
+
+    def _fit_point(self, train: pd.DataFrame, rng: np.random.Generator) -> None:
+        """Learn what the point forecast needs (default: nothing)."""
+
+    def _calibration_lines(self, train: pd.DataFrame) -> pd.DataFrame:
+        """Lines used to measure the training forecast errors (default: in-sample)."""
+        return self._lines(self._histories(train))
+
+    def _histories(self, df: pd.DataFrame) -> pd.DataFrame:
+        cut = self.history_months + self.tol_months
+        return df[df["months"] <= cut]
+
+    def _check_params(self) -> None:
+        check_interval(self.history_months, "history_months", low=0.0)
+        check_interval(self.tol_months, "tol_months", low=0.0)
+        if not isinstance(self.outcome, str) or not isinstance(self.subject, str):
+            raise TypeError("`outcome` and `subject` must be column names (str).")
+
+    def _check_table(self, df: pd.DataFrame, name: str) -> pd.DataFrame:
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(df)}.")
+        missing = [
+            c for c in (self.subject, "months", self.outcome) if c not in df.columns
+        ]
+        if missing:
+            raise ModelSpecificationError(
+                f"`{name}` lacks column(s) {', '.join(map(repr, missing))}."
+            )
+        out = df.copy()
+        out[self.subject] = out[self.subject].astype(str)
+        if "group" in out.columns:
+            out = out[out["group"].astype(str) != "control"]
+        return out
+
+    def fit(self, train: pd.DataFrame) -> Any:
+        """Learn the point forecast and the error scale from training patients.
+
+        Parameters
+        ----------
+        train : pandas.DataFrame
+            Long-format table of other patients' full follow-up (controls, if a
+            ``group`` column marks them, are ignored).
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        rs = getattr(self, "random_state", None)
+        rng = as_generator(rs)
+        df = self._check_table(train, "train")
+        df = df[df[self.outcome].notna()]
+        if df[self.subject].nunique() < 10:
+            raise ModelSpecificationError(
+                f"{type(self).__name__} needs at least 10 training patients; got "
+                f"{df[self.subject].nunique()}."
+            )
+        self._fit_point(df, rng)
+        lines = self._calibration_lines(df)
+        later = df[df["months"] > self.history_months + self.tol_months]
+        later = later.join(lines, on=self.subject, how="inner")
+        ahead = (later["months"] - later["anchor_time"]).to_numpy(dtype=float)
+        pred = later["anchor"] + later["slope"] * (
+            later["months"] - later["anchor_time"]
+        )
+        err = (later[self.outcome] - pred).to_numpy(dtype=float)
+        ok = np.isfinite(err) & np.isfinite(ahead)
+        err, ahead = err[ok], ahead[ok]
+        if len(err) < 20:
+            raise ModelSpecificationError(
+                f"{type(self).__name__}: too few training visits after month "
+                f"{self.history_months:g} ({len(err)}) to calibrate the intervals."
+            )
+        # error variance a + b * ahead^2 (least squares on squared errors, >= 0)
+        A = np.column_stack([np.ones_like(ahead), ahead**2])
+        coef, *_ = np.linalg.lstsq(A, err**2, rcond=None)
+        coef = np.maximum(coef, [1e-6, 0.0])
+        self.error_variance_ = pd.Series(coef, index=["intercept", "per_month2"])
+        scale = np.sqrt(coef[0] + coef[1] * ahead**2)
+        self.standardised_errors_ = np.sort(err / scale)
+        self.n_train_ = int(df[self.subject].nunique())
+        return self
+
+    def predict(
+        self,
+        history: pd.DataFrame,
+        at_months: Any,
+        *,
+        level: float = 0.9,
+        n_samples: int | None = None,
+        seed: Any = None,
+    ) -> pd.DataFrame:
+        """Forecast the patients in ``history`` at ``at_months``.
+
+        Parameters
+        ----------
+        history : pandas.DataFrame
+            Visits so far of the patients to forecast (long format).
+        at_months : float, sequence of float or pandas.DataFrame
+            As in :func:`alsprog.forecast.forecast`.
+        level : float, default 0.9
+            Interval coverage.
+        n_samples : int, optional
+            Also return this many predictive draws (``draw_0``, ...), resampled from
+            the training errors.
+        seed : int, numpy.random.Generator or None
+            For the draws.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``subject_id``, ``months``, ``mean``, ``median``, ``lower``, ``upper``.
+        """
+        check_is_fitted(self, ["error_variance_"])
+        return self._forecast(
+            history, at_months, level=level, n_samples=n_samples, seed=seed
+        )
+
+    def _forecast(
+        self,
+        history: pd.DataFrame,
+        at_months: Any,
+        *,
+        level: float = 0.9,
+        n_samples: int | None = None,
+        seed: Any = None,
+    ) -> pd.DataFrame:
+        check_is_fitted(self, ["error_variance_"])
+        level = check_level(level)
+        if n_samples is not None:
+            n_samples = check_int(n_samples, "n_samples", low=1)
+        prep = prepare_history(
+            history,
+            at_months,
+            outcome=self.outcome,
+            covariates=["months", *self._needs()],
+            subject=self.subject,
+        )
+        seen = prep.first[self.subject].isin(prep.observed[self.subject])
+        rows = pd.concat([prep.observed, prep.first[~seen]], ignore_index=True)
+        lines = self._lines(rows)
+        fut = prep.future
+        ln = lines.reindex(fut[self.subject].astype(str))
+        t = fut["months"].to_numpy(dtype=float)
+        ahead = np.maximum(t - ln["anchor_time"].to_numpy(dtype=float), 0.0)
+        point = ln["anchor"].to_numpy(dtype=float) + ln["slope"].to_numpy(
+            dtype=float
+        ) * (t - ln["anchor_time"].to_numpy(dtype=float))
+        a, b = self.error_variance_.to_numpy()
+        scale = np.sqrt(a + b * ahead**2)
+        e = self.standardised_errors_
+        qs = np.quantile(e, [(1 - level) / 2, 0.5, (1 + level) / 2])
+        out = pd.DataFrame(
+            {
+                self.subject: fut[self.subject].astype(str).to_numpy(),
+                "months": t,
+                "mean": np.clip(point + scale * e.mean(), LOW, HIGH),
+                "median": np.clip(point + scale * qs[1], LOW, HIGH),
+                "lower": np.clip(point + scale * qs[0], LOW, HIGH),
+                "upper": np.clip(point + scale * qs[2], LOW, HIGH),
+            }
+        )
+        if n_samples is not None:
+            rng = as_generator(seed)
+            pick = e[rng.integers(0, len(e), (n_samples, len(t)))]
+            draws = np.clip(point + scale * pick, LOW, HIGH)
+            out = pd.concat(
+                [out, pd.DataFrame(draws.T, columns=draw_columns(n_samples))], axis=1
+            )
+        return out
+
+    def _needs(self) -> list[str]:
+        return []
+
+
+class DeltaFSBaseline(_LineBaseline):
+    """Extrapolate the pre-slope: ΔFS points lost per month since onset, onward.
+
+    The forecast is a straight line from the patient's last visit falling at ΔFS
+    points/month (``delta_fs`` column, or ``(48 - first total) / months from onset``);
+    a patient with no visit yet starts from ``48 - ΔFS * months since onset``.
+    Intervals come from the training patients' errors at each horizon.
+
+    Parameters
+    ----------
+    history_months : float, default 3
+        Visits up to this month (plus ``tol_months``) form each training patient's
+        history when the errors are measured.
+    tol_months : float, default 0.5
+        Slack on the history cut (visit dates scatter around the schedule).
+    outcome : str, default "alsfrs_r_total"
+    subject : str, default "subject_id"
+
+    Attributes
+    ----------
+    error_variance_ : pandas.Series
+        ``intercept`` and ``per_month2`` of the error variance ``a + b * ahead**2``.
+    standardised_errors_ : numpy.ndarray
+        Sorted training errors divided by their modelled SD.
+    n_train_ : int
+
+    Examples
+    --------
+    >>> from alsprog.simulate import simulate_cohort
+    >>> from alsprog.data import assemble
+    >>> c = simulate_cohort(60, seed=4)
+    >>> t = assemble(c.visits, c.subjects)
+    >>> b = DeltaFSBaseline().fit(t[t["subject_id"] > "P0010"])
+    >>> f = b.predict(t[(t["subject_id"] <= "P0010") & (t["months"] < 4)], [12])
+    >>> len(f), list(f.columns)[:4]
+    (10, ['subject_id', 'months', 'mean', 'median'])
+    """
+
+    def __init__(
+        self,
+        *,
+        history_months: float = 3.0,
+        tol_months: float = 0.5,
+        outcome: str = "alsfrs_r_total",
+        subject: str = "subject_id",
+    ) -> None:
+        self.history_months = history_months
+        self.tol_months = tol_months
+        self.outcome = outcome
+        self.subject = subject
+
+    def _needs(self) -> list[str]:
+        return []
+
+    def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
+        f = history_features(history, outcome=self.outcome, subject=self.subject)
+        if "delta_fs" in f.columns:
+            dfs = f["delta_fs"]
+        else:
+            dfs = pd.Series(np.nan, index=f.index)
+        if "onset_months" in f.columns:
+            fallback = (48.0 - f["first"]) / f["onset_months"]
+            dfs = dfs.fillna(fallback)
+        if dfs.isna().any():
+            bad = list(dfs.index[dfs.isna()][:5])
+            raise ModelSpecificationError(
+                f"DeltaFSBaseline needs ΔFS ('delta_fs', or the first total and "
+                f"'onset_months_before_baseline'); missing for subject(s) {bad}."
+            )
+        anchor = f["last"].copy()
+        anchor_time = f["last_months"].copy()
+        none = anchor.isna()
+        if none.any():
+            onset = f.get("onset_months", pd.Series(np.nan, index=f.index))
+            anchor[none] = 48.0 - dfs[none] * onset[none]
+            anchor_time[none] = 0.0
+        return pd.DataFrame(
+            {"anchor": anchor, "anchor_time": anchor_time, "slope": -dfs}
+        )
+
+
+class PatientOLSBaseline(_LineBaseline):
+    """Each patient's own least-squares line through their visits so far.
+
+    With a single visit (or none) the training patients' mean slope is used from the
+    last visit (or the training mean total at month 0).  Intervals come from the
+    training patients' errors at each horizon.
+
+    Parameters
+    ----------
+    history_months, tol_months, outcome, subject
+        As in :class:`DeltaFSBaseline`.
+
+    Attributes
+    ----------
+    mean_slope_ : float
+        Training patients' mean slope over their follow-up (points/month).
+    error_variance_, standardised_errors_, n_train_
+        As in :class:`DeltaFSBaseline`.
+
+    Examples
+    --------
+    >>> from alsprog.simulate import simulate_cohort
+    >>> from alsprog.data import assemble
+    >>> c = simulate_cohort(60, seed=4)
+    >>> t = assemble(c.visits, c.subjects)
+    >>> b = PatientOLSBaseline().fit(t[t["subject_id"] > "P0010"])
+    >>> round(b.mean_slope_, 2) < 0
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        history_months: float = 3.0,
+        tol_months: float = 0.5,
+        outcome: str = "alsfrs_r_total",
+        subject: str = "subject_id",
+    ) -> None:
+        self.history_months = history_months
+        self.tol_months = tol_months
+        self.outcome = outcome
+        self.subject = subject
+
+    def _fit_point(self, train: pd.DataFrame, rng: np.random.Generator) -> None:
+        slopes = window_slopes(
+            train, start=0.0, end=np.inf, outcome=self.outcome, subject=self.subject
+        )
+        self.mean_slope_ = float(slopes.mean())
+        self._mean_first = float(
+            train.sort_values("months")
+            .groupby(self.subject)[self.outcome]
+            .first()
+            .mean()
+        )
+
+    def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
+        f = history_features(history, outcome=self.outcome, subject=self.subject)
+        obs = history[history[self.outcome].notna()]
+        anchor, anchor_time, slope = {}, {}, {}
+        for sid, g in obs.groupby(self.subject, sort=False):
+            t = g["months"].to_numpy(float)
+            y = g[self.outcome].to_numpy(float)
+            b = _ols_slope(t, y)
+            tl = float(t.max())
+            if np.isfinite(b):
+                anchor[str(sid)] = float(y.mean() + b * (tl - t.mean()))
+                slope[str(sid)] = b
+            else:
+                anchor[str(sid)] = float(y[-1])
+                slope[str(sid)] = self.mean_slope_
+            anchor_time[str(sid)] = tl
+        out = pd.DataFrame(
+            {
+                "anchor": pd.Series(anchor, dtype=float),
+                "anchor_time": pd.Series(anchor_time, dtype=float),
+                "slope": pd.Series(slope, dtype=float),
+            }
+        ).reindex(f.index)
+        none = out["anchor"].isna()
+        out.loc[none, "anchor"] = self._mean_first
+        out.loc[none, "anchor_time"] = 0.0
+        out.loc[none, "slope"] = self.mean_slope_
+        return out
+
+
+class RandomForestSlope(_LineBaseline):
+    """Random forest predicting the months 3-12 slope from the first 3 months.
+
+    The recipe of the DREAM ALS Prediction Prize4Life winners (tree ensembles on
+    features of the first three months; ``DOMAIN.md`` §4): the target is each
+    training patient's least-squares ALSFRS-R slope over months ``history_months`` to
+    ``slope_end_months``; features are those of :func:`history_features`.  The
+    forecast is a line from the last visit at the predicted slope; intervals come
+    from out-of-bag training errors.
+
+    Parameters
+    ----------
+    n_estimators : int, default 500
+    min_samples_leaf : int, default 5
+    max_features : float, default 0.5
+        Fraction of features tried at each split.
+    slope_end_months : float, default 12
+        End of the slope window.
+    history_months, tol_months, outcome, subject
+        As in :class:`DeltaFSBaseline`.
+    random_state : int, numpy.random.Generator or None
+    n_jobs : int, optional
+        joblib workers of the forest.
+
+    Attributes
+    ----------
+    forest_ : sklearn.ensemble.RandomForestRegressor
+    features_ : list of str
+    feature_medians_ : pandas.Series
+        Imputation values for missing features.
+    error_variance_, standardised_errors_, n_train_
+        As in :class:`DeltaFSBaseline`.
+
+    Examples
+    --------
+    >>> from alsprog.simulate import simulate_cohort
+    >>> from alsprog.data import assemble
+    >>> c = simulate_cohort(80, seed=4)
+    >>> t = assemble(c.visits, c.subjects)
+    >>> rf = RandomForestSlope(n_estimators=50, random_state=0)
+    >>> rf = rf.fit(t[t["subject_id"] > "P0010"])
+    >>> "slope" in rf.features_
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 500,
+        min_samples_leaf: int = 5,
+        max_features: float = 0.5,
+        slope_end_months: float = 12.0,
+        history_months: float = 3.0,
+        tol_months: float = 0.5,
+        outcome: str = "alsfrs_r_total",
+        subject: str = "subject_id",
+        random_state: Any = None,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.slope_end_months = slope_end_months
+        self.history_months = history_months
+        self.tol_months = tol_months
+        self.outcome = outcome
+        self.subject = subject
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _matrix(self, f: pd.DataFrame) -> npt.NDArray[np.float64]:
+        X = f.reindex(columns=self.features_).astype(float)
+        return X.fillna(self.feature_medians_).to_numpy()
+
+    def _fit_point(self, train: pd.DataFrame, rng: np.random.Generator) -> None:
+        from sklearn.ensemble import RandomForestRegressor
+
+        check_int(self.n_estimators, "n_estimators", low=1)
+        check_int(self.min_samples_leaf, "min_samples_leaf", low=1)
+        check_interval(
+            self.max_features, "max_features", low=0.0, high=1.0, low_closed=False
+        )
+        check_interval(
+            self.slope_end_months,
+            "slope_end_months",
+            low=self.history_months,
+            low_closed=False,
+        )
+        hist = self._histories(train)
+        f = history_features(hist, outcome=self.outcome, subject=self.subject)
+        target = window_slopes(
+            train,
+            start=self.history_months,
+            end=self.slope_end_months,
+            outcome=self.outcome,
+            subject=self.subject,
+            tol_months=self.tol_months,
+        )
+        f = f.loc[f.index.intersection(target.index)]
+        if len(f) < 10:
+            raise ModelSpecificationError(
+                f"RandomForestSlope: only {len(f)} training patients have a month "
+                f"{self.history_months:g}-{self.slope_end_months:g} slope (need >= 10)."
+            )
+        usable = [c for c in f.columns if f[c].notna().any()]
+        self.features_ = usable
+        self.feature_medians_ = f[usable].median()
+        X = self._matrix(f)
+        y = target.reindex(f.index).to_numpy(dtype=float)
+        self.forest_ = RandomForestRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            oob_score=True,
+            random_state=child_seed(rng),
+            n_jobs=self.n_jobs,
+        ).fit(X, y)
+        self._oob = pd.Series(self.forest_.oob_prediction_, index=f.index)
+
+    def _calibration_lines(self, train: pd.DataFrame) -> pd.DataFrame:
+        lines = self._lines(self._histories(train))
+        oob = self._oob.reindex(lines.index)
+        lines["slope"] = oob.fillna(lines["slope"])  # out-of-bag where available
+        return lines
+
+    def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
+        f = history_features(history, outcome=self.outcome, subject=self.subject)
+        slope = self.forest_.predict(self._matrix(f))
+        anchor = f["last"].fillna(self.feature_medians_.get("first", 38.0))
+        anchor_time = f["last_months"].fillna(0.0)
+        return pd.DataFrame(
+            {"anchor": anchor, "anchor_time": anchor_time, "slope": slope},
+            index=f.index,
+        )

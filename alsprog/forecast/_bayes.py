@@ -1,0 +1,245 @@
+"""Posterior predictive forecasts from a fitted BayesianTrajectoryModel.
+
+Owns: draws of a new patient's future outcome conditioned on their history, without
+refitting: per posterior draw, the exact conditional normal of the subject effects for
+the linear model with a normal likelihood, and adaptive Gauss-Hermite quadrature over
+the two subject effects for the sigmoid model (or a Student-t likelihood).
+Leaves: history checks to :mod:`alsprog.data._history`, summaries of the draws to
+:mod:`alsprog.forecast._api`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from alsprog._quadrature import adaptive_gauss_hermite, padded
+from alsprog.data._history import Prepared
+from alsprog.errors import ModelSpecificationError
+from alsprog.forecast._gaussian import conditional_effects, psd_sqrt, subject_sums
+
+__all__ = ["bayes_draws"]
+
+_CHUNK = 20_000  # (draw, subject) problems per quadrature batch
+
+
+def _design(model: Any, rows: pd.DataFrame) -> npt.NDArray[np.float64]:
+    d = model._design
+    need = [c for c in d.mixed.variables if c not in (d.outcome, d.subject)]
+    sub = rows[need].copy()
+    for c in sub.columns:  # the fit stored non-numeric columns as str objects
+        if not pd.api.types.is_numeric_dtype(sub[c]) or pd.api.types.is_bool_dtype(
+            sub[c]
+        ):
+            sub[c] = sub[c].astype(str).astype(object)
+    try:
+        X = d.mixed.fixed_spec.get_model_matrix(sub, na_action="raise")
+    except Exception as exc:  # formulaic: unseen category levels, bad types
+        raise ModelSpecificationError(
+            f"Cannot build the model's design for the history: {exc}"
+        ) from exc
+    X = np.asarray(X, dtype=float)
+    if X.shape[0] != len(rows):  # intercept-only designs
+        X = np.broadcast_to(X[:1], (len(rows), X.shape[1])).copy()
+    return X
+
+
+def _cov(sd: npt.NDArray[np.float64], rho: npt.NDArray[np.float64]) -> Any:
+    c = np.empty((len(rho), 2, 2))
+    c[:, 0, 0], c[:, 1, 1] = sd[:, 0] ** 2, sd[:, 1] ** 2
+    c[:, 0, 1] = c[:, 1, 0] = rho * sd[:, 0] * sd[:, 1]
+    return c
+
+
+def bayes_draws(
+    model: Any,
+    prep: Prepared,
+    *,
+    n_samples: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """Predictive draws (n_samples, n_future) of the future rows' outcome.
+
+    Posterior draws are thinned evenly to ``n_samples`` (or recycled when there are
+    fewer); each gives one joint draw of the subject's effects given its history and
+    independent residual noise per future row.  Not yet clipped to 0-48.
+    """
+    d = model._design
+    observed, future, subjects = prep.observed, prep.future, prep.subjects
+    S_all = model._draws("sigma").shape[0]
+    if n_samples <= S_all:
+        idx = np.round(np.linspace(0, S_all - 1, n_samples)).astype(np.intp)
+    else:
+        idx = np.arange(n_samples) % S_all
+    beta = model._draws("beta")[idx]
+    sd, rho = model._draws("subject_sd")[idx], model._draws("subject_corr")[idx]
+    sigma = model._draws("sigma")[idx]
+    nu = model._draws("nu")[idx] if model.likelihood == "student_t" else None
+    G = len(subjects)
+    gh = np.asarray(subjects.get_indexer(observed[d.subject].astype(str)), np.intp)
+    gf = future["_subject_index"].to_numpy()
+    yh = observed[d.outcome].to_numpy(dtype=float)
+    th = observed[d.time].to_numpy(dtype=float)
+    tf = future[d.time].to_numpy(dtype=float)
+    D = _cov(sd, rho)
+
+    if model.kind == "linear":
+        Xh = _design(model, observed) if len(observed) else np.zeros((0, beta.shape[1]))
+        Xf = _design(model, future)
+        if nu is None:
+            Zh = np.column_stack([np.ones_like(th), th])
+            sums = subject_sums(Xh, Zh, yh, gh, G)
+            mean, cov, _ = conditional_effects(sums, beta, D, sigma**2)
+            z = rng.standard_normal(mean.shape)
+            b = mean + np.einsum("sgij,sgj->sgi", psd_sqrt(cov), z)  # (S, G, 2)
+        else:
+            b = _linear_t_effects(Xh @ beta.T, D, sigma, nu, yh, th, gh, G, rng)
+        mu = Xf @ beta.T  # (n_f, S)
+        mu = mu.T + b[:, gf, 0] + b[:, gf, 1] * tf[None, :]
+    else:
+        # sigmoid: covariates of log D50 / log dx read at each subject's first row
+        Xs = _design(model, prep.first)  # (G, p)
+        lin0 = np.einsum("gp,skp->sgk", Xs, beta)  # (S, G, 2)
+        b = _sigmoid_effects(lin0, D, sigma, nu, yh, th, gh, G, rng)
+        lin = lin0 + b
+        d50, dx = np.exp(lin[..., 0]), np.exp(lin[..., 1])
+        from scipy.special import expit
+
+        mu = 48.0 * expit(-(tf[None, :] - d50[:, gf]) / dx[:, gf])
+    if nu is None:
+        e = rng.standard_normal(mu.shape)
+    else:
+        e = rng.standard_t(nu[:, None], size=mu.shape)
+    return np.asarray(mu + sigma[:, None] * e)
+
+
+def _loglik_rows(
+    mu: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    mask: npt.NDArray[np.bool_],
+    sigma: npt.NDArray[np.float64],
+    nu: npt.NDArray[np.float64] | None,
+) -> npt.NDArray[np.float64]:
+    """Summed log-density of padded observations; mu (B, K, n), y/mask (B, n)."""
+    from scipy.special import gammaln
+
+    z = (y[:, None, :] - mu) / sigma[:, None, None]
+    if nu is None:
+        lp = -0.5 * z**2 - np.log(sigma)[:, None, None] - 0.5 * np.log(2 * np.pi)
+    else:
+        n = nu[:, None, None]
+        lp = (
+            gammaln((n + 1) / 2)
+            - gammaln(n / 2)
+            - 0.5 * np.log(n * np.pi)
+            - np.log(sigma)[:, None, None]
+            - (n + 1) / 2 * np.log1p(z**2 / n)
+        )
+    return np.sum(np.where(mask[:, None, :], lp, 0.0), axis=-1)
+
+
+def _effects_by_quadrature(
+    mean_fn: Any,
+    D: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+    nu: npt.NDArray[np.float64] | None,
+    yh: npt.NDArray[np.float64],
+    gh: npt.NDArray[np.intp],
+    G: int,
+    rng: np.random.Generator,
+    extra: tuple[npt.NDArray[np.float64], ...],
+) -> npt.NDArray[np.float64]:
+    """One draw per (posterior draw, subject) of the effects given the history.
+
+    ``mean_fn(b, s_idx, g_idx, *extra_padded)`` gives the mean of each padded history
+    row for effects ``b`` (B, K, 2) of problems with draw ``s_idx`` and subject
+    ``g_idx`` (B,).
+    """
+    S = len(sigma)
+    y_pad, mask = padded(yh, gh, G)
+    pads = [padded(v, gh, G)[0] for v in extra]
+    chol = np.linalg.cholesky(D + 1e-12 * np.eye(2))
+    out = np.empty((S, G, 2))
+    s_all, g_all = np.divmod(np.arange(S * G), G)
+    for start in range(0, S * G, _CHUNK):
+        s_idx, g_idx = s_all[start : start + _CHUNK], g_all[start : start + _CHUNK]
+        yb, mb = y_pad[g_idx], mask[g_idx]
+        padb = [p[g_idx] for p in pads]
+        sig = sigma[s_idx]
+        nub = None if nu is None else nu[s_idx]
+
+        def loglik(b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            mu = mean_fn(b, s_idx, g_idx, *padb)  # noqa: B023
+            return _loglik_rows(mu, yb, mb, sig, nub)  # noqa: B023
+
+        nodes, w = adaptive_gauss_hermite(
+            loglik,
+            np.zeros((len(s_idx), 2)),
+            np.asarray(chol[s_idx], dtype=np.float64),
+            n_nodes=15,
+        )
+        cum = np.cumsum(w, axis=1)
+        u = rng.random(len(s_idx))[:, None]
+        k = np.minimum((cum < u).sum(axis=1), w.shape[1] - 1)
+        out[s_idx, g_idx] = nodes[np.arange(len(s_idx)), k]
+    return out
+
+
+def _sigmoid_effects(
+    lin0: npt.NDArray[np.float64],
+    D: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+    nu: npt.NDArray[np.float64] | None,
+    yh: npt.NDArray[np.float64],
+    th: npt.NDArray[np.float64],
+    gh: npt.NDArray[np.intp],
+    G: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    from scipy.special import expit
+
+    def mean_fn(
+        b: npt.NDArray[np.float64],
+        s_idx: npt.NDArray[np.intp],
+        g_idx: npt.NDArray[np.intp],
+        t_pad: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        lin = lin0[s_idx, g_idx][:, None, :] + b  # (B, K, 2)
+        d50 = np.exp(lin[..., 0:1])
+        dx = np.exp(lin[..., 1:2])
+        return 48.0 * expit(-(t_pad[:, None, :] - d50) / dx)
+
+    return _effects_by_quadrature(mean_fn, D, sigma, nu, yh, gh, G, rng, (th,))
+
+
+def _linear_t_effects(
+    offset_h: npt.NDArray[np.float64],
+    D: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+    nu: npt.NDArray[np.float64] | None,
+    yh: npt.NDArray[np.float64],
+    th: npt.NDArray[np.float64],
+    gh: npt.NDArray[np.intp],
+    G: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """Linear model with a Student-t likelihood: effects by quadrature.
+
+    ``offset_h`` (n_h, S) is each history row's fixed part per posterior draw.
+    """
+    rows = np.arange(len(yh), dtype=float)
+
+    def mean_fn(
+        b: npt.NDArray[np.float64],
+        s_idx: npt.NDArray[np.intp],
+        g_idx: npt.NDArray[np.intp],
+        t_pad: npt.NDArray[np.float64],
+        r_pad: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        off = offset_h[r_pad.astype(np.intp), s_idx[:, None]]  # (B, n)
+        return off[:, None, :] + b[..., 0:1] + b[..., 1:2] * t_pad[:, None, :]
+
+    return _effects_by_quadrature(mean_fn, D, sigma, nu, yh, gh, G, rng, (th, rows))

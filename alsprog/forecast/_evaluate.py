@@ -1,0 +1,467 @@
+"""Scoring forecasts against what happened, and patient-split backtests.
+
+Owns: :func:`evaluate` (RMSE, MAE, bias, interval coverage and width, CRPS per
+horizon, and the DREAM challenge's slope RMSD), :func:`calibration` (coverage against
+nominal level) and :func:`backtest` (split patients, fit every model on the training
+patients, forecast the others from their first months, score).
+Leaves: the forecasts themselves to :func:`alsprog.forecast.forecast` and the
+baselines.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy.special import ndtri
+
+from alsprog._progress import progress_bar
+from alsprog._random import as_generator, child_seed
+from alsprog._validation import check_interval, check_level
+from alsprog.errors import ModelSpecificationError
+
+__all__ = ["backtest", "calibration", "crps_draws", "evaluate"]
+
+logger = logging.getLogger(__name__)
+
+_KEY = ["subject_id", "months"]
+METRICS = ["n", "rmse", "mae", "bias", "coverage", "width", "crps"]
+
+
+def crps_draws(
+    draws: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Sample CRPS ``E|X - y| - E|X - X'| / 2`` per row of ``draws`` (rows, K).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(0, 1, (1, 20000))
+    >>> exact = 2 * 0.3989422804 - 1 / np.sqrt(np.pi)  # N(0, 1) at 0: 0.2337
+    >>> bool(abs(crps_draws(x, np.array([0.0]))[0] - exact) < 0.01)
+    True
+    """
+    x = np.sort(np.asarray(draws, dtype=float), axis=1)
+    k = x.shape[1]
+    term1 = np.mean(np.abs(x - np.asarray(y, float)[:, None]), axis=1)
+    i = np.arange(1, k + 1)
+    term2 = (2.0 / k**2) * np.sum((2 * i - k - 1) * x, axis=1)
+    return np.asarray(term1 - 0.5 * term2)
+
+
+def _draws_of(f: pd.DataFrame) -> npt.NDArray[np.float64] | None:
+    cols = [c for c in f.columns if c.startswith("draw_")]
+    if not cols:
+        return None
+    d = f[cols].to_numpy(dtype=float)
+    return None if np.isnan(d).all() else d
+
+
+def _merge(forecasts: pd.DataFrame, actual: pd.DataFrame, outcome: str) -> Any:
+    for name, df, need in (
+        ("forecasts", forecasts, [*_KEY, "mean"]),
+        ("actual", actual, [*_KEY, outcome]),
+    ):
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(df)}.")
+        miss = [c for c in need if c not in df.columns]
+        if miss:
+            raise ModelSpecificationError(
+                f"`{name}` lacks column(s) {', '.join(map(repr, miss))}."
+            )
+    a = actual[[*_KEY, outcome]].copy()
+    a = a[a[outcome].notna()]
+    f = forecasts.copy()
+    for df in (a, f):
+        df["subject_id"] = df["subject_id"].astype(str)
+        df["_t"] = np.round(df["months"].to_numpy(dtype=float), 6)
+    a = a.drop(columns="months").drop_duplicates(["subject_id", "_t"])
+    return f.merge(a, on=["subject_id", "_t"], how="inner").drop(columns="_t")
+
+
+def _scores(m: pd.DataFrame, outcome: str) -> dict[str, float]:
+    from alsprog.forecast._gaussian import crps_censored_normal
+
+    y = m[outcome].to_numpy(dtype=float)
+    err = m["mean"].to_numpy(dtype=float) - y
+    lo, hi = m.get("lower"), m.get("upper")
+    cover = width = np.nan
+    if lo is not None and hi is not None and m[["lower", "upper"]].notna().all().all():
+        cover = float(np.mean((y >= lo) & (y <= hi)))
+        width = float(np.mean(hi - lo))
+    draws = _draws_of(m)
+    if draws is not None:
+        crps = float(np.mean(crps_draws(draws, y)))
+    elif {"loc", "scale"} <= set(m.columns) and m["scale"].notna().all():
+        crps = float(
+            np.mean(crps_censored_normal(y, m["loc"].to_numpy(), m["scale"].to_numpy()))
+        )
+    else:
+        crps = np.nan
+    return {
+        "n": len(y),
+        "rmse": float(np.sqrt(np.mean(err**2))) if len(y) else np.nan,
+        "mae": float(np.mean(np.abs(err))) if len(y) else np.nan,
+        "bias": float(np.mean(err)) if len(y) else np.nan,
+        "coverage": cover,
+        "width": width,
+        "crps": crps,
+    }
+
+
+def _slope_scores(
+    m: pd.DataFrame, outcome: str, window: tuple[float, float], tol: float
+) -> dict[str, float]:
+    from alsprog.forecast._baselines import window_slopes
+
+    start, end = window
+    obs = window_slopes(m, start=start, end=end, outcome=outcome, tol_months=tol)
+    pred = window_slopes(
+        m, start=start, end=end, outcome=outcome, value="mean", tol_months=tol
+    )
+    both = pd.concat([obs.rename("obs"), pred.rename("pred")], axis=1).dropna()
+    if len(both) == 0:
+        return {"slope_n": 0, "slope_rmsd": np.nan, "slope_r": np.nan}
+    d = both["pred"] - both["obs"]
+    r = both["pred"].corr(both["obs"]) if len(both) > 2 else np.nan
+    return {
+        "slope_n": len(both),
+        "slope_rmsd": float(np.sqrt(np.mean(d**2))),
+        "slope_r": float(r),
+    }
+
+
+def evaluate(
+    forecasts: pd.DataFrame,
+    actual: pd.DataFrame,
+    *,
+    outcome: str = "alsfrs_r_total",
+    slope_window: tuple[float, float] = (3.0, 12.0),
+    tol_months: float = 0.5,
+) -> pd.DataFrame:
+    """Score forecasts against the observed outcomes, per horizon.
+
+    Forecast rows are matched to observed rows of the same subject at the same
+    ``months`` (forecast at the visit times to be scored).  Rows are grouped by the
+    forecasts' ``horizon`` column when present (rows with no horizon count only
+    towards the slope), otherwise by ``months`` rounded to whole months, and by
+    ``model`` when present.
+
+    Parameters
+    ----------
+    forecasts : pandas.DataFrame
+        From :func:`~alsprog.forecast.forecast` (``subject_id``, ``months``,
+        ``mean``; ``lower``/``upper`` for coverage; draws or ``loc``/``scale`` for
+        the CRPS).
+    actual : pandas.DataFrame
+        Long table with ``subject_id``, ``months`` and the outcome.
+    outcome : str, default "alsfrs_r_total"
+    slope_window : (float, float), default (3, 12)
+        Months over which the DREAM slope is computed: least-squares slope of the
+        observed values and of the forecast means at the same visits (subjects with
+        at least two matched visits spanning 3 months or more).
+    tol_months : float, default 0.5
+        Slack on the slope window's ends.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model,) horizon: ``n``, ``rmse``, ``mae``, ``bias`` (forecast
+        minus observed), ``coverage`` (fraction inside ``[lower, upper]``), ``width``
+        (mean interval width), ``crps`` (from draws, else the closed-form censored
+        normal, else NaN), and ``slope_n``, ``slope_rmsd``, ``slope_r`` (the same on
+        every row of a model).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"subject_id": ["A", "A"], "months": [6.0, 12.0],
+    ...                   "mean": [35.0, 30.0], "lower": [31.0, 25.0],
+    ...                   "upper": [39.0, 35.0]})
+    >>> a = pd.DataFrame({"subject_id": ["A", "A"], "months": [6.0, 12.0],
+    ...                   "alsfrs_r_total": [36.0, 24.0]})
+    >>> evaluate(f, a)[["horizon", "n", "rmse", "bias", "coverage"]]
+       horizon  n  rmse  bias  coverage
+    0      6.0  1   1.0  -1.0       1.0
+    1     12.0  1   6.0   6.0       0.0
+    """
+    check_interval(tol_months, "tol_months", low=0.0)
+    m = _merge(forecasts, actual, outcome)
+    if "horizon" not in m.columns:
+        m["horizon"] = np.round(m["months"].to_numpy(dtype=float))
+    groups = ["model"] if "model" in m.columns else []
+    rows = []
+    for key, g in m.groupby(groups, sort=False) if groups else [((), m)]:
+        slope = _slope_scores(g, outcome, slope_window, tol_months)
+        for h, gh in g[g["horizon"].notna()].groupby("horizon", sort=True):
+            row: dict[str, Any] = dict(zip(groups, np.atleast_1d(key), strict=True))
+            row["horizon"] = float(h)
+            row.update(_scores(gh, outcome))
+            row.update(slope)
+            rows.append(row)
+    cols = [*groups, "horizon", *METRICS, "slope_n", "slope_rmsd", "slope_r"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def calibration(
+    forecasts: pd.DataFrame,
+    actual: pd.DataFrame,
+    *,
+    levels: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+    outcome: str = "alsfrs_r_total",
+) -> pd.DataFrame:
+    """Empirical coverage of central intervals at several nominal levels.
+
+    Intervals come from the forecasts' draws (``draw_*`` columns) or, for the mixed
+    model, from ``loc``/``scale`` (normal censored to 0-48).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``[model,] level, coverage, n``.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"subject_id": ["A", "B"], "months": [6.0, 6.0],
+    ...                   "mean": [30.0, 30.0], "loc": [30.0, 30.0],
+    ...                   "scale": [2.0, 2.0]})
+    >>> a = pd.DataFrame({"subject_id": ["A", "B"], "months": [6.0, 6.0],
+    ...                   "alsfrs_r_total": [30.5, 36.0]})
+    >>> calibration(f, a, levels=[0.5, 0.9])["coverage"].tolist()
+    [0.5, 0.5]
+    """
+    levels = [check_level(v, "levels") for v in levels]
+    m = _merge(forecasts, actual, outcome)
+    groups = ["model"] if "model" in m.columns else []
+    rows = []
+    for key, g in m.groupby(groups, sort=False) if groups else [((), m)]:
+        y = g[outcome].to_numpy(dtype=float)
+        draws = _draws_of(g)
+        for lev in levels:
+            if draws is not None:
+                lo, hi = np.quantile(draws, [(1 - lev) / 2, (1 + lev) / 2], axis=1)
+            elif {"loc", "scale"} <= set(g.columns):
+                z = float(ndtri(0.5 + lev / 2))
+                loc, sc = g["loc"].to_numpy(float), g["scale"].to_numpy(float)
+                lo, hi = np.clip(loc - z * sc, 0, 48), np.clip(loc + z * sc, 0, 48)
+            else:
+                raise ModelSpecificationError(
+                    "calibration needs predictive draws (forecast(..., n_samples=...)) "
+                    "or 'loc'/'scale' columns."
+                )
+            row: dict[str, Any] = dict(zip(groups, np.atleast_1d(key), strict=True))
+            row.update(
+                level=lev, coverage=float(np.mean((y >= lo) & (y <= hi))), n=len(y)
+            )
+            rows.append(row)
+    return pd.DataFrame(rows, columns=[*groups, "level", "coverage", "n"])
+
+
+def _split(
+    table: pd.DataFrame, outcome: str, test_fraction: float, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    t = table[table[outcome].notna()].copy()
+    if "group" in t.columns:
+        t = t[t["group"].astype(str) != "control"]
+    t["subject_id"] = t["subject_id"].astype(str)
+    ids = np.asarray(pd.unique(t["subject_id"]), dtype=object)
+    n_test = int(round(test_fraction * len(ids)))
+    if n_test < 1 or n_test >= len(ids):
+        raise ValueError(
+            f"`test_fraction` {test_fraction:g} of {len(ids)} patients leaves an empty "
+            "training or test set."
+        )
+    test = set(rng.permutation(ids)[:n_test])
+    is_test = t["subject_id"].isin(test)
+    return t[~is_test], t[is_test]
+
+
+def _true_curve(cohort: Any, at: pd.DataFrame) -> pd.DataFrame:
+    truth = cohort.truth.set_index("subject_id")
+    tr = truth.reindex(at["subject_id"].astype(str))
+    t = tr["months_onset_to_baseline"].to_numpy() + at["months"].to_numpy(float)
+    mean = 48.0 / (1.0 + np.exp((t - tr["d50"].to_numpy()) / tr["dx"].to_numpy()))
+    out = at[["subject_id", "months"]].copy()
+    out["mean"] = out["median"] = mean
+    out["lower"] = out["upper"] = np.nan
+    return out
+
+
+def backtest(
+    data: Any,
+    models: Mapping[str, Any],
+    *,
+    history_months: float = 3.0,
+    horizons: Sequence[float] = (6.0, 12.0),
+    test_fraction: float = 0.2,
+    level: float = 0.9,
+    n_samples: int = 400,
+    tol_months: float = 0.5,
+    reference: bool | None = None,
+    return_forecasts: bool = False,
+    outcome: str = "alsfrs_r_total",
+    seed: Any = None,
+    progress: bool | None = None,
+) -> Any:
+    """Split patients, fit each model on one part, forecast the other, score.
+
+    Patients (never visits) are split at random; every model is cloned and fitted on
+    the training patients' whole follow-up; each test patient's visits up to
+    ``history_months`` (+ ``tol_months``) are the history and the forecasts are made
+    at that patient's later observed visits, scored by :func:`evaluate` at each
+    horizon (the visit within ``tol_months`` of it) and on the DREAM slope over
+    months ``history_months`` to ``max(horizons)``.
+
+    Parameters
+    ----------
+    data : Cohort or pandas.DataFrame
+        A simulated :class:`~alsprog.simulate.Cohort` or an assembled long table
+        (healthy controls, marked in ``group``, are left out).
+    models : mapping of str to estimator
+        Unfitted models: :class:`~alsprog.models.LinearMixedModel`,
+        :class:`~alsprog.models.BayesianTrajectoryModel`, :class:`DeltaFSBaseline`,
+        :class:`PatientOLSBaseline`, :class:`RandomForestSlope` (cloned, so the
+        objects given are not changed).
+    history_months : float, default 3
+    horizons : sequence of float, default (6, 12)
+        Months since the first visit at which forecasts are scored.
+    test_fraction : float, default 0.2
+    level : float, default 0.9
+    n_samples : int, default 400
+        Predictive draws per forecast (for the CRPS and calibration).
+    tol_months : float, default 0.5
+    reference : bool, optional
+        For a Cohort (default True): add the rows ``oracle`` (the Bayes oracle,
+        :func:`alsprog.simulate.oracle_forecast`) and ``true_curve`` (each patient's
+        true mean curve: the noise floor, unattainable from a short history).
+    return_forecasts : bool, default False
+        Also return every forecast (column ``model``).
+    outcome : str, default "alsfrs_r_total"
+    seed : int, numpy.random.Generator or None
+        Split, samplers and draws.
+    progress : bool or None
+        One step per model.
+
+    Returns
+    -------
+    pandas.DataFrame or (pandas.DataFrame, pandas.DataFrame)
+        :func:`evaluate`'s table with a ``model`` column and ``seconds`` (fit +
+        forecast); with ``return_forecasts`` also the forecasts and the test
+        patients' actual values are in ``.attrs["actual"]``.
+
+    Examples
+    --------
+    >>> from alsprog.simulate import simulate_cohort
+    >>> from alsprog.models import LinearMixedModel
+    >>> from alsprog.forecast import DeltaFSBaseline
+    >>> cohort = simulate_cohort(150, seed=5)
+    >>> lmm = LinearMixedModel(
+    ...     "alsfrs_r_total ~ months * delta_fs + (months | subject_id)")
+    >>> res = backtest(cohort, {"lmm": lmm, "delta_fs": DeltaFSBaseline()}, seed=1)
+    >>> res[["model", "horizon"]].drop_duplicates().shape[0]
+    8
+    """
+    from sklearn.base import clone
+
+    from alsprog.forecast._api import forecast
+
+    level = check_level(level)
+    check_interval(history_months, "history_months", low=0.0)
+    check_interval(test_fraction, "test_fraction", low=0, high=1, low_closed=False)
+    horizons = sorted(float(check_interval(h, "horizons", low=0.0)) for h in horizons)
+    if not horizons or horizons[0] <= history_months:
+        raise ValueError(
+            f"`horizons` must lie after `history_months` ({history_months:g}); got "
+            f"{horizons}."
+        )
+    if not isinstance(models, Mapping) or not models:
+        raise TypeError("`models` must be a non-empty dict of name -> estimator.")
+    cohort = None
+    if hasattr(data, "visits") and hasattr(data, "subjects"):
+        from alsprog.data import assemble
+
+        cohort = data
+        table = assemble(data.visits, data.subjects)
+    elif isinstance(data, pd.DataFrame):
+        table = data
+    else:
+        raise TypeError(
+            f"`data` must be a Cohort or a pandas DataFrame; got {type(data).__name__}."
+        )
+    if reference is None:
+        reference = cohort is not None
+    if reference and cohort is None:
+        raise ValueError("`reference=True` needs a simulated Cohort as `data`.")
+    rng = as_generator(seed)
+    train, test = _split(table, outcome, test_fraction, rng)
+    cut = history_months + tol_months
+    hist = test[test["months"] <= cut]
+    last = hist.groupby("subject_id")["months"].max()
+    later = test.join(last.rename("_last"), on="subject_id")
+    end = max(horizons[-1], 12.0) + tol_months
+    keep = (
+        (later["months"] >= later["_last"])
+        & (later["months"] >= history_months - tol_months)
+        & (later["months"] <= end)
+    )
+    at = later.loc[keep, ["subject_id", "months"]].reset_index(drop=True)
+    horizon = pd.Series(np.nan, index=at.index)
+    for h in horizons:
+        near = (at["months"] - h).abs() <= tol_months
+        horizon[near] = h
+    actual = test[["subject_id", "months", outcome]]
+
+    parts, timings = [], {}
+    steps = list(models.items())
+    if reference:
+        steps += [("oracle", None), ("true_curve", None)]
+    for name, est in progress_bar(
+        steps, desc="backtest", unit="model", progress=progress
+    ):
+        t0 = _time.perf_counter()
+        if name == "oracle" and est is None:
+            from alsprog.simulate import oracle_forecast
+
+            assert cohort is not None  # reference needs a cohort (checked above)
+            f = oracle_forecast(
+                hist,
+                at,
+                params=cohort.params,
+                level=level,
+                n_samples=n_samples,
+                seed=child_seed(rng),
+            )
+        elif name == "true_curve" and est is None:
+            f = _true_curve(cohort, at)
+        else:
+            model = clone(est)
+            if "seed" in model.get_params():
+                model.set_params(seed=child_seed(rng))
+            elif "random_state" in model.get_params():
+                model.set_params(random_state=child_seed(rng))
+            model.fit(train)
+            f = forecast(
+                model, hist, at, level=level, n_samples=n_samples, seed=child_seed(rng)
+            )
+        timings[name] = _time.perf_counter() - t0
+        logger.info("backtest: %s in %.2f s", name, timings[name])
+        f.insert(0, "model", name)
+        f.insert(3, "horizon", horizon.to_numpy())
+        parts.append(f)
+    allf = pd.concat(parts, ignore_index=True)
+    res = evaluate(
+        allf,
+        actual,
+        outcome=outcome,
+        slope_window=(history_months, max(horizons[-1], 12.0)),
+        tol_months=tol_months,
+    )
+    res["seconds"] = res["model"].map(timings)
+    if return_forecasts:
+        allf.attrs["actual"] = actual.reset_index(drop=True)
+        return res, allf
+    return res

@@ -1,0 +1,153 @@
+"""Figures for forecasts: a patient's fan chart and the calibration curve.
+
+Owns: :func:`fan_chart` and :func:`calibration_curve`.  Draws only what
+:func:`alsprog.forecast.forecast` and :func:`alsprog.forecast.calibration` computed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["calibration_curve", "fan_chart"]
+
+
+def fan_chart(
+    history: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    subject: str,
+    *,
+    actual: pd.DataFrame | None = None,
+    outcome: str = "alsfrs_r_total",
+    ax: Any = None,
+) -> Any:
+    """One patient's visits so far, forecast median and interval band.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        The visits the forecast was conditioned on (``subject_id``, ``months``,
+        outcome).
+    forecasts : pandas.DataFrame
+        From :func:`alsprog.forecast.forecast` (``months``, ``median``, ``lower``,
+        ``upper``); forecast several times for a smooth band.
+    subject : str
+        The patient to draw.
+    actual : pandas.DataFrame, optional
+        Later observed visits, drawn as open circles.
+    outcome : str, default "alsfrs_r_total"
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> h = pd.DataFrame({"subject_id": ["A", "A"], "months": [0.0, 3.0],
+    ...                   "alsfrs_r_total": [40.0, 38.0]})
+    >>> f = pd.DataFrame({"subject_id": ["A"] * 2, "months": [6.0, 12.0],
+    ...                   "median": [36.0, 32.0], "lower": [31.0, 24.0],
+    ...                   "upper": [40.0, 38.0]})
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> ax = fan_chart(h, f, "A", ax=ax)
+    >>> len(ax.collections) >= 2   # band and history points
+    True
+    """
+    import matplotlib.pyplot as plt
+
+    need = {"subject_id", "months", "median", "lower", "upper"}
+    if not need <= set(forecasts.columns):
+        raise ValueError(
+            f"`forecasts` needs the columns {sorted(need)}; got {list(forecasts.columns)}."
+        )
+    ax = ax if ax is not None else plt.gca()
+    h = history[history["subject_id"].astype(str) == str(subject)].sort_values("months")
+    f = forecasts[forecasts["subject_id"].astype(str) == str(subject)]
+    f = f.sort_values("months")
+    if h.empty and f.empty:
+        raise ValueError(
+            f"subject {subject!r} is in neither `history` nor `forecasts`."
+        )
+    h = h[h[outcome].notna()]
+    if len(h):  # join the band to the last visit
+        last = h.iloc[-1]
+        start = pd.DataFrame(
+            {
+                "months": [last["months"]],
+                "median": [last[outcome]],
+                "lower": [last[outcome]],
+                "upper": [last[outcome]],
+            }
+        )
+        f = pd.concat([start, f[["months", "median", "lower", "upper"]]])
+    ax.fill_between(
+        f["months"], f["lower"], f["upper"], alpha=0.25, color="C0", label="interval"
+    )
+    ax.plot(f["months"], f["median"], color="C0", lw=2, label="forecast median")
+    ax.scatter(h["months"], h[outcome], color="k", zorder=3, label="visits so far")
+    if actual is not None:
+        a = actual[actual["subject_id"].astype(str) == str(subject)]
+        a = a[a["months"] > (h["months"].max() if len(h) else -1)]
+        ax.scatter(
+            a["months"],
+            a[outcome],
+            facecolors="none",
+            edgecolors="k",
+            zorder=3,
+            label="later visits",
+        )
+    ax.set_ylim(0, 48)
+    ax.set_xlabel("months since first visit")
+    ax.set_ylabel("ALSFRS-R total")
+    ax.set_title(str(subject))
+    ax.legend(loc="lower left", fontsize="small")
+    return ax
+
+
+def calibration_curve(table: pd.DataFrame, *, ax: Any = None) -> Any:
+    """Empirical coverage of the forecast intervals against their nominal level.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`alsprog.forecast.calibration` (``level``, ``coverage`` and
+        optionally ``model``: one line each).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> t = pd.DataFrame({"level": [0.5, 0.9], "coverage": [0.48, 0.91]})
+    >>> fig, ax = plt.subplots()
+    >>> len(calibration_curve(t, ax=ax).get_lines())   # diagonal and the curve
+    2
+    """
+    import matplotlib.pyplot as plt
+
+    if not {"level", "coverage"} <= set(table.columns):
+        raise ValueError(
+            f"`table` needs 'level' and 'coverage'; got {list(table.columns)}."
+        )
+    ax = ax if ax is not None else plt.gca()
+    ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1, label="ideal")
+    groups = table.groupby("model", sort=False) if "model" in table else [("", table)]
+    for name, g in groups:
+        g = g.sort_values("level")
+        ax.plot(g["level"], g["coverage"], marker="o", label=str(name) or "forecast")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("nominal interval level")
+    ax.set_ylabel("observed coverage")
+    ax.legend(loc="upper left", fontsize="small")
+    return ax

@@ -1,0 +1,336 @@
+"""Checks of a run before anything is fitted: inputs, tables, formulas, output folder.
+
+Owns: :func:`check_run` (every problem of a config and the data it names, collected
+into one list: unreadable or invalid tables, visits of unknown subjects, formulas naming
+columns the data will not have, an output folder that is not safe to replace) and
+:func:`formula_variables` (the columns a model's formula needs).
+Leaves: parsing the config to :mod:`alsprog.report._config`, the table rules to
+:mod:`alsprog.data`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from alsprog.errors import DataValidationError, ModelSpecificationError, Problem
+from alsprog.report._config import ModelConfig, RunConfig
+
+__all__ = ["CheckResult", "check_run", "formula_variables", "model_time"]
+
+#: Columns ``assemble`` adds to the input tables' own.
+DERIVED_COLUMNS = (
+    "months",
+    "months_since_onset",
+    "age",
+    "delta_fs",
+    "onset_months_before_baseline",
+    "imaging_offset_days",
+)
+
+#: Files that mark a folder as an alsprog run output (safe to replace).
+RUN_MARKERS = ("run.log", "report.html")
+
+_DEFAULT_FORMULA = {"linear": "{outcome} ~ {time}", "sigmoid": "{outcome} ~ 1"}
+
+
+@dataclass
+class CheckResult:
+    """What the check stage learnt: the problems and the tables it could read."""
+
+    problems: list[Problem] = field(default_factory=list)
+    table: pd.DataFrame | None = None  # assembled (without NIfTI features)
+    warnings: list[str] = field(default_factory=list)
+    columns: set[str] = field(default_factory=set)
+
+
+def model_time(config: RunConfig, m: ModelConfig) -> str:
+    """The time column a model uses."""
+    if m.time is not None:
+        return m.time
+    if m.type == "bayesian" and m.kind == "sigmoid":
+        return "months_since_onset"
+    return config.data.time
+
+
+def model_formula(config: RunConfig, m: ModelConfig) -> str:
+    """The model's formula, with the Bayesian defaults filled in."""
+    if m.formula is not None:
+        return m.formula
+    if m.type == "bayesian":
+        return _DEFAULT_FORMULA[m.kind].format(
+            outcome=config.data.outcome, time=model_time(config, m)
+        )
+    return f"{config.data.outcome} ~ {config.data.time} + ({config.data.time} | subject_id)"
+
+
+def formula_variables(formula: str) -> list[str]:
+    """Columns an lme4-style formula reads: outcome, fixed terms, random terms, groups.
+
+    Parameters
+    ----------
+    formula : str
+
+    Returns
+    -------
+    list of str
+        Sorted column names.
+
+    Raises
+    ------
+    ModelSpecificationError
+        If the formula cannot be read.
+
+    Examples
+    --------
+    >>> formula_variables("alsfrs_r_total ~ months * onset_site + (months | subject_id)")
+    ['alsfrs_r_total', 'months', 'onset_site', 'subject_id']
+    """
+    from formulaic import Formula
+
+    from alsprog.models._formula import parse_mixed_formula
+
+    parsed = parse_mixed_formula(formula)
+    names = {parsed.outcome.strip()}
+    texts = [parsed.fixed] + [t.expr for t in parsed.random]
+    names |= {t.group for t in parsed.random}
+    for text in texts:
+        try:
+            names |= set(Formula(text).required_variables)
+        except Exception as exc:  # formulaic raises many types
+            raise ModelSpecificationError(
+                f"cannot read {text!r} in formula {formula!r}: {exc}"
+            ) from exc
+    return sorted(names)
+
+
+def _headers(path: Path) -> list[str]:
+    """Column names of a table file, or [] if it cannot be read."""
+    try:
+        suffixes = "".join(path.suffixes[-2:]).lower()
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        sep = "\t" if ".tsv" in suffixes else ","
+        return [
+            str(c).strip()
+            for c in pd.read_csv(path, sep=sep, nrows=0, encoding="utf-8-sig").columns
+        ]
+    except Exception:  # unreadable: the table reader reports why
+        return []
+
+
+def _expected_columns(config: RunConfig) -> set[str]:
+    """Columns the assembled table will have, from the input files' headers."""
+    from alsprog.data._dictionary import load_dictionary
+
+    cols: set[str] = set(DERIVED_COLUMNS)
+    for p in (config.data.visits, config.data.subjects, config.data.imaging):
+        if p is not None and p.is_file():
+            cols |= set(_headers(p))
+    dd = load_dictionary()
+    for total, items in dd.sum_fields().items():
+        if any(i in cols for i in items) or (
+            "alsfrs_r_q5" in items and "alsfrs_r_q5a" in cols
+        ):
+            cols.add(total)
+    if config.data.imaging is not None or config.imaging is not None:
+        cols |= {"session", "acquisition_date"}
+    return cols
+
+
+def _add_error(problems: list[Problem], exc: DataValidationError) -> None:
+    problems.extend(exc.problem_list)
+
+
+def _formula_problems(
+    config: RunConfig, columns: set[str], *, defer_imaging: bool, source: str
+) -> list[Problem]:
+    """A problem for every model whose formula or time names an unknown column."""
+    from alsprog.data._dictionary import load_dictionary
+
+    dd = load_dictionary()
+    out = []
+
+    def unknown(names: list[str]) -> list[str]:
+        return [
+            n
+            for n in names
+            if n not in columns and not (defer_imaging and dd.is_imaging_feature(n))
+        ]
+
+    for m in config.models:
+        formula = model_formula(config, m)
+        key = f"models.{m.name}.formula"
+        try:
+            names = formula_variables(formula)
+        except ModelSpecificationError as exc:
+            out.append(Problem(f"key {key}: {exc}", rule="config", source=source))
+            continue
+        bad = unknown(names)
+        if bad:
+            out.append(
+                Problem(
+                    f"key {key}: {formula!r} names unknown column(s) "
+                    f"{', '.join(map(repr, bad))}; the data will have "
+                    f"{', '.join(sorted(columns))}",
+                    rule="unknown_column",
+                    source=source,
+                    value=formula,
+                )
+            )
+        t = model_time(config, m)
+        if t not in columns:
+            out.append(
+                Problem(
+                    f"key models.{m.name}.time: time column {t!r} is not in the data",
+                    rule="unknown_column",
+                    source=source,
+                    value=t,
+                )
+            )
+    for key, col in (
+        ("data.outcome", config.data.outcome),
+        ("data.time", config.data.time),
+    ):
+        if col not in columns:
+            out.append(
+                Problem(
+                    f"key {key}: column {col!r} is not in the data",
+                    rule="unknown_column",
+                    source=source,
+                    value=col,
+                )
+            )
+    return out
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """Whether a folder holds an alsprog run (or an earlier ``alsprog demo``)."""
+    if any((folder / m).exists() for m in RUN_MARKERS):
+        return True
+    return (folder / "table.parquet").is_file() and (folder / "inputs").is_dir()
+
+
+def _out_problems(config: RunConfig, out: Path, source: str) -> list[Problem]:
+    probs = []
+    out = out.resolve()
+    if out.exists():
+        if not out.is_dir():
+            probs.append(
+                Problem(
+                    f"output folder {str(out)!r} exists and is not a folder",
+                    rule="output",
+                    source=source,
+                )
+            )
+        elif any(out.iterdir()) and not _is_run_folder(out):
+            probs.append(
+                Problem(
+                    f"output folder {str(out)!r} exists, is not empty and is not an "
+                    "alsprog run folder (no run.log or report.html); choose another "
+                    "folder so nothing of yours is replaced",
+                    rule="output",
+                    source=source,
+                )
+            )
+    for key, p in config.input_paths().items():
+        p = p.resolve()
+        if p.is_dir() and (out == p or p in out.parents):
+            probs.append(
+                Problem(
+                    f"key {key}: the output folder {str(out)!r} lies inside this input "
+                    "folder; choose an output folder outside it",
+                    rule="output",
+                    source=source,
+                )
+            )
+    return probs
+
+
+def check_run(config: RunConfig, out: Path) -> CheckResult:
+    """Every problem of a run that can be found before fitting.
+
+    Reads the visits, subjects and imaging tables (each problem with its file, line,
+    subject and column), assembles them to find cross-table problems, checks each
+    model's formula and time column against the columns the data will have, and
+    checks that the output folder can be replaced safely.
+
+    Parameters
+    ----------
+    config : RunConfig
+    out : pathlib.Path
+        The output folder.
+
+    Returns
+    -------
+    CheckResult
+        ``problems`` (empty when the run can go on) and, when the tables are valid,
+        the assembled ``table`` (imaging from ``data.imaging`` only).
+    """
+    from alsprog.data import assemble, read_imaging, read_subjects, read_visits
+
+    source = str(config.path) if config.path is not None else "run config"
+    res = CheckResult()
+    res.problems += _out_problems(config, out, source)
+    tables: dict[str, Any] = {}
+    for key, reader in (
+        ("visits", read_visits),
+        ("subjects", read_subjects),
+        ("imaging", read_imaging),
+    ):
+        p = getattr(config.data, key)
+        if p is None or not p.is_file():
+            continue  # a missing path is a config problem already
+        try:
+            tables[key] = reader(p)
+        except DataValidationError as exc:
+            _add_error(res.problems, exc)
+    res.columns = _expected_columns(config)
+    ok = {"visits", "subjects"} <= set(tables) and (
+        config.data.imaging is None or "imaging" in tables
+    )
+    if ok:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                res.table = assemble(
+                    config.data.visits,
+                    config.data.subjects,
+                    config.data.imaging,
+                    window_days=config.data.window_days,
+                )
+            res.warnings += [str(w.message) for w in caught]
+            res.columns |= set(res.table.columns)
+        except DataValidationError as exc:
+            _add_error(res.problems, exc)
+
+    # the columns are known only when the visits and subjects headers could be read;
+    # without a readable imaging table, imaging-feature names are given the benefit
+    # of the doubt
+    def readable(p: Path | None) -> bool:
+        return p is not None and p.is_file() and bool(_headers(p))
+
+    if readable(config.data.visits) and readable(config.data.subjects):
+        defer = config.imaging is not None or (
+            config.data.imaging is not None and not readable(config.data.imaging)
+        )
+        res.problems += _formula_problems(
+            config, res.columns, defer_imaging=defer, source=source
+        )
+    return res
+
+
+def check_columns_after_assembly(
+    config: RunConfig, table: pd.DataFrame
+) -> list[Problem]:
+    """Formula and time columns against the assembled table (NIfTI features in)."""
+    source = str(config.path) if config.path is not None else "run config"
+    return _formula_problems(
+        config, set(table.columns), defer_imaging=False, source=source
+    )

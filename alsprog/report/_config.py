@@ -1,0 +1,610 @@
+"""The run configuration: a TOML file read into a frozen dataclass tree.
+
+Owns: the frozen dataclass tree of a run (:class:`RunConfig`), :func:`load_config` (TOML via ``tomllib``;
+every problem collected and raised at once as one :class:`ConfigError` naming the key
+and the value; paths resolved relative to the config file), :func:`dump_config` (the
+effective config back to TOML) and :class:`ConfigError`.
+Leaves: checking the data the config names (tables, formulas against columns) to
+:mod:`alsprog.report._check`; running it to :mod:`alsprog.report._run`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from alsprog.errors import DataValidationError, Problem
+from alsprog.report._schema import (
+    _TYPE_TEXT,
+    SCHEMA,
+    Key,
+    Method,
+    Statistic,
+    _range_text,
+    _toml_value,
+)
+
+__all__ = [
+    "BiomarkersConfig",
+    "ConfigError",
+    "DataConfig",
+    "DesignConfig",
+    "ForecastConfig",
+    "ImagingConfig",
+    "ModelConfig",
+    "ReportConfig",
+    "RunConfig",
+    "RunSettings",
+    "dump_config",
+    "load_config",
+]
+
+
+class ConfigError(DataValidationError):
+    """A run configuration, or the inputs it names, has one or more problems.
+
+    Every problem (config keys, input paths, input tables, formulas naming unknown
+    columns) is collected before anything is fitted and listed in one message;
+    ``.problems`` holds them as a DataFrame.
+    """
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+
+
+# -------------------------------------------------------------- dataclasses
+@dataclass(frozen=True)
+class RunSettings:
+    """``[run]``: title, seed, output folder, workers, how inputs are kept."""
+
+    title: str = "alsprog analysis"
+    seed: int = 2026
+    out: Path = Path("output")
+    n_jobs: int = 1
+    inputs: Literal["copy", "link", "none"] = "copy"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: the input tables and the outcome."""
+
+    visits: Path
+    subjects: Path
+    imaging: Path | None = None
+    window_days: float = 45.0
+    outcome: str = "alsfrs_r_total"
+    time: str = "months"
+
+
+@dataclass(frozen=True)
+class ImagingConfig:
+    """``[imaging]``: NIfTI derivatives and atlas for ROI feature extraction."""
+
+    root: Path
+    atlas: Path
+    labels: Path | None = None
+    stats: tuple[Statistic, ...] = ("mean",)
+    metrics: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[models.<name>]``: one trajectory model."""
+
+    name: str
+    type: Literal["mixed", "bayesian"]
+    formula: str | None = None
+    kind: Literal["linear", "sigmoid"] = "linear"
+    time: str | None = None
+    reml: bool = True
+    likelihood: Literal["normal", "student_t"] = "normal"
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    sampler: Literal["numpyro", "nutpie", "pymc"] = "numpyro"
+    target_accept: float = 0.8
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """``[forecast]``: backtest and forecast settings."""
+
+    enabled: bool = True
+    history_months: float = 3.0
+    horizons: tuple[float, ...] = (6.0, 12.0)
+    test_fraction: float = 0.2
+    level: float = 0.9
+    models: tuple[str, ...] | None = None
+    baselines: tuple[str, ...] = ("delta_fs", "patient_ols", "random_forest")
+    n_patients: int = 4
+
+
+@dataclass(frozen=True)
+class DesignConfig:
+    """``[design]``: the trial-design questions."""
+
+    enabled: bool = True
+    model: str | None = None
+    slowing: tuple[float, ...] = (0.25, 0.3, 0.5)
+    visit_months: tuple[float, ...] = (0.0, 3.0, 6.0, 9.0, 12.0)
+    power: float = 0.8
+    alpha: float = 0.05
+    methods: tuple[Method, ...] = ("edland",)
+    retention: tuple[float, ...] | None = None
+    n_sims: int = 200
+
+
+@dataclass(frozen=True)
+class BiomarkersConfig:
+    """``[biomarkers]``: the imaging classifier and progression markers."""
+
+    enabled: bool = True
+    features: tuple[str, ...] | None = None
+    estimator: Literal["logistic", "svm", "rf"] = "logistic"
+    harmonize: Literal["combat", "none"] = "combat"
+    cv: Literal["subject", "site"] | int = "subject"
+    n_permutations: int = 200
+    n_bootstrap: int = 500
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``[report]``: what the report draws."""
+
+    n_subjects: int = 4
+    n_features: int = 4
+    level: float = 0.9
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run: every section, paths absolute.
+
+    Attributes
+    ----------
+    path : pathlib.Path or None
+        The config file (``None`` when built in code).
+    run, data, imaging, models, forecast, design, biomarkers, report
+        The sections; ``imaging`` is ``None`` without NIfTI inputs; ``models`` is a
+        tuple of :class:`ModelConfig` in file order.
+    """
+
+    data: DataConfig
+    run: RunSettings = field(default_factory=RunSettings)
+    imaging: ImagingConfig | None = None
+    models: tuple[ModelConfig, ...] = ()
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    design: DesignConfig = field(default_factory=DesignConfig)
+    biomarkers: BiomarkersConfig = field(default_factory=BiomarkersConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    path: Path | None = None
+
+    def model(self, name: str) -> ModelConfig:
+        """The model called ``name``."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def input_paths(self) -> dict[str, Path]:
+        """Every input path by its config key (``data.visits``, ``imaging.root``...)."""
+        out = {}
+        for key in ("visits", "subjects", "imaging"):
+            p = getattr(self.data, key)
+            if p is not None:
+                out[f"data.{key}"] = p
+        if self.imaging is not None:
+            for key in ("root", "atlas", "labels"):
+                p = getattr(self.imaging, key)
+                if p is not None:
+                    out[f"imaging.{key}"] = p
+        return out
+
+
+_SECTION_CLASS = {
+    "run": RunSettings,
+    "data": DataConfig,
+    "imaging": ImagingConfig,
+    "forecast": ForecastConfig,
+    "design": DesignConfig,
+    "biomarkers": BiomarkersConfig,
+    "report": ReportConfig,
+}
+
+
+# ------------------------------------------------------------------ parsing
+class _Collector:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def add(self, key: str, message: str, value: Any = None) -> None:
+        self.problems.append(
+            Problem(
+                f"key {key}: {message}", rule="config", source=self.source, value=value
+            )
+        )
+
+
+def _type_ok(k: Key, v: Any) -> bool:
+    if k.kind in ("str", "path"):
+        return isinstance(v, str)
+    if k.kind == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if k.kind == "float":
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    if k.kind == "bool":
+        return isinstance(v, bool)
+    if k.kind == "floats":
+        return isinstance(v, list) and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in v
+        )
+    if k.kind == "strs":
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    if k.kind == "cv":
+        return (isinstance(v, str)) or (isinstance(v, int) and not isinstance(v, bool))
+    raise AssertionError(k.kind)
+
+
+def _in_range(k: Key, x: float) -> bool:
+    if not math.isfinite(x):
+        return False
+    if k.low is not None and (x <= k.low if k.low_open else x < k.low):
+        return False
+    return not (k.high is not None and (x >= k.high if k.high_open else x > k.high))
+
+
+def _check_value(k: Key, v: Any, key: str, c: _Collector, base: Path) -> Any:
+    """Check one value; return it converted (paths resolved, lists as tuples)."""
+    if not _type_ok(k, v):
+        c.add(key, f"{v!r} is not a {_TYPE_TEXT[k.kind]}", v)
+        return _MISSING
+    if k.kind == "path":
+        if not v.strip():
+            c.add(key, "the path is empty", v)
+            return _MISSING
+        p = Path(os.path.expanduser(v))
+        p = p if p.is_absolute() else (base / p)
+        if key != "run.out":
+            if not p.exists():
+                c.add(key, f"{v!r} does not exist (looked for {p})", v)
+            elif key != "imaging.root" and not p.is_file():
+                c.add(key, f"{v!r} is not a file ({p})", v)
+        return p
+    if k.kind in ("int", "float") and (k.low is not None or k.high is not None):
+        if not _in_range(k, float(v)):
+            c.add(key, f"{v!r} is outside {_range_text(k)}", v)
+            return _MISSING
+    if k.name == "n_jobs" and v == 0:
+        c.add(key, "0 workers: use a positive number or -1 (all cores)", v)
+        return _MISSING
+    if k.kind in ("str",) and k.choices is not None and v not in k.choices:
+        listed = ", ".join(map(repr, k.choices))
+        c.add(key, f"{v!r} is not one of {listed}", v)
+        return _MISSING
+    if k.kind == "cv":
+        if isinstance(v, str) and v not in ("subject", "site"):
+            c.add(key, f"{v!r} is not 'subject', 'site' or a number of folds >= 2", v)
+            return _MISSING
+        if isinstance(v, int) and v < 2:
+            c.add(key, f"{v!r} folds: need at least 2", v)
+            return _MISSING
+    if k.kind in ("floats", "strs"):
+        if not v:
+            c.add(key, "the list is empty", v)
+            return _MISSING
+        if k.kind == "floats" and (k.low is not None or k.high is not None):
+            bad = [x for x in v if not _in_range(k, float(x))]
+            if bad:
+                c.add(key, f"{bad!r} outside {_range_text(k)} (in {v!r})", v)
+                return _MISSING
+        if k.kind == "strs" and k.choices is not None:
+            bad = [x for x in v if x not in k.choices]
+            if bad:
+                listed = ", ".join(map(repr, k.choices))
+                c.add(key, f"{bad!r} not among {listed}", v)
+                return _MISSING
+        if len(set(v)) != len(v):
+            c.add(key, f"{v!r} repeats a value", v)
+            return _MISSING
+        return tuple(float(x) for x in v) if k.kind == "floats" else tuple(v)
+    if k.kind == "float":
+        return float(v)
+    return v
+
+
+_MISSING = object()
+
+
+def _section(
+    raw: Any,
+    name: str,
+    keys: Sequence[Key],
+    c: _Collector,
+    base: Path,
+    *,
+    prefix: str | None = None,
+    model_type: str | None = None,
+) -> dict[str, Any]:
+    """Check one table's keys; return the converted values that passed."""
+    prefix = prefix or name
+    if not isinstance(raw, Mapping):
+        c.add(prefix, f"must be a table ([{prefix}]); got {raw!r}", raw)
+        return {}
+    known = {k.name: k for k in keys}
+    out: dict[str, Any] = {}
+    for key, v in raw.items():
+        k = known.get(key)
+        if k is None:
+            valid = ", ".join(sorted(known))
+            c.add(f"{prefix}.{key}", f"unknown key (valid keys: {valid})", v)
+            continue
+        if k.applies is not None and model_type is not None and k.applies != model_type:
+            c.add(
+                f"{prefix}.{key}",
+                f"applies to {k.applies} models only, not type {model_type!r}",
+                v,
+            )
+            continue
+        value = _check_value(k, v, f"{prefix}.{key}", c, base)
+        if value is not _MISSING:
+            out[key] = value
+    for k in keys:
+        if k.required and k.name not in raw:
+            c.add(f"{prefix}.{k.name}", "is required but missing")
+    return out
+
+
+def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | None:
+    """Build a RunConfig from parsed TOML, collecting every problem in ``c``."""
+    for name in raw:
+        if name not in SCHEMA:
+            valid = ", ".join(f"[{s}]" for s in SCHEMA)
+            c.add(name, f"unknown section (valid sections: {valid})", raw[name])
+    values: dict[str, dict[str, Any]] = {}
+    for name, keys in SCHEMA.items():
+        if name == "models" or name not in raw:
+            continue
+        values[name] = _section(raw[name], name, keys, c, base)
+    if "data" not in raw:
+        c.add("data", "the [data] section is required (visits and subjects tables)")
+
+    models: list[ModelConfig] = []
+    raw_models = raw.get("models", {})
+    if not isinstance(raw_models, Mapping):
+        c.add(
+            "models", f"must be tables [models.<name>]; got {raw_models!r}", raw_models
+        )
+        raw_models = {}
+    for mname, spec in raw_models.items():
+        prefix = f"models.{mname}"
+        if not _MODEL_NAME.fullmatch(mname):
+            c.add(
+                prefix,
+                f"model name {mname!r} must start with a letter and hold only letters, "
+                "digits, '_' or '-' (it names output files)",
+                mname,
+            )
+            continue
+        mtype = spec.get("type") if isinstance(spec, Mapping) else None
+        mtype = mtype if mtype in ("mixed", "bayesian") else None
+        got = _section(
+            spec, "models", SCHEMA["models"], c, base, prefix=prefix, model_type=mtype
+        )
+        if mtype == "mixed" and "formula" not in got and isinstance(spec, Mapping):
+            if "formula" not in spec:
+                c.add(
+                    f"{prefix}.formula",
+                    "is required for a mixed model, e.g. 'alsfrs_r_total ~ months + "
+                    "(months | subject_id)'",
+                )
+        if "type" in got:
+            models.append(ModelConfig(name=mname, **got))
+
+    names = [m.name for m in models]
+    fc = values.get("forecast", {})
+    for key in ("models",):
+        for ref in fc.get(key) or ():
+            if ref not in names:
+                c.add(
+                    f"forecast.{key}",
+                    f"{ref!r} is not a model in [models] ({names})",
+                    ref,
+                )
+    dc = values.get("design", {})
+    ref = dc.get("model")
+    if ref is not None:
+        m = next((m for m in models if m.name == ref), None)
+        if m is None:
+            c.add("design.model", f"{ref!r} is not a model in [models] ({names})", ref)
+        elif m.type != "mixed":
+            c.add(
+                "design.model",
+                f"{ref!r} is a {m.type} model; the design needs a mixed model with a "
+                "random intercept and slope",
+                ref,
+            )
+    dv = values.get("design", {})
+    if "retention" in dv:
+        vm = dv.get("visit_months", DesignConfig.visit_months)
+        if len(dv["retention"]) != len(vm):
+            c.add(
+                "design.retention",
+                f"has {len(dv['retention'])} values for {len(vm)} visits "
+                "(design.visit_months)",
+                list(dv["retention"]),
+            )
+    data = values.get("data", {})
+    if data.get("imaging") is not None and "imaging" in values:
+        c.add(
+            "data.imaging",
+            "give either an imaging-features table (data.imaging) or NIfTI inputs "
+            "([imaging] root and atlas), not both",
+            str(data["imaging"]),
+        )
+    if "visits" not in data or "subjects" not in data:
+        return None
+    img = values.get("imaging")
+    imaging = ImagingConfig(**img) if img and "root" in img and "atlas" in img else None
+    return RunConfig(
+        data=DataConfig(**data),
+        run=RunSettings(**{"out": base / "output", **values.get("run", {})}),
+        imaging=imaging,
+        models=tuple(models),
+        forecast=ForecastConfig(**values.get("forecast", {})),
+        design=DesignConfig(**values.get("design", {})),
+        biomarkers=BiomarkersConfig(**values.get("biomarkers", {})),
+        report=ReportConfig(**values.get("report", {})),
+    )
+
+
+def parse_config(
+    path: str | os.PathLike[str],
+) -> tuple[RunConfig | None, list[Problem]]:
+    """Read a config file; return the config (None if unusable) and its problems."""
+    path = Path(path)
+    c = _Collector(str(path.resolve()))
+    if not path.is_file():
+        c.add("config", f"the config file {str(path)!r} does not exist", str(path))
+        return None, c.problems
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        c.problems.append(
+            Problem(f"not valid TOML: {exc}", rule="config", source=str(path))
+        )
+        return None, c.problems
+    config = _parse(raw, path.resolve().parent, c)
+    if config is not None:
+        config = _replace(config, path=path.resolve())
+    return config, c.problems
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    """Read and check a run configuration (TOML).
+
+    Paths are taken relative to the config file's folder.  Every problem is collected
+    first: unknown sections and keys, wrong types, values out of range or not among
+    the choices, required keys missing, model references that name no model, and
+    input paths that do not exist.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.toml`` file.  Sections: ``[run]``, ``[data]``, ``[imaging]``,
+        ``[models.<name>]``, ``[forecast]``, ``[design]``, ``[biomarkers]``,
+        ``[report]`` (see :data:`SCHEMA` or the README's config reference).
+
+    Returns
+    -------
+    RunConfig
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem, each naming its key and value.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "v.csv").write_text("subject_id,months,alsfrs_r_total\\nP1,0,40\\n")
+    >>> _ = (d / "s.csv").write_text("subject_id,group\\nP1,als\\n")
+    >>> _ = (d / "run.toml").write_text('''
+    ... [data]
+    ... visits = "v.csv"
+    ... subjects = "s.csv"
+    ... [models.lmm]
+    ... type = "mixed"
+    ... formula = "alsfrs_r_total ~ months + (months | subject_id)"
+    ... ''')
+    >>> cfg = load_config(d / "run.toml")
+    >>> cfg.models[0].name, cfg.data.visits.name, cfg.forecast.horizons
+    ('lmm', 'v.csv', (6.0, 12.0))
+    >>> _ = (d / "bad.toml").write_text('[data]\\nvisits = "none.csv"\\nsubjects = 3\\n')
+    >>> load_config(d / "bad.toml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    alsprog.report._config.ConfigError: .../bad.toml: 2 problems
+      key data.visits: 'none.csv' does not exist (looked for .../none.csv)
+      key data.subjects: 3 is not a path
+    """
+    config, problems = parse_config(path)
+    if problems or config is None:
+        raise ConfigError(problems, source=str(Path(path).resolve()))
+    return config
+
+
+# ------------------------------------------------------------------ dumping
+def _dump_fields(obj: Any, skip: Sequence[str] = ()) -> list[str]:
+    lines = []
+    for f in fields(obj):
+        if f.name in skip:
+            continue
+        v = getattr(obj, f.name)
+        if v is None:
+            continue
+        lines.append(f"{f.name} = {_toml_value(v)}")
+    return lines
+
+
+def dump_config(config: RunConfig, *, relative_to: Path | None = None) -> str:
+    """The config as TOML, every key written (defaults included).
+
+    Parameters
+    ----------
+    config : RunConfig
+    relative_to : pathlib.Path, optional
+        Write paths under this folder relative to it (for a config that travels
+        with its inputs).
+
+    Returns
+    -------
+    str
+        TOML text that :func:`load_config` reads back to an equal config.
+    """
+
+    def rel(obj: Any) -> Any:
+        if relative_to is None or not is_dataclass(obj):
+            return obj
+        changes = {}
+        for f in fields(obj):
+            v = getattr(obj, f.name)
+            if isinstance(v, Path):
+                try:
+                    changes[f.name] = Path(os.path.relpath(v, relative_to))
+                except ValueError:  # another drive (Windows)
+                    pass
+        return _replace(obj, **changes) if changes else obj
+
+    parts = [
+        "# alsprog run configuration (every key; see the README's config reference)"
+    ]
+    for name in ("run", "data", "imaging"):
+        section = getattr(config, name)
+        if section is None:
+            continue
+        parts += ["", f"[{name}]", *_dump_fields(rel(section))]
+    for m in config.models:
+        skip = ["name"]
+        skip += [
+            k.name
+            for k in SCHEMA["models"]
+            if k.applies is not None and k.applies != m.type
+        ]
+        parts += ["", f"[models.{m.name}]", *_dump_fields(m, skip)]
+    for name in ("forecast", "design", "biomarkers", "report"):
+        parts += ["", f"[{name}]", *_dump_fields(getattr(config, name))]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,274 @@
+"""The demo: the embedded synthetic cohort through the whole pipeline.
+
+Owns: :func:`write_demo_inputs` (simulate a cohort with NIfTI volumes and write it,
+with a run config, into a folder) and :func:`run_demo` (that, then :func:`run`).
+Leaves: the simulation to :mod:`alsprog.simulate`, everything else to
+:func:`alsprog.report.run`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from alsprog.report._run import STAGES, RunResult, StageCallback, run
+
+__all__ = ["run_demo", "write_demo_inputs"]
+
+#: The simulated imaging features (the NIfTI maps also hold background regions).
+DEMO_FEATURES = (
+    "fa_cst_left",
+    "fa_cst_right",
+    "fa_cc_motor",
+    "md_cst_left",
+    "md_cst_right",
+    "thickness_precentral_left",
+    "thickness_precentral_right",
+    "thickness_cuneus_left",
+)
+
+_HEAD = """\
+# alsprog demo: the embedded synthetic cohort ({n_patients} ALS patients, {n_controls}
+# healthy controls, seed {seed}), simulated with NIfTI maps so that the imaging stage
+# extracts its features for real.  Run it again with `alsprog run config.toml`.
+
+[run]
+title = "alsprog demo: synthetic ALS cohort"
+seed = {seed}
+n_jobs = {n_jobs}
+inputs = "link"
+
+[data]
+visits = "visits.csv"
+subjects = "subjects.csv"
+outcome = "alsfrs_r_total"
+time = "months"
+
+[imaging]
+root = "derivatives"
+atlas = "derivatives/atlas/atlas-alsprogsim_dseg.nii.gz"
+stats = ["mean"]
+"""
+
+#: The demo's models, by name.
+DEMO_MODELS = {
+    "lmm": """
+[models.lmm]
+type = "mixed"
+formula = "alsfrs_r_total ~ months * onset_site + (months | subject_id)"
+""",
+    "bayes_linear": """
+[models.bayes_linear]
+type = "bayesian"
+kind = "linear"
+formula = "alsfrs_r_total ~ months * onset_site"
+chains = {chains}
+draws = {draws}
+tune = {draws}
+""",
+    "bayes_sigmoid": """
+[models.bayes_sigmoid]
+type = "bayesian"
+kind = "sigmoid"
+formula = "alsfrs_r_total ~ onset_site"
+chains = {chains}
+draws = {draws}
+tune = {draws}
+""",
+}
+
+_TAIL = """
+[forecast]
+history_months = 3
+horizons = [6, 12]
+test_fraction = 0.2
+models = [{backtest_models}]
+n_patients = 4
+
+[design]
+slowing = [0.25, 0.3, 0.5]
+visit_months = [0, 3, 6, 9, 12]
+n_sims = {n_sims}
+
+[biomarkers]
+features = [{features}]
+harmonize = "combat"
+cv = "subject"
+n_permutations = {n_permutations}
+n_bootstrap = {n_bootstrap}
+
+[report]
+n_subjects = 4
+n_features = 4
+"""
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def write_demo_inputs(
+    folder: str | os.PathLike[str],
+    *,
+    n_patients: int = 200,
+    n_controls: int = 60,
+    seed: int = 2026,
+    chains: int = 2,
+    draws: int = 500,
+    n_sims: int = 200,
+    n_permutations: int = 30,
+    n_bootstrap: int = 300,
+    n_jobs: int = -1,
+    models: Sequence[str] = ("lmm", "bayes_linear", "bayes_sigmoid"),
+    backtest_models: Sequence[str] | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Simulate the demo cohort with NIfTI maps and write it with a run config.
+
+    Parameters
+    ----------
+    folder : path
+        Created if missing; receives ``visits.csv``, ``subjects.csv``, ``truth.csv``,
+        ``derivatives/`` (BIDS derivatives and atlas) and ``config.toml``.
+    n_patients, n_controls : int, default 200, 60
+        Cohort size.
+    seed : int, default 2026
+        Seed of the cohort, the maps and the run.
+    chains, draws : int, default 2, 500
+        Sampling of the Bayesian models (``tune`` = ``draws``).
+    n_sims : int, default 200
+        Simulated trials per slowing in the design stage.
+    n_permutations, n_bootstrap : int, default 30, 300
+        Classifier permutation test and bootstrap.
+    n_jobs : int, default -1
+        Workers for the NIfTI writing and the parallel stages.
+    models : sequence of str, default ("lmm", "bayes_linear", "bayes_sigmoid")
+        Which of the demo's models to fit (:data:`DEMO_MODELS`).
+    backtest_models : sequence of str, optional
+        Models refitted in the backtest (default: ``lmm`` and ``bayes_linear``
+        when fitted).
+    progress : bool or None
+        Progress bar of the NIfTI writing.
+
+    Returns
+    -------
+    pathlib.Path
+        The config file.
+    """
+    from alsprog.data import write_table
+    from alsprog.simulate import simulate_cohort, write_nifti
+
+    unknown = [m for m in models if m not in DEMO_MODELS]
+    if unknown or not models:
+        raise ValueError(
+            f"`models` must name some of {', '.join(DEMO_MODELS)}; got {list(models)!r}."
+        )
+    if backtest_models is None:
+        backtest_models = [m for m in ("lmm", "bayes_linear") if m in models]
+    bad = [m for m in backtest_models if m not in models]
+    if bad:
+        raise ValueError(
+            f"`backtest_models` must be among `models` {list(models)!r}; got {bad!r}."
+        )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cohort = simulate_cohort(n_patients, n_controls=n_controls, seed=seed)
+    for name in ("visits", "subjects", "truth"):
+        write_table(getattr(cohort, name), folder / f"{name}.csv")
+    write_nifti(
+        cohort, folder / "derivatives", seed=seed, n_jobs=n_jobs, progress=progress
+    )
+    values = dict(
+        n_patients=n_patients,
+        n_controls=n_controls,
+        seed=seed,
+        n_jobs=n_jobs,
+        chains=chains,
+        draws=draws,
+        n_sims=n_sims,
+        n_permutations=n_permutations,
+        n_bootstrap=n_bootstrap,
+        features=_quoted(DEMO_FEATURES),
+        backtest_models=_quoted(backtest_models),
+    )
+    text = _HEAD.format(**values)
+    text += "".join(DEMO_MODELS[m].format(**values) for m in models)
+    text += _TAIL.format(**values)
+    config = folder / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def run_demo(
+    out: str | os.PathLike[str],
+    *,
+    n_patients: int = 200,
+    n_controls: int = 60,
+    seed: int = 2026,
+    progress: bool | None = None,
+    on_stage: StageCallback | None = None,
+    **settings: Any,
+) -> RunResult:
+    """Simulate the embedded cohort (with NIfTI maps) and run the pipeline on it.
+
+    The cohort is written to a work folder beside ``out`` (removed afterwards); the
+    run keeps it in ``out/inputs/`` (hard links), with ``out/config.toml`` to repeat
+    the run.
+
+    Parameters
+    ----------
+    out : path
+        Output folder (see :func:`run`).
+    n_patients, n_controls, seed : int
+        The cohort (default 200 patients, 60 controls, seed 2026).
+    progress : bool or None
+        Progress bars.
+    on_stage : callable, optional
+        As in :func:`run`; the simulation is stage 1 of ``len(STAGES) + 1``.
+    **settings
+        Passed to :func:`write_demo_inputs` (``chains``, ``draws``, ``n_sims``,
+        ``n_permutations``, ``n_bootstrap``, ``n_jobs``, ``models``,
+        ``backtest_models``).
+
+    Returns
+    -------
+    RunResult
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = len(STAGES) + 1
+    if on_stage is not None:
+        on_stage(
+            1,
+            n,
+            "simulate",
+            f"{n_patients} ALS patients and {n_controls} controls with NIfTI maps "
+            f"(seed {seed})",
+        )
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.work-"))
+    try:
+        t0 = time.perf_counter()
+        config = write_demo_inputs(
+            work,
+            n_patients=n_patients,
+            n_controls=n_controls,
+            seed=seed,
+            progress=progress,
+            **settings,
+        )
+
+        def shifted(i: int, total: int, stage: str, msg: str) -> None:
+            if on_stage is not None:
+                on_stage(i + 1, total + 1, stage, msg)
+
+        simulate_seconds = time.perf_counter() - t0
+        result = run(config, out, progress=progress, on_stage=shifted)
+        result.stage_seconds = {"simulate": simulate_seconds, **result.stage_seconds}
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,433 @@
+"""The schema of a run config: every section and key with its type, default, range
+and meaning.
+
+Owns: :data:`SCHEMA` (read by :mod:`alsprog.report._config` to check a config) and
+:func:`config_reference` (the README's config reference is this function's output, so
+the documentation cannot drift from the checks).
+Leaves: parsing and the dataclasses to :mod:`alsprog.report._config`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["SCHEMA", "Key", "config_reference"]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its type, default, allowed values and meaning."""
+
+    name: str
+    kind: str  # str, path, int, float, bool, floats, strs, cv
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    required: bool = False
+    applies: str | None = None  # models only: "mixed" or "bayesian"
+
+
+_TYPE_TEXT = {
+    "str": "string",
+    "path": "path",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "floats": "list of numbers",
+    "strs": "list of strings",
+    "cv": "string or integer",
+}
+
+#: Every section and key of a run config, in documentation order.
+SCHEMA: dict[str, tuple[Key, ...]] = {
+    "run": (
+        Key("title", "str", "alsprog analysis", "Title of the report."),
+        Key("seed", "int", 2026, "Seed of every random step (>= 0).", low=0),
+        Key(
+            "out",
+            "path",
+            "output",
+            "Output folder (`--out` overrides it); replaced atomically.",
+        ),
+        Key(
+            "n_jobs",
+            "int",
+            1,
+            "joblib workers for parallel steps (-1 = all cores).",
+            low=-1,
+        ),
+        Key(
+            "inputs",
+            "str",
+            "copy",
+            "How the inputs are kept in `OUT/inputs/`: `copy`, `link` (hard links, "
+            "copies across file systems) or `none` (the config points at the originals).",
+            choices=("copy", "link", "none"),
+        ),
+    ),
+    "data": (
+        Key("visits", "path", None, "Visits table (CSV/TSV/Parquet).", required=True),
+        Key("subjects", "path", None, "Subjects table.", required=True),
+        Key(
+            "imaging",
+            "path",
+            None,
+            "Imaging-features table (one row per subject x session); or use `[imaging]`.",
+        ),
+        Key(
+            "window_days",
+            "float",
+            45.0,
+            "Largest scan-to-visit distance when joining imaging to visits (days).",
+            low=0,
+        ),
+        Key("outcome", "str", "alsfrs_r_total", "Outcome column of the models."),
+        Key("time", "str", "months", "Time column of the linear models."),
+    ),
+    "imaging": (
+        Key(
+            "root",
+            "path",
+            None,
+            "BIDS-derivatives folder of NIfTI maps, or a manifest CSV.",
+            required=True,
+        ),
+        Key("atlas", "path", None, "Label atlas (.nii/.nii.gz).", required=True),
+        Key("labels", "path", None, "Lookup table (default: the atlas's .tsv)."),
+        Key(
+            "stats",
+            "strs",
+            ["mean"],
+            "ROI statistics.",
+            choices=("mean", "median", "std", "count", "volume", "trimmed_mean"),
+        ),
+        Key(
+            "metrics",
+            "strs",
+            None,
+            'Keep only these metrics (default all), e.g. `["fa"]`.',
+        ),
+    ),
+    "models": (
+        Key(
+            "type",
+            "str",
+            None,
+            "`mixed` (REML mixed model) or `bayesian` (PyMC, sampled by numpyro).",
+            choices=("mixed", "bayesian"),
+            required=True,
+        ),
+        Key(
+            "formula",
+            "str",
+            None,
+            "lme4-style formula; mixed: required, with `(time | subject_id)`; "
+            "bayesian: fixed part (default `outcome ~ months` or `outcome ~ 1`).",
+        ),
+        Key(
+            "kind",
+            "str",
+            "linear",
+            "Bayesian trajectory: `linear` or `sigmoid` (D50).",
+            choices=("linear", "sigmoid"),
+            applies="bayesian",
+        ),
+        Key(
+            "time",
+            "str",
+            None,
+            "Time column (default `data.time`; `months_since_onset` for sigmoid).",
+        ),
+        Key("reml", "bool", True, "REML (true) or ML.", applies="mixed"),
+        Key(
+            "likelihood",
+            "str",
+            "normal",
+            "Residual distribution.",
+            choices=("normal", "student_t"),
+            applies="bayesian",
+        ),
+        Key("chains", "int", 4, "Markov chains.", low=1, applies="bayesian"),
+        Key("draws", "int", 1000, "Kept draws per chain.", low=1, applies="bayesian"),
+        Key("tune", "int", 1000, "Tuning draws per chain.", low=0, applies="bayesian"),
+        Key(
+            "sampler",
+            "str",
+            "numpyro",
+            "NUTS implementation.",
+            choices=("numpyro", "nutpie", "pymc"),
+            applies="bayesian",
+        ),
+        Key(
+            "target_accept",
+            "float",
+            0.8,
+            "NUTS target acceptance rate.",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+            applies="bayesian",
+        ),
+    ),
+    "forecast": (
+        Key("enabled", "bool", True, "Run the forecast stage."),
+        Key(
+            "history_months",
+            "float",
+            3.0,
+            "Months of a new patient's visits a forecast starts from.",
+            low=0,
+        ),
+        Key(
+            "horizons",
+            "floats",
+            [6.0, 12.0],
+            "Forecast horizons (months).",
+            low=0,
+            low_open=True,
+        ),
+        Key(
+            "test_fraction",
+            "float",
+            0.2,
+            "Fraction of patients held out in the backtest.",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        ),
+        Key(
+            "level",
+            "float",
+            0.9,
+            "Prediction interval coverage.",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        ),
+        Key(
+            "models",
+            "strs",
+            None,
+            "Models (names in `[models]`) to backtest (default all).",
+        ),
+        Key(
+            "baselines",
+            "strs",
+            ["delta_fs", "patient_ols", "random_forest"],
+            "Baselines in the backtest.",
+            choices=("delta_fs", "patient_ols", "random_forest"),
+        ),
+        Key(
+            "n_patients",
+            "int",
+            4,
+            "Patients held out of the model fits and shown in forecast fan charts.",
+            low=0,
+        ),
+    ),
+    "design": (
+        Key("enabled", "bool", True, "Run the trial-design stage."),
+        Key(
+            "model",
+            "str",
+            None,
+            "Mixed model (name in `[models]`) giving the variance components; default: "
+            "`outcome ~ time + (time | subject_id)` fitted to the patients.",
+        ),
+        Key(
+            "slowing",
+            "floats",
+            [0.25, 0.3, 0.5],
+            "Fractional slowings of the mean slope.",
+            low=0,
+            high=1,
+            low_open=True,
+        ),
+        Key(
+            "visit_months",
+            "floats",
+            [0.0, 3.0, 6.0, 9.0, 12.0],
+            "Visit schedule of the planned trial.",
+            low=0,
+        ),
+        Key(
+            "power",
+            "float",
+            0.8,
+            "Target power.",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        ),
+        Key(
+            "alpha",
+            "float",
+            0.05,
+            "Two-sided type I error.",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        ),
+        Key(
+            "methods",
+            "strs",
+            ["edland"],
+            "Sample-size formulas.",
+            choices=("edland", "diggle", "liu_liang"),
+        ),
+        Key(
+            "retention",
+            "floats",
+            None,
+            "Fraction observed at each visit (1 first).",
+            low=0,
+            high=1,
+        ),
+        Key(
+            "n_sims",
+            "int",
+            200,
+            "Simulated trials checking the power at each analytic size (0 = none).",
+            low=0,
+        ),
+    ),
+    "biomarkers": (
+        Key("enabled", "bool", True, "Run the imaging-biomarker stage."),
+        Key(
+            "features",
+            "strs",
+            None,
+            "Feature names or patterns (`fa_*`); default all imaging columns.",
+        ),
+        Key(
+            "estimator",
+            "str",
+            "logistic",
+            "Classifier.",
+            choices=("logistic", "svm", "rf"),
+        ),
+        Key(
+            "harmonize",
+            "str",
+            "combat",
+            "Site harmonisation inside each training fold.",
+            choices=("combat", "none"),
+        ),
+        Key(
+            "cv",
+            "cv",
+            "subject",
+            "`subject`, `site` (leave-site-out) or a number of folds.",
+        ),
+        Key(
+            "n_permutations",
+            "int",
+            200,
+            "Label permutations for the AUC p-value.",
+            low=0,
+        ),
+        Key(
+            "n_bootstrap",
+            "int",
+            500,
+            "Subject bootstrap draws for the intervals.",
+            low=1,
+        ),
+    ),
+    "report": (
+        Key(
+            "n_subjects",
+            "int",
+            4,
+            "Patients drawn in the per-patient trajectories.",
+            low=1,
+            high=24,
+        ),
+        Key("n_features", "int", 4, "Imaging features drawn by group.", low=1, high=12),
+        Key(
+            "level",
+            "float",
+            0.9,
+            "Band coverage of trajectories.",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        ),
+    ),
+}
+
+Statistic = Literal["mean", "median", "std", "count", "volume", "trimmed_mean"]
+Method = Literal["edland", "diggle", "liu_liang"]
+
+
+def _range_text(k: Key) -> str:
+    lo = "(" if k.low_open else "["
+    hi = ")" if k.high_open else "]"
+    low = "-inf" if k.low is None else f"{k.low:g}"
+    high = "inf" if k.high is None else f"{k.high:g}"
+    return f"{lo}{low}, {high}{hi}"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, Path):
+        return json.dumps(v.as_posix())
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} to TOML")
+
+
+def config_reference() -> str:
+    """The config reference as Markdown tables (one per section), from :data:`SCHEMA`."""
+    out = []
+    for name, keys in SCHEMA.items():
+        head = "[models.NAME]" if name == "models" else f"[{name}]"
+        out += [
+            f"**`{head}`**",
+            "",
+            "| key | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
+        for k in keys:
+            default = (
+                "required"
+                if k.required
+                else ("—" if k.default is None else f"`{_toml_value(k.default)}`")
+            )
+            meaning = k.help
+            if k.choices is not None and "`" not in meaning:
+                which = "Any" if k.kind == "strs" else "One"
+                listed = ", ".join(f"`{c}`" for c in k.choices)
+                meaning += f" {which} of {listed}."
+            if (k.low is not None or k.high is not None) and k.name not in (
+                "seed",
+                "n_jobs",
+            ):
+                meaning += f" In {_range_text(k)}."
+            if k.applies is not None:
+                meaning += f" ({k.applies} only)"
+            meaning = meaning.replace("|", "\\|")
+            out.append(f"| `{k.name}` | {_TYPE_TEXT[k.kind]} | {default} | {meaning} |")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,81 @@
+"""Fan chart and calibration curve draw what the forecast functions computed."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from alsprog.plots import calibration_curve, fan_chart
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_fan_chart_band_starts_at_last_visit_and_shows_later_visits():
+    h = pd.DataFrame(
+        {"subject_id": ["A"] * 2, "months": [0.0, 3.0], "alsfrs_r_total": [40.0, 37.0]}
+    )
+    f = pd.DataFrame(
+        {
+            "subject_id": ["A"] * 3,
+            "months": [6.0, 9.0, 12.0],
+            "median": [35.0, 33.0, 31.0],
+            "lower": [30.0, 27.0, 24.0],
+            "upper": [39.0, 38.0, 37.0],
+        }
+    )
+    a = pd.DataFrame(
+        {
+            "subject_id": ["A"] * 3,
+            "months": [3.0, 6.0, 12.0],
+            "alsfrs_r_total": [37.0, 34.0, 30.0],
+        }
+    )
+    ax = fan_chart(h, f, "A", actual=a)
+    line = ax.get_lines()[0]
+    assert_allclose(line.get_xdata(), [3.0, 6.0, 9.0, 12.0])
+    assert_allclose(line.get_ydata(), [37.0, 35.0, 33.0, 31.0])
+    later = ax.collections[-1].get_offsets()
+    assert_allclose(np.asarray(later)[:, 0], [6.0, 12.0])
+
+
+def test_fan_chart_errors():
+    h = pd.DataFrame({"subject_id": ["A"], "months": [0.0], "alsfrs_r_total": [40.0]})
+    with pytest.raises(ValueError, match="median"):
+        fan_chart(h, pd.DataFrame({"subject_id": ["A"], "months": [6.0]}), "A")
+    f = pd.DataFrame(
+        {
+            "subject_id": ["A"],
+            "months": [6.0],
+            "median": [1.0],
+            "lower": [0.0],
+            "upper": [2.0],
+        }
+    )
+    with pytest.raises(ValueError, match="'Z'"):
+        fan_chart(h, f, "Z")
+
+
+def test_calibration_curve_one_line_per_model():
+    t = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"],
+            "level": [0.5, 0.9, 0.5, 0.9],
+            "coverage": [0.45, 0.88, 0.52, 0.93],
+        }
+    )
+    ax = calibration_curve(t)
+    assert len(ax.get_lines()) == 3
+    assert_allclose(ax.get_lines()[2].get_ydata(), [0.52, 0.93])
+    with pytest.raises(ValueError, match="coverage"):
+        calibration_curve(t.drop(columns="coverage"))

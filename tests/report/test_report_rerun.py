@@ -1,0 +1,123 @@
+"""Runs into existing folders, failed runs, and the `run` / `demo` commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alsprog.cli import main
+from alsprog.report import RunResult, run
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def first_run(_tables, config_writer, tmp_path_factory):
+    """One quick run; the tests below re-run into its folder, in this order."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("rerun")
+    data = folder / "data"
+    shutil.copytree(_tables, data)
+    config = config_writer(data)
+    out = folder / "results"
+    result = run(config, out, progress=False)
+    return config, out, result
+
+
+def test_quick_run_writes_the_report(first_run):
+    _, out, result = first_run
+    assert result.report == out / "report.html" and result.report.is_file()
+    assert result.n_figures >= 4  # cohort, trajectories, fan charts, power...
+    assert "biomarkers" in result.notes  # disabled, and said so
+    text = (out / "report.html").read_text()
+    assert "disabled in the config" in text
+
+
+def test_failed_rerun_keeps_the_earlier_results_intact(first_run, monkeypatch):
+    from alsprog.report import _stages
+
+    config, out, _ = first_run
+    before = _snapshot(out)
+
+    def boom(state):
+        raise RuntimeError("simulated crash in the design stage")
+
+    monkeypatch.setattr(_stages, "stage_design", boom)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(config, out, progress=False)
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(["results", "data"])
+
+
+def test_rerun_in_place_from_the_saved_config(first_run):
+    _, out, _ = first_run
+    old_table = (out / "table.csv").read_bytes()
+    result = run(out / "config.toml", progress=False)  # run.out = "." in the copy
+    assert result.out.resolve() == out.resolve()
+    assert (out / "table.csv").read_bytes() == old_table  # same inputs, same seed
+    assert (out / "inputs" / "visits.csv").is_file()
+
+
+def test_rerun_replaces_the_folder_atomically(first_run):
+    config, out, _ = first_run
+    (out / "stale.txt").write_text("from an older version")
+    run(config, out, progress=False)
+    assert not (out / "stale.txt").exists()
+    assert (out / "report.html").is_file()
+
+
+def test_cli_run(make_config, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["--no-progress", "run", str(make_config()), "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert f"report: {out / 'report.html'}" in cap.out
+    assert "[1/9] check: config, input paths, tables and formulas" in cap.err
+    assert "[4/9] models:" in cap.err
+
+
+def test_cli_run_lists_problems_and_exits_1(make_config, tmp_path, capsys):
+    config = make_config(
+        data='visits = "visits.csv"\nsubjects = "subjects.csv"\nimaging = "mri.csv"',
+        models__lmm='type = "mixed"\nformula = "alsfrs_r_total ~ dose + (1 | subject_id)"',
+    )
+    assert main(["run", str(config), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "alsprog: error:" in err and "2 problems" in err
+    assert "key data.imaging: 'mri.csv' does not exist" in err
+    assert "unknown column(s) 'dose'" in err
+
+
+def test_cli_run_check(make_config, capsys, tmp_path):
+    assert (
+        main(["run", str(make_config()), "--check", "--out", str(tmp_path / "x")]) == 0
+    )
+    assert "no problems (1 models)" in capsys.readouterr().out
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_demo_passes_its_options(monkeypatch, tmp_path, capsys):
+    import alsprog.report
+
+    seen = {}
+
+    def fake_demo(out, **kwargs):
+        seen.update(kwargs, out=out)
+        kwargs["on_stage"](1, 10, "simulate", "pretending")
+        return RunResult(out=Path(out), report=Path(out) / "report.html", n_figures=8)
+
+    monkeypatch.setattr(alsprog.report, "run_demo", fake_demo)
+    args = ["demo", "--out", str(tmp_path / "d"), "--n-patients", "40", "--draws", "50"]
+    assert main(args) == 0
+    assert seen["n_patients"] == 40 and seen["draws"] == 50 and seen["n_controls"] == 60
+    assert seen["progress"] is None
+    cap = capsys.readouterr()
+    assert "[1/10] simulate: pretending" in cap.err
+    assert "report: " in cap.out
