@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "AlsprogError",
     "AlsprogWarning",
+    "ConfigError",
     "ConvergenceError",
     "ConvergenceWarning",
     "DataValidationError",
@@ -155,6 +156,15 @@ class DataValidationError(AlsprogError, ValueError):
         for err in errors:
             problems.extend(err.problem_list)
         return cls(problems, source=source)
+
+
+class ConfigError(DataValidationError):
+    """A run configuration, or the inputs it names, has one or more problems.
+
+    Every problem (config keys, input paths, input tables, formulas naming unknown
+    columns) is collected before anything is fitted and listed in one message;
+    ``.problems`` holds them as a DataFrame.
+    """
 
 
 class ModelSpecificationError(AlsprogError, ValueError):

@@ -43,12 +43,14 @@ def pool(results: pd.DataFrame) -> pd.DataFrame:
         return pd.Series(
             {
                 "n": n.sum(),
-                "rmse": np.sqrt(np.sum(d["rmse"] ** 2 * n) / n.sum()),
-                "bias": np.sum(d["bias"] * n) / n.sum(),
-                "coverage": np.sum(d["coverage"] * n) / n.sum(),
-                "width": np.sum(d["width"] * n) / n.sum(),
-                "crps": np.sum(d["crps"] * n) / n.sum(),
-                "slope_rmsd": np.sqrt(np.sum(d["slope_rmsd"] ** 2 * sn) / sn.sum()),
+                "rmse": np.sqrt(np.sum(d["rmse"].to_numpy() ** 2 * n) / n.sum()),
+                "bias": np.sum(d["bias"].to_numpy() * n) / n.sum(),
+                "coverage": np.sum(d["coverage"].to_numpy() * n) / n.sum(),
+                "width": np.sum(d["width"].to_numpy() * n) / n.sum(),
+                "crps": np.sum(d["crps"].to_numpy() * n) / n.sum(),
+                "slope_rmsd": np.sqrt(
+                    np.sum(d["slope_rmsd"].to_numpy() ** 2 * sn) / sn.sum()
+                ),
                 "seconds": d["seconds"].mean(),
             }
         )

@@ -144,12 +144,23 @@ def history_features(
 
 
 class _LineBaseline(BaseEstimator):
-    """Shared machinery: a straight line from the last visit, calibrated bands."""
+    """Shared machinery: a straight line from the last visit, calibrated bands.
 
-    outcome: str
-    subject: str
-    history_months: float
-    tol_months: float
+    The parameters shared by the ΔFS and per-patient baselines are set here.
+    """
+
+    def __init__(
+        self,
+        *,
+        history_months: float = 3.0,
+        tol_months: float = 0.5,
+        outcome: str = "alsfrs_r_total",
+        subject: str = "subject_id",
+    ) -> None:
+        self.history_months = history_months
+        self.tol_months = tol_months
+        self.outcome = outcome
+        self.subject = subject
 
     # -- to be provided: per-subject (anchor value, anchor time, slope)
     def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
@@ -367,22 +378,6 @@ class DeltaFSBaseline(_LineBaseline):
     (10, ['subject_id', 'months', 'mean', 'median'])
     """
 
-    def __init__(
-        self,
-        *,
-        history_months: float = 3.0,
-        tol_months: float = 0.5,
-        outcome: str = "alsfrs_r_total",
-        subject: str = "subject_id",
-    ) -> None:
-        self.history_months = history_months
-        self.tol_months = tol_months
-        self.outcome = outcome
-        self.subject = subject
-
-    def _needs(self) -> list[str]:
-        return []
-
     def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
         f = history_features(history, outcome=self.outcome, subject=self.subject)
         if "delta_fs" in f.columns:
@@ -439,19 +434,6 @@ class PatientOLSBaseline(_LineBaseline):
     >>> round(b.mean_slope_, 2) < 0
     True
     """
-
-    def __init__(
-        self,
-        *,
-        history_months: float = 3.0,
-        tol_months: float = 0.5,
-        outcome: str = "alsfrs_r_total",
-        subject: str = "subject_id",
-    ) -> None:
-        self.history_months = history_months
-        self.tol_months = tol_months
-        self.outcome = outcome
-        self.subject = subject
 
     def _fit_point(self, train: pd.DataFrame, rng: np.random.Generator) -> None:
         slopes = window_slopes(

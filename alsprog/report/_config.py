@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from alsprog.errors import DataValidationError, Problem
+from alsprog.errors import ConfigError, Problem
 from alsprog.report._schema import (
     _TYPE_TEXT,
     SCHEMA,
@@ -44,15 +44,6 @@ __all__ = [
     "dump_config",
     "load_config",
 ]
-
-
-class ConfigError(DataValidationError):
-    """A run configuration, or the inputs it names, has one or more problems.
-
-    Every problem (config keys, input paths, input tables, formulas naming unknown
-    columns) is collected before anything is fitted and listed in one message;
-    ``.problems`` holds them as a DataFrame.
-    """
 
 
 _MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
@@ -537,7 +528,7 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     >>> load_config(d / "bad.toml")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    alsprog.report._config.ConfigError: .../bad.toml: 2 problems
+    alsprog.errors.ConfigError: .../bad.toml: 2 problems
       key data.visits: 'none.csv' does not exist (looked for .../none.csv)
       key data.subjects: 3 is not a path
     """
