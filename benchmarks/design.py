@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _timing import time_median
 
 from alsprog.design import TrialDesign, simulate_power
 from alsprog.design._simulate import _simulate_chunk, _Spec
@@ -41,15 +40,6 @@ def _trial_frame(chunk, i, times):
         }
     )
     return df[chunk.mask[i].ravel().astype(bool)]
-
-
-def _median_time(fn, repeats):
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return statistics.median(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     simulate_power(design, 300, n_sims=50, seed=0, n_jobs=1, progress=False)  # warm-up
     for n_jobs in (1, -1):
-        sec = _median_time(
+        sec = time_median(
             lambda nj=n_jobs: simulate_power(
                 design, 300, n_sims=n_sims, seed=2, n_jobs=nj, progress=False
             ),
@@ -131,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 _trial_frame(chunk, i, times)
             )
 
-    sec = _median_time(per_trial_lmm, repeats)
+    sec = time_median(per_trial_lmm, repeats)
     rows.append(
         {
             "tool": "alsprog LinearMixedModel per trial",
@@ -153,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         re_formula="~months",
                     ).fit(reml=True)
 
-        sec = _median_time(per_trial_sm, 1)
+        sec = time_median(per_trial_sm, 1)
         rows.append(
             {
                 "tool": "statsmodels MixedLM per trial",

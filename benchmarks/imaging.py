@@ -30,7 +30,6 @@ import csv
 import importlib.util
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -42,6 +41,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _timing import time_median  # noqa: E402
 
 from alsprog.imaging import extract_roi_features  # noqa: E402
 
@@ -110,15 +111,6 @@ def run_alsprog(atlas: Path, manifest: pd.DataFrame, n_jobs: int) -> np.ndarray:
     return features.drop(
         columns=["subject_id", "session", "acquisition_date"]
     ).to_numpy()
-
-
-def time_median(fn, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,6 +50,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _timing import time_median  # noqa: E402
+
 from alsprog.models import LinearMixedModel  # noqa: E402
 
 FORMULA = "alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id)"
@@ -134,16 +136,6 @@ def max_rel_diff(a: dict, b: dict) -> float:
     if b.get("criterion") is not None:
         out.append(abs(a["criterion"] - b["criterion"]) / abs(b["criterion"]))
     return float(max(out))
-
-
-def time_median(fn, repeats: int) -> float:
-    fn()  # warm-up
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def fit_alsprog(df: pd.DataFrame) -> LinearMixedModel:

@@ -65,8 +65,10 @@ def _prepare(
     clf: ImagingClassifier,
     subject: str,
     site: str,
-    need_site: bool,
+    cv: Any,
 ) -> _Data:
+    """Check the table against the classifier and ``cv``; the arrays to split."""
+    need_site = cv == "site" or clf.harmonize is not None
     if not isinstance(table, pd.DataFrame):
         raise ModelSpecificationError(
             f"`table` must be a pandas DataFrame; got {type(table).__name__}."
@@ -122,9 +124,11 @@ def _prepare(
                 ],
                 source="evaluate_classifier",
             )
-    return _Data(
+    data = _Data(
         df, y, df[subject].to_numpy(dtype=object), sites, features, pos, y == pos
     )
+    _check_cv(data, cv)
+    return data
 
 
 def _splits(
@@ -486,9 +490,8 @@ def evaluate_classifier(
         clf=clf,
         subject=subject,
         site=site,
-        need_site=cv == "site" or clf.harmonize is not None,
+        cv=cv,
     )
-    _check_cv(data, cv)
     if data.sites is not None:
         check_site_confounding(data.sites, data.y, stacklevel=3)
         check_harmonized_before_split(
@@ -699,9 +702,8 @@ def learning_curve(
         clf=clf,
         subject=subject,
         site="site",
-        need_site=clf.harmonize is not None,
+        cv=cv,
     )
-    _check_cv(data, cv)
     jobs = []
     for r in range(n_repeats):
         for f, (tr, te) in enumerate(_splits(data, cv, rng)):

@@ -25,7 +25,6 @@ from alsprog.biomarkers._classifier import ImagingClassifier
 from alsprog.biomarkers._evaluate import (
     CVSpec,
     Split,
-    _check_cv,
     _Data,
     _prepare,
     _splits,
@@ -230,9 +229,8 @@ def feature_importance(
         clf=clf,
         subject=subject,
         site=site,
-        need_site=cv == "site" or clf.harmonize is not None,
+        cv=cv,
     )
-    _check_cv(data, cv)
     if cv == "site":
         jobs = [(s, n_repeats) for s in _splits(data, cv, rng)]
     else:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from alsprog.errors import DataValidationError, Problem
 
-__all__ = ["Prepared", "draw_columns", "prepare_history", "shift_time_columns"]
+__all__ = ["Prepared", "prepare_history", "shift_time_columns", "with_draws"]
 
 # columns that advance with the visit time (months) when a row is carried forward;
 # value = how many of the column's units pass per month
@@ -55,15 +55,17 @@ class Prepared:
     first: pd.DataFrame
 
 
-def draw_columns(n: int) -> list[str]:
-    """Names of the predictive-draw columns of a forecast table: ``draw_0``, ...
+def with_draws(table: pd.DataFrame, draws: npt.ArrayLike) -> pd.DataFrame:
+    """``table`` with predictive draws (samples, rows) as columns ``draw_0``, ...
 
     Examples
     --------
-    >>> draw_columns(2)
-    ['draw_0', 'draw_1']
+    >>> with_draws(pd.DataFrame({"mean": [1.0]}), [[0.5], [1.5]]).columns.tolist()
+    ['mean', 'draw_0', 'draw_1']
     """
-    return [f"draw_{i}" for i in range(n)]
+    d = np.asarray(draws, dtype=float)
+    cols = pd.DataFrame(d.T, columns=[f"draw_{i}" for i in range(d.shape[0])])
+    return pd.concat([table.reset_index(drop=True), cols], axis=1)
 
 
 def shift_time_columns(

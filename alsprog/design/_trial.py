@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alsprog._validation import check_interval
+from alsprog._validation import check_interval, check_level
 from alsprog.design._analytic import (
     Method,
     SampleSize,
@@ -96,24 +96,8 @@ class TrialDesign:
             raise e("`mean_slope` must not be 0: there is no decline to slow.")
         check_interval(self.slowing, "slowing", error=e)
         check_interval(self.mean_intercept, "mean_intercept", low=0, high=48, error=e)
-        check_interval(
-            self.alpha,
-            "alpha",
-            low=0,
-            high=1,
-            low_closed=False,
-            high_closed=False,
-            error=e,
-        )
-        check_interval(
-            self.power,
-            "power",
-            low=0,
-            high=1,
-            low_closed=False,
-            high_closed=False,
-            error=e,
-        )
+        check_level(self.alpha, "alpha", error=e)
+        check_level(self.power, "power", error=e)
         check_interval(
             self.allocation_ratio, "allocation_ratio", low=0, low_closed=False, error=e
         )

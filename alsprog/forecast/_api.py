@@ -18,7 +18,7 @@ import pandas as pd
 
 from alsprog._random import as_generator
 from alsprog._validation import check_int, check_is_fitted, check_level
-from alsprog.data._history import Prepared, draw_columns, prepare_history
+from alsprog.data._history import Prepared, prepare_history, with_draws
 
 __all__ = ["forecast", "summarise_draws"]
 
@@ -49,9 +49,7 @@ def _table(
     for k, v in stats.items():
         out[k] = np.asarray(v, dtype=float)
     if draws is not None:
-        out = pd.concat(
-            [out, pd.DataFrame(draws.T, columns=draw_columns(draws.shape[0]))], axis=1
-        )
+        out = with_draws(out, draws)
     return out
 
 
@@ -162,9 +160,12 @@ def forecast(
     level = check_level(level)
     if n_samples is not None:
         n_samples = check_int(n_samples, "n_samples", low=1)
-    predict = getattr(model, "_forecast", None)
-    if predict is not None:  # forecast baselines
-        return predict(history, at_months, level=level, n_samples=n_samples, seed=seed)  # type: ignore[no-any-return]
+    from alsprog.forecast._baselines import _LineBaseline
+
+    if isinstance(model, _LineBaseline):
+        return model.predict(
+            history, at_months, level=level, n_samples=n_samples, seed=seed
+        )
     outcome, subject, covariates = _model_columns(model)
     prep = prepare_history(
         history, at_months, outcome=outcome, covariates=covariates, subject=subject

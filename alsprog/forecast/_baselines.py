@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 
 from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_int, check_interval, check_is_fitted, check_level
-from alsprog.data._history import draw_columns, prepare_history
+from alsprog.data._history import prepare_history, with_draws
 from alsprog.errors import ModelSpecificationError
 
 __all__ = [
@@ -279,20 +279,6 @@ class _LineBaseline(BaseEstimator):
             ``subject_id``, ``months``, ``mean``, ``median``, ``lower``, ``upper``.
         """
         check_is_fitted(self, ["error_variance_"])
-        return self._forecast(
-            history, at_months, level=level, n_samples=n_samples, seed=seed
-        )
-
-    def _forecast(
-        self,
-        history: pd.DataFrame,
-        at_months: Any,
-        *,
-        level: float = 0.9,
-        n_samples: int | None = None,
-        seed: Any = None,
-    ) -> pd.DataFrame:
-        check_is_fitted(self, ["error_variance_"])
         level = check_level(level)
         if n_samples is not None:
             n_samples = check_int(n_samples, "n_samples", low=1)
@@ -331,9 +317,7 @@ class _LineBaseline(BaseEstimator):
             rng = as_generator(seed)
             pick = e[rng.integers(0, len(e), (n_samples, len(t)))]
             draws = np.clip(point + scale * pick, LOW, HIGH)
-            out = pd.concat(
-                [out, pd.DataFrame(draws.T, columns=draw_columns(n_samples))], axis=1
-            )
+            out = with_draws(out, draws)
         return out
 
     def _needs(self) -> list[str]:

@@ -20,6 +20,7 @@ from alsprog._quadrature import adaptive_gauss_hermite, padded
 from alsprog.data._history import Prepared
 from alsprog.errors import ModelSpecificationError
 from alsprog.forecast._gaussian import conditional_effects, psd_sqrt, subject_sums
+from alsprog.models._bayes_sigmoid import sigmoid_mean
 
 __all__ = ["bayes_draws"]
 
@@ -96,19 +97,17 @@ def bayes_draws(
             z = rng.standard_normal(mean.shape)
             b = mean + np.einsum("sgij,sgj->sgi", psd_sqrt(cov), z)  # (S, G, 2)
         else:
-            b = _linear_t_effects(Xh @ beta.T, D, sigma, nu, yh, th, gh, G, rng)
+            base = Xh @ beta.T  # (n_h, S)
+            b = _effects_given_history("linear", base, D, sigma, nu, yh, th, gh, G, rng)
         mu = Xf @ beta.T  # (n_f, S)
         mu = mu.T + b[:, gf, 0] + b[:, gf, 1] * tf[None, :]
     else:
         # sigmoid: covariates of log D50 / log dx read at each subject's first row
         Xs = _design(model, prep.first)  # (G, p)
         lin0 = np.einsum("gp,skp->sgk", Xs, beta)  # (S, G, 2)
-        b = _sigmoid_effects(lin0, D, sigma, nu, yh, th, gh, G, rng)
-        lin = lin0 + b
-        d50, dx = np.exp(lin[..., 0]), np.exp(lin[..., 1])
-        from scipy.special import expit
-
-        mu = 48.0 * expit(-(tf[None, :] - d50[:, gf]) / dx[:, gf])
+        b = _effects_given_history("sigmoid", lin0, D, sigma, nu, yh, th, gh, G, rng)
+        lin = (lin0 + b)[:, gf]  # (S, n_f, 2)
+        mu = sigmoid_mean(tf[None, :], np.exp(lin[..., 0]), np.exp(lin[..., 1]))
     if nu is None:
         e = rng.standard_normal(mu.shape)
     else:
@@ -188,8 +187,9 @@ def _effects_by_quadrature(
     return out
 
 
-def _sigmoid_effects(
-    lin0: npt.NDArray[np.float64],
+def _effects_given_history(
+    kind: str,
+    base: npt.NDArray[np.float64],
     D: npt.NDArray[np.float64],
     sigma: npt.NDArray[np.float64],
     nu: npt.NDArray[np.float64] | None,
@@ -199,36 +199,11 @@ def _sigmoid_effects(
     G: int,
     rng: np.random.Generator,
 ) -> npt.NDArray[np.float64]:
-    from scipy.special import expit
+    """Effects (S, G, 2) drawn given the history by adaptive quadrature.
 
-    def mean_fn(
-        b: npt.NDArray[np.float64],
-        s_idx: npt.NDArray[np.intp],
-        g_idx: npt.NDArray[np.intp],
-        t_pad: npt.NDArray[np.float64],
-    ) -> npt.NDArray[np.float64]:
-        lin = lin0[s_idx, g_idx][:, None, :] + b  # (B, K, 2)
-        d50 = np.exp(lin[..., 0:1])
-        dx = np.exp(lin[..., 1:2])
-        return 48.0 * expit(-(t_pad[:, None, :] - d50) / dx)
-
-    return _effects_by_quadrature(mean_fn, D, sigma, nu, yh, gh, G, rng, (th,))
-
-
-def _linear_t_effects(
-    offset_h: npt.NDArray[np.float64],
-    D: npt.NDArray[np.float64],
-    sigma: npt.NDArray[np.float64],
-    nu: npt.NDArray[np.float64] | None,
-    yh: npt.NDArray[np.float64],
-    th: npt.NDArray[np.float64],
-    gh: npt.NDArray[np.intp],
-    G: int,
-    rng: np.random.Generator,
-) -> npt.NDArray[np.float64]:
-    """Linear model with a Student-t likelihood: effects by quadrature.
-
-    ``offset_h`` (n_h, S) is each history row's fixed part per posterior draw.
+    ``kind="sigmoid"``: ``base`` is each draw's and subject's fixed ``log D50``,
+    ``log dx`` (S, G, 2).  ``kind="linear"`` (Student-t likelihood): ``base`` is each
+    history row's fixed part per draw (n_h, S).
     """
     rows = np.arange(len(yh), dtype=float)
 
@@ -239,7 +214,13 @@ def _linear_t_effects(
         t_pad: npt.NDArray[np.float64],
         r_pad: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.float64]:
-        off = offset_h[r_pad.astype(np.intp), s_idx[:, None]]  # (B, n)
-        return off[:, None, :] + b[..., 0:1] + b[..., 1:2] * t_pad[:, None, :]
+        t = t_pad[:, None, :]
+        if kind == "sigmoid":
+            lin = base[s_idx, g_idx][:, None, :] + b  # (B, K, 2)
+            return sigmoid_mean(t, np.exp(lin[..., 0:1]), np.exp(lin[..., 1:2]))
+        if base.shape[0] == 0:  # no history at all: the mean is never used
+            return np.zeros(b.shape[:2] + t_pad.shape[-1:])
+        off = base[r_pad.astype(np.intp), s_idx[:, None]]  # (B, n)
+        return off[:, None, :] + b[..., 0:1] + b[..., 1:2] * t
 
     return _effects_by_quadrature(mean_fn, D, sigma, nu, yh, gh, G, rng, (th, rows))

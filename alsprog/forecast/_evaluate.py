@@ -283,8 +283,10 @@ def _split(
 def _true_curve(cohort: Any, at: pd.DataFrame) -> pd.DataFrame:
     truth = cohort.truth.set_index("subject_id")
     tr = truth.reindex(at["subject_id"].astype(str))
+    from alsprog.models._bayes_sigmoid import sigmoid_mean
+
     t = tr["months_onset_to_baseline"].to_numpy() + at["months"].to_numpy(float)
-    mean = 48.0 / (1.0 + np.exp((t - tr["d50"].to_numpy()) / tr["dx"].to_numpy()))
+    mean = sigmoid_mean(t, tr["d50"].to_numpy(), tr["dx"].to_numpy())
     out = at[["subject_id", "months"]].copy()
     out["mean"] = out["median"] = mean
     out["lower"] = out["upper"] = np.nan

@@ -25,6 +25,7 @@ __all__ = [
     "conditional_effects",
     "crps_censored_normal",
     "lmm_forecast",
+    "normal_band",
     "psd_sqrt",
     "subject_sums",
 ]

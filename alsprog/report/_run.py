@@ -401,7 +401,6 @@ def run(
         say("no problems found")
 
     with atomic_dir(out_path) as tmp:
-        _open_permissions(tmp)
         s = st.State(config=cfg, out=tmp, progress=progress, say=say)
         with stage("check", "keeping the inputs beside the outputs"):
             kept = _keep_inputs(cfg, tmp / "inputs", cfg.run.inputs)
@@ -455,7 +454,6 @@ def run(
             f"`alsprog run {out_path / 'config.toml'}`"
         )
         _write(tmp / "run.log", log.text())
-        _open_permissions(tmp)
     return RunResult(
         out=out_path,
         report=out_path / "report.html",
@@ -465,19 +463,6 @@ def run(
         notes=s.notes,
         n_figures=len(figs),
     )
-
-
-def _open_permissions(folder: Path) -> None:
-    """Give the outputs the user's usual permissions (mkdtemp/mkstemp make them
-    private); the copies under ``inputs/`` keep their own."""
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
-    for p in folder.rglob("*"):
-        rel = p.relative_to(folder)
-        if rel.parts[0] == "inputs" or p.is_symlink():
-            continue
-        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def _write(path: Path, text: str) -> None:

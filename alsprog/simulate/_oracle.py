@@ -25,7 +25,7 @@ from scipy.special import log_ndtr, ndtr
 from alsprog._quadrature import adaptive_gauss_hermite, padded
 from alsprog._random import as_generator
 from alsprog._validation import check_choice, check_int, check_level
-from alsprog.data._history import draw_columns, prepare_history
+from alsprog.data._history import prepare_history, with_draws
 from alsprog.errors import DataValidationError, Problem
 from alsprog.simulate._params import (
     CohortParams,
@@ -89,15 +89,16 @@ def _log_p_observed(
     """log P(clip(round(mu + e), 0, 48) == y), e ~ N(0, sd^2)."""
     hi = np.where(y >= 48, np.inf, (y + 0.5 - mu) / sd)
     lo = np.where(y <= 0, -np.inf, (y - 0.5 - mu) / sd)
-    # log(Phi(hi) - Phi(lo)) computed stably on the side away from the tails
+    # log(Phi(hi) - Phi(lo)), from the CDF below the mean and the survival function
+    # above it, so that values far in either tail keep their (tiny) probability
     with np.errstate(divide="ignore", invalid="ignore"):
-        upper = log_ndtr(hi) + np.log1p(
+        via_cdf = log_ndtr(hi) + np.log1p(
             -np.exp(np.minimum(log_ndtr(lo) - log_ndtr(hi), 0))
         )
-        lower = log_ndtr(-lo) + np.log1p(
+        via_sf = log_ndtr(-lo) + np.log1p(
             -np.exp(np.minimum(log_ndtr(-hi) - log_ndtr(-lo), 0))
         )
-        out = np.where(mu > y, lower, upper)
+        out = np.where(mu > y, via_cdf, via_sf)
     return np.where(np.isfinite(out), out, -1e300)
 
 
@@ -315,7 +316,5 @@ def oracle_forecast(
         }
     )
     if draws is not None and n_samples is not None:
-        out = pd.concat(
-            [out, pd.DataFrame(draws.T, columns=draw_columns(n_samples))], axis=1
-        )
+        out = with_draws(out, draws)
     return out

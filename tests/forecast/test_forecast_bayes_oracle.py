@@ -55,7 +55,7 @@ def test_bayes_draws_reproducible_and_bounded(bayes_linear):
 
 def test_sigmoid_quadrature_matches_importance_sampling():
     """Effects drawn by adaptive quadrature vs brute-force importance sampling."""
-    from alsprog.forecast._bayes import _sigmoid_effects
+    from alsprog.forecast._bayes import _effects_given_history
 
     rng = np.random.default_rng(0)
     S = 4000  # the same posterior draw repeated: many draws of one posterior
@@ -64,7 +64,8 @@ def test_sigmoid_quadrature_matches_importance_sampling():
     lin0 = np.broadcast_to(np.log([30.0, 10.0]), (S, 1, 2)).copy()
     th = np.array([20.0, 23.0, 26.0])
     yh = np.array([30.0, 26.5, 22.0])
-    b = _sigmoid_effects(lin0, D, sigma, None, yh, th, np.zeros(3, np.intp), 1, rng)
+    g = np.zeros(3, np.intp)
+    b = _effects_given_history("sigmoid", lin0, D, sigma, None, yh, th, g, 1, rng)
     got = b[:, 0].mean(axis=0)
     # importance sampling from the prior
     u = rng.multivariate_normal([0, 0], D[0], size=400_000)
@@ -152,3 +153,94 @@ def test_sigmoid_forecast_uses_the_history():
     assert rmse < 0.8 * rmse0
     cover = np.mean((y >= f["lower"].to_numpy()) & (y <= f["upper"].to_numpy()))
     assert 0.8 <= cover <= 0.98
+
+
+def test_student_t_linear_quadrature_matches_importance_sampling():
+    """Linear model with Student-t noise: quadrature draws vs importance sampling."""
+    from scipy.stats import t as student_t
+
+    from alsprog.forecast._bayes import _effects_given_history
+
+    rng = np.random.default_rng(1)
+    S = 4000
+    D = np.broadcast_to(np.array([[16.0, -0.5], [-0.5, 0.36]]), (S, 2, 2)).copy()
+    sigma, nu = np.full(S, 2.0), np.full(S, 4.0)
+    th = np.array([0.0, 3.0, 6.0])
+    yh = np.array([36.0, 35.0, 29.0])
+    base = np.broadcast_to(np.array([[38.0], [38 - 2.7], [38 - 5.4]]), (3, S)).copy()
+    g = np.zeros(3, np.intp)
+    b = _effects_given_history("linear", base, D, sigma, nu, yh, th, g, 1, rng)
+    got = b[:, 0].mean(axis=0)
+    u = rng.multivariate_normal([0, 0], D[0], size=400_000)
+    mu = base[:, 0][None, :] + u[:, :1] + u[:, 1:] * th[None, :]
+    logw = student_t.logpdf((yh - mu) / 2.0, 4.0).sum(axis=1)
+    w = np.exp(logw - logw.max())
+    w /= w.sum()
+    expect = w @ u
+    sd = np.sqrt(w @ (u - expect) ** 2)
+    assert_allclose(got, expect, atol=4 * sd.max() / np.sqrt(S))
+    # no history: the draws are the prior's
+    none = _effects_given_history(
+        "linear",
+        np.zeros((0, S)),
+        D,
+        sigma,
+        nu,
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros(0, np.intp),
+        1,
+        rng,
+    )
+    assert_allclose(np.cov(none[:, 0].T), D[0], rtol=0.15, atol=0.02)
+
+
+def test_oracle_curves_reproduce_the_simulators_patients():
+    """The oracle's latent -> curve map gives the simulator's own D50 and dx."""
+    import math
+
+    from alsprog.simulate import CohortParams
+    from alsprog.simulate._cohort import _draw_patients
+    from alsprog.simulate._oracle import _curves
+    from alsprog.simulate._params import lognormal_from_moments
+    from alsprog.simulate._progression import rate_lognormal
+
+    p = CohortParams()
+    pat = _draw_patients(p, 300, np.random.default_rng(4))
+    # invert the simulator's draws to the oracle's standard-normal coordinates
+    mu_d, s_d = lognormal_from_moments(p.delta_fs_mean, p.delta_fs_sd)
+    z_t0 = (pat["t0"] - p.onset_to_baseline_mean) / p.onset_to_baseline_sd
+    z_dfs = (np.log(pat["delta_fs"]) - mu_d) / s_d
+    rho, r = p.onset_delta_fs_correlation, p.slope_delta_fs_correlation
+    mu, sigma = rate_lognormal(p)
+    mult = np.where(pat["bulbar"], p.bulbar_slope_multiplier, 1.0)
+    z_rate = (np.log(pat["rate"] / mult) - mu) / sigma
+    e = np.stack(
+        [
+            (z_dfs - rho * z_t0) / math.sqrt(1 - rho**2),
+            (z_rate - r * z_dfs) / math.sqrt(1 - r**2),
+        ],
+        axis=-1,
+    )[:, None, :]
+    c = _curves(p, pat["t0"], pat["bulbar"], e)
+    assert c["ok"].all()
+    assert_allclose(c["d50"][:, 0], pat["d50"], rtol=1e-9)
+    assert_allclose(c["dx"][:, 0], pat["dx"], rtol=1e-9)
+
+
+def test_oracle_observation_likelihood_is_the_rounded_clipped_normal():
+    from scipy.stats import norm
+
+    from alsprog.simulate._oracle import _log_p_observed
+
+    mu = np.array([20.3, 0.4, 47.8, 10.0])
+    y = np.array([21.0, 0.0, 48.0, 30.0])
+    expect = np.log(
+        [
+            norm.cdf(21.5, 20.3, 2) - norm.cdf(20.5, 20.3, 2),
+            norm.cdf(0.5, 0.4, 2),
+            norm.sf(47.5, 47.8, 2),
+            norm.sf(29.5, 10, 2) - norm.sf(30.5, 10, 2),  # 10 SD out, ~1e-22
+        ]
+    )
+    assert_allclose(_log_p_observed(y, mu, 2.0), expect, rtol=1e-8)

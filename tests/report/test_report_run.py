@@ -202,3 +202,15 @@ def test_mixed_model_saved_when_supported(out):
     m = LinearMixedModel.load(out / "models" / "lmm.nc")
     fixed = pd.read_csv(out / "models" / "lmm_fixed.csv", index_col="term")
     assert list(m.fe_params_.index) == list(fixed.index)
+
+
+def test_outputs_are_not_private(out):
+    """The run folder and its files get the umask's modes, not mkdtemp's 0700."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask
+    for name in ("report.html", "run.log", "table.csv", "models/lmm_fixed.csv"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~mask, name
