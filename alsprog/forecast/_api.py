@@ -57,6 +57,13 @@ def _model_columns(model: Any) -> tuple[str, str, list[str]]:
     """Outcome, subject column and the covariates a model needs on each row."""
     from alsprog.models import LinearMixedModel
 
+    if type(model).__name__ == "JointModel":
+        from alsprog.models import JointModel
+
+        if isinstance(model, JointModel):
+            check_is_fitted(model, ["fe_params_"])
+            info = model.longitudinal_._design_info
+            return info["outcome"], info["group"], model._covariates()
     if isinstance(model, LinearMixedModel):
         check_is_fitted(model, ["fe_params_"])
         info = model._design_info
@@ -71,7 +78,8 @@ def _model_columns(model: Any) -> tuple[str, str, list[str]]:
         cov = [v for v in d.mixed.variables if v not in (d.outcome, d.subject)]
         return d.outcome, d.subject, [*cov, d.time, "months"]
     raise TypeError(
-        "`model` must be a fitted LinearMixedModel, BayesianTrajectoryModel or a "
+        "`model` must be a fitted LinearMixedModel, JointModel, "
+        "BayesianTrajectoryModel or a "
         f"fitted forecast baseline; got {type(model).__name__}."
     )
 
@@ -84,6 +92,7 @@ def forecast(
     level: float = 0.9,
     n_samples: int | None = None,
     seed: Any = None,
+    given_alive: bool = True,
 ) -> pd.DataFrame:
     """Forecast each patient's ALSFRS-R at future months from the visits seen so far.
 
@@ -119,6 +128,11 @@ def forecast(
         (Bayesian models use this many posterior draws; default 1000, not returned).
     seed : int, numpy.random.Generator or None
         For the predictive draws.
+    given_alive : bool, default True
+        For a :class:`~alsprog.models.JointModel` only: forecast the outcome given the
+        patient is event-free (alive, no tracheostomy) at each forecast time, i.e. the
+        value that will be observed; ``False`` gives the trajectory regardless of
+        survival.  Ignored by the other models, which do not model the event.
 
     Returns
     -------
@@ -173,6 +187,18 @@ def forecast(
     rng = as_generator(seed)
     from alsprog.models import LinearMixedModel
 
+    if type(model).__name__ == "JointModel":
+        from alsprog.forecast._joint import joint_forecast
+
+        stats, draws = joint_forecast(
+            model,
+            prep,
+            level=level,
+            given_alive=bool(given_alive),
+            n_samples=n_samples,
+            rng=rng,
+        )
+        return _table(prep, subject, stats, draws)
     if isinstance(model, LinearMixedModel):
         from alsprog.forecast._gaussian import lmm_forecast, normal_band
 

@@ -1,4 +1,4 @@
-"""Trajectory models: linear mixed (lme4-exact REML/ML), MMRM and Bayesian hierarchical.
+"""Trajectory models: linear mixed (lme4-exact REML/ML), MMRM, joint, Bayesian hierarchical.
 
 The names are loaded on first use (PEP 562), so ``from alsprog.models import
 LinearMixedModel`` does not import the Bayesian or MMRM modules.
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.models._bayes import BayesianTrajectoryModel
     from alsprog.models._bayes_priors import Prior
+    from alsprog.models._joint import JointModel
     from alsprog.models._lmm import LinearMixedModel
     from alsprog.models._mmrm import MMRM
     from alsprog.models._summary import Summary
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 __all__ = [
     "MMRM",
     "BayesianTrajectoryModel",
+    "JointModel",
     "LinearMixedModel",
     "Prior",
     "Summary",
@@ -27,6 +29,7 @@ __all__ = [
 _MODULES = {
     "MMRM": "alsprog.models._mmrm",
     "BayesianTrajectoryModel": "alsprog.models._bayes",
+    "JointModel": "alsprog.models._joint",
     "LinearMixedModel": "alsprog.models._lmm",
     "Prior": "alsprog.models._bayes_priors",
     "Summary": "alsprog.models._summary",

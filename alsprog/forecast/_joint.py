@@ -1,0 +1,165 @@
+"""Forecasts from a fitted joint model, given the history and survival.
+
+Owns: the posterior of a new patient's random effects given their history under a
+:class:`~alsprog.models.JointModel` as Gauss-Hermite nodes (:func:`joint_nodes`),
+and the predictive distribution of the outcome at a future time given the history
+and being event-free then (:func:`joint_forecast`): a mixture of normals over the
+nodes, reweighted by each node's survival probability, censored to 0-48.
+Leaves: the conditional-normal algebra to :mod:`alsprog.forecast._gaussian`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import ndtr
+
+from alsprog.data._history import Prepared
+from alsprog.forecast._gaussian import (
+    censored_normal_mean,
+    conditional_effects,
+    psd_sqrt,
+    subject_sums,
+)
+
+__all__ = ["JointNodes", "joint_forecast", "joint_nodes", "mixture_quantiles"]
+
+LOW, HIGH = 0.0, 48.0
+Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class JointNodes:
+    """Each subject's random-effects posterior given the history, as nodes."""
+
+    b: Array  # (G, M, q)
+    weights: Array  # (G, M), sum to one
+    eta: Array  # (G,) event covariates' linear predictor
+    KX: Array  # (G, q, p) BLUP gain times Z'X (fixed-effect uncertainty)
+
+
+def joint_nodes(model: Any, prep: Prepared, *, n_quad: int = 15) -> JointNodes:
+    """Gauss-Hermite nodes of ``b | history`` for each subject of ``prep``."""
+    from alsprog._quadrature import _grid
+
+    lmm = model.longitudinal_
+    info = lmm._design_info
+    beta = model.fe_params_.to_numpy()
+    D = model.cov_re_.to_numpy()
+    G = len(prep.subjects)
+    observed = prep.observed
+    if len(observed):
+        Xh, ok = lmm._fixed_matrix(observed)
+        Zh = lmm._last_Z
+        yh = observed.loc[ok, info["outcome"]].to_numpy(dtype=float)
+        gh = np.asarray(
+            prep.subjects.get_indexer(observed.loc[ok, info["group"]].astype(str))
+        )
+    else:
+        p, q = len(beta), D.shape[0]
+        Xh, Zh, yh = np.zeros((0, p)), np.zeros((0, q)), np.zeros(0)
+        gh = np.zeros(0, dtype=np.intp)
+    sums = subject_sums(Xh, Zh, yh, gh, G)
+    mean, cov, KX = conditional_effects(sums, beta, D, model.scale_)
+    z, log_w = _grid(int(n_quad), D.shape[0])
+    b = mean[:, None, :] + np.einsum("gij,mj->gmi", psd_sqrt(cov), z)
+    w = np.broadcast_to(np.exp(log_w), (G, len(log_w))).copy()
+    eta = model._event_linear(prep.first)
+    return JointNodes(b=b, weights=w, eta=eta, KX=KX)
+
+
+def mixture_quantiles(
+    probs: Array, means: Array, weights: Array, sd: Array, *, iters: int = 60
+) -> Array:
+    """Quantiles of ``sum_k w_k N(mu_k, sd^2)`` per row, by bisection.
+
+    ``means``/``weights`` are (n, K), ``sd`` (n,), ``probs`` (m,); returns (m, n).
+
+    Examples
+    --------
+    >>> q = mixture_quantiles(np.array([0.5, 0.975]), np.array([[0.0, 0.0]]),
+    ...                       np.array([[0.5, 0.5]]), np.array([1.0]))
+    >>> np.round(q[:, 0], 6).tolist()
+    [0.0, 1.959964]
+    """
+    sd = np.maximum(np.asarray(sd, dtype=float), 1e-12)
+    lo = np.min(means, axis=1) - 9.0 * sd
+    hi = np.max(means, axis=1) + 9.0 * sd
+    out = np.empty((len(probs), means.shape[0]))
+    for j, p in enumerate(probs):
+        a, b = lo.copy(), hi.copy()
+        for _ in range(iters):
+            mid = 0.5 * (a + b)
+            cdf = np.sum(weights * ndtr((mid[:, None] - means) / sd[:, None]), axis=1)
+            below = cdf < p
+            a = np.where(below, mid, a)
+            b = np.where(below, b, mid)
+        out[j] = 0.5 * (a + b)
+    return out
+
+
+def joint_forecast(
+    model: Any,
+    prep: Prepared,
+    *,
+    level: float,
+    given_alive: bool = True,
+    n_samples: int | None = None,
+    rng: np.random.Generator,
+    n_quad: int = 15,
+) -> tuple[dict[str, Array], Array | None]:
+    """Summaries (mean, median, interval) and optional draws of each future row.
+
+    Given the history, each subject's random effects have a normal posterior; with
+    ``given_alive`` each future row's nodes are reweighted by the probability of
+    being event-free at that row's time, ``exp(-H_0(t) exp(w'gamma + alpha'b))``
+    (the event-free condition at the last visit is implied).  Each node gives a
+    normal for the outcome with the residual variance plus the fixed effects'
+    uncertainty propagated through the BLUP (as for the mixed model).
+    """
+    lmm = model.longitudinal_
+    nodes = joint_nodes(model, prep, n_quad=n_quad)
+    beta = model.fe_params_.to_numpy()
+    cov_beta = model.cov_params().to_numpy()
+    future = prep.future
+    Xf, _ = lmm._fixed_matrix(future)
+    Zf = lmm._last_Z
+    gf = future["_subject_index"].to_numpy()
+    means = (Xf @ beta)[:, None] + np.einsum("nq,nmq->nm", Zf, nodes.b[gf])
+    xe = Xf - np.einsum("nq,nqp->np", Zf, nodes.KX[gf])
+    var = np.einsum("np,pr,nr->n", xe, cov_beta, xe) + model.scale_
+    sd = np.sqrt(np.maximum(var, 0.0))
+    w = nodes.weights[gf]
+    if given_alive:
+        H = model._cumulative_hazard(future["months"].to_numpy(float))
+        risk = nodes.eta[gf, None] + nodes.b[gf] @ model.alpha_
+        logw = np.log(np.maximum(w, 1e-300)) - H[:, None] * np.exp(risk)
+        logw -= logw.max(axis=1, keepdims=True)
+        w = np.exp(logw)
+        w /= w.sum(axis=1, keepdims=True)
+    mean = np.sum(w * censored_normal_mean(means, sd[:, None]), axis=1)
+    lo, med, hi = mixture_quantiles(
+        np.array([(1 - level) / 2, 0.5, (1 + level) / 2]), means, w, sd
+    )
+    stats = {
+        "mean": mean,
+        "median": np.clip(med, LOW, HIGH),
+        "lower": np.clip(lo, LOW, HIGH),
+        "upper": np.clip(hi, LOW, HIGH),
+    }
+    draws = None
+    if n_samples is not None:
+        n, m = means.shape
+        cum = np.cumsum(w, axis=1)
+        cum /= cum[:, -1:]
+        offset = np.arange(n, dtype=float)
+        # one sorted array: row i's cumulative weights shifted into (i, i + 1]
+        u = rng.random((n_samples, n)) + offset
+        k = np.searchsorted((cum + offset[:, None]).ravel(), u) - np.arange(n) * m
+        k = np.clip(k, 0, m - 1)
+        mu = np.take_along_axis(means[None, :, :], k[..., None], axis=2)[..., 0]
+        draws = np.clip(mu + sd * rng.standard_normal(mu.shape), LOW, HIGH)
+    return stats, draws

@@ -1,0 +1,720 @@
+"""Joint model of the ALSFRS-R trajectory and the time to death or tracheostomy.
+
+Owns: :class:`JointModel`, a shared random-effects joint model (Henderson, Diggle &
+Dobson 2000; Rizopoulos 2012): a linear mixed model for the outcome and a
+proportional-hazards model for the event whose log hazard depends on the subject's
+random effects, fitted by maximum likelihood over both parts at once; its summary,
+and the quadrature nodes that :mod:`alsprog.forecast` uses to forecast given survival.
+Leaves: the likelihood to :mod:`alsprog.models._joint_numerics`, designs to
+:class:`~alsprog.models.LinearMixedModel` and :mod:`alsprog.models._formula`.
+
+Why: in ALS the patients still seen at a later visit are the slower ones (faster
+progressors die sooner).  A mixed model fitted to the visits alone forecasts the
+trajectory a patient would have if nobody died; the joint model forecasts the value
+that will be observed, i.e. given the patient is alive then, and corrects the
+longitudinal estimates for the informative loss of the fast progressors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
+from alsprog.errors import (
+    ConvergenceError,
+    ConvergenceWarning,
+    DataValidationError,
+    ModelSpecificationError,
+    Problem,
+)
+from alsprog.models._estimator import EstimatorParams
+from alsprog.models._joint_numerics import (
+    JointData,
+    JointLayout,
+    exposure,
+    make_objective,
+)
+from alsprog.models._summary import Summary
+
+__all__ = ["JointModel"]
+
+logger = logging.getLogger(__name__)
+
+Array = npt.NDArray[np.float64]
+
+
+class JointModel(EstimatorParams):
+    """Shared random-effects joint model of a longitudinal outcome and an event time.
+
+    Longitudinal part: the linear mixed model of ``formula``,
+    ``y_ij = x_ij' beta + z_ij' b_i + e_ij`` with ``b_i ~ N(0, D)`` and
+    ``e_ij ~ N(0, sigma^2)``.  Event part: the hazard of death/tracheostomy at
+    ``t`` months after the first visit is
+    ``h_i(t) = h_0(t) exp(w_i' gamma + alpha' b_i)``, ``h_0`` piecewise constant
+    between quantiles of the observed event times, ``w_i`` the subject-level
+    covariates of ``event_formula``.  The random effects are shared: a patient whose
+    slope is steeper than their covariates predict also dies sooner (``alpha``).  Both
+    parts are fitted together by maximum likelihood (the event part integrated over
+    each subject's random effects by Gauss-Hermite quadrature centred on their
+    longitudinal posterior; exact gradient and Hessian by JAX; L-BFGS-B); standard
+    errors from the observed information.  Censoring (last contact without the event)
+    is taken as non-informative given the random effects and covariates.
+
+    :func:`alsprog.forecast.forecast` gives a new patient's outcome conditional on
+    their visits so far *and* on being alive at the forecast time (the value that
+    will be observed), and :meth:`predict_survival` the probability of being
+    event-free.
+
+    Parameters
+    ----------
+    formula : str
+        Longitudinal part, as for :class:`LinearMixedModel`, e.g.
+        ``"alsfrs_r_total ~ months * (delta_fs + onset_site) + (months | subject_id)"``.
+        The time axis (``months``) is months since each subject's first visit, the
+        origin of the event time.
+    event_formula : str, default "delta_fs + onset_site"
+        Right-hand side of the subject-level event covariates (formulaic syntax,
+        treatment coding, no intercept: the baseline hazard holds it).  ``""`` for
+        none.
+    event_time : str, default "death_or_tracheostomy_months"
+        Months from the first visit to the event or to the last contact.
+    event : str, default "event_observed"
+        True where ``event_time`` is an event, False where censored.
+    n_intervals : int, default 6
+        Pieces of the baseline hazard (breaks at quantiles of observed event times).
+    n_quad : int, default 7
+        Gauss-Hermite nodes per random effect while fitting.
+    tol : float, default 1e-8
+        Gradient tolerance of the optimiser (relative to the log-likelihood's size).
+    max_iter : int, default 500
+    strict : bool, default False
+        Raise :class:`~alsprog.errors.ConvergenceError` instead of warning.
+
+    Attributes
+    ----------
+    fe_params_, bse_ : pandas.Series
+        Longitudinal fixed effects and their standard errors.
+    cov_re_ : pandas.DataFrame
+        Random-effects covariance ``D``.
+    scale_ : float
+        Residual variance ``sigma^2``.
+    event_params_ : pandas.DataFrame
+        Event coefficients (``gamma`` for the covariates, ``alpha:<effect>`` for the
+        association) with ``coef``, ``se``, ``z``, ``p``, ``hazard_ratio``.
+    baseline_hazard_ : pandas.DataFrame
+        ``start``, ``end`` (months) and ``hazard`` (per month) of each piece.
+    llf_ : float
+        Maximised joint log-likelihood.
+    longitudinal_ : LinearMixedModel
+        The longitudinal part fitted alone by ML (the starting values; compare).
+    converged_ : bool
+    n_iter_, n_obs_, n_groups_, n_events_ : int
+
+    Raises
+    ------
+    ModelSpecificationError
+        Unreadable formulas, unknown columns, no events in the data.
+    DataValidationError
+        Event columns missing or varying within a subject, negative or missing event
+        times, an event before the subject's last visit.
+
+    References
+    ----------
+    Henderson R, Diggle P, Dobson A (2000). Joint modelling of longitudinal
+    measurements and event time data. Biostatistics 1(4):465-480.
+    Rizopoulos D (2012). Joint Models for Longitudinal and Time-to-Event Data. CRC.
+
+    Examples
+    --------
+    >>> from alsprog.simulate import simulate_cohort
+    >>> from alsprog.data import assemble
+    >>> c = simulate_cohort(200, seed=2)
+    >>> table = assemble(c.visits, c.subjects)
+    >>> jm = JointModel("alsfrs_r_total ~ months * delta_fs + (months | subject_id)",
+    ...                 event_formula="delta_fs").fit(table)
+    >>> bool(jm.converged_), list(jm.event_params_.index)
+    (True, ['delta_fs', 'alpha:Intercept', 'alpha:months'])
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        *,
+        event_formula: str = "delta_fs + onset_site",
+        event_time: str = "death_or_tracheostomy_months",
+        event: str = "event_observed",
+        n_intervals: int = 6,
+        n_quad: int = 7,
+        tol: float = 1e-8,
+        max_iter: int = 500,
+        strict: bool = False,
+    ) -> None:
+        self.formula = formula
+        self.event_formula = event_formula
+        self.event_time = event_time
+        self.event = event
+        self.n_intervals = n_intervals
+        self.n_quad = n_quad
+        self.tol = tol
+        self.max_iter = max_iter
+        self.strict = strict
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, df: pd.DataFrame) -> JointModel:
+        """Fit both parts by maximum likelihood.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Long table (one row per visit, subject-level columns repeated on each
+            row), as :func:`alsprog.data.assemble` returns; not modified.
+
+        Returns
+        -------
+        JointModel
+            ``self``, fitted.
+        """
+        from scipy.optimize import minimize
+
+        from alsprog.models._formula import build_mixed_design
+        from alsprog.models._lmm import LinearMixedModel
+        from alsprog.models._lmm_numerics import compute_group_stats
+
+        for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+            delattr(self, k)
+        check_int(self.n_intervals, "n_intervals", low=1, high=50)
+        check_int(self.n_quad, "n_quad", low=2, high=40)
+        check_int(self.max_iter, "max_iter", low=1)
+        check_interval(self.tol, "tol", low=0.0, high=1.0, low_closed=False)
+        check_choice(self.strict, "strict", (True, False))
+        if not isinstance(self.event_formula, str):
+            raise TypeError(
+                f"`event_formula` must be a string; got {self.event_formula!r}."
+            )
+        t_start = _time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            lmm = LinearMixedModel(self.formula, reml=False).fit(df)
+        design = build_mixed_design(self.formula, df)
+        subjects = design.group_levels
+        rows = df.iloc[design.row_positions]
+        first = _first_rows(rows, design.group, subjects)
+        times, events = self._event_data(rows, first, design.group)
+        last_visit = (
+            pd.Series(pd.to_numeric(rows["months"], errors="coerce").to_numpy())
+            .groupby(design.groups)
+            .max()
+            .to_numpy()
+            if "months" in rows.columns
+            else np.zeros(len(subjects))
+        )
+        late = np.flatnonzero(events & (times < last_visit - 1e-9))
+        if late.size:
+            raise DataValidationError(
+                [
+                    Problem(
+                        f"event time {times[i]:g} (with {self.event} true) is before "
+                        f"the last visit at months {last_visit[i]:g}; an event ends "
+                        "the follow-up",
+                        rule="event_before_visit",
+                        subject_id=str(subjects[int(i)]),
+                        column=self.event_time,
+                        value=float(times[i]),
+                    )
+                    for i in late
+                ]
+            )
+        W, w_names, w_spec = _event_design(self.event_formula, first, design.group)
+        if not events.any():
+            raise ModelSpecificationError(
+                f"No events ({self.event} true) in the data: the event part cannot be "
+                "estimated."
+            )
+        breaks = _breaks(times[events], int(self.n_intervals))
+        expo, interval = exposure(times, breaks)
+        G = len(subjects)
+        stats = compute_group_stats(design.X, design.Z, design.y, design.groups, G)
+        data = JointData(
+            ZtZ=stats.ZtZ,
+            ZtX=stats.ZtX,
+            Zty=stats.Zty,
+            XtX=stats.XtX,
+            Xty=stats.Xty,
+            yty=float(stats.yty),
+            n_obs=int(stats.n),
+            W=W,
+            event=events.astype(float),
+            exposure=expo,
+            interval=interval,
+        )
+        layout = JointLayout(
+            p=design.X.shape[1], q=design.Z.shape[1], r=W.shape[1], k=len(breaks) - 1
+        )
+        from alsprog._quadrature import _grid
+
+        nodes, log_w = _grid(int(self.n_quad), layout.q)
+        phi0 = self._start(lmm, layout, expo, events, interval)
+        fun, grad, hess = make_objective(data, layout, nodes, log_w)
+        scale = max(abs(float(fun(phi0))), 1.0)
+        res = minimize(
+            lambda x: fun(x) / scale,
+            phi0,
+            jac=lambda x: grad(x) / scale,
+            method="L-BFGS-B",
+            options={
+                "maxiter": int(self.max_iter),
+                "gtol": float(self.tol),
+                "ftol": 1e-14,
+                "maxcor": 30,
+            },
+        )
+        phi, nll, H, g = _newton_polish(np.asarray(res.x, dtype=float), fun, grad, hess)
+        grad_max = float(np.max(np.abs(g)))
+        converged = grad_max <= 1e-3 and np.all(np.linalg.eigvalsh(H) > 0)
+        cov = _inverse_information(H)
+        self._set_fitted(
+            phi,
+            cov,
+            layout,
+            design=design,
+            w_names=w_names,
+            w_spec=w_spec,
+            breaks=breaks,
+            nll=nll,
+        )
+        self.longitudinal_ = lmm
+        self.converged_ = bool(converged) and np.isfinite(self.llf_)
+        self.n_iter_ = int(res.nit)
+        self.n_obs_ = int(stats.n)
+        self.n_groups_ = G
+        self.n_events_ = int(events.sum())
+        logger.info(
+            "JointModel: %d rows, %d subjects, %d events, %d iterations, %.2f s",
+            self.n_obs_,
+            G,
+            self.n_events_,
+            self.n_iter_,
+            _time.perf_counter() - t_start,
+        )
+        if not self.converged_:
+            msg = (
+                f"joint ML did not converge ({res.message}; max |gradient| "
+                f"{grad_max:.1e}); raise max_iter or simplify the model."
+            )
+            if self.strict:
+                raise ConvergenceError(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+        return self
+
+    def _event_data(
+        self, rows: pd.DataFrame, first: pd.DataFrame, group: str
+    ) -> tuple[Array, npt.NDArray[np.bool_]]:
+        missing = [c for c in (self.event_time, self.event) if c not in rows.columns]
+        if missing:
+            raise DataValidationError(
+                [
+                    Problem(
+                        f"column {c!r} is missing; the event part needs it (set "
+                        "`event_time`/`event` to the columns holding the event time "
+                        "and indicator)",
+                        rule="required",
+                        column=c,
+                    )
+                    for c in missing
+                ]
+            )
+        problems = []
+        for col in (self.event_time, self.event):
+            n_distinct = rows.groupby(group, sort=False)[col].nunique(dropna=False)
+            problems += [
+                Problem(
+                    f"{col!r} differs between the subject's visits; one value per "
+                    "subject is expected (it varies)",
+                    rule="subject_level",
+                    subject_id=str(sid),
+                    column=col,
+                )
+                for sid in n_distinct.index[n_distinct.to_numpy() > 1]
+            ]
+        times = pd.to_numeric(first[self.event_time], errors="coerce").to_numpy(float)
+        ev_raw = first[self.event]
+        ids = first[group].astype(str).to_numpy()
+        for i in np.flatnonzero(~np.isfinite(times) | (times < 0)):
+            problems.append(
+                Problem(
+                    f"event time {first[self.event_time].iloc[i]!r}; expected a number "
+                    ">= 0 (months from the first visit)",
+                    rule="minimum",
+                    subject_id=ids[i],
+                    column=self.event_time,
+                    value=first[self.event_time].iloc[i],
+                )
+            )
+        for i in np.flatnonzero(ev_raw.isna().to_numpy()):
+            problems.append(
+                Problem(
+                    "event indicator is missing; expected true or false",
+                    rule="required",
+                    subject_id=ids[i],
+                    column=self.event,
+                )
+            )
+        if problems:
+            raise DataValidationError(problems)
+        events = ev_raw.astype("boolean").to_numpy(dtype=bool, na_value=False)
+        return times, events
+
+    def _start(
+        self,
+        lmm: Any,
+        layout: JointLayout,
+        expo: Array,
+        events: npt.NDArray[np.bool_],
+        interval: npt.NDArray[np.intp],
+    ) -> Array:
+        sl = layout.slices()
+        phi = np.zeros(layout.size)
+        phi[sl["beta"]] = lmm.fe_params_.to_numpy()
+        phi[sl["chol"]] = layout.pack_chol(lmm.cov_re_.to_numpy())
+        phi[sl["log_sigma"]] = 0.5 * np.log(max(float(lmm.scale_), 1e-12))
+        d_k = np.bincount(interval[events], minlength=layout.k)
+        at_risk = expo.sum(axis=0)
+        total = max(events.sum(), 1) / max(at_risk.sum(), 1e-12)
+        rate = np.where(d_k > 0, d_k / np.maximum(at_risk, 1e-12), total)
+        phi[sl["log_hazard"]] = np.log(rate)
+        return phi
+
+    def _set_fitted(
+        self,
+        phi: Array,
+        cov: Array,
+        layout: JointLayout,
+        *,
+        design: Any,
+        w_names: list[str],
+        w_spec: Any,
+        breaks: Array,
+        nll: float,
+    ) -> None:
+        from scipy.stats import norm
+
+        sl = layout.slices()
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        fe, re = design.fe_names, design.re_names
+        self.fe_params_ = pd.Series(phi[sl["beta"]], index=fe)
+        self.bse_ = pd.Series(se[sl["beta"]], index=fe)
+        L = layout.unpack_chol(phi[sl["chol"]])
+        self.cov_re_ = pd.DataFrame(L @ L.T, index=re, columns=re)
+        self.scale_ = float(np.exp(2.0 * phi[sl["log_sigma"]][0]))
+        names = [*w_names, *(f"alpha:{n}" for n in re)]
+        coef = np.concatenate([phi[sl["gamma"]], phi[sl["alpha"]]])
+        coef_se = np.concatenate([se[sl["gamma"]], se[sl["alpha"]]])
+        zval = np.divide(
+            coef, coef_se, out=np.full_like(coef, np.nan), where=coef_se > 0
+        )
+        self.event_params_ = pd.DataFrame(
+            {
+                "coef": coef,
+                "se": coef_se,
+                "z": zval,
+                "p": 2.0 * norm.sf(np.abs(zval)),
+                "hazard_ratio": np.exp(coef),
+            },
+            index=pd.Index(names, name="term"),
+        )
+        self.baseline_hazard_ = pd.DataFrame(
+            {
+                "start": breaks[:-1],
+                "end": breaks[1:],
+                "hazard": np.exp(phi[sl["log_hazard"]]),
+            }
+        )
+        self.llf_ = -nll
+        self._phi = phi
+        self._cov_phi = cov
+        self._layout = layout
+        self._breaks = breaks
+        self._w_spec = w_spec
+        self._w_names = w_names
+
+    # ------------------------------------------------------------------ results
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance of the longitudinal fixed effects (observed information).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        check_is_fitted(self, ["fe_params_"])
+        s = self._layout.slices()["beta"]
+        idx = self.fe_params_.index
+        return pd.DataFrame(self._cov_phi[s, s], index=idx, columns=idx)
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion, ``-2 llf + 2 k``."""
+        check_is_fitted(self, ["llf_"])
+        return -2.0 * self.llf_ + 2.0 * self._layout.size
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion with ``n`` = number of subjects."""
+        check_is_fitted(self, ["llf_"])
+        return -2.0 * self.llf_ + np.log(self.n_groups_) * self._layout.size
+
+    def summary(self, level: float = 0.95) -> Summary:
+        """Both parts' estimates with standard errors and Wald intervals.
+
+        Parameters
+        ----------
+        level : float, default 0.95
+
+        Returns
+        -------
+        Summary
+            Tables ``fixed_effects``, ``event``, ``random_effects``,
+            ``baseline_hazard``.
+        """
+        from scipy.stats import norm
+
+        check_is_fitted(self, ["fe_params_"])
+        zq = float(norm.ppf(0.5 + level / 2))
+        lo, hi = f"[{(1 - level) / 2:.3f}", f"{(1 + level) / 2:.3f}]"
+        fe = pd.DataFrame({"coef": self.fe_params_, "std err": self.bse_})
+        fe["z"] = fe["coef"] / fe["std err"]
+        fe["P>|z|"] = 2.0 * norm.sf(np.abs(fe["z"]))
+        fe[lo] = fe["coef"] - zq * fe["std err"]
+        fe[hi] = fe["coef"] + zq * fe["std err"]
+        ev = self.event_params_.copy()
+        ev[lo] = ev["coef"] - zq * ev["se"]
+        ev[hi] = ev["coef"] + zq * ev["se"]
+        D = self.cov_re_.to_numpy()
+        sd = np.sqrt(np.diag(D))
+        re = pd.DataFrame(
+            {"variance": np.diag(D), "std dev": sd}, index=self.cov_re_.index
+        )
+        re.loc["Residual"] = [self.scale_, np.sqrt(self.scale_)]
+        header = {
+            "Model": "joint (shared random effects)",
+            "Formula": self.formula,
+            "Event": f"{self.event_time} ~ {self.event_formula or '1'} + b",
+            "Subjects": self.n_groups_,
+            "Observations": self.n_obs_,
+            "Events": self.n_events_,
+            "Log-likelihood": round(self.llf_, 3),
+            "AIC": round(self.aic, 3),
+            "Converged": self.converged_,
+        }
+        return Summary(
+            "Joint model (longitudinal + time to event)",
+            header,
+            {
+                "fixed_effects": fe,
+                "event": ev,
+                "random_effects": re,
+                "baseline_hazard": self.baseline_hazard_,
+            },
+        )
+
+    # --------------------------------------------------------- event predictions
+    def _event_linear(self, first: pd.DataFrame) -> Array:
+        """``w' gamma`` per row of ``first`` (subject-level covariates)."""
+        gamma = self._phi[self._layout.slices()["gamma"]]
+        if not self._w_names:
+            return np.zeros(len(first))
+        W = np.asarray(self._w_spec.get_model_matrix(first), dtype=float)
+        keep = [i for i, n in enumerate(self._w_spec.column_names) if n != "Intercept"]
+        return W[:, keep] @ gamma
+
+    def _cumulative_hazard(self, times: Array) -> Array:
+        """Baseline cumulative hazard ``H_0(t)``."""
+        e, _ = exposure(np.asarray(times, dtype=float), self._breaks)
+        return e @ self.baseline_hazard_["hazard"].to_numpy()
+
+    @property
+    def alpha_(self) -> Array:
+        """Association coefficients of the random effects (numpy)."""
+        check_is_fitted(self, ["fe_params_"])
+        return self._phi[self._layout.slices()["alpha"]]
+
+    def predict_survival(
+        self, history: pd.DataFrame, at_months: Any, *, n_quad: int = 15
+    ) -> pd.DataFrame:
+        """Probability of being event-free at ``at_months`` given the visits so far.
+
+        ``P(T > t | history, T > t_last)`` with ``t_last`` the patient's last visit:
+        the event-time distribution averaged over the random effects' posterior given
+        the history and survival to ``t_last``.
+
+        Parameters
+        ----------
+        history : pandas.DataFrame
+            Visits so far of the patients to predict (as for
+            :func:`alsprog.forecast.forecast`).
+        at_months : float, sequence or pandas.DataFrame
+            Months since the first visit, not before the last visit.
+        n_quad : int, default 15
+            Gauss-Hermite nodes per random effect.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``subject_id``, ``months``, ``survival``.
+
+        Examples
+        --------
+        >>> from alsprog.simulate import simulate_cohort
+        >>> from alsprog.data import assemble
+        >>> t = assemble(*(lambda c: (c.visits, c.subjects))(simulate_cohort(200, seed=2)))
+        >>> jm = JointModel("alsfrs_r_total ~ months + (months | subject_id)",
+        ...                 event_formula="delta_fs").fit(t)
+        >>> s = jm.predict_survival(t[t["months"] < 3.5], [12, 24])
+        >>> bool((s["survival"].between(0, 1)).all())
+        True
+        """
+        from alsprog.forecast._joint import joint_nodes
+
+        check_is_fitted(self, ["fe_params_"])
+        from alsprog.data._history import prepare_history
+
+        info = self.longitudinal_._design_info
+        prep = prepare_history(
+            history,
+            at_months,
+            outcome=info["outcome"],
+            covariates=self._covariates(),
+            subject=info["group"],
+        )
+        nodes = joint_nodes(self, prep, n_quad=n_quad)
+        t_last = np.nan_to_num(prep.last_time, nan=0.0)
+        gf = prep.future["_subject_index"].to_numpy()
+        H_t = self._cumulative_hazard(prep.future["months"].to_numpy(float))
+        H_last = self._cumulative_hazard(t_last)[gf]
+        risk = np.exp(nodes.eta[gf, None] + nodes.b[gf] @ self.alpha_)  # (n, M)
+        w_last = nodes.weights[gf] * np.exp(-H_last[:, None] * risk)
+        surv = np.sum(w_last * np.exp(-(H_t - H_last)[:, None] * risk), axis=1)
+        surv = surv / np.maximum(w_last.sum(axis=1), 1e-300)
+        return pd.DataFrame(
+            {
+                info["group"]: prep.future[info["group"]].astype(str).to_numpy(),
+                "months": prep.future["months"].to_numpy(float),
+                "survival": surv,
+            }
+        )
+
+    def _covariates(self) -> list[str]:
+        """Columns each forecast row needs (longitudinal and event covariates)."""
+        info = self.longitudinal_._design_info
+        drop = {info["outcome"], info["group"]}
+        cov = [v for v in info["variables"] if v not in drop]
+        ev = [str(v) for v in self._w_spec.required_variables] if self._w_names else []
+        return list(dict.fromkeys([*cov, *ev, "months"]))
+
+
+def _first_rows(rows: pd.DataFrame, group: str, subjects: pd.Index) -> pd.DataFrame:
+    """Each subject's first row, in the order of ``subjects``."""
+    key = rows[group].astype(str)
+    first = rows.loc[~key.duplicated()].copy()
+    first.index = key[~key.duplicated()].to_numpy()
+    return first.loc[[str(s) for s in subjects]].reset_index(drop=True)
+
+
+def _event_design(
+    text: str, first: pd.DataFrame, group: str
+) -> tuple[Array, list[str], Any]:
+    """Subject-level event covariates (intercept dropped) and their model spec."""
+    from formulaic import Formula, model_matrix
+
+    if not text.strip():
+        return np.zeros((len(first), 0)), [], None
+    try:
+        required = set(Formula(text).required_variables)
+    except Exception as exc:
+        raise ModelSpecificationError(
+            f"Cannot read event_formula {text!r}: {exc}"
+        ) from exc
+    missing = sorted(v for v in required if v not in first.columns)
+    if missing:
+        raise ModelSpecificationError(
+            f"event_formula {text!r} uses unknown column(s) "
+            f"{', '.join(map(repr, missing))}."
+        )
+    problems = [
+        Problem(
+            f"{v!r} is missing; the event part (event_formula {text!r}) needs it",
+            rule="required",
+            subject_id=str(first[group].iloc[i]),
+            column=v,
+        )
+        for v in sorted(required)
+        for i in np.flatnonzero(first[v].isna().to_numpy())
+    ]
+    if problems:
+        raise DataValidationError(problems)
+    try:
+        mm = model_matrix(text, first, na_action="raise")
+    except Exception as exc:
+        raise ModelSpecificationError(
+            f"Cannot build the event design from {text!r}: {exc}"
+        ) from exc
+    names = [str(c) for c in mm.columns]
+    keep = [i for i, n in enumerate(names) if n != "Intercept"]
+    return (
+        np.asarray(mm, dtype=float)[:, keep],
+        [names[i] for i in keep],
+        mm.model_spec,
+    )
+
+
+def _breaks(event_times: Array, k: int) -> Array:
+    """Baseline-hazard breaks: 0, quantiles of the event times, infinity."""
+    inner = np.unique(np.quantile(event_times, np.linspace(0, 1, k + 1)[1:-1]))
+    inner = inner[inner > 0]
+    return np.concatenate([[0.0], inner, [np.inf]])
+
+
+def _newton_polish(
+    phi: Array, fun: Any, grad: Any, hess: Any, *, steps: int = 20
+) -> tuple[Array, float, Array, Array]:
+    """Newton steps with the exact Hessian from the quasi-Newton solution.
+
+    L-BFGS stops where its line search can no longer tell function values apart;
+    a few Newton steps (halved until the likelihood does not drop) bring the
+    gradient to rounding level, so the standard errors are taken at the optimum.
+    """
+    f, g, H = float(fun(phi)), grad(phi), hess(phi)
+    for _ in range(steps):
+        if float(np.max(np.abs(g))) < 1e-8:
+            break
+        try:
+            step = np.linalg.solve(0.5 * (H + H.T), g)
+        except np.linalg.LinAlgError:
+            break
+        t = 1.0
+        while t > 1e-4:
+            cand = phi - t * step
+            fc = float(fun(cand))
+            if np.isfinite(fc) and fc <= f + 1e-10 * abs(f):
+                break
+            t *= 0.5
+        else:
+            break
+        phi, f = cand, fc
+        g, H = grad(phi), hess(phi)
+    return phi, f, H, g
+
+
+def _inverse_information(H: Array) -> Array:
+    """Inverse of the observed information; pseudo-inverse when singular."""
+    H = 0.5 * (H + H.T)
+    try:
+        return np.asarray(np.linalg.inv(H), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        return np.asarray(np.linalg.pinv(H), dtype=np.float64)
