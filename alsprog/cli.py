@@ -228,6 +228,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 _FORECAST_MODELS = (
     "lmm",
+    "joint",
     "bayes-linear",
     "bayes-sigmoid",
     "delta-fs",
@@ -242,11 +243,13 @@ _LMM_FORMULA = (
 def _forecast_model(name: str, args: argparse.Namespace):
     """An unfitted forecaster from its command-line name (configuration only)."""
     from alsprog.forecast import DeltaFSBaseline, PatientOLSBaseline, RandomForestSlope
-    from alsprog.models import BayesianTrajectoryModel, LinearMixedModel
+    from alsprog.models import BayesianTrajectoryModel, JointModel, LinearMixedModel
 
     formula = getattr(args, "formula", None)
     if name == "lmm":
         return LinearMixedModel(formula or _LMM_FORMULA)
+    if name == "joint":
+        return JointModel(formula or _LMM_FORMULA, event_formula=args.event_formula)
     if name in ("bayes-linear", "bayes-sigmoid"):
         kind = name.split("-")[1]
         return BayesianTrajectoryModel(
@@ -612,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CSV file for the forecasts")
     p.add_argument("--model", choices=_FORECAST_MODELS, default="lmm", help="(lmm)")
     p.add_argument("--formula", default=None, help="model formula (lmm default)")
+    p.add_argument(
+        "--event-formula",
+        default="delta_fs + onset_site",
+        help="joint model: covariates of the death/tracheostomy hazard "
+        "(delta_fs + onset_site)",
+    )
     p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
     p.add_argument("--history-months", type=float, default=3.0, help="(3)")
     p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
@@ -638,6 +647,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=["lmm", "delta-fs", "patient-ols", "random-forest"],
     )
     p.add_argument("--formula", default=None, help="formula of the lmm/bayes models")
+    p.add_argument(
+        "--event-formula",
+        default="delta_fs + onset_site",
+        help="joint model: covariates of the event hazard (delta_fs + onset_site)",
+    )
     p.add_argument("--history-months", type=float, default=3.0, help="(3)")
     p.add_argument("--horizons", type=float, nargs="+", default=[6.0, 12.0])
     p.add_argument("--test-fraction", type=float, default=0.2, help="(0.2)")

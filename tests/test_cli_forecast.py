@@ -98,3 +98,33 @@ def test_backtest_command_on_a_simulated_cohort(tmp_path, capsys):
 
 def test_backtest_needs_one_source(capsys):
     assert main(["backtest", "--models", "lmm"]) == 2
+
+
+def test_forecast_command_with_the_joint_model(tmp_path):
+    from alsprog.data import read_table
+    from alsprog.forecast import forecast
+    from alsprog.models import JointModel
+
+    c = simulate_cohort(200, seed=9)
+    t = assemble(c.visits, c.subjects)
+    write_table(t[t["subject_id"] > "P0020"], tmp_path / "train.csv")
+    write_table(t[(t["subject_id"] <= "P0020") & (t["months"] < 4)], tmp_path / "h.csv")
+    out = tmp_path / "f.csv"
+    args = ["forecast", "--model", "joint", "--event-formula", "delta_fs", "--at", "9"]
+    args += [
+        "--train",
+        str(tmp_path / "train.csv"),
+        "--history",
+        str(tmp_path / "h.csv"),
+    ]
+    assert main([*args, "--out", str(out)]) == 0
+    got = pd.read_csv(out, dtype={"subject_id": str})
+    train_r, _ = read_table(tmp_path / "train.csv", kind="long")
+    hist_r, _ = read_table(tmp_path / "h.csv", kind="long")
+    jm = JointModel(
+        "alsfrs_r_total ~ months * (delta_fs + onset_site) + (months | subject_id)",
+        event_formula="delta_fs",
+    ).fit(train_r)
+    np.testing.assert_allclose(
+        got["mean"], forecast(jm, hist_r, [9.0])["mean"], rtol=1e-6
+    )

@@ -2,7 +2,8 @@
 
 :func:`forecast` conditions a fitted mixed or Bayesian model on each new patient's
 history; :class:`DeltaFSBaseline`, :class:`PatientOLSBaseline` and
-:class:`RandomForestSlope` are the reference forecasters; :func:`evaluate`,
+:class:`RandomForestSlope` are the reference forecasters; :class:`CalibratedForecaster`
+recalibrates any of them on the training patients' own errors; :func:`evaluate`,
 :func:`calibration` and :func:`backtest` score them.
 """
 
@@ -14,9 +15,11 @@ from alsprog.forecast._baselines import (
     history_features,
     window_slopes,
 )
+from alsprog.forecast._calibrated import CalibratedForecaster
 from alsprog.forecast._evaluate import backtest, calibration, crps_draws, evaluate
 
 __all__ = [
+    "CalibratedForecaster",
     "DeltaFSBaseline",
     "PatientOLSBaseline",
     "RandomForestSlope",

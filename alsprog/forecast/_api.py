@@ -55,15 +55,12 @@ def _table(
 
 def _model_columns(model: Any) -> tuple[str, str, list[str]]:
     """Outcome, subject column and the covariates a model needs on each row."""
-    from alsprog.models import LinearMixedModel
+    from alsprog.models import JointModel, LinearMixedModel
 
-    if type(model).__name__ == "JointModel":
-        from alsprog.models import JointModel
-
-        if isinstance(model, JointModel):
-            check_is_fitted(model, ["fe_params_"])
-            info = model.longitudinal_._design_info
-            return info["outcome"], info["group"], model._covariates()
+    if isinstance(model, JointModel):
+        check_is_fitted(model, ["fe_params_"])
+        info = model.longitudinal_._design_info
+        return info["outcome"], info["group"], model._covariates()
     if isinstance(model, LinearMixedModel):
         check_is_fitted(model, ["fe_params_"])
         info = model._design_info
@@ -139,7 +136,8 @@ def forecast(
     pandas.DataFrame
         One row per patient and time: ``subject_id``, ``months``, ``mean``,
         ``median``, ``lower``, ``upper``; for the mixed model also ``loc`` and
-        ``scale`` (the normal before censoring); draws when asked.
+        ``scale`` (the normal before censoring), for the joint model the mean and
+        SD of its normal mixture before censoring; draws when asked.
 
     Raises
     ------
@@ -175,8 +173,9 @@ def forecast(
     if n_samples is not None:
         n_samples = check_int(n_samples, "n_samples", low=1)
     from alsprog.forecast._baselines import _LineBaseline
+    from alsprog.forecast._calibrated import CalibratedForecaster
 
-    if isinstance(model, _LineBaseline):
+    if isinstance(model, (_LineBaseline, CalibratedForecaster)):
         return model.predict(
             history, at_months, level=level, n_samples=n_samples, seed=seed
         )
@@ -185,9 +184,9 @@ def forecast(
         history, at_months, outcome=outcome, covariates=covariates, subject=subject
     )
     rng = as_generator(seed)
-    from alsprog.models import LinearMixedModel
+    from alsprog.models import JointModel, LinearMixedModel
 
-    if type(model).__name__ == "JointModel":
+    if isinstance(model, JointModel):
         from alsprog.forecast._joint import joint_forecast
 
         stats, draws = joint_forecast(

@@ -111,7 +111,7 @@ def joint_forecast(
     rng: np.random.Generator,
     n_quad: int = 15,
 ) -> tuple[dict[str, Array], Array | None]:
-    """Summaries (mean, median, interval) and optional draws of each future row.
+    """Summaries (mean, median, interval, loc/scale) and draws of each future row.
 
     Given the history, each subject's random effects have a normal posterior; with
     ``given_alive`` each future row's nodes are reweighted by the probability of
@@ -150,6 +150,10 @@ def joint_forecast(
         "lower": np.clip(lo, LOW, HIGH),
         "upper": np.clip(hi, LOW, HIGH),
     }
+    # moments of the mixture before clipping (the mixed model's loc/scale analogue)
+    loc = np.sum(w * means, axis=1)
+    stats["loc"] = loc
+    stats["scale"] = np.sqrt(np.sum(w * (means - loc[:, None]) ** 2, axis=1) + sd**2)
     draws = None
     if n_samples is not None:
         n, m = means.shape
