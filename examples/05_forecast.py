@@ -3,7 +3,10 @@
 1. Simulate 600 patients; fit the mixed model on 500 of them.
 2. Forecast the other 100 at 6 and 12 months from their first 3 months of visits,
    with 90 % intervals; draw one patient's fan chart.
-3. Backtest the mixed model against the ΔFS, per-patient and random-forest
+3. Fit the joint model of the trajectory and death/tracheostomy: forecasts given the
+   patient is alive then, and the probability of being event-free at 6/12/24 months.
+4. Backtest the mixed model, the same recalibrated on the training patients' own
+   errors, and the joint model against the ΔFS, per-patient and random-forest
    baselines, the simulator's Bayes oracle and the true curves; draw the calibration.
 
 Run: ``python examples/05_forecast.py [OUT_DIR]``
@@ -24,6 +27,7 @@ import matplotlib.pyplot as plt
 
 from alsprog.data import assemble
 from alsprog.forecast import (
+    CalibratedForecaster,
     DeltaFSBaseline,
     PatientOLSBaseline,
     RandomForestSlope,
@@ -31,7 +35,7 @@ from alsprog.forecast import (
     calibration,
     forecast,
 )
-from alsprog.models import LinearMixedModel
+from alsprog.models import JointModel, LinearMixedModel
 from alsprog.plots import calibration_curve, fan_chart
 from alsprog.simulate import simulate_cohort
 
@@ -52,8 +56,20 @@ def main(out: Path) -> None:
     ax.figure.savefig(out / "fan_chart.png", dpi=100)
     plt.close("all")
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joint = JointModel(FORMULA, event_formula="delta_fs + onset_site").fit(
+            table[~new]
+        )
+    print(joint.event_params_.round(3).to_string())
+    given_alive = forecast(joint, history, [12])
+    print(given_alive.head(3).round(1).to_string(index=False))
+    print(joint.predict_survival(history, [6, 12, 24]).head(6).round(3).to_string())
+
     models = {
         "mixed model": LinearMixedModel(FORMULA),
+        "mixed model, recalibrated": CalibratedForecaster(LinearMixedModel(FORMULA)),
+        "joint model": JointModel(FORMULA),
         "ΔFS": DeltaFSBaseline(),
         "per-patient OLS": PatientOLSBaseline(),
         "random forest": RandomForestSlope(n_estimators=200, random_state=1),

@@ -107,9 +107,13 @@ def forecast(
 
     Parameters
     ----------
-    model : LinearMixedModel, BayesianTrajectoryModel or a fitted baseline
-        Fitted on other patients.  Baselines (:class:`DeltaFSBaseline`, ...) are
-        passed through to their ``predict``.
+    model : LinearMixedModel, JointModel, BayesianTrajectoryModel, a fitted baseline or CalibratedForecaster
+        Fitted on other patients.  Baselines (:class:`DeltaFSBaseline`, ...) and
+        :class:`CalibratedForecaster` are passed through to their ``predict``.  A
+        :class:`~alsprog.models.JointModel` gives the outcome given the history and
+        being event-free at the forecast time (see ``given_alive``): a mixture of
+        normals over Gauss-Hermite nodes of the random effects, each reweighted by
+        its survival probability.
     history : pandas.DataFrame
         Long-format rows (as :func:`alsprog.data.assemble` returns) of the patients to
         forecast: one row per visit so far, subject-level covariates repeated on each

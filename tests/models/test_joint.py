@@ -228,3 +228,40 @@ def test_input_not_modified():
         FORMULA, event_formula="x", event_time="time", event="dead", max_iter=3
     ).fit(df)
     pd.testing.assert_frame_equal(df, before)
+
+
+def test_random_intercept_only_and_no_event_covariates():
+    df, _ = fitted()
+    jm = JointModel(
+        "y ~ months + x + (1 | subject_id)",
+        event_formula="",
+        event_time="time",
+        event="dead",
+    ).fit(df)
+    assert jm.converged_
+    assert list(jm.event_params_.index) == ["alpha:Intercept"]
+    s = jm.predict_survival(df[df["months"] <= 2.0], [6.0])
+    assert s["survival"].between(0.0, 1.0).all()
+
+
+@pytest.mark.slow
+def test_standard_errors_match_the_spread_over_replications():
+    """Wald z of the slope and the association: mean ~0 and SD ~1 over 12 fits."""
+    from joint_testdata import simulate_joint
+
+    z = []
+    for rep in range(12):
+        df = simulate_joint(300, seed=100 + rep)
+        jm = JointModel(FORMULA, event_formula="x", event_time="time", event="dead")
+        jm.fit(df)
+        ev = jm.event_params_
+        z.append(
+            [
+                (jm.fe_params_["months"] - TRUTH["beta"][1]) / jm.bse_["months"],
+                (ev.loc["alpha:months", "coef"] - TRUTH["alpha"][1])
+                / ev.loc["alpha:months", "se"],
+            ]
+        )
+    z = np.asarray(z)
+    assert np.all(np.abs(z.mean(axis=0)) < 0.8), z.mean(axis=0)
+    assert np.all((z.std(axis=0) > 0.5) & (z.std(axis=0) < 1.6)), z.std(axis=0)
