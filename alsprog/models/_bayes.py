@@ -1,24 +1,24 @@
 """Bayesian hierarchical ALSFRS-R trajectory models sampled with PyMC through JAX.
 
-Owns: :class:`BayesianTrajectoryModel` (linear and sigmoid/D50 kinds): turning a formula
-and a long-format table into a PyMC model, sampling it (numpyro by default, nutpie or
-PyMC's own NUTS on request), the exact per-subject effects of the marginalised linear
-model, the convergence gate, summaries, trajectories, predictions, LOO and save/load.
-Leaves: the linear numerics and model graph to :mod:`alsprog.models._bayes_linear`, the
-sigmoid graph to :mod:`alsprog.models._bayes_sigmoid`, priors to
-:mod:`alsprog.models._bayes_priors`, the formula -> design step to
-:mod:`alsprog.models._formula`, figures to :mod:`alsprog.plots`.
+Owns: :class:`BayesianTrajectoryModel` (linear and sigmoid/D50 kinds): its parameters
+and their checks, building the PyMC model of a fit and running the fit (sampler, exact
+per-subject effects of the marginalised linear model, convergence gate), the posterior
+math behind predictions, subject trajectories and LOO, and the ``summary``, ``save``
+and ``load`` methods.
+Leaves: the formula -> design arrays to :mod:`alsprog.models._bayes_design`, the NUTS
+call, exact effect draws and diagnostics to :mod:`alsprog.models._bayes_sampling`, the
+summary tables to :mod:`alsprog.models._bayes_summary`, the netCDF file to
+:mod:`alsprog.models._bayes_io`, the linear numerics and model graph to
+:mod:`alsprog.models._bayes_linear`, the sigmoid graph to
+:mod:`alsprog.models._bayes_sigmoid`, priors to :mod:`alsprog.models._bayes_priors`,
+figures to :mod:`alsprog.plots`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import sys
 import time as _time
 import warnings
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -26,61 +26,36 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from alsprog._io import atomic_path
 from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
-from alsprog._version import __version__
 from alsprog.errors import (
     ConvergenceError,
     ConvergenceWarning,
     ModelSpecificationError,
-    SavedModelError,
 )
-from alsprog.models._bayes_linear import (
-    conditional_subject_effects,
-    marginal_loglik,
-    subject_stats,
+from alsprog.models._bayes_design import (
+    BayesDesign,
+    design_coords,
+    prepare_design,
+    subject_first,
 )
+from alsprog.models._bayes_io import attach_data, load_model, save_model
+from alsprog.models._bayes_linear import marginal_loglik, subject_stats
 from alsprog.models._bayes_priors import Prior, default_priors, merge_priors
+from alsprog.models._bayes_sampling import (
+    ESS_BULK_MIN,
+    RHAT_MAX,
+    SAMPLERS,
+    convergence_failure,
+    diagnose,
+    draw_subject_effects,
+    sample_nuts,
+)
 from alsprog.models._bayes_sigmoid import sigmoid_mean
-from alsprog.models._formula import MixedDesign, build_mixed_design, parse_mixed_formula
+from alsprog.models._bayes_summary import band, summarise_posterior
 from alsprog.models._summary import Summary
 
 __all__ = ["BayesianTrajectoryModel", "Prior"]
-
-logger = logging.getLogger(__name__)
-
-#: Convergence gate: any R-hat above, any bulk ESS below, or any divergence warns.
-RHAT_MAX = 1.01
-ESS_BULK_MIN = 400
-
-_DEFAULT_FORMULA = {
-    "linear": "alsfrs_r_total ~ months",
-    "sigmoid": "alsfrs_r_total ~ 1",
-}
-_DEFAULT_TIME = {"linear": "months", "sigmoid": "months_since_onset"}
-_EFFECTS_SIGMOID = ["log_d50", "log_dx"]
-_SAMPLERS = ("numpyro", "nutpie", "pymc")
-_CONFIG_ATTR = "alsprog"
-
-
-@dataclass
-class _Design:
-    """Arrays and bookkeeping of one fit (complete rows of the data)."""
-
-    mixed: MixedDesign
-    y: npt.NDArray[np.float64]
-    X: npt.NDArray[np.float64]
-    t: npt.NDArray[np.float64]
-    groups: npt.NDArray[np.intp]
-    levels: pd.Index
-    subject_ids: list[str]
-    fe_names: list[str]
-    frame: pd.DataFrame  # the model's columns, complete rows, index reset
-    first_rows: npt.NDArray[np.intp]  # each subject's first row in `frame`
-    time: str
-    subject: str
-    outcome: str
 
 
 class BayesianTrajectoryModel(BaseEstimator):
@@ -292,7 +267,7 @@ class BayesianTrajectoryModel(BaseEstimator):
                 "sampler='blackjax' is not supported: PyMC 5.28's blackjax bridge is "
                 "broken with blackjax 1.7.1; use 'numpyro' (also JAX) or 'nutpie'."
             )
-        check_choice(self.sampler, "sampler", _SAMPLERS)
+        check_choice(self.sampler, "sampler", SAMPLERS)
         check_int(self.chains, "chains", low=1)
         check_int(self.draws, "draws", low=1)
         check_int(self.tune, "tune", low=0)
@@ -321,106 +296,20 @@ class BayesianTrajectoryModel(BaseEstimator):
             )
         return can if self.marginalize is None else bool(self.marginalize)
 
-    def _prepare(self, df: pd.DataFrame) -> _Design:
-        if not isinstance(df, pd.DataFrame):
-            raise ModelSpecificationError(
-                f"Data must be a pandas DataFrame; got {type(df).__name__}."
-            )
-        kind = self.kind
-        formula = self.formula if self.formula is not None else _DEFAULT_FORMULA[kind]
-        time = self.time if self.time is not None else _DEFAULT_TIME[kind]
-        if not isinstance(self.subject, str) or not isinstance(time, str):
-            raise ModelSpecificationError(
-                f"`subject` and `time` must be column names; got {self.subject!r}, "
-                f"{time!r}."
-            )
-        parsed = parse_mixed_formula(formula)
-        subject = self.subject
-        for col in (subject, time):
-            if col not in df.columns:
-                raise ModelSpecificationError(
-                    f"Column {col!r} is not in the data (needed as the "
-                    f"{'subject' if col == subject else 'time'} column); the data has "
-                    f"{', '.join(map(str, df.columns))}."
-                )
-        if kind == "linear":
-            if parsed.random:
-                if len(parsed.random) != 1 or parsed.random[0].group != subject:
-                    raise ModelSpecificationError(
-                        f"Formula {formula!r}: the linear model takes one random term "
-                        f"'({time} | {subject})' (implied when omitted); got "
-                        f"{', '.join(f'({r.expr} | {r.group})' for r in parsed.random)}."
-                    )
-                full = formula
-            else:
-                full = f"{formula} + ({time} | {subject})"
-        else:
-            if parsed.random:
-                raise ModelSpecificationError(
-                    f"Formula {formula!r}: the sigmoid model's per-subject D50 and dx "
-                    "effects are implied; remove the random-effects term."
-                )
-            from formulaic import Formula
-
-            try:
-                used = set(Formula(parsed.fixed).required_variables)
-            except Exception as exc:  # formulaic raises many types
-                raise ModelSpecificationError(
-                    f"Cannot read formula {formula!r}: {exc}"
-                ) from exc
-            if time in used:
-                raise ModelSpecificationError(
-                    f"Formula {formula!r}: the sigmoid model is a curve in {time!r}; "
-                    f"list only covariates of log D50 / log dx, not {time!r}."
-                )
-            full = f"{formula} + (0 + {time} | {subject})"
-        mixed = build_mixed_design(full, df)
-        if kind == "linear" and mixed.re_names != ["Intercept", time]:
-            raise ModelSpecificationError(
-                f"Formula {formula!r}: the random term must give a random intercept and "
-                f"a slope on {time!r}, e.g. '({time} | {subject})'; it gives "
-                f"{mixed.re_names}."
-            )
-        frame = df.loc[mixed.row_index, mixed.variables].reset_index(drop=True)
-        for c in frame.columns:
-            if not pd.api.types.is_numeric_dtype(
-                frame[c]
-            ) or pd.api.types.is_bool_dtype(frame[c]):
-                frame[c] = frame[c].astype(str).astype(object)
-        t = mixed.Z[:, -1].astype(float)
-        first = np.full(len(mixed.group_levels), -1, dtype=np.intp)
-        order = np.arange(len(mixed.groups))[::-1]
-        first[mixed.groups[order]] = order
-        return _Design(
-            mixed=mixed,
-            y=mixed.y,
-            X=mixed.X,
-            t=t,
-            groups=mixed.groups,
-            levels=mixed.group_levels,
-            subject_ids=[str(s) for s in mixed.group_levels],
-            fe_names=list(mixed.fe_names),
-            frame=frame,
-            first_rows=first,
-            time=time,
-            subject=subject,
-            outcome=mixed.outcome,
+    def _prepare(self, df: pd.DataFrame) -> BayesDesign:
+        return prepare_design(
+            df,
+            kind=self.kind,
+            formula=self.formula,
+            time=self.time,
+            subject=self.subject,
         )
 
-    def _coords(self, d: _Design) -> dict[str, Any]:
-        effect = ["Intercept", d.time] if self.kind == "linear" else _EFFECTS_SIGMOID
-        return {
-            "term": d.fe_names,
-            "effect": effect,
-            "subject_id": d.subject_ids,
-            "obs": np.arange(len(d.y)),
-        }
-
-    def _build(self, d: _Design, priors: dict[str, Prior], marginal: bool) -> Any:
+    def _build(self, d: BayesDesign, priors: dict[str, Prior], marginal: bool) -> Any:
         from alsprog.models._bayes_linear import build_linear_model
         from alsprog.models._bayes_sigmoid import build_sigmoid_model
 
-        coords = self._coords(d)
+        coords = design_coords(d, self.kind)
         if self.kind == "linear":
             return build_linear_model(
                 y=d.y,
@@ -491,7 +380,7 @@ class BayesianTrajectoryModel(BaseEstimator):
         if not marginal:
             var_names.append("subject_effects")
         start = _time.perf_counter()
-        idata = _sample(
+        idata = sample_nuts(
             model,
             sampler=self.sampler,
             draws=self.draws,
@@ -505,48 +394,18 @@ class BayesianTrajectoryModel(BaseEstimator):
         )
         idata.posterior = idata.posterior[var_names]
         if marginal:
-            idata.posterior["subject_effects"] = self._draw_effects(idata, design, rng)
+            idata.posterior["subject_effects"] = draw_subject_effects(
+                idata, design, rng
+            )
         self.sampling_seconds_ = _time.perf_counter() - start
         self._set_fitted(idata, design, priors, marginal)
-        _attach_data(idata, design, self._pointwise_loglik())
+        attach_data(idata, design, self._pointwise_loglik())
         self.idata_ = idata
         self._gate()
         return self
 
-    def _draw_effects(self, idata: Any, d: _Design, rng: np.random.Generator) -> Any:
-        import xarray as xr
-
-        post = idata.posterior
-        c, n = post.sizes["chain"], post.sizes["draw"]
-        flat = {
-            k: post[k].values.reshape(c * n, *post[k].shape[2:])
-            for k in ("beta", "subject_sd", "subject_corr", "sigma")
-        }
-        stats = subject_stats(d.y, d.X, d.t, d.groups, len(d.subject_ids))
-        b = np.empty((c * n, len(d.subject_ids), 2))
-        for s in range(0, c * n, 250):  # chunks bound the memory
-            sl = slice(s, s + 250)
-            b[sl] = conditional_subject_effects(
-                stats,
-                flat["beta"][sl],
-                flat["subject_sd"][sl],
-                flat["subject_corr"][sl],
-                flat["sigma"][sl],
-                rng,
-            )
-        return xr.DataArray(
-            b.reshape(c, n, *b.shape[1:]),
-            dims=("chain", "draw", "subject_id", "effect"),
-            coords={
-                "chain": post.chain,
-                "draw": post.draw,
-                "subject_id": d.subject_ids,
-                "effect": post.effect.values,
-            },
-        )
-
     def _set_fitted(
-        self, idata: Any, d: _Design, priors: dict[str, Prior], marginal: bool
+        self, idata: Any, d: BayesDesign, priors: dict[str, Prior], marginal: bool
     ) -> None:
         self._design = d
         self.priors_ = priors
@@ -558,27 +417,18 @@ class BayesianTrajectoryModel(BaseEstimator):
         self._posterior = idata.posterior
 
     def _gate(self) -> None:
-        self.diagnostics_ = _diagnostics(self.idata_, self._population_vars())
-        dg = self.diagnostics_
-        problems = []
-        if dg["max_rhat"] > RHAT_MAX:
-            problems.append(f"max R-hat {dg['max_rhat']:.3f} > {RHAT_MAX}")
-        if dg["min_ess_bulk"] < ESS_BULK_MIN:
-            problems.append(f"min bulk ESS {dg['min_ess_bulk']:.0f} < {ESS_BULK_MIN}")
-        if dg["n_divergent"] > 0:
-            problems.append(f"{dg['n_divergent']} divergent transitions")
-        self.converged_ = not problems
-        if problems:
-            advice = []
-            if dg["n_divergent"] > 0:
-                advice.append("raise target_accept (e.g. 0.95)")
-            if dg["max_rhat"] > RHAT_MAX or dg["min_ess_bulk"] < ESS_BULK_MIN:
-                advice.append("raise draws/tune or chains")
-            if not self.marginalized_ and self.kind == "linear":
-                advice.append("use marginalize=None (the exact marginal model)")
+        self.diagnostics_ = diagnose(self.idata_, self._population_vars())
+        failure = convergence_failure(
+            self.diagnostics_,
+            rhat_max=RHAT_MAX,
+            ess_bulk_min=ESS_BULK_MIN,
+            suggest_marginal=not self.marginalized_ and self.kind == "linear",
+        )
+        self.converged_ = failure is None
+        if failure is not None:
             msg = (
                 f"{type(self).__name__} ({self.kind}) may not have converged: "
-                f"{'; '.join(problems)}; {', '.join(advice)}."
+                f"{failure}."
             )
             if self.strict:
                 raise ConvergenceError(msg)
@@ -717,7 +567,7 @@ class BayesianTrajectoryModel(BaseEstimator):
         rng = as_generator(seed)
         ok, X, t, b = self._rows(df, rng)
         if self.kind == "sigmoid":
-            X = _subject_first(X, df.loc[ok, self._design.subject].astype(str))
+            X = subject_first(X, df.loc[ok, self._design.subject].astype(str))
         draws = self._mean_draws(X, t, b)
         if include_noise:
             sigma = self._draws("sigma")[:, None]
@@ -727,7 +577,7 @@ class BayesianTrajectoryModel(BaseEstimator):
                 e = rng.standard_normal(draws.shape)
             draws = draws + sigma * e
         out = pd.DataFrame(np.nan, index=df.index, columns=["mean", "lower", "upper"])
-        out.loc[ok] = _band(draws, level)
+        out.loc[ok] = band(draws, level)
         return out
 
     def subject_trajectories(
@@ -781,7 +631,7 @@ class BayesianTrajectoryModel(BaseEstimator):
             X = np.asarray(d.mixed.fixed_spec.get_model_matrix(rows), dtype=float)
             t = rows[d.time].to_numpy(dtype=float)
             b = b_all[:, np.repeat(chunk, len(times))]
-            band = _band(self._mean_draws(X, t, b), level)
+            band_ = band(self._mean_draws(X, t, b), level)
             parts.append(
                 pd.DataFrame(
                     {
@@ -789,9 +639,9 @@ class BayesianTrajectoryModel(BaseEstimator):
                             np.asarray(d.subject_ids)[chunk], len(times)
                         ),
                         d.time: t,
-                        "mean": band[:, 0],
-                        "lower": band[:, 1],
-                        "upper": band[:, 2],
+                        "mean": band_[:, 0],
+                        "lower": band_[:, 1],
+                        "upper": band_[:, 2],
                     }
                 )
             )
@@ -857,96 +707,11 @@ class BayesianTrajectoryModel(BaseEstimator):
             ``sd``, ``ci_lower``, ``ci_upper``, ``r_hat``, ``ess_bulk``,
             ``ess_tail``.
         """
-        import arviz as az
-
         check_is_fitted(self, ["idata_"])
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
-        post = self._posterior
-        rhat = az.rhat(post) if post.sizes["chain"] > 1 else None
-        ess_b = az.ess(post, method="bulk")
-        ess_t = az.ess(post, method="tail")
-
-        def table(name: str, labels: list[str]) -> pd.DataFrame:
-            v = post[name].values.reshape(-1, *post[name].shape[2:])
-            v = v.reshape(v.shape[0], -1)
-            lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2], axis=0)
-            rh = (
-                rhat[name].values.ravel()
-                if rhat is not None
-                else np.full(v.shape[1], np.nan)
-            )
-            return pd.DataFrame(
-                {
-                    "mean": v.mean(axis=0),
-                    "sd": v.std(axis=0, ddof=1),
-                    "ci_lower": lo,
-                    "ci_upper": hi,
-                    "r_hat": rh,
-                    "ess_bulk": ess_b[name].values.ravel(),
-                    "ess_tail": ess_t[name].values.ravel(),
-                },
-                index=labels,
-            )
-
-        effects = list(post.effect.values)
-        if self.kind == "linear":
-            fixed_labels = self.terms_
-        else:
-            fixed_labels = [f"{e}: {t}" for e in effects for t in self.terms_]
-        fixed = table("beta", fixed_labels)
-        random = pd.concat(
-            [
-                table("subject_sd", [f"sd({e})" for e in effects]),
-                table("subject_corr", [f"corr({effects[0]}, {effects[1]})"]),
-            ]
-        )
-        resid = table("sigma", ["sigma"])
-        if self.likelihood == "student_t":
-            resid = pd.concat([resid, table("nu", ["nu"])])
-        dg = self.diagnostics_
-        d = self._design
-        header = {
-            "Formula": self.formula or _DEFAULT_FORMULA[self.kind],
-            "Likelihood": self.likelihood,
-            "Time": d.time,
-            "Number of obs": self.n_obs_,
-            f"Number of subjects ({d.subject})": self.n_subjects_,
-            "Sampler": (
-                f"{self.sampler}, {post.sizes['chain']} chains x {post.sizes['draw']}"
-                f" draws ({'marginal' if self.marginalized_ else 'full'} model)"
-            ),
-            "Diagnostics": (
-                f"max R-hat {dg['max_rhat']:.3f}, min bulk ESS "
-                f"{dg['min_ess_bulk']:.0f}, min tail ESS {dg['min_ess_tail']:.0f}, "
-                f"{dg['n_divergent']} divergent, min BFMI {dg['min_bfmi']:.2f}"
-            ),
-        }
-        notes = (
-            []
-            if self.converged_
-            else [
-                "Warning: the convergence gate failed (R-hat > 1.01, bulk ESS < 400 or "
-                "divergences); do not trust these numbers."
-            ]
-        )
-        title = (
-            "Bayesian linear trajectory model"
-            if self.kind == "linear"
-            else "Bayesian sigmoid (D50) trajectory model, log D50 / log dx scale"
-        )
-        return Summary(
-            title,
-            header,
-            {"fixed": fixed, "random": random, "residual": resid},
-            captions={
-                "fixed": f"Fixed effects (posterior mean, {level:.0%} interval)",
-                "random": "Per-subject effects",
-                "residual": "Residual",
-            },
-            notes=notes,
-        )
+        return summarise_posterior(self, level)
 
     def prior_predictive(
         self, df: pd.DataFrame, *, draws: int = 500, seed: Any = None
@@ -999,25 +764,7 @@ class BayesianTrajectoryModel(BaseEstimator):
             Output file, conventionally ``*.nc``.
         """
         check_is_fitted(self, ["idata_"])
-        params = self.get_params()
-        if params["priors"] is not None:
-            params["priors"] = {
-                k: (v.to_dict() if isinstance(v, Prior) else dict(v))
-                for k, v in params["priors"].items()
-            }
-        if not (params["seed"] is None or isinstance(params["seed"], int | np.integer)):
-            params["seed"] = None  # a Generator has no JSON form
-        elif params["seed"] is not None:
-            params["seed"] = int(params["seed"])
-        config = {
-            "model": type(self).__name__,
-            "version": __version__,
-            "params": params,
-        }
-        idata = self.idata_.copy()
-        idata.attrs[_CONFIG_ATTR] = json.dumps(config)
-        with atomic_path(path) as tmp:
-            idata.to_netcdf(str(tmp))
+        save_model(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BayesianTrajectoryModel:
@@ -1038,175 +785,4 @@ class BayesianTrajectoryModel(BaseEstimator):
             Unreadable file, no alsprog config, or a different class or alsprog
             version (the message names the file and the field).
         """
-        import arviz as az
-
-        try:
-            idata = az.from_netcdf(str(path))
-        except (OSError, ValueError) as exc:
-            raise SavedModelError(f"{path}: cannot be read as netCDF ({exc})") from exc
-        raw = idata.attrs.get(_CONFIG_ATTR)
-        if raw is None:
-            raise SavedModelError(
-                f"{path}: field 'alsprog' missing from the file's attrs; not a file "
-                "written by BayesianTrajectoryModel.save."
-            )
-        try:
-            config = json.loads(raw)
-            model_name, version, params = (
-                config["model"],
-                config["version"],
-                dict(config["params"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SavedModelError(
-                f"{path}: field 'alsprog' is not a valid config ({exc})"
-            ) from exc
-        if model_name != cls.__name__:
-            raise SavedModelError(
-                f"{path}: field 'model' is {model_name!r}, expected {cls.__name__!r}."
-            )
-        if version != __version__:
-            raise SavedModelError(
-                f"{path}: field 'version' is {version!r} but this is alsprog "
-                f"{__version__}; refit the model with this version."
-            )
-        if params.get("priors") is not None:
-            params["priors"] = {
-                k: Prior.from_dict(v) for k, v in params["priors"].items()
-            }
-        model = cls(**params)
-        marginal = model._check_params()
-        frame = idata.constant_data.to_dataframe().reset_index(drop=True)
-        design = model._prepare(frame)
-        priors = merge_priors(
-            model.kind, model.likelihood, model.priors, design.fe_names
-        )
-        del idata.attrs[_CONFIG_ATTR]
-        model._set_fitted(idata, design, priors, marginal)
-        model.idata_ = idata
-        model.diagnostics_ = _diagnostics(idata, model._population_vars())
-        model.converged_ = bool(
-            model.diagnostics_["max_rhat"] <= RHAT_MAX
-            and model.diagnostics_["min_ess_bulk"] >= ESS_BULK_MIN
-            and model.diagnostics_["n_divergent"] == 0
-        )
-        return model
-
-
-# ------------------------------------------------------------------ helpers
-def _band(draws: npt.NDArray[np.float64], level: float) -> npt.NDArray[np.float64]:
-    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return np.column_stack([draws.mean(axis=0), lo, hi])
-
-
-def _subject_first(
-    X: npt.NDArray[np.float64], ids: pd.Series
-) -> npt.NDArray[np.float64]:
-    """Replace each row of ``X`` by its subject's first row (sigmoid covariates)."""
-    codes, _ = pd.factorize(ids.to_numpy())
-    first = np.full(codes.max() + 1 if len(codes) else 0, -1, dtype=np.intp)
-    order = np.arange(len(codes))[::-1]
-    first[codes[order]] = order
-    return X[first[codes]]
-
-
-def _attach_data(idata: Any, d: _Design, loglik: npt.NDArray[np.float64]) -> None:
-    """Add observed_data, log_likelihood and constant_data groups."""
-    import xarray as xr
-
-    post = idata.posterior
-    obs = np.arange(len(d.y))
-    ll = xr.Dataset(
-        {
-            d.outcome: (
-                ("chain", "draw", "obs"),
-                loglik.reshape(post.sizes["chain"], post.sizes["draw"], -1),
-            )
-        },
-        coords={"chain": post.chain, "draw": post.draw, "obs": obs},
-    )
-    observed = xr.Dataset({d.outcome: (("obs",), d.y)}, coords={"obs": obs})
-    const = xr.Dataset(
-        {c: (("obs",), d.frame[c].to_numpy()) for c in d.frame.columns},
-        coords={"obs": obs},
-    )
-    for name in ("log_likelihood", "observed_data", "constant_data"):
-        if name in idata.groups():
-            del idata[name]
-    idata.add_groups(
-        {"log_likelihood": ll, "observed_data": observed, "constant_data": const}
-    )
-
-
-def _diagnostics(idata: Any, names: list[str]) -> dict[str, float]:
-    import arviz as az
-
-    post = idata.posterior[[n for n in names if n in idata.posterior]]
-
-    def extreme(ds: Any, fn: Any) -> float:
-        vals = np.concatenate([np.ravel(ds[v].values) for v in ds.data_vars])
-        vals = vals[np.isfinite(vals)]
-        return float(fn(vals)) if vals.size else float("nan")
-
-    if post.sizes["chain"] > 1:
-        max_rhat = extreme(az.rhat(post), np.max)
-    else:
-        max_rhat = float("nan")
-    ss = idata.sample_stats
-    n_div = int(ss["diverging"].values.sum()) if "diverging" in ss else 0
-    try:
-        min_bfmi = float(np.min(az.bfmi(idata)))
-    except (KeyError, AttributeError, ValueError, TypeError):
-        min_bfmi = float("nan")
-    return {
-        "max_rhat": max_rhat,
-        "min_ess_bulk": extreme(az.ess(post, method="bulk"), np.min),
-        "min_ess_tail": extreme(az.ess(post, method="tail"), np.min),
-        "n_divergent": n_div,
-        "min_bfmi": min_bfmi,
-    }
-
-
-def _sample(
-    model: Any,
-    *,
-    sampler: str,
-    draws: int,
-    tune: int,
-    chains: int,
-    target_accept: float,
-    seed: int,
-    progress: bool | None,
-    dense: bool,
-    var_names: list[str],
-) -> Any:
-    """Run NUTS on ``model`` with the chosen implementation; returns InferenceData."""
-    import pymc as pm
-
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    kwargs: dict[str, Any] = {
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "target_accept": target_accept,
-        "random_seed": seed,
-        "progressbar": show,
-        "compute_convergence_checks": False,
-        "var_names": var_names,
-        "idata_kwargs": {"log_likelihood": False},
-    }
-    if sampler == "numpyro":
-        kwargs["nuts_sampler"] = "numpyro"
-        kwargs["nuts_sampler_kwargs"] = {
-            "chain_method": "parallel",
-            "nuts_kwargs": {"dense_mass": dense},
-        }
-    elif sampler == "nutpie":
-        kwargs["nuts_sampler"] = "nutpie"
-    else:
-        kwargs["cores"] = 1
-    logger.info("sampling with %s: %d chains x %d draws", sampler, chains, draws)
-    with model, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*There are not enough devices.*")
-        idata = pm.sample(**kwargs)
-    return idata
+        return load_model(cls, path)

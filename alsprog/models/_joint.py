@@ -632,20 +632,12 @@ def _event_design(
     """Subject-level event covariates (intercept dropped) and their model spec."""
     from formulaic import Formula, model_matrix
 
+    from alsprog.models._formula import _check_columns
+
     if not text.strip():
         return np.zeros((len(first), 0)), [], None
-    try:
-        required = set(Formula(text).required_variables)
-    except Exception as exc:
-        raise ModelSpecificationError(
-            f"Cannot read event_formula {text!r}: {exc}"
-        ) from exc
-    missing = sorted(v for v in required if v not in first.columns)
-    if missing:
-        raise ModelSpecificationError(
-            f"event_formula {text!r} uses unknown column(s) "
-            f"{', '.join(map(repr, missing))}."
-        )
+    _check_columns(text, first, f"event_formula {text}")
+    required = set(Formula(text).required_variables)
     problems = [
         Problem(
             f"{v!r} is missing; the event part (event_formula {text!r}) needs it",
