@@ -82,7 +82,7 @@ def mixture_quantiles(
     --------
     >>> q = mixture_quantiles(np.array([0.5, 0.975]), np.array([[0.0, 0.0]]),
     ...                       np.array([[0.5, 0.5]]), np.array([1.0]))
-    >>> np.round(q[:, 0], 6).tolist()
+    >>> (np.round(q[:, 0], 6) + 0.0).tolist()
     [0.0, 1.959964]
     """
     sd = np.maximum(np.asarray(sd, dtype=float), 1e-12)
