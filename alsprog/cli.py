@@ -329,13 +329,18 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_power(args: argparse.Namespace) -> int:
-    from alsprog.design import sample_size_table
+    from alsprog.design import TrialDesign
 
+    common = dict(
+        alpha=args.alpha,
+        power=args.power,
+        allocation_ratio=args.allocation_ratio,
+        retention=None if args.retention is None else tuple(args.retention),
+    )
     if args.from_model:
         import zipfile
 
         from alsprog.data._read import read_table
-        from alsprog.design import TrialDesign
         from alsprog.models import LinearMixedModel
 
         if zipfile.is_zipfile(args.from_model):  # a LinearMixedModel.save() file
@@ -345,29 +350,25 @@ def cmd_power(args: argparse.Namespace) -> int:
             data, _ = read_table(args.from_model)
             formula = f"{args.outcome} ~ {args.time} + ({args.time} | subject_id)"
             model = LinearMixedModel(formula, time=args.time).fit(data)
-        d = TrialDesign.from_model(model, args.months, time=args.time)
-        args.sig2_int, args.sig2_slope = d.sig2_int, d.sig2_slope
-        args.cov_int_slope, args.sig2_e = d.cov_int_slope, d.sig2_e
+        d = TrialDesign.from_model(model, args.months, time=args.time, **common)
         args.mean_slope = d.mean_slope
         print(
             f"from {args.from_model}: {formula} on {model.n_groups_} subjects: "
             f"mean slope {d.mean_slope:.4g}, sig2_int {d.sig2_int:.4g}, sig2_slope "
             f"{d.sig2_slope:.4g}, cov {d.cov_int_slope:.4g}, sig2_e {d.sig2_e:.4g}"
         )
-    table = sample_size_table(
-        args.slowing,
-        mean_slope=args.mean_slope,
-        times=args.months,
-        sig2_int=args.sig2_int,
-        sig2_slope=args.sig2_slope,
-        cov_int_slope=args.cov_int_slope,
-        sig2_e=args.sig2_e,
-        methods=args.method,
-        alpha=args.alpha,
-        power=args.power,
-        allocation_ratio=args.allocation_ratio,
-        retention=args.retention,
-        alternative=args.alternative,
+    else:
+        d = TrialDesign(
+            visit_months=tuple(args.months),
+            mean_slope=args.mean_slope,
+            sig2_int=args.sig2_int,
+            sig2_slope=args.sig2_slope,
+            cov_int_slope=args.cov_int_slope,
+            sig2_e=args.sig2_e,
+            **common,
+        )
+    table = d.sample_size_table(
+        args.slowing, methods=args.method, alternative=args.alternative
     )
     if args.csv:
         print(table.to_csv(index=False), end="")

@@ -24,6 +24,7 @@ __all__ = [
     "NotFittedError",
     "Problem",
     "SavedModelError",
+    "not_converged",
 ]
 
 
@@ -197,3 +198,24 @@ class ConvergenceWarning(AlsprogWarning):
 
 class DataWarning(AlsprogWarning):
     """Rows were dropped, values clipped or records left unmatched."""
+
+
+def not_converged(message: str, *, strict: bool, stacklevel: int = 2) -> None:
+    """Raise :class:`ConvergenceError` when ``strict``, else warn.
+
+    ``stacklevel`` counts from the caller, as for :func:`warnings.warn`.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     not_converged("stopped early", strict=False)
+    >>> w[0].category.__name__
+    'ConvergenceWarning'
+    """
+    import warnings
+
+    if strict:
+        raise ConvergenceError(message)
+    warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel + 1)

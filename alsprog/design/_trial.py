@@ -18,6 +18,7 @@ import pandas as pd
 
 from alsprog._validation import check_interval, check_level
 from alsprog.design._analytic import (
+    Alternative,
     Method,
     SampleSize,
     _check_retention,
@@ -25,6 +26,7 @@ from alsprog.design._analytic import (
     _check_variances,
     power_slope,
     sample_size_slope,
+    sample_size_table,
 )
 from alsprog.errors import ModelSpecificationError
 
@@ -134,6 +136,43 @@ class TrialDesign:
             raise ModelSpecificationError("`slowing` is 0: no effect to detect.")
         return sample_size_slope(
             self.delta, power=self.power, method=method, **self._kwargs()
+        )
+
+    def sample_size_table(
+        self,
+        slowings: Sequence[float] | None = None,
+        *,
+        methods: Sequence[Method] = ("edland",),
+        alternative: Alternative = "two-sided",
+    ) -> pd.DataFrame:
+        """Patients per arm for several slowings and methods, one row each.
+
+        Parameters
+        ----------
+        slowings : sequence of float, optional
+            Fractional slowings of :attr:`mean_slope` (default: this design's).
+        methods : sequence of {"edland", "diggle", "liu_liang"}, default ("edland",)
+        alternative : {"two-sided", "one-sided"}, default "two-sided"
+
+        Returns
+        -------
+        pandas.DataFrame
+            As :func:`~alsprog.design.sample_size_table` with this design's visits,
+            variance components, alpha, power, allocation and retention.
+
+        Examples
+        --------
+        >>> t = TrialDesign().sample_size_table([0.25, 0.5])
+        >>> t["n_per_arm_ceil"].tolist()
+        [126, 32]
+        """
+        return sample_size_table(
+            [self.slowing] if slowings is None else list(slowings),
+            mean_slope=self.mean_slope,
+            methods=methods,
+            power=self.power,
+            alternative=alternative,
+            **self._kwargs(),
         )
 
     def power_at(self, n_per_arm: float, method: Method = "edland") -> SampleSize:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import time as _time
-import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -29,9 +28,8 @@ from sklearn.base import BaseEstimator
 from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
 from alsprog.errors import (
-    ConvergenceError,
-    ConvergenceWarning,
     ModelSpecificationError,
+    not_converged,
 )
 from alsprog.models._bayes_design import (
     BayesDesign,
@@ -430,9 +428,7 @@ class BayesianTrajectoryModel(BaseEstimator):
                 f"{type(self).__name__} ({self.kind}) may not have converged: "
                 f"{failure}."
             )
-            if self.strict:
-                raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+            not_converged(msg, strict=bool(self.strict), stacklevel=3)
 
     # ------------------------------------------------------------ posterior math
     def _draws(self, name: str) -> npt.NDArray[np.float64]:

@@ -28,11 +28,11 @@ import pandas as pd
 
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
 from alsprog.errors import (
-    ConvergenceError,
     ConvergenceWarning,
     DataValidationError,
     ModelSpecificationError,
     Problem,
+    not_converged,
 )
 from alsprog.models._estimator import EstimatorParams
 from alsprog.models._joint_numerics import (
@@ -241,19 +241,7 @@ class JointModel(EstimatorParams):
         expo, interval = exposure(times, breaks)
         G = len(subjects)
         stats = compute_group_stats(design.X, design.Z, design.y, design.groups, G)
-        data = JointData(
-            ZtZ=stats.ZtZ,
-            ZtX=stats.ZtX,
-            Zty=stats.Zty,
-            XtX=stats.XtX,
-            Xty=stats.Xty,
-            yty=float(stats.yty),
-            n_obs=int(stats.n),
-            W=W,
-            event=events.astype(float),
-            exposure=expo,
-            interval=interval,
-        )
+        data = JointData.from_stats(stats, W, events.astype(float), expo, interval)
         layout = JointLayout(
             p=design.X.shape[1], q=design.Z.shape[1], r=W.shape[1], k=len(breaks) - 1
         )
@@ -308,9 +296,7 @@ class JointModel(EstimatorParams):
                 f"joint ML did not converge ({res.message}; max |gradient| "
                 f"{grad_max:.1e}); raise max_iter or simplify the model."
             )
-            if self.strict:
-                raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+            not_converged(msg, strict=bool(self.strict), stacklevel=2)
         return self
 
     def _event_data(

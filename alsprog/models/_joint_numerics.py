@@ -117,6 +117,30 @@ class JointData:
     exposure: Array  # (G, K) time at risk in each baseline-hazard interval
     interval: npt.NDArray[np.intp]  # (G,) interval holding the event/censoring time
 
+    @classmethod
+    def from_stats(
+        cls,
+        stats: Any,
+        W: Array,
+        event: Array,
+        exposure: Array,
+        interval: npt.NDArray[np.intp],
+    ) -> JointData:
+        """From the mixed model's :class:`~alsprog.models._lmm_numerics.GroupStats`."""
+        return cls(
+            ZtZ=stats.ZtZ,
+            ZtX=stats.ZtX,
+            Zty=stats.Zty,
+            XtX=stats.XtX,
+            Xty=stats.Xty,
+            yty=float(stats.yty),
+            n_obs=int(stats.n),
+            W=np.asarray(W, dtype=float),
+            event=np.asarray(event, dtype=float),
+            exposure=exposure,
+            interval=interval,
+        )
+
 
 def exposure(times: Array, breaks: Array) -> tuple[Array, npt.NDArray[np.intp]]:
     """Time at risk in each interval ``[breaks[k], breaks[k+1])`` up to ``times``.

@@ -25,7 +25,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
-from alsprog.errors import ConvergenceError, ConvergenceWarning, ModelSpecificationError
+from alsprog.errors import (
+    ConvergenceWarning,
+    ModelSpecificationError,
+    not_converged,
+)
 from alsprog.models._estimator import EstimatorParams
 from alsprog.models._formula import MixedDesign, build_mixed_design
 from alsprog.models._lmm_numerics import (
@@ -230,9 +234,7 @@ class LinearMixedModel(EstimatorParams):
                 f"{np.max(np.abs(est.grad)):.1e}); rescale the time variable or raise "
                 "max_iter."
             )
-            if self.strict:
-                raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+            not_converged(msg, strict=bool(self.strict), stacklevel=2)
         if self.singular_:
             at = [
                 tpl.names[i] for i in np.flatnonzero(diag & (est.theta < SINGULAR_TOL))

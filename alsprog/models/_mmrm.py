@@ -27,10 +27,9 @@ from sklearn.base import BaseEstimator
 
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
 from alsprog.errors import (
-    ConvergenceError,
-    ConvergenceWarning,
     DataWarning,
     ModelSpecificationError,
+    not_converged,
 )
 from alsprog.models._mmrm_numerics import (
     build_patterns,
@@ -279,9 +278,7 @@ class MMRM(BaseEstimator):
                 f"MMRM REML optimisation did not converge ({res.message}); try "
                 "covariance='compound_symmetry' or check for sparse visits."
             )
-            if self.strict:
-                raise ConvergenceError(msg)
-            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+            not_converged(msg, strict=bool(self.strict), stacklevel=3)
         return self
 
     def _design(self, df: pd.DataFrame) -> dict:

@@ -483,7 +483,7 @@ def stage_forecast(s: State) -> None:
 # -------------------------------------------------------------------- design
 def stage_design(s: State) -> None:
     """Variance components from a mixed model -> sample sizes and power curves."""
-    from alsprog.design import TrialDesign, sample_size_table, simulate_power
+    from alsprog.design import TrialDesign, simulate_power
     from alsprog.models import LinearMixedModel
 
     cfg, dc = s.config, s.config.design
@@ -511,19 +511,7 @@ def stage_design(s: State) -> None:
         f"variance components from {src}: mean slope {d.mean_slope:.3g}/month, "
         f"slope SD {np.sqrt(d.sig2_slope):.3g}, residual SD {np.sqrt(d.sig2_e):.3g}"
     )
-    table = sample_size_table(
-        dc.slowing,
-        mean_slope=d.mean_slope,
-        times=d.visit_months,
-        sig2_int=d.sig2_int,
-        sig2_slope=d.sig2_slope,
-        cov_int_slope=d.cov_int_slope,
-        sig2_e=d.sig2_e,
-        methods=dc.methods,
-        alpha=dc.alpha,
-        power=dc.power,
-        retention=dc.retention,
-    )
+    table = d.sample_size_table(dc.slowing, methods=dc.methods)
     sizes: dict[float, int] = {}
     sim_power = np.full(len(table), np.nan)
     sim_se = np.full(len(table), np.nan)

@@ -56,18 +56,8 @@ def _objective(df: pd.DataFrame, jm: JointModel):
     st = compute_group_stats(design.X, design.Z, design.y, design.groups, G)
     first = df.drop_duplicates("subject_id")
     e, k = exposure(first["time"].to_numpy(), jm._breaks)
-    data = JointData(
-        ZtZ=st.ZtZ,
-        ZtX=st.ZtX,
-        Zty=st.Zty,
-        XtX=st.XtX,
-        Xty=st.Xty,
-        yty=float(st.yty),
-        n_obs=int(st.n),
-        W=first[["x"]].to_numpy(float),
-        event=first["dead"].to_numpy(float),
-        exposure=e,
-        interval=k,
+    data = JointData.from_stats(
+        st, first[["x"]].to_numpy(float), first["dead"].to_numpy(float), e, k
     )
     nodes, lw = _grid(jm.n_quad, 2)
     with jax.enable_x64(True):
