@@ -27,6 +27,7 @@ from alsprog._random import as_generator
 from alsprog._validation import check_int, check_interval, check_is_fitted, check_level
 from alsprog.data._history import with_draws
 from alsprog.errors import ModelSpecificationError
+from alsprog.forecast._evaluate import history_and_later, patient_rows
 
 __all__ = ["CalibratedForecaster"]
 
@@ -126,14 +127,8 @@ class CalibratedForecaster(BaseEstimator):
             raise TypeError(f"`train` must be a DataFrame; got {type(train).__name__}.")
         model = clone(self.model).fit(train)
         outcome = _outcome_of(model)
-        t = train[train[outcome].notna()]
-        if "group" in t.columns:
-            t = t[t["group"].astype(str) != "control"]
-        cut = self.history_months + self.tol_months
-        hist = t[t["months"] <= cut]
-        last = hist.groupby("subject_id")["months"].max()
-        later = t[t["subject_id"].isin(last.index)].join(
-            last.rename("_last"), on="subject_id"
+        hist, later = history_and_later(
+            patient_rows(train, outcome), self.history_months, self.tol_months
         )
         later = later[later["months"] > later["_last"]]
         if len(later) < 2 * int(self.min_per_bin):

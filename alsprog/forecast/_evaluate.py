@@ -261,13 +261,30 @@ def calibration(
     return pd.DataFrame(rows, columns=[*groups, "level", "coverage", "n"])
 
 
+def patient_rows(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """Rows with an outcome, healthy controls (``group == "control"``) left out."""
+    t = table[table[outcome].notna()]
+    if "group" in t.columns:
+        t = t[t["group"].astype(str) != "control"]
+    return t.assign(subject_id=t["subject_id"].astype(str))
+
+
+def history_and_later(
+    t: pd.DataFrame, history_months: float, tol_months: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each patient's visits up to ``history_months + tol_months`` (the history) and
+    all visits of the patients with a history, with their last history time in
+    ``_last``."""
+    hist = t[t["months"] <= history_months + tol_months]
+    last = hist.groupby("subject_id")["months"].max()
+    later = t.join(last.rename("_last"), on="subject_id", how="inner")
+    return hist, later
+
+
 def _split(
     table: pd.DataFrame, outcome: str, test_fraction: float, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    t = table[table[outcome].notna()].copy()
-    if "group" in t.columns:
-        t = t[t["group"].astype(str) != "control"]
-    t["subject_id"] = t["subject_id"].astype(str)
+    t = patient_rows(table, outcome)
     ids = np.asarray(pd.unique(t["subject_id"]), dtype=object)
     n_test = int(round(test_fraction * len(ids)))
     if n_test < 1 or n_test >= len(ids):
@@ -400,10 +417,7 @@ def backtest(
         raise ValueError("`reference=True` needs a simulated Cohort as `data`.")
     rng = as_generator(seed)
     train, test = _split(table, outcome, test_fraction, rng)
-    cut = history_months + tol_months
-    hist = test[test["months"] <= cut]
-    last = hist.groupby("subject_id")["months"].max()
-    later = test.join(last.rename("_last"), on="subject_id")
+    hist, later = history_and_later(test, history_months, tol_months)
     end = max(horizons[-1], 12.0) + tol_months
     keep = (
         (later["months"] >= later["_last"])

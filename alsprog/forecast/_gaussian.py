@@ -24,6 +24,8 @@ __all__ = [
     "censored_normal_mean",
     "conditional_effects",
     "crps_censored_normal",
+    "fixed_effect_variance",
+    "history_sums",
     "lmm_forecast",
     "normal_band",
     "psd_sqrt",
@@ -205,30 +207,52 @@ def lmm_forecast(
     Cov(beta) (.)'``; the new patients are not in the fit, so the two are independent)
     and the residual variance; ``theta`` and ``sigma`` are treated as known.
     """
-    observed, future, subjects = prep.observed, prep.future, prep.subjects
-    info = model._design_info
-    subj = info["group"]
     beta = model.fe_params_.to_numpy()
     cov_beta = model.cov_params().to_numpy()
     D = model.cov_re_.to_numpy()
     s2 = float(model.scale_)
-    G = len(subjects)
+    sums = history_sums(model, prep, len(beta), D.shape[0])
+    b, cov_b, KX = conditional_effects(sums, beta, D, s2)
+    Xf, _ = model._fixed_matrix(prep.future)
+    Zf = model._last_Z
+    gf = prep.future["_subject_index"].to_numpy()
+    loc = Xf @ beta + np.einsum("nq,nq->n", Zf, b[gf])
+    var = fixed_effect_variance(Xf, Zf, KX[gf], cov_beta)
+    var += np.einsum("nq,nqr,nr->n", Zf, cov_b[gf], Zf) + s2
+    return loc, np.sqrt(np.maximum(var, 0.0))
+
+
+def history_sums(model: Any, prep: Prepared, p: int, q: int) -> SubjectSums:
+    """``Z'Z``, ``Z'X``, ``Z'y`` of each subject's history under a mixed model.
+
+    ``model`` is a fitted :class:`~alsprog.models.LinearMixedModel` (its design is
+    used, not its estimates); subjects without outcomes get zeros.
+    """
+    observed = prep.observed
+    info = model._design_info
     if len(observed):
         Xh, ok = model._fixed_matrix(observed)
         Zh = model._last_Z
         yh = observed.loc[ok, info["outcome"]].to_numpy(dtype=float)
-        gh = np.asarray(subjects.get_indexer(observed.loc[ok, subj].astype(str)))
+        gh = np.asarray(
+            prep.subjects.get_indexer(observed.loc[ok, info["group"]].astype(str))
+        )
     else:
-        p, q = len(beta), D.shape[0]
         Xh, Zh, yh = np.zeros((0, p)), np.zeros((0, q)), np.zeros(0)
         gh = np.zeros(0, dtype=np.intp)
-    sums = subject_sums(Xh, Zh, yh, gh, G)
-    b, cov_b, KX = conditional_effects(sums, beta, D, s2)
-    Xf, _ = model._fixed_matrix(future)
-    Zf = model._last_Z
-    gf = future["_subject_index"].to_numpy()
-    loc = Xf @ beta + np.einsum("nq,nq->n", Zf, b[gf])
-    xe = Xf - np.einsum("nq,nqp->np", Zf, KX[gf])
-    var = np.einsum("np,pr,nr->n", xe, cov_beta, xe)
-    var += np.einsum("nq,nqr,nr->n", Zf, cov_b[gf], Zf) + s2
-    return loc, np.sqrt(np.maximum(var, 0.0))
+    return subject_sums(Xh, Zh, yh, gh, len(prep.subjects))
+
+
+def fixed_effect_variance(
+    Xf: npt.NDArray[np.float64],
+    Zf: npt.NDArray[np.float64],
+    KX: npt.NDArray[np.float64],
+    cov_beta: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Variance of each future row's BLUP prediction from ``beta``'s uncertainty.
+
+    ``(x_f - z_f K X_h) Cov(beta) (.)'`` with ``KX`` the rows' BLUP gain times
+    ``Z'X`` (the new patients are not in the fit, so the two are independent).
+    """
+    xe = Xf - np.einsum("nq,nqp->np", Zf, KX)
+    return np.asarray(np.einsum("np,pr,nr->n", xe, cov_beta, xe), dtype=float)

@@ -21,8 +21,9 @@ from alsprog.data._history import Prepared
 from alsprog.forecast._gaussian import (
     censored_normal_mean,
     conditional_effects,
+    fixed_effect_variance,
+    history_sums,
     psd_sqrt,
-    subject_sums,
 )
 
 __all__ = ["JointNodes", "joint_forecast", "joint_nodes", "mixture_quantiles"]
@@ -45,24 +46,10 @@ def joint_nodes(model: Any, prep: Prepared, *, n_quad: int = 15) -> JointNodes:
     """Gauss-Hermite nodes of ``b | history`` for each subject of ``prep``."""
     from alsprog._quadrature import _grid
 
-    lmm = model.longitudinal_
-    info = lmm._design_info
     beta = model.fe_params_.to_numpy()
     D = model.cov_re_.to_numpy()
     G = len(prep.subjects)
-    observed = prep.observed
-    if len(observed):
-        Xh, ok = lmm._fixed_matrix(observed)
-        Zh = lmm._last_Z
-        yh = observed.loc[ok, info["outcome"]].to_numpy(dtype=float)
-        gh = np.asarray(
-            prep.subjects.get_indexer(observed.loc[ok, info["group"]].astype(str))
-        )
-    else:
-        p, q = len(beta), D.shape[0]
-        Xh, Zh, yh = np.zeros((0, p)), np.zeros((0, q)), np.zeros(0)
-        gh = np.zeros(0, dtype=np.intp)
-    sums = subject_sums(Xh, Zh, yh, gh, G)
+    sums = history_sums(model.longitudinal_, prep, len(beta), D.shape[0])
     mean, cov, KX = conditional_effects(sums, beta, D, model.scale_)
     z, log_w = _grid(int(n_quad), D.shape[0])
     b = mean[:, None, :] + np.einsum("gij,mj->gmi", psd_sqrt(cov), z)
@@ -129,8 +116,7 @@ def joint_forecast(
     Zf = lmm._last_Z
     gf = future["_subject_index"].to_numpy()
     means = (Xf @ beta)[:, None] + np.einsum("nq,nmq->nm", Zf, nodes.b[gf])
-    xe = Xf - np.einsum("nq,nqp->np", Zf, nodes.KX[gf])
-    var = np.einsum("np,pr,nr->n", xe, cov_beta, xe) + model.scale_
+    var = fixed_effect_variance(Xf, Zf, nodes.KX[gf], cov_beta) + model.scale_
     sd = np.sqrt(np.maximum(var, 0.0))
     w = nodes.weights[gf]
     if given_alive:

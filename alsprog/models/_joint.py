@@ -515,9 +515,8 @@ class JointModel(EstimatorParams):
         gamma = self._phi[self._layout.slices()["gamma"]]
         if not self._w_names:
             return np.zeros(len(first))
-        W = np.asarray(self._w_spec.get_model_matrix(first), dtype=float)
-        keep = [i for i, n in enumerate(self._w_spec.column_names) if n != "Intercept"]
-        return W[:, keep] @ gamma
+        W, _ = _without_intercept(self._w_spec.get_model_matrix(first))
+        return W @ gamma
 
     def _cumulative_hazard(self, times: Array) -> Array:
         """Baseline cumulative hazard ``H_0(t)``."""
@@ -642,13 +641,16 @@ def _event_design(
         raise ModelSpecificationError(
             f"Cannot build the event design from {text!r}: {exc}"
         ) from exc
+    W, names = _without_intercept(mm)
+    return W, names, mm.model_spec
+
+
+def _without_intercept(mm: Any) -> tuple[Array, list[str]]:
+    """A formulaic model matrix without its intercept column (the baseline hazard
+    holds it), as an array and column names."""
     names = [str(c) for c in mm.columns]
     keep = [i for i, n in enumerate(names) if n != "Intercept"]
-    return (
-        np.asarray(mm, dtype=float)[:, keep],
-        [names[i] for i in keep],
-        mm.model_spec,
-    )
+    return np.asarray(mm, dtype=float)[:, keep], [names[i] for i in keep]
 
 
 def _breaks(event_times: Array, k: int) -> Array:

@@ -167,22 +167,18 @@ def make_objective(
     compute in float64 (``jax.enable_x64``) whatever the global JAX setting.
     """
     import jax
-    import jax.numpy as jnp
-    from jax.scipy.special import logsumexp
 
-    with jax.enable_x64(True):
-        return _build(data, layout, nodes, log_weights, jax, jnp, logsumexp)
+    with jax.enable_x64(True):  # the constants below are built as float64
+        return _build(data, layout, nodes, log_weights)
 
 
 def _build(
-    data: JointData,
-    layout: JointLayout,
-    nodes: Array,
-    log_weights: Array,
-    jax: Any,
-    jnp: Any,
-    logsumexp: Any,
+    data: JointData, layout: JointLayout, nodes: Array, log_weights: Array
 ) -> tuple[Any, Any, Any]:
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.special import logsumexp
+
     sl = layout.slices()
     rows, cols = layout.chol_index()
     is_diag = jnp.asarray(rows == cols)
