@@ -62,18 +62,20 @@ def _draws_of(f: pd.DataFrame) -> npt.NDArray[np.float64] | None:
     return None if np.isnan(d).all() else d
 
 
+def _checked(df: Any, name: str, need: list[str]) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(df)}.")
+    miss = [c for c in need if c not in df.columns]
+    if miss:
+        raise ModelSpecificationError(
+            f"`{name}` lacks column(s) {', '.join(map(repr, miss))}."
+        )
+    return df
+
+
 def _merge(forecasts: pd.DataFrame, actual: pd.DataFrame, outcome: str) -> Any:
-    for name, df, need in (
-        ("forecasts", forecasts, [*_KEY, "mean"]),
-        ("actual", actual, [*_KEY, outcome]),
-    ):
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(df)}.")
-        miss = [c for c in need if c not in df.columns]
-        if miss:
-            raise ModelSpecificationError(
-                f"`{name}` lacks column(s) {', '.join(map(repr, miss))}."
-            )
+    _checked(forecasts, "forecasts", [*_KEY, "mean"])
+    _checked(actual, "actual", [*_KEY, outcome])
     a = actual[[*_KEY, outcome]].copy()
     a = a[a[outcome].notna()]
     f = forecasts.copy()
@@ -115,14 +117,31 @@ def _scores(m: pd.DataFrame, outcome: str) -> dict[str, float]:
 
 
 def _slope_scores(
-    m: pd.DataFrame, outcome: str, window: tuple[float, float], tol: float
+    m: pd.DataFrame,
+    outcome: str,
+    window: tuple[float, float],
+    tol: float,
+    history: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     from alsprog.forecast._baselines import window_slopes
 
     start, end = window
-    obs = window_slopes(m, start=start, end=end, outcome=outcome, tol_months=tol)
+    pts = m[["subject_id", "months", "mean", outcome]]
+    if history is not None:
+        # the history's visits are known when forecasting: they enter the predicted
+        # slope with their observed values (and replace any forecast at those times)
+        h = history[history["subject_id"].isin(set(pts["subject_id"]))]
+        h = h.assign(mean=h[outcome])[["subject_id", "months", "mean", outcome]]
+        seen = pd.MultiIndex.from_arrays(
+            [h["subject_id"], np.round(h["months"].to_numpy(dtype=float), 6)]
+        )
+        key = pd.MultiIndex.from_arrays(
+            [pts["subject_id"], np.round(pts["months"].to_numpy(dtype=float), 6)]
+        )
+        pts = pd.concat([pts[~key.isin(seen)], h], ignore_index=True)
+    obs = window_slopes(pts, start=start, end=end, outcome=outcome, tol_months=tol)
     pred = window_slopes(
-        m, start=start, end=end, outcome=outcome, value="mean", tol_months=tol
+        pts, start=start, end=end, outcome=outcome, value="mean", tol_months=tol
     )
     both = pd.concat([obs.rename("obs"), pred.rename("pred")], axis=1).dropna()
     if len(both) == 0:
@@ -143,6 +162,7 @@ def evaluate(
     outcome: str = "alsfrs_r_total",
     slope_window: tuple[float, float] = (3.0, 12.0),
     tol_months: float = 0.5,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score forecasts against the observed outcomes, per horizon.
 
@@ -167,6 +187,16 @@ def evaluate(
         at least two matched visits spanning 3 months or more).
     tol_months : float, default 0.5
         Slack on the slope window's ends.
+    history : pandas.DataFrame, optional
+        The visits the forecasts were conditioned on (``subject_id``, ``months``,
+        the outcome).  Those inside the slope window are known at forecast time, so
+        they enter the *predicted* slope with their observed values, and the
+        forecast means fill in the later visits.  Because the least-squares slope is
+        linear in the visit values, this is the forecast's conditional expectation
+        of the observed slope; without it a trajectory model would be scored on its
+        smoothed value at a visit whose value is already known.  This is how the
+        DREAM challenge scored a slope between months 3 and 12 from 3 months of
+        data.  :func:`backtest` passes it.
 
     Returns
     -------
@@ -191,12 +221,18 @@ def evaluate(
     """
     check_interval(tol_months, "tol_months", low=0.0)
     m = _merge(forecasts, actual, outcome)
+    hist = None
+    if history is not None:
+        hist = _checked(history, "history", [*_KEY, outcome])
+        hist = hist[hist[outcome].notna()].assign(
+            subject_id=hist["subject_id"].astype(str)
+        )
     if "horizon" not in m.columns:
         m["horizon"] = np.round(m["months"].to_numpy(dtype=float))
     groups = ["model"] if "model" in m.columns else []
     rows = []
     for key, g in m.groupby(groups, sort=False) if groups else [((), m)]:
-        slope = _slope_scores(g, outcome, slope_window, tol_months)
+        slope = _slope_scores(g, outcome, slope_window, tol_months, hist)
         for h, gh in g[g["horizon"].notna()].groupby("horizon", sort=True):
             row: dict[str, Any] = dict(zip(groups, np.atleast_1d(key), strict=True))
             row["horizon"] = float(h)
@@ -333,7 +369,9 @@ def backtest(
     ``history_months`` (+ ``tol_months``) are the history and the forecasts are made
     at that patient's later observed visits, scored by :func:`evaluate` at each
     horizon (the visit within ``tol_months`` of it) and on the DREAM slope over
-    months ``history_months`` to ``max(horizons)``.
+    months ``history_months`` to ``max(horizons)`` (the history's visits in that window
+    enter every model's predicted slope with their observed values, as in
+    :func:`evaluate` with ``history``).
 
     Parameters
     ----------
@@ -475,6 +513,7 @@ def backtest(
         outcome=outcome,
         slope_window=(history_months, max(horizons[-1], 12.0)),
         tol_months=tol_months,
+        history=hist,
     )
     res["seconds"] = res["model"].map(timings)
     if return_forecasts:

@@ -182,3 +182,42 @@ def test_evaluate_and_calibration_by_hand():
         abs(38 - 41) <= z,
     ]
     assert c["coverage"].iloc[0] == pytest.approx(np.mean(inside))
+
+
+def test_slope_rmsd_uses_the_known_history_values():
+    """With ``history``, the visits already seen enter the predicted slope with their
+    observed values (a forecast made there is ignored); by hand with np.polyfit."""
+    f = pd.DataFrame(
+        {
+            "subject_id": ["A", "A", "A"],
+            "months": [3.0, 6.0, 12.0],
+            "horizon": [np.nan, 6.0, 12.0],
+            "mean": [38.0, 36.0, 30.0],  # smoothed 38 at the known month-3 visit
+        }
+    )
+    a = pd.DataFrame(
+        {
+            "subject_id": ["A"] * 4,
+            "months": [0.0, 3.0, 6.0, 12.0],
+            "alsfrs_r_total": [42.0, 40.0, 37.0, 27.0],
+        }
+    )
+    hist = a[a["months"] <= 3]
+    obs = np.polyfit([3, 6, 12], [40, 37, 27], 1)[0]
+    smoothed = np.polyfit([3, 6, 12], [38, 36, 30], 1)[0]
+    known = np.polyfit([3, 6, 12], [40, 36, 30], 1)[0]
+    plain = evaluate(f, a)
+    assert plain["slope_rmsd"].iloc[0] == pytest.approx(abs(smoothed - obs))
+    r = evaluate(f, a, history=hist)
+    assert r["slope_rmsd"].iloc[0] == pytest.approx(abs(known - obs))
+    # the per-horizon scores do not change
+    pd.testing.assert_frame_equal(
+        r.drop(columns=["slope_rmsd", "slope_r"]),
+        plain.drop(columns=["slope_rmsd", "slope_r"]),
+    )
+    # a history visit without a forecast row still counts (both slopes)
+    r2 = evaluate(f.iloc[1:], a, history=hist)
+    assert r2["slope_rmsd"].iloc[0] == pytest.approx(abs(known - obs))
+    assert r2["slope_n"].iloc[0] == 1
+    with pytest.raises(ModelSpecificationError, match="history"):
+        evaluate(f, a, history=hist.drop(columns="months"))
