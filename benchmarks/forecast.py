@@ -7,8 +7,9 @@ simulator, forecasts 200 held-out patients from their first 3 months and scores 
 forecasts at 6 and 12 months (RMSE, bias, 90 % coverage, CRPS) and on the DREAM
 slope (months 3-12).  Models: alsprog's mixed model (conditional normal forecast),
 its joint model with death/tracheostomy (forecast given alive), both recalibrated on
-the training patients' own errors (``CalibratedForecaster``), the three baselines (ΔFS extrapolation, per-patient OLS, the DREAM random forest,
-the peer), the simulator's Bayes oracle (the best possible from the same history)
+the training patients' own errors (``CalibratedForecaster``; ``_band``: the band only,
+the model's centre kept, ``shift=False``), the three baselines (ΔFS extrapolation,
+per-patient OLS, the DREAM random forest, the peer), the simulator's Bayes oracle (the best possible from the same history)
 and each patient's true curve (the unattainable noise floor).  Results are pooled
 over replications; ratios to the oracle and to the random forest are printed and the
 rows written to ``benchmarks/results/forecast.csv``.
@@ -71,6 +72,12 @@ def main() -> None:
         "alsprog_joint": JointModel(FORMULA),
         "alsprog_lmm_calibrated": CalibratedForecaster(LinearMixedModel(FORMULA)),
         "alsprog_joint_calibrated": CalibratedForecaster(JointModel(FORMULA)),
+        "alsprog_lmm_calibrated_band": CalibratedForecaster(
+            LinearMixedModel(FORMULA), shift=False
+        ),
+        "alsprog_joint_calibrated_band": CalibratedForecaster(
+            JointModel(FORMULA), shift=False
+        ),
         "delta_fs": DeltaFSBaseline(),
         "patient_ols": PatientOLSBaseline(),
         "random_forest": RandomForestSlope(n_estimators=300, random_state=1),

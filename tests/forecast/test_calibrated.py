@@ -103,3 +103,49 @@ def test_clone_backtest_and_errors():
     few = few[few["months"] <= 6.0].head(60)
     with pytest.raises(ModelSpecificationError, match="Too few training visits"):
         CalibratedForecaster(LinearMixedModel(RIGHT)).fit(few)
+
+
+def _fast_ones_leave(df: pd.DataFrame) -> pd.DataFrame:
+    """Informative dropout: patients whose own slope is steep leave after month 6,
+    so the values seen late are the slower patients' (the model's mean is too low
+    for them)."""
+    slope = df.groupby("subject_id")[["months", "alsfrs_r_total"]].apply(
+        lambda g: np.polyfit(g["months"], g["alsfrs_r_total"], 1)[0]
+    )
+    steep = df["subject_id"].map(slope).to_numpy() < -0.8
+    return df[~(steep & (df["months"].to_numpy() > 6.0))]
+
+
+def test_shift_false_keeps_the_model_centre_and_learns_only_the_band():
+    train, test = _split(_fast_ones_leave(linear_cohort()))
+    shifted = CalibratedForecaster(LinearMixedModel(RIGHT)).fit(train)
+    kept = CalibratedForecaster(LinearMixedModel(RIGHT), shift=False).fit(train)
+    # the observed late values lie above the model's forecasts (selection), and the
+    # table reports the errors as observed either way
+    late = shifted.calibration_["ahead"] > 8
+    assert (shifted.calibration_.loc[late, "mean_z"] > 0.15).all()
+    pd.testing.assert_frame_equal(shifted.calibration_, kept.calibration_)
+    hist = test[test["months"] <= 3.0]
+    at = [6.0, 9.0, 12.0, 15.0]
+    raw = forecast(shifted.model_, hist, at)
+    fs, fk = forecast(shifted, hist, at), forecast(kept, hist, at)
+    inside = (fs["lower"] > 0) & (fs["upper"] < 48) & (fk["upper"] < 48)
+    assert inside.mean() > 0.9
+    # centre: the model's own centre (exactly where no error reaches a bound;
+    # the clipping of far tails moves it a little near 48); band: the same width,
+    # moved back by the shift
+    zmax = max(np.abs(zz).max() for _, zz in kept._bins)
+    far = (raw["loc"] + zmax * raw["scale"] < 48) & (
+        raw["loc"] - zmax * raw["scale"] > 0
+    )
+    assert far.sum() > 100
+    np.testing.assert_allclose(fk["mean"][far], raw["loc"][far], atol=1e-9)
+    np.testing.assert_allclose(fk["mean"], raw["mean"], atol=0.1)
+    np.testing.assert_allclose(
+        (fk["upper"] - fk["lower"])[inside],
+        (fs["upper"] - fs["lower"])[inside],
+        rtol=1e-9,
+    )
+    assert (fs["mean"] - fk["mean"])[inside & (fs["months"] >= 12)].min() > 0.2
+    with pytest.raises(TypeError, match="shift"):
+        CalibratedForecaster(LinearMixedModel(RIGHT), shift="no").fit(train)

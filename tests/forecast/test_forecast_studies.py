@@ -34,6 +34,7 @@ def _pool(results: pd.DataFrame) -> pd.DataFrame:
                 "n": n.sum(),
                 "rmse": np.sqrt(np.sum(d["rmse"] ** 2 * n) / n.sum()),
                 "coverage": np.sum(d["coverage"] * n) / n.sum(),
+                "bias": np.sum(d["bias"] * n) / n.sum(),
                 "slope_rmsd": np.sqrt(
                     np.sum(d["slope_rmsd"] ** 2 * d["slope_n"]) / d["slope_n"].sum()
                 ),
@@ -49,6 +50,9 @@ def study():
     models = {
         "lmm": LinearMixedModel(LMM_FORMULA),
         "calibrated": CalibratedForecaster(LinearMixedModel(LMM_FORMULA)),
+        "calibrated_band": CalibratedForecaster(
+            LinearMixedModel(LMM_FORMULA), shift=False
+        ),
         "delta_fs": DeltaFSBaseline(),
         "patient_ols": PatientOLSBaseline(),
         "random_forest": RandomForestSlope(n_estimators=200, random_state=1),
@@ -63,9 +67,10 @@ def study():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("model", ["calibrated", "calibrated_band"])
 @pytest.mark.parametrize("horizon", [6.0, 12.0])
-def test_calibrated_intervals_cover_the_observed_values(study, horizon):
-    row = study.loc[("calibrated", horizon)]
+def test_calibrated_intervals_cover_the_observed_values(study, model, horizon):
+    row = study.loc[(model, horizon)]
     assert row["n"] >= 900
     assert 0.88 <= row["coverage"] <= 0.92, row
 
@@ -80,7 +85,7 @@ def test_mixed_model_intervals_before_recalibration(study):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["lmm", "calibrated"])
+@pytest.mark.parametrize("model", ["lmm", "calibrated", "calibrated_band"])
 def test_rmse_close_to_the_bayes_oracle(study, model):
     ratio = study.loc[(model, 12.0), "rmse"] / study.loc[("oracle", 12.0), "rmse"]
     assert ratio <= 1.10
@@ -93,16 +98,37 @@ def test_rmse_close_to_the_bayes_oracle(study, model):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("baseline", ["delta_fs", "patient_ols", "random_forest"])
-def test_calibrated_model_beats_the_baselines_on_rmse(study, baseline):
+@pytest.mark.parametrize("model", ["calibrated", "calibrated_band"])
+def test_calibrated_model_beats_the_baselines_on_rmse(study, model, baseline):
     for h in (6.0, 12.0):
-        assert study.loc[("calibrated", h), "rmse"] < study.loc[(baseline, h), "rmse"]
+        assert study.loc[(model, h), "rmse"] < study.loc[(baseline, h), "rmse"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("baseline", ["delta_fs", "patient_ols"])
-def test_lmm_beats_the_simple_baselines_on_slope(study, baseline):
-    for model in ("lmm", "calibrated"):
-        assert (
-            study.loc[(model, 12.0), "slope_rmsd"]
-            < study.loc[(baseline, 12.0), "slope_rmsd"]
-        )
+def test_the_bayes_oracle_is_best_on_the_slope(study):
+    """The oracle's predicted slope is the conditional expectation of the observed
+    one, so nothing beats it beyond noise.  This failed (the forest won) while the
+    metric scored trajectory models on their smoothed value at the month-3 visit,
+    whose observed value is already known."""
+    s = study.xs(12.0, level="horizon")["slope_rmsd"]
+    assert s["oracle"] < s.drop(["oracle", "true_curve"]).min()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("baseline", ["delta_fs", "patient_ols", "random_forest"])
+@pytest.mark.parametrize("model", ["lmm", "calibrated_band"])
+def test_models_beat_the_baselines_on_the_slope(study, model, baseline):
+    s = study.xs(12.0, level="horizon")["slope_rmsd"]
+    assert s[model] < s[baseline]
+
+
+@pytest.mark.slow
+def test_the_centre_shift_costs_on_the_slope(study):
+    """The recalibration's centre shift (an average over whoever is still seen at
+    each distance) makes every trajectory shallower: better bias at 12 months,
+    worse slope than keeping the model's centre (shift=False)."""
+    at12 = study.xs(12.0, level="horizon")
+    assert abs(at12.loc["calibrated", "bias"]) < abs(at12.loc["lmm", "bias"])
+    assert (
+        at12.loc["calibrated", "slope_rmsd"] > at12.loc["calibrated_band", "slope_rmsd"]
+    )
