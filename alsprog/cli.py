@@ -268,6 +268,29 @@ def _forecast_model(name: str, args: argparse.Namespace):
     return RandomForestSlope(history_months=args.history_months, random_state=args.seed)
 
 
+_BASELINES = ("delta-fs", "patient-ols", "random-forest")
+
+
+def _recalibrate_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--recalibrate",
+        choices=("none", "band", "shift"),
+        default="none",
+        help=f"recalibrate {what} on the training patients' own errors "
+        "(CalibratedForecaster): 'band' keeps the model's centre, 'shift' also "
+        "moves it (none)",
+    )
+
+
+def _recalibrated(model, args: argparse.Namespace):
+    """``model`` wrapped in CalibratedForecaster per ``--recalibrate`` (band/shift)."""
+    from alsprog.forecast import CalibratedForecaster
+
+    return CalibratedForecaster(
+        model, history_months=args.history_months, shift=args.recalibrate == "shift"
+    )
+
+
 def _read_long(path: str):
     from alsprog.data import read_table
 
@@ -282,7 +305,10 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     train = _read_long(args.train)
     history = _read_long(args.history)
     _stage(args, f"fitting {args.model} on {train['subject_id'].nunique()} patients")
-    model = _forecast_model(args.model, args).fit(train)
+    model = _forecast_model(args.model, args)
+    if args.recalibrate != "none":
+        model = _recalibrated(model, args)
+    model = model.fit(train)
     f = forecast(model, history, args.at, level=args.level, seed=args.seed)
     out = Path(args.out)
     with atomic_path(out) as tmp:
@@ -310,6 +336,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
         data = simulate_cohort(args.simulate, seed=args.seed)
     models = {name: _forecast_model(name, args) for name in args.models}
+    if args.recalibrate != "none":
+        for name in [n for n in args.models if n not in _BASELINES]:
+            models[f"{name}-recalibrated"] = _recalibrated(models[name], args)
     res = backtest(
         data,
         models,
@@ -624,6 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
     p.add_argument("--history-months", type=float, default=3.0, help="(3)")
+    _recalibrate_option(p, "the model")
     p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
     p.add_argument("--draws", type=int, default=500, help="Bayesian draws (500)")
     p.add_argument("--seed", type=int, default=1, help="random seed (1)")
@@ -656,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history-months", type=float, default=3.0, help="(3)")
     p.add_argument("--horizons", type=float, nargs="+", default=[6.0, 12.0])
     p.add_argument("--test-fraction", type=float, default=0.2, help="(0.2)")
+    _recalibrate_option(p, "also each non-baseline model (as NAME-recalibrated)")
     p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
     p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
     p.add_argument("--draws", type=int, default=500, help="Bayesian draws (500)")

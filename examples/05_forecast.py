@@ -6,7 +6,7 @@
 3. Fit the joint model of the trajectory and death/tracheostomy: forecasts given the
    patient is alive then, and the probability of being event-free at 6/12/24 months.
 4. Backtest the mixed model, the same recalibrated on the training patients' own
-   errors, and the joint model against the ΔFS, per-patient and random-forest
+   errors (centre and band, or the band only), and the joint model against the ΔFS, per-patient and random-forest
    baselines, the simulator's Bayes oracle and the true curves; draw the calibration.
 
 Run: ``python examples/05_forecast.py [OUT_DIR]``
@@ -69,6 +69,9 @@ def main(out: Path) -> None:
     models = {
         "mixed model": LinearMixedModel(FORMULA),
         "mixed model, recalibrated": CalibratedForecaster(LinearMixedModel(FORMULA)),
+        "mixed model, band recalibrated": CalibratedForecaster(
+            LinearMixedModel(FORMULA), shift=False
+        ),
         "joint model": JointModel(FORMULA),
         "ΔFS": DeltaFSBaseline(),
         "per-patient OLS": PatientOLSBaseline(),

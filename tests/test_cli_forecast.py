@@ -128,3 +128,56 @@ def test_forecast_command_with_the_joint_model(tmp_path):
     np.testing.assert_allclose(
         got["mean"], forecast(jm, hist_r, [9.0])["mean"], rtol=1e-6
     )
+
+
+def test_recalibrate_option(tmp_path, capsys):
+    from alsprog.data import read_table
+    from alsprog.forecast import CalibratedForecaster, forecast
+    from alsprog.models import LinearMixedModel
+
+    c = simulate_cohort(300, seed=8)
+    t = assemble(c.visits, c.subjects)
+    write_table(t[t["subject_id"] > "P0020"], tmp_path / "train.csv")
+    write_table(t[(t["subject_id"] <= "P0020") & (t["months"] < 4)], tmp_path / "h.csv")
+    out = tmp_path / "f.csv"
+    args = ["forecast", "--recalibrate", "band", "--at", "6", "12", "--out", str(out)]
+    args += [
+        "--train",
+        str(tmp_path / "train.csv"),
+        "--history",
+        str(tmp_path / "h.csv"),
+    ]
+    assert main(args) == 0
+    got = pd.read_csv(out, dtype={"subject_id": str})
+    train_r, _ = read_table(tmp_path / "train.csv", kind="long")
+    hist_r, _ = read_table(tmp_path / "h.csv", kind="long")
+    lmm = LinearMixedModel(
+        "alsfrs_r_total ~ months * (delta_fs + onset_site) + (months | subject_id)"
+    )
+    cal = CalibratedForecaster(lmm, shift=False).fit(train_r)
+    expect = forecast(cal, hist_r, [6.0, 12.0])
+    np.testing.assert_allclose(
+        got[["mean", "lower", "upper"]], expect[["mean", "lower", "upper"]], rtol=1e-6
+    )
+    bt = tmp_path / "bt.csv"
+    code = main(
+        [
+            "--no-progress",
+            "backtest",
+            "--simulate",
+            "300",
+            "--models",
+            "lmm",
+            "delta-fs",
+            "--recalibrate",
+            "shift",
+            "--seed",
+            "3",
+            "--out",
+            str(bt),
+        ]
+    )
+    assert code == 0
+    models = set(pd.read_csv(bt)["model"])
+    assert {"lmm", "lmm-recalibrated", "delta-fs"} <= models
+    assert "delta-fs-recalibrated" not in models
