@@ -113,6 +113,7 @@ class ForecastConfig:
     level: float = 0.9
     models: tuple[str, ...] | None = None
     baselines: tuple[str, ...] = ("delta_fs", "patient_ols", "random_forest")
+    recalibrate: Literal["none", "band", "shift"] = "none"
     n_patients: int = 4
 
 
@@ -400,6 +401,15 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
 
     names = [m.name for m in models]
     fc = values.get("forecast", {})
+    if fc.get("recalibrate", "none") != "none":
+        for n in names:
+            if f"{n}_recalibrated" in names:
+                c.add(
+                    "forecast.recalibrate",
+                    f"the recalibrated copy of {n!r} would be named "
+                    f"'{n}_recalibrated', which is already a model in [models]",
+                    fc["recalibrate"],
+                )
     for key in ("models",):
         for ref in fc.get(key) or ():
             if ref not in names:

@@ -229,6 +229,15 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             choices=("delta_fs", "patient_ols", "random_forest"),
         ),
         Key(
+            "recalibrate",
+            "str",
+            "none",
+            "Also backtest each model recalibrated on the training patients' own "
+            "errors (`CalibratedForecaster`), as `<model>_recalibrated`: `band` keeps "
+            "the model's centre, `shift` also moves it by the errors' mean.",
+            choices=("none", "band", "shift"),
+        ),
+        Key(
             "n_patients",
             "int",
             4,

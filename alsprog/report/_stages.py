@@ -446,6 +446,25 @@ def stage_forecast(s: State) -> None:
         s.write(s.forecasts, "forecasts.csv")
     names = list(fc.models) if fc.models is not None else [m.name for m in cfg.models]
     models = {n: build_model(s, cfg.model(n)) for n in names}
+    if fc.recalibrate != "none":
+        from alsprog.forecast import CalibratedForecaster
+
+        probe = CalibratedForecaster(None, history_months=fc.history_months)
+        later = s.patients["months"] > fc.history_months + probe.tol_months
+        n_later = int(later.sum() * (1 - fc.test_fraction))
+        if n_later < 2 * probe.min_per_bin:
+            s.note(
+                "forecast",
+                f"no recalibrated models: about {n_later} training visits after "
+                f"month {fc.history_months:g}, {2 * probe.min_per_bin} needed",
+            )
+        else:
+            for n in names:
+                models[f"{n}_recalibrated"] = CalibratedForecaster(
+                    models[n],
+                    history_months=fc.history_months,
+                    shift=fc.recalibrate == "shift",
+                )
     for b in fc.baselines:
         models[b] = _baseline(b, fc.history_months, s.seed(f"forecast.baseline.{b}"))
     s.say(
@@ -548,10 +567,12 @@ def stage_design(s: State) -> None:
     curve["simulated_power"] = np.nan
     curve["simulated_se"] = np.nan
     sim = table.loc[first]
-    for r in sim.itertuples(index=False):
-        hit = (curve["slowing"] == r.slowing) & (curve["n_per_arm"] == r.n_per_arm_ceil)
-        curve.loc[hit, "simulated_power"] = r.simulated_power
-        curve.loc[hit, "simulated_se"] = r.simulated_se
+    for row in sim.itertuples(index=False):
+        hit = (curve["slowing"] == row.slowing) & (
+            curve["n_per_arm"] == row.n_per_arm_ceil
+        )
+        curve.loc[hit, "simulated_power"] = row.simulated_power
+        curve.loc[hit, "simulated_se"] = row.simulated_se
     s.power_curve = curve
     s.write(curve, "power_curve.csv")
 

@@ -166,6 +166,18 @@ x = 1
             '[data]\nvisits = "v.csv"\nsubjects = "."\n',
             "key data.subjects: '.' is not a file",
         ),
+        (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[models.a]\n'
+            'type = "bayesian"\n[models.a_recalibrated]\ntype = "bayesian"\n'
+            '[forecast]\nrecalibrate = "band"\n',
+            "key forecast.recalibrate: the recalibrated copy of 'a' would be named "
+            "'a_recalibrated'",
+        ),
+        (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[forecast]\n'
+            'recalibrate = "yes"\n',
+            "key forecast.recalibrate: 'yes' is not one of 'none', 'band', 'shift'",
+        ),
     ],
 )
 def test_each_problem_names_key_and_value(tmp_path, text, message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from alsprog.cli import main
@@ -121,3 +122,35 @@ def test_cli_demo_passes_its_options(monkeypatch, tmp_path, capsys):
     cap = capsys.readouterr()
     assert "[1/10] simulate: pretending" in cap.err
     assert "report: " in cap.out
+
+
+def test_run_backtests_recalibrated_models(config_writer, tmp_path):
+    """[forecast] recalibrate adds <model>_recalibrated to the backtest; too little
+    data gives a note instead of losing the backtest."""
+    from alsprog.data import write_table
+    from alsprog.report import run
+    from alsprog.simulate import simulate_cohort
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cohort = simulate_cohort(120, 0, seed=6)
+    write_table(cohort.visits, folder / "visits.csv")
+    write_table(cohort.subjects, folder / "subjects.csv")
+    fc = 'models = ["lmm"]\nbaselines = ["delta_fs"]\nn_patients = 2\n'
+    config = config_writer(folder, forecast=fc + 'recalibrate = "band"')
+    run(config, tmp_path / "out", progress=False)
+    b = pd.read_csv(tmp_path / "out" / "backtest.csv")
+    assert {"lmm", "lmm_recalibrated", "delta_fs"} <= set(b["model"])
+    rec = b[b["model"] == "lmm_recalibrated"]
+    assert rec["coverage"].between(0, 1).all() and (rec["n"] > 0).all()
+
+    few = tmp_path / "few"
+    few.mkdir()
+    small = simulate_cohort(20, 0, seed=6)
+    write_table(small.visits, few / "visits.csv")
+    write_table(small.subjects, few / "subjects.csv")
+    config = config_writer(few, forecast=fc + 'recalibrate = "shift"')
+    run(config, tmp_path / "out2", progress=False)
+    b = pd.read_csv(tmp_path / "out2" / "backtest.csv")
+    assert "lmm_recalibrated" not in set(b["model"]) and "lmm" in set(b["model"])
+    assert "no recalibrated models" in (tmp_path / "out2" / "report.html").read_text()
