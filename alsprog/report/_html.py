@@ -277,13 +277,23 @@ def render_report(
     p.append(notes_html(s.notes.get("forecast", [])))
     if s.backtest is not None:
         fc = cfg.forecast
+        recal = {
+            "none": "",
+            "band": " Models named <code>*_recalibrated</code> have their intervals "
+            "learnt from the training patients' own later visits (the model's centre "
+            "kept).",
+            "shift": " Models named <code>*_recalibrated</code> have their centre and "
+            "intervals learnt from the training patients' own later visits.",
+        }[fc.recalibrate]
         p.append(
             f"<p>Backtest: {fc.test_fraction:.0%} of the patients are held out, every "
             "model is refitted on the others, and each held-out patient is forecast from "
             f"the first {fc.history_months:g} months of visits. Errors in ALSFRS-R points "
             f"at each horizon; <code>coverage</code> of the {fc.level:.0%} interval; "
             "<code>crps</code> scores the whole predictive distribution (lower is "
-            "better).</p>"
+            "better); <code>slope_rmsd</code> is the DREAM challenge's error of the "
+            f"ALSFRS-R slope from month {fc.history_months:g} on, each predicted slope "
+            f"running through the history's known values.{recal}</p>"
         )
         cols = [
             c

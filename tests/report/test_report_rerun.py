@@ -154,3 +154,5 @@ def test_run_backtests_recalibrated_models(config_writer, tmp_path):
     b = pd.read_csv(tmp_path / "out2" / "backtest.csv")
     assert "lmm_recalibrated" not in set(b["model"]) and "lmm" in set(b["model"])
     assert "no recalibrated models" in (tmp_path / "out2" / "report.html").read_text()
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "the model's centre kept" in html
