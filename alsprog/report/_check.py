@@ -194,6 +194,8 @@ def _formula_problems(
                     value=t,
                 )
             )
+        if m.type == "joint":
+            out += _event_problems(m, unknown, source)
     for key, col in (
         ("data.outcome", config.data.outcome),
         ("data.time", config.data.time),
@@ -202,6 +204,39 @@ def _formula_problems(
             out.append(
                 Problem(
                     f"key {key}: column {col!r} is not in the data",
+                    rule="unknown_column",
+                    source=source,
+                    value=col,
+                )
+            )
+    return out
+
+
+def _event_problems(m: ModelConfig, unknown: Any, source: str) -> list[Problem]:
+    """A joint model's event columns and event-formula covariates must exist."""
+    out = []
+    key = f"models.{m.name}.event_formula"
+    try:
+        names = formula_variables(f"{m.event_time} ~ {m.event_formula}")[1:]
+    except ModelSpecificationError as exc:
+        return [Problem(f"key {key}: {exc}", rule="config", source=source)]
+    bad = unknown(names)
+    if bad:
+        out.append(
+            Problem(
+                f"key {key}: {m.event_formula!r} names unknown column(s) "
+                f"{', '.join(map(repr, bad))}",
+                rule="unknown_column",
+                source=source,
+                value=m.event_formula,
+            )
+        )
+    for k in ("event_time", "event"):
+        col = getattr(m, k)
+        if unknown([col]):
+            out.append(
+                Problem(
+                    f"key models.{m.name}.{k}: column {col!r} is not in the data",
                     rule="unknown_column",
                     source=source,
                     value=col,

@@ -89,7 +89,7 @@ class ModelConfig:
     """``[models.<name>]``: one trajectory model."""
 
     name: str
-    type: Literal["mixed", "bayesian"]
+    type: Literal["mixed", "bayesian", "joint"]
     formula: str | None = None
     kind: Literal["linear", "sigmoid"] = "linear"
     time: str | None = None
@@ -100,6 +100,10 @@ class ModelConfig:
     tune: int = 1000
     sampler: Literal["numpyro", "nutpie", "pymc"] = "numpyro"
     target_accept: float = 0.8
+    event_formula: str = "delta_fs + onset_site"
+    event_time: str = "death_or_tracheostomy_months"
+    event: str = "event_observed"
+    n_intervals: int = 6
 
 
 @dataclass(frozen=True)
@@ -385,16 +389,16 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
             )
             continue
         mtype = spec.get("type") if isinstance(spec, Mapping) else None
-        mtype = mtype if mtype in ("mixed", "bayesian") else None
+        mtype = mtype if mtype in ("mixed", "bayesian", "joint") else None
         got = _section(
             spec, "models", SCHEMA["models"], c, base, prefix=prefix, model_type=mtype
         )
-        if mtype == "mixed" and "formula" not in got and isinstance(spec, Mapping):
+        if mtype in ("mixed", "joint") and isinstance(spec, Mapping):
             if "formula" not in spec:
                 c.add(
                     f"{prefix}.formula",
-                    "is required for a mixed model, e.g. 'alsfrs_r_total ~ months + "
-                    "(months | subject_id)'",
+                    f"is required for a {mtype} model, e.g. 'alsfrs_r_total ~ months "
+                    "+ (months | subject_id)'",
                 )
         if "type" in got:
             models.append(ModelConfig(name=mname, **got))

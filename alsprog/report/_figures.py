@@ -127,7 +127,8 @@ def _fig_comparison(s: State) -> FigureOut | None:
 def _fig_trajectories(s: State) -> FigureOut | None:
     from alsprog.plots import subject_trajectories
 
-    if not s.models:
+    models = {n: m for n, m in s.models.items() if hasattr(m, "subject_trajectories")}
+    if not models:
         return None
     cfg = s.config
     ids = _pick_patients(s, cfg.report.n_subjects)
@@ -136,7 +137,7 @@ def _fig_trajectories(s: State) -> FigureOut | None:
     fig, axes = _new(3.2 * ncols, 2.8 * nrows + 0.5, nrows, ncols)
     for ax, sid in zip(axes.ravel(), ids, strict=False):
         subject_trajectories(
-            s.models,
+            models,
             s.fit_data,
             sid,
             outcome=cfg.data.outcome,

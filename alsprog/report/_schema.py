@@ -32,7 +32,7 @@ class Key:
     low_open: bool = False
     high_open: bool = False
     required: bool = False
-    applies: str | None = None  # models only: "mixed" or "bayesian"
+    applies: str | None = None  # models only: "mixed", "bayesian" or "joint"
 
 
 _TYPE_TEXT = {
@@ -121,16 +121,19 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             "type",
             "str",
             None,
-            "`mixed` (REML mixed model) or `bayesian` (PyMC, sampled by numpyro).",
-            choices=("mixed", "bayesian"),
+            "`mixed` (REML mixed model), `bayesian` (PyMC, sampled by numpyro) or "
+            "`joint` (mixed model and time to death/tracheostomy, shared random "
+            "effects, maximum likelihood).",
+            choices=("mixed", "bayesian", "joint"),
             required=True,
         ),
         Key(
             "formula",
             "str",
             None,
-            "lme4-style formula; mixed: required, with `(time | subject_id)`; "
-            "bayesian: fixed part (default `outcome ~ months` or `outcome ~ 1`).",
+            "lme4-style formula; mixed and joint: required, with "
+            "`(time | subject_id)`; bayesian: fixed part (default `outcome ~ months` "
+            "or `outcome ~ 1`).",
         ),
         Key(
             "kind",
@@ -176,6 +179,35 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             low_open=True,
             high_open=True,
             applies="bayesian",
+        ),
+        Key(
+            "event_formula",
+            "str",
+            "delta_fs + onset_site",
+            "Covariates of the death/tracheostomy hazard (right-hand side).",
+            applies="joint",
+        ),
+        Key(
+            "event_time",
+            "str",
+            "death_or_tracheostomy_months",
+            "Column: months from the first visit to the event or censoring.",
+            applies="joint",
+        ),
+        Key(
+            "event",
+            "str",
+            "event_observed",
+            "Column: 1 if the event was observed, 0 if censored.",
+            applies="joint",
+        ),
+        Key(
+            "n_intervals",
+            "int",
+            6,
+            "Pieces of the piecewise-constant baseline hazard.",
+            low=1,
+            applies="joint",
         ),
     ),
     "forecast": (

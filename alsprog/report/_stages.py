@@ -242,6 +242,16 @@ def build_model(s: State, m: ModelConfig) -> Any:
         from alsprog.models import LinearMixedModel
 
         return LinearMixedModel(formula, reml=m.reml, time=model_time(cfg, m))
+    if m.type == "joint":
+        from alsprog.models import JointModel
+
+        return JointModel(
+            formula,
+            event_formula=m.event_formula,
+            event_time=m.event_time,
+            event=m.event,
+            n_intervals=m.n_intervals,
+        )
     from alsprog.models import BayesianTrajectoryModel
 
     return BayesianTrajectoryModel(
@@ -270,11 +280,10 @@ def stage_models(s: State) -> None:
     assert s.fit_data is not None
     rows = []
     for m in cfg.models:
-        what = (
-            "mixed model (REML)"
-            if m.type == "mixed"
-            else (f"Bayesian {m.kind}, {m.chains} chains x {m.draws} draws")
-        )
+        what = {
+            "mixed": "mixed model (REML)",
+            "joint": "joint model of the visits and death/tracheostomy (ML)",
+        }.get(m.type, f"Bayesian {m.kind}, {m.chains} chains x {m.draws} draws")
         s.say(f"fitting {m.name}: {what}")
         est = build_model(s, m)
         t0 = time.perf_counter()
@@ -320,7 +329,7 @@ def _model_row(
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "model": m.name,
-        "type": m.type if m.type == "mixed" else f"bayesian {m.kind}",
+        "type": m.type if m.type != "bayesian" else f"bayesian {m.kind}",
         "formula": formula,
         "n_obs": int(est.n_obs_),
         "n_subjects": int(
@@ -328,7 +337,7 @@ def _model_row(
         ),
         "seconds": seconds,
     }
-    if m.type == "mixed":
+    if m.type in ("mixed", "joint"):
         row.update(
             loglik=float(est.llf_),
             aic=_value(est.aic),

@@ -114,3 +114,16 @@ def test_check_only_writes_nothing(make_config, tmp_path):
 )
 def test_formula_variables(formula, expected):
     assert formula_variables(formula) == expected
+
+
+def test_joint_model_event_columns_are_checked(make_config, tmp_path, no_fitting):
+    config = make_config(
+        models__j='type = "joint"\n'
+        'formula = "alsfrs_r_total ~ months + (months | subject_id)"\n'
+        'event_formula = "delta_fs + weight"\nevent_time = "death_months"'
+    )
+    msg = _run_fails(config, tmp_path / "out")
+    assert "key models.j.event_formula: 'delta_fs + weight' names unknown" in msg
+    assert "unknown column(s) 'weight'" in msg
+    assert "key models.j.event_time: column 'death_months' is not in the data" in msg
+    assert "2 problems" in msg

@@ -174,6 +174,23 @@ x = 1
             "'a_recalibrated'",
         ),
         (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[models.j]\n'
+            'type = "joint"\n',
+            "key models.j.formula: is required for a joint model",
+        ),
+        (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[models.j]\n'
+            'type = "joint"\nformula = "y ~ months + (months | subject_id)"\n'
+            "reml = false\n",
+            "applies to mixed models only, not type 'joint'",
+        ),
+        (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[models.m]\n'
+            'type = "mixed"\nformula = "y ~ months + (months | subject_id)"\n'
+            "n_intervals = 4\n",
+            "applies to joint models only, not type 'mixed'",
+        ),
+        (
             '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[forecast]\n'
             'recalibrate = "yes"\n',
             "key forecast.recalibrate: 'yes' is not one of 'none', 'band', 'shift'",

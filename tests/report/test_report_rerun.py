@@ -156,3 +156,34 @@ def test_run_backtests_recalibrated_models(config_writer, tmp_path):
     assert "no recalibrated models" in (tmp_path / "out2" / "report.html").read_text()
     html = (tmp_path / "out" / "report.html").read_text()
     assert "the model's centre kept" in html
+
+
+def test_run_with_a_joint_model(config_writer, tmp_path):
+    """type = "joint": fitted, summarised, compared, forecast and backtested."""
+    from alsprog.data import write_table
+    from alsprog.report import run
+    from alsprog.simulate import simulate_cohort
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    cohort = simulate_cohort(150, 0, seed=7)
+    write_table(cohort.visits, folder / "visits.csv")
+    write_table(cohort.subjects, folder / "subjects.csv")
+    config = config_writer(
+        folder,
+        models__j='type = "joint"\n'
+        'formula = "alsfrs_r_total ~ months * delta_fs + (months | subject_id)"\n'
+        'event_formula = "delta_fs"\nn_intervals = 4',
+        forecast='models = ["lmm", "j"]\nbaselines = ["delta_fs"]\nn_patients = 2',
+    )
+    run(config, tmp_path / "out", progress=False)
+    out = tmp_path / "out"
+    comp = pd.read_csv(out / "models" / "comparison.csv").set_index("model")
+    assert comp.loc["j", "type"] == "joint" and bool(comp.loc["j", "converged"])
+    assert comp.loc["j", "n_subjects"] == comp.loc["lmm", "n_subjects"]
+    ev = pd.read_csv(out / "models" / "j_event.csv")
+    assert {"delta_fs", "alpha:Intercept", "alpha:months"} == set(ev["term"])
+    assert {"lmm", "j"} <= set(pd.read_csv(out / "backtest.csv")["model"])
+    assert {"lmm", "j"} <= set(pd.read_csv(out / "forecasts.csv")["model"])
+    html = (out / "report.html").read_text()
+    assert "j: summary" in html
