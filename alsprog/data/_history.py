@@ -172,6 +172,7 @@ def prepare_history(
     subject: str = "subject_id",
     time: str = "months",
     validate: bool = True,
+    allow_past: bool = False,
 ) -> Prepared:
     """Check ``history`` and ``at_months`` and lay out the rows to forecast.
 
@@ -191,6 +192,9 @@ def prepare_history(
         Grouping and time columns.
     validate : bool, default True
         Check ``history`` against the data dictionary first.
+    allow_past : bool, default False
+        Accept times before a subject's last visit (a fitted subject's trajectory
+        over their own follow-up, not a forecast).
 
     Returns
     -------
@@ -258,6 +262,8 @@ def prepare_history(
     times = _times_table(at_months, subjects, subject, time)
     code = subjects.get_indexer(pd.Index(times[subject]))
     early = times[time].to_numpy() < last_time[code] - 1e-9
+    if allow_past:
+        early[:] = False
     for row in times[early].itertuples(index=False):
         sid, t = str(getattr(row, subject)), float(getattr(row, time))
         problems.append(

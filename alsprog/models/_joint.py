@@ -278,6 +278,11 @@ class JointModel(EstimatorParams):
             nll=nll,
         )
         self.longitudinal_ = lmm
+        keep = [design.group, "months", design.outcome, *self._covariates()]
+        self._fit_rows = rows[[c for c in dict.fromkeys(keep) if c in rows.columns]]
+        self._fit_events = pd.DataFrame(
+            {"time": times, "event": events.astype(float)}, index=subjects.astype(str)
+        )
         self.converged_ = bool(converged) and np.isfinite(self.llf_)
         self.n_iter_ = int(res.nit)
         self.n_obs_ = int(stats.n)
@@ -591,6 +596,129 @@ class JointModel(EstimatorParams):
                 info["group"]: prep.future[info["group"]].astype(str).to_numpy(),
                 "months": prep.future["months"].to_numpy(float),
                 "survival": surv,
+            }
+        )
+
+    def subject_trajectories(
+        self,
+        times: Any = None,
+        *,
+        subjects: Any = None,
+        level: float = 0.9,
+        interval: str = "prediction",
+        n_quad: int = 15,
+    ) -> pd.DataFrame:
+        """Fitted subjects' trajectories given all their data, with pointwise bands.
+
+        Each subject's random effects are averaged over their posterior given the
+        subject's visits *and* event data, ``p(b | y_i) S(T_i | b) h(T_i | b)^d_i``
+        (Gauss-Hermite nodes of the visits' normal posterior, reweighted), the
+        joint model's counterpart of the mixed model's BLUP trajectories.
+
+        Parameters
+        ----------
+        times : array-like of float, optional
+            Months since the first visit; 25 values over the fitted range by default.
+        subjects : sequence, optional
+            Subjects seen in the fit; all by default.
+        level : float, default 0.9
+        interval : {"prediction", "confidence"}, default "prediction"
+            ``"prediction"`` covers a new observation (adds the residual variance);
+            ``"confidence"`` covers the subject's mean trajectory.
+        n_quad : int, default 15
+            Gauss-Hermite nodes per random effect.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The grouping column, ``months``, ``mean``, ``se`` (of the mean
+            trajectory), ``lower``, ``upper``.
+
+        Examples
+        --------
+        >>> from alsprog.simulate import simulate_cohort
+        >>> from alsprog.data import assemble
+        >>> c = simulate_cohort(200, seed=2)
+        >>> t = assemble(c.visits, c.subjects)
+        >>> jm = JointModel("alsfrs_r_total ~ months + (months | subject_id)",
+        ...                 event_formula="delta_fs").fit(t)
+        >>> tr = jm.subject_trajectories([0, 6, 12], subjects=["P0001"])
+        >>> tr.columns.tolist()
+        ['subject_id', 'months', 'mean', 'se', 'lower', 'upper']
+        """
+        from scipy.stats import norm
+
+        from alsprog.data._history import prepare_history
+        from alsprog.forecast._gaussian import fixed_effect_variance
+        from alsprog.forecast._joint import joint_nodes, mixture_quantiles
+
+        check_is_fitted(self, ["fe_params_"])
+        level = check_interval(level, "level", low=0, high=1, low_closed=False)
+        check_choice(interval, "interval", ("prediction", "confidence"))
+        info = self.longitudinal_._design_info
+        group = info["group"]
+        rows = self._fit_rows
+        known = self._fit_events.index
+        if subjects is None:
+            ids = list(known)
+        else:
+            ids = [str(v) for v in np.atleast_1d(np.asarray(subjects, dtype=object))]
+            unknown = [v for v in ids if v not in known]
+            if unknown:
+                raise ModelSpecificationError(
+                    f"subject(s) {unknown[:5]} were not in the data the model was "
+                    "fitted to."
+                )
+        if times is None:
+            t = pd.to_numeric(rows["months"], errors="coerce")
+            times = np.linspace(float(t.min()), float(t.max()), 25)
+        grid = np.asarray(times, dtype=float).ravel()
+        sub = rows[rows[group].astype(str).isin(set(ids))]
+        prep = prepare_history(
+            sub,
+            grid,
+            outcome=info["outcome"],
+            covariates=self._covariates(),
+            subject=group,
+            validate=False,
+            allow_past=True,
+        )
+        nodes = joint_nodes(self, prep, n_quad=n_quad)
+        ev = self._fit_events.reindex(prep.subjects.astype(str))
+        risk = nodes.eta[:, None] + nodes.b @ self.alpha_
+        H = self._cumulative_hazard(ev["time"].to_numpy())
+        logw = np.log(np.maximum(nodes.weights, 1e-300))
+        logw += ev["event"].to_numpy()[:, None] * risk - H[:, None] * np.exp(risk)
+        w = np.exp(logw - logw.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        lmm = self.longitudinal_
+        Xf, _ = lmm._fixed_matrix(prep.future)
+        Zf = lmm._last_Z
+        gf = prep.future["_subject_index"].to_numpy()
+        beta = self.fe_params_.to_numpy()
+        means = (Xf @ beta)[:, None] + np.einsum("nq,nmq->nm", Zf, nodes.b[gf])
+        wf = w[gf]
+        mean = np.sum(wf * means, axis=1)
+        v_fix = fixed_effect_variance(
+            Xf, Zf, nodes.KX[gf], self.cov_params().to_numpy()
+        )
+        se = np.sqrt(np.sum(wf * (means - mean[:, None]) ** 2, axis=1) + v_fix)
+        sd = np.sqrt(v_fix + (self.scale_ if interval == "prediction" else 0.0))
+        z = float(norm.ppf(0.5 + level / 2))
+        if np.all(sd > 0):
+            lo, hi = mixture_quantiles(
+                np.array([(1 - level) / 2, (1 + level) / 2]), means, wf, sd
+            )
+        else:
+            lo, hi = mean - z * se, mean + z * se
+        return pd.DataFrame(
+            {
+                group: prep.future[group].astype(str).to_numpy(),
+                "months": prep.future["months"].to_numpy(float),
+                "mean": mean,
+                "se": se,
+                "lower": lo,
+                "upper": hi,
             }
         )
 

@@ -162,7 +162,8 @@ def subject_trajectories(
     models : fitted model or mapping of str to fitted model
         Models with a ``subject_trajectories(times, subjects=..., level=...)`` method
         (:class:`~alsprog.models.LinearMixedModel`,
-        :class:`~alsprog.models.BayesianTrajectoryModel`), fitted on data including
+        :class:`~alsprog.models.BayesianTrajectoryModel`,
+        :class:`~alsprog.models.JointModel`), fitted on data including
         ``subject``; the mapping's keys label the curves.
     data : pandas.DataFrame
         Long table holding the patient's visits (other subjects are ignored).

@@ -255,3 +255,70 @@ def test_standard_errors_match_the_spread_over_replications():
     z = np.asarray(z)
     assert np.all(np.abs(z.mean(axis=0)) < 0.8), z.mean(axis=0)
     assert np.all((z.std(axis=0) > 0.5) & (z.std(axis=0) < 1.6)), z.std(axis=0)
+
+
+def test_subject_trajectories_average_over_the_full_posterior():
+    """Mean trajectory = E[x'beta + z'b | visits, event data], checked by importance
+    sampling from the prior N(0, D) weighted by the whole likelihood of the subject
+    (visits, survival to T and the hazard at T if the event was seen)."""
+    df, jm = fitted()
+    beta = jm.fe_params_.to_numpy()
+    D = jm.cov_re_.to_numpy()
+    sigma = np.sqrt(jm.scale_)
+    gamma = jm.event_params_.loc["x", "coef"]
+    alpha = jm.alpha_
+    times = np.array([0.0, 4.0, 10.0])
+    firsts = df.groupby("subject_id").first()
+    dead = firsts[firsts["dead"] & (firsts["time"] > 6)].index[:2]
+    alive = firsts[~firsts["dead"] & (firsts["time"] > 20)].index[:1]
+    ids = [*dead, *alive]
+    tr = jm.subject_trajectories(times, subjects=ids, interval="confidence")
+    rng = np.random.default_rng(0)
+    b = rng.multivariate_normal(np.zeros(2), D, 400_000)
+    for sid in ids:
+        one = df[df["subject_id"] == sid]
+        f = firsts.loc[sid]
+        t, y = one["months"].to_numpy(), one["y"].to_numpy()
+        mu = beta[0] + beta[2] * f["x"] + b[:, :1] + (beta[1] + b[:, 1:]) * t
+        logw = norm.logpdf(y, mu, sigma).sum(axis=1)
+        risk = gamma * f["x"] + b @ alpha
+        H = jm._cumulative_hazard(np.array([f["time"]]))[0]
+        logw += float(f["dead"]) * risk - H * np.exp(risk)
+        w = np.exp(logw - logw.max())
+        w /= w.sum()
+        ess = 1.0 / np.sum(w**2)
+        assert ess > 500
+        for tt in times:
+            path = beta[0] + beta[2] * f["x"] + b[:, 0] + (beta[1] + b[:, 1]) * tt
+            m = np.sum(w * path)
+            mc_se = np.sqrt(np.sum(w**2 * (path - m) ** 2))
+            got = tr[(tr["subject_id"] == sid) & (tr["months"] == tt)]["mean"].item()
+            assert got == pytest.approx(m, abs=5 * mc_se + 0.02)
+    # the band: confidence inside prediction; unknown subjects are refused
+    pred = jm.subject_trajectories(times, subjects=ids)
+    assert (pred["upper"] - pred["lower"] > tr["upper"] - tr["lower"]).all()
+    assert ((tr["lower"] < tr["mean"]) & (tr["mean"] < tr["upper"])).all()
+    with pytest.raises(ModelSpecificationError, match="not in the data"):
+        jm.subject_trajectories(times, subjects=["nobody"])
+
+
+def test_subject_trajectories_use_the_event_data():
+    """Two copies of one subject's few visits (to month 6), one dying right after
+    the last visit and one followed event-free for years: the one who died is
+    estimated to decline faster (the slope association is negative)."""
+    df, jm = fitted()
+    span = df.groupby("subject_id")["months"].max()
+    sid = span[span == 6.0].index[0]
+    one = df[df["subject_id"] == sid]
+    died = one.assign(subject_id="died", time=one["months"].max(), dead=True)
+    lived = one.assign(subject_id="lived", time=one["months"].max() + 36, dead=False)
+    both = pd.concat([df, died, lived], ignore_index=True)
+    jm2 = JointModel(FORMULA, event_formula="x", event_time="time", event="dead")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jm2.fit(both)
+    tr = jm2.subject_trajectories([0.0, 12.0], subjects=["died", "lived"])
+    m = tr.set_index(["subject_id", "months"])["mean"]
+    slope_died = (m[("died", 12.0)] - m[("died", 0.0)]) / 12
+    slope_lived = (m[("lived", 12.0)] - m[("lived", 0.0)]) / 12
+    assert slope_died < slope_lived - 0.05
