@@ -148,6 +148,42 @@ def check_choice(
     return value
 
 
+def check_columns(
+    table: Any,
+    name: str,
+    columns: Iterable[str],
+    *,
+    not_frame: type[Exception] = TypeError,
+) -> Any:
+    """Check that ``table`` is a DataFrame holding ``columns`` and return it.
+
+    A table of another type raises ``not_frame``; missing columns raise
+    :class:`~alsprog.errors.ModelSpecificationError` naming them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> check_columns(pd.DataFrame({"a": [1]}), "forecasts", ["a", "b"])
+    Traceback (most recent call last):
+    ...
+    alsprog.errors.ModelSpecificationError: `forecasts` lacks column(s) 'b'.
+    """
+    import pandas as pd
+
+    from alsprog.errors import ModelSpecificationError
+
+    if not isinstance(table, pd.DataFrame):
+        raise not_frame(
+            f"`{name}` must be a pandas DataFrame; got {type(table).__name__}."
+        )
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ModelSpecificationError(
+            f"`{name}` lacks column(s) {', '.join(map(repr, missing))}."
+        )
+    return table
+
+
 def check_is_fitted(estimator: Any, attributes: Iterable[str] | None = None) -> None:
     """Raise :class:`~alsprog.errors.NotFittedError` unless ``estimator`` was fitted.
 

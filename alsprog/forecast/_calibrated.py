@@ -24,7 +24,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
 from alsprog._random import as_generator
-from alsprog._validation import check_int, check_interval, check_is_fitted, check_level
+from alsprog._validation import (
+    check_choice,
+    check_int,
+    check_interval,
+    check_is_fitted,
+    check_level,
+)
 from alsprog.data._history import with_draws
 from alsprog.errors import ModelSpecificationError
 from alsprog.forecast._evaluate import history_and_later, patient_rows
@@ -137,8 +143,7 @@ class CalibratedForecaster(BaseEstimator):
         check_interval(self.tol_months, "tol_months", low=0.0)
         check_interval(self.bin_months, "bin_months", low=0.0, low_closed=False)
         check_int(self.min_per_bin, "min_per_bin", low=5)
-        if not isinstance(self.shift, (bool, np.bool_)):
-            raise TypeError(f"`shift` must be True or False; got {self.shift!r}.")
+        check_choice(self.shift, "shift", (True, False), error=TypeError)
         if not isinstance(train, pd.DataFrame):
             raise TypeError(f"`train` must be a DataFrame; got {type(train).__name__}.")
         model = clone(self.model).fit(train)

@@ -22,7 +22,7 @@ from scipy.special import ndtri
 
 from alsprog._progress import progress_bar
 from alsprog._random import as_generator, child_seed
-from alsprog._validation import check_interval, check_level
+from alsprog._validation import check_columns, check_interval, check_level
 from alsprog.errors import ModelSpecificationError
 
 __all__ = ["backtest", "calibration", "crps_draws", "evaluate"]
@@ -62,20 +62,9 @@ def _draws_of(f: pd.DataFrame) -> npt.NDArray[np.float64] | None:
     return None if np.isnan(d).all() else d
 
 
-def _checked(df: Any, name: str, need: list[str]) -> pd.DataFrame:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(df)}.")
-    miss = [c for c in need if c not in df.columns]
-    if miss:
-        raise ModelSpecificationError(
-            f"`{name}` lacks column(s) {', '.join(map(repr, miss))}."
-        )
-    return df
-
-
 def _merge(forecasts: pd.DataFrame, actual: pd.DataFrame, outcome: str) -> Any:
-    _checked(forecasts, "forecasts", [*_KEY, "mean"])
-    _checked(actual, "actual", [*_KEY, outcome])
+    check_columns(forecasts, "forecasts", [*_KEY, "mean"])
+    check_columns(actual, "actual", [*_KEY, outcome])
     a = actual[[*_KEY, outcome]].copy()
     a = a[a[outcome].notna()]
     f = forecasts.copy()
@@ -223,7 +212,7 @@ def evaluate(
     m = _merge(forecasts, actual, outcome)
     hist = None
     if history is not None:
-        hist = _checked(history, "history", [*_KEY, outcome])
+        hist = check_columns(history, "history", [*_KEY, outcome])
         hist = hist[hist[outcome].notna()].assign(
             subject_id=hist["subject_id"].astype(str)
         )

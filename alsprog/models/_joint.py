@@ -646,8 +646,6 @@ class JointModel(EstimatorParams):
         >>> tr.columns.tolist()
         ['subject_id', 'months', 'mean', 'se', 'lower', 'upper']
         """
-        from scipy.stats import norm
-
         from alsprog.data._history import prepare_history
         from alsprog.forecast._gaussian import fixed_effect_variance
         from alsprog.forecast._joint import joint_nodes, mixture_quantiles
@@ -704,13 +702,9 @@ class JointModel(EstimatorParams):
         )
         se = np.sqrt(np.sum(wf * (means - mean[:, None]) ** 2, axis=1) + v_fix)
         sd = np.sqrt(v_fix + (self.scale_ if interval == "prediction" else 0.0))
-        z = float(norm.ppf(0.5 + level / 2))
-        if np.all(sd > 0):
-            lo, hi = mixture_quantiles(
-                np.array([(1 - level) / 2, (1 + level) / 2]), means, wf, sd
-            )
-        else:
-            lo, hi = mean - z * se, mean + z * se
+        lo, hi = mixture_quantiles(
+            np.array([(1 - level) / 2, (1 + level) / 2]), means, wf, sd
+        )
         return pd.DataFrame(
             {
                 group: prep.future[group].astype(str).to_numpy(),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alsprog._validation import check_columns
 from alsprog.errors import ModelSpecificationError
 
 __all__ = ["feature_trajectories", "spaghetti", "subject_trajectories"]
@@ -29,15 +30,7 @@ def _axes(ax: Any) -> Any:
 
 
 def _need(table: Any, columns: Sequence[str], what: str) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise ModelSpecificationError(
-            f"`{what}` must be a pandas DataFrame; got {type(table).__name__}."
-        )
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ModelSpecificationError(
-            f"`{what}` lacks column(s) {', '.join(map(repr, missing))}."
-        )
+    check_columns(table, what, columns, not_frame=ModelSpecificationError)
 
 
 def _broken(

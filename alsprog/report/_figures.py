@@ -127,8 +127,7 @@ def _fig_comparison(s: State) -> FigureOut | None:
 def _fig_trajectories(s: State) -> FigureOut | None:
     from alsprog.plots import subject_trajectories
 
-    models = {n: m for n, m in s.models.items() if hasattr(m, "subject_trajectories")}
-    if not models:
+    if not s.models:
         return None
     cfg = s.config
     ids = _pick_patients(s, cfg.report.n_subjects)
@@ -137,7 +136,7 @@ def _fig_trajectories(s: State) -> FigureOut | None:
     fig, axes = _new(3.2 * ncols, 2.8 * nrows + 0.5, nrows, ncols)
     for ax, sid in zip(axes.ravel(), ids, strict=False):
         subject_trajectories(
-            models,
+            s.models,
             s.fit_data,
             sid,
             outcome=cfg.data.outcome,
