@@ -17,6 +17,8 @@ __all__ = [
     "check_interval",
     "check_is_fitted",
     "check_level",
+    "check_n_jobs",
+    "check_numbers",
 ]
 
 
@@ -121,6 +123,87 @@ def check_int(
             f"`{name}` must be an integer{_bounds_text(low, high)}; got {value!r}."
         )
     return value
+
+
+def check_numbers(
+    values: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_closed: bool = True,
+    high_closed: bool = True,
+    min_len: int = 1,
+    error: type[Exception] = ValueError,
+) -> list[float]:
+    """Check a sequence of finite real numbers, each in an interval; return floats.
+
+    A string, a mapping or a single number is not a sequence here.
+
+    Examples
+    --------
+    >>> check_numbers([50, 126], "n_per_arm", low=0, low_closed=False)
+    [50.0, 126.0]
+    >>> check_numbers(126, "n_per_arm")
+    Traceback (most recent call last):
+    ...
+    TypeError: `n_per_arm` must be a sequence of numbers; got 126.
+    >>> check_numbers([], "slowing")
+    Traceback (most recent call last):
+    ...
+    ValueError: `slowing` must hold at least 1 number; got [].
+    """
+    from collections.abc import Mapping
+
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        exc = TypeError if error is ValueError else error
+        raise exc(f"`{name}` must be a sequence of numbers; got {values!r}.")
+    items = list(values)
+    if len(items) < min_len:
+        raise error(
+            f"`{name}` must hold at least {min_len} number{'s' if min_len != 1 else ''}"
+            f"; got {values!r}."
+        )
+    return [
+        float(
+            check_interval(
+                v,
+                name,
+                low=low,
+                high=high,
+                low_closed=low_closed,
+                high_closed=high_closed,
+                error=error,
+            )
+        )
+        for v in items
+    ]
+
+
+def check_n_jobs(
+    value: Any, name: str = "n_jobs", *, error: type[Exception] = ValueError
+) -> int | None:
+    """Check a joblib worker count: a non-zero integer (-1 = all cores) or None.
+
+    Examples
+    --------
+    >>> check_n_jobs(-1)
+    -1
+    >>> check_n_jobs(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: `n_jobs` must be a non-zero integer (-1: all cores) or None; got 0.
+    """
+    if value is None:
+        return None
+    msg = f"`{name}` must be a non-zero integer (-1: all cores) or None; got {value!r}."
+    import numpy as np
+
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise (TypeError if error is ValueError else error)(msg)
+    if int(value) == 0:
+        raise error(msg)
+    return int(value)
 
 
 def check_choice(

@@ -1,14 +1,18 @@
 """The ``alsprog`` command line: a thin argparse layer over the public library.
 
 Owns: parsing, printing and exit codes (0 ok, 1 alsprog error or validation problems,
-2 usage).  No statistics here: each handler calls the library.
+2 usage, 130 interrupted by Ctrl-C, 143 terminated by SIGTERM).  No statistics here:
+each handler calls the library.  Output paths are checked (:mod:`alsprog._io`) before
+any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -44,15 +48,16 @@ def _write_inputs(cohort, out: Path, *, fmt: str) -> list[Path]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from alsprog._io import atomic_dir
+    from alsprog._io import atomic_dir, check_out_folder
     from alsprog.simulate import simulate_cohort, write_nifti
 
     out = Path(args.out)
+    check_out_folder(out, force=args.force)  # before any work
     t0 = time.perf_counter()
     cohort = simulate_cohort(
         args.n_patients, n_controls=args.n_controls, months=args.months, seed=args.seed
     )
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, command="alsprog simulate", force=args.force) as tmp:
         files = _write_inputs(cohort, tmp, fmt=args.format)
         if args.nifti:
             _stage(args, f"writing NIfTI volumes for {len(cohort.imaging)} sessions")
@@ -145,12 +150,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from alsprog.report import check, run
 
     if args.check:
-        config = check(args.config, args.out)
+        config = check(args.config, args.out, force=args.force)
         print(f"ok: {args.config}: no problems ({len(config.models)} models)")
         return 0
     t0 = time.perf_counter()
     result = run(
-        args.config, args.out, progress=_progress(args), on_stage=_stage_printer(args)
+        args.config,
+        args.out,
+        progress=_progress(args),
+        on_stage=_stage_printer(args),
+        force=args.force,
     )
     _print_run(result, time.perf_counter() - t0)
     return 0
@@ -172,15 +181,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
         progress=_progress(args),
         on_stage=_stage_printer(args),
+        force=args.force,
     )
     _print_run(result, time.perf_counter() - t0)
     return 0
 
 
 def cmd_features(args: argparse.Namespace) -> int:
+    from alsprog._io import check_out_file
     from alsprog.data import write_table
     from alsprog.imaging import extract_roi_features
 
+    inputs = {
+        "--images": args.images,
+        "--atlas": args.atlas,
+        "--labels": args.labels,
+        "--mask": args.mask,
+    }
+    check_out_file(args.out, inputs=inputs)
+    if args.qc:
+        check_out_file(args.qc, inputs={**inputs, "--out": args.out}, what="--qc")
     features, qc = extract_roi_features(
         args.images,
         args.atlas,
@@ -203,9 +223,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from alsprog._io import check_out_folder
     from alsprog.biomarkers import ImagingClassifier, evaluate_classifier
     from alsprog.data._read import read_table
 
+    check_out_folder(args.out, inputs={"--table": args.table}, force=args.force)
     table, _ = read_table(args.table)
     cv = int(args.cv) if args.cv.isdigit() else args.cv
     clf = ImagingClassifier(
@@ -220,7 +242,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
         progress=_progress(args),
     )
-    res.save(args.out)
+    res.save(args.out, force=args.force)
     print(res.summary.to_string(float_format="%.3f"))
     print(f"permutation p = {res.permutation_pvalue}")
     return 0
@@ -299,9 +321,10 @@ def _read_long(path: str):
 
 
 def cmd_forecast(args: argparse.Namespace) -> int:
-    from alsprog._io import atomic_path
+    from alsprog._io import atomic_path, check_out_file
     from alsprog.forecast import forecast
 
+    check_out_file(args.out, inputs={"--train": args.train, "--history": args.history})
     train = _read_long(args.train)
     history = _read_long(args.history)
     _stage(args, f"fitting {args.model} on {train['subject_id'].nunique()} patients")
@@ -321,7 +344,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from alsprog._io import atomic_path
+    from alsprog._io import atomic_path, check_out_file
     from alsprog.forecast import backtest
 
     if (args.data is None) == (args.simulate is None):
@@ -329,6 +352,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             "alsprog: error: give exactly one of --data or --simulate", file=sys.stderr
         )
         return 2
+    if args.out:
+        check_out_file(args.out, inputs={"--data": args.data})
     if args.data is not None:
         data = _read_long(args.data)
     else:
@@ -367,14 +392,21 @@ def cmd_power(args: argparse.Namespace) -> int:
         retention=None if args.retention is None else tuple(args.retention),
     )
     if args.from_model:
-        import zipfile
-
         from alsprog.data._read import read_table
+        from alsprog.errors import SavedModelError
         from alsprog.models import LinearMixedModel
+        from alsprog.models._file_kind import sniff_file
 
-        if zipfile.is_zipfile(args.from_model):  # a LinearMixedModel.save() file
+        kind = sniff_file(args.from_model)  # from the first bytes, not the suffix
+        if kind.kind == "zip":  # a LinearMixedModel.save() file, checked whole
             model = LinearMixedModel.load(args.from_model)
             formula = model.formula
+        elif kind.kind not in ("text", "parquet", "gzip", "missing", "not_file"):
+            raise SavedModelError(
+                f"{args.from_model}: it is {kind.description}; --from-model takes a "
+                "mixed model saved by LinearMixedModel.save (.npz) or a long-format "
+                "table (.csv, .tsv, .parquet)."
+            )
         else:  # a historical table: fit the random-slope model to it
             data, _ = read_table(args.from_model)
             formula = f"{args.outcome} ~ {args.time} + ({args.time} | subject_id)"
@@ -416,6 +448,23 @@ def cmd_power(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_folder_options(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--out`` (a folder) and ``--force``, worded alike for every command."""
+    p.add_argument(
+        "--out",
+        required=default is None,
+        default=None,
+        help="output folder: new, empty or an earlier alsprog result (only alsprog's "
+        "files are replaced)" + (f"; default: {default}" if default else ""),
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also write into a non-empty folder alsprog did not write; its files are "
+        "never deleted or overwritten (a name clash is refused)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per task."""
     parser = argparse.ArgumentParser(
@@ -448,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate a realistic synthetic ALS cohort and write "
         "its subjects, visits, imaging and truth tables.",
     )
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    _out_folder_options(p)
     p.add_argument("--n-patients", type=int, default=200, help="ALS patients (200)")
     p.add_argument("--n-controls", type=int, default=0, help="healthy controls (0)")
     p.add_argument("--months", type=int, default=18, help="follow-up months (18)")
@@ -542,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-permutations", type=int, default=1000)
     p.add_argument("--n-jobs", type=int, default=1)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--out", required=True, help="output folder")
+    _out_folder_options(p)
     p.set_defaults(handler=cmd_classify)
 
     p = sub.add_parser(
@@ -700,7 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate the embedded synthetic cohort (with NIfTI "
         "volumes) and run the alsprog pipeline on it.",
     )
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    _out_folder_options(p)
     p.add_argument("--n-patients", type=int, default=200, help="ALS patients (200)")
     p.add_argument("--n-controls", type=int, default=60, help="healthy controls (60)")
     p.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
@@ -730,11 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
         "See the README's config reference.",
     )
     p.add_argument("config", metavar="CONFIG.toml", help="run configuration")
-    p.add_argument(
-        "--out",
-        default=None,
-        help="output folder (default: the config's run.out); replaced atomically",
-    )
+    _out_folder_options(p, default="the config's run.out")
     p.add_argument(
         "--check",
         action="store_true",
@@ -759,16 +804,52 @@ def configure_logging(verbosity: int) -> None:
     logger.setLevel(level)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that temp folders are cleaned up."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _interrupted(
+    args: argparse.Namespace, exc: KeyboardInterrupt, n_before: int
+) -> int:
+    """One line on stderr for Ctrl-C / SIGTERM; exit status 130 / 143."""
+    from alsprog._io import committed
+
+    what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+    written = committed[n_before:]
+    if written:
+        note = "after writing " + ", ".join(str(p) for p in written)
+    else:
+        out = getattr(args, "out", None)
+        note = "nothing was written" + (f" to {out}" if out else "")
+    print(f"alsprog: {what}; {note}", file=sys.stderr, flush=True)
+    return 143 if isinstance(exc, _Terminated) else 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``alsprog`` command; returns the exit status."""
+    from alsprog._io import committed
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     configure_logging(args.verbose)
+    n_before = len(committed)
+    term = None
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.handler(args))
+    except KeyboardInterrupt as exc:
+        if args.debug:
+            raise
+        return _interrupted(args, exc, n_before)
     except AlsprogError as exc:
         if args.debug:
             raise
@@ -779,6 +860,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"alsprog: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if term is not None:
+            signal.signal(signal.SIGTERM, term)
 
 
 if __name__ == "__main__":  # pragma: no cover

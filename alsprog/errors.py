@@ -21,7 +21,9 @@ __all__ = [
     "DataWarning",
     "ImagingError",
     "ModelSpecificationError",
+    "ModelSpecificationWarning",
     "NotFittedError",
+    "OutputError",
     "Problem",
     "SavedModelError",
     "not_converged",
@@ -180,6 +182,11 @@ class SavedModelError(AlsprogError, ValueError):
     """A saved model file is unreadable or does not match the class or version."""
 
 
+class OutputError(AlsprogError, OSError):
+    """alsprog refuses to write an output there: the path holds files alsprog did not
+    write, contains or equals an input, or is not a folder; the message names it."""
+
+
 class NotFittedError(AlsprogError, ValueError, AttributeError):
     """A method that needs a fitted estimator was called before ``fit``."""
 
@@ -194,6 +201,10 @@ class AlsprogWarning(UserWarning):
 
 class ConvergenceWarning(AlsprogWarning):
     """An optimiser or sampler may not have converged."""
+
+
+class ModelSpecificationWarning(AlsprogWarning):
+    """A model can be fitted but part of it is not identifiable as specified."""
 
 
 class DataWarning(AlsprogWarning):

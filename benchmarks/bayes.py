@@ -73,7 +73,8 @@ def make_data(n: int, seed: int = 2024) -> pd.DataFrame:
         {
             "subject_id": [f"P{i:05d}" for i in sid],
             "months": np.round(months, 3),
-            "alsfrs_r_total": np.round(y, 3),
+            # ALSFRS-R totals are whole numbers in 0-48 (every fit checks it)
+            "alsfrs_r_total": np.clip(np.round(y), 0, 48),
             "onset_site": site[sid],
             "age_at_onset": age[sid],
         }

@@ -110,7 +110,8 @@ def make_data(n_subjects: int, seed: int) -> pd.DataFrame:
         {
             "subject_id": np.char.add("S", np.char.zfill(sid.astype(str), 6)),
             "months": months.round(4),
-            "alsfrs_r_total": y.round(4),
+            # ALSFRS-R totals are whole numbers in 0-48 (every fit checks it)
+            "alsfrs_r_total": np.clip(y.round(), 0, 48),
             "onset_site": site[sid],
             "age_at_onset": age[sid].round(2),
         }

@@ -11,7 +11,7 @@ the ComBat numerics to :mod:`alsprog.imaging`.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,12 @@ from alsprog.errors import (
     Problem,
 )
 
-__all__ = ["ImagingClassifier", "imaging_feature_columns", "select_features"]
+__all__ = [
+    "ImagingClassifier",
+    "check_feature_values",
+    "imaging_feature_columns",
+    "select_features",
+]
 
 SITE = "__site__"
 _ESTIMATORS = ("logistic", "svm", "rf")
@@ -45,8 +50,61 @@ def imaging_feature_columns(columns: Sequence[Any]) -> list[str]:
     """
     from alsprog.data._dictionary import load_dictionary
 
+    _check_names(columns, "columns")
     d = load_dictionary()
     return [c for c in columns if isinstance(c, str) and d.is_imaging_feature(c)]
+
+
+def _check_names(values: Any, name: str) -> None:
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise ModelSpecificationError(
+            f"`{name}` must be a sequence of column names; got {values!r}."
+        )
+
+
+def check_feature_values(
+    table: pd.DataFrame,
+    features: Sequence[str],
+    source: str,
+    *,
+    subject: str | None = None,
+) -> None:
+    """Feature columns must hold numbers, finite or missing (``inf`` is not).
+
+    Raises
+    ------
+    DataValidationError
+        One problem per offending column, naming the first row and subject.
+    """
+    problems = []
+    for c in features:
+        col = table[c]
+        if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+            bad = pd.to_numeric(col, errors="coerce").isna() & col.notna()
+            what = "is not a number"
+        else:
+            bad = pd.Series(np.isinf(col.to_numpy(np.float64)), index=col.index)
+            what = "is infinite"
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            sid = None
+            if subject is not None and subject in table.columns:
+                sid = str(table[subject].iloc[pos])
+            problems.append(
+                Problem(
+                    f"{int(bad.sum())} value(s) not finite numbers; the first, "
+                    f"{col.iloc[pos]!r}, {what} (imaging features are numbers; "
+                    "leave a missing value empty)",
+                    rule="type",
+                    line=pos + 1,
+                    line_kind="row",
+                    subject_id=sid,
+                    column=c,
+                    value=col.iloc[pos],
+                )
+            )
+    if problems:
+        raise DataValidationError(problems, source=source)
 
 
 def select_features(
@@ -77,7 +135,14 @@ def select_features(
     >>> select_features(["fa_cst_left", "md_cst_left", "fa_cc_motor"], "fa_*")
     ['fa_cst_left', 'fa_cc_motor']
     """
+    _check_names(columns, "columns")
     cols = [c for c in columns if isinstance(c, str)]
+    if features is not None and not isinstance(features, str):
+        _check_names(features, "features")
+        if not all(isinstance(f, str) for f in features):
+            raise ModelSpecificationError(
+                f"`features` must be column names or patterns (str); got {features!r}."
+            )
     if features is None:
         out = imaging_feature_columns(cols)
         if not out:
@@ -379,6 +444,7 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
                         f"column(s) {missing} used in fit are missing from `X`"
                     )
             frame = X[self.features_ + self.covariates_].copy()
+            check_feature_values(frame, self.features_, "ImagingClassifier")
         else:
             arr = validate_data(
                 self, X, reset=fit, ensure_all_finite="allow-nan", dtype=np.float64
@@ -554,6 +620,7 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
                     source="ImagingClassifier",
                 )
         self.train_subjects_ = None if g is None else np.unique(g.astype(str))
+        self._check_options()
         pipe = self._pipeline(seed)
         self.best_params_ = None
         if self.param_grid:
@@ -597,6 +664,34 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
             self.calibrator_ = cal.fit(frame, yv)
         return self
 
+    def _check_options(self) -> None:
+        """``class_weight`` and ``param_grid`` as scikit-learn will take them."""
+        cw = self.class_weight
+        if not (cw is None or cw == "balanced" or isinstance(cw, Mapping)):
+            raise ModelSpecificationError(
+                f"`class_weight` must be 'balanced', a dict {{class: weight}} or None; "
+                f"got {cw!r}."
+            )
+        if not self.param_grid:
+            return
+        if not isinstance(self.param_grid, Mapping):
+            raise ModelSpecificationError(
+                "`param_grid` must be a dict {parameter: list of values}; got "
+                f"{self.param_grid!r}."
+            )
+        valid = sorted(self._final_estimator(0).get_params(deep=False))
+        for k, v in self.param_grid.items():
+            name = str(k).removeprefix("clf__")
+            if "__" not in str(k).removeprefix("clf__") and name not in valid:
+                raise ModelSpecificationError(
+                    f"`param_grid` names {k!r}, not a parameter of the "
+                    f"{self.estimator!r} estimator; valid: {', '.join(valid)}."
+                )
+            if isinstance(v, str) or not isinstance(v, Iterable) or not list(v):
+                raise ModelSpecificationError(
+                    f"`param_grid`[{k!r}] must be a non-empty list of values; got {v!r}."
+                )
+
     def _prepare(self, X: Any, sites: Any, groups: Any) -> pd.DataFrame:
         _check_fitted(self)
         if groups is not None and self.train_subjects_ is not None:
@@ -611,7 +706,10 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
             )
         if isinstance(X, pd.DataFrame) and self._array_input:
             X = X.to_numpy()
-        return self._frame(X, sites, fit=False)
+        frame = self._frame(X, sites, fit=False)
+        if len(frame) == 0:
+            raise ModelSpecificationError("`X` has no rows to predict.")
+        return frame
 
     def predict(
         self, X: Any, *, sites: Any = None, groups: Any = None

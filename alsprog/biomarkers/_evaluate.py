@@ -24,8 +24,12 @@ from sklearn.base import clone
 
 from alsprog._progress import progress_bar
 from alsprog._random import as_generator, child_seed
-from alsprog._validation import check_int, check_level
-from alsprog.biomarkers._classifier import ImagingClassifier, select_features
+from alsprog._validation import check_int, check_level, check_n_jobs
+from alsprog.biomarkers._classifier import (
+    ImagingClassifier,
+    check_feature_values,
+    select_features,
+)
 from alsprog.biomarkers._guards import (
     check_harmonized_before_split,
     check_site_confounding,
@@ -44,6 +48,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CVSpec = Literal["subject", "site", "session"] | int
+
+#: Most bootstrap resamples or label permutations accepted.
+MAX_RESAMPLES = 1_000_000
 Split = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
 
 
@@ -68,6 +75,10 @@ def _prepare(
     cv: Any,
 ) -> _Data:
     """Check the table against the classifier and ``cv``; the arrays to split."""
+    if not isinstance(clf, ImagingClassifier):
+        raise ModelSpecificationError(
+            f"`clf` must be an ImagingClassifier; got {type(clf).__name__}."
+        )
     need_site = cv == "site" or clf.harmonize is not None
     if not isinstance(table, pd.DataFrame):
         raise ModelSpecificationError(
@@ -79,6 +90,7 @@ def _prepare(
     if need_site and site not in table.columns:
         raise ModelSpecificationError(f"`site` column {site!r} not in the table")
     features = select_features(list(table.columns), clf.features)
+    check_feature_values(table, features, "evaluate_classifier", subject=subject)
     keep = table[features].notna().any(axis=1) & table[target].notna()
     df = table.loc[keep].reset_index(drop=True)
     if df[subject].isna().any():
@@ -358,19 +370,28 @@ class ClassifierEvaluation:
             else pd.DataFrame(columns=["repeat", "fold", "fpr", "tpr"])
         )
 
-    def save(self, out: str | os.PathLike[str]) -> Path:
+    def save(self, out: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write ``folds.csv``, ``summary.csv``, ``predictions.csv`` and
         ``evaluation.json`` into the folder ``out`` (built atomically).
+
+        ``out`` must be new, empty or written by alsprog (then replaced); with
+        ``force``, a folder of other files takes alsprog's beside them, none of them
+        deleted or overwritten.
 
         Returns
         -------
         pathlib.Path
             The folder.
+
+        Raises
+        ------
+        OutputError
+            If alsprog may not write ``out``.
         """
         from alsprog._io import atomic_dir
 
         out = Path(out)
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, command="alsprog classify", force=force) as tmp:
             self.folds.to_csv(tmp / "folds.csv", index=False)
             self.summary.to_csv(tmp / "summary.csv")
             self.predictions.to_csv(tmp / "predictions.csv", index=False)
@@ -477,11 +498,24 @@ def evaluate_classifier(
     clf = ImagingClassifier() if clf is None else clf
     n_repeats = check_int(n_repeats, "n_repeats", low=1, error=ModelSpecificationError)
     n_permutations = check_int(
-        n_permutations, "n_permutations", low=0, error=ModelSpecificationError
+        n_permutations,
+        "n_permutations",
+        low=0,
+        high=MAX_RESAMPLES,
+        error=ModelSpecificationError,
     )
     n_bootstrap = check_int(
-        n_bootstrap, "n_bootstrap", low=1, error=ModelSpecificationError
+        n_bootstrap,
+        "n_bootstrap",
+        low=1,
+        high=MAX_RESAMPLES,
+        error=ModelSpecificationError,
     )
+    n_jobs = check_n_jobs(n_jobs, error=ModelSpecificationError)
+    if progress not in (None, True, False):
+        raise ModelSpecificationError(
+            f"`progress` must be True, False or None; got {progress!r}."
+        )
     level = check_level(level, error=ModelSpecificationError)
     rng = as_generator(seed)
     data = _prepare(
@@ -689,12 +723,19 @@ def learning_curve(
     cv = check_int(cv, "cv", low=2, error=ModelSpecificationError)
     n_repeats = check_int(n_repeats, "n_repeats", low=1, error=ModelSpecificationError)
     level = check_level(level, error=ModelSpecificationError)
+    n_jobs = check_n_jobs(n_jobs, error=ModelSpecificationError)
+    if isinstance(train_sizes, str) or not hasattr(train_sizes, "__iter__"):
+        train_sizes = [train_sizes]
     sizes = sorted(
         {
             check_int(n, "train_sizes", low=4, error=ModelSpecificationError)
             for n in train_sizes
         }
     )
+    if not sizes:
+        raise ModelSpecificationError(
+            "`train_sizes` must hold at least one number of training subjects."
+        )
     rng = as_generator(seed)
     data = _prepare(
         table,
@@ -722,6 +763,14 @@ def learning_curve(
                     chosen += list(rng.choice(pool, min(k, len(pool)), replace=False))
                 rows = tr[np.isin(data.subjects[tr], chosen)]
                 jobs.append((n, r, f, rows, te, child_seed(rng)))
+    if not jobs:
+        largest = max(
+            len(np.unique(data.subjects[tr])) for tr, _ in _splits(data, cv, rng)
+        )
+        raise ModelSpecificationError(
+            f"`train_sizes` {sizes} are all larger than the training folds "
+            f"(at most {largest} subjects with cv={cv}); choose smaller sizes."
+        )
     res = Parallel(n_jobs=n_jobs)(
         delayed(_lc_fit)(clf, data, rows, te, sd) for _, _, _, rows, te, sd in jobs
     )

@@ -108,8 +108,15 @@ def check_site_confounding(sites: Any, y: Any, *, stacklevel: int = 2) -> pd.Dat
     A        1        1
     B        1        1
     """
-    s = np.asarray(sites, dtype=object)
-    yy = np.asarray(y, dtype=object)
+    s = np.asarray(sites, dtype=object).ravel()
+    yy = np.asarray(y, dtype=object).ravel()
+    if len(s) != len(yy):
+        from alsprog.errors import ModelSpecificationError
+
+        raise ModelSpecificationError(
+            f"`sites` has {len(s)} values for {len(yy)} values of `y`; give one site "
+            "per row."
+        )
     keep = pd.notna(s)
     table = pd.crosstab(s[keep], yy[keep])
     if len(table) >= 2 and table.shape[1] >= 2:
@@ -187,6 +194,27 @@ def check_harmonized_before_split(
     """
     from scipy import stats
 
+    from alsprog._validation import check_interval
+    from alsprog.errors import ModelSpecificationError
+
+    if not isinstance(table, pd.DataFrame):
+        raise ModelSpecificationError(
+            f"`table` must be a pandas DataFrame; got {type(table).__name__}."
+        )
+    if isinstance(features, str):
+        features = [features]
+    missing = [f for f in features if f not in table.columns]
+    if missing:
+        raise ModelSpecificationError(f"feature column(s) {missing} not in the table")
+    threshold = check_interval(
+        threshold,
+        "threshold",
+        low=0,
+        high=1,
+        low_closed=False,
+        high_closed=False,
+        error=ModelSpecificationError,
+    )
     pvalues = np.full(len(features), np.nan)
     if site not in table.columns or table[site].nunique() < 2:
         return pvalues

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._validation import check_interval
+from alsprog._validation import check_interval, check_numbers
 from alsprog.errors import (
     ConvergenceWarning,
     DataValidationError,
@@ -200,12 +200,19 @@ def screen_progression_markers(
             row["note"] = f"{len(first)} patients with a baseline value, or no spread"
             rows.append(row)
             continue
-        z = ((first - first.mean()) / sd).rename(f)
+        # the standardised marker gets a name of its own, outside the data
+        # dictionary: a z-score is not on the feature's scale (FA z = 1.9 is not FA)
+        zf = "marker_z"
+        while zf in clin.columns:
+            zf += "_"
+        z = ((first - first.mean()) / sd).rename(zf)
         work = clin.merge(z, left_on=subject, right_index=True, how="inner")
         row["n_subjects"] = int(work[subject].nunique())
-        term = f"{time}:{f}"
+        term = f"{time}:{zf}"
         try:
-            m = _fit_lmm(f"{outcome} ~ {time} * {f} + ({time} | {subject})", work, time)
+            m = _fit_lmm(
+                f"{outcome} ~ {time} * {zf} + ({time} | {subject})", work, time
+            )
         except ModelSpecificationError as exc:
             row["note"] = str(exc)
             rows.append(row)
@@ -360,8 +367,10 @@ def imaging_change_rates(
         low_closed=False,
         error=ModelSpecificationError,
     )
-    visits = [float(v) for v in visit_months]
-    if len(visits) < 2 or any(b <= a for a, b in zip(visits, visits[1:], strict=False)):
+    visits = check_numbers(
+        visit_months, "visit_months", min_len=2, error=ModelSpecificationError
+    )
+    if any(b <= a for a, b in zip(visits, visits[1:], strict=False)):
         raise ModelSpecificationError(
             f"`visit_months` must hold at least two increasing times; got {visit_months!r}."
         )

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from alsprog._validation import check_choice, check_interval
 from alsprog.data._dictionary import load_dictionary
+from alsprog.data._plausibility import check_plausibility
 from alsprog.data._read import (
     _load,
     check_imaging_table,
@@ -34,11 +35,11 @@ __all__ = ["assemble", "match_imaging"]
 
 logger = logging.getLogger(__name__)
 
-TableLike = pd.DataFrame | str | os.PathLike
+TableLike: TypeAlias = pd.DataFrame | str | os.PathLike[str]
 
 
 def _take(
-    table: TableLike, kind: str, checker
+    table: TableLike, kind: str, checker: Any
 ) -> tuple[pd.DataFrame, TableContext, list[Problem]]:
     if isinstance(table, pd.DataFrame):
         ctx = TableContext.of(table, f"{kind} table")
@@ -50,7 +51,7 @@ def _take(
             f"`{kind}` must be a pandas DataFrame or a path; got "
             f"{type(table).__name__}."
         )
-    df, probs = checker(raw, ctx)
+    df, probs = checker(raw, ctx, plausibility=False)
     return df, ctx, probs
 
 
@@ -275,12 +276,16 @@ def assemble(
     *,
     window_days: float = 45,
     unmatched: Literal["warn", "raise"] = "warn",
+    today: Any = None,
 ) -> pd.DataFrame:
     """Build the long-format table: one row per subject × visit.
 
     The three inputs are validated together and every problem is reported at once:
-    column rules of each table, visits of unknown subjects, subjects without visits,
-    visits before onset, imaging sessions of unknown subjects.  Then ``months``,
+    column rules of each table (and corrupted files), visits of unknown subjects,
+    subjects without visits, imaging sessions of unknown subjects, and the data
+    dictionary's plausibility rules across the tables (no date after ``today``, no
+    visit before onset, no death before a visit or scan, ages within 0-120, onset not
+    before birth, ...).  Then ``months``,
     ``months_since_onset`` and ``age`` are added, ``delta_fs`` is computed where the
     subjects table does not give it, subject columns are repeated on each visit, and
     each imaging session is joined to the nearest visit of its subject within
@@ -300,6 +305,9 @@ def assemble(
         the table with a :class:`~alsprog.errors.DataWarning` naming each one (call
         :func:`match_imaging` for the full list), ``"raise"`` raises
         :class:`~alsprog.errors.DataValidationError`.
+    today : datetime.date or str, optional
+        The date of the plausibility check (no date may lie after it); default the
+        current date.  Give it for reproducible results.
 
     Returns
     -------
@@ -338,6 +346,12 @@ def assemble(
         img, ictx, p = _take(imaging, "imaging", check_imaging_table)
         probs += p
     probs += check_relations(v, vctx, s, sctx)
+    probs += check_plausibility(
+        visits=(v, vctx),
+        subjects=(s, sctx),
+        imaging=(img, ictx) if img is not None and ictx is not None else None,
+        today=today,
+    )
     if (
         img is not None
         and ictx is not None

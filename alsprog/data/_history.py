@@ -20,7 +20,13 @@ import pandas as pd
 
 from alsprog.errors import DataValidationError, Problem
 
-__all__ = ["Prepared", "prepare_history", "shift_time_columns", "with_draws"]
+__all__ = [
+    "Prepared",
+    "prepare_history",
+    "shift_time_columns",
+    "validate_model_columns",
+    "with_draws",
+]
 
 # columns that advance with the visit time (months) when a row is carried forward;
 # value = how many of the column's units pass per month
@@ -93,11 +99,69 @@ def shift_time_columns(
     return out
 
 
-def _validate(history: pd.DataFrame) -> pd.DataFrame:
+def validate_model_columns(
+    df: pd.DataFrame, columns: Sequence[str], *, source: str | None = None
+) -> pd.DataFrame:
+    """:func:`alsprog.data.validate` on the columns a model uses, and the row keys.
+
+    Every model's ``fit`` and every forecast run this same check on their table, so a
+    table one of them accepts is accepted by the other.  Columns the model does not
+    use are left to :func:`alsprog.data.assemble`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df`` itself when the dictionary reads every checked value as it is given;
+        else a copy where the columns whose values it reads differently (a synonym
+        such as ``'limb'`` mapped to ``'spinal'``, text read as dates) are replaced
+        by their reading.  Type changes alone (integers as floats) are not applied,
+        so a model's numbers do not depend on them.
+
+    Raises
+    ------
+    DataValidationError
+        Listing every problem of those columns.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"subject_id": ["P1", "P1"], "months": [0.0, 3.0],
+    ...                    "alsfrs_r_total": [40, 52], "note": ["", ""]})
+    >>> validate_model_columns(df, ["alsfrs_r_total"])
+    Traceback (most recent call last):
+    ...
+    alsprog.errors.DataValidationError: long-format table: 1 problem
+      row 1, subject P1, column alsfrs_r_total: 52 is outside 0-48 (the ALSFRS-R total is 0-48)
+    """
     from alsprog.data import validate
 
+    checked = validate(df, source=source, columns=columns)
+    changed = [c for c in checked.columns if not _same_values(df[c], checked[c])]
+    if not changed:
+        return df
+    out = df.copy()
+    for c in changed:
+        out[c] = checked[c]
+    return out
+
+
+def _same_values(raw: pd.Series, parsed: pd.Series) -> bool:
+    """Whether the dictionary's parsing kept every value (a type change, such as
+    integers read as floats, does not count; a synonym mapped or text read as a date
+    does)."""
+    if pd.api.types.is_numeric_dtype(raw) and pd.api.types.is_numeric_dtype(parsed):
+        return True
+    a, b = raw.astype(object), parsed.astype(object)
+    na_a, na_b = a.isna().to_numpy(), b.isna().to_numpy()
+    same = (a == b).fillna(False).to_numpy(dtype=bool) | (
+        # numbers read as text (integer subject ids as strings) keep their values
+        (a.astype(str) == b.astype(str)).to_numpy(dtype=bool)
+    )
+    return bool(np.all(np.where(na_a | na_b, na_a & na_b, same)))
+
+
+def _validate(history: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     try:
-        return validate(history, source=_SOURCE)
+        return validate_model_columns(history, columns, source=_SOURCE)
     except DataValidationError as exc:
         raise DataValidationError(
             exc.problem_list, source=f"{_SOURCE} (forecast input)"
@@ -225,7 +289,7 @@ def prepare_history(
             ],
             source=_SOURCE,
         )
-    df = _validate(history) if validate else history.copy()
+    df = _validate(history, needed) if validate else history.copy()
     if len(df) == 0:
         raise DataValidationError(
             [Problem("the history table has no rows", rule="empty")], source=_SOURCE

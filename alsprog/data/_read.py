@@ -11,14 +11,17 @@ Leaves: the rules to the data dictionary, cross-table checks to
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from alsprog._io import atomic_path
+from alsprog.data._csvfile import read_delimited
 from alsprog.data._dictionary import load_dictionary
+from alsprog.data._plausibility import check_plausibility
 from alsprog.data._scoring import check_scores, fold_q5
 from alsprog.data._validate import (
     TableContext,
@@ -26,6 +29,7 @@ from alsprog.data._validate import (
     check_columns,
     check_duplicates,
     raise_if,
+    refuse_repeated_columns,
     validate,
 )
 from alsprog.errors import DataValidationError, Problem
@@ -35,84 +39,128 @@ __all__ = ["read_imaging", "read_subjects", "read_table", "read_visits", "write_
 TableKind = Literal["visits", "subjects", "imaging", "long"]
 
 
+def _file_problem(name: str, message: str, *, line: int | None = None) -> Problem:
+    return Problem(message, rule="file", source=name, line=line)
+
+
 def _load(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, TableContext]:
-    """Read a CSV or Parquet file as raw cells, with each row's line number."""
+    """Read a CSV or Parquet file as raw cells, with each row's line number.
+
+    CSV/TSV files go through :func:`~alsprog.data._csvfile.read_delimited`, which
+    refuses a corrupted file (wrong separator, ragged rows, bad encoding, binary
+    content) naming the line; Parquet files are read by pyarrow.  An empty table, or
+    repeated or empty column names, are refused for both.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"`path` must be a str or os.PathLike; got {type(path).__name__}."
+        )
     p = Path(path)
     name = str(path)
-    if not p.is_file():
-        what = "does not exist" if not p.exists() else "is not a file"
-        raise DataValidationError(
-            [Problem(f"the file {what}", rule="file", source=name)], source=name
-        )
-    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix == ".gz" else p.suffix.lower()
     try:
-        if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt"):
-            sep = "\t" if suffix.startswith(".tsv") else ","
-            raw = pd.read_csv(
-                p,
-                sep=sep,
-                dtype=str,
-                keep_default_na=False,
-                skip_blank_lines=False,
-                encoding="utf-8-sig",
-            )
-            lines = np.arange(len(raw)) + 2
-            blank = (raw.apply(lambda c: c.str.strip()) == "").all(axis=1).to_numpy()
-            raw = raw.loc[~blank].reset_index(drop=True)
-            lines = lines[~blank]
-            kind = "line"
-        elif suffix in (".parquet", ".pq"):
-            raw = pd.read_parquet(p)
-            raw = raw.reset_index(drop=True)
-            lines = np.arange(len(raw)) + 1
-            kind = "row"
-        else:
-            raise DataValidationError(
-                [
-                    Problem(
-                        f"unsupported file type {p.suffix!r} (expected .csv, .tsv or "
-                        ".parquet)",
-                        rule="file",
-                        source=name,
-                    )
-                ],
-                source=name,
-            )
-    except DataValidationError:
-        raise
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        is_file = p.is_file()
+        exists = p.exists()
+    except OSError as exc:  # a name too long, a loop of links
         raise DataValidationError(
-            [Problem(f"cannot be read as a table ({exc})", rule="file", source=name)],
-            source=name,
+            [_file_problem(name, f"cannot be opened ({exc})")], source=name
         ) from exc
-    unnamed = [c for c in raw.columns if str(c).startswith("Unnamed:")]
-    if unnamed and kind == "line":
+    if not is_file:
+        what = (
+            "does not exist"
+            if not exists
+            else "is a directory, not a table file"
+            if p.is_dir()
+            else "is not a regular file (a device, pipe or socket?)"
+        )
+        raise DataValidationError(
+            [_file_problem(name, f"the file {what}")], source=name
+        )
+    low = p.name.lower()
+    gz = low.endswith(".gz")
+    suffix = "".join(p.suffixes[-2:]).lower() if gz else p.suffix.lower()
+    if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt"):
+        sep = "\t" if suffix.startswith(".tsv") else ","
+        try:
+            raw, lines = read_delimited(p, name=name, sep=sep, gzipped=gz)
+        except OSError as exc:
+            raise DataValidationError(
+                [_file_problem(name, f"cannot be read ({exc})")], source=name
+            ) from exc
+        kind = "line"
+    elif suffix in (".parquet", ".pq"):
+        raw = _read_parquet(p, name)
+        lines = np.arange(len(raw)) + 1
+        kind = "row"
+    else:
         raise DataValidationError(
             [
-                Problem(
-                    f"the header has {len(unnamed)} empty column name(s)",
-                    rule="header",
-                    source=name,
-                    line=1,
+                _file_problem(
+                    name,
+                    f"unsupported file type {p.suffix!r} (expected .csv, .tsv or "
+                    ".parquet)",
                 )
             ],
             source=name,
         )
-    dups = raw.columns[raw.columns.duplicated()].tolist()
-    if dups:
-        raise DataValidationError(
-            [
-                Problem(
-                    f"column(s) {', '.join(map(repr, dups))} appear more than once in the header",
-                    rule="header",
-                    source=name,
-                    line=1,
-                )
-            ],
-            source=name,
-        )
-    raw.columns = [str(c).strip() for c in raw.columns]
     return raw, TableContext(name, name, lines, kind)
+
+
+def _read_parquet(p: Path, name: str) -> pd.DataFrame:
+    try:
+        import pyarrow as pa
+
+        arrow_errors: tuple[type[BaseException], ...] = (pa.ArrowException,)
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        arrow_errors = ()
+    unreadable: tuple[type[BaseException], ...] = (
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        *arrow_errors,
+    )
+    try:
+        raw = pd.read_parquet(p)
+    except Exception as exc:
+        if not isinstance(exc, unreadable):
+            raise
+        raise DataValidationError(
+            [_file_problem(name, f"cannot be read as Parquet ({exc})")], source=name
+        ) from exc
+    raw = raw.reset_index(drop=True)
+    probs: list[Problem] = []
+    names = [str(c).strip() for c in raw.columns]
+    for col, n in Counter(names).items():
+        if n > 1:
+            probs.append(
+                Problem(
+                    f"column {col!r} appears {n} times; every column needs its own name",
+                    rule="header",
+                    source=name,
+                    column=col,
+                )
+            )
+    if "" in names:
+        probs.append(Problem("a column has an empty name", rule="header", source=name))
+    for col in raw.columns:
+        if raw[col].dtype == object:
+            kinds = {type(v).__name__ for v in raw[col].dropna().to_numpy()[:1000]}
+            nested = kinds & {"list", "dict", "ndarray", "tuple", "bytes"}
+            if nested:
+                probs.append(
+                    Problem(
+                        f"holds {sorted(nested)[0]} values, not single cells",
+                        rule="type",
+                        source=name,
+                        column=str(col),
+                    )
+                )
+    if not probs and len(raw) == 0:
+        probs.append(Problem("the file has no rows", rule="empty", source=name))
+    if probs:
+        raise DataValidationError(probs, source=name)
+    raw.columns = names
+    return raw
 
 
 def _finish(df: pd.DataFrame, ctx: TableContext) -> pd.DataFrame:
@@ -132,41 +180,128 @@ def _time_key(df: pd.DataFrame) -> tuple[list[str], str]:
     return [], ""
 
 
+def check_outcome(
+    raw: pd.DataFrame, df: pd.DataFrame, ctx: TableContext
+) -> list[Problem]:
+    """A visits table needs an outcome column with a value on at least one visit."""
+    dd = load_dictionary()
+    probs: list[Problem] = []
+    for group in dd.alternatives_for("visit", scope="table"):
+        present = [c for c in group if c in raw.columns or c in df.columns]
+        if not present:
+            like = [
+                str(c)
+                for c in raw.columns
+                if "frs" in str(c).lower() or "total" in str(c).lower()
+            ]
+            hint = (
+                f" (the table has {', '.join(map(repr, like[:5]))}: rename the "
+                "column to the dictionary's name)"
+                if like
+                else ""
+            )
+            probs.append(
+                ctx.problem(
+                    raw,
+                    None,
+                    "the visits table has no outcome column: expected "
+                    "'alsfrs_r_total', the items 'alsfrs_r_q1' ... 'alsfrs_r_q12' or "
+                    f"a domain subscore such as 'alsfrs_r_bulbar'{hint}",
+                    rule="no_outcome",
+                    column=group[0],
+                )
+            )
+            continue
+        have = [c for c in present if c in df.columns]
+        if len(df) and have and not df[have].notna().to_numpy().any():
+            # every cell empty (or refused by its own rule, reported already)
+            empty_in_file = all(
+                c not in raw.columns or _all_missing(raw[c], dd) for c in present
+            )
+            if empty_in_file:
+                probs.append(
+                    ctx.problem(
+                        raw,
+                        None,
+                        f"no visit has a value in any outcome column ({', '.join(present)})",
+                        rule="no_outcome",
+                        column=present[0],
+                    )
+                )
+    return probs
+
+
+def _all_missing(s: pd.Series, dd) -> bool:
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
+        return bool(s.isna().all())
+    text = s.astype(str).str.strip()
+    return bool((s.isna() | text.isin(set(dd.missing_values))).all())
+
+
 def check_visits_table(
-    raw: pd.DataFrame, ctx: TableContext
+    raw: pd.DataFrame,
+    ctx: TableContext,
+    *,
+    today: Any = None,
+    plausibility: bool = True,
 ) -> tuple[pd.DataFrame, list[Problem]]:
-    """Column rules, q5 fold, score sums and duplicate visits of a visits table."""
+    """Column rules, q5 fold, score sums, outcome, duplicate visits of a visits table.
+
+    With ``plausibility``, also the dictionary's plausibility rules that the visits
+    alone allow (no visit after ``today``); :func:`~alsprog.data.assemble` checks them
+    across tables instead.
+    """
+    refuse_repeated_columns(raw, ctx)
     folded, probs = fold_q5(raw, ctx)
     df, p = check_columns(folded, ctx, level="visit")
     probs += p
     df, p = check_scores(df, ctx, original=folded)
     probs += p
+    probs += check_outcome(raw, df, ctx)
     keys, what = _time_key(df)
     probs += check_duplicates(df, ctx, keys, what)
+    if plausibility:
+        probs += check_plausibility(visits=(df, ctx), today=today)
     return df, probs
 
 
 def check_subjects_table(
-    raw: pd.DataFrame, ctx: TableContext
+    raw: pd.DataFrame,
+    ctx: TableContext,
+    *,
+    today: Any = None,
+    plausibility: bool = True,
 ) -> tuple[pd.DataFrame, list[Problem]]:
-    """Column rules and duplicate subjects of a subjects table."""
+    """Column rules and duplicate subjects of a subjects table (and, with
+    ``plausibility``, the rules the subjects alone allow: ages, onset, dates)."""
+    refuse_repeated_columns(raw, ctx)
     df, probs = check_columns(raw, ctx, level="subject")
     probs += check_duplicates(df, ctx, ["subject_id"], "subject")
+    if plausibility:
+        probs += check_plausibility(subjects=(df, ctx), today=today)
     return df, probs
 
 
 def check_imaging_table(
-    raw: pd.DataFrame, ctx: TableContext
+    raw: pd.DataFrame,
+    ctx: TableContext,
+    *,
+    today: Any = None,
+    plausibility: bool = True,
 ) -> tuple[pd.DataFrame, list[Problem]]:
-    """Column rules and duplicate sessions of an imaging-features table."""
+    """Column rules and duplicate sessions of an imaging-features table (and, with
+    ``plausibility``, no session after ``today``)."""
+    refuse_repeated_columns(raw, ctx)
     df, probs = check_columns(
         raw, ctx, level="imaging", required=["subject_id", "session"]
     )
     probs += check_duplicates(df, ctx, ["subject_id", "session"], "imaging session")
+    if plausibility:
+        probs += check_plausibility(imaging=(df, ctx), today=today)
     return df, probs
 
 
-def read_visits(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_visits(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataFrame:
     """Read and validate a visits table: one row per subject × clinic visit.
 
     Needs ``subject_id`` and one of ``visit_date`` / ``visit_day`` / ``months``;
@@ -179,6 +314,9 @@ def read_visits(path: str | os.PathLike[str]) -> pd.DataFrame:
     ----------
     path : str or os.PathLike
         A ``.csv`` (or ``.tsv``) or ``.parquet`` file.  It is only read.
+    today : datetime.date or str, optional
+        The date of the plausibility check (no date may lie after it); default the
+        current date.  Give it for reproducible results.
 
     Returns
     -------
@@ -189,7 +327,10 @@ def read_visits(path: str | os.PathLike[str]) -> pd.DataFrame:
     ------
     DataValidationError
         Listing every problem with its line, subject, column and value: unreadable
-        file, missing required column, unparsable date, item outside 0-4 or not
+        or corrupted file (binary, not UTF-8, another separator, a row with fewer or
+        more fields than the header, repeated column names, no rows), a column name
+        that is a near miss of the dictionary's, missing required column, no outcome
+        column, unparsable date, a visit after ``today``, item outside 0-4 or not
         whole, total outside 0-48 or different from its items, duplicate subject ×
         visit, non-finite or negative time.
 
@@ -203,12 +344,12 @@ def read_visits(path: str | os.PathLike[str]) -> pd.DataFrame:
     [40.0, 38.0]
     """
     raw, ctx = _load(path)
-    df, probs = check_visits_table(raw, ctx)
+    df, probs = check_visits_table(raw, ctx, today=today)
     raise_if(probs, ctx.name)
     return _finish(df, ctx)
 
 
-def read_subjects(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_subjects(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataFrame:
     """Read and validate a subjects table: one row per subject.
 
     Needs ``subject_id`` and ``group`` (``als``/``control``); see the data dictionary
@@ -219,6 +360,9 @@ def read_subjects(path: str | os.PathLike[str]) -> pd.DataFrame:
     ----------
     path : str or os.PathLike
         A ``.csv`` (or ``.tsv``) or ``.parquet`` file.  It is only read.
+    today : datetime.date or str, optional
+        The date of the plausibility check (no date may lie after it); default the
+        current date.  Give it for reproducible results.
 
     Returns
     -------
@@ -228,8 +372,17 @@ def read_subjects(path: str | os.PathLike[str]) -> pd.DataFrame:
     Raises
     ------
     DataValidationError
-        Listing every problem: missing required column, unknown category, value out
-        of range, unparsable date, duplicate subject.
+        Listing every problem: unreadable or corrupted file, near-miss column name,
+        missing required column, unknown category (numeric codes are never guessed),
+        value out of range, unparsable date, duplicate subject, and the implausible:
+        onset or diagnosis after ``today``, age_at_onset above age_at_baseline,
+        onset before birth, ages that disagree with the onset time.
+
+    Warns
+    -----
+    DataWarning
+        When a category is given by one of its dictionary synonyms (sex ``M``,
+        onset_site ``limb``): the mapping applied and its count are named.
 
     Examples
     --------
@@ -240,12 +393,12 @@ def read_subjects(path: str | os.PathLike[str]) -> pd.DataFrame:
     ['bulbar']
     """
     raw, ctx = _load(path)
-    df, probs = check_subjects_table(raw, ctx)
+    df, probs = check_subjects_table(raw, ctx, today=today)
     raise_if(probs, ctx.name)
     return _finish(df, ctx)
 
 
-def read_imaging(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_imaging(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataFrame:
     """Read and validate an imaging-features table: one row per subject × session.
 
     Needs ``subject_id``, ``session`` and ``acquisition_date`` (or
@@ -256,6 +409,9 @@ def read_imaging(path: str | os.PathLike[str]) -> pd.DataFrame:
     ----------
     path : str or os.PathLike
         A ``.csv`` (or ``.tsv``) or ``.parquet`` file.  It is only read.
+    today : datetime.date or str, optional
+        The date of the plausibility check (no date may lie after it); default the
+        current date.  Give it for reproducible results.
 
     Returns
     -------
@@ -264,7 +420,8 @@ def read_imaging(path: str | os.PathLike[str]) -> pd.DataFrame:
     Raises
     ------
     DataValidationError
-        Listing every problem, including duplicate subject × session rows.
+        Listing every problem, including a corrupted file, duplicate subject ×
+        session rows and sessions after ``today``.
 
     Examples
     --------
@@ -276,7 +433,7 @@ def read_imaging(path: str | os.PathLike[str]) -> pd.DataFrame:
     [0.52]
     """
     raw, ctx = _load(path)
-    df, probs = check_imaging_table(raw, ctx)
+    df, probs = check_imaging_table(raw, ctx, today=today)
     raise_if(probs, ctx.name)
     return _finish(df, ctx)
 
@@ -296,7 +453,10 @@ def detect_kind(columns: list[str]) -> TableKind:
 
 
 def read_table(
-    path: str | os.PathLike[str], *, kind: TableKind | None = None
+    path: str | os.PathLike[str],
+    *,
+    kind: TableKind | None = None,
+    today: Any = None,
 ) -> tuple[pd.DataFrame, TableKind]:
     """Read and validate any alsprog table, guessing its kind from its columns.
 
@@ -306,6 +466,9 @@ def read_table(
         CSV/TSV or Parquet file.
     kind : {"visits", "subjects", "imaging", "long"}, optional
         Skip the guess.
+    today : datetime.date or str, optional
+        The date of the plausibility check (no date may lie after it); default the
+        current date.  Give it for reproducible results.
 
     Returns
     -------
@@ -329,15 +492,15 @@ def read_table(
         raw, _ = _load(path)
         kind = detect_kind(list(raw.columns))
     if kind == "visits":
-        return read_visits(path), kind
+        return read_visits(path, today=today), kind
     if kind == "subjects":
-        return read_subjects(path), kind
+        return read_subjects(path, today=today), kind
     if kind == "imaging":
-        return read_imaging(path), kind
+        return read_imaging(path, today=today), kind
     if kind == "long":
         raw, ctx = _load(path)
         df = _finish(raw, ctx)
-        out = validate(df, source=ctx.name)
+        out = validate(df, source=ctx.name, today=today)
         return _finish(out, ctx), kind
     raise ValueError(
         f"`kind` must be one of 'visits', 'subjects', 'imaging', 'long'; got {kind!r}."

@@ -21,6 +21,7 @@ from alsprog.data._validate import (
     _fmt_value,
     check_columns,
     raise_if,
+    refuse_repeated_columns,
 )
 from alsprog.errors import DataValidationError, Problem
 
@@ -296,6 +297,7 @@ def score_alsfrs_r(
             f"`impute` must be one of None, 'domain_mean'; got {impute!r}."
         )
     ctx = TableContext.of(df, "visits table")
+    refuse_repeated_columns(df, ctx)
     folded, probs = fold_q5(df, ctx)
     dd = load_dictionary()
     cols = [

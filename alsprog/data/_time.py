@@ -1,12 +1,15 @@
 """Time axes of the long format: months since first visit, since onset, and age.
 
-Owns: :func:`add_time_axes` and the checks tied to time (visit before onset, visit of
-an unknown subject, subject without visits).  1 month = 30.4375 days.
-Leaves: column parsing to :mod:`alsprog.data._validate`, joins to
-:mod:`alsprog.data._assemble`.
+Owns: :func:`add_time_axes` and the cross-table checks of subjects and visits (visit
+of an unknown subject, subject without visits).  1 month = 30.4375 days.
+Leaves: column parsing to :mod:`alsprog.data._validate`, the order of each subject's
+time line (visit before onset, death before a visit, ...) to
+:mod:`alsprog.data._plausibility`, joins to :mod:`alsprog.data._assemble`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -106,46 +109,20 @@ def compute_time_axes(
     info = subjects[["subject_id", *subj_cols]].drop_duplicates("subject_id")
     merged = out[["subject_id"]].merge(info, on="subject_id", how="left")
     mso = np.full(len(out), np.nan)
-    onset_text = np.full(len(out), "", dtype=object)
     if "onset_months_before_baseline" in merged.columns:
         ombb = merged["onset_months_before_baseline"].to_numpy(dtype=float)
         mso = ombb + out["months"].to_numpy(dtype=float)
-        onset_text = np.array(
-            [f"onset {v:g} months before the first visit" for v in ombb], dtype=object
-        )
     if "onset_date" in merged.columns and "visit_date" in out.columns:
         od = merged["onset_date"]
         has = od.notna().to_numpy() & out["visit_date"].notna().to_numpy()
         by_date = _days(out["visit_date"].reset_index(drop=True) - od) / DAYS_PER_MONTH
         mso = np.where(has, by_date, mso)
-        dates = od.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
-        onset_text = np.where(
-            has, np.array([f"onset {d}" for d in dates], dtype=object), onset_text
-        )
     if (
         "onset_date" in merged.columns
         or "onset_months_before_baseline" in merged.columns
     ):
-        before = mso < 0
-        when = (
-            out["visit_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
-            if "visit_date" in out.columns
-            else None
-        )
-        for pos in np.flatnonzero(before):
-            at = f" on {when[pos]}" if when is not None else ""
-            probs.append(
-                vctx.problem(
-                    out,
-                    int(pos),
-                    f"visit{at} is {-mso[pos]:.1f} months before symptom "
-                    f"onset ({onset_text[pos]}); check onset_date / "
-                    "onset_months_before_baseline and the visit date",
-                    rule="before_onset",
-                    column=("visit_date" if when is not None else "months"),
-                    value=(when[pos] if when is not None else None),
-                )
-            )
+        # a visit before onset is a plausibility rule (before_onset), checked by the
+        # callers with every other rule of the time line
         out["months_since_onset"] = mso
     if "age_at_baseline" in merged.columns:
         out["age"] = (
@@ -156,7 +133,10 @@ def compute_time_axes(
 
 
 def add_time_axes(
-    visits: pd.DataFrame, subjects: pd.DataFrame | None = None
+    visits: pd.DataFrame,
+    subjects: pd.DataFrame | None = None,
+    *,
+    today: Any = None,
 ) -> pd.DataFrame:
     """Add the long format's time columns to a visits table.
 
@@ -173,6 +153,9 @@ def add_time_axes(
         Visits table (as from :func:`read_visits`).  Not modified.
     subjects : pandas.DataFrame, optional
         Subjects table for onset and age; without it only ``months`` is added.
+    today : datetime.date or str, optional
+        The date of the plausibility check (no date may lie after it); default the
+        current date.
 
     Returns
     -------
@@ -182,20 +165,23 @@ def add_time_axes(
     Raises
     ------
     DataValidationError
-        A visit before onset, a visit of a subject absent from ``subjects``, a subject
-        without visits, or any column problem of either table.
+        A visit before onset (or any other broken plausibility rule), a visit of a
+        subject absent from ``subjects``, a subject without visits, or any column
+        problem of either table.
 
     Examples
     --------
     >>> import pandas as pd
     >>> v = pd.DataFrame({"subject_id": ["P1", "P1"],
-    ...                   "visit_date": ["2020-01-01", "2020-07-01"]})
+    ...                   "visit_date": ["2020-01-01", "2020-07-01"],
+    ...                   "alsfrs_r_total": [40, 37]})
     >>> s = pd.DataFrame({"subject_id": ["P1"], "group": ["als"],
     ...                   "onset_date": ["2019-01-01"]})
     >>> out = add_time_axes(v, s)
     >>> out[["months", "months_since_onset"]].round(3).to_numpy().tolist()
     [[0.0, 11.992], [5.979, 17.971]]
     """
+    from alsprog.data._plausibility import check_plausibility
     from alsprog.data._read import check_subjects_table, check_visits_table
 
     if not isinstance(visits, pd.DataFrame):
@@ -203,17 +189,22 @@ def add_time_axes(
             f"`visits` must be a pandas DataFrame; got {type(visits).__name__}."
         )
     vctx = TableContext.of(visits, "visits table")
-    v, probs = check_visits_table(visits, vctx)
-    s = None
+    v, probs = check_visits_table(visits, vctx, plausibility=False)
+    s = sctx = None
     if subjects is not None:
         if not isinstance(subjects, pd.DataFrame):
             raise TypeError(
                 f"`subjects` must be a pandas DataFrame; got {type(subjects).__name__}."
             )
         sctx = TableContext.of(subjects, "subjects table")
-        s, p = check_subjects_table(subjects, sctx)
+        s, p = check_subjects_table(subjects, sctx, plausibility=False)
         probs += p
         probs += check_relations(v, vctx, s, sctx)
+    probs += check_plausibility(
+        visits=(v, vctx),
+        subjects=(s, sctx) if s is not None and sctx is not None else None,
+        today=today,
+    )
     raise_if(probs)
     out, p = compute_time_axes(v, vctx, s)
     raise_if(p, vctx.name)

@@ -1,14 +1,22 @@
 """Applying the data dictionary's rules to a table.
 
-Owns: the column checks and coercions (type, required, range, enum, pattern, date and
-boolean parsing), key duplicates, the ``TableContext`` that turns a row position into
+Owns: the column checks and coercions (type, required, range, enum and its synonyms,
+pattern, date and boolean parsing), column names that are near misses of the
+dictionary's, key duplicates, the ``TableContext`` that turns a row position into
 ``file, line N, subject S`` and the public :func:`validate` for long-format tables.
+Never modifies the table it checks: coercions go to a copy.
 Leaves: the rules themselves to the schema (:mod:`alsprog.data._dictionary`), score
 arithmetic to :mod:`alsprog.data._scoring` and time axes to :mod:`alsprog.data._time`.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import difflib
+import re
+import sys
+import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from alsprog.data._dictionary import DataDictionary, Field, load_dictionary
-from alsprog.errors import DataValidationError, Problem
+from alsprog.errors import DataValidationError, DataWarning, Problem
 
 __all__ = ["validate"]
 
@@ -136,6 +144,22 @@ def _fmt_value(x: Any) -> str:
     return repr(x)
 
 
+def warn_data(message: str) -> None:
+    """Warn with :class:`DataWarning`, pointing at the first caller outside alsprog."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        "alsprog"
+    ):
+        level += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, DataWarning, stacklevel=level)
+
+
+_NUMERIC_CODE = re.compile(r"^[+-]?\d+(\.\d*)?$")
+_NS_MIN = pd.Timestamp.min.as_unit("ns")
+_NS_MAX = pd.Timestamp.max.as_unit("ns")
+
+
 # --------------------------------------------------------------------------- coercion
 def _missing_mask(s: pd.Series, dd: DataDictionary) -> np.ndarray:
     """True where a cell is empty, NA or one of the schema's missing-value tokens."""
@@ -171,6 +195,8 @@ def _coerce_column(
     if f.type in ("number", "integer"):
         if pd.api.types.is_bool_dtype(s.dtype):
             raw = s.astype(float)
+        elif pd.api.types.is_complex_dtype(s.dtype):
+            raw = s.astype(str).where(~miss, None)
         elif pd.api.types.is_numeric_dtype(s.dtype):
             raw = s
         else:
@@ -215,14 +241,24 @@ def _coerce_column(
         if pd.api.types.is_bool_dtype(s.dtype):
             out = s.astype("boolean")
         else:
-            text = s.astype(str).str.strip()
-            trues = text.isin(set(f.true_values) | {"1.0"}).to_numpy()
-            falses = text.isin(set(f.false_values) | {"0.0"}).to_numpy()
+            text = s.astype(str).str.strip().str.lower()
+            true_set = {v.lower() for v in f.true_values} | {"1.0"}
+            false_set = {v.lower() for v in f.false_values} | {"0.0"}
+            trues = text.isin(true_set).to_numpy() & ~miss
+            falses = text.isin(false_set).to_numpy() & ~miss
             bad = ~(trues | falses | miss)
             allowed = "/".join(f.true_values[:1] + f.false_values[:1])
+            also = ", ".join(
+                f"{t}/{f_}"
+                for t, f_ in zip(f.true_values[1:], f.false_values[1:], strict=False)
+            )
             add(
                 bad,
-                lambda v: f"{_fmt_value(v)} is not a boolean (expected {allowed})",
+                lambda v: (
+                    f"{_fmt_value(v)} is not a boolean (expected {allowed}"
+                    + (f"; also {also}, in any case" if also else "")
+                    + ")"
+                ),
                 "type",
             )
             arr = pd.array([pd.NA] * len(s), dtype="boolean")
@@ -230,40 +266,14 @@ def _coerce_column(
             arr[falses] = False
             out = pd.Series(arr, index=df.index, name=col)
     elif f.type == "date":
-        if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            parsed = pd.to_datetime(s)
-            if getattr(parsed.dt, "tz", None) is not None:
-                parsed = parsed.dt.tz_localize(None)
-            parsed = parsed.dt.normalize()
-        else:
-            text = s.astype(str).str.strip().where(~miss, None)
-            parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-            bad = parsed.isna().to_numpy() & ~miss
-            add(
-                bad,
-                lambda v: f"{_fmt_value(v)} is not a date (expected YYYY-MM-DD)",
-                "type",
-            )
-        out = parsed.astype("datetime64[ns]").rename(col)
+        out = _coerce_date(s, miss, f, add)
     else:  # string
         text = s.astype(str).str.strip()
         if pd.api.types.is_numeric_dtype(s.dtype):
             text = s.map(lambda v: _fmt_id(v), na_action="ignore").astype(str)
         text = text.where(~miss, None)
         if f.enum is not None:
-            canon = {e.lower(): e for e in f.enum}
-            lowered = text.str.lower()
-            mapped = lowered.map(canon)
-            bad = mapped.isna().to_numpy() & ~miss
-            allowed = ", ".join(repr(e) for e in f.enum)
-            add(
-                bad,
-                lambda v: (
-                    f"{_fmt_value(v)} is not an allowed category "
-                    f"(expected one of {allowed})"
-                ),
-                "enum",
-            )
+            mapped = _map_enum(text, miss, f, col, ctx, add)
             text = mapped.where(~miss, None)
         if f.pattern is not None:
             ok = text.str.fullmatch(f.pattern).fillna(True).to_numpy(dtype=bool)
@@ -276,6 +286,132 @@ def _coerce_column(
     if f.required:
         add(miss, lambda v: "value is missing (required)", "required")
     return out, probs
+
+
+def _coerce_date(s: pd.Series, miss: np.ndarray, f: Field, add: Any) -> pd.Series:
+    """Parse a date column (text ``YYYY-MM-DD`` or datetimes) and check its bounds."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        parsed = pd.to_datetime(s)
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_localize(None)
+        parsed = parsed.dt.normalize()
+    else:
+        if s.dtype == object:  # date objects (from Excel or Python) as ISO text
+            s = s.map(_iso_if_date, na_action="ignore")
+        text = s.astype(str).str.strip().where(~miss, None)
+        parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        bad = parsed.isna().to_numpy() & ~miss
+        add(
+            bad,
+            lambda v: f"{_fmt_value(v)} is not a date (expected YYYY-MM-DD)",
+            "type",
+        )
+    shown = s.to_numpy()
+    ok = parsed.notna().to_numpy()
+    hint = f" ({f.hint})" if f.hint else ""
+    invalid = np.zeros(len(s), dtype=bool)
+    if f.date_minimum is not None:
+        lo = pd.Timestamp(f.date_minimum)
+        early = ok & (parsed < lo).to_numpy()
+        add(
+            early,
+            lambda v: f"{_date_text(v)} is before {f.date_minimum}{hint}",
+            "minimum",
+            shown,
+        )
+        invalid |= early
+    if f.date_maximum is not None:
+        hi = pd.Timestamp(f.date_maximum)
+        late = ok & (parsed > hi).to_numpy()
+        add(
+            late,
+            lambda v: f"{_date_text(v)} is after {f.date_maximum}{hint}",
+            "maximum",
+            shown,
+        )
+        invalid |= late
+    beyond = ok & ~invalid & ((parsed < _NS_MIN) | (parsed > _NS_MAX)).to_numpy()
+    add(
+        beyond,
+        lambda v: (
+            f"{_date_text(v)} is not a plausible date (alsprog handles dates from "
+            f"{_NS_MIN:%Y-%m-%d} to {_NS_MAX:%Y-%m-%d})"
+        ),
+        "maximum",
+        shown,
+    )
+    invalid |= beyond
+    parsed = parsed.where(~invalid)
+    return parsed.astype("datetime64[ns]").rename(s.name)
+
+
+def _iso_if_date(v: Any) -> Any:
+    if isinstance(v, _dt.date):  # datetime and pandas.Timestamp too
+        return f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+    if isinstance(v, np.datetime64) and not np.isnat(v):
+        return str(v.astype("datetime64[D]"))
+    return v
+
+
+def _date_text(v: Any) -> str:
+    if isinstance(v, pd.Timestamp | _dt.date):
+        return repr(f"{v:%Y-%m-%d}")
+    if isinstance(v, np.datetime64):
+        return repr(str(v)[:10])
+    return _fmt_value(v)
+
+
+def _map_enum(
+    text: pd.Series,
+    miss: np.ndarray,
+    f: Field,
+    col: str,
+    ctx: TableContext,
+    add: Any,
+) -> pd.Series:
+    """Categories matched ignoring case, synonyms mapped with a warning, others bad."""
+    assert f.enum is not None
+    canon = {e.lower(): e for e in f.enum}
+    lowered = text.str.lower()
+    mapped = lowered.map(canon)
+    if f.synonyms:
+        key = lowered.str.replace(r"[\s_-]+", " ", regex=True)
+        syn = key.map(f.synonyms)
+        use = (mapped.isna() & syn.notna()).to_numpy() & ~miss
+        if use.any():
+            counts = Counter(
+                zip(text.to_numpy()[use], syn.to_numpy()[use], strict=True)
+            )
+            shown = ", ".join(
+                f"{a!r} -> {b!r} ({n} row{'s' if n != 1 else ''})"
+                for (a, b), n in sorted(counts.items(), key=lambda kv: -kv[1])
+            )
+            warn_data(
+                f"{ctx.name}, column {col}: mapped {shown} (synonyms listed in the "
+                "data dictionary); recode the file to silence this warning"
+            )
+            mapped = mapped.where(~use, syn)
+    bad = mapped.isna().to_numpy() & ~miss
+    allowed = ", ".join(repr(e) for e in f.enum)
+    choices = [*canon, *f.synonyms]
+
+    def message(v: Any) -> str:
+        base = f"{_fmt_value(v)} is not an allowed category (expected one of {allowed})"
+        word = str(v).strip()
+        if _NUMERIC_CODE.match(word):
+            return base + (
+                f"; {f.coding_hint}"
+                if f.coding_hint
+                else "; numeric codes are not guessed: recode the column"
+            )
+        close = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.75)
+        if close:
+            target = canon.get(close[0], f.synonyms.get(close[0]))
+            return base + f"; did you mean {target!r}?"
+        return base
+
+    add(bad, message, "enum")
+    return mapped
 
 
 def _fmt_id(v: Any) -> str:
@@ -291,6 +427,7 @@ def check_columns(
     level: str | None,
     dd: DataDictionary | None = None,
     required: Iterable[str] | None = None,
+    alternatives: bool = True,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Check and coerce every dictionary column of ``df``.
 
@@ -310,28 +447,32 @@ def check_columns(
     table = {"subject": "subjects", "visit": "visits", "imaging": "imaging"}.get(
         level or "", "long-format"
     )
+    names, meant = check_column_names(df, ctx, dd)
+    probs += names
+    unknown = [c for c in df.columns if isinstance(c, str) and dd.field_for(c) is None]
     for col in req:
-        if col not in df.columns:
+        if col not in df.columns and col not in meant:
             probs.append(
                 ctx.problem(
                     df,
                     None,
-                    f"column {col!r} is missing (required in the {table} table)",
+                    f"column {col!r} is missing (required in the {table} table)"
+                    + _closest(col, unknown),
                     rule="required_column",
                     column=col,
                 )
             )
-    alt_levels = [level] if level else ["visit"]
+    alt_levels = ([level] if level else ["visit"]) if alternatives else []
     for lev in alt_levels:
         for group in dd.alternatives_for(lev):
             present = [c for c in group if c in df.columns]
-            if not present:
-                names = ", ".join(repr(c) for c in group)
+            if not present and not meant & set(group):
+                names_ = ", ".join(repr(c) for c in group)
                 probs.append(
                     ctx.problem(
                         df,
                         None,
-                        f"needs one of the columns {names}",
+                        f"needs one of the columns {names_}",
                         rule="required_column",
                         column=group[0],
                     )
@@ -365,6 +506,59 @@ def check_columns(
                         )
                     )
     return out, probs
+
+
+def check_column_names(
+    df: pd.DataFrame, ctx: TableContext, dd: DataDictionary
+) -> tuple[list[Problem], set[str]]:
+    """Column names that are near misses of the dictionary's, and the names meant.
+
+    ``Subject_ID`` or ``ALSFRS_TOTAL`` would otherwise pass through as unknown extra
+    columns while the table silently lacks ``subject_id`` or ``alsfrs_r_total``.  A
+    name that differs from a dictionary name only in case or separators is always
+    refused; a merely close name only when the dictionary column it resembles is
+    absent (else it is an extra column of its own).
+    """
+    probs: list[Problem] = []
+    meant: set[str] = set()
+    for col in df.columns:
+        if not isinstance(col, str):
+            continue
+        found = dd.suggest_name(col)
+        if found is None:
+            continue
+        name, exact = found
+        if name in df.columns:
+            if not exact:
+                continue
+            message = (
+                f"column {col!r} is the dictionary column {name!r} spelled "
+                f"differently, and the table has {name!r} too: remove or rename one"
+            )
+        elif exact:
+            message = (
+                f"column {col!r} is the dictionary column {name!r} spelled "
+                f"differently: rename it to {name!r} (names are exact and lower case)"
+            )
+        else:
+            message = (
+                f"column {col!r} is not in the data dictionary but close to "
+                f"{name!r}: rename it to {name!r} if that is what it holds (else "
+                "give it a name further from the dictionary's)"
+            )
+        meant.add(name)
+        probs.append(
+            ctx.problem(df, None, message, rule="column_name", column=col, value=col)
+        )
+    return probs, meant
+
+
+def _closest(name: str, candidates: Sequence[str]) -> str:
+    """``"; the table has 'x': ..."`` naming the column most like ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f"; the table has {close[0]!r}: rename it if it holds {name}"
 
 
 def check_duplicates(
@@ -436,21 +630,56 @@ def check_constant_within_subject(
     return probs
 
 
+def refuse_repeated_columns(df: pd.DataFrame, ctx: TableContext) -> None:
+    """Raise when a column name appears more than once (``df[name]`` is ambiguous)."""
+    names = pd.Index([str(c).strip() for c in df.columns])
+    repeated = names[names.duplicated()].unique()
+    if len(repeated):
+        raise DataValidationError(
+            [
+                ctx.problem(
+                    df,
+                    None,
+                    f"column {c!r} appears {int((names == c).sum())} times; every "
+                    "column needs its own name",
+                    rule="header",
+                    column=c,
+                )
+                for c in repeated
+            ],
+            source=ctx.name,
+        )
+
+
 def raise_if(problems: Sequence[Problem], name: str | None = None) -> None:
     """Raise one :class:`DataValidationError` listing ``problems`` if any."""
     if problems:
         raise DataValidationError(problems, source=name)
 
 
-def validate(df: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
+#: Checked with a model's own columns: the keys of the row rules (one row per subject
+#: and visit, subject-level columns constant within a subject).
+_ROW_KEYS = ("subject_id", "visit_date", "visit_day", "months")
+
+
+def validate(
+    df: pd.DataFrame,
+    *,
+    source: str | None = None,
+    columns: Iterable[str] | None = None,
+    today: Any = None,
+) -> pd.DataFrame:
     """Check a long-format table (one row per subject × visit) against the dictionary.
 
     Every column named in the data dictionary (or matching an imaging pattern) is
     parsed to its type and checked against its constraints; ALSFRS-R totals and
     domain scores must equal the sum of their items when all items are present;
     ``(subject_id, time)`` must be unique; time must be finite and non-negative;
-    subject-level columns must be constant within a subject.  All problems are
-    collected and raised together.
+    subject-level columns must be constant within a subject; column names must not
+    be near misses of the dictionary's; and the dictionary's plausibility rules
+    must hold (no date after ``today``, no visit before onset or after death, ages
+    within 0-120, ...).  All problems are collected and raised together.  ``df`` is
+    never modified.
 
     Parameters
     ----------
@@ -458,6 +687,13 @@ def validate(df: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
         Long-format table; extra columns are allowed and passed through.
     source : str, optional
         Name used in messages (e.g. the file it came from).
+    columns : iterable of str, optional
+        Check only these columns and the row keys (``subject_id`` and the visit
+        time columns), and not the table's required columns: the check every model
+        runs on the columns it uses, whatever its data's other columns are.
+    today : datetime.date or str, optional
+        The date of the plausibility check (no date may lie after it); default the
+        current date.  Give it for reproducible results.
 
     Returns
     -------
@@ -481,17 +717,31 @@ def validate(df: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
     alsprog.errors.DataValidationError: long-format table: 1 problem
       row 1, subject P1, column alsfrs_r_total: 52 is outside 0-48 (the ALSFRS-R total is 0-48)
     """
+    from alsprog.data._plausibility import check_plausibility, resolve_today
     from alsprog.data._scoring import check_scores
 
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"`df` must be a pandas DataFrame; got {type(df).__name__}.")
+    day = resolve_today(today)
     dd = load_dictionary()
     ctx = TableContext.of(df, source or "long-format table")
     if source is not None:
         ctx.name = source
         if ctx.source is None:
             ctx.source = source
-    out, probs = check_columns(df, ctx, level=None, dd=dd)
+    refuse_repeated_columns(df, ctx)
+    if columns is None:
+        out, probs = check_columns(df, ctx, level=None, dd=dd)
+    else:
+        keep = {*_ROW_KEYS, *columns}
+        out, probs = check_columns(
+            df.loc[:, [c for c in df.columns if c in keep]],
+            ctx,
+            level=None,
+            dd=dd,
+            required=(),
+            alternatives=False,
+        )
     out, score_probs = check_scores(out, ctx, original=df)
     probs += score_probs
     for keys, what in (
@@ -503,5 +753,6 @@ def validate(df: pd.DataFrame, *, source: str | None = None) -> pd.DataFrame:
             probs += check_duplicates(out, ctx, keys, what)
             break
     probs += check_constant_within_subject(out, ctx, dd)
+    probs += check_plausibility(long=(out, ctx), today=day)
     raise_if(probs, ctx.name)
     return out

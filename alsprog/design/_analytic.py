@@ -19,7 +19,7 @@ here (they inform the intercept); the difference vanishes without attrition.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -27,7 +27,12 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from alsprog._validation import check_choice, check_interval, check_level
+from alsprog._validation import (
+    check_choice,
+    check_interval,
+    check_level,
+    check_numbers,
+)
 from alsprog.errors import ModelSpecificationError
 
 __all__ = [
@@ -141,6 +146,10 @@ def _err(msg: str) -> ModelSpecificationError:
     return ModelSpecificationError(msg)
 
 
+#: Largest visit time (months) accepted: beyond it squares of times lose precision.
+_MAX_TIME = 1e5
+
+
 def _check_times(times: Sequence[float]) -> FloatArray:
     try:
         t = np.asarray(times, dtype=float)
@@ -152,6 +161,11 @@ def _check_times(times: Sequence[float]) -> FloatArray:
         raise _err(f"`times` must be finite; got {t.tolist()!r}.")
     if np.any(np.diff(t) <= 0):
         raise _err(f"`times` must be strictly increasing; got {t.tolist()!r}.")
+    if np.max(np.abs(t)) > _MAX_TIME:
+        raise _err(
+            f"`times` must be visit times in months within ±{_MAX_TIME:g}; got "
+            f"{t.tolist()!r}."
+        )
     return t
 
 
@@ -235,6 +249,17 @@ def _resolve_delta(
     if delta == 0:
         raise _err("`delta` must not be 0 (no effect cannot be detected).")
     return abs(delta)
+
+
+def _n_per_arm(numerator: float, d: float) -> float:
+    """``numerator / d**2``, or an error when that is not a finite sample size."""
+    n = numerator / (d * d) if d * d > 0 else math.inf
+    if not math.isfinite(n):
+        raise _err(
+            f"the effect {d!r} is too small to detect: the sample size per arm "
+            f"({numerator!r} / {d!r}^2) is not a finite number."
+        )
+    return n
 
 
 def _z(alpha: float, alternative: str) -> float:
@@ -533,7 +558,7 @@ def sample_size_slope(
     power = check_level(power, "power", error=ModelSpecificationError)
     d = _resolve_delta(delta, slowing, mean_slope)
     z = _z(alpha, alternative) + float(stats.norm.ppf(power))
-    n_t = z * z * var_n / (d * d)
+    n_t = _n_per_arm(z * z * var_n, d)
     return SampleSize(
         n_per_arm=n_t,
         n_control=n_t / allocation_ratio,
@@ -704,8 +729,11 @@ def _check_corr(corr: Any, n: int | None, name: str) -> FloatArray:
             raise _err(f"`{name}` = {rho!r} is not a valid exchangeable correlation.")
         c = np.full((n, n), rho)
         np.fill_diagonal(c, 1.0)
-    if c.ndim != 2 or c.shape[0] != c.shape[1]:
-        raise _err(f"`{name}` must be a square matrix; got shape {c.shape}.")
+    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] == 0:
+        raise _err(
+            f"`{name}` must be a square matrix with one row per visit; got shape "
+            f"{c.shape}."
+        )
     if not np.allclose(c, c.T, atol=1e-10) or not np.allclose(np.diag(c), 1.0):
         raise _err(
             f"`{name}` must be a symmetric correlation matrix (ones on the diagonal)."
@@ -835,7 +863,7 @@ def sample_size_mmrm(
     )
     z = _z(alpha, alternative) + float(stats.norm.ppf(power))
     lam = allocation_ratio
-    n_t = (phi_a + lam * phi_b) * z * z * inputs["sigma"] ** 2 / (d * d)
+    n_t = _n_per_arm((phi_a + lam * phi_b) * z * z * inputs["sigma"] ** 2, d)
     return SampleSize(
         n_per_arm=n_t,
         n_control=n_t / lam,
@@ -941,8 +969,19 @@ def sample_size_table(
     """
     import pandas as pd
 
+    e = ModelSpecificationError
+    slowings = check_numbers(slowings, "slowings", low=0, low_closed=False, error=e)
+    chosen: list[Any] = (
+        [methods]
+        if isinstance(methods, str) or not isinstance(methods, Iterable)
+        else list(methods)
+    )
+    if not chosen:
+        raise _err(
+            "`methods` must name at least one of 'edland', 'diggle', 'liu_liang'."
+        )
     rows = []
-    for method in methods:
+    for method in chosen:
         for s in slowings:
             r = sample_size_slope(
                 times=times,

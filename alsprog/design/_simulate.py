@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -31,7 +31,13 @@ from scipy import stats
 
 from alsprog._progress import progress_bar
 from alsprog._random import as_generator
-from alsprog._validation import check_choice, check_int, check_interval
+from alsprog._validation import (
+    check_choice,
+    check_int,
+    check_interval,
+    check_n_jobs,
+    check_numbers,
+)
 from alsprog.design._trial import TrialDesign
 from alsprog.errors import ModelSpecificationError
 
@@ -84,6 +90,12 @@ class BaselineMarker:
 
     def __post_init__(self) -> None:
         e = ModelSpecificationError
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise e(
+                "`name` must be a column name (letters, digits and _, not starting "
+                f"with a digit), e.g. 'delta_fs'; got {self.name!r}."
+            )
+        check_interval(self.mean, f"{self.name}.mean", error=e)
         check_interval(self.sd, f"{self.name}.sd", low=0, low_closed=False, error=e)
         check_interval(
             self.corr_slope, f"{self.name}.corr_slope", low=-1, high=1, error=e
@@ -141,6 +153,8 @@ class Enrichment:
             raise e("`marker` must be a BaselineMarker.")
         if (self.threshold is None) == (self.quantile is None):
             raise e("give exactly one of `threshold` and `quantile`.")
+        if self.threshold is not None:
+            check_interval(self.threshold, "threshold", error=e)
         if self.quantile is not None:
             check_interval(
                 self.quantile,
@@ -226,6 +240,55 @@ class PowerResult:
             f"n_per_arm={self.n_per_arm}, analysis={self.analysis!r}, "
             f"screen_failure={self.screen_failure:.3f})"
         )
+
+
+#: Largest trial simulated: treated patients per arm, trials, Monte Carlo draws.
+MAX_PER_ARM = 100_000
+MAX_SIMS = 10_000_000
+MAX_DRAWS = 100_000_000
+
+#: Options :func:`power_curve` passes on to :func:`simulate_power`.
+_SIMULATE_OPTIONS = frozenset(
+    {"dropout", "death_hazard", "enrichment", "covariates", "effect", "chunk_size"}
+)
+
+
+def _check_count(value: Any, name: str, low: int, high: int) -> int:
+    """An integer >= ``low`` (the usual message), then at most ``high``."""
+    n = check_int(value, name, low=low, error=ModelSpecificationError)
+    if n > high:
+        raise ModelSpecificationError(f"`{name}` must be at most {high:,}; got {n:,}.")
+    return n
+
+
+def _check_design(design: Any) -> None:
+    if not isinstance(design, TrialDesign):
+        raise ModelSpecificationError(
+            f"`design` must be a TrialDesign; got {type(design).__name__}."
+        )
+
+
+def _check_markers(covariates: Any) -> tuple[BaselineMarker, ...]:
+    if isinstance(covariates, BaselineMarker):
+        covariates = (covariates,)
+    if isinstance(covariates, str) or not isinstance(covariates, Iterable):
+        raise ModelSpecificationError(
+            "`covariates` must be a sequence of BaselineMarker objects; got "
+            f"{covariates!r}."
+        )
+    covariates = tuple(covariates)
+    for m in covariates:
+        if not isinstance(m, BaselineMarker):
+            raise ModelSpecificationError(
+                f"`covariates` must be BaselineMarker objects; got {m!r}."
+            )
+    names = [m.name for m in covariates]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ModelSpecificationError(
+            f"`covariates` name marker(s) {', '.join(map(repr, dup))} more than once."
+        )
+    return tuple(covariates)
 
 
 # --------------------------------------------------------------------- simulation
@@ -370,6 +433,27 @@ def _simulate_chunk(
 
 
 # ----------------------------------------------------------------------- analysis
+def _check_slope_estimable(st: Any, n: int) -> None:
+    """Refuse a simulated trial whose fixed effects cannot all be estimated.
+
+    With heavy dropout a small trial can lose every follow-up visit of an arm; its
+    slope (and so the treatment effect) is then not estimable.
+    """
+    K, _, r = st.U.shape
+    p = 2 * r
+    xtx = np.einsum("kga,kgb,kgcd->kacbd", st.U, st.U, st.S).reshape(K, p, p)
+    rank = np.linalg.matrix_rank(xtx)
+    bad = np.flatnonzero((rank < p) | (st.n <= p))
+    if bad.size:
+        i = int(bad[0])
+        raise ModelSpecificationError(
+            f"a simulated trial ({n} patients, {int(st.n[i])} visits observed) has "
+            "too few follow-up visits to estimate each arm's slope (the treatment "
+            "effect is not estimable); raise `n_per_arm` or lower `dropout`/"
+            "`death_hazard`."
+        )
+
+
 def _fit_slope_trials(chunk: _Chunk, design: TrialDesign, alpha: float) -> list[dict]:
     """REML fit of ``y ~ months * arm (+ markers * months) + (months | subject)``."""
     from alsprog.design._batch_reml import BatchStats, batch_reml
@@ -381,6 +465,7 @@ def _fit_slope_trials(chunk: _Chunk, design: TrialDesign, alpha: float) -> list[
         m = m - m.mean(axis=1, keepdims=True)
     U = np.concatenate([np.ones((k, n, 1)), chunk.arm[..., None], m], axis=2)
     st = BatchStats.from_arrays(t, chunk.mask, chunk.y, U)
+    _check_slope_estimable(st, n)
     sd_i, sd_s = math.sqrt(design.sig2_int), math.sqrt(design.sig2_slope)
     se = math.sqrt(design.sig2_e)
     corr = design.cov_int_slope / (sd_i * sd_s) if sd_i * sd_s > 0 else 0.0
@@ -474,14 +559,21 @@ def _fit_mmrm_trials(
         for c, m in enumerate(covariates):
             df[m.name] = np.repeat(chunk.markers[i][:, c], j - 1)
         obs = w[:, 1:].ravel()
-        fit = MMRM(
-            f"chg ~ visit * arm + baseline{extra}",
-            subject="subject_id",
-            visit="visit",
-            arm="arm",
-            reference=0.0,
-            covariance="unstructured",
-        ).fit(df.loc[obs])
+        try:
+            fit = MMRM(
+                f"chg ~ visit * arm + baseline{extra}",
+                subject="subject_id",
+                visit="visit",
+                arm="arm",
+                reference=0.0,
+                covariance="unstructured",
+            ).fit(df.loc[obs])
+        except ModelSpecificationError as exc:
+            raise ModelSpecificationError(
+                f"a simulated trial ({n} patients, {int(obs.sum())} post-baseline "
+                f"visits observed) cannot be analysed by an unstructured MMRM: {exc} "
+                "Raise `n_per_arm` or lower `dropout`/`death_hazard`."
+            ) from exc
         c = fit.contrast(visit=j - 1).iloc[0]
         out.append(
             {
@@ -597,6 +689,8 @@ def simulate_power(
     from joblib import Parallel, delayed
 
     e = ModelSpecificationError
+    if progress not in (None, True, False):
+        raise e(f"`progress` must be True, False or None; got {progress!r}.")
     if not isinstance(design, TrialDesign):
         if hasattr(design, "fe_params_") and hasattr(design, "cov_re_"):
             design = TrialDesign.from_model(design)
@@ -605,9 +699,10 @@ def simulate_power(
                 f"`design` must be a TrialDesign or a fitted LinearMixedModel; got "
                 f"{type(design).__name__}."
             )
-    n_per_arm = check_int(n_per_arm, "n_per_arm", low=2, error=e)
-    n_sims = check_int(n_sims, "n_sims", low=1, error=e)
+    n_per_arm = _check_count(n_per_arm, "n_per_arm", 2, MAX_PER_ARM)
+    n_sims = _check_count(n_sims, "n_sims", 1, MAX_SIMS)
     chunk_size = check_int(chunk_size, "chunk_size", low=1, error=e)
+    check_n_jobs(n_jobs, error=e)
     check_choice(analysis, "analysis", ("slope", "mmrm"), error=e)
     check_choice(effect, "effect", ("additive", "proportional"), error=e)
     dropout = check_interval(
@@ -616,10 +711,7 @@ def simulate_power(
     death_hazard = check_interval(
         death_hazard, "death_hazard", low=0, high=1, high_closed=False, error=e
     )
-    covariates = tuple(covariates)
-    for m in covariates:
-        if not isinstance(m, BaselineMarker):
-            raise e("`covariates` must be BaselineMarker objects.")
+    covariates = _check_markers(covariates)
     if enrichment is not None and not isinstance(enrichment, Enrichment):
         raise e("`enrichment` must be an Enrichment.")
     n_c = max(2, int(round(n_per_arm / design.allocation_ratio)))
@@ -698,6 +790,11 @@ def enriched_design(
     >>> d.mean_slope < -0.9 and d.sig2_slope < 0.36
     True
     """
+    e = ModelSpecificationError
+    _check_design(design)
+    if not isinstance(enrichment, Enrichment):
+        raise e(f"`enrichment` must be an Enrichment; got {type(enrichment).__name__}.")
+    n_draws = check_int(n_draws, "n_draws", low=1000, high=MAX_DRAWS, error=e)
     g = np.array(
         [
             [design.sig2_int, design.cov_int_slope],
@@ -715,6 +812,12 @@ def enriched_design(
         else z <= enrichment.z_cutoff
     )
     bk = b[keep]
+    if len(bk) < 100:
+        raise e(
+            f"only {len(bk)} of {n_draws} simulated patients pass the enrichment "
+            f"(pass fraction {enrichment.pass_fraction:.2e}); raise `n_draws` or "
+            "choose a less extreme threshold."
+        )
     mean = bk.mean(axis=0)
     cov = np.cov(bk, rowvar=False)
     return replace(
@@ -743,6 +846,8 @@ def adjusted_design(
     >>> round(adjusted_design(TrialDesign(), [fa]).sig2_slope, 4)
     0.27
     """
+    _check_design(design)
+    covariates = _check_markers(covariates)
     g = np.array(
         [
             [design.sig2_int, design.cov_int_slope],
@@ -809,7 +914,24 @@ def power_curve(
     >>> list(c.columns)
     ['n_per_arm', 'slowing', 'delta', 'power', 'simulated_power', 'simulated_se']
     """
-    curve = design.power_curve(n_per_arm, slowing=slowing, method=method)
+    e = ModelSpecificationError
+    _check_design(design)
+    sizes = None
+    if n_per_arm is not None:
+        sizes = check_numbers(n_per_arm, "n_per_arm", low=0, low_closed=False, error=e)
+    slowings = None
+    if slowing is not None:
+        slowings = check_numbers(slowing, "slowing", error=e)
+    check_choice(simulate, "simulate", (True, False), error=e)
+    n_sims = _check_count(n_sims, "n_sims", 1, MAX_SIMS)
+    check_choice(analysis, "analysis", ("slope", "mmrm"), error=e)
+    unknown = sorted(set(simulate_kwargs) - _SIMULATE_OPTIONS)
+    if unknown:
+        raise e(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for simulate_power; "
+            f"valid: {', '.join(sorted(_SIMULATE_OPTIONS))}."
+        )
+    curve = design.power_curve(sizes, slowing=slowings, method=method)
     if not simulate:
         return curve
     rng = as_generator(seed)

@@ -175,7 +175,7 @@ def forecast(
     """
     level = check_level(level)
     if n_samples is not None:
-        n_samples = check_int(n_samples, "n_samples", low=1)
+        n_samples = check_int(n_samples, "n_samples", low=1, high=1_000_000)
     from alsprog.forecast._baselines import _LineBaseline
     from alsprog.forecast._calibrated import CalibratedForecaster
 

@@ -19,7 +19,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from alsprog._random import as_generator, child_seed
-from alsprog._validation import check_int, check_interval, check_is_fitted, check_level
+from alsprog._validation import (
+    check_columns,
+    check_int,
+    check_interval,
+    check_is_fitted,
+    check_level,
+)
 from alsprog.data._history import prepare_history, with_draws
 from alsprog.errors import ModelSpecificationError
 
@@ -72,6 +78,18 @@ def window_slopes(
     -1.0
     """
     value = outcome if value is None else value
+    check_columns(df, "df", [subject, time, value])
+    for name, v in (("start", start), ("end", end)):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float | np.number)
+            or np.isnan(v)
+        ):
+            raise ValueError(f"`{name}` must be a number of months; got {v!r}.")
+    if not end > start:
+        raise ValueError(f"`end` must be after `start`; got start={start}, end={end}.")
+    check_interval(min_span, "min_span", low=0.0)
+    check_interval(tol_months, "tol_months", low=0.0)
     w = df[(df[time] >= start - tol_months) & (df[time] <= end + tol_months)]
     w = w[w[value].notna()]
     out = {}
@@ -106,7 +124,7 @@ def history_features(
     subject_id
     A           40.0  37.0   -1.0         2
     """
-    h = history.copy()
+    h = check_columns(history, "history", [subject, time, outcome]).copy()
     h[subject] = h[subject].astype(str)
     h = h.sort_values([subject, time], kind="stable")
     obs = h[h[outcome].notna()]

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from alsprog._formula_text import formula_context
 from alsprog._quadrature import adaptive_gauss_hermite, padded
 from alsprog.data._history import Prepared
 from alsprog.errors import ModelSpecificationError
@@ -37,7 +38,9 @@ def _design(model: Any, rows: pd.DataFrame) -> npt.NDArray[np.float64]:
         ):
             sub[c] = sub[c].astype(str).astype(object)
     try:
-        X = d.mixed.fixed_spec.get_model_matrix(sub, na_action="raise")
+        X = d.mixed.fixed_spec.get_model_matrix(
+            sub, na_action="raise", context=formula_context()
+        )
     except Exception as exc:  # formulaic: unseen category levels, bad types
         raise ModelSpecificationError(
             f"Cannot build the model's design for the history: {exc}"

@@ -146,6 +146,11 @@ class CalibratedForecaster(BaseEstimator):
         check_choice(self.shift, "shift", (True, False), error=TypeError)
         if not isinstance(train, pd.DataFrame):
             raise TypeError(f"`train` must be a DataFrame; got {type(train).__name__}.")
+        if not (hasattr(self.model, "fit") and hasattr(self.model, "get_params")):
+            raise TypeError(
+                "`model` must be an unfitted alsprog model or forecast baseline (with "
+                f"fit and get_params); got {self.model!r}."
+            )
         model = clone(self.model).fit(train)
         outcome = _outcome_of(model)
         hist, later = history_and_later(

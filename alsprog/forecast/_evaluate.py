@@ -22,7 +22,7 @@ from scipy.special import ndtri
 
 from alsprog._progress import progress_bar
 from alsprog._random import as_generator, child_seed
-from alsprog._validation import check_columns, check_interval, check_level
+from alsprog._validation import check_columns, check_int, check_interval, check_level
 from alsprog.errors import ModelSpecificationError
 
 __all__ = ["backtest", "calibration", "crps_draws", "evaluate"]
@@ -30,6 +30,8 @@ __all__ = ["backtest", "calibration", "crps_draws", "evaluate"]
 logger = logging.getLogger(__name__)
 
 _KEY = ["subject_id", "months"]
+#: Most predictive draws per forecast row accepted.
+MAX_SAMPLES = 1_000_000
 METRICS = ["n", "rmse", "mae", "bias", "coverage", "width", "crps"]
 
 
@@ -46,9 +48,21 @@ def crps_draws(
     >>> bool(abs(crps_draws(x, np.array([0.0]))[0] - exact) < 0.01)
     True
     """
-    x = np.sort(np.asarray(draws, dtype=float), axis=1)
+    try:
+        x = np.sort(np.asarray(draws, dtype=float), axis=1)
+        yv = np.asarray(y, dtype=float)
+    except (TypeError, ValueError, np.exceptions.AxisError):
+        raise ValueError(
+            "`draws` must be a numeric array (rows, draws) and `y` one number per "
+            f"row; got {type(draws).__name__} and {type(y).__name__}."
+        ) from None
+    if x.ndim != 2 or yv.shape != (x.shape[0],):
+        raise ValueError(
+            f"`draws` must have shape (rows, draws) with one `y` per row; got shapes "
+            f"{np.shape(draws)} and {np.shape(y)}."
+        )
     k = x.shape[1]
-    term1 = np.mean(np.abs(x - np.asarray(y, float)[:, None]), axis=1)
+    term1 = np.mean(np.abs(x - yv[:, None]), axis=1)
     i = np.arange(1, k + 1)
     term2 = (2.0 / k**2) * np.sum((2 * i - k - 1) * x, axis=1)
     return np.asarray(term1 - 0.5 * term2)
@@ -66,13 +80,34 @@ def _merge(forecasts: pd.DataFrame, actual: pd.DataFrame, outcome: str) -> Any:
     check_columns(forecasts, "forecasts", [*_KEY, "mean"])
     check_columns(actual, "actual", [*_KEY, outcome])
     a = actual[[*_KEY, outcome]].copy()
-    a = a[a[outcome].notna()]
     f = forecasts.copy()
+    for name, df, col in (("actual", a, outcome), ("forecasts", f, "mean")):
+        vals = pd.to_numeric(df[col], errors="coerce")
+        bad = vals.isna() & df[col].notna()
+        if bad.any():
+            raise ModelSpecificationError(
+                f"`{name}` column {col!r} holds {int(bad.sum())} value(s) that are not "
+                f"numbers, e.g. {df.loc[bad, col].iloc[0]!r}."
+            )
+    a = a[a[outcome].notna()]
     for df in (a, f):
         df["subject_id"] = df["subject_id"].astype(str)
         df["_t"] = np.round(df["months"].to_numpy(dtype=float), 6)
     a = a.drop(columns="months").drop_duplicates(["subject_id", "_t"])
-    return f.merge(a, on=["subject_id", "_t"], how="inner").drop(columns="_t")
+    out = f.merge(a, on=["subject_id", "_t"], how="inner").drop(columns="_t")
+    if out.empty and len(f) and len(a):
+        import warnings
+
+        from alsprog.errors import DataWarning
+
+        warnings.warn(
+            f"none of the {len(f)} forecast rows matches an observed {outcome} "
+            "(same subject_id and months): forecasts are scored only at the visit "
+            "times of `actual`; forecast at those times (as backtest does)",
+            DataWarning,
+            stacklevel=3,
+        )
+    return out
 
 
 def _scores(m: pd.DataFrame, outcome: str) -> dict[str, float]:
@@ -209,6 +244,20 @@ def evaluate(
     1     12.0  1   6.0   6.0       0.0
     """
     check_interval(tol_months, "tol_months", low=0.0)
+    if (
+        isinstance(slope_window, str)
+        or np.ndim(slope_window) != 1
+        or len(slope_window) != 2
+    ):
+        raise ValueError(
+            f"`slope_window` must be (start, end) in months; got {slope_window!r}."
+        )
+    start = check_interval(slope_window[0], "slope_window", low=0.0)
+    end = check_interval(slope_window[1], "slope_window", low=0.0)
+    if end <= start:
+        raise ValueError(
+            f"`slope_window` must be (start, end) with start < end; got {slope_window!r}."
+        )
     m = _merge(forecasts, actual, outcome)
     hist = None
     if history is not None:
@@ -259,7 +308,11 @@ def calibration(
     >>> calibration(f, a, levels=[0.5, 0.9])["coverage"].tolist()
     [0.5, 0.5]
     """
+    if isinstance(levels, str) or not isinstance(levels, Sequence | np.ndarray):
+        levels = [levels]
     levels = [check_level(v, "levels") for v in levels]
+    if not levels:
+        raise ValueError("`levels` must hold at least one coverage in (0, 1); got [].")
     m = _merge(forecasts, actual, outcome)
     groups = ["model"] if "model" in m.columns else []
     rows = []
@@ -426,6 +479,14 @@ def backtest(
         )
     if not isinstance(models, Mapping) or not models:
         raise TypeError("`models` must be a non-empty dict of name -> estimator.")
+    for name, est in models.items():
+        if not (hasattr(est, "fit") and hasattr(est, "get_params")):
+            raise TypeError(
+                f"`models`[{name!r}] must be an unfitted alsprog model or forecast "
+                f"baseline (with fit and get_params); got {est!r}."
+            )
+    if n_samples is not None:
+        check_int(n_samples, "n_samples", low=1, high=MAX_SAMPLES)
     cohort = None
     if hasattr(data, "visits") and hasattr(data, "subjects"):
         from alsprog.data import assemble
@@ -438,6 +499,7 @@ def backtest(
         raise TypeError(
             f"`data` must be a Cohort or a pandas DataFrame; got {type(data).__name__}."
         )
+    check_columns(table, "data", ["subject_id", "months", outcome])
     if reference is None:
         reference = cohort is not None
     if reference and cohort is None:

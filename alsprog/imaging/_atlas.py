@@ -10,6 +10,7 @@ Leaves: reading volumes to :mod:`alsprog.imaging._nifti`, the statistics to
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from alsprog.errors import ImagingError
+from alsprog.imaging._files import read_text
 from alsprog.imaging._nifti import as_volume
 
 __all__ = ["Atlas", "prepare_atlas", "read_lookup", "region_name", "same_grid"]
@@ -81,9 +83,9 @@ def _lookup_from_frame(df: pd.DataFrame, source: str) -> dict[int, str]:
     return out
 
 
-def _read_freesurfer_lut(path: Path) -> dict[int, str]:
+def _read_freesurfer_lut(path: Path, text: str) -> dict[int, str]:
     out: dict[int, str] = {}
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_no, line in enumerate(text.splitlines(), start=1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -110,7 +112,7 @@ def read_lookup(labels: Any, atlas: Any = None) -> tuple[dict[int, str], str]:
                 "atlas given in memory: pass `labels` (a lookup table: TSV with "
                 "index/name, FreeSurfer LUT, DataFrame or mapping)"
             )
-        if not sidecar.exists():
+        if not sidecar.exists() and not sidecar.is_symlink():
             raise ImagingError(
                 f"{atlas}: no lookup table given and {sidecar} does not exist; pass "
                 "`labels` (TSV with index/name, FreeSurfer LUT, DataFrame or mapping)"
@@ -131,19 +133,19 @@ def read_lookup(labels: Any, atlas: Any = None) -> tuple[dict[int, str], str]:
             f"{type(labels).__name__}."
         )
     path = Path(labels)
-    try:
-        head = path.read_text().lstrip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImagingError(f"{path}: cannot be read as a lookup table ({exc})") from exc
+    text = read_text(path, "lookup table")
+    head = text.lstrip()
     first = head.splitlines()[0] if head else ""
     if "\t" in first and not first.startswith("#"):
         try:
-            df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+            df = pd.read_csv(
+                io.StringIO(text), sep="\t", dtype=str, keep_default_na=False
+            )
         except Exception as exc:  # pandas raises many parser error types
             raise ImagingError(f"{path}: cannot be read as TSV ({exc})") from exc
         if {"index", "name"} <= {c.strip().lower() for c in df.columns}:
             return _lookup_from_frame(df, str(path)), str(path)
-    return _read_freesurfer_lut(path), str(path)
+    return _read_freesurfer_lut(path, text), str(path)
 
 
 def same_grid(

@@ -10,6 +10,7 @@ Leaves: reading the voxels to :mod:`alsprog.imaging._nifti`.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -20,6 +21,7 @@ import pandas as pd
 
 from alsprog.errors import DataWarning, ImagingError
 from alsprog.imaging._atlas import region_name
+from alsprog.imaging._files import read_text
 
 __all__ = ["MANIFEST_COLUMNS", "find_images", "images_manifest", "read_manifest"]
 
@@ -36,10 +38,11 @@ _FILE = re.compile(
 
 def _sessions_dates(subject_dir: Path, sid: str) -> dict[str, pd.Timestamp]:
     path = subject_dir / f"sub-{sid}_sessions.tsv"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}
+    text = read_text(path, "sessions table")
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        df = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
     except Exception as exc:  # pandas raises many parser error types
         raise ImagingError(f"{path}: cannot be read as TSV ({exc})") from exc
     if "session_id" not in df.columns or "acq_time" not in df.columns:
@@ -109,9 +112,12 @@ def read_manifest(manifest: Any) -> pd.DataFrame:
         df, source, base = manifest.copy(), "manifest table", None
     else:
         path = Path(manifest)
+        text = read_text(path, "manifest")
         try:
             sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+            df = pd.read_csv(
+                io.StringIO(text), sep=sep, dtype=str, keep_default_na=False
+            )
         except Exception as exc:  # pandas raises many parser error types
             raise ImagingError(f"{path}: cannot be read as a manifest ({exc})") from exc
         source, base = str(path), path.parent
@@ -159,7 +165,7 @@ def images_manifest(images: Any, *, metrics: Any = None) -> pd.DataFrame:
     elif isinstance(images, str | os.PathLike):
         if Path(images).is_dir():
             out = find_images(images, metrics=metrics)
-        elif not Path(images).exists():
+        elif not Path(images).exists() and not Path(images).is_symlink():
             raise ImagingError(f"{images}: does not exist")
         else:
             out = read_manifest(images)

@@ -327,14 +327,21 @@ def extract_roi_features(
         Naming the file: unreadable, truncated or not NIfTI; 4-D; grid different
         from the atlas (without ``resample``); NaN/inf in a region with
         ``nan_policy="raise"``; an atlas label missing from the lookup table;
-        duplicate subject × session × metric; no images found.
+        duplicate subject × session × metric; no images found; an image that is not
+        a regular file (folder, named pipe, device, dangling link), has an absurd
+        header shape or decompresses to more than its header implies; regional
+        values outside the data dictionary's range for their metric (e.g. FA
+        outside 0-1, negative thickness: every such image is listed with its
+        subject and session).
     TypeError, ValueError
         For a wrong argument.
 
     Warns
     -----
     DataWarning
-        Sessions without an acquisition date; regions without usable voxels.
+        Sessions without an acquisition date; regions without usable voxels (naming
+        the first image, its subject and session, and whether all its voxels there
+        were NaN).
 
     See Also
     --------
@@ -406,15 +413,22 @@ def extract_roi_features(
             ):
                 results.extend(part)
                 bar.update(len(c))
+    _check_ranges(manifest, results, prepared, stat_names)
     features = _features_table(manifest, results, prepared, stat_names)
     qc = _qc_table(manifest, results, prepared)
     n_empty = int((qc["status"] == "empty").sum())
     if n_empty:
         first = qc[qc["status"] == "empty"].iloc[0]
+        why = (
+            f"all {int(first['n_nan'])} of its voxels are NaN/inf"
+            if first["n_nan"] > 0 and first["n_nan"] == first["n_voxels"]
+            else "no voxel left after the mask and field of view"
+        )
         warnings.warn(
             f"{n_empty} image × region pairs had no usable voxel (first: "
-            f"{first['path']}, region {first['region']!r}); their features are NaN "
-            "(see qc)",
+            f"{first['path']} (subject {first['subject_id']}, session "
+            f"{first['session']}), region {first['region']!r}: {why}); their "
+            "features are NaN (see qc)",
             DataWarning,
             stacklevel=2,
         )
@@ -426,6 +440,66 @@ def extract_roi_features(
         time.perf_counter() - t0,
     )
     return RoiFeatures(features, qc)
+
+
+def _check_ranges(
+    manifest: pd.DataFrame, results: list[Any], atlas: Atlas, stats: tuple[str, ...]
+) -> None:
+    """Refuse regional values outside the data dictionary's range for their metric.
+
+    Each problem names the image file, its subject and session, the features and
+    their values, so a map on the wrong scale (FA x 1000, thickness in µm) is found
+    where it came from rather than as a row of the feature table later.
+    """
+    from alsprog.data._dictionary import load_dictionary
+
+    dd = load_dictionary()
+    metric = manifest["metric"].to_numpy()
+    bad_images: dict[int, list[str]] = {}
+    for m in sorted(set(metric)):
+        rows = np.flatnonzero(metric == m)
+        lo = np.full((len(stats), atlas.n_regions), -np.inf)
+        hi = np.full((len(stats), atlas.n_regions), np.inf)
+        names = np.empty((len(stats), atlas.n_regions), dtype=object)
+        allowed = np.empty((len(stats), atlas.n_regions), dtype=object)
+        for j, stat in enumerate(stats):
+            suffix = "" if stat == "mean" else f"_{stat}"
+            for r, region in enumerate(atlas.regions):
+                names[j, r] = f"{m}_{region}{suffix}"
+                f = dd.field_for(names[j, r])
+                allowed[j, r] = "a finite number"
+                if f is not None and f.level == "imaging":
+                    lo[j, r] = -np.inf if f.minimum is None else f.minimum
+                    hi[j, r] = np.inf if f.maximum is None else f.maximum
+                    allowed[j, r] = f.range_text()
+        values = np.stack([results[i][0] for i in rows])  # (n, stats, regions)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isnan(values) & (
+                ~np.isfinite(values) | (values < lo) | (values > hi)
+            )
+        for t, j, r in zip(*np.nonzero(bad), strict=True):
+            bad_images.setdefault(int(rows[t]), []).append(
+                f"{names[j, r]} = {values[t, j, r]:.6g} (allowed {allowed[j, r]})"
+            )
+    if not bad_images:
+        return
+    lines = []
+    for i in sorted(bad_images)[:20]:
+        row = manifest.iloc[i]
+        found = bad_images[i]
+        more = f", ... ({len(found)} in all)" if len(found) > 3 else ""
+        lines.append(
+            f"  {row['path']} (subject {row['subject_id']}, session "
+            f"{row['session']}): {', '.join(found[:3])}{more}"
+        )
+    if len(bad_images) > 20:
+        lines.append(f"  ... and {len(bad_images) - 20} more images")
+    raise ImagingError(
+        f"{len(bad_images)} image(s) give regional values outside the data "
+        "dictionary's range; check the scaling or units of these maps (e.g. FA "
+        "stored x 1000, thickness in µm) or the metric in their file names:\n"
+        + "\n".join(lines)
+    )
 
 
 def _backend_configured() -> bool:

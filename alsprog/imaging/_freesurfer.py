@@ -19,13 +19,16 @@ Naming (lower case, every other character run -> ``_``, hemisphere last):
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pandas as pd
 
+from alsprog.data._dictionary import load_dictionary
 from alsprog.errors import ImagingError
 from alsprog.imaging._atlas import region_name
+from alsprog.imaging._files import read_text
 
 __all__ = ["read_freesurfer_stats"]
 
@@ -33,14 +36,12 @@ _SURFACE_COLUMNS = {"ThickAvg": "thickness", "SurfArea": "area", "GrayVol": "vol
 _HEMI = {"lh": "left", "rh": "right"}
 
 
-def _parse(path: Path) -> tuple[dict[str, str], list[tuple[str, str, float, str]],
+def _parse(path: Path) -> tuple[dict[str, str],
+                                list[tuple[str, str, float, str, int]],
                                 list[str], list[tuple[int, list[str]]]]:  # fmt: skip
-    try:
-        text = path.read_text(errors="strict")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImagingError(f"{path}: cannot be read ({exc})") from exc
+    text = read_text(path, "FreeSurfer stats")
     info: dict[str, str] = {}
-    measures: list[tuple[str, str, float, str]] = []
+    measures: list[tuple[str, str, float, str, int]] = []
     headers: list[str] = []
     rows: list[tuple[int, list[str]]] = []
     for line_no, line in enumerate(text.splitlines(), start=1):
@@ -66,14 +67,16 @@ def _parse(path: Path) -> tuple[dict[str, str], list[tuple[str, str, float, str]
                         f"{path}: line {line_no}: measure value {parts[3]!r} is not a "
                         "number"
                     ) from None
-                measures.append((parts[0], parts[1], value, parts[4]))
+                measures.append((parts[0], parts[1], value, parts[4], line_no))
             elif key in ("hemi", "subjectname"):
                 info[key] = rest.strip()
             continue
         rows.append((line_no, stripped.split()))
     if not headers:
+        n_lines = len(text.splitlines())
         raise ImagingError(
-            f"{path}: is not a FreeSurfer stats file (no '# ColHeaders' line)"
+            f"{path}: is not a FreeSurfer stats file or is truncated (no "
+            f"'# ColHeaders' line in its {n_lines} lines)"
         )
     return info, measures, headers, rows
 
@@ -91,10 +94,26 @@ def _read_one(path: Path) -> dict[str, float]:
     info, measures, headers, rows = _parse(path)
     out: dict[str, float] = {}
 
-    def put(name: str, value: float, line_no: int | None) -> None:
+    dd = load_dictionary()
+
+    def put(name: str, value: float, line_no: int) -> None:
         if name in out:
-            where = f"line {line_no}: " if line_no else ""
-            raise ImagingError(f"{path}: {where}feature {name!r} appears twice")
+            raise ImagingError(
+                f"{path}: line {line_no}: feature {name!r} appears twice"
+            )
+        f = dd.field_for(name)
+        lo = None if f is None else f.minimum
+        hi = None if f is None else f.maximum
+        if (
+            not math.isfinite(value)
+            or (lo is not None and value < lo)
+            or (hi is not None and value > hi)
+        ):
+            allowed = "a finite number" if f is None else f.range_text()
+            raise ImagingError(
+                f"{path}: line {line_no}: {name} = {value!r} is outside {allowed}; "
+                "the file is garbled or not a FreeSurfer stats table"
+            )
         out[name] = value
 
     for line_no, parts in rows:
@@ -108,10 +127,10 @@ def _read_one(path: Path) -> dict[str, float]:
     name_col = headers.index("StructName")
     if "Volume_mm3" in headers:  # segmentation table
         vcol = headers.index("Volume_mm3")
-        for name, key, value, unit in measures:
+        for name, key, value, unit, m_line in measures:
             if unit.replace(" ", "") in ("mm^3", "mm3"):
                 short = key if key.lower() == "etiv" else name
-                put(f"volume_{region_name(short)}", value, None)
+                put(f"volume_{region_name(short)}", value, m_line)
         for line_no, parts in rows:
             value = _number(path, line_no, "Volume_mm3", parts[vcol])
             put(f"volume_{region_name(parts[name_col])}", value, line_no)
@@ -128,9 +147,9 @@ def _read_one(path: Path) -> dict[str, float]:
             "not start with lh. or rh.)"
         )
     hemi = _HEMI[hemi_code]
-    for name, key, value, _unit in measures:
+    for name, key, value, _unit, m_line in measures:
         if key == "MeanThickness":
-            put(f"thickness_{region_name(name)}_{hemi}", value, None)
+            put(f"thickness_{region_name(name)}_{hemi}", value, m_line)
     cols = [
         (headers.index(c), c, m) for c, m in _SURFACE_COLUMNS.items() if c in headers
     ]
@@ -166,8 +185,11 @@ def read_freesurfer_stats(path: str | os.PathLike[str]) -> pd.Series:
     Raises
     ------
     ImagingError
-        Naming the file (and line): unreadable, no ``# ColHeaders`` line, a row with
-        the wrong number of fields, a value that is not a number, unknown table
+        Naming the file (and line): not a regular file (folder, named pipe, device,
+        dangling link), unreadable or not UTF-8 text (garbled or binary), no
+        ``# ColHeaders`` line, a row with the wrong number of fields (a truncated
+        file), a value that is not a number, not finite or outside the data
+        dictionary's range (negative volume, thickness above 10 mm), unknown table
         kind or hemisphere, a feature twice, or a subject folder without stats.
 
     Examples
@@ -188,7 +210,7 @@ def read_freesurfer_stats(path: str | os.PathLike[str]) -> pd.Series:
         files = [
             p / "stats" / n
             for n in ("aseg.stats", "lh.aparc.stats", "rh.aparc.stats")
-            if (p / "stats" / n).exists()
+            if (p / "stats" / n).exists() or (p / "stats" / n).is_symlink()
         ]
         if not files:
             raise ImagingError(

@@ -8,28 +8,44 @@ Leaves: atlases and lookup tables to :mod:`alsprog.imaging._atlas`, statistics t
 
 Why not ``nibabel.load(path).get_fdata()``: nibabel streams a gzip file through
 ``gzip.GzipFile`` in small reads and converts to float64; here the compressed bytes are
-read at once, inflated in one ``zlib`` call (the GIL is released, so threads overlap)
-and the voxels viewed in place with ``numpy.frombuffer`` (no reshape, no copy, no
-float64 conversion). nibabel still parses and checks the header.
+read in large chunks, inflated by ``zlib`` (the GIL is released, so threads overlap)
+and the voxels viewed in place with ``numpy.frombuffer`` (no reshape, no float64
+conversion). nibabel still parses and checks the header.
+
+Safety: only regular files are opened (a named pipe or ``/dev/zero`` would hang or
+never end; see :mod:`alsprog.imaging._files`); the header is parsed before any voxel
+is read, an absurd shape is refused before anything is allocated, and at most the
+bytes the header implies plus :data:`_GZIP_SLACK` are ever decompressed, so a gzip
+bomb is refused after reading about as much as a real image of its header's shape.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 from alsprog.errors import ImagingError
+from alsprog.imaging._files import open_regular
 
-__all__ = ["Volume", "as_volume", "read_volume"]
+__all__ = ["MAX_DATA_BYTES", "MAX_VOXELS", "Volume", "as_volume", "read_volume"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Bytes read before the header is parsed (a NIfTI-2 header is 540 bytes).
+_MAX_HEADER = 540
+#: Decompressed bytes allowed after the data the header implies.
+_GZIP_SLACK = 64 * 1024
+#: Largest data offset (header plus extensions) read.
+_MAX_OFFSET = 64 * 1024 * 1024
+#: Largest image read: voxels of the first 3 dimensions, and their bytes.
+MAX_VOXELS = 2**28
+MAX_DATA_BYTES = 2**31
 
 
 @dataclass(frozen=True)
@@ -47,28 +63,80 @@ class Volume:
         return self.data.reshape(self.shape, order="F")
 
 
-def _inflate(raw: bytes, name: str) -> bytes:
-    """Decompress a gzip stream in one call; truncated or corrupt -> ImagingError."""
-    d = zlib.decompressobj(wbits=31)
-    try:
-        out = d.decompress(raw)
-    except zlib.error as exc:
-        raise ImagingError(
-            f"{name}: cannot be read as gzip-compressed NIfTI ({exc})"
-        ) from exc
-    if not d.eof:
-        raise ImagingError(
-            f"{name}: gzip stream is truncated (the file ends before the data does); "
-            "copy the file again"
-        )
-    if d.unused_data:  # several gzip members: rare, let the gzip module join them
-        import gzip
+class _Reader:
+    """Bytes of an image file, gunzipped on the fly, never more than asked for.
 
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise ImagingError(f"{name}: cannot be read as gzip ({exc})") from exc
-    return out
+    ``read(n)`` returns up to ``n`` bytes of the (decompressed) file; the compressed
+    file is read in chunks and inflated with ``max_length``, so a gzip bomb costs no
+    more memory than the bytes the header asks for.
+    """
+
+    _CHUNK = 8 * 1024 * 1024
+
+    def __init__(self, fh: BinaryIO, name: str) -> None:
+        self._fh = fh
+        self._name = name
+        # reads never ask for more than the file holds: ``read(n)`` allocates n bytes
+        self._left = os.fstat(fh.fileno()).st_size
+        first = self._raw(2)
+        self.gzip = first == _GZIP_MAGIC
+        self._pending = first  # compressed input not yet given to zlib
+        self._d: Any = zlib.decompressobj(wbits=31) if self.gzip else None
+        self._member_done = False
+
+    def read(self, n: int) -> bytes:
+        if n <= 0:
+            return b""
+        if not self.gzip:
+            head, self._pending = self._pending[:n], self._pending[n:]
+            return head + (self._raw(n - len(head)) if n > len(head) else b"")
+        parts: list[bytes] = []
+        want = n
+        while want > 0:
+            if self._member_done:
+                if not self._next_member():
+                    break
+            data = self._d.unconsumed_tail or self._pending or self._raw(self._CHUNK)
+            self._pending = b""
+            if not data:
+                raise ImagingError(
+                    f"{self._name}: gzip stream is truncated (the file ends before "
+                    "the data does); copy the file again"
+                )
+            try:
+                out = self._d.decompress(data, want)
+            except zlib.error as exc:
+                raise ImagingError(
+                    f"{self._name}: cannot be read as gzip-compressed NIfTI ({exc})"
+                ) from exc
+            parts.append(out)
+            want -= len(out)
+            if self._d.eof:
+                self._member_done = True
+                self._pending = self._d.unused_data
+        return b"".join(parts)
+
+    def _raw(self, n: int) -> bytes:
+        """Up to ``n`` bytes of the file itself."""
+        n = min(n, self._left)
+        if n <= 0:
+            return b""
+        data = self._fh.read(n)
+        self._left -= len(data)
+        return data
+
+    def _next_member(self) -> bool:
+        """Start the next gzip member, if any (several members are rare)."""
+        rest = self._pending or self._raw(self._CHUNK)
+        while rest and not rest.strip(b"\x00"):  # zero padding after the stream
+            rest = self._raw(self._CHUNK)
+        if not rest:
+            self._pending = b""
+            return False
+        self._pending = rest
+        self._d = zlib.decompressobj(wbits=31)
+        self._member_done = False
+        return True
 
 
 def _header(buf: bytes, name: str) -> Any:
@@ -108,8 +176,10 @@ def _header(buf: bytes, name: str) -> Any:
     return hdr
 
 
-def _decode(buf: bytes, name: str, *, expect_3d: bool = True) -> Volume:
-    hdr = _header(buf, name)
+def _read(fh: BinaryIO, name: str, *, expect_3d: bool = True) -> Volume:
+    reader = _Reader(fh, name)
+    head = reader.read(_MAX_HEADER)
+    hdr = _header(head, name)
     shape = tuple(int(s) for s in hdr.get_data_shape())
     if len(shape) < 3:
         shape = shape + (1,) * (3 - len(shape))
@@ -127,13 +197,35 @@ def _decode(buf: bytes, name: str, *, expect_3d: bool = True) -> Volume:
             f"{name}: voxel type {dtype} is not a real number; a scalar map is expected"
         )
     offset = int(hdr.get_data_offset())
-    n = int(np.prod(shape[:3]))
+    n = math.prod(shape[:3])
+    if n > MAX_VOXELS or n * dtype.itemsize > MAX_DATA_BYTES:
+        raise ImagingError(
+            f"{name}: header gives shape {shape[:3]} ({n:,} voxels of {dtype}, "
+            f"{n * dtype.itemsize / 2**30:.1f} GiB); at most {MAX_VOXELS:,} voxels "
+            f"and {MAX_DATA_BYTES // 2**30} GiB are read (a corrupt header?)"
+        )
+    if offset > _MAX_OFFSET:
+        raise ImagingError(
+            f"{name}: header puts the voxel data at byte {offset:,} (vox_offset); at "
+            f"most {_MAX_OFFSET:,} bytes of header extensions are read (a corrupt "
+            "header?)"
+        )
     need = offset + n * dtype.itemsize
+    buf = head[:need] + reader.read(need - len(head))
     if len(buf) < need:
         raise ImagingError(
             f"{name}: is truncated ({len(buf)} bytes of data, {need} expected for "
             f"shape {shape[:3]} {dtype})"
         )
+    if reader.gzip and not any(s != 1 for s in shape[3:]):
+        # the whole image is read: a stream that goes on is corrupt or a bomb
+        extra = len(reader.read(_GZIP_SLACK + 1))
+        if extra > _GZIP_SLACK:
+            raise ImagingError(
+                f"{name}: decompresses to more than {need + _GZIP_SLACK:,} bytes, "
+                f"though its header implies {need:,} (shape {shape[:3]} {dtype}); "
+                "the file is corrupt or a decompression bomb and was not read further"
+            )
     data = np.frombuffer(buf, dtype=dtype, count=n, offset=offset)
     if not dtype.isnative:
         data = data.astype(dtype.newbyteorder("="))
@@ -148,16 +240,20 @@ def _decode(buf: bytes, name: str, *, expect_3d: bool = True) -> Volume:
 def read_volume(path: str | os.PathLike[str], *, expect_3d: bool = True) -> Volume:
     """Read a ``.nii`` or ``.nii.gz`` file into a :class:`Volume`.
 
-    Raises :class:`ImagingError` naming the file when it cannot be read, is not
-    NIfTI, is truncated, is 4-D (with ``expect_3d``) or holds non-scalar voxels.
+    Raises :class:`ImagingError` naming the file when it is not a regular file (a
+    folder, named pipe, device, dangling link or link loop), cannot be read, is not
+    NIfTI, is truncated, has an absurd shape, decompresses to more than its header
+    implies, is 4-D (with ``expect_3d``) or holds non-scalar voxels.  At most the
+    bytes the header implies (plus a small slack) are ever decompressed.
     """
     name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ImagingError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
-    buf = _inflate(raw, name) if raw[:2] == _GZIP_MAGIC else raw
-    return _decode(buf, name, expect_3d=expect_3d)
+    with open_regular(path, "image") as fh:
+        try:
+            return _read(fh, name, expect_3d=expect_3d)
+        except OSError as exc:
+            raise ImagingError(
+                f"{name}: cannot be read ({exc.strerror or exc})"
+            ) from exc
 
 
 def as_volume(obj: Any, name: str, *, expect_3d: bool = True) -> Volume:

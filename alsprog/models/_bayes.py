@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from alsprog._formula_text import formula_context
 from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
 from alsprog.errors import (
@@ -180,6 +181,9 @@ class BayesianTrajectoryModel(BaseEstimator):
     >>> df["alsfrs_r_total"] = 38 - 0.9 * df["months"] + rng.normal(0, 2, len(df))
     >>> m.fit(df).summary()  # doctest: +SKIP
     """
+
+    #: The suffix of the file :meth:`save` writes (netCDF-4).
+    file_suffix = ".nc"
 
     def __init__(
         self,
@@ -505,7 +509,10 @@ class BayesianTrajectoryModel(BaseEstimator):
         ok = df[need].notna().all(axis=1).to_numpy()
         sub = df.loc[ok, need]
         try:
-            X = np.asarray(d.mixed.fixed_spec.get_model_matrix(sub), dtype=float)
+            X = np.asarray(
+                d.mixed.fixed_spec.get_model_matrix(sub, context=formula_context()),
+                dtype=float,
+            )
         except Exception as exc:  # formulaic: unseen category levels, bad types
             raise ModelSpecificationError(
                 f"Cannot build the fixed-effects design for the new data: {exc}"
@@ -624,7 +631,10 @@ class BayesianTrajectoryModel(BaseEstimator):
         for chunk in np.array_split(sel, max(1, len(sel) // 100)):
             rows = d.frame.iloc[np.repeat(d.first_rows[chunk], len(times))].copy()
             rows[d.time] = np.tile(times, len(chunk))
-            X = np.asarray(d.mixed.fixed_spec.get_model_matrix(rows), dtype=float)
+            X = np.asarray(
+                d.mixed.fixed_spec.get_model_matrix(rows, context=formula_context()),
+                dtype=float,
+            )
             t = rows[d.time].to_numpy(dtype=float)
             b = b_all[:, np.repeat(chunk, len(times))]
             band_ = band(self._mean_draws(X, t, b), level)
@@ -778,7 +788,12 @@ class BayesianTrajectoryModel(BaseEstimator):
         Raises
         ------
         SavedModelError
-            Unreadable file, no alsprog config, or a different class or alsprog
-            version (the message names the file and the field).
+            Missing file or a file of another kind (named: "it is a zip archive
+            (.npz) ..."), no alsprog config, a different class or alsprog version, a
+            missing group, variable or dimension, sizes that disagree with the saved
+            chains and draws or with each other, a parameter, prior or formula that
+            ``fit`` would refuse, or draws that are not finite (the message names
+            the file and the field).  The whole file is checked before anything is
+            built from it.
         """
         return load_model(cls, path)

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from alsprog._formula_text import check_formula
 from alsprog.errors import ModelSpecificationError
 from alsprog.models._formula import MixedDesign, build_mixed_design, parse_mixed_formula
 
@@ -135,14 +136,7 @@ def prepare_design(
                 f"Formula {formula!r}: the sigmoid model's per-subject D50 and dx "
                 "effects are implied; remove the random-effects term."
             )
-        from formulaic import Formula
-
-        try:
-            used = set(Formula(parsed.fixed).required_variables)
-        except Exception as exc:  # formulaic raises many types
-            raise ModelSpecificationError(
-                f"Cannot read formula {formula!r}: {exc}"
-            ) from exc
+        used = set(check_formula(parsed.fixed, kind="rhs").variables)
         if time in used:
             raise ModelSpecificationError(
                 f"Formula {formula!r}: the sigmoid model is a curve in {time!r}; "

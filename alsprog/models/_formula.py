@@ -20,7 +20,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog.errors import DataWarning, ModelSpecificationError
+from alsprog._formula_text import check_formula, formula_context
+from alsprog.errors import (
+    DataWarning,
+    ModelSpecificationError,
+    ModelSpecificationWarning,
+)
 
 __all__ = [
     "MixedDesign",
@@ -233,6 +238,9 @@ def parse_mixed_formula(formula: str) -> ParsedFormula:
         else:
             fixed.append(s)
     _split_top_level(lhs, "+")  # parenthesis check on the outcome
+    # the lme4-shaped reading above gives the familiar messages; the allow-list
+    # decides what may be evaluated at all
+    check_formula(formula, kind="mixed")
     return ParsedFormula(
         outcome=lhs,
         fixed=" + ".join(fixed) if fixed else "1",
@@ -261,31 +269,15 @@ def _materialize(spec_text: str, data: pd.DataFrame, what: str) -> Any:
     from formulaic import model_matrix
 
     try:
-        return model_matrix(spec_text, data, na_action="raise")
+        return model_matrix(
+            spec_text, data, na_action="raise", context=formula_context()
+        )
     except ModelSpecificationError:
         raise
     except Exception as exc:  # formulaic raises many types; translate, keep cause
         raise ModelSpecificationError(
             f"Cannot build the {what} from {spec_text!r}: {exc}"
         ) from exc
-
-
-def _check_columns(text: str, df: pd.DataFrame, formula: str) -> None:
-    from formulaic import Formula
-
-    try:
-        required = set(Formula(text).required_variables)
-    except Exception as exc:
-        raise ModelSpecificationError(
-            f"Cannot read formula {formula!r}: {exc}"
-        ) from exc
-    missing = sorted(v for v in required if v not in df.columns)
-    if missing:
-        listed = ", ".join(repr(m) for m in missing)
-        raise ModelSpecificationError(
-            f"Formula {formula!r} uses unknown column(s) {listed}; the data has "
-            f"{', '.join(map(str, df.columns))}."
-        )
 
 
 def _template(terms: list[tuple[str, list[str]]]) -> ThetaTemplate:
@@ -366,10 +358,8 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
             f"Grouping factor {group!r} in {formula!r} is not a column of the data; "
             f"the data has {', '.join(map(str, df.columns))}."
         )
+    df = _validate_table(df, list(check_formula(formula, columns=df.columns).variables))
     fixed_text = f"{parsed.outcome} ~ {parsed.fixed}"
-    _check_columns(fixed_text, df, formula)
-    for term in parsed.random:
-        _check_columns(term.expr, df, formula)
 
     all_text = " ".join([fixed_text, *(t.expr for t in parsed.random)])
     variables = list(dict.fromkeys([*_variables(all_text, df.columns), group]))
@@ -459,6 +449,22 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
             "parameters and the residual variance are not identifiable."
         )
     _check_rank(X, fe_names, formula)
+    if np.ptp(y) == 0:
+        raise ModelSpecificationError(
+            f"The outcome {parsed.outcome!r} of {formula!r} is constant (every one of "
+            f"the {n} complete rows is {y[0]:g}); a mixed model needs an outcome that "
+            "varies."
+        )
+    if X.shape[1]:
+        coef = np.linalg.lstsq(X, y, rcond=None)[0]
+        if np.linalg.norm(y - X @ coef) <= 1e-10 * np.linalg.norm(y - y.mean()):
+            raise ModelSpecificationError(
+                f"The fixed effects of {formula!r} fit the outcome {parsed.outcome!r} "
+                "exactly (no residual variation is left); a mixed model needs "
+                "noise around the fixed part. Check that the outcome is not computed "
+                "from the covariates."
+            )
+    _warn_fixed_and_random(x_frame.model_spec, group, formula)
     return MixedDesign(
         y=y,
         X=X,
@@ -478,6 +484,34 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
         variables=variables,
         frame=sub,
     )
+
+
+def _validate_table(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The data dictionary's checks on the model's columns, as every forecast runs
+    them: a table a forecast would refuse is refused by the fit too, and a value the
+    dictionary reads differently (a mapped synonym) is read the same way by both.
+    """
+    from alsprog.data._history import validate_model_columns
+
+    return validate_model_columns(df, columns)
+
+
+def _warn_fixed_and_random(fixed_spec: Any, group: str, formula: str) -> None:
+    """Warn, as lme4's users learn the hard way, when the grouping factor is also a
+    fixed effect: its random intercepts are then not identifiable (variance 0)."""
+    try:
+        used = set(fixed_spec.required_variables)
+    except Exception:  # formulaic versions without the attribute: no warning
+        return
+    if group in used:
+        warnings.warn(
+            f"{group!r} is both a fixed effect and the grouping factor of the random "
+            f"effects in {formula!r}: the random effects of {group!r} are not "
+            "identifiable beside its fixed effect (their variance is estimated at or "
+            f"near 0); remove {group!r} from the fixed part.",
+            ModelSpecificationWarning,
+            stacklevel=4,
+        )
 
 
 def _check_rank(X: npt.NDArray[np.float64], names: list[str], formula: str) -> None:

@@ -26,7 +26,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from alsprog._formula_text import check_formula, formula_context
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
+from alsprog.data._history import validate_model_columns
 from alsprog.errors import (
     ConvergenceWarning,
     DataValidationError,
@@ -199,6 +201,9 @@ class JointModel(EstimatorParams):
                 f"`event_formula` must be a string; got {self.event_formula!r}."
             )
         t_start = _time.perf_counter()
+        if isinstance(df, pd.DataFrame):  # the mixed model's own check names others
+            cols = [c for c in (self.event_time, self.event) if c in df.columns]
+            df = validate_model_columns(df, cols)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             lmm = LinearMixedModel(self.formula, reml=False).fit(df)
@@ -520,7 +525,9 @@ class JointModel(EstimatorParams):
         gamma = self._phi[self._layout.slices()["gamma"]]
         if not self._w_names:
             return np.zeros(len(first))
-        W, _ = _without_intercept(self._w_spec.get_model_matrix(first))
+        W, _ = _without_intercept(
+            self._w_spec.get_model_matrix(first, context=formula_context())
+        )
         return W @ gamma
 
     def _cumulative_hazard(self, times: Array) -> Array:
@@ -737,14 +744,15 @@ def _event_design(
     text: str, first: pd.DataFrame, group: str
 ) -> tuple[Array, list[str], Any]:
     """Subject-level event covariates (intercept dropped) and their model spec."""
-    from formulaic import Formula, model_matrix
-
-    from alsprog.models._formula import _check_columns
+    from formulaic import model_matrix
 
     if not text.strip():
         return np.zeros((len(first), 0)), [], None
-    _check_columns(text, first, f"event_formula {text}")
-    required = set(Formula(text).required_variables)
+    required = set(
+        check_formula(
+            text, columns=first.columns, kind="rhs", what="event_formula"
+        ).variables
+    )
     problems = [
         Problem(
             f"{v!r} is missing; the event part (event_formula {text!r}) needs it",
@@ -758,7 +766,7 @@ def _event_design(
     if problems:
         raise DataValidationError(problems)
     try:
-        mm = model_matrix(text, first, na_action="raise")
+        mm = model_matrix(text, first, na_action="raise", context=formula_context())
     except Exception as exc:
         raise ModelSpecificationError(
             f"Cannot build the event design from {text!r}: {exc}"

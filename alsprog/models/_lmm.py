@@ -133,14 +133,17 @@ class LinearMixedModel(EstimatorParams):
     >>> rng = np.random.default_rng(0)
     >>> sid = np.repeat(np.arange(40), 5); t = np.tile(np.arange(5.0) * 3, 40)
     >>> y = 38 + rng.normal(0, 4, 40)[sid] + (-0.9 + rng.normal(0, .5, 40)[sid]) * t
-    >>> df = pd.DataFrame({"subject_id": sid, "months": t,
-    ...                    "alsfrs_r_total": y + rng.normal(0, 2, 200)})
+    >>> frs = np.clip(np.round(y + rng.normal(0, 2, 200)), 0, 48)  # scores are whole
+    >>> df = pd.DataFrame({"subject_id": sid, "months": t, "alsfrs_r_total": frs})
     >>> m = LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)").fit(df)
     >>> m.fe_params_.round(2)
-    Intercept    37.67
-    months       -0.76
+    Intercept    37.65
+    months       -0.75
     dtype: float64
     """
+
+    #: The suffix of the file :meth:`save` writes (a NumPy ``.npz`` archive).
+    file_suffix = ".npz"
 
     def __init__(
         self,
@@ -158,6 +161,15 @@ class LinearMixedModel(EstimatorParams):
         self.tol = tol
         self.max_iter = max_iter
         self.strict = strict
+
+    def _check_params(self) -> None:
+        """Check the parameters (from :meth:`fit`, and :meth:`load` on a file's)."""
+        check_choice(self.reml, "reml", (True, False))
+        check_choice(self.strict, "strict", (True, False))
+        check_interval(self.tol, "tol", low=0.0, high=1.0, low_closed=False)
+        check_int(self.max_iter, "max_iter", low=1)
+        if not isinstance(self.time, str):
+            raise TypeError(f"`time` must be a column name (str); got {self.time!r}.")
 
     # ------------------------------------------------------------------ fit
     def fit(self, df: pd.DataFrame) -> LinearMixedModel:
@@ -186,12 +198,7 @@ class LinearMixedModel(EstimatorParams):
         """
         for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, k)
-        check_choice(self.reml, "reml", (True, False))
-        check_choice(self.strict, "strict", (True, False))
-        check_interval(self.tol, "tol", low=0.0, high=1.0, low_closed=False)
-        check_int(self.max_iter, "max_iter", low=1)
-        if not isinstance(self.time, str):
-            raise TypeError(f"`time` must be a column name (str); got {self.time!r}.")
+        self._check_params()
         t0 = _time.perf_counter()
         with single_blas_thread():
             design = build_mixed_design(self.formula, df)
@@ -210,8 +217,10 @@ class LinearMixedModel(EstimatorParams):
         self._set_fitted(design, stats, est)
         self._frame = design.frame
         first = np.full(G, -1, dtype=np.intp)
-        first[design.groups[::-1]] = design.row_positions[::-1]
-        self._first_rows = df.iloc[first][design.variables].reset_index(drop=True)
+        first[design.groups[::-1]] = np.arange(len(design.groups))[::-1]
+        # the design's own rows: values as the data dictionary read them
+        frame = design.frame if design.frame is not None else df.iloc[[]]
+        self._first_rows = frame.iloc[first][design.variables].reset_index(drop=True)
         if self.time in design.variables:
             tv = pd.to_numeric(
                 df[self.time].iloc[design.row_positions], errors="coerce"
@@ -352,10 +361,11 @@ class LinearMixedModel(EstimatorParams):
         >>> import tempfile, pathlib, numpy as np, pandas as pd
         >>> rng = np.random.default_rng(0)
         >>> sid = np.repeat(np.arange(30), 4); t = np.tile(np.arange(4.0), 30)
-        >>> df = pd.DataFrame({"g": sid, "months": t,
-        ...                    "y": rng.normal(0, 1, 30)[sid] - t + rng.normal(0, 1, 120)})
-        >>> m = LinearMixedModel("y ~ months + (1 | g)").fit(df)
-        >>> path = pathlib.Path(tempfile.mkdtemp()) / "lmm.npz"
+        >>> y = 40 + rng.normal(0, 3, 30)[sid] - t + rng.normal(0, 1, 120)
+        >>> df = pd.DataFrame({"subject_id": sid, "months": t,
+        ...                    "alsfrs_r_total": np.round(y)})
+        >>> m = LinearMixedModel("alsfrs_r_total ~ months + (1 | subject_id)").fit(df)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / ("lmm" + m.file_suffix)
         >>> m.save(path)
         >>> back = LinearMixedModel.load(path)
         >>> bool((back.fe_params_ == m.fe_params_).all())
@@ -384,9 +394,17 @@ class LinearMixedModel(EstimatorParams):
         Raises
         ------
         SavedModelError
-            Missing or unreadable file, a file of another model class or alsprog
-            version, or a missing or malformed field (the message names the file
-            and the field).
+            Missing file or a file of another kind (named: "it is a netCDF-4/HDF5
+            file, not an alsprog mixed-model .npz file"), a file of another model
+            class, alsprog version or format, or a missing or malformed field (the
+            message names the file and the field).  The whole file is checked before
+            anything is built from it: the JSON header (every field, its type, the
+            parameters as :meth:`fit` checks them, the formula through alsprog's
+            allow-list), every array's declared shape and dtype against the header's
+            counts (read from the ``.npy`` headers, so an array claiming more than
+            the file can hold is refused before any allocation; never an object
+            array, so never a pickle), then finite values, non-negative variances
+            and the design rebuilt from the saved rows.
         """
         from alsprog.models._lmm_io import load_model
 
@@ -573,16 +591,25 @@ class LinearMixedModel(EstimatorParams):
         sub = df.loc[ok, needed] if needed else pd.DataFrame(index=df.index[ok])
         from formulaic.errors import DataMismatchWarning
 
+        from alsprog._formula_text import formula_context
+
         try:
             with warnings.catch_warnings():
                 # a category not seen in the fit would silently become NaN
                 warnings.simplefilter("error", DataMismatchWarning)
                 X = np.asarray(
-                    info["fixed_spec"].get_model_matrix(sub, na_action="raise"),
+                    info["fixed_spec"].get_model_matrix(
+                        sub, na_action="raise", context=formula_context()
+                    ),
                     dtype=float,
                 )
                 Zs = [
-                    np.asarray(s.get_model_matrix(sub, na_action="raise"), dtype=float)
+                    np.asarray(
+                        s.get_model_matrix(
+                            sub, na_action="raise", context=formula_context()
+                        ),
+                        dtype=float,
+                    )
                     for s in info["random_specs"]
                 ]
         except Exception as exc:

@@ -1,358 +1,60 @@
 """Saved LinearMixedModels: one NumPy ``.npz`` file, never a pickle.
 
-Owns: the file layout of :meth:`LinearMixedModel.save` / :meth:`~LinearMixedModel.load`
-(a JSON header ``{"model", "version", "format", "params", ...}`` stored as UTF-8 bytes
-plus named numeric/string arrays, read back with ``allow_pickle=False``), the encoding
-of data-frame columns and indexes as plain arrays (numbers, strings, categoricals,
-with their pandas dtypes), and the checks that turn a missing, corrupt or mismatched
-file into a :class:`~alsprog.errors.SavedModelError` naming the file and the field.
-Leaves: which fitted state is saved and how it is restored to
-:mod:`alsprog.models._lmm`; atomic writes to :mod:`alsprog._io`.
+Owns: the fields of a saved :class:`~alsprog.models.LinearMixedModel` (a JSON header
+``{"model", "version", "format", "params", "names", "scalars", "frame", "levels"}``
+and the fitted arrays) and their checks before anything is built: every field
+present with its JSON type, the class, version and format known, the parameters
+through the estimator's own ``_check_params``, the formula through
+:func:`alsprog._formula_text.check_formula` (before any design is rebuilt), finite
+numbers, positive variances, and every array's declared shape equal to what the
+header's counts imply; then the values (finite, symmetric covariances, non-negative
+variances, ``cov_re`` equal to ``scale * Lambda(theta) Lambda(theta)'``) and, after
+the design is rebuilt from the saved rows, its agreement with the saved one.
+Leaves: the archive, its size and dtype checks to :mod:`alsprog.models._npz`; frames
+as arrays to :mod:`alsprog.models._npz_frames`; the fitted state to
+:mod:`alsprog.models._lmm`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import re
 import warnings
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from alsprog._io import atomic_path
 from alsprog.errors import SavedModelError
+from alsprog.models._npz import (
+    HEADER,
+    Check,
+    SavedFile,
+    join,
+    read_saved,
+    short,
+    write_saved,
+)
+from alsprog.models._npz_frames import (
+    Unsupported,
+    check_frame,
+    check_index,
+    decode_frame,
+    decode_index,
+    encode_frame,
+    encode_index,
+)
 
-__all__ = [
-    "FORMAT",
-    "SavedFile",
-    "decode_frame",
-    "decode_index",
-    "encode_frame",
-    "encode_index",
-    "load_model",
-    "read_saved",
-    "save_model",
-    "write_saved",
-]
+__all__ = ["FORMAT", "load_model", "save_model"]
 
 #: Layout version of the file (bumped when the fields change).
 FORMAT = 1
-_HEADER = "__header__"
+_WHAT = "an alsprog mixed-model .npz file (written by LinearMixedModel.save)"
 
 
-class _Unsupported(TypeError):
-    """A column or index that cannot be stored as plain arrays."""
-
-
-# --------------------------------------------------------------------- values
-def _json_name(name: object, what: str) -> object:
-    if name is None or isinstance(name, str | bool | int | float):
-        return name
-    if isinstance(name, np.integer | np.floating | np.bool_):
-        return name.item()
-    raise _Unsupported(f"{what} has a name of type {type(name).__name__}")
-
-
-def _encode_values(
-    values: pd.Series | pd.Index, key: str, arrays: dict[str, np.ndarray], what: str
-) -> dict[str, Any]:
-    """Store one column's values under ``key``; return how to rebuild its dtype."""
-    dtype = values.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        cat = pd.Categorical(values)
-        arrays[f"{key}.codes"] = np.asarray(cat.codes)
-        return {
-            "kind": "categorical",
-            "ordered": bool(dtype.ordered),
-            "categories": _encode_values(
-                dtype.categories, f"{key}.categories", arrays, what
-            ),
-        }
-    if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
-        arrays[key] = np.asarray(values)
-        return {"kind": "numpy"}
-    if isinstance(dtype, pd.StringDtype) or dtype == np.dtype(object):
-        obj = np.asarray(values, dtype=object)
-        if not all(isinstance(v, str) for v in obj):
-            raise _Unsupported(f"{what} holds values that are not all strings")
-        if any(v.endswith("\x00") for v in obj):
-            raise _Unsupported(f"{what} holds strings ending in NUL")
-        arrays[key] = obj.astype(str) if len(obj) else np.array([], dtype="<U1")
-        if isinstance(dtype, pd.StringDtype):
-            na_nan = isinstance(dtype.na_value, float) and math.isnan(dtype.na_value)
-            return {"kind": "string", "storage": dtype.storage, "na_nan": na_nan}
-        return {"kind": "object"}
-    numpy_dtype = getattr(dtype, "numpy_dtype", None)  # Int64, Float64, boolean
-    if isinstance(numpy_dtype, np.dtype) and not bool(pd.isna(values).any()):
-        arrays[key] = np.asarray(values.to_numpy(dtype=numpy_dtype))
-        return {"kind": "numpy", "pandas_dtype": str(dtype)}
-    raise _Unsupported(f"{what} has dtype {dtype} that cannot be saved")
-
-
-def _decode_values(
-    spec: Mapping[str, Any], key: str, arrays: SavedFile, field: str
-) -> pd.Index:
-    kind = spec.get("kind")
-    if kind == "categorical":
-        codes = arrays.array(f"{key}.codes", field=field)
-        cats = _decode_values(spec["categories"], f"{key}.categories", arrays, field)
-        if codes.dtype.kind not in "iu" or (
-            codes.size and (codes.min() < -1 or codes.max() >= len(cats))
-        ):
-            raise SavedModelError(f"{arrays.path}: field {field!r} has bad codes.")
-        return pd.Index(
-            pd.Categorical.from_codes(
-                codes, categories=cats, ordered=bool(spec["ordered"])
-            )
-        )
-    arr = arrays.array(key, field=field)
-    if kind == "numpy":
-        if arr.dtype.kind not in "biufcmM":
-            raise SavedModelError(
-                f"{arrays.path}: field {field!r} should be numeric; got {arr.dtype}."
-            )
-        out = pd.Index(arr, tupleize_cols=False)
-        if "pandas_dtype" in spec:
-            out = out.astype(spec["pandas_dtype"])
-        return out
-    if arr.dtype.kind != "U":
-        raise SavedModelError(
-            f"{arrays.path}: field {field!r} should hold strings; got {arr.dtype}."
-        )
-    obj = arr.astype(object)
-    if kind == "object":
-        return pd.Index(obj, dtype=object, tupleize_cols=False)
-    if kind == "string":
-        dtype = (
-            pd.StringDtype(spec["storage"], na_value=np.nan)
-            if spec.get("na_nan")
-            else pd.StringDtype(spec["storage"])
-        )
-        return pd.Index(pd.array(obj, dtype=dtype))
-    raise SavedModelError(f"{arrays.path}: field {field!r} has unknown kind {kind!r}.")
-
-
-# ---------------------------------------------------------- frames and indexes
-def encode_index(
-    index: pd.Index, key: str, arrays: dict[str, np.ndarray]
-) -> dict[str, Any]:
-    """Describe ``index`` as JSON plus arrays stored under ``key``.
-
-    Raises
-    ------
-    TypeError
-        If a level's dtype or name has no plain-array form.
-    """
-    if isinstance(index, pd.RangeIndex):
-        return {
-            "kind": "range",
-            "start": int(index.start),
-            "stop": int(index.stop),
-            "step": int(index.step),
-            "name": _json_name(index.name, key),
-        }
-    if isinstance(index, pd.MultiIndex):
-        return {
-            "kind": "multi",
-            "names": [_json_name(n, key) for n in index.names],
-            "levels": [
-                _encode_values(index.get_level_values(i), f"{key}.{i}", arrays, key)
-                for i in range(index.nlevels)
-            ],
-        }
-    return {
-        "kind": "values",
-        "name": _json_name(index.name, key),
-        "values": _encode_values(index, key, arrays, key),
-    }
-
-
-def decode_index(spec: Mapping[str, Any], key: str, arrays: SavedFile) -> pd.Index:
-    """Inverse of :func:`encode_index`."""
-    kind = spec.get("kind")
-    if kind == "range":
-        return pd.RangeIndex(
-            spec["start"], spec["stop"], spec["step"], name=spec.get("name")
-        )
-    if kind == "multi":
-        levels = [
-            _decode_values(s, f"{key}.{i}", arrays, key)
-            for i, s in enumerate(spec["levels"])
-        ]
-        return pd.MultiIndex.from_arrays(levels, names=spec["names"])
-    if kind == "values":
-        return _decode_values(spec["values"], key, arrays, key).rename(spec["name"])
-    raise SavedModelError(f"{arrays.path}: field {key!r} has unknown kind {kind!r}.")
-
-
-def encode_frame(
-    frame: pd.DataFrame, key: str, arrays: dict[str, np.ndarray]
-) -> dict[str, Any]:
-    """Describe ``frame`` (string column names) as JSON plus arrays under ``key``.
-
-    Raises
-    ------
-    TypeError
-        If a column name is not a string or a column/index dtype has no plain-array
-        form (the message names it).
-    """
-    cols = []
-    for i, name in enumerate(frame.columns):
-        if not isinstance(name, str):
-            raise _Unsupported(f"column {name!r} of {key} is not named by a string")
-        cols.append(
-            {
-                "name": name,
-                "values": _encode_values(
-                    frame.iloc[:, i], f"{key}.col{i}", arrays, f"column {name!r}"
-                ),
-            }
-        )
-    return {
-        "n_rows": len(frame),
-        "columns": cols,
-        "index": encode_index(frame.index, f"{key}.index", arrays),
-    }
-
-
-def decode_frame(spec: Mapping[str, Any], key: str, arrays: SavedFile) -> pd.DataFrame:
-    """Inverse of :func:`encode_frame`."""
-    try:
-        n = int(spec["n_rows"])
-        index = decode_index(spec["index"], f"{key}.index", arrays)
-        data = {
-            col["name"]: _decode_values(col["values"], f"{key}.col{i}", arrays, key)
-            for i, col in enumerate(spec["columns"])
-        }
-        if len(index) != n or any(len(v) != n for v in data.values()):
-            raise SavedModelError(
-                f"{arrays.path}: field {key!r} should have {n} rows; the columns or "
-                "index differ."
-            )
-        frame = pd.DataFrame(data, index=index)
-    except SavedModelError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SavedModelError(
-            f"{arrays.path}: field {key!r} cannot be rebuilt ({exc!r})."
-        ) from exc
-    return frame
-
-
-# ------------------------------------------------------------------- the file
-class SavedFile:
-    """Read access to a saved file's arrays, naming the file and field on failure."""
-
-    def __init__(self, path: Path, npz: Any) -> None:
-        self.path = path
-        self._npz = npz
-
-    def __enter__(self) -> SavedFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._npz.close()
-
-    def array(
-        self,
-        key: str,
-        *,
-        field: str | None = None,
-        shape: tuple[int, ...] | None = None,
-        kind: str | None = None,
-    ) -> npt.NDArray[Any]:
-        """The array ``key``; ``SavedModelError`` if it is missing or malformed."""
-        field = field or key
-        if key not in self._npz.files:
-            raise SavedModelError(f"{self.path}: field {field!r} is missing.")
-        try:
-            arr = self._npz[key]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise SavedModelError(
-                f"{self.path}: field {field!r} cannot be read ({exc})."
-            ) from exc
-        if shape is not None and arr.shape != shape:
-            raise SavedModelError(
-                f"{self.path}: field {field!r} has shape {arr.shape}; expected {shape}."
-            )
-        if kind is not None and arr.dtype.kind not in kind:
-            raise SavedModelError(
-                f"{self.path}: field {field!r} has dtype {arr.dtype}; expected numbers."
-            )
-        return arr
-
-
-def write_saved(
-    path: str | os.PathLike[str], header: Mapping[str, Any], arrays: Mapping[str, Any]
-) -> None:
-    """Write ``header`` (JSON) and ``arrays`` to one ``.npz`` file, atomically."""
-    try:
-        text = json.dumps(header, allow_nan=True, default=_json_default)
-    except (TypeError, ValueError) as exc:
-        raise SavedModelError(f"{path}: the header cannot be written ({exc}).") from exc
-    payload: dict[str, Any] = {
-        _HEADER: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    }
-    for k, v in arrays.items():
-        arr = np.asarray(v)
-        if arr.dtype == object:  # never let an object array (a pickle) in
-            raise SavedModelError(f"{path}: field {k!r} would need pickle.")
-        payload[k] = arr
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, allow_pickle=False, **payload)
-
-
-def read_saved(path: str | os.PathLike[str]) -> tuple[dict[str, Any], SavedFile]:
-    """Open a file written by :func:`write_saved`: its header and its arrays.
-
-    Raises
-    ------
-    SavedModelError
-        Missing or unreadable file, not an ``.npz`` archive, or no valid header.
-    """
-    p = Path(path)
-    try:
-        npz = np.load(p, allow_pickle=False)
-    except FileNotFoundError as exc:
-        raise SavedModelError(f"{p}: no such file.") from exc
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise SavedModelError(
-            f"{p}: cannot be read as a saved alsprog model (.npz) ({exc})."
-        ) from exc
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise SavedModelError(
-            f"{p}: is a single NumPy array, not a saved alsprog model (.npz)."
-        )
-    saved = SavedFile(p, npz)
-    try:
-        raw = saved.array(_HEADER, field="header", kind="u")
-        try:
-            header = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SavedModelError(
-                f"{p}: field 'header' is not valid JSON ({exc})."
-            ) from exc
-        if not isinstance(header, dict):
-            raise SavedModelError(f"{p}: field 'header' is not a JSON object.")
-    except SavedModelError:
-        npz.close()
-        raise
-    return header, saved
-
-
-def _json_default(obj: object) -> object:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-# ------------------------------------------------------------ LinearMixedModel
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted :class:`~alsprog.models.LinearMixedModel` to ``path``."""
     from alsprog._version import __version__
@@ -361,7 +63,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     try:
         frame_spec = encode_frame(model._frame, "frame", arrays)
         levels_spec = encode_index(model._design_info["levels"], "levels", arrays)
-    except _Unsupported as exc:
+    except Unsupported as exc:
         raise SavedModelError(
             f"{path}: cannot save {type(model).__name__}: {exc} (convert it to numbers, "
             "strings or a categorical, or reset the data's index, and refit)."
@@ -409,77 +111,249 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
 
 
 def load_model(cls: Any, path: str | os.PathLike[str]) -> Any:
-    """Rebuild a :class:`~alsprog.models.LinearMixedModel` saved by :func:`save_model`."""
-    header, saved = read_saved(path)
+    """Rebuild a :class:`~alsprog.models.LinearMixedModel` saved by :func:`save_model`.
+
+    The whole file is checked before anything is built from it (see the module
+    docstring); a refusal is a :class:`~alsprog.errors.SavedModelError` naming the
+    file and the field.
+    """
+    header, saved = read_saved(path, what=_WHAT)
     with saved:
         return _restore(cls, header, saved)
 
 
-def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
+_FLOAT_ARRAYS = (
+    "fe_params",
+    "cov_beta",
+    "cov_re",
+    "theta",
+    "random_effects",
+    "Q",
+    "ZtX",
+    "resid",
+    "x_first",
+    "z_first",
+)
+_PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "formula": (str,),
+    "reml": (bool,),
+    "time": (str,),
+    "tol": (int, float),
+    "max_iter": (int,),
+    "strict": (bool,),
+}
+
+
+def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict:
+    """Check every field of the JSON header and the members it implies; read nothing.
+
+    Returns the counts and names the rest of the load uses.
+    """
     from alsprog._version import __version__
+
+    ch = Check(saved.path, cls.__name__)
+    model_name = ch.get(header, "model", str, "")
+    if model_name != cls.__name__:
+        ch.fail("model", f"is {model_name!r}, expected {cls.__name__!r}.")
+    version = ch.get(header, "version", str, "")
+    if version != __version__:
+        ch.fail(
+            "version",
+            f"is {version!r} but this is alsprog {__version__}; refit the model with "
+            "this version.",
+        )
+    fmt = ch.get(header, "format", int, "")
+    if fmt != FORMAT:
+        ch.fail("format", f"is {fmt!r}, expected {FORMAT}.")
+    ch.keys(
+        header,
+        "",
+        ("model", "version", "format", "params", "names", "scalars", "frame", "levels"),
+    )
+
+    params = ch.get(header, "params", dict, "")
+    names = cls._get_param_names()
+    for key in params:
+        if key not in names:
+            ch.fail(
+                join("params", key),
+                f"is not a parameter of {cls.__name__} (its parameters: "
+                f"{', '.join(names)}).",
+            )
+    for key in names:
+        ch.get(params, key, _PARAM_TYPES.get(key, (object,)), "params")
+
+    nm = ch.keys(header["names"], "names", ("fe", "re", "theta", "variables"))
+    fe = ch.names(nm, "fe", "names")
+    re_names = ch.names(nm, "re", "names")
+    theta = ch.names(nm, "theta", "names")
+    variables = ch.names(nm, "variables", "names")
+    sc = ch.keys(
+        header["scalars"],
+        "scalars",
+        (
+            "scale",
+            "deviance",
+            "converged",
+            "singular",
+            "n_obs",
+            "n_groups",
+            "n_dropped",
+            "n_iter",
+            "time_range",
+        ),
+    )
+    scale = ch.number(sc, "scale", "scalars", positive=True)
+    deviance = ch.number(sc, "deviance", "scalars")
+    ch.get(sc, "converged", bool, "scalars")
+    ch.get(sc, "singular", bool, "scalars")
+    n = ch.count(sc, "n_obs", "scalars", low=1)
+    G = ch.count(sc, "n_groups", "scalars", low=2)
+    ch.count(sc, "n_dropped", "scalars")
+    ch.count(sc, "n_iter", "scalars")
+    tr = ch.get(sc, "time_range", list, "scalars")
+    ok = len(tr) == 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in tr
+    )
+    if ok:
+        finite = [math.isfinite(v) for v in tr]
+        ok = (all(finite) and tr[0] <= tr[1]) or not any(finite)
+    if not ok:
+        ch.fail(
+            "scalars.time_range",
+            f"is {short(tr)}; expected [lowest, highest] time (or two NaN).",
+        )
+
+    P, q, k = len(fe), len(re_names), len(theta)
+    if q < 1 or not q <= k <= q * (q + 1) // 2:
+        ch.fail(
+            "names.theta",
+            f"has {k} names for {q} random effect(s); expected {q} to "
+            f"{q * (q + 1) // 2}.",
+        )
+    if n <= P or n <= G * q:
+        ch.fail(
+            "scalars.n_obs",
+            f"is {n}: too few observations for {P} fixed effects and {G} x {q} random "
+            "effects; the file is inconsistent.",
+        )
+    for key, shape in {
+        "fe_params": (P,),
+        "cov_beta": (P, P),
+        "cov_re": (q, q),
+        "theta": (k,),
+        "random_effects": (G, q),
+        "Q": (G, q, q),
+        "ZtX": (G, q, P),
+        "resid": (n,),
+        "x_first": (G, P),
+        "z_first": (G, q),
+    }.items():
+        ch.member(key, key, shape, "f")
+    check_frame(ch, header["frame"], "frame", n, variables)
+    check_index(ch, header["levels"], "levels", G, "levels", "levels")
+
+    # the members are exactly those the header implies, each as declared
+    have = set(saved.members) - {HEADER}
+    for key, want in ch.want.items():
+        saved.check(key, field=want.field, shape=want.shape, kind=want.kinds)
+    extra = sorted(have - set(ch.want))
+    if extra:
+        saved.fail(
+            extra[0],
+            "is not part of a LinearMixedModel file (no field of the header uses it).",
+        )
+    return {
+        "params": dict(params),
+        "fe": fe,
+        "re": re_names,
+        "theta": theta,
+        "variables": variables,
+        "n_obs": n,
+        "n_groups": G,
+        "scale": scale,
+        "deviance": deviance,
+        "time_range": (float(tr[0]), float(tr[1])),
+    }
+
+
+def _check_params(cls: Any, params: dict[str, Any], p: Path, columns: list[str]) -> Any:
+    """``cls(**params)`` after the estimator's own checks and the formula allow-list."""
+    from alsprog._formula_text import check_formula
+    from alsprog.errors import ModelSpecificationError
+
+    model = cls(**params)
+    try:
+        model._check_params()
+    except (TypeError, ValueError) as exc:
+        m = re.match(r"`(\w+)`", str(exc))
+        field = f"params.{m.group(1)}" if m else "params"
+        raise SavedModelError(f"{p}: field {field!r}: {exc}") from exc
+    try:
+        check_formula(
+            model.formula, columns=columns, kind="mixed", what="saved formula"
+        )
+    except ModelSpecificationError as exc:
+        raise SavedModelError(f"{p}: field 'params.formula' is refused: {exc}") from exc
+    return model
+
+
+def _check_values(saved: SavedFile, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """Finite numbers, symmetric covariances with non-negative variances."""
+    for key, arr in arrays.items():
+        if not np.all(np.isfinite(arr)):
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            saved.fail(
+                key,
+                f"holds {float(arr[tuple(bad)])!r} at {tuple(int(i) for i in bad)}; "
+                "expected "
+                "finite numbers.",
+            )
+    for key in ("cov_beta", "cov_re", "Q"):
+        arr = arrays[key]
+        if arr.size == 0:
+            continue
+        diag = np.diagonal(arr, axis1=-2, axis2=-1)
+        if np.any(diag < 0):
+            bad = diag[diag < 0].ravel()[0]
+            saved.fail(key, f"has a negative variance {float(bad)!r} on its diagonal.")
+        mats = arr.reshape(-1, *arr.shape[-2:])
+        tol = 1e-8 * max(1.0, float(np.max(np.abs(arr))))
+        if not np.allclose(mats, mats.transpose(0, 2, 1), rtol=1e-8, atol=tol):
+            saved.fail(key, "is not symmetric; expected a covariance matrix.")
+
+
+def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     from alsprog.errors import ModelSpecificationError
     from alsprog.models._formula import build_mixed_design
 
     p = saved.path
-
-    def get(mapping: Mapping[str, Any], key: str, types: Any, where: str = "") -> Any:
-        name = f"{where}.{key}" if where else key
-        if not isinstance(mapping, Mapping) or key not in mapping:
-            raise SavedModelError(f"{p}: field {name!r} is missing.")
-        value = mapping[key]
-        allowed = types if isinstance(types, tuple) else (types,)
-        if not isinstance(value, allowed) or (
-            isinstance(value, bool) and bool not in allowed
-        ):
-            raise SavedModelError(
-                f"{p}: field {name!r} is {value!r}; expected {_type_names(types)}."
+    # 1. the header and every member's declared shape and dtype; nothing read yet
+    h = _check_header(cls, header, saved)
+    # 2. the parameters, as fit checks them, and the formula, before any design
+    model = _check_params(cls, h["params"], p, h["variables"])
+    # 3. the values, now that every read is bounded by the declared counts
+    values = {key: saved.array(key) for key in _FLOAT_ARRAYS}
+    _check_values(saved, values)
+    frame = decode_frame(header["frame"], "frame", saved)
+    for name in frame.columns:
+        col = frame[name]
+        if col.isna().any():
+            saved.fail(
+                "frame",
+                f"column {name!r} has missing values at row "
+                f"{int(np.flatnonzero(col.isna().to_numpy())[0])}; the saved rows are "
+                "the complete rows of the fit.",
             )
-        return value
-
-    model_name = get(header, "model", str)
-    if model_name != cls.__name__:
-        raise SavedModelError(
-            f"{p}: field 'model' is {model_name!r}, expected {cls.__name__!r}."
-        )
-    version = get(header, "version", str)
-    if version != __version__:
-        raise SavedModelError(
-            f"{p}: field 'version' is {version!r} but this is alsprog {__version__}; "
-            "refit the model with this version."
-        )
-    fmt = get(header, "format", int)
-    if fmt != FORMAT:
-        raise SavedModelError(f"{p}: field 'format' is {fmt!r}, expected {FORMAT}.")
-    params = get(header, "params", dict)
     try:
-        model = cls(**params)
-    except TypeError as exc:
-        raise SavedModelError(f"{p}: field 'params' does not fit: {exc}.") from exc
-    names = get(header, "names", dict)
-    fe = get(names, "fe", list, "names")
-    re = get(names, "re", list, "names")
-    theta_names = get(names, "theta", list, "names")
-    variables = get(names, "variables", list, "names")
-    sc = get(header, "scalars", dict)
-    n_obs = get(sc, "n_obs", int, "scalars")
-    G = get(sc, "n_groups", int, "scalars")
-    time_range = get(sc, "time_range", list, "scalars")
-    if len(time_range) != 2 or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in time_range
-    ):
-        raise SavedModelError(
-            f"{p}: field 'scalars.time_range' is {time_range!r}; expected 2 numbers."
-        )
-
-    frame = decode_frame(get(header, "frame", dict), "frame", saved)
-    try:
-        levels = decode_index(get(header, "levels", dict), "levels", saved)
+        levels = decode_index(header["levels"], "levels", saved)
     except SavedModelError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SavedModelError(
             f"{p}: field 'levels' cannot be rebuilt ({exc!r})."
         ) from exc
+    # 4. the design, rebuilt from the checked formula and rows
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -488,11 +362,12 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
         raise SavedModelError(
             f"{p}: field 'frame': the model's design cannot be rebuilt ({exc})"
         ) from exc
+    n_obs, G = h["n_obs"], h["n_groups"]
     for field, saved_value, rebuilt in [
-        ("names.fe", fe, design.fe_names),
-        ("names.re", re, design.re_names),
-        ("names.theta", theta_names, list(design.template.names)),
-        ("names.variables", variables, design.variables),
+        ("names.fe", h["fe"], design.fe_names),
+        ("names.re", h["re"], design.re_names),
+        ("names.theta", h["theta"], list(design.template.names)),
+        ("names.variables", h["variables"], design.variables),
         ("scalars.n_obs", n_obs, design.X.shape[0]),
         ("scalars.n_groups", G, len(design.group_levels)),
     ]:
@@ -505,47 +380,56 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
         raise SavedModelError(
             f"{p}: field 'levels' differs from the groups of the saved rows."
         )
+    tpl = design.template
+    theta = values["theta"]
+    if np.any(theta < tpl.lower):
+        i = int(np.flatnonzero(theta < tpl.lower)[0])
+        saved.fail(
+            "theta",
+            f"has {tpl.names[i]} = {float(theta[i])!r}; a relative standard deviation "
+            "cannot be negative.",
+        )
+    lam = tpl.factor(theta)
+    implied = h["scale"] * lam @ lam.T
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(implied))))
+    if not np.allclose(values["cov_re"], implied, rtol=1e-9, atol=tol):
+        saved.fail(
+            "cov_re",
+            "differs from scalars.scale x Lambda(theta) Lambda(theta)'; the file is "
+            "inconsistent.",
+        )
 
-    P, q, k = len(fe), len(re), len(theta_names)
-
-    def arr(key: str, shape: tuple[int, ...]) -> npt.NDArray[np.float64]:
-        return saved.array(key, shape=shape, kind="f")
-
+    sc = header["scalars"]
     model._set_state(
         design,
-        beta=arr("fe_params", (P,)),
-        cov_beta=arr("cov_beta", (P, P)),
-        cov_re=arr("cov_re", (q, q)),
-        sigma2=float(get(sc, "scale", (float, int), "scalars")),
-        deviance=float(get(sc, "deviance", (float, int), "scalars")),
-        theta=arr("theta", (k,)),
-        b=arr("random_effects", (G, q)),
-        Q=arr("Q", (G, q, q)),
-        ZtX=arr("ZtX", (G, q, P)),
-        resid=arr("resid", (n_obs,)),
-        converged=get(sc, "converged", bool, "scalars"),
-        n_iter=get(sc, "n_iter", int, "scalars"),
-        n_dropped=get(sc, "n_dropped", int, "scalars"),
+        beta=values["fe_params"],
+        cov_beta=values["cov_beta"],
+        cov_re=values["cov_re"],
+        sigma2=h["scale"],
+        deviance=h["deviance"],
+        theta=theta,
+        b=values["random_effects"],
+        Q=values["Q"],
+        ZtX=values["ZtX"],
+        resid=values["resid"],
+        converged=sc["converged"],
+        n_iter=sc["n_iter"],
+        n_dropped=sc["n_dropped"],
     )
-    model.singular_ = get(sc, "singular", bool, "scalars")
+    model.singular_ = sc["singular"]
     model._frame = design.frame
     first = np.full(G, -1, dtype=np.intp)
     first[design.groups[::-1]] = np.arange(n_obs)[::-1]
     model._first_rows = frame.iloc[first][design.variables].reset_index(drop=True)
-    model._time_range = (float(time_range[0]), float(time_range[1]))
+    model._time_range = h["time_range"]
     # the rebuilt formula must give the saved design (levels, transforms' state)
     x_first, _ = model._fixed_matrix(model._first_rows)
     for key, mine in [("x_first", x_first), ("z_first", model._last_Z)]:
-        ref = arr(key, mine.shape)
+        ref = values[key]
         tol = 1e-12 * max(1.0, float(np.max(np.abs(ref), initial=0.0)))
-        if not np.allclose(mine, ref, rtol=1e-12, atol=tol):
+        if mine.shape != ref.shape or not np.allclose(mine, ref, rtol=1e-12, atol=tol):
             raise SavedModelError(
                 f"{p}: field {key!r}: the design rebuilt from the saved rows differs "
                 "from the fitted one (saved by another formulaic version?)."
             )
     return model
-
-
-def _type_names(types: Any) -> str:
-    ts = types if isinstance(types, tuple) else (types,)
-    return " or ".join(t.__name__ for t in ts)

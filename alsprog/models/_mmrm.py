@@ -25,7 +25,9 @@ from scipy import linalg
 from scipy.special import ndtri
 from sklearn.base import BaseEstimator
 
+from alsprog._formula_text import check_formula, formula_context
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
+from alsprog.data._history import validate_model_columns
 from alsprog.errors import (
     DataWarning,
     ModelSpecificationError,
@@ -248,12 +250,7 @@ class MMRM(BaseEstimator):
         Sigma = covariance_from_params(theta, structure, T)
         ev = evaluate_reml(Sigma, patterns, False)
         evals = np.linalg.eigvalsh(0.5 * (H + H.T))
-        converged = bool(
-            np.isfinite(ev.value)
-            and res.status != 1
-            and evals.min() > 0
-            and np.max(np.abs(newton)) < 1e-4
-        )
+        converged, decrement = _assess_convergence(ev.value, fun(theta)[1], H, evals)
         names = d["fe_names"]
         self.fe_params_ = pd.Series(ev.beta, index=names)
         self.bse_ = pd.Series(np.sqrt(np.diag(ev.Cinv)), index=names)
@@ -274,15 +271,33 @@ class MMRM(BaseEstimator):
         self._grid = d["grid"]
         self.lsmeans_ = self._lsmeans(0.95)
         if not converged:
+            if not np.isfinite(ev.value):
+                why = "the REML criterion is not finite"
+            elif not evals.min() > 0:
+                why = (
+                    "the REML Hessian is not positive definite (a boundary or "
+                    "unidentified covariance)"
+                )
+            else:
+                why = (
+                    "a Newton step would still lower the REML criterion by "
+                    f"{decrement / 2:.1e}"
+                )
+            fix = (
+                f"raise max_iter (now {self.max_iter}), try "
+                if res.status == 1
+                else "try "
+            )
             msg = (
-                f"MMRM REML optimisation did not converge ({res.message}); try "
+                f"MMRM REML optimisation did not converge: {why}; the optimiser said "
+                f"{_text(res.message)!r}. {fix.capitalize()}"
                 "covariance='compound_symmetry' or check for sparse visits."
             )
             not_converged(msg, strict=bool(self.strict), stacklevel=3)
         return self
 
     def _design(self, df: pd.DataFrame) -> dict:
-        from formulaic import Formula, model_matrix
+        from formulaic import model_matrix
 
         if not isinstance(df, pd.DataFrame):
             raise ModelSpecificationError(
@@ -298,12 +313,7 @@ class MMRM(BaseEstimator):
                 f"MMRM formulas have no random-effects terms; got {self.formula!r} (use "
                 "LinearMixedModel for '(x | g)' terms)."
             )
-        try:
-            required = set(Formula(self.formula).required_variables)
-        except Exception as exc:
-            raise ModelSpecificationError(
-                f"Cannot read formula {self.formula!r}: {exc}"
-            ) from exc
+        required = set(check_formula(self.formula, kind="fixed").variables)
         cols = [self.subject, self.visit, self.arm]
         missing = sorted((required | set(cols)) - set(df.columns))
         if missing:
@@ -312,6 +322,7 @@ class MMRM(BaseEstimator):
                 f"{self.formula!r}, subject/visit/arm); the data has "
                 f"{', '.join(map(str, df.columns))}."
             )
+        df = validate_model_columns(df, [*required, *cols])
         if self.arm not in required:
             raise ModelSpecificationError(
                 f"The arm column {self.arm!r} does not appear in {self.formula!r}."
@@ -367,13 +378,14 @@ class MMRM(BaseEstimator):
                 "one row per subject and visit."
             )
         try:
-            mm = model_matrix(self.formula, sub, na_action="raise")
+            mm = model_matrix(
+                self.formula, sub, na_action="raise", context=formula_context()
+            )
         except Exception as exc:
             raise ModelSpecificationError(
                 f"Cannot build the design from {self.formula!r}: {exc}"
             ) from exc
-        y = np.asarray(mm.lhs, dtype=float).ravel()
-        X = np.asarray(mm.rhs, dtype=float)
+        y, X = _numeric_design(mm, sub, self.formula, self.subject, self.visit)
         names = [str(c) for c in mm.rhs.columns]
         _check_rank(X, names, self.formula)
         subj_codes = pd.factorize(sub[self.subject])[0].astype(np.intp)
@@ -382,6 +394,16 @@ class MMRM(BaseEstimator):
         # start: residual covariance of OLS, pairwise
         beta_ols = np.linalg.lstsq(X, y, rcond=None)[0]
         res = y - X @ beta_ols
+        _check_identifiable(
+            y,
+            res,
+            subj_codes,
+            vis_codes,
+            visits,
+            self.formula,
+            self.visit,
+            self.covariance,
+        )
         wide = pd.DataFrame({"s": subj_codes, "v": vis_codes, "r": res}).pivot(
             index="s", columns="v", values="r"
         )
@@ -430,7 +452,9 @@ class MMRM(BaseEstimator):
         for v in levels:
             if v not in (self.visit, self.arm):
                 grid[v] = pd.Categorical(grid[v], categories=levels[v])
-        Xg = np.asarray(spec.get_model_matrix(grid), dtype=float)
+        Xg = np.asarray(
+            spec.get_model_matrix(grid, context=formula_context()), dtype=float
+        )
         keys = pd.MultiIndex.from_frame(grid[[self.visit, self.arm]].astype(object))
         L = (
             pd.DataFrame(Xg)
@@ -569,6 +593,9 @@ class MMRM(BaseEstimator):
             Tables ``"fixed"``, ``"covariance"``, ``"lsmeans"``, ``"contrast"``.
         """
         check_is_fitted(self, ["fe_params_"])
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
         z = float(ndtri(0.5 + level / 2))
         fixed = pd.DataFrame(
             {
@@ -603,6 +630,162 @@ class MMRM(BaseEstimator):
             },
             notes=notes,
         )
+
+
+#: Outcome spread (SD) that the REML criterion handles in double precision: beyond
+#: it, squares of residuals overflow or underflow.
+_SPREAD_RANGE = (1e-100, 1e100)
+
+
+def _numeric_design(
+    mm: object, sub: pd.DataFrame, formula: str, subject: str, visit: str
+) -> tuple[Array, Array]:
+    """Outcome and fixed-effects matrix as finite floats, or a clear error."""
+    lhs = mm.lhs  # type: ignore[attr-defined]
+    rhs = mm.rhs  # type: ignore[attr-defined]
+    outcome = formula.split("~")[0].strip()
+    if lhs.shape[1] != 1:
+        raise ModelSpecificationError(
+            f"The outcome {outcome!r} of {formula!r} must be numeric; it has "
+            f"{lhs.shape[1]} categories (values such as "
+            f"{_first_values(lhs, sub, outcome)})."
+        )
+    y = np.asarray(lhs, dtype=float).ravel()
+    X = np.asarray(rhs, dtype=float)
+    for what, arr, labels in (
+        ("outcome", y[:, None], [outcome]),
+        ("fixed-effects term", X, [str(c) for c in rhs.columns]),
+    ):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i, j = map(int, np.argwhere(bad)[0])
+            row = sub.iloc[i]
+            raise ModelSpecificationError(
+                f"The {what} {labels[j]!r} of {formula!r} is {float(arr[i, j])!r} for "
+                f"subject {_py(row[subject])!r} at visit {_py(row[visit])!r} "
+                f"({int(bad.sum())} non-finite value(s)); an MMRM needs finite numbers."
+            )
+    top = float(np.max(np.abs(y)))
+    if np.ptp(y) == 0.0:
+        raise ModelSpecificationError(
+            f"The outcome {outcome!r} is constant ({_py(y[0])!r} in all {len(y)} "
+            "rows); there is no variation over visits to model."
+        )
+    spread = float(np.std(y / top)) * top  # no overflow or underflow on the way
+    if not (_SPREAD_RANGE[0] < spread < _SPREAD_RANGE[1]):
+        raise ModelSpecificationError(
+            f"The outcome {outcome!r} has standard deviation {spread:.3g}, outside "
+            f"{_SPREAD_RANGE[0]:g} to {_SPREAD_RANGE[1]:g}; rescale it (e.g. to "
+            "points, mm or grams) before fitting."
+        )
+    return y, X
+
+
+def _first_values(lhs: object, sub: pd.DataFrame, outcome: str) -> str:
+    if outcome in sub.columns:
+        return ", ".join(repr(_py(v)) for v in sub[outcome].iloc[:3])
+    return ", ".join(str(c) for c in lhs.columns[:3])  # type: ignore[attr-defined]
+
+
+def _check_identifiable(
+    y: Array,
+    res: Array,
+    subj: npt.NDArray[np.intp],
+    vis: npt.NDArray[np.intp],
+    visits: list,
+    formula: str,
+    visit_col: str,
+    structure: str,
+) -> None:
+    """Refuse data whose visit covariance cannot be estimated (before optimising).
+
+    The fixed effects must leave residual variation (not fit the outcome exactly),
+    at every visit; with an unstructured covariance every visit needs two subjects
+    and every pair of visits one subject seen at both.
+    """
+    outcome = formula.split("~")[0].strip()
+    tiny = 1e-10 * float(np.max(np.abs(y)))
+    if np.all(np.abs(res) <= tiny):
+        raise ModelSpecificationError(
+            f"The fixed effects of {formula!r} reproduce the outcome {outcome!r} "
+            "exactly (all residuals 0); nothing is left to estimate the covariance "
+            "over visits from. Check the outcome column."
+        )
+    T = len(visits)
+    n_at = np.bincount(vis, minlength=T)
+    if structure == "unstructured":
+        few = np.flatnonzero(n_at < 2)
+        if few.size:
+            j = int(few[0])
+            raise ModelSpecificationError(
+                f"Visit {_py(visits[j])!r} ({visit_col!r}) has {int(n_at[j])} "
+                "subject; an unstructured covariance needs at least 2 per visit. Drop "
+                "or merge that visit, or use covariance='compound_symmetry' or 'ar1'."
+            )
+    for j in range(T):
+        at = vis == j
+        if n_at[j] < 2:
+            continue
+        if np.ptp(y[at]) == 0.0 or np.all(np.abs(res[at]) <= tiny):
+            what = (
+                f"{outcome!r} is {_py(y[at][0])!r} for all"
+                if np.ptp(y[at]) == 0.0
+                else f"the fixed effects reproduce {outcome!r} exactly for all"
+            )
+            raise ModelSpecificationError(
+                f"At visit {_py(visits[j])!r} ({visit_col!r}) {what} {int(n_at[j])} "
+                "subjects, so its variance cannot be estimated (e.g. a change from "
+                "baseline that is 0 at the baseline visit). Drop that visit; "
+                "baseline belongs in the formula as a covariate."
+            )
+    if structure != "unstructured":
+        return
+    seen = np.zeros((int(subj.max()) + 1, T), dtype=bool)
+    seen[subj, vis] = True
+    together = seen.T.astype(np.int64) @ seen.astype(np.int64)
+    never = np.argwhere(together == 0)
+    if never.size:
+        j, k = map(int, never[0])
+        raise ModelSpecificationError(
+            f"No subject has both visit {_py(visits[j])!r} and visit "
+            f"{_py(visits[k])!r}; their covariance cannot be estimated with an "
+            "unstructured covariance. Use covariance='compound_symmetry' or 'ar1'."
+        )
+
+
+#: Largest Newton decrement ``g'H^{-1}g`` (twice the further decrease of the REML
+#: criterion ``-2 l_R`` a Newton step predicts) at which a fit counts as converged.
+_DECREMENT_TOL = 1e-6
+
+
+def _assess_convergence(
+    value: float, grad: Array, H: Array, evals: npt.NDArray[np.floating]
+) -> tuple[bool, float]:
+    """Whether the REML fit is at a minimum, and the Newton decrement there.
+
+    Judged at the final parameters (after the last Newton correction), by a
+    scale-free test: the Hessian of ``-2 l_R`` is positive definite and the Newton
+    decrement ``g'H^{-1}g`` is below :data:`_DECREMENT_TOL`.  The decrement does not
+    depend on how the covariance is parameterised nor on the outcome's units (a
+    Cholesky factor in grams has entries in the hundreds), unlike the size of the
+    last step, and the optimiser's own status message is not used: L-BFGS-B stops
+    with "CONVERGENCE: REL_REDUCTION_OF_F <= FACTR*EPSMCH" or an abnormal line-search
+    end at a minimum that the Newton step then polishes.
+    """
+    if not (np.isfinite(value) and np.all(np.isfinite(grad)) and evals.min() > 0):
+        return False, float("inf")
+    try:
+        decrement = float(grad @ np.linalg.solve(H, grad))
+    except np.linalg.LinAlgError:
+        return False, float("inf")
+    return bool(decrement < _DECREMENT_TOL), decrement
+
+
+def _text(message: object) -> str:
+    """An optimiser message as text (older scipy gives L-BFGS-B's as bytes)."""
+    if isinstance(message, bytes):
+        return message.decode("ascii", errors="replace")
+    return str(message)
 
 
 def _py(v: object) -> object:

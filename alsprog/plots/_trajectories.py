@@ -191,7 +191,7 @@ def subject_trajectories(
     >>> sid = np.repeat([f"P{i}" for i in range(30)], 4)
     >>> t = np.tile([0.0, 3.0, 6.0, 9.0], 30)
     >>> df = pd.DataFrame({"subject_id": sid, "months": t,
-    ...     "alsfrs_r_total": 40 - 0.9 * t + rng.normal(0, 1.5, 120)})
+    ...     "alsfrs_r_total": np.round(40 - 0.9 * t + rng.normal(0, 1.5, 120))})
     >>> m = LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)").fit(df)
     >>> ax = subject_trajectories({"mixed": m}, df, "P3")
     >>> len(ax.lines), len(ax.collections)  # curve; points and band

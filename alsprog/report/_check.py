@@ -2,10 +2,10 @@
 
 Owns: :func:`check_run` (every problem of a config and the data it names, collected
 into one list: unreadable or invalid tables, visits of unknown subjects, formulas naming
-columns the data will not have, an output folder that is not safe to replace) and
+columns the data will not have, an output folder alsprog may not write) and
 :func:`formula_variables` (the columns a model's formula needs).
 Leaves: parsing the config to :mod:`alsprog.report._config`, the table rules to
-:mod:`alsprog.data`.
+:mod:`alsprog.data`, the output-folder rule to :mod:`alsprog._io`.
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ DERIVED_COLUMNS = (
     "onset_months_before_baseline",
     "imaging_offset_days",
 )
-
-#: Files that mark a folder as an alsprog run output (safe to replace).
-RUN_MARKERS = ("run.log", "report.html")
 
 _DEFAULT_FORMULA = {"linear": "{outcome} ~ {time}", "sigmoid": "{outcome} ~ 1"}
 
@@ -90,22 +87,11 @@ def formula_variables(formula: str) -> list[str]:
     >>> formula_variables("alsfrs_r_total ~ months * onset_site + (months | subject_id)")
     ['alsfrs_r_total', 'months', 'onset_site', 'subject_id']
     """
-    from formulaic import Formula
-
+    from alsprog._formula_text import check_formula
     from alsprog.models._formula import parse_mixed_formula
 
-    parsed = parse_mixed_formula(formula)
-    names = {parsed.outcome.strip()}
-    texts = [parsed.fixed] + [t.expr for t in parsed.random]
-    names |= {t.group for t in parsed.random}
-    for text in texts:
-        try:
-            names |= set(Formula(text).required_variables)
-        except Exception as exc:  # formulaic raises many types
-            raise ModelSpecificationError(
-                f"cannot read {text!r} in formula {formula!r}: {exc}"
-            ) from exc
-    return sorted(names)
+    parse_mixed_formula(formula)  # lme4's shape, with its own messages
+    return sorted(check_formula(formula, kind="mixed").variables)
 
 
 def _headers(path: Path) -> list[str]:
@@ -216,8 +202,12 @@ def _event_problems(m: ModelConfig, unknown: Any, source: str) -> list[Problem]:
     """A joint model's event columns and event-formula covariates must exist."""
     out = []
     key = f"models.{m.name}.event_formula"
+    from alsprog._formula_text import check_formula
+
     try:
-        names = formula_variables(f"{m.event_time} ~ {m.event_formula}")[1:]
+        names = list(
+            check_formula(m.event_formula, kind="rhs", what="event_formula").variables
+        )
     except ModelSpecificationError as exc:
         return [Problem(f"key {key}: {exc}", rule="config", source=source)]
     bad = unknown(names)
@@ -245,62 +235,46 @@ def _event_problems(m: ModelConfig, unknown: Any, source: str) -> list[Problem]:
     return out
 
 
-def _is_run_folder(folder: Path) -> bool:
-    """Whether a folder holds an alsprog run (or an earlier ``alsprog demo``)."""
-    if any((folder / m).exists() for m in RUN_MARKERS):
-        return True
-    return (folder / "table.parquet").is_file() and (folder / "inputs").is_dir()
+def run_inputs(config: RunConfig) -> dict[str, Path]:
+    """Every input of a run by name: the config file and the paths it names."""
+    inputs = dict(config.input_paths())
+    if config.path is not None:
+        inputs["config"] = config.path
+    return inputs
 
 
-def _out_problems(config: RunConfig, out: Path, source: str) -> list[Problem]:
-    probs = []
-    out = out.resolve()
-    if out.exists():
-        if not out.is_dir():
-            probs.append(
-                Problem(
-                    f"output folder {str(out)!r} exists and is not a folder",
-                    rule="output",
-                    source=source,
-                )
-            )
-        elif any(out.iterdir()) and not _is_run_folder(out):
-            probs.append(
-                Problem(
-                    f"output folder {str(out)!r} exists, is not empty and is not an "
-                    "alsprog run folder (no run.log or report.html); choose another "
-                    "folder so nothing of yours is replaced",
-                    rule="output",
-                    source=source,
-                )
-            )
-    for key, p in config.input_paths().items():
-        p = p.resolve()
-        if p.is_dir() and (out == p or p in out.parents):
-            probs.append(
-                Problem(
-                    f"key {key}: the output folder {str(out)!r} lies inside this input "
-                    "folder; choose an output folder outside it",
-                    rule="output",
-                    source=source,
-                )
-            )
-    return probs
+def _out_problems(
+    config: RunConfig, out: Path, source: str, *, force: bool = False
+) -> list[Problem]:
+    """The output folder against alsprog's one rule (:mod:`alsprog._io`): a new or
+    empty folder, or one alsprog wrote (a re-run from its own copies included); never
+    an input, a folder holding one, or one inside an input folder."""
+    from alsprog._io import out_folder_problems
+
+    return [
+        Problem(msg, rule="output", source=source)
+        for msg in out_folder_problems(
+            out, inputs=run_inputs(config), force=force, rerun_in_place=True
+        )
+    ]
 
 
-def check_run(config: RunConfig, out: Path) -> CheckResult:
+def check_run(config: RunConfig, out: Path, *, force: bool = False) -> CheckResult:
     """Every problem of a run that can be found before fitting.
 
     Reads the visits, subjects and imaging tables (each problem with its file, line,
     subject and column), assembles them to find cross-table problems, checks each
     model's formula and time column against the columns the data will have, and
-    checks that the output folder can be replaced safely.
+    checks that alsprog may write the output folder (new, empty or written by alsprog,
+    holding no input: :func:`alsprog._io.out_folder_problems`).
 
     Parameters
     ----------
     config : RunConfig
     out : pathlib.Path
         The output folder.
+    force : bool, default False
+        Accept a non-empty output folder alsprog did not write (its files are kept).
 
     Returns
     -------
@@ -312,7 +286,7 @@ def check_run(config: RunConfig, out: Path) -> CheckResult:
 
     source = str(config.path) if config.path is not None else "run config"
     res = CheckResult()
-    res.problems += _out_problems(config, out, source)
+    res.problems += _out_problems(config, out, source, force=force)
     tables: dict[str, Any] = {}
     for key, reader in (
         ("visits", read_visits),

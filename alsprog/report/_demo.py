@@ -9,8 +9,6 @@ Leaves: the simulation to :mod:`alsprog.simulate`, everything else to
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,14 +125,17 @@ def write_demo_inputs(
     models: Sequence[str] = ("lmm", "bayes_linear", "bayes_sigmoid"),
     backtest_models: Sequence[str] | None = None,
     progress: bool | None = None,
+    force: bool = False,
 ) -> Path:
     """Simulate the demo cohort with NIfTI maps and write it with a run config.
 
     Parameters
     ----------
     folder : path
-        Created if missing; receives ``visits.csv``, ``subjects.csv``, ``truth.csv``,
-        ``derivatives/`` (BIDS derivatives and atlas) and ``config.toml``.
+        Receives ``visits.csv``, ``subjects.csv``, ``truth.csv``, ``derivatives/``
+        (BIDS derivatives and atlas) and ``config.toml``, built beside it and put in
+        place at the end.  It must be new, empty or written by alsprog (then
+        replaced); any other folder is refused (:class:`~alsprog.errors.OutputError`).
     n_patients, n_controls : int, default 200, 60
         Cohort size.
     seed : int, default 2026
@@ -154,12 +155,21 @@ def write_demo_inputs(
         when fitted).
     progress : bool or None
         Progress bar of the NIfTI writing.
+    force : bool, default False
+        Write into a non-empty folder alsprog did not write, never deleting or
+        overwriting its files (a name clash is refused).
 
     Returns
     -------
     pathlib.Path
         The config file.
+
+    Raises
+    ------
+    OutputError
+        If ``folder`` may not be written (see above).
     """
+    from alsprog._io import atomic_dir, check_out_folder
     from alsprog.data import write_table
     from alsprog.simulate import simulate_cohort, write_nifti
 
@@ -176,13 +186,7 @@ def write_demo_inputs(
             f"`backtest_models` must be among `models` {list(models)!r}; got {bad!r}."
         )
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    cohort = simulate_cohort(n_patients, n_controls=n_controls, seed=seed)
-    for name in ("visits", "subjects", "truth"):
-        write_table(getattr(cohort, name), folder / f"{name}.csv")
-    write_nifti(
-        cohort, folder / "derivatives", seed=seed, n_jobs=n_jobs, progress=progress
-    )
+    check_out_folder(folder, force=force)  # before the simulation's minutes
     values = dict(
         n_patients=n_patients,
         n_controls=n_controls,
@@ -199,9 +203,15 @@ def write_demo_inputs(
     text = _HEAD.format(**values)
     text += "".join(DEMO_MODELS[m].format(**values) for m in models)
     text += _TAIL.format(**values)
-    config = folder / "config.toml"
-    config.write_text(text, encoding="utf-8")
-    return config
+    cohort = simulate_cohort(n_patients, n_controls=n_controls, seed=seed)
+    with atomic_dir(folder, command="write_demo_inputs", force=force) as tmp:
+        for name in ("visits", "subjects", "truth"):
+            write_table(getattr(cohort, name), tmp / f"{name}.csv")
+        write_nifti(
+            cohort, tmp / "derivatives", seed=seed, n_jobs=n_jobs, progress=progress
+        )
+        (tmp / "config.toml").write_text(text, encoding="utf-8")
+    return folder / "config.toml"
 
 
 def run_demo(
@@ -212,24 +222,28 @@ def run_demo(
     seed: int = 2026,
     progress: bool | None = None,
     on_stage: StageCallback | None = None,
+    force: bool = False,
     **settings: Any,
 ) -> RunResult:
     """Simulate the embedded cohort (with NIfTI maps) and run the pipeline on it.
 
-    The cohort is written to a work folder beside ``out`` (removed afterwards); the
-    run keeps it in ``out/inputs/`` (hard links), with ``out/config.toml`` to repeat
-    the run.
+    The cohort is written to a work folder beside ``out`` (``.OUT.work-*``, removed
+    afterwards, and by the next demo if a killed one left it); the run keeps it in
+    ``out/inputs/`` (hard links), with ``out/config.toml`` to repeat the run.
 
     Parameters
     ----------
     out : path
-        Output folder (see :func:`run`).
+        Output folder (see :func:`run`): new, empty or an earlier alsprog result,
+        checked before the cohort is simulated.
     n_patients, n_controls, seed : int
         The cohort (default 200 patients, 60 controls, seed 2026).
     progress : bool or None
         Progress bars.
     on_stage : callable, optional
         As in :func:`run`; the simulation is stage 1 of ``len(STAGES) + 1``.
+    force : bool, default False
+        As in :func:`run`.
     **settings
         Passed to :func:`write_demo_inputs` (``chains``, ``draws``, ``n_sims``,
         ``n_permutations``, ``n_bootstrap``, ``n_jobs``, ``models``,
@@ -238,9 +252,16 @@ def run_demo(
     Returns
     -------
     RunResult
+
+    Raises
+    ------
+    OutputError
+        If alsprog may not write ``out`` (see :func:`run`).
     """
+    from alsprog._io import check_out_folder, temp_dir
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_out_folder(out, force=force)  # before the simulation's minutes
     n = len(STAGES) + 1
     if on_stage is not None:
         on_stage(
@@ -250,11 +271,11 @@ def run_demo(
             f"{n_patients} ALS patients and {n_controls} controls with NIfTI maps "
             f"(seed {seed})",
         )
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.work-"))
-    try:
+    where = Path(os.path.abspath(out))
+    with temp_dir(where.parent, f".{where.name}.work-") as work:
         t0 = time.perf_counter()
         config = write_demo_inputs(
-            work,
+            work / "cohort",
             n_patients=n_patients,
             n_controls=n_controls,
             seed=seed,
@@ -267,8 +288,6 @@ def run_demo(
                 on_stage(i + 1, total + 1, stage, msg)
 
         simulate_seconds = time.perf_counter() - t0
-        result = run(config, out, progress=progress, on_stage=shifted)
+        result = run(config, out, progress=progress, on_stage=shifted, force=force)
         result.stage_seconds = {"simulate": simulate_seconds, **result.stage_seconds}
         return result
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Owns: :func:`run` (check everything first, then imaging -> assemble -> models ->
 forecast -> design -> biomarkers -> figures -> report, each timed and logged, into an
-output folder built as ``out.tmp-*`` and renamed at the end), :class:`RunResult`,
+output folder built as ``out.tmp-*`` and put in place at the end, under the one
+output-folder rule of :mod:`alsprog._io`), :class:`RunResult`,
 keeping the inputs beside the outputs (``inputs/`` and a rewritten ``config.toml``)
 and ``run.log``.
 Leaves: the config to :mod:`alsprog.report._config`, the checks to
@@ -238,10 +239,12 @@ def _copy_manifest(manifest: Path, dst: Path, copy: Callable[[str, str], Any]) -
 
 
 def _list_files(out: Path) -> list[str]:
+    from alsprog._io import TEMP_MARKER_NAME
+
     files = []
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out)
-        if rel.parts[0] != "inputs" and p.is_file():
+        if rel.parts[0] not in ("inputs", TEMP_MARKER_NAME) and p.is_file():
             files.append(rel.as_posix())
     inputs = out / "inputs"
     if inputs.is_dir():
@@ -276,6 +279,8 @@ def _resolve(config: RunConfig | str | os.PathLike[str]) -> tuple[RunConfig, lis
 def check(
     config: RunConfig | str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
 ) -> RunConfig:
     """Check a run without running it: the config, input paths, tables, formulas.
 
@@ -284,7 +289,10 @@ def check(
     config : RunConfig or path
         A config or its TOML file.
     out : path, optional
-        Output folder to check (default: the config's ``run.out``).
+        Output folder to check (default: the config's ``run.out``), as :func:`run`
+        would.
+    force : bool, default False
+        As in :func:`run`.
 
     Returns
     -------
@@ -299,7 +307,8 @@ def check(
     from alsprog.report._check import check_run
 
     cfg, problems = _resolve(config)
-    checked = check_run(cfg, Path(out) if out is not None else cfg.run.out)
+    out_path = Path(out) if out is not None else cfg.run.out
+    checked = check_run(cfg, out_path, force=force)
     problems = [*problems, *checked.problems]
     if problems:
         raise ConfigError(problems, source=str(cfg.path) if cfg.path else None)
@@ -312,6 +321,7 @@ def run(
     *,
     progress: bool | None = None,
     on_stage: StageCallback | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Run the whole analysis a config describes and write its report.
 
@@ -322,15 +332,18 @@ def run(
     backtest), **design** (sample sizes and power), **biomarkers** (classifier, change
     rates, progression markers), **figures** and **report**.
 
-    The output folder is built beside ``out`` as ``out.tmp-*`` and renamed at the end:
-    a failed run leaves an earlier result in ``out`` untouched.  It holds
+    The output folder is built beside ``out`` as ``out.tmp-*`` and put in place at
+    the end: a failed or interrupted run leaves ``out`` untouched (and a killed run's
+    ``out.tmp-*`` is removed by the next run into ``out``).  It holds
     ``table.parquet`` / ``table.csv``, ``cohort.csv``, ``models/`` (summary CSVs, text
-    summaries, ``<name>.nc`` InferenceData, ``comparison.csv``), ``forecasts.csv``,
+    summaries, ``<name>.npz`` mixed models, ``<name>.nc`` Bayesian InferenceData,
+    ``comparison.csv``), ``forecasts.csv``,
     ``backtest.csv``, ``sample_size.csv``, ``power_curve.csv``, ``biomarkers/``,
     ``imaging/`` (features and QC, with NIfTI inputs), ``figures/*.png``,
     ``report.html``, ``run.log``, ``inputs/`` (the inputs, copied) and
     ``config.toml`` (pointing at ``inputs/``, so ``alsprog run OUT/config.toml``
-    repeats the run).
+    repeats the run) and ``.alsprog-manifest.json`` (what alsprog wrote, so that
+    only alsprog's own files are ever replaced).
 
     Parameters
     ----------
@@ -338,13 +351,20 @@ def run(
         A config, or the TOML file to read (see :func:`load_config`).
     out : path, optional
         Output folder (default: the config's ``run.out``).  An existing folder is
-        replaced only if it is empty or an earlier alsprog run.
+        used only if it is empty or an earlier alsprog result holding nothing else
+        (its manifest's files are then replaced); any other folder, one that is or
+        holds an input, or one inside an input folder is refused before anything
+        runs.
     progress : bool or None
         Progress bars of the long steps (sampling, images, simulations): ``None`` on
         a terminal only.
     on_stage : callable, optional
         Called as ``on_stage(i, n, stage, message)`` when stage ``i`` of ``n`` starts
         and as it reports progress (the CLI prints these lines).
+    force : bool, default False
+        Write into a non-empty folder alsprog did not write: alsprog's files are added
+        beside the others; none of them is deleted or overwritten (a name clash is
+        refused).
 
     Returns
     -------
@@ -353,14 +373,17 @@ def run(
     Raises
     ------
     ConfigError
-        Listing every problem of the config, input paths, input tables and formulas,
-        before any model is fitted.
+        Listing every problem of the config, input paths, input tables and formulas
+        and the output folder, before any model is fitted.
+    OutputError
+        If the output folder changed while the run went on so that alsprog may no
+        longer write it (nothing is written then).
     AlsprogError
         From a stage (e.g. an unreadable image); nothing is written then.
     """
-    from alsprog._io import atomic_dir
+    from alsprog._io import MANIFEST_NAME, atomic_dir
     from alsprog.report import _stages as st
-    from alsprog.report._check import check_run
+    from alsprog.report._check import check_run, run_inputs
     from alsprog.report._figures import figure_files, make_figures
     from alsprog.report._html import render_report
 
@@ -392,7 +415,7 @@ def run(
         log.add(f"[{name}] done in {seconds[name]:.1f} s")
 
     with stage("check", "config, input paths, tables and formulas"):
-        checked = check_run(cfg, out_path)
+        checked = check_run(cfg, out_path, force=force)
         problems = [*problems, *checked.problems]
         for w in checked.warnings:
             caught.append(f"[check] {w}")
@@ -400,7 +423,13 @@ def run(
             raise ConfigError(problems, source=str(cfg.path) if cfg.path else None)
         say("no problems found")
 
-    with atomic_dir(out_path) as tmp:
+    with atomic_dir(
+        out_path,
+        command="alsprog run",
+        inputs=run_inputs(cfg),
+        force=force,
+        rerun_in_place=True,
+    ) as tmp:
         s = st.State(config=cfg, out=tmp, progress=progress, say=say)
         with stage("check", "keeping the inputs beside the outputs"):
             kept = _keep_inputs(cfg, tmp / "inputs", cfg.run.inputs)
@@ -430,7 +459,7 @@ def run(
         with stage("report", "report.html, config.toml, run.log"):
             config_text = dump_config(kept, relative_to=tmp)
             _write(tmp / "config.toml", config_text)
-            files = _list_files(tmp) + ["report.html", "run.log"]
+            files = _list_files(tmp) + ["report.html", "run.log", MANIFEST_NAME]
             info = {
                 "started": started.isoformat(timespec="seconds"),
                 "versions": vers,

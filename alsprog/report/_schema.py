@@ -55,7 +55,8 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             "out",
             "path",
             "output",
-            "Output folder (`--out` overrides it); replaced atomically.",
+            "Output folder (`--out` overrides it): new, empty or an earlier alsprog "
+            "result.",
         ),
         Key(
             "n_jobs",

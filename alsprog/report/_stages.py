@@ -270,7 +270,11 @@ def build_model(s: State, m: ModelConfig) -> Any:
 
 
 def stage_models(s: State) -> None:
-    """Fit every model; write summaries (CSV/text), posteriors (netCDF), LOO."""
+    """Fit every model; write summaries (CSV/text), saved models, LOO.
+
+    Each model is saved under its class's ``file_suffix`` (``.npz`` for mixed models,
+    ``.nc`` netCDF for Bayesian ones).
+    """
     import time
 
     cfg = s.config
@@ -298,8 +302,8 @@ def stage_models(s: State) -> None:
             s.write(tab, f"models/{m.name}_{tname}.csv", index=True)
         _write_text(s.out / "models" / f"{m.name}_summary.txt", str(summ) + "\n")
         saver = getattr(est, "save", None)
-        if callable(saver):
-            saver(s.out / "models" / f"{m.name}.nc")
+        if callable(saver):  # each model under its own format's suffix
+            saver(s.out / "models" / f"{m.name}{type(est).file_suffix}")
         rows.append(_model_row(m, est, model_formula(cfg, m), seconds))
         if m.type == "bayesian" and not est.converged_:
             dg = est.diagnostics_

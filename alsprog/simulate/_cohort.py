@@ -61,6 +61,9 @@ from alsprog.simulate._progression import (
 
 __all__ = ["Cohort", "simulate_cohort"]
 
+#: Most visit rows (subjects x scheduled visits) one call simulates.
+MAX_VISIT_ROWS = 10_000_000
+
 logger = logging.getLogger(__name__)
 
 ITEMS = [f"alsfrs_r_q{i}" for i in range(1, 13)]
@@ -75,6 +78,9 @@ FEATURES = [f for f, _ in IMAGING_FEATURES]
 _FIRST_BASELINE = np.datetime64("2016-01-01")
 _LAST_BASELINE = np.datetime64("2021-12-31")
 _N_BASELINE_DAYS = int((_LAST_BASELINE - _FIRST_BASELINE) // np.timedelta64(1, "D")) + 1
+# no simulated date after this one (fixed, so a seed gives the same cohort every day):
+# long follow-ups move the baseline window back instead of running into the future
+_LAST_DATE = np.datetime64("2025-12-31")
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -224,6 +230,14 @@ def simulate_cohort(
     imaging_interval_months = check_int(
         imaging_interval_months, "imaging_interval_months", low=1
     )
+    n_rows = (n_patients + n_controls) * (months // visit_interval_months + 1)
+    if n_rows > MAX_VISIT_ROWS:
+        raise ValueError(
+            f"`n_patients` + `n_controls` ({n_patients + n_controls:,}) over {months} "
+            f"months every {visit_interval_months} make {n_rows:,} visit rows; at most "
+            f"{MAX_VISIT_ROWS:,} are simulated at once (simulate in batches with "
+            "different seeds)."
+        )
     if imaging_interval_months % visit_interval_months:
         raise ValueError(
             "`imaging_interval_months` must be a multiple of `visit_interval_months` "
@@ -250,7 +264,7 @@ def simulate_cohort(
         is_als=np.arange(n) < n_patients,
         site_index=site_index,
         site=np.asarray(sites, dtype=object)[site_index],
-        baseline_date=_FIRST_BASELINE + baseline_day.astype("timedelta64[D]"),
+        baseline_date=_first_baseline(months) + baseline_day.astype("timedelta64[D]"),
         pat=pat,
         ctl=ctl,
         pv=_schedule(p, np.arange(0, months + 1, visit_interval_months), pat_end, rng),
@@ -551,6 +565,11 @@ def _imaging_tables(
     sd = p.imaging_jitter_sd_days
     offset = np.clip(np.rint(rng.normal(0.0, sd, len(subj))), -3 * sd, 3 * sd)
     acq_day = np.maximum(visit_day + offset.astype(np.int64), 0)
+    # a scan jittered past the patient's death is moved back to the day of death
+    death_day = np.floor(
+        sim.both(sim.pat["death_months"], fill=np.inf) * DAYS_PER_MONTH
+    )
+    acq_day = np.minimum(acq_day, death_day[subj]).astype(np.int64)
     years = acq_day / DAYS_PER_MONTH / 12.0
     pre = imaging_values(
         p,
@@ -601,6 +620,14 @@ def _truth_table(sim: _Sim) -> pd.DataFrame:
         }
     )
     return _sorted(df, ["subject_id"])
+
+
+def _first_baseline(months: int) -> np.datetime64:
+    """Start of the baseline window: 2016-01-01, earlier when the follow-up (with the
+    largest visit jitter and a year's margin) would pass :data:`_LAST_DATE`."""
+    span = np.timedelta64(int(np.ceil((1.3 * months + 12) * DAYS_PER_MONTH)), "D")
+    last = min(_LAST_BASELINE, _LAST_DATE - span)
+    return last - np.timedelta64(_N_BASELINE_DAYS - 1, "D")
 
 
 def _dates(base: np.ndarray, days: np.ndarray) -> pd.Series:

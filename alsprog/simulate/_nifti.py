@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._io import atomic_path
+from alsprog._io import atomic_path, check_out_folder, write_manifest
 from alsprog._progress import progress_bar
 from alsprog._random import as_generator
 from alsprog._validation import check_int, check_interval
@@ -95,8 +95,9 @@ def write_nifti(
         From :func:`~alsprog.simulate.simulate_cohort`; every row of ``cohort.imaging``
         (patients and controls) becomes one session.
     out_dir : str or path-like
-        Output folder (created if missing); existing files of the same name are
-        replaced, each atomically.
+        Output folder: new, empty or an earlier alsprog result (its files are then
+        rewritten, each atomically); any other folder is refused (``OutputError``),
+        so no file of someone else's is overwritten.  It gets alsprog's manifest.
     shape : sequence of 3 int, default (40, 48, 40)
         Grid size in voxels, each 12-512.
     voxel_size : float, default 3.0
@@ -122,6 +123,8 @@ def write_nifti(
         For a wrong argument.
     ImagingError
         If ``shape`` is too coarse for an atlas region to contain voxels.
+    OutputError
+        If ``out_dir`` holds files alsprog did not write, or is a file.
 
     Examples
     --------
@@ -159,6 +162,7 @@ def write_nifti(
             raise ValueError("`n_jobs` must be a positive integer or -1; got 0.")
     rng = as_generator(seed)
     out = Path(out_dir)
+    check_out_folder(out)  # never over files alsprog did not write
     out.mkdir(parents=True, exist_ok=True)
 
     affine = np.diag([voxel_size] * 3 + [1.0])
@@ -218,6 +222,7 @@ def write_nifti(
     logger.info(
         "wrote %d maps of %d sessions and the atlas to %s", n_images, len(imaging), out
     )
+    write_manifest(out, command="write_nifti")
     return out
 
 

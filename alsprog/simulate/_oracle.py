@@ -205,7 +205,7 @@ def oracle_forecast(
     level = check_level(level)
     n_nodes = check_int(n_nodes, "n_nodes", low=3, high=60)
     if n_samples is not None:
-        n_samples = check_int(n_samples, "n_samples", low=1)
+        n_samples = check_int(n_samples, "n_samples", low=1, high=1_000_000)
     check_choice(given_follow_up, "given_follow_up", (True, False))
     rng = as_generator(seed)
     subject = "subject_id"

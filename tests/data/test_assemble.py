@@ -266,7 +266,7 @@ def test_negative_months_in_long_table():
     with pytest.raises(
         DataValidationError,
         match=r"row 1, subject A, column months: -2 is "
-        r"below 0 \(time must not be negative",
+        r"outside 0-1440 \(time must not be negative",
     ):
         validate(df)
 
@@ -335,3 +335,26 @@ def test_data_dictionary_frame():
     assert dd.loc["alsfrs_r_q7", "maximum"] == 4
     assert dd.loc["alsfrs_r_total", "unit"] == "points"
     assert set(dd["level"]) == {"subject", "visit", "imaging"}
+
+
+def test_plausibility_rules_name_points_the_code_builds():
+    from alsprog.data._plausibility import POINTS
+
+    dd = load_dictionary()
+    assert set(dd.points) == set(POINTS)
+    assert {r["name"] for r in dd.rules} >= {
+        "future_date",
+        "before_onset",
+        "onset_before_birth",
+        "age_above_limit",
+        "event_before_visit",
+    }
+
+
+def test_a_rule_naming_an_unknown_point_is_refused():
+    from alsprog.data._dictionary import DataDictionary
+
+    schema = json.loads(json.dumps(load_dictionary().schema))
+    schema["plausibility"]["rules"][0]["later"] = "tomorrow"
+    with pytest.raises(ValueError, match="unknown point 'tomorrow'"):
+        DataDictionary(schema)

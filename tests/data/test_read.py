@@ -143,7 +143,7 @@ def test_missing_required_value(tmp_path):
 
 @pytest.mark.parametrize(
     "value, text",
-    [(-1.5, "below 0"), ("inf", "not a finite"), ("-inf", "not a finite")],
+    [(-1.5, "outside 0-1440"), ("inf", "not a finite"), ("-inf", "not a finite")],
 )
 def test_negative_or_non_finite_time(tmp_path, value, text):
     rows = [["P001", 0, 40], ["P001", value, 38]]
@@ -171,7 +171,7 @@ def test_non_finite_visit_day(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "column, value", [("onset_site", "limb"), ("group", "patient"), ("sex", "x")]
+    "column, value", [("onset_site", "arm"), ("group", "patient"), ("sex", "x")]
 )
 def test_unknown_category(tmp_path, column, value):
     rows = valid_subjects_rows()

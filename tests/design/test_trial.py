@@ -18,9 +18,7 @@ def _lmm_data(n=800, seed=0, g=((25.0, 0.5), (0.5, 0.36)), sig_e=2.0, slope=-0.9
     rows = []
     for i in range(n):
         y = 38 + b[i, 0] + (slope + b[i, 1]) * times + rng.normal(0, sig_e, times.size)
-        rows.append(
-            pd.DataFrame({"subject_id": f"S{i}", "months": times, "alsfrs_r_total": y})
-        )
+        rows.append(pd.DataFrame({"subject_id": f"S{i}", "months": times, "frs": y}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -74,7 +72,7 @@ def test_from_model_recovers_variance_components():
     from alsprog.models import LinearMixedModel
 
     df = _lmm_data()
-    m = LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)").fit(df)
+    m = LinearMixedModel("frs ~ months + (months | subject_id)").fit(df)
     d = TrialDesign.from_model(m, [0, 3, 6, 9, 12], slowing=0.25, power=0.9)
     assert d.sig2_int == pytest.approx(m.cov_re_.iloc[0, 0])
     assert d.sig2_slope == pytest.approx(m.cov_re_.iloc[1, 1])
@@ -94,8 +92,6 @@ def test_from_model_errors():
         ModelSpecificationError, match="must be a fitted LinearMixedModel"
     ):
         TrialDesign.from_model(LinearMixedModel("y ~ t + (t | g)"))
-    m = LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)").fit(
-        _lmm_data(n=60)
-    )
+    m = LinearMixedModel("frs ~ months + (months | subject_id)").fit(_lmm_data(n=60))
     with pytest.raises(ModelSpecificationError, match="no fixed effect 'days'"):
         TrialDesign.from_model(m, time="days")

@@ -130,7 +130,7 @@ def test_sigmoid_forecast_uses_the_history():
     """D50 sigmoid model on data of its own form: the history sharpens the forecast."""
     from bayes_fixtures import sigmoid_long
 
-    df, _ = sigmoid_long(70, seed=8)
+    df, _ = sigmoid_long(70, seed=8, outcome="alsfrs_r_total")
     df["alsfrs_r_total"] = df["alsfrs_r_total"].clip(0, 48).round()  # observed: whole
     test_ids = sorted(df["subject_id"].unique())[:20]
     is_test = df["subject_id"].isin(test_ids)

@@ -182,8 +182,9 @@ def test_integer_and_scaled_images(small_atlas, manifest, tmp_path):
     img = nib.Nifti1Image(raw, np.diag([2.0, 2.0, 2.5, 1.0]))
     img.header.set_slope_inter(0.5, 1.0)
     nib.save(img, tmp_path / "scaled.nii.gz")
+    # metric md (diffusivity, no upper bound): 6.5 would be refused as FA (0-1)
     features, _ = extract_roi_features(
-        manifest([tmp_path / "scaled.nii.gz"]), atlas_path, progress=False
+        manifest([tmp_path / "scaled.nii.gz"], metric="md"), atlas_path, progress=False
     )
     # stored 11, 21, 31 -> 0.5 * v + 1
     assert features.iloc[0, 3:].tolist() == [6.5, 11.5, 16.5]

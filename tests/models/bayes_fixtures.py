@@ -9,6 +9,10 @@ The generators draw data *from the fitted models' own forms* with a NumPy Genera
 - :func:`sigmoid_long`: ``48 / (1 + exp((t - D50) / dx))`` on months since onset with
   lognormal D50 (median 30) and dx (median 10) (DOMAIN.md §3, §7) plus N(0, 2) noise.
 
+The outcome is the exact model's continuous value, so it is called ``frs`` (pass
+``outcome="alsfrs_r_total"`` after rounding to whole 0-48 values, as the data dictionary
+requires of that column).
+
 Fixtures fit each model once per session with few draws (2 chains), so the suite stays
 quick; convergence warnings from such short runs are silenced here.
 """
@@ -51,6 +55,7 @@ def linear_long(
     visits: tuple[float, ...] = (0, 3, 6, 9, 12, 15, 18),
     dropout: float = 0.1,
     truth: dict[str, float] | None = None,
+    outcome: str = "frs",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Long table and per-subject truth (``b0``, ``b1``, ``slope``) of the linear form.
 
@@ -79,7 +84,7 @@ def linear_long(
         {
             "subject_id": ids[sid],
             "months": months,
-            "alsfrs_r_total": y,
+            outcome: y,
             "onset_site": np.where(bulbar, "bulbar", "spinal")[sid],
             "age_at_onset": age[sid],
         }
@@ -102,6 +107,7 @@ def sigmoid_long(
     seed: int,
     visits: tuple[float, ...] = (0, 3, 6, 9, 12, 15, 18, 24),
     truth: dict[str, float] | None = None,
+    outcome: str = "frs",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Long table and per-subject ``d50``/``dx`` from the D50 sigmoid form."""
     t = {**SIGMOID_TRUTH, **(truth or {})}
@@ -123,7 +129,7 @@ def sigmoid_long(
             "subject_id": ids[sid],
             "months": months,
             "months_since_onset": mso,
-            "alsfrs_r_total": y,
+            outcome: y,
         }
     )
     return df, pd.DataFrame({"subject_id": ids, "d50": d50, "dx": dx})
@@ -146,7 +152,7 @@ def linear_fit(linear_data):
     from alsprog.models._bayes import BayesianTrajectoryModel
 
     m = BayesianTrajectoryModel(
-        formula="alsfrs_r_total ~ months * onset_site + age_at_onset",
+        formula="frs ~ months * onset_site + age_at_onset",
         chains=2,
         draws=400,
         tune=400,
@@ -161,7 +167,7 @@ def linear_full_fit(linear_data):
     from alsprog.models._bayes import BayesianTrajectoryModel
 
     m = BayesianTrajectoryModel(
-        formula="alsfrs_r_total ~ months * onset_site + age_at_onset",
+        formula="frs ~ months * onset_site + age_at_onset",
         chains=2,
         draws=400,
         tune=400,
@@ -182,6 +188,12 @@ def sigmoid_fit(sigmoid_data):
     from alsprog.models._bayes import BayesianTrajectoryModel
 
     m = BayesianTrajectoryModel(
-        "sigmoid", chains=2, draws=300, tune=300, seed=13, progress=False
+        "sigmoid",
+        formula="frs ~ 1",
+        chains=2,
+        draws=300,
+        tune=300,
+        seed=13,
+        progress=False,
     )
     return quiet_fit(m, sigmoid_data)

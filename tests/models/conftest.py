@@ -18,8 +18,12 @@ def sleepstudy() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def als_reference() -> pd.DataFrame:
-    """The simulated cohort R fitted (tests/reference/als_sim.csv), some values missing."""
-    return pd.read_csv(REFERENCE / "als_sim.csv", dtype={"subject_id": str})
+    """The simulated cohort R fitted (tests/reference/als_sim.csv), some values missing.
+
+    Its continuous outcome is renamed ``frs``: as ``alsfrs_r_total`` it breaks the
+    data dictionary (whole numbers in 0-48), which every fit now checks."""
+    df = pd.read_csv(REFERENCE / "als_sim.csv", dtype={"subject_id": str})
+    return df.rename(columns={"alsfrs_r_total": "frs"})
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,10 @@ def simulate_als_long(
 
     Each subject is seen at ``visit_months`` (jittered by up to ``jitter`` months
     after baseline) until a geometric dropout; onset site is bulbar (30 %), spinal
-    (65 %) or other (5 %); bulbar onset adds ``bulbar_slope`` per month.
+    (65 %) or other (5 %); bulbar onset adds ``bulbar_slope`` per month.  The outcome
+    ``frs`` is ALSFRS-R-like but continuous and unbounded (a Gaussian model's own
+    data), so it is not named ``alsfrs_r_total``, whose values the data dictionary
+    requires to be whole numbers in 0-48.
     """
     t = {**TRUTH, **(truth or {})}
     rng = np.random.default_rng(seed)
@@ -75,7 +78,7 @@ def simulate_als_long(
         {
             "subject_id": [f"P{i:05d}" for i in sid],
             "months": np.round(months, 3),
-            "alsfrs_r_total": np.round(y, 3),
+            "frs": np.round(y, 3),
             "onset_site": site[sid],
             "age_at_onset": age[sid],
         }

@@ -76,11 +76,11 @@ def test_blackjax_is_refused_with_the_reason(linear_data):
         ({"likelihood": "student_t", "marginalize": True}, r"likelihood='student_t'"),
         ({"chains": 0}, r"`chains` must be an integer >= 1; got 0"),
         ({"target_accept": 1.5}, r"`target_accept` must be in \(0, 1\); got 1.5"),
-        ({"formula": "alsfrs_r_total ~ monthz"}, r"unknown column\(s\) 'monthz'"),
+        ({"formula": "frs ~ monthz"}, r"unknown column\(s\) 'monthz'"),
         ({"time": "weeks"}, r"Column 'weeks' is not in the data"),
-        ({"formula": "alsfrs_r_total ~ months + (1 | site)"}, r"one random term"),
+        ({"formula": "frs ~ months + (1 | site)"}, r"one random term"),
         (
-            {"formula": "alsfrs_r_total ~ months + (1 | subject_id)"},
+            {"formula": "frs ~ months + (1 | subject_id)"},
             r"random intercept and a slope on 'months'",
         ),
         (
@@ -95,13 +95,12 @@ def test_blackjax_is_refused_with_the_reason(linear_data):
 )
 def test_bad_specification_names_the_culprit(linear_data, kwargs, match):
     with pytest.raises((ModelSpecificationError, ValueError), match=match):
-        BayesianTrajectoryModel(**kwargs).fit(linear_data)
+        default = "frs ~ 1" if kwargs.get("kind") == "sigmoid" else "frs ~ months"
+        BayesianTrajectoryModel(**{"formula": default, **kwargs}).fit(linear_data)
 
 
 def test_sigmoid_formula_must_not_contain_time(sigmoid_data):
-    m = BayesianTrajectoryModel(
-        "sigmoid", formula="alsfrs_r_total ~ months_since_onset"
-    )
+    m = BayesianTrajectoryModel("sigmoid", formula="frs ~ months_since_onset")
     with pytest.raises(ModelSpecificationError, match=r"not 'months_since_onset'"):
         m.fit(sigmoid_data)
 
@@ -140,7 +139,7 @@ def test_posterior_names_dims_and_coords(linear_fit, linear_data):
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 400
     for g in ("posterior", "sample_stats", "observed_data", "log_likelihood"):
         assert g in m.idata_.groups()
-    assert m.idata_.log_likelihood["alsfrs_r_total"].shape == (2, 400, len(linear_data))
+    assert m.idata_.log_likelihood["frs"].shape == (2, 400, len(linear_data))
     assert m.marginalized_ and m.n_obs_ == len(linear_data)
 
 
@@ -375,17 +374,17 @@ def test_sigmoid_d50_roughly_recovered(sigmoid_fit):
 
 
 def test_prior_predictive_is_on_alsfrs_scale(linear_data):
-    m = BayesianTrajectoryModel()
+    m = BayesianTrajectoryModel(formula="frs ~ months")
     pp = m.prior_predictive(linear_data.iloc[:60], draws=200, seed=1)
-    y = pp.prior_predictive["alsfrs_r_total"].values
+    y = pp.prior_predictive["frs"].values
     assert y.shape[-1] == 60
     # weakly informative: the bulk of prior draws lies on a plausible range
     assert -40 < np.median(y) < 90
     assert not hasattr(m, "idata_")
-    s = BayesianTrajectoryModel("sigmoid").prior_predictive(
+    s = BayesianTrajectoryModel("sigmoid", formula="frs ~ 1").prior_predictive(
         linear_long(5, seed=0)[0].assign(months_since_onset=lambda d: d.months + 12),
         draws=100,
         seed=2,
     )
-    ys = s.prior_predictive["alsfrs_r_total"].values
+    ys = s.prior_predictive["frs"].values
     assert np.quantile(ys, 0.01) > -15 and np.quantile(ys, 0.99) < 63

@@ -34,9 +34,7 @@ PARAMS = [
 @pytest.fixture(scope="module")
 def small():
     df, _ = linear_long(12, seed=2)
-    d = build_mixed_design(
-        "alsfrs_r_total ~ months + age_at_onset + (months | subject_id)", df
-    )
+    d = build_mixed_design("frs ~ months + age_at_onset + (months | subject_id)", df)
     G = len(d.group_levels)
     return d, subject_stats(d.y, d.X, d.Z[:, 1], d.groups, G)
 

@@ -38,17 +38,17 @@ LME4_CASES = {
     ),
     "als_reml": (
         "als_reference",
-        "alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id)",
+        "frs ~ months * onset_site + age_at_onset + (months | subject_id)",
         True,
     ),
     "als_ml": (
         "als_reference",
-        "alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id)",
+        "frs ~ months * onset_site + age_at_onset + (months | subject_id)",
         False,
     ),
     "als_uncorr": (
         "als_reference",
-        "alsfrs_r_total ~ months + (1 | subject_id) + (0 + months | subject_id)",
+        "frs ~ months + (1 | subject_id) + (0 + months | subject_id)",
         True,
     ),
 }
@@ -126,14 +126,12 @@ def test_matches_lme4(request, lme4_values, case):
 
 
 def test_na_rows_dropped_like_lme4(als_reference, lme4_values):
-    n_na = int(
-        als_reference[["alsfrs_r_total", "age_at_onset"]].isna().any(axis=1).sum()
-    )
+    n_na = int(als_reference[["frs", "age_at_onset"]].isna().any(axis=1).sum())
     with pytest.warns(
         DataWarning, match=rf"Dropped {n_na} of {len(als_reference)} rows"
     ):
         m = LinearMixedModel(
-            "alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id)"
+            "frs ~ months * onset_site + age_at_onset + (months | subject_id)"
         ).fit(als_reference)
     assert m.n_dropped_ == n_na
     assert m.n_obs_ == lme4_values["als_reml"]["nobs"] == len(als_reference) - n_na
@@ -166,13 +164,13 @@ def test_matches_statsmodels_on_cohort(cohort, reml):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = smf.mixedlm(
-            "alsfrs_r_total ~ months * onset_site",
+            "frs ~ months * onset_site",
             cohort,
             groups=cohort["subject_id"],
             re_formula="~months",
         ).fit(reml=reml, method=["lbfgs"], gtol=1e-10)
     m = LinearMixedModel(
-        "alsfrs_r_total ~ months * onset_site + (months | subject_id)", reml=reml
+        "frs ~ months * onset_site + (months | subject_id)", reml=reml
     ).fit(cohort)
     assert_allclose(m.fe_params_, r.fe_params[m.fe_params_.index], rtol=RTOL)
     # statsmodels' bse_fe come from the observed information of all parameters jointly
@@ -297,9 +295,9 @@ def test_predict_missing_covariate_gives_nan(sleep_fit):
 
 
 def test_categorical_names_and_predict_new_levels(cohort):
-    m = LinearMixedModel(
-        "alsfrs_r_total ~ months * onset_site + (months | subject_id)"
-    ).fit(cohort)
+    m = LinearMixedModel("frs ~ months * onset_site + (months | subject_id)").fit(
+        cohort
+    )
     assert list(m.fe_params_.index) == [
         "Intercept",
         "months",
@@ -437,7 +435,7 @@ def test_first_fit_imports_stay_light():
 
 def test_input_frame_not_modified(cohort):
     before = cohort.copy()
-    LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)").fit(cohort)
+    LinearMixedModel("frs ~ months + (months | subject_id)").fit(cohort)
     pd.testing.assert_frame_equal(cohort, before)
 
 

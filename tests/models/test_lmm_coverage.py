@@ -16,7 +16,7 @@ N_SETS = 1000  # binomial SE of a 95 % coverage: 0.7 points, so 93-97 % is +-2.9
 
 @pytest.mark.slow
 def test_wald_coverage_and_recovery():
-    formula = "alsfrs_r_total ~ months + months:onset_site + (months | subject_id)"
+    formula = "frs ~ months + months:onset_site + (months | subject_id)"
     truth = {"Intercept": TRUTH["intercept"], "months": TRUTH["slope"]}
     hits = {k: 0 for k in truth}
     est = {k: [] for k in truth}
@@ -25,7 +25,7 @@ def test_wald_coverage_and_recovery():
         df = simulate_als_long(
             100, seed=10_000 + i, truth={"age_effect": 0.0, "bulbar_slope": 0.0}
         )
-        df["onset_site"] = np.where(df["onset_site"] == "bulbar", "bulbar", "limb")
+        df["onset_site"] = np.where(df["onset_site"] == "bulbar", "bulbar", "spinal")
         m = LinearMixedModel(formula).fit(df)
         ci = m.confint(0.95)
         for k, v in truth.items():

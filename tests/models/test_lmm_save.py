@@ -112,7 +112,7 @@ def categorical_cohort() -> pd.DataFrame:
         df["onset_site"], categories=["spinal", "bulbar", "other"]
     )
     df["visit"] = df.groupby("subject_id").cumcount().astype(np.int64)
-    df.loc[df.index[[4, 17]], "alsfrs_r_total"] = np.nan
+    df.loc[df.index[[4, 17]], "frs"] = np.nan
     df.index = [f"row{i}" for i in range(len(df))]
     return df
 
@@ -135,17 +135,17 @@ CASES = {
     ),
     "cohort": (
         "cohort",
-        "alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id)",
+        "frs ~ months * onset_site + age_at_onset + (months | subject_id)",
         {},
     ),
     "categorical": (
         "categorical_cohort",
-        "alsfrs_r_total ~ months * onset_site + C(visit) + (1 | subject_id)",
+        "frs ~ months * onset_site + C(visit) + (1 | subject_id)",
         {},
     ),
     "no_time_column": (
         "cohort",
-        "alsfrs_r_total ~ onset_site + (1 | subject_id)",
+        "frs ~ onset_site + (1 | subject_id)",
         {},
     ),
 }
@@ -167,7 +167,7 @@ def test_round_trip_gives_identical_results(request, tmp_path, case):
 
 def test_round_trip_keeps_dropped_rows_and_dtypes(tmp_path, categorical_cohort):
     m = _fit(
-        "alsfrs_r_total ~ months * onset_site + (months | subject_id)",
+        "frs ~ months * onset_site + (months | subject_id)",
         categorical_cohort,
     )
     assert m.n_dropped_ == 2
@@ -250,7 +250,7 @@ def test_save_needs_a_fit_and_clone_after_load(tmp_path, sleep_fit):
 def test_unsaveable_column_names_it(tmp_path):
     df = simulate_als_long(30, seed=2)
     df["mixed"] = [1 if i % 2 else "a" for i in range(len(df))]
-    m = _fit("alsfrs_r_total ~ months + mixed + (1 | subject_id)", df)
+    m = _fit("frs ~ months + mixed + (1 | subject_id)", df)
     with pytest.raises(SavedModelError, match=r"x\.npz: .*column 'mixed'"):
         m.save(tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
@@ -315,7 +315,9 @@ def test_load_refuses_pickle(tmp_path, sleep_fit):
 def test_load_plain_npy(tmp_path):
     path = tmp_path / "a.npy"
     np.save(path, np.arange(3.0))
-    with pytest.raises(SavedModelError, match=r"a\.npy: is a single NumPy array"):
+    with pytest.raises(
+        SavedModelError, match=r"a\.npy: cannot be read: it is a single NumPy array"
+    ):
         LinearMixedModel.load(path)
 
 
@@ -333,7 +335,10 @@ def test_load_npz_without_header(tmp_path):
         (lambda h: h.update(version="0.0.1"), r"field 'version' is '0\.0\.1'"),
         (lambda h: h.update(format=99), r"field 'format' is 99"),
         (lambda h: h.pop("params"), r"field 'params' is missing"),
-        (lambda h: h["params"].update(colour=1), r"field 'params' does not fit"),
+        (
+            lambda h: h["params"].update(colour=1),
+            r"field 'params\.colour' is not a parameter",
+        ),
         (lambda h: h["scalars"].pop("scale"), r"field 'scalars\.scale' is missing"),
         (lambda h: h["scalars"].update(n_iter="7"), r"field 'scalars\.n_iter' is '7'"),
         (lambda h: h["names"].update(fe=["a", "b"]), r"field 'names\.fe'"),
@@ -343,9 +348,18 @@ def test_load_npz_without_header(tmp_path):
         ),
         (lambda h: h["frame"]["columns"].pop(), r"field 'frame'"),
         (lambda h: h["frame"].update(n_rows=3), r"field 'frame' should have 3 rows"),
-        (lambda h: h["frame"]["columns"][0].pop("values"), r"field 'frame' cannot"),
-        (lambda h: h.update(levels={"kind": "values"}), r"field 'levels' cannot"),
-        (lambda h: h["levels"]["values"].update(kind="?"), r"field 'levels' has"),
+        (
+            lambda h: h["frame"]["columns"][0].pop("values"),
+            r"field 'frame\.columns\[0\]\.values' is missing",
+        ),
+        (
+            lambda h: h.update(levels={"kind": "values"}),
+            r"field 'levels\.name' is missing",
+        ),
+        (
+            lambda h: h["levels"]["values"].update(kind="?"),
+            r"field 'levels\.values\.kind' is '\?'; expected one of",
+        ),
     ],
     ids=[
         "class",

@@ -319,3 +319,67 @@ def test_not_fitted_and_bad_contrast_visit(fits):
         fits["ar1"].contrast(visit=24)
     with pytest.raises(ValueError, match=r"`level` must be in \(0, 1\)"):
         fits["ar1"].lsmeans(level=95)
+
+
+# ------------------------------------------------- convergence on a real data set
+# tests/reference/mmrm_bodyweight.R (R 4.2.2, nlme 3.1-162): nlme's BodyWeight rats
+# (Crowder & Hand 1990), weight in grams at days 8, 22, 36, 50, 64 ~ Time * Diet +
+# day-1 weight, gls with corSymm + varIdent by visit (unstructured), REML, polished
+# to full precision with Newton steps on nlme's own REML objective (see the script);
+# values in mmrm_bodyweight.json, printed output in mmrm_bodyweight.Rout.
+# alsprog before issue 17 fitted this to 1e-8 yet reported converged_ = False.
+BW_RTOL = 1e-6
+
+
+def _bw_name(name: str) -> str:
+    name = name.replace("(Intercept)", "Intercept")
+    name = re.sub(r"Time(\d+)", r"Time[T.\1]", name)
+    return re.sub(r"Diet(\d)", r"Diet[T.\1]", name)
+
+
+def test_converged_matches_nlme_gls_bodyweight():
+    from alsprog.errors import ConvergenceWarning
+
+    ref = json.loads((REFERENCE / "mmrm_bodyweight.json").read_text())
+    rats = pd.read_csv(REFERENCE / "mmrm_bodyweight.csv")
+    baseline = rats[rats["Time"] == 1].set_index("Rat")["weight"].rename("baseline")
+    df = rats[rats["Time"].isin(ref["visits"])].join(baseline, on="Rat")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = MMRM(
+            "weight ~ Time * Diet + baseline", subject="Rat", visit="Time", arm="Diet"
+        ).fit(df)
+    assert m.converged_ is True
+    assert m.n_obs_ == ref["nobs"] == 80 and m.n_subjects_ == 16
+    assert m.visits_ == ref["visits"]
+    names = [_bw_name(k) for k in ref["coef"]]
+    assert sorted(names) == sorted(m.fe_params_.index)
+    assert_allclose(m.fe_params_[names], list(ref["coef"].values()), rtol=BW_RTOL)
+    assert_allclose(m.bse_[names], ref["se"], rtol=BW_RTOL)
+    assert_allclose(m.cov_.to_numpy(), np.asarray(ref["cov"]), rtol=BW_RTOL)
+    assert m.llf_ == pytest.approx(ref["logLik"], rel=BW_RTOL, abs=0)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_converged_whatever_the_outcome_units(trial, scale):
+    """The convergence test is scale-free: the same trial in other units converges
+    (before issue 17, x10 and above were reported as not converged)."""
+    from alsprog.errors import ConvergenceWarning
+
+    df = trial.dropna().assign(chg=lambda d: d["chg"] * scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = MMRM(FORMULA, reference="placebo").fit(df)
+    assert m.converged_ is True
+    base = MMRM(FORMULA, reference="placebo").fit(trial.dropna())
+    assert_allclose(m.fe_params_, base.fe_params_ * scale, rtol=1e-6, atol=1e-9 * scale)
+
+
+def test_not_converged_is_reported(trial):
+    from alsprog.errors import ConvergenceError, ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match=r"Raise max_iter \(now 2\)"):
+        m = MMRM(FORMULA, reference="placebo", max_iter=2).fit(trial.dropna())
+    assert m.converged_ is False
+    with pytest.raises(ConvergenceError, match="Newton step would still lower"):
+        MMRM(FORMULA, reference="placebo", max_iter=2, strict=True).fit(trial.dropna())

@@ -89,7 +89,7 @@ def test_foreign_output_folder_is_never_replaced(make_config, tmp_path, no_fitti
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
-    with pytest.raises(ConfigError, match="is not an alsprog run folder"):
+    with pytest.raises(ConfigError, match="not empty and was not written by alsprog"):
         run(make_config(), out)
     assert (out / "thesis.tex").read_text() == "precious"
 

@@ -67,12 +67,25 @@ def test_rerun_in_place_from_the_saved_config(first_run):
     assert (out / "inputs" / "visits.csv").is_file()
 
 
-def test_rerun_replaces_the_folder_atomically(first_run):
+def test_rerun_replaces_only_an_alsprog_folder(first_run):
+    """A file alsprog did not write stops the re-run (issue 17: it used to be
+    deleted); without it, the run replaces exactly the files its manifest lists."""
+    from alsprog._io import MANIFEST_NAME, read_manifest
+    from alsprog.report import ConfigError
+
     config, out, _ = first_run
-    (out / "stale.txt").write_text("from an older version")
+    (out / "stale.txt").write_text("a note of the user's")
+    before = _snapshot(out)
+    with pytest.raises(ConfigError, match=r"files alsprog did not write: stale\.txt"):
+        run(config, out, progress=False)
+    assert _snapshot(out) == before
+    (out / "stale.txt").unlink()
     run(config, out, progress=False)
-    assert not (out / "stale.txt").exists()
-    assert (out / "report.html").is_file()
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest.command == "alsprog run"
+    on_disk = set(_snapshot(out)) - {MANIFEST_NAME}
+    assert on_disk == set(manifest.files) and "report.html" in on_disk
+    assert sorted(p.name for p in out.parent.iterdir()) == ["data", "results"]
 
 
 def test_cli_run(make_config, tmp_path, capsys):
