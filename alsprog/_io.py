@@ -269,12 +269,22 @@ def _is_stale(folder: Path, prefix: str) -> bool:
 
 
 def _remove_tree(folder: Path) -> None:
-    """Remove a temp folder of alsprog's (retrying while worker threads finish)."""
-    for attempt in range(5):
+    """Remove a temp folder of alsprog's, retrying while worker threads finish.
+
+    An interrupted writer's thread pool (e.g. :func:`alsprog.simulate.write_nifti`)
+    finishes the files it has started after the main thread stops, so the folder may
+    refill for a moment; retry for up to about 20 s before giving up.
+    """
+    deadline = time.monotonic() + 20.0
+    delay = 0.05
+    while True:
         shutil.rmtree(folder, ignore_errors=True)
         if not folder.exists():
             return
-        time.sleep(0.05 * (attempt + 1))
+        if time.monotonic() > deadline:
+            break
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
     logger.warning("could not remove the temp folder %s", folder)
 
 

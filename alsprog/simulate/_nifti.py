@@ -23,6 +23,7 @@ import gzip
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,8 +209,9 @@ def write_nifti(
     # one batch per subject with its own child seed, so files do not depend on n_jobs;
     # threads suffice: NumPy's generators and zlib release the GIL
     groups = list(imaging.groupby("subject_id", sort=True))
+    workers = _Workers()
     tasks = (
-        delayed(_write_subject)(out, str(sid), rows, template, child)
+        delayed(_write_subject)(out, str(sid), rows, template, child, workers)
         for (sid, rows), child in zip(groups, rng.spawn(len(groups)), strict=True)
     )
     n_images = len(_METRICS) * len(imaging)
@@ -217,8 +219,14 @@ def write_nifti(
         progress=progress, total=n_images, desc="NIfTI maps", unit="image"
     ) as bar:
         parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-        for n_written in parallel(tasks):
-            bar.update(n_written)
+        try:
+            for n_written in parallel(tasks):
+                bar.update(n_written)
+        except BaseException:
+            # interrupted (Ctrl-C) or failed: no worker thread may go on writing into
+            # a folder the caller is about to remove
+            workers.stop_and_wait()
+            raise
     logger.info(
         "wrote %d maps of %d sessions and the atlas to %s", n_images, len(imaging), out
     )
@@ -241,10 +249,56 @@ class _Template:
     columns: frozenset[str]
 
 
+class _Workers:
+    """The writer threads' stop flag and count, so an interrupted write can wait for
+    the threads still running before its folder is removed."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._active = 0
+        self._idle = threading.Condition()
+
+    def __enter__(self) -> _Workers:
+        with self._idle:
+            self._active += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
+
+    def stop_and_wait(self, timeout: float = 60.0) -> None:
+        self.stop.set()
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout=timeout)
+
+
 def _write_subject(
-    out: Path, sid: str, rows: pd.DataFrame, t: _Template, rng: np.random.Generator
+    out: Path,
+    sid: str,
+    rows: pd.DataFrame,
+    t: _Template,
+    rng: np.random.Generator,
+    workers: _Workers | None = None,
 ) -> int:
     """Write one subject's sessions.tsv and maps; return the number of maps."""
+    if workers is None:
+        workers = _Workers()
+    with workers:
+        return _write_subject_files(out, sid, rows, t, rng, workers.stop)
+
+
+def _write_subject_files(
+    out: Path,
+    sid: str,
+    rows: pd.DataFrame,
+    t: _Template,
+    rng: np.random.Generator,
+    stop: threading.Event,
+) -> int:
+    if stop.is_set():
+        return 0
     sessions = pd.DataFrame(
         {
             "session_id": "ses-" + rows["session"].astype(str),
@@ -261,6 +315,8 @@ def _write_subject(
                 if column in t.columns and np.isfinite(getattr(row, column)):
                     values[name] = float(getattr(row, column))
             data = _metric_map(metric, t.base[metric], t.brain, t.regions, values, rng)
+            if stop.is_set():
+                return n
             ses = row.session
             name = f"sub-{sid}_ses-{ses}_space-{SPACE}_{metric}.nii.gz"
             _save(
