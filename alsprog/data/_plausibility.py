@@ -689,6 +689,20 @@ def _location(fr: _Frame, tab: int, pos: int, here: tuple[int, int]) -> str:
     return f", {where}" if tab == here[0] else f", {ctx.name} {where}"
 
 
+_VISIT_POINTS = frozenset({"visit", "first_visit", "last_visit"})
+
+
+def _comparable(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two point sets share a time axis (months, or dates) anywhere."""
+    return bool(
+        (
+            np.isfinite(a["t"].to_numpy(dtype=float)).any()
+            and np.isfinite(b["t"].to_numpy(dtype=float)).any()
+        )
+        or (a["date"].notna().any() and b["date"].notna().any())
+    )
+
+
 def _apply(rule: dict[str, Any], fr: _Frame, cache: dict[str, Any]) -> list[Problem]:
     def points(name: str) -> pd.DataFrame | None:
         if name not in cache:
@@ -705,10 +719,20 @@ def _apply(rule: dict[str, Any], fr: _Frame, cache: dict[str, Any]) -> list[Prob
     report = rule.get("report", first_key)
     side = "a" if report == first_key else "b"
     probs: list[Problem] = []
+    # the second side first: it is often absent (no events, no birth), which spares
+    # building the first side's points
+    present = [(n2, b) for n2 in seconds if (b := points(n2)) is not None and len(b)]
+    if not present:
+        return []
+    only_today = all(n2 == "today" for n2, _ in present)
     for n1 in firsts:
-        for n2 in seconds:
-            a, b = points(n1), points(n2)
-            if a is None or b is None or len(a) == 0 or len(b) == 0:
+        if only_today and n1 in _VISIT_POINTS and not _has(fr.vis, "date"):
+            continue  # visits without dates cannot be after today
+        a = points(n1)
+        if a is None or len(a) == 0:
+            continue
+        for _n2, b in present:
+            if not _comparable(a, b):
                 continue
             pairs = _pair(a, b)
             if len(pairs) == 0:

@@ -372,11 +372,20 @@ def _map_enum(
     """Categories matched ignoring case, synonyms mapped with a warning, others bad."""
     assert f.enum is not None
     canon = {e.lower(): e for e in f.enum}
-    lowered = text.str.lower()
-    mapped = lowered.map(canon)
+    # read each distinct value once (a long table repeats a few categories)
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    lowered_u = pd.Series(uniques, dtype=text.dtype).str.lower()
+
+    def spread(per_unique: pd.Series) -> pd.Series:
+        values = per_unique.to_numpy(dtype=object)
+        out = np.full(len(codes), np.nan, dtype=object)
+        out[codes >= 0] = values[codes[codes >= 0]]
+        return pd.Series(out, index=text.index, dtype=object)
+
+    mapped = spread(lowered_u.map(canon))
     if f.synonyms:
-        key = lowered.str.replace(r"[\s_-]+", " ", regex=True)
-        syn = key.map(f.synonyms)
+        key = lowered_u.str.replace(r"[\s_-]+", " ", regex=True)
+        syn = spread(key.map(f.synonyms))
         use = (mapped.isna() & syn.notna()).to_numpy() & ~miss
         if use.any():
             counts = Counter(
