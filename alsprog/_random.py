@@ -1,17 +1,26 @@
 """Seeds: turning a user's ``seed``/``random_state`` into one NumPy Generator.
 
-Owns: :func:`as_generator` and :func:`child_seed`.  Never touches NumPy's global state.
+Owns: :func:`as_generator`, :func:`child_seed` and :data:`DEFAULT_SEED` (the one seed the
+command line and the run config use when none is given).  Never touches NumPy's global
+state.  NumPy is imported inside the functions, so that the command line can read
+:data:`DEFAULT_SEED` without it (``alsprog --help`` stays quick).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-__all__ = ["SeedLike", "as_generator", "child_seed"]
+__all__ = ["DEFAULT_SEED", "SeedLike", "as_generator", "child_seed"]
 
-SeedLike = int | np.random.Generator | np.random.SeedSequence | None
+#: The seed of every command (``simulate``, ``classify``, ``forecast``, ``backtest``,
+#: ``demo``) and of a run config when none is given: the same inputs give the same
+#: numbers unless the user asks for another seed.
+DEFAULT_SEED = 2026
+
+SeedLike: TypeAlias = "int | np.random.Generator | np.random.SeedSequence | None"
 
 
 def as_generator(seed: Any) -> np.random.Generator:
@@ -25,6 +34,8 @@ def as_generator(seed: Any) -> np.random.Generator:
     >>> bool(as_generator(1).integers(100) == as_generator(1).integers(100))
     True
     """
+    import numpy as np
+
     if isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, bool):

@@ -1,29 +1,120 @@
 """The ``alsprog`` command line: a thin argparse layer over the public library.
 
 Owns: parsing, printing and exit codes (0 ok, 1 alsprog error or validation problems,
-2 usage, 130 interrupted by Ctrl-C, 143 terminated by SIGTERM).  No statistics here:
-each handler calls the library.  Output paths are checked (:mod:`alsprog._io`) before
-any work starts.
+2 usage, 130 interrupted by Ctrl-C, 143 terminated by SIGTERM), and what reaches the
+terminal: alsprog's own warnings once each, in its words; other libraries' warnings and
+log records to the ``alsprog.third_party`` logger at DEBUG (shown with ``-v``).  No
+statistics here: each handler calls the library.  Output paths are checked
+(:mod:`alsprog._io`) before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import re
 import signal
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
+from alsprog._random import DEFAULT_SEED
 from alsprog._version import __version__
-from alsprog.errors import AlsprogError, AlsprogWarning, DataValidationError
+from alsprog.errors import AlsprogError, AlsprogWarning, DataValidationError, Problem
 
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("alsprog")
+#: Other libraries' warnings and log records (PyTensor, arviz, pandas, JAX, ...).
+third_party_logger = logging.getLogger("alsprog.third_party")
+
+
+# ------------------------------------------------------------- argument types
+class _Parser(argparse.ArgumentParser):
+    """argparse with the nearest valid choice suggested on an invalid one."""
+
+    def error(self, message: str):  # type: ignore[override]
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2))
+            close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        super().error(message)
+
+
+def _fraction(option: str, *, high_closed: bool = False):
+    """An argparse type for a fraction in (0, 1) (or (0, 1]): a whole percentage
+    (``25``) is refused with "did you mean 0.25?"; other values go on to the library's
+    own check."""
+    interval = "(0, 1]" if high_closed else "(0, 1)"
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if 1 < v <= 100 and v.is_integer():
+            raise argparse.ArgumentTypeError(
+                f"{text} is not a fraction in {interval}; did you mean {v / 100:g}?"
+            )
+        return v
+
+    parse.__name__ = option
+    return parse
+
+
+def _rename_pair(text: str) -> tuple[str, str]:
+    """``OLD=NEW`` of ``--rename``."""
+    old, sep, new = text.partition("=")
+    if not sep or not old.strip() or not new.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not OLD=NEW (e.g. patient=subject_id)"
+        )
+    return old.strip(), new.strip()
+
+
+def _rename_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rename",
+        nargs="+",
+        action="extend",
+        type=_rename_pair,
+        default=None,
+        metavar="OLD=NEW",
+        help="map your column names to the data dictionary's before checking, e.g. "
+        "--rename patient=subject_id visit_month=months",
+    )
+
+
+def _renames(args: argparse.Namespace) -> dict[str, str] | None:
+    """``--rename`` as a checked mapping (None when not given)."""
+    from alsprog.data._validate import check_rename
+
+    pairs = getattr(args, "rename", None)
+    if not pairs:
+        return None
+    olds = [old for old, _ in pairs]
+    again = sorted({o for o in olds if olds.count(o) > 1})
+    if again:
+        raise ValueError(
+            f"`--rename`: {', '.join(map(repr, again))} is mapped more than once."
+        )
+    return check_rename(dict(pairs), what="`--rename`")
+
+
+def _seed_option(p: argparse.ArgumentParser, what: str = "random seed") -> None:
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"{what} ({DEFAULT_SEED}; the same seed gives the same numbers)",
+    )
 
 
 def _stage(args: argparse.Namespace, text: str) -> None:
@@ -32,7 +123,7 @@ def _stage(args: argparse.Namespace, text: str) -> None:
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
-    return False if args.no_progress else None
+    return False if args.no_progress or args.quiet else None
 
 
 def _write_inputs(cohort, out: Path, *, fmt: str) -> list[Path]:
@@ -57,10 +148,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     cohort = simulate_cohort(
         args.n_patients, n_controls=args.n_controls, months=args.months, seed=args.seed
     )
-    with atomic_dir(out, command="alsprog simulate", force=args.force) as tmp:
+    command = (
+        f"alsprog simulate --n-patients {args.n_patients} --n-controls "
+        f"{args.n_controls} --months {args.months} --seed {args.seed} --format "
+        f"{args.format}" + (" --nifti" if args.nifti else "")
+    )  # recorded in the folder's manifest
+    with atomic_dir(out, command=command, force=args.force) as tmp:
         files = _write_inputs(cohort, tmp, fmt=args.format)
         if args.nifti:
-            _stage(args, f"writing NIfTI volumes for {len(cohort.imaging)} sessions")
+            from alsprog.simulate._nifti import nifti_size
+
+            n_maps, n_bytes = nifti_size(cohort)  # said before anything is written
+            _stage(
+                args,
+                f"writing {n_maps} NIfTI maps (FA, MD and thickness of "
+                f"{len(cohort.imaging)} imaging sessions) and an atlas, about "
+                f"{n_bytes / 1e6:.0f} MB, into {out / 'derivatives'}",
+            )
             write_nifti(
                 cohort, tmp / "derivatives", seed=args.seed, progress=_progress(args)
             )
@@ -68,43 +172,74 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     print(
         f"simulated {n_subj} subjects ({args.n_patients} ALS, {args.n_controls} "
         f"controls), {len(cohort.visits)} visits, {len(cohort.imaging)} imaging "
-        f"sessions in {time.perf_counter() - t0:.1f} s"
+        f"sessions in {time.perf_counter() - t0:.1f} s (seed {args.seed})"
     )
     for f in files:
         print(f"  {out / f.name}")
     if args.nifti:
-        print(f"  {out / 'derivatives'} (BIDS derivatives + atlas)")
+        written = [p for p in (out / "derivatives").rglob("*") if p.is_file()]
+        n_maps = sum(p.name.endswith(".nii.gz") for p in written) - 1  # the atlas
+        mb = sum(p.stat().st_size for p in written) / 1e6
+        print(
+            f"  {out / 'derivatives'} (BIDS derivatives + atlas: {n_maps} NIfTI maps, "
+            f"{mb:.1f} MB)"
+        )
     return 0
+
+
+def _columns_line(columns: Sequence[str], limit: int = 30) -> str:
+    shown = ", ".join(columns[:limit])
+    return shown + (f", ... ({len(columns)} in all)" if len(columns) > limit else "")
+
+
+def _explain_kind(path: str, args: argparse.Namespace, rename) -> None:
+    """Print how a failed table was read: the kind (and why) and its columns."""
+    from alsprog.data._read import guess_kind, header_columns
+
+    cols = header_columns(path, rename=rename)
+    if cols is None:
+        return
+    if args.kind is None:
+        kind, why = guess_kind(cols)
+        print(
+            f"{path}: read as a {kind} table, guessed from its columns ({why}); "
+            "--kind visits|subjects|imaging|long chooses another",
+            file=sys.stderr,
+        )
+    else:
+        print(f"{path}: read as a {args.kind} table (--kind)", file=sys.stderr)
+    print(f"  columns found: {_columns_line(cols)}", file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from alsprog.data import assemble
     from alsprog.data._read import read_table
 
+    rename = _renames(args)
     errors: list[DataValidationError] = []
     tables: dict[str, str] = {}
+    missing_column = False
     for path in args.files:
         try:
-            df, kind = read_table(path, kind=args.kind)
+            df, kind = read_table(path, kind=args.kind, rename=rename)
         except DataValidationError as exc:
             errors.append(exc)
+            _explain_kind(path, args, rename)
             print(str(exc), file=sys.stderr)
+            missing_column |= any(p.rule == "required_column" for p in exc.problem_list)
             continue
         print(f"ok: {path} ({kind}, {len(df)} rows)")
         if kind in ("visits", "subjects", "imaging") and kind not in tables:
             tables[kind] = path
     if not errors and "visits" in tables and "subjects" in tables:
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", AlsprogWarning)
-                assemble(
-                    tables["visits"],
-                    tables["subjects"],
-                    tables.get("imaging"),
-                    window_days=args.window_days,
-                )
-            for w in caught:
-                print(f"warning: {w.message}", file=sys.stderr)
+            assemble(  # its warnings are alsprog's: printed once each by main
+                tables["visits"],
+                tables["subjects"],
+                tables.get("imaging"),
+                window_days=args.window_days,
+                rename=rename,
+            )
             print(
                 "ok: tables agree with each other (subjects, visits"
                 + (", imaging" if "imaging" in tables else "")
@@ -114,10 +249,107 @@ def cmd_validate(args: argparse.Namespace) -> int:
             errors.append(exc)
             print(str(exc), file=sys.stderr)
     if errors:
+        if missing_column:
+            print(
+                "hint: a column the dictionary requires under another name in your "
+                "file? map it: --rename YOURS=subject_id (or [data] rename in a run "
+                "config)",
+                file=sys.stderr,
+            )
         n = sum(len(e.problem_list) for e in errors)
         print(f"alsprog: {n} problem{'s' if n != 1 else ''} found", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    from alsprog._io import check_out_file
+    from alsprog.data import assemble, write_table
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError(
+            f"--out {args.out!r} must end in .csv or .parquet (the long table's "
+            "format)."
+        )
+    inputs = {
+        "--visits": args.visits,
+        "--subjects": args.subjects,
+        "--imaging": args.imaging,
+    }
+    check_out_file(out, inputs=inputs)  # before any work
+    rename = _renames(args)
+    t0 = time.perf_counter()
+    table = assemble(
+        args.visits,
+        args.subjects,
+        args.imaging,
+        window_days=args.window_days,
+        unmatched=args.unmatched,
+        rename=rename,
+    )
+    write_table(table, out)
+    per = table.drop_duplicates("subject_id")
+    groups = per["group"].astype(str).value_counts() if "group" in per else None
+    who = ""
+    if groups is not None:
+        who = f" ({groups.get('als', 0)} ALS, {groups.get('control', 0)} controls)"
+    img = ""
+    if args.imaging is not None:
+        n_img = int(table["session"].notna().sum()) if "session" in table else 0
+        img = (
+            f"; {n_img} imaging sessions joined within {args.window_days:g} days, "
+            f"{table.attrs.get('n_unmatched_imaging', 0)} left out"
+        )
+    print(
+        f"assembled {len(table)} visits of {len(per)} subjects{who}{img} in "
+        f"{time.perf_counter() - t0:.1f} s -> {out}"
+    )
+    print(
+        "  read by: alsprog forecast --train/--history, backtest --data, classify "
+        "--table, power --from-model"
+    )
+    return 0
+
+
+def _read_long(
+    path: str,
+    option: str,
+    args: argparse.Namespace,
+    *,
+    needed: Sequence[str] | None = None,
+):
+    """The long table a command reads (``--train``, ``--table``...), validated.
+
+    A visits, subjects or imaging table (the inputs of ``alsprog assemble``) is
+    refused with the command that builds the long table from them; with ``needed``,
+    only when it lacks one of these columns.
+    """
+    from alsprog.data._read import guess_kind, header_columns, read_table
+
+    rename = _renames(args)
+    cols = header_columns(path, rename=rename)
+    if cols is not None:
+        kind, why = guess_kind(cols)
+        lacking = needed is not None and any(c not in cols for c in needed)
+        if kind != "long" and (needed is None or lacking):
+            raise DataValidationError(
+                [
+                    Problem(
+                        f"{option} takes the long table (one row per subject x visit, "
+                        f"the visits joined with their subjects), but this looks like "
+                        f"a {kind} table ({why}); build the long table first: "
+                        "alsprog assemble --visits VISITS --subjects SUBJECTS "
+                        "[--imaging IMAGING] --out table.csv (--rename OLD=NEW maps "
+                        "your column names)",
+                        rule="table_kind",
+                        source=str(path),
+                    )
+                ],
+                source=str(path),
+            )
+    table, _ = read_table(path, kind="long", rename=rename)
+    return table
 
 
 def _stage_printer(args: argparse.Namespace):
@@ -142,8 +374,15 @@ def _print_run(result, seconds: float) -> None:
     )
     print(f"  report: {result.report}")
     print(f"  repeat: alsprog run {result.out / 'config.toml'}")
-    if result.warnings:
-        print(f"  {len(result.warnings)} warning(s): see {result.out / 'run.log'}")
+    if result.seed is not None:
+        print(f"  seed: {result.seed} (run.seed; every step's seed derives from it)")
+    for w in result.warnings:  # alsprog's own, once each (also in run.log)
+        print(f"alsprog: warning: {w}", file=sys.stderr)
+    if result.library_warnings:
+        print(
+            f"  {len(result.library_warnings)} warning(s) and log record(s) of other "
+            f"libraries: see {result.out / 'run.log'}"
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -209,6 +448,7 @@ def cmd_features(args: argparse.Namespace) -> int:
         mask=args.mask,
         nan_policy=args.nan_policy,
         resample=args.resample,
+        metrics_by_region=args.metrics_by_region,
         n_jobs=args.n_jobs,
         progress=_progress(args),
     )
@@ -225,38 +465,68 @@ def cmd_features(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     from alsprog._io import check_out_folder
     from alsprog.biomarkers import ImagingClassifier, evaluate_classifier
-    from alsprog.data._read import read_table
 
     check_out_folder(args.out, inputs={"--table": args.table}, force=args.force)
-    table, _ = read_table(args.table)
+    table = _read_long(args.table, "--table", args)
     cv = int(args.cv) if args.cv.isdigit() else args.cv
     clf = ImagingClassifier(
-        args.estimator, features=args.features, harmonize=args.harmonize
+        args.estimator,
+        features=args.features,
+        harmonize=None if args.harmonize == "none" else args.harmonize,
     )
     res = evaluate_classifier(
         table,
+        args.target,
         clf=clf,
         cv=cv,
         n_permutations=args.n_permutations,
         seed=args.seed,
         n_jobs=args.n_jobs,
         progress=_progress(args),
+        positive=args.positive,
     )
-    res.save(args.out, force=args.force)
-    print(res.summary.to_string(float_format="%.3f"))
-    print(f"permutation p = {res.permutation_pvalue}")
+    command = (
+        f"alsprog classify --table {args.table} --cv {args.cv} --estimator "
+        f"{args.estimator} --n-permutations {args.n_permutations} --seed {args.seed}"
+    )  # recorded in the folder's manifest
+    res.save(args.out, force=args.force, command=command)
+    print(f"seed {args.seed}; results in {args.out}")
+    print(
+        f"positive class: {res.pos_label!r} (sensitivity: its sessions called "
+        f"{res.pos_label!r}; ROC AUC: it scored higher)"
+    )
+    cols = ["estimate", "ci_lower", "ci_upper"]
+    print(res.summary[cols].to_string(float_format="%.3f"))
+    print(f"permutation p-value of the ROC AUC: {res.pvalue_text}")
     return 0
 
 
+#: Forecasters by the config's names (``[forecast] baselines``, ``[models.NAME]``).
 _FORECAST_MODELS = (
     "lmm",
     "joint",
-    "bayes-linear",
-    "bayes-sigmoid",
-    "delta-fs",
-    "patient-ols",
-    "random-forest",
+    "bayes_linear",
+    "bayes_sigmoid",
+    "delta_fs",
+    "patient_ols",
+    "random_forest",
 )
+
+
+def _model_name(text: str) -> str:
+    """A forecaster's name; the old hyphenated spelling (``delta-fs``) is read with a
+    note (the config and the output tables use ``delta_fs``)."""
+    name = text.replace("-", "_")
+    if name != text and name in _FORECAST_MODELS:
+        print(
+            f"alsprog: note: model name {text!r} is now spelled {name!r}, as in the "
+            "config and the output tables; the old spelling will stop working in a "
+            "later version",
+            file=sys.stderr,
+        )
+    return name
+
+
 _LMM_FORMULA = (
     "alsfrs_r_total ~ months * (delta_fs + onset_site) + (months | subject_id)"
 )
@@ -272,10 +542,9 @@ def _forecast_model(name: str, args: argparse.Namespace):
         return LinearMixedModel(formula or _LMM_FORMULA)
     if name == "joint":
         return JointModel(formula or _LMM_FORMULA, event_formula=args.event_formula)
-    if name in ("bayes-linear", "bayes-sigmoid"):
-        kind = name.split("-")[1]
+    if name in ("bayes_linear", "bayes_sigmoid"):
         return BayesianTrajectoryModel(
-            kind,
+            "linear" if name == "bayes_linear" else "sigmoid",
             formula=formula,
             chains=args.chains,
             draws=args.draws,
@@ -283,14 +552,14 @@ def _forecast_model(name: str, args: argparse.Namespace):
             seed=args.seed,
             progress=_progress(args),
         )
-    if name == "delta-fs":
+    if name == "delta_fs":
         return DeltaFSBaseline(history_months=args.history_months)
-    if name == "patient-ols":
+    if name == "patient_ols":
         return PatientOLSBaseline(history_months=args.history_months)
     return RandomForestSlope(history_months=args.history_months, random_state=args.seed)
 
 
-_BASELINES = ("delta-fs", "patient-ols", "random-forest")
+_BASELINES = ("delta_fs", "patient_ols", "random_forest")
 
 
 def _recalibrate_option(p: argparse.ArgumentParser, what: str) -> None:
@@ -313,20 +582,13 @@ def _recalibrated(model, args: argparse.Namespace):
     )
 
 
-def _read_long(path: str):
-    from alsprog.data import read_table
-
-    table, _ = read_table(path, kind="long")
-    return table
-
-
 def cmd_forecast(args: argparse.Namespace) -> int:
     from alsprog._io import atomic_path, check_out_file
     from alsprog.forecast import forecast
 
     check_out_file(args.out, inputs={"--train": args.train, "--history": args.history})
-    train = _read_long(args.train)
-    history = _read_long(args.history)
+    train = _read_long(args.train, "--train", args)
+    history = _read_long(args.history, "--history", args)
     _stage(args, f"fitting {args.model} on {train['subject_id'].nunique()} patients")
     model = _forecast_model(args.model, args)
     if args.recalibrate != "none":
@@ -338,8 +600,9 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         f.to_csv(tmp, index=False)
     print(
         f"{len(f)} forecasts for {f['subject_id'].nunique()} patients at months "
-        f"{', '.join(f'{t:g}' for t in args.at)} -> {out}"
+        f"{', '.join(f'{t:g}' for t in args.at)} -> {out} (seed {args.seed})"
     )
+    logger.info("alsprog forecast: seed %d, model %s -> %s", args.seed, args.model, out)
     return 0
 
 
@@ -355,7 +618,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.out:
         check_out_file(args.out, inputs={"--data": args.data})
     if args.data is not None:
-        data = _read_long(args.data)
+        data = _read_long(args.data, "--data", args)
     else:
         from alsprog.simulate import simulate_cohort
 
@@ -363,7 +626,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     models = {name: _forecast_model(name, args) for name in args.models}
     if args.recalibrate != "none":
         for name in [n for n in args.models if n not in _BASELINES]:
-            models[f"{name}-recalibrated"] = _recalibrated(models[name], args)
+            models[f"{name}_recalibrated"] = _recalibrated(models[name], args)
     res = backtest(
         data,
         models,
@@ -379,6 +642,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             res.to_csv(tmp, index=False)
     cols = ["model", "horizon", "n", "rmse", "bias", "coverage", "crps", "slope_rmsd"]
     print(res[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"seed {args.seed}" + (f"; table in {args.out}" if args.out else ""))
+    logger.info("alsprog backtest: seed %d, models %s", args.seed, args.models)
     return 0
 
 
@@ -392,7 +657,6 @@ def cmd_power(args: argparse.Namespace) -> int:
         retention=None if args.retention is None else tuple(args.retention),
     )
     if args.from_model:
-        from alsprog.data._read import read_table
         from alsprog.errors import SavedModelError
         from alsprog.models import LinearMixedModel
         from alsprog.models._file_kind import sniff_file
@@ -408,7 +672,12 @@ def cmd_power(args: argparse.Namespace) -> int:
                 "table (.csv, .tsv, .parquet)."
             )
         else:  # a historical table: fit the random-slope model to it
-            data, _ = read_table(args.from_model)
+            data = _read_long(
+                args.from_model,
+                "--from-model",
+                args,
+                needed=("subject_id", args.outcome, args.time),
+            )
             formula = f"{args.outcome} ~ {args.time} + ({args.time} | subject_id)"
             model = LinearMixedModel(formula, time=args.time).fit(data)
         d = TrialDesign.from_model(model, args.months, time=args.time, **common)
@@ -465,29 +734,68 @@ def _out_folder_options(p: argparse.ArgumentParser, default: str | None = None) 
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one subcommand per task."""
-    parser = argparse.ArgumentParser(
-        prog="alsprog",
-        description="Longitudinal disease-progression modelling in ALS.",
+def _global_options(p: argparse.ArgumentParser, *, sub: bool) -> None:
+    """``-v``, ``-q``, ``--debug``, ``--no-progress``: before or after the command.
+
+    On a subcommand they default to nothing (``argparse.SUPPRESS``), so that a flag
+    given before the command is kept; ``-v`` counts separately and is added up in
+    :func:`_parse_args`.
+    """
+    g = (
+        p.add_argument_group("global options (before or after the command)")
+        if sub
+        else p
     )
-    parser.add_argument("--version", action="version", version=f"alsprog {__version__}")
-    parser.add_argument(
+    default = argparse.SUPPRESS if sub else None
+    g.add_argument(
         "-v",
         "--verbose",
         action="count",
-        default=0,
-        help="log what runs (-v info, -vv debug)",
+        dest="sub_verbose" if sub else "verbose",
+        default=default if sub else 0,
+        help="log what runs (-v info, with other libraries' warnings; -vv debug)",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="never show progress bars"
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default if sub else False,
+        help="do not print stage messages",
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="re-raise errors with their traceback"
+    g.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=default if sub else False,
+        help="never show progress bars",
     )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="do not print stage messages"
+    g.add_argument(
+        "--debug",
+        action="store_true",
+        default=default if sub else False,
+        help="re-raise errors with their traceback",
     )
+
+
+class _SubParsers(argparse._SubParsersAction):
+    """Every subcommand gets the global options in its own --help."""
+
+    def add_parser(self, name, **kwargs):  # type: ignore[no-untyped-def]
+        p = super().add_parser(name, **kwargs)
+        _global_options(p, sub=True)
+        return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one subcommand per task."""
+    from alsprog.biomarkers import DEFAULT_N_PERMUTATIONS  # light: no scikit-learn
+
+    parser = _Parser(
+        prog="alsprog",
+        description="Longitudinal disease-progression modelling in ALS.",
+    )
+    parser.register("action", "parsers", _SubParsers)
+    parser.add_argument("--version", action="version", version=f"alsprog {__version__}")
+    _global_options(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -501,7 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-patients", type=int, default=200, help="ALS patients (200)")
     p.add_argument("--n-controls", type=int, default=0, help="healthy controls (0)")
     p.add_argument("--months", type=int, default=18, help="follow-up months (18)")
-    p.add_argument("--seed", type=int, default=None, help="random seed")
+    _seed_option(p)
     p.add_argument(
         "--nifti",
         action="store_true",
@@ -533,7 +841,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=45,
         help="imaging-to-visit matching window in days (45)",
     )
+    _rename_option(p)
     p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser(
+        "assemble",
+        help="visits + subjects (+ imaging) -> the long table the other commands read",
+        description="Check the visits, subjects and (optional) imaging tables together "
+        "and write the long table (one row per subject x visit: time axes, ΔFS, "
+        "subject columns, imaging joined to the nearest visit) that `alsprog "
+        "forecast`, `backtest`, `classify` and `power --from-model` read.",
+    )
+    p.add_argument("--visits", required=True, help="visits table (CSV/TSV/Parquet)")
+    p.add_argument("--subjects", required=True, help="subjects table")
+    p.add_argument(
+        "--imaging", default=None, help="imaging-features table (`alsprog features`)"
+    )
+    p.add_argument(
+        "--out", required=True, help="the long table to write (.csv or .parquet)"
+    )
+    p.add_argument(
+        "--window-days",
+        type=float,
+        default=45,
+        help="largest scan-to-visit distance when joining imaging, days (45)",
+    )
+    p.add_argument(
+        "--unmatched",
+        choices=("warn", "raise"),
+        default="warn",
+        help="imaging sessions matching no visit: leave them out with a warning, or "
+        "stop with an error (warn)",
+    )
+    _rename_option(p)
+    p.set_defaults(handler=cmd_assemble)
 
     p = sub.add_parser(
         "features",
@@ -547,7 +888,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--atlas", required=True, help="label atlas (.nii/.nii.gz)")
     p.add_argument(
-        "--labels", default=None, help="lookup table (default: the atlas's .tsv)"
+        "--labels",
+        default=None,
+        help="lookup table (default: the atlas's .tsv); an optional `metrics` column "
+        "lists the metrics measured in each region (e.g. 'fa md' for a tract, "
+        "'thickness' for cortex; empty: all)",
+    )
+    p.add_argument(
+        "--metrics-by-region",
+        nargs="+",
+        default=None,
+        metavar="REGION=METRICS",
+        help="which metrics belong to which regions, over the lookup table, e.g. "
+        "'cst_*=fa,md' 'precentral_*=thickness' (regions as in the feature names, or "
+        "patterns; default: the lookup table's metrics column, else every metric in "
+        "every region)",
     )
     p.add_argument("--out", required=True, help="features table (.csv or .parquet)")
     p.add_argument("--qc", default=None, help="also write the QC table")
@@ -587,10 +942,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--cv", default="subject", help="subject, site or a number of folds (subject)"
     )
     p.add_argument("--estimator", choices=["logistic", "svm", "rf"], default="logistic")
-    p.add_argument("--harmonize", choices=["combat"], default=None)
-    p.add_argument("--n-permutations", type=int, default=1000)
-    p.add_argument("--n-jobs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--harmonize",
+        choices=["combat", "none"],
+        default="none",
+        help="site harmonisation inside each training fold, as the config's "
+        "biomarkers.harmonize (none)",
+    )
+    p.add_argument("--target", default="group", help="two-class label column (group)")
+    p.add_argument(
+        "--positive",
+        default=None,
+        help="the positive class (sensitivity, ROC); default: the ALS label 'als', "
+        "case ignored (ALS)",
+    )
+    p.add_argument(
+        "--n-permutations",
+        type=int,
+        default=DEFAULT_N_PERMUTATIONS,
+        help="label permutations for the AUC p-value; the smallest p-value is "
+        f"1/(N+1); 0 skips ({DEFAULT_N_PERMUTATIONS})",
+    )
+    p.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="parallel workers for folds and permutations, -1 all cores (1); the "
+        "numbers do not depend on it",
+    )
+    _seed_option(p, "seed of the folds, bootstrap and permutations")
+    _rename_option(p)
     _out_folder_options(p)
     p.set_defaults(handler=cmd_classify)
 
@@ -615,7 +996,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time", default="months", help="time column (months)")
     p.add_argument(
         "--slowing",
-        type=float,
+        type=_fraction("--slowing", high_closed=True),
         nargs="+",
         required=True,
         help="fractional slowing(s), e.g. 0.25 0.3 0.5",
@@ -628,10 +1009,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--months",
+        "--visit-months",
+        dest="months",
         type=float,
         nargs="+",
         default=[0, 3, 6, 9, 12],
-        help="visit times in months (0 3 6 9 12)",
+        help="visit times in months (0 3 6 9 12); the config's design.visit_months",
     )
     p.add_argument(
         "--sig2-int",
@@ -654,13 +1037,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sig2-e", type=float, default=4.0, help="residual variance (4)")
     p.add_argument(
         "--method",
+        "--methods",
+        dest="method",
         nargs="+",
         default=["edland"],
         choices=("edland", "diggle", "liu_liang"),
-        help="formula(s) (edland)",
+        help="formula(s) (edland); the config's design.methods",
     )
-    p.add_argument("--power", type=float, default=0.8, help="target power (0.8)")
-    p.add_argument("--alpha", type=float, default=0.05, help="type I error (0.05)")
+    p.add_argument(
+        "--power", type=_fraction("--power"), default=0.8, help="target power (0.8)"
+    )
+    p.add_argument(
+        "--alpha", type=_fraction("--alpha"), default=0.05, help="type I error (0.05)"
+    )
     p.add_argument(
         "--alternative", choices=("two-sided", "one-sided"), default="two-sided"
     )
@@ -672,12 +1061,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--retention",
-        type=float,
+        type=_fraction("--retention", high_closed=True),
         nargs="+",
         default=None,
         help="fraction still observed at each visit, 1 first",
     )
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    _rename_option(p)
     p.set_defaults(handler=cmd_power)
 
     p = sub.add_parser(
@@ -692,7 +1082,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--at", type=float, nargs="+", required=True, help="months to forecast"
     )
     p.add_argument("--out", required=True, help="CSV file for the forecasts")
-    p.add_argument("--model", choices=_FORECAST_MODELS, default="lmm", help="(lmm)")
+    p.add_argument(
+        "--model",
+        type=_model_name,
+        choices=_FORECAST_MODELS,
+        default="lmm",
+        help="(lmm)",
+    )
     p.add_argument("--formula", default=None, help="model formula (lmm default)")
     p.add_argument(
         "--event-formula",
@@ -700,12 +1096,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="joint model: covariates of the death/tracheostomy hazard "
         "(delta_fs + onset_site)",
     )
-    p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
+    p.add_argument(
+        "--level", type=_fraction("--level"), default=0.9, help="interval level (0.9)"
+    )
     p.add_argument("--history-months", type=float, default=3.0, help="(3)")
     _recalibrate_option(p, "the model")
     p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
     p.add_argument("--draws", type=int, default=500, help="Bayesian draws (500)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    _seed_option(p)
+    _rename_option(p)
     p.set_defaults(handler=cmd_forecast)
 
     p = sub.add_parser(
@@ -723,8 +1122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--models",
         nargs="+",
+        type=_model_name,
         choices=_FORECAST_MODELS,
-        default=["lmm", "delta-fs", "patient-ols", "random-forest"],
+        default=["lmm", "delta_fs", "patient_ols", "random_forest"],
+        help="forecasters (lmm delta_fs patient_ols random_forest)",
     )
     p.add_argument("--formula", default=None, help="formula of the lmm/bayes models")
     p.add_argument(
@@ -734,13 +1135,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--history-months", type=float, default=3.0, help="(3)")
     p.add_argument("--horizons", type=float, nargs="+", default=[6.0, 12.0])
-    p.add_argument("--test-fraction", type=float, default=0.2, help="(0.2)")
-    _recalibrate_option(p, "also each non-baseline model (as NAME-recalibrated)")
-    p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
+    p.add_argument(
+        "--test-fraction",
+        type=_fraction("--test-fraction"),
+        default=0.2,
+        help="fraction of patients held out (0.2)",
+    )
+    _recalibrate_option(p, "also each non-baseline model (as NAME_recalibrated)")
+    p.add_argument(
+        "--level", type=_fraction("--level"), default=0.9, help="interval level (0.9)"
+    )
     p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
     p.add_argument("--draws", type=int, default=500, help="Bayesian draws (500)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    _seed_option(p)
     p.add_argument("--out", default=None, help="CSV file for the table")
+    _rename_option(p)
     p.set_defaults(handler=cmd_backtest)
 
     p = sub.add_parser(
@@ -752,7 +1161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _out_folder_options(p)
     p.add_argument("--n-patients", type=int, default=200, help="ALS patients (200)")
     p.add_argument("--n-controls", type=int, default=60, help="healthy controls (60)")
-    p.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
+    _seed_option(p)
     p.add_argument("--chains", type=int, default=2, help="Bayesian chains (2)")
     p.add_argument(
         "--draws", type=int, default=500, help="Bayesian draws and tuning steps (500)"
@@ -763,8 +1172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--n-permutations",
         type=int,
-        default=30,
-        help="classifier label permutations (30)",
+        default=DEFAULT_N_PERMUTATIONS,
+        help=f"classifier label permutations ({DEFAULT_N_PERMUTATIONS})",
     )
     p.add_argument("--n-jobs", type=int, default=-1, help="parallel workers (-1: all)")
     p.set_defaults(handler=cmd_demo)
@@ -789,19 +1198,113 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(verbosity: int) -> None:
-    """Send alsprog's log to stderr at WARNING, INFO (-v) or DEBUG (-vv)."""
-    level = (
+def _levels(verbosity: int) -> int:
+    return (
         logging.WARNING
         if verbosity <= 0
         else (logging.INFO if verbosity == 1 else logging.DEBUG)
     )
+
+
+class _Shown(logging.Filter):
+    """alsprog's records at the chosen level; other libraries' from ``-v`` on."""
+
+    def __init__(self, verbosity: int) -> None:
+        super().__init__()
+        self.verbosity = verbosity
+        self.level = _levels(verbosity)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == third_party_logger.name:
+            return self.verbosity >= 1
+        return record.levelno >= self.level
+
+
+class _ToThirdParty(logging.Handler):
+    """Other libraries' log records, passed on to ``alsprog.third_party`` at DEBUG."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "alsprog" or record.name.startswith("alsprog."):
+            return
+        try:
+            text = record.getMessage()
+        except Exception:  # a library's malformed record: keep its template
+            text = str(record.msg)
+        third_party_logger.debug("%s %s: %s", record.name, record.levelname, text)
+
+
+def configure_logging(verbosity: int) -> None:
+    """Send alsprog's log to stderr at WARNING, INFO (-v) or DEBUG (-vv).
+
+    Other libraries' records reach it through :func:`_routed` as
+    ``alsprog.third_party`` DEBUG records, shown from ``-v`` on.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s")
     )
+    handler.addFilter(_Shown(verbosity))
     logger.handlers[:] = [handler]
-    logger.setLevel(level)
+    logger.setLevel(logging.DEBUG if verbosity >= 1 else logging.WARNING)
+    logger.propagate = False
+
+
+def _library_handlers() -> list[tuple[logging.Logger, logging.Handler]]:
+    """Other libraries' own stderr/stdout handlers (PyTensor adds one on import)."""
+    found: list[tuple[logging.Logger, logging.Handler]] = []
+    for name, lg in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(lg, logging.Logger) or name.split(".")[0] == "alsprog":
+            continue
+        for h in list(lg.handlers):
+            if type(h) is logging.StreamHandler:  # not files, not test capture
+                found.append((lg, h))
+    return found
+
+
+@contextmanager
+def _routed(verbosity: int) -> Iterator[None]:
+    """What a command prints besides its results, decided in one place.
+
+    alsprog's own warnings (:class:`~alsprog.errors.AlsprogWarning`) are printed once
+    each as ``alsprog: warning: <message>``, without a source line; every other
+    warning and other libraries' log records go to ``alsprog.third_party`` at DEBUG
+    (shown with ``-v``; ``alsprog run`` also keeps them in ``run.log``).
+    """
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    configure_logging(verbosity)
+    root = logging.getLogger()
+    forward = _ToThirdParty()
+    root.addHandler(forward)
+    quieted = _library_handlers()
+    for lg, h in quieted:
+        lg.removeHandler(h)
+    shown: set[str] = set()
+    passed: set[tuple[str, str]] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        text = str(message)
+        if issubclass(category, AlsprogWarning):
+            if text not in shown:
+                shown.add(text)
+                print(f"alsprog: warning: {text}", file=sys.stderr, flush=True)
+            return
+        if (category.__name__, text) not in passed:
+            passed.add((category.__name__, text))
+            third_party_logger.debug(
+                "%s: %s (%s:%s)", category.__name__, text, filename, lineno
+            )
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # `show` keeps one of each
+            warnings.showwarning = show
+            yield
+    finally:
+        root.removeHandler(forward)
+        for lg, h in quieted:
+            lg.addHandler(h)
+        logger.handlers[:], level, logger.propagate = saved
+        logger.setLevel(level)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -829,23 +1332,66 @@ def _interrupted(
     return 143 if isinstance(exc, _Terminated) else 130
 
 
+def _subparser(
+    parser: argparse.ArgumentParser, command: str | None
+) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command:
+            return action.choices.get(command)
+    return None
+
+
+def _option_strings(*parsers: argparse.ArgumentParser | None) -> list[str]:
+    return [
+        o
+        for p in parsers
+        if p is not None
+        for a in p._actions
+        for o in a.option_strings
+        if o.startswith("--")
+    ]
+
+
+def _parse_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse; an unknown option gets the nearest valid one (``--n-job`` ->
+    ``--n-jobs``); global flags count wherever they stand."""
+    args, extras = parser.parse_known_args(argv)
+    sub = _subparser(parser, getattr(args, "command", None))
+    if extras:
+        hints = []
+        names = _option_strings(parser, sub)
+        for word in extras:
+            if word.startswith("--"):
+                close = difflib.get_close_matches(
+                    word.split("=")[0], names, n=1, cutoff=0.6
+                )
+                if close:
+                    hints.append(f"{word}: did you mean {close[0]}?")
+        msg = f"unrecognized arguments: {' '.join(extras)}"
+        (sub or parser).error(msg + ("; " + "; ".join(hints) if hints else ""))
+    args.verbose = args.verbose + getattr(args, "sub_verbose", 0)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``alsprog`` command; returns the exit status."""
     from alsprog._io import committed
 
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = _parse_args(parser, argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    configure_logging(args.verbose)
     n_before = len(committed)
     term = None
     if threading.current_thread() is threading.main_thread():
         if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return int(args.handler(args))
+        with _routed(args.verbose):
+            return int(args.handler(args))
     except KeyboardInterrupt as exc:
         if args.debug:
             raise

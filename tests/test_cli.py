@@ -108,7 +108,7 @@ def test_power_prints_table(capsys):
         == 0
     )
     out = capsys.readouterr().out
-    # DOMAIN.md §5 ALS illustration: 3-monthly 0-12, 25 % of 0.9 -> 125.4 per arm
+    # docs/domain.md §5 ALS illustration: 3-monthly 0-12, 25 % of 0.9 -> 125.4 per arm
     assert "125.4" in out and "126" in out
 
 

@@ -83,7 +83,7 @@ def test_backtest_command_on_a_simulated_cohort(tmp_path, capsys):
             "200",
             "--models",
             "lmm",
-            "delta-fs",
+            "delta_fs",
             "--seed",
             "3",
             "--out",
@@ -92,7 +92,7 @@ def test_backtest_command_on_a_simulated_cohort(tmp_path, capsys):
     )
     assert code == 0
     res = pd.read_csv(out)
-    assert set(res["model"]) == {"lmm", "delta-fs", "oracle", "true_curve"}
+    assert set(res["model"]) == {"lmm", "delta_fs", "oracle", "true_curve"}
     assert "slope_rmsd" in capsys.readouterr().out
 
 
@@ -168,7 +168,7 @@ def test_recalibrate_option(tmp_path, capsys):
             "300",
             "--models",
             "lmm",
-            "delta-fs",
+            "delta_fs",
             "--recalibrate",
             "shift",
             "--seed",
@@ -179,5 +179,5 @@ def test_recalibrate_option(tmp_path, capsys):
     )
     assert code == 0
     models = set(pd.read_csv(bt)["model"])
-    assert {"lmm", "lmm-recalibrated", "delta-fs"} <= models
-    assert "delta-fs-recalibrated" not in models
+    assert {"lmm", "lmm_recalibrated", "delta_fs"} <= models
+    assert "delta_fs_recalibrated" not in models

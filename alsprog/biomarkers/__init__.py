@@ -1,37 +1,57 @@
 """Imaging biomarkers: ALS-vs-control classifiers and progression markers, validated
-honestly (subject-grouped and leave-site-out CV, in-fold ComBat, leakage guards)."""
+honestly (subject-grouped and leave-site-out CV, in-fold ComBat, leakage guards).
 
-from alsprog.biomarkers._classifier import (
-    ImagingClassifier,
-    imaging_feature_columns,
-    select_features,
+The names are loaded on first use (PEP 562), so ``from alsprog.biomarkers import
+DEFAULT_N_PERMUTATIONS`` (read by the command line's ``--help``) does not import
+scikit-learn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from alsprog.biomarkers._pvalue import (
+    DEFAULT_N_PERMUTATIONS,
+    format_pvalue,
+    permutation_pvalue,
 )
-from alsprog.biomarkers._evaluate import (
-    ClassifierEvaluation,
-    LearningCurve,
-    evaluate_classifier,
-    learning_curve,
-)
-from alsprog.biomarkers._guards import (
-    ConfoundingWarning,
-    LeakageWarning,
-    check_harmonized_before_split,
-    check_site_confounding,
-    check_subject_overlap,
-)
-from alsprog.biomarkers._importance import feature_importance
-from alsprog.biomarkers._progression import (
-    imaging_change_rates,
-    screen_progression_markers,
-)
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from alsprog.biomarkers._classifier import (
+        ImagingClassifier,
+        imaging_feature_columns,
+        select_features,
+    )
+    from alsprog.biomarkers._evaluate import (
+        ClassifierEvaluation,
+        LearningCurve,
+        evaluate_classifier,
+        learning_curve,
+    )
+    from alsprog.biomarkers._guards import (
+        ConfoundingWarning,
+        LeakageWarning,
+        check_harmonized_before_split,
+        check_site_confounding,
+        check_subject_overlap,
+    )
+    from alsprog.biomarkers._importance import feature_importance
+    from alsprog.biomarkers._progression import (
+        imaging_change_rates,
+        screen_progression_markers,
+    )
 
 __all__ = [
+    "DEFAULT_N_PERMUTATIONS",
     "ClassifierEvaluation",
     "LearningCurve",
     "evaluate_classifier",
+    "format_pvalue",
     "learning_curve",
     "feature_importance",
     "imaging_change_rates",
+    "permutation_pvalue",
     "screen_progression_markers",
     "ConfoundingWarning",
     "ImagingClassifier",
@@ -42,3 +62,34 @@ __all__ = [
     "imaging_feature_columns",
     "select_features",
 ]
+
+_MODULES = {
+    "ImagingClassifier": "alsprog.biomarkers._classifier",
+    "imaging_feature_columns": "alsprog.biomarkers._classifier",
+    "select_features": "alsprog.biomarkers._classifier",
+    "ClassifierEvaluation": "alsprog.biomarkers._evaluate",
+    "LearningCurve": "alsprog.biomarkers._evaluate",
+    "evaluate_classifier": "alsprog.biomarkers._evaluate",
+    "learning_curve": "alsprog.biomarkers._evaluate",
+    "ConfoundingWarning": "alsprog.biomarkers._guards",
+    "LeakageWarning": "alsprog.biomarkers._guards",
+    "check_harmonized_before_split": "alsprog.biomarkers._guards",
+    "check_site_confounding": "alsprog.biomarkers._guards",
+    "check_subject_overlap": "alsprog.biomarkers._guards",
+    "feature_importance": "alsprog.biomarkers._importance",
+    "imaging_change_rates": "alsprog.biomarkers._progression",
+    "screen_progression_markers": "alsprog.biomarkers._progression",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

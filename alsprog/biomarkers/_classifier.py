@@ -31,8 +31,10 @@ from alsprog.errors import (
 
 __all__ = [
     "ImagingClassifier",
+    "als_label",
     "check_feature_values",
     "imaging_feature_columns",
+    "resolve_positive",
     "select_features",
 ]
 
@@ -53,6 +55,125 @@ def imaging_feature_columns(columns: Sequence[Any]) -> list[str]:
     _check_names(columns, "columns")
     d = load_dictionary()
     return [c for c in columns if isinstance(c, str) and d.is_imaging_feature(c)]
+
+
+def als_label() -> str:
+    """The data dictionary's label of ALS patients in ``group`` (``"als"``).
+
+    Examples
+    --------
+    >>> als_label()
+    'als'
+    """
+    from alsprog.data._dictionary import load_dictionary
+
+    f = load_dictionary().field_for("group")
+    enum = tuple(f.enum or ()) if f is not None else ()
+    return "als" if "als" in enum or not enum else str(enum[0])
+
+
+def _label_key(value: Any) -> str:
+    return str(value).strip().casefold()
+
+
+def resolve_positive(
+    classes: Sequence[Any] | npt.NDArray[Any],
+    positive: Any = None,
+    *,
+    strict: bool = True,
+    column: str = "target",
+) -> Any:
+    """The positive class among two class labels.
+
+    Parameters
+    ----------
+    classes : sequence
+        The two classes, sorted.
+    positive : object, optional
+        The positive class as given: one of ``classes``, or text equal to one of them
+        but for case and surrounding spaces (``"als"`` finds ``"ALS"``).  ``None``:
+        the data dictionary's ALS label (:func:`als_label`), found the same way.
+    strict : bool, default True
+        What ``None`` does when no class is the ALS label: with ``strict`` (used by
+        :func:`evaluate_classifier`, whose metrics depend on it) 0/1, -1/1 or
+        False/True labels take the larger one and any other labels are refused;
+        without (the scikit-learn estimator) the second class is positive, as
+        scikit-learn's ``decision_function`` convention has it.
+    column : str
+        The label column, for messages.
+
+    Returns
+    -------
+    object
+        The positive class, an element of ``classes`` (a NumPy scalar as its
+        Python value).
+
+    Raises
+    ------
+    ModelSpecificationError
+        ``positive`` is not one of the classes, matches both (``"ALS"`` and
+        ``"als"``), or is ``None`` with ``strict`` and no class is the ALS label.
+
+    Examples
+    --------
+    >>> resolve_positive(["ALS", "HC"])
+    'ALS'
+    >>> resolve_positive([0, 1])
+    1
+    >>> resolve_positive(["case", "hc"], "case")
+    'case'
+    """
+    cls = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    shown = cls
+    if positive is not None:
+        if isinstance(positive, np.generic):
+            positive = positive.item()
+        exact = [c for c in cls if _same(c, positive)]
+        if exact:
+            return exact[0]
+        hits = [c for c in cls if _label_key(c) == _label_key(positive)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise ModelSpecificationError(
+                f"`positive` {positive!r} matches both classes {shown} of column "
+                f"{column!r} when case is ignored; give the exact label"
+            )
+        raise ModelSpecificationError(
+            f"`positive` {positive!r} is not a class of column {column!r}; its "
+            f"classes are {shown}: pass one of them"
+        )
+    als = als_label()
+    hits = [c for c in cls if _label_key(c) == _label_key(als)]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise ModelSpecificationError(
+            f"classes {shown} of column {column!r} are both the ALS label {als!r} "
+            "when case is ignored, so the positive class is ambiguous; recode one "
+            "of them or pass `positive` with the exact label"
+        )
+    if not strict:
+        return cls[-1]
+    numeric = all(
+        isinstance(c, int | float | bool | np.integer | np.floating | np.bool_)
+        for c in cls
+    )
+    if numeric and {float(c) for c in cls} in [{0.0, 1.0}, {-1.0, 1.0}]:
+        return max(cls)
+    raise ModelSpecificationError(
+        f"no class of column {column!r} ({shown}) is the data dictionary's ALS "
+        f"label {als!r} (compared ignoring case), so the positive class (the one "
+        "sensitivity and the ROC curve are about) is unknown; pass `positive=` "
+        f"one of {shown}"
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def _check_names(values: Any, name: str) -> None:
@@ -309,12 +430,24 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
         :func:`evaluate_classifier` this is nested cross-validation.
     random_state : int, Generator or None
         Seed of the forest, the inner folds and the calibration folds.
+    positive : object, optional
+        The positive class (the one :meth:`positive_score` scores and
+        :func:`evaluate_classifier` computes sensitivity for): one of the labels of
+        ``y``, or text equal to one but for case (``"als"`` finds ``"ALS"``).
+        Default: the data dictionary's ALS label ``"als"`` found ignoring case;
+        labels without it take scikit-learn's convention, the second class.  A label
+        that is not a class, or two classes that are both ``als`` but for case, are
+        refused.
 
     Attributes
     ----------
     classes_ : numpy.ndarray
-        The two classes, sorted; ``classes_[1]`` is the positive one of
-        :meth:`decision_function`.
+        The two classes, sorted; ``classes_[1]`` is the one
+        :meth:`decision_function` scores (scikit-learn's convention), whichever is
+        positive.
+    pos_label_ : object
+        The positive class, an element of ``classes_`` (``"ALS"`` for labels
+        ``ALS``/``HC``).
     features_ : list of str
         Feature columns used.
     covariates_ : list of str
@@ -340,8 +473,8 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
     >>> y = np.repeat(["als", "control"], 40)
     >>> X.loc[:39, "fa_cst_left"] -= 0.03
     >>> clf = ImagingClassifier(random_state=0).fit(X, y)
-    >>> clf.features_, clf.classes_.tolist()
-    (['fa_cst_left'], ['als', 'control'])
+    >>> clf.features_, clf.classes_.tolist(), clf.pos_label_
+    (['fa_cst_left'], ['als', 'control'], 'als')
     >>> bool(clf.score(X, y) > 0.6)
     True
     """
@@ -356,6 +489,7 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
         class_weight: Any = "balanced",
         param_grid: Mapping[str, Sequence[Any]] | None = None,
         random_state: Any = None,
+        positive: Any = None,
     ) -> None:
         self.estimator = estimator
         self.features = features
@@ -364,6 +498,7 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.param_grid = param_grid
         self.random_state = random_state
+        self.positive = positive
 
     # ----------------------------------------------------------------- helpers
 
@@ -553,7 +688,8 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
             If ``y`` does not have exactly two classes, or ``groups`` has missing
             values.
         ModelSpecificationError
-            Bad parameters, features matching no column, missing covariates.
+            Bad parameters, features matching no column, missing covariates, a
+            ``positive`` label that is not a class (or matches both ignoring case).
         """
         from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import column_or_1d
@@ -600,6 +736,7 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
                 source="ImagingClassifier",
             )
         self.classes_ = classes
+        self.pos_label_ = resolve_positive(classes, self.positive, strict=False)
         g = None
         if groups is not None:
             g = np.asarray(groups, dtype=object)
@@ -753,6 +890,24 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
             return np.asarray(pipe.decision_function(frame), np.float64).ravel()
         p = np.clip(np.asarray(pipe.predict_proba(frame))[:, 1], 1e-12, 1 - 1e-12)
         return np.log(p) - np.log1p(-p)
+
+    def positive_score(
+        self, X: Any, *, sites: Any = None, groups: Any = None
+    ) -> npt.NDArray[np.float64]:
+        """Score of the positive class ``pos_label_``: larger = more likely positive.
+
+        :meth:`decision_function` negated when the positive class is ``classes_[0]``
+        (labels ``ALS``/``HC`` sort ``ALS`` first).
+
+        Examples
+        --------
+        >>> X = pd.DataFrame({"fa_cst_left": [0.50, 0.51, 0.58, 0.59]})
+        >>> clf = ImagingClassifier(covariates=()).fit(X, ["ALS", "ALS", "HC", "HC"])
+        >>> clf.pos_label_, bool(clf.positive_score(X)[0] > 0)
+        ('ALS', True)
+        """
+        score = self.decision_function(X, sites=sites, groups=groups)
+        return -score if _same(self.classes_[0], self.pos_label_) else score
 
     def feature_names_out(self) -> list[str]:
         """Names of the columns reaching the final estimator (after encoding)."""

@@ -28,6 +28,7 @@ from alsprog._validation import check_int, check_level, check_n_jobs
 from alsprog.biomarkers._classifier import (
     ImagingClassifier,
     check_feature_values,
+    resolve_positive,
     select_features,
 )
 from alsprog.biomarkers._guards import (
@@ -36,6 +37,11 @@ from alsprog.biomarkers._guards import (
     check_subject_overlap,
 )
 from alsprog.biomarkers._metrics import binary_metrics, bootstrap_metrics
+from alsprog.biomarkers._pvalue import (
+    DEFAULT_N_PERMUTATIONS,
+    format_pvalue,
+    permutation_pvalue,
+)
 from alsprog.errors import DataValidationError, ModelSpecificationError, Problem
 
 __all__ = [
@@ -73,8 +79,13 @@ def _prepare(
     subject: str,
     site: str,
     cv: Any,
+    positive: Any = None,
 ) -> _Data:
-    """Check the table against the classifier and ``cv``; the arrays to split."""
+    """Check the table against the classifier and ``cv``; the arrays to split.
+
+    The positive class is ``positive``, else the classifier's ``positive``, else the
+    data dictionary's ALS label (see :func:`resolve_positive`, strict).
+    """
     if not isinstance(clf, ImagingClassifier):
         raise ModelSpecificationError(
             f"`clf` must be an ImagingClassifier; got {type(clf).__name__}."
@@ -121,7 +132,7 @@ def _prepare(
             ],
             source="evaluate_classifier",
         )
-    pos = "als" if "als" in classes else classes[1]
+    pos = _positive(classes, positive, clf.positive, target)
     sites = None
     if site in df.columns:
         sites = df[site].to_numpy(dtype=object)
@@ -141,6 +152,22 @@ def _prepare(
     )
     _check_cv(data, cv)
     return data
+
+
+def _positive(classes: list[Any], given: Any, of_clf: Any, target: str) -> Any:
+    """The positive class from ``evaluate_classifier``'s and the classifier's
+    ``positive`` (they must agree when both are given)."""
+    pos = resolve_positive(
+        classes, given if given is not None else of_clf, column=target
+    )
+    if given is not None and of_clf is not None:
+        other = resolve_positive(classes, of_clf, column=target)
+        if other != pos:
+            raise ModelSpecificationError(
+                f"`positive` {given!r} differs from the classifier's positive "
+                f"{of_clf!r}; give one of them"
+            )
+    return pos
 
 
 def _splits(
@@ -205,7 +232,7 @@ def _fit_predict(
     grouped: bool,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     train, test = split
-    model = clone(clf)
+    model = clone(clf).set_params(positive=data.pos_label)
     if "random_state" in model.get_params():
         model.set_params(random_state=seed)
     sites = None if data.sites is None else data.sites
@@ -218,11 +245,8 @@ def _fit_predict(
         groups=data.subjects[train] if grouped else None,
         **kw,
     )
-    kwp = {"sites": sites[test]} if "sites" in kw else {}
-    score = model.decision_function(data.X.iloc[test], **kwp)
-    pos = data.pos_label
-    if model.classes_[0] == pos:
-        score = -score
+    kwp = {"sites": sites[test]} if "sites" in kw else {}  # type: ignore[index]
+    score = model.positive_score(data.X.iloc[test], **kwp)
     return score, score > 0
 
 
@@ -287,19 +311,25 @@ class ClassifierEvaluation:
     summary : pandas.DataFrame
         One row per metric (``roc_auc, balanced_accuracy, sensitivity,
         specificity``): ``estimate`` (pooled out-of-fold predictions, averaged over
-        repeats), ``ci_lower``, ``ci_upper`` (percentile subject-level bootstrap).
+        repeats), ``ci_lower``, ``ci_upper`` (percentile subject-level bootstrap),
+        ``p_value`` (the permutation p-value, ``roc_auc`` row only; NaN elsewhere
+        and without permutations), ``n_permutations`` and ``positive_class`` (the
+        label sensitivity is computed for).
     permutation_pvalue : float or None
         ``(1 + #{permuted AUC >= AUC}) / (1 + n_permutations)``, labels permuted
-        between subjects; None when ``n_permutations=0``.
+        between subjects; None when ``n_permutations=0``.  At least
+        ``1 / (n_permutations + 1)``: :attr:`pvalue_text` says so.
     permutation_aucs : numpy.ndarray
         The AUCs under permuted labels.
     predictions : pandas.DataFrame
         Out-of-fold scores: ``repeat, fold, row, subject, site, target, score,
-        positive, predicted`` (``score`` larger = more likely ``pos_label``).
+        positive, predicted`` (``score`` larger = more likely ``pos_label``;
+        ``positive``: the row's target is ``pos_label``).
     cv : str
         ``"subject"``, ``"site"``, ``"session"`` or ``"<k>-fold"``.
     pos_label : object
-        The positive class (``"als"`` when present).
+        The positive class: sensitivity is the share of its subjects' sessions
+        called positive, and the ROC curve and AUC are about scoring it higher.
     features : list of str
         Feature columns used.
     level : float
@@ -316,16 +346,25 @@ class ClassifierEvaluation:
     features: list[str] = field(default_factory=list)
     level: float = 0.95
 
+    @property
+    def n_permutations(self) -> int:
+        """Label permutations behind :attr:`permutation_pvalue` (0: none)."""
+        return len(self.permutation_aucs)
+
+    @property
+    def pvalue_text(self) -> str:
+        """The permutation p-value with its count and floor, e.g. ``"p = 0.012
+        (1000 permutations; smallest possible 1/1001)"`` (see
+        :func:`~alsprog.biomarkers.format_pvalue`)."""
+        return format_pvalue(self.permutation_pvalue, self.n_permutations)
+
     def __repr__(self) -> str:
         auc = self.summary.loc["roc_auc"]
-        p = (
-            ""
-            if self.permutation_pvalue is None
-            else f", p={self.permutation_pvalue:.3g}"
-        )
+        p = "" if self.permutation_pvalue is None else f", {self.pvalue_text}"
         return (
-            f"ClassifierEvaluation(cv={self.cv!r}, AUC={auc['estimate']:.3f} "
-            f"[{auc['ci_lower']:.3f}, {auc['ci_upper']:.3f}]{p})"
+            f"ClassifierEvaluation(cv={self.cv!r}, positive={self.pos_label!r}, "
+            f"AUC={auc['estimate']:.3f} [{auc['ci_lower']:.3f}, "
+            f"{auc['ci_upper']:.3f}]{p})"
         )
 
     def roc_curves(self, *, n_points: int = 101) -> pd.DataFrame:
@@ -370,13 +409,22 @@ class ClassifierEvaluation:
             else pd.DataFrame(columns=["repeat", "fold", "fpr", "tpr"])
         )
 
-    def save(self, out: str | os.PathLike[str], *, force: bool = False) -> Path:
-        """Write ``folds.csv``, ``summary.csv``, ``predictions.csv`` and
-        ``evaluation.json`` into the folder ``out`` (built atomically).
+    def save(
+        self,
+        out: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        command: str = "alsprog classify",
+    ) -> Path:
+        """Write ``classifier.csv`` (the summary), ``classifier_folds.csv``,
+        ``classifier_predictions.csv``, ``roc.csv`` and ``classifier.json`` into the
+        folder ``out`` (built atomically): the names ``alsprog run`` gives them in
+        ``biomarkers/``.
 
         ``out`` must be new, empty or written by alsprog (then replaced); with
         ``force``, a folder of other files takes alsprog's beside them, none of them
-        deleted or overwritten.
+        deleted or overwritten.  ``command`` is recorded in the folder's manifest
+        (the CLI records its options there, the seed included).
 
         Returns
         -------
@@ -391,19 +439,21 @@ class ClassifierEvaluation:
         from alsprog._io import atomic_dir
 
         out = Path(out)
-        with atomic_dir(out, command="alsprog classify", force=force) as tmp:
-            self.folds.to_csv(tmp / "folds.csv", index=False)
-            self.summary.to_csv(tmp / "summary.csv")
-            self.predictions.to_csv(tmp / "predictions.csv", index=False)
+        with atomic_dir(out, command=command, force=force) as tmp:
+            self.summary.rename_axis("metric").to_csv(tmp / "classifier.csv")
+            self.folds.to_csv(tmp / "classifier_folds.csv", index=False)
+            self.predictions.to_csv(tmp / "classifier_predictions.csv", index=False)
+            self.roc_curves().to_csv(tmp / "roc.csv", index=False)
             meta = {
                 "cv": self.cv,
                 "pos_label": str(self.pos_label),
                 "features": self.features,
                 "level": self.level,
                 "permutation_pvalue": self.permutation_pvalue,
-                "n_permutations": len(self.permutation_aucs),
+                "n_permutations": self.n_permutations,
+                "permutation_pvalue_text": self.pvalue_text,
             }
-            (tmp / "evaluation.json").write_text(json.dumps(meta, indent=2))
+            (tmp / "classifier.json").write_text(json.dumps(meta, indent=2))
         return out
 
 
@@ -416,12 +466,13 @@ def evaluate_classifier(
     subject: str = "subject_id",
     site: str = "site",
     n_repeats: int = 1,
-    n_permutations: int = 1000,
+    n_permutations: int = DEFAULT_N_PERMUTATIONS,
     n_bootstrap: int = 1000,
     level: float = 0.95,
     seed: Any = None,
     n_jobs: int | None = 1,
     progress: bool | None = None,
+    positive: Any = None,
 ) -> ClassifierEvaluation:
     """Cross-validate an imaging classifier so that the estimate is honest.
 
@@ -435,8 +486,7 @@ def evaluate_classifier(
         Long table, one row per subject × visit; rows without any selected imaging
         feature (clinic-only visits) or without a target are left out.
     target : str, default "group"
-        Two-class column; the positive class is ``"als"`` when present, else the
-        second in sorted order.
+        Two-class column.
     clf : ImagingClassifier, optional
         Default: ``ImagingClassifier()`` (logistic regression on every imaging
         column, age and sex).
@@ -448,8 +498,11 @@ def evaluate_classifier(
         Subject and site columns.
     n_repeats : int, default 1
         Repetitions of the grouped split with new shuffles (not for ``"site"``).
-    n_permutations : int, default 1000
+    n_permutations : int, default 200
         Label permutations (between subjects) for the p-value of the AUC; 0 skips.
+        The smallest p-value possible is ``1 / (n_permutations + 1)``.  The default
+        is :data:`~alsprog.biomarkers.DEFAULT_N_PERMUTATIONS`, as for
+        ``alsprog classify`` and the run config.
     n_bootstrap : int, default 1000
         Subject-level bootstrap draws for the intervals.
     level : float, default 0.95
@@ -459,11 +512,19 @@ def evaluate_classifier(
     n_jobs : int, default 1
         joblib workers for folds and permutation chunks.
     progress : bool or None
-        Progress bar of the permutations.
+        Progress of the permutations: ``None`` a bar on a terminal and plain lines
+        now and then otherwise, ``True`` a bar, ``False`` nothing.
+    positive : object, optional
+        The positive class (sensitivity, ROC): a label of ``target``, or text equal
+        to one but for case.  Default: the classifier's ``positive``, else the data
+        dictionary's ALS label ``"als"`` found ignoring case (``"ALS"``); labels
+        without it must name it here (0/1 labels take 1).
 
     Returns
     -------
     ClassifierEvaluation
+        ``pos_label`` and the summary's ``positive_class`` say which class is
+        positive.
 
     Raises
     ------
@@ -472,7 +533,8 @@ def evaluate_classifier(
         subjects than folds in a class.
     ModelSpecificationError
         Bad arguments, missing columns, features matching no column, fewer than two
-        sites for ``cv="site"``.
+        sites for ``cv="site"``; a ``positive`` that is not a class, matches both
+        classes ignoring case, or is missing when no class is the ALS label.
 
     Warns
     -----
@@ -488,8 +550,8 @@ def evaluate_classifier(
     >>> c = simulate_cohort(30, 30, months=6, seed=1)
     >>> df = assemble(c.visits, c.subjects, c.imaging)
     >>> res = evaluate_classifier(df, n_permutations=0, n_bootstrap=50, seed=0)
-    >>> list(res.summary.index)
-    ['roc_auc', 'balanced_accuracy', 'sensitivity', 'specificity']
+    >>> list(res.summary.index), res.pos_label
+    (['roc_auc', 'balanced_accuracy', 'sensitivity', 'specificity'], 'als')
     >>> bool(res.summary.loc["roc_auc", "estimate"] > 0.7)
     True
     """
@@ -525,6 +587,7 @@ def evaluate_classifier(
         subject=subject,
         site=site,
         cv=cv,
+        positive=positive,
     )
     if data.sites is not None:
         check_site_confounding(data.sites, data.y, stacklevel=3)
@@ -595,21 +658,32 @@ def evaluate_classifier(
             np.arange(n_permutations), max(1, min(n_permutations, n_permutations // 20))
         )
         seeds = [child_seed(rng) for _ in chunks]
-        parts = Parallel(n_jobs=n_jobs)(
-            delayed(_perm_chunk)(clf, data, all_splits[0], len(c), sd, grouped)
-            for c, sd in progress_bar(
-                list(zip(chunks, seeds, strict=True)),
-                progress=progress,
-                desc="permutations",
-                unit="chunk",
-            )
-        )
+        parts = []
+        # the bar advances as chunks finish (not as they are handed out)
+        with progress_bar(
+            progress=progress,
+            total=n_permutations,
+            desc="permutations",
+            unit="permutation",
+        ) as bar:
+            for part in Parallel(n_jobs=n_jobs, return_as="generator")(
+                delayed(_perm_chunk)(clf, data, all_splits[0], len(c), sd, grouped)
+                for c, sd in zip(chunks, seeds, strict=True)
+            ):
+                parts.append(part)
+                bar.update(len(part))
         perm_aucs = np.concatenate([np.asarray(p, np.float64) for p in parts])
         p0 = predictions[predictions["repeat"] == 0]
         from alsprog.biomarkers._metrics import weighted_auc
 
         observed = weighted_auc(p0["score"].to_numpy(), p0["positive"].to_numpy(bool))
-        pvalue = float((1 + np.sum(perm_aucs >= observed)) / (1 + len(perm_aucs)))
+        pvalue = permutation_pvalue(observed, perm_aucs.tolist())
+    summary = summary.assign(
+        p_value=[pvalue if m == "roc_auc" and pvalue is not None else np.nan
+                 for m in summary.index],
+        n_permutations=len(perm_aucs),
+        positive_class=str(data.pos_label),
+    )  # fmt: skip
     cv_name = cv if isinstance(cv, str) else f"{cv}-fold"
     return ClassifierEvaluation(
         folds,
@@ -637,14 +711,20 @@ class LearningCurve:
         Per training size: ``test_auc_mean, test_auc_sd, test_auc_lower,
         test_auc_upper`` (central ``level`` range of the draws), ``train_auc_mean``.
     level : float
+    pos_label : object
+        The positive class the AUCs score.
     """
 
     scores: pd.DataFrame
     summary: pd.DataFrame
     level: float = 0.9
+    pos_label: Any = None
 
     def __repr__(self) -> str:
-        return f"LearningCurve({len(self.summary)} sizes, {len(self.scores)} fits)"
+        return (
+            f"LearningCurve({len(self.summary)} sizes, {len(self.scores)} fits, "
+            f"positive={self.pos_label!r})"
+        )
 
 
 def _lc_fit(
@@ -678,6 +758,7 @@ def learning_curve(
     level: float = 0.9,
     seed: Any = None,
     n_jobs: int | None = 1,
+    positive: Any = None,
 ) -> LearningCurve:
     """Held-out AUC against the number of training subjects.
 
@@ -689,7 +770,7 @@ def learning_curve(
 
     Parameters
     ----------
-    table, target, clf, subject
+    table, target, clf, subject, positive
         As in :func:`evaluate_classifier`.
     train_sizes : sequence of int, default (10, 20, 40, 80)
         Numbers of training subjects (>= 4; sizes larger than a training fold are
@@ -744,6 +825,7 @@ def learning_curve(
         subject=subject,
         site="site",
         cv=cv,
+        positive=positive,
     )
     jobs = []
     for r in range(n_repeats):
@@ -797,4 +879,4 @@ def learning_curve(
             "train_auc_mean": g["train_auc"].mean(),
         }
     )
-    return LearningCurve(scores, summary, level)
+    return LearningCurve(scores, summary, level, data.pos_label)

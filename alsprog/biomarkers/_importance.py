@@ -46,6 +46,7 @@ _COLUMNS = [
     "ci_upper",
     "coefficient",
     "n_folds",
+    "positive_class",
 ]
 
 
@@ -92,7 +93,7 @@ def _fold_importance(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Fit on the training rows; AUC drops (n_perm × features) and coefficients."""
     train, test = split
-    model = clone(clf)
+    model = clone(clf).set_params(positive=data.pos_label)
     if "random_state" in model.get_params():
         model.set_params(random_state=fit_seed)
     kw: dict[str, Any] = {}
@@ -134,6 +135,7 @@ def feature_importance(
     level: float = 0.95,
     seed: Any = None,
     n_jobs: int | None = 1,
+    positive: Any = None,
 ) -> pd.DataFrame:
     """Permutation importance of each imaging feature on held-out folds.
 
@@ -151,7 +153,7 @@ def feature_importance(
     clf : ImagingClassifier, optional
         Default ``ImagingClassifier()``.
     target : str, default "group"
-        Two-class column; the positive class is ``"als"`` when present.
+        Two-class column.
     cv : {"subject", "site"} or int, default "subject"
         5 (or ``cv``) subject-grouped stratified folds, or leave-one-site-out.
     subject, site : str
@@ -165,6 +167,10 @@ def feature_importance(
         Seed of the folds, the classifiers and the permutations.
     n_jobs : int, default 1
         joblib workers over folds.
+    positive : object, optional
+        The positive class, as in
+        :func:`~alsprog.biomarkers.evaluate_classifier` (default: the ALS label
+        ``"als"`` found ignoring case).
 
     Returns
     -------
@@ -173,7 +179,8 @@ def feature_importance(
         (``<metric>_<region>``), ``importance_mean`` (mean AUC drop over folds ×
         repeats), ``importance_sd``, ``ci_lower, ci_upper``, ``coefficient`` (mean
         standardised coefficient over fits, positive = higher in the positive class;
-        NaN for non-linear estimators) and ``n_folds`` (folds × repeats).
+        NaN for non-linear estimators), ``n_folds`` (folds × repeats) and
+        ``positive_class`` (that class's label).
 
     Raises
     ------
@@ -230,6 +237,7 @@ def feature_importance(
         subject=subject,
         site=site,
         cv=cv,
+        positive=positive,
     )
     if cv == "site":
         jobs = [(s, n_repeats) for s in _splits(data, cv, rng)]
@@ -267,6 +275,7 @@ def feature_importance(
             "ci_upper": mean + half,
             "coefficient": coef,
             "n_folds": J,
+            "positive_class": str(data.pos_label),
         },
         columns=_COLUMNS,
     )

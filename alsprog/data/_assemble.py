@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -28,7 +29,12 @@ from alsprog.data._read import (
     check_visits_table,
 )
 from alsprog.data._time import check_relations, compute_time_axes
-from alsprog.data._validate import TableContext, strip_source
+from alsprog.data._validate import (
+    TableContext,
+    check_rename,
+    rename_columns,
+    strip_source,
+)
 from alsprog.errors import DataValidationError, DataWarning, Problem
 
 __all__ = ["assemble", "match_imaging"]
@@ -39,13 +45,13 @@ TableLike: TypeAlias = pd.DataFrame | str | os.PathLike[str]
 
 
 def _take(
-    table: TableLike, kind: str, checker: Any
+    table: TableLike, kind: str, checker: Any, rename: dict[str, str]
 ) -> tuple[pd.DataFrame, TableContext, list[Problem]]:
     if isinstance(table, pd.DataFrame):
         ctx = TableContext.of(table, f"{kind} table")
-        raw = table
+        raw = rename_columns(table, rename, ctx.name) if rename else table
     elif isinstance(table, str | os.PathLike):
-        raw, ctx = _load(table)
+        raw, ctx = _load(table, rename)
     else:
         raise TypeError(
             f"`{kind}` must be a pandas DataFrame or a path; got "
@@ -277,6 +283,7 @@ def assemble(
     window_days: float = 45,
     unmatched: Literal["warn", "raise"] = "warn",
     today: Any = None,
+    rename: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Build the long-format table: one row per subject × visit.
 
@@ -308,6 +315,10 @@ def assemble(
     today : datetime.date or str, optional
         The date of the plausibility check (no date may lie after it); default the
         current date.  Give it for reproducible results.
+    rename : mapping of str to str, optional
+        Column names of the inputs mapped to the dictionary's before they are
+        checked, e.g. ``{"patient": "subject_id", "visit_month": "months"}``
+        (applied to each table that has the column).
 
     Returns
     -------
@@ -338,12 +349,13 @@ def assemble(
     """
     check_interval(window_days, "window_days", low=0)
     check_choice(unmatched, "unmatched", ("warn", "raise"))
-    v, vctx, probs = _take(visits, "visits", check_visits_table)
-    s, sctx, p = _take(subjects, "subjects", check_subjects_table)
+    names = check_rename(rename)
+    v, vctx, probs = _take(visits, "visits", check_visits_table, names)
+    s, sctx, p = _take(subjects, "subjects", check_subjects_table, names)
     probs += p
     img = ictx = None
     if imaging is not None:
-        img, ictx, p = _take(imaging, "imaging", check_imaging_table)
+        img, ictx, p = _take(imaging, "imaging", check_imaging_table, names)
         probs += p
     probs += check_relations(v, vctx, s, sctx)
     probs += check_plausibility(

@@ -1,9 +1,12 @@
 """A new patient's history and the times to forecast, checked and laid out.
 
-Owns: turning ``history`` (long-format rows of new patients' visits so far) and
-``at_months`` into one row per (subject, forecast time) with the subject's covariates
-carried forward, plus every check on them (validation against the data dictionary,
-covariates present, forecast times not before the last visit seen).
+Owns: :class:`ModelColumns` (the columns a fitted model reads, which forecasts,
+plots and backtests take from the model instead of assuming the data dictionary's
+``subject_id``/``months``/``alsfrs_r_total``), and turning ``history`` (long-format
+rows of new patients' visits so far) and ``at_months`` into one row per (subject,
+forecast time) with the subject's covariates carried forward, plus every check on
+them (validation against the data dictionary, covariates present, forecast times not
+before the last visit seen).
 Leaves: the model arithmetic to :mod:`alsprog.forecast` (and the simulator's oracle
 forecast in :mod:`alsprog.simulate`, which shares this layout).
 """
@@ -21,6 +24,7 @@ import pandas as pd
 from alsprog.errors import DataValidationError, Problem
 
 __all__ = [
+    "ModelColumns",
     "Prepared",
     "prepare_history",
     "shift_time_columns",
@@ -32,6 +36,64 @@ __all__ = [
 # value = how many of the column's units pass per month
 _TIME_VARYING = {"months_since_onset": 1.0, "age": 1.0 / 12.0}
 _SOURCE = "history"
+#: The data dictionary's onset-relative time; a model on it is forecast on ``months``.
+_ONSET_TIME, _VISIT_TIME = "months_since_onset", "months"
+
+
+@dataclass(frozen=True)
+class ModelColumns:
+    """The columns a fitted trajectory model reads, named once.
+
+    Every trajectory model exposes one as its read-only ``columns_`` attribute (the
+    forecast baselines carry the same names as parameters); :func:`alsprog.forecast.forecast`,
+    :func:`alsprog.forecast.backtest`, :func:`alsprog.forecast.evaluate` and the
+    figures read them, so a model fitted on ``patient``/``visit_month``/``frs`` is
+    forecast, scored and drawn on those columns.
+
+    Attributes
+    ----------
+    outcome : str
+        Outcome column (the formula's left-hand side).
+    subject : str
+        Grouping column.
+    time : str
+        The model's time column (its curve is a function of it).
+    covariates : tuple of str
+        Every column each forecast row needs besides ``subject`` and ``outcome``
+        (the time column included).
+    visit_time : str
+        Column of the visit times that forecasts are asked at (``at_months``) and
+        figures are drawn on: ``time`` itself, except for a model on the data
+        dictionary's ``months_since_onset``, whose visits are placed on ``months``
+        (months since the first visit; ``months_since_onset`` advances with it).
+
+    Examples
+    --------
+    >>> c = ModelColumns.of("frs", "patient", "visit_month",
+    ...                     ["frs", "visit_month", "onset", "patient"])
+    >>> c.covariates, c.visit_time
+    (('visit_month', 'onset'), 'visit_month')
+    >>> ModelColumns.of("alsfrs_r_total", "subject_id", "months_since_onset",
+    ...                 ["alsfrs_r_total", "months_since_onset"]).visit_time
+    'months'
+    """
+
+    outcome: str
+    subject: str
+    time: str
+    covariates: tuple[str, ...]
+    visit_time: str
+
+    @classmethod
+    def of(
+        cls, outcome: str, subject: str, time: str, variables: Sequence[str]
+    ) -> ModelColumns:
+        """From a model's outcome, grouping and time columns and its variables."""
+        keep = [str(v) for v in variables if v not in (outcome, subject)]
+        if time not in keep:
+            keep.append(time)
+        visit = _VISIT_TIME if time == _ONSET_TIME else time
+        return cls(str(outcome), str(subject), str(time), tuple(keep), visit)
 
 
 @dataclass(frozen=True)
@@ -75,12 +137,19 @@ def with_draws(table: pd.DataFrame, draws: npt.ArrayLike) -> pd.DataFrame:
 
 
 def shift_time_columns(
-    rows: pd.DataFrame, new_time: npt.ArrayLike, *, time: str = "months"
+    rows: pd.DataFrame,
+    new_time: npt.ArrayLike,
+    *,
+    time: str = "months",
+    advance: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Copy of ``rows`` moved to ``new_time``, advancing the time-varying columns.
 
-    ``months_since_onset`` advances month for month and ``age`` by a twelfth of a year
-    per month; every other column is carried unchanged.
+    The columns in ``advance`` (a model's own time column when forecasts are laid
+    out on another axis) advance one for one with ``time``.  The data dictionary's
+    ``months_since_onset`` advances month for month and ``age`` by a twelfth of a
+    year per month: these two take the time axis to be in months.  Every other
+    column is carried unchanged.
 
     Examples
     --------
@@ -88,12 +157,18 @@ def shift_time_columns(
     ...                      "age": [60.0]})
     >>> shift_time_columns(rows, [9.0]).round(2).to_dict("records")
     [{'months': 9.0, 'months_since_onset': 26.0, 'age': 60.5}]
+    >>> rows = pd.DataFrame({"visit_month": [3.0], "mso": [20.0]})
+    >>> shift_time_columns(rows, [9.0], time="visit_month", advance=["mso"]
+    ...                    ).to_dict("records")
+    [{'visit_month': 9.0, 'mso': 26.0}]
     """
     out = rows.copy()
     new = np.asarray(new_time, dtype=float)
     delta = new - out[time].to_numpy(dtype=float)
     out[time] = new
-    for col, per_month in _TIME_VARYING.items():
+    rates = dict(_TIME_VARYING)
+    rates.update({c: 1.0 for c in advance})
+    for col, per_month in rates.items():
         if col in out.columns and col != time:
             out[col] = out[col].to_numpy(dtype=float) + per_month * delta
     return out
@@ -219,8 +294,13 @@ def _times_table(
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         raw = table[time].to_numpy()[bad]
+        what = (
+            "months >= 0 since the first visit"
+            if time == "months"
+            else (f"values >= 0 of the time column {time!r}")
+        )
         raise ValueError(
-            f"`at_months` must be finite months >= 0 since the first visit; got "
+            f"`at_months` must be finite {what}; got "
             f"{', '.join(repr(v) for v in pd.unique(raw)[:5])}."
         )
     table[time] = values
@@ -235,6 +315,7 @@ def prepare_history(
     covariates: Sequence[str],
     subject: str = "subject_id",
     time: str = "months",
+    advance: Sequence[str] = (),
     validate: bool = True,
     allow_past: bool = False,
 ) -> Prepared:
@@ -246,14 +327,19 @@ def prepare_history(
         Long-format rows of the patients to forecast (one per visit; the outcome may
         be missing on rows that only carry a patient's covariates).
     at_months : float, sequence of float or pandas.DataFrame
-        Forecast times (months since the first visit) for every subject, or a table
-        with columns ``subject`` and ``time`` giving each subject's own times.
+        Forecast times (values of ``time``, months since the first visit for the
+        data dictionary's ``months``) for every subject, or a table with columns
+        ``subject`` and ``time`` giving each subject's own times.
     outcome : str
         Outcome column.
     covariates : sequence of str
         Columns the model needs on every row (time columns included).
     subject, time : str
-        Grouping and time columns.
+        Grouping column and the time axis of ``at_months``.
+    advance : sequence of str, optional
+        Columns that advance one for one with ``time`` on the forecast rows (a
+        model's own time column when it differs from ``time``); see
+        :func:`shift_time_columns`.
     validate : bool, default True
         Check ``history`` against the data dictionary first.
     allow_past : bool, default False
@@ -278,10 +364,18 @@ def prepare_history(
     needed = list(dict.fromkeys([subject, time, outcome, *covariates]))
     absent = [c for c in needed if c not in history.columns]
     if absent:
+        role = {
+            outcome: "its outcome",
+            subject: "its subject column",
+            time: "the time axis of the forecast times",
+        }
+        found = ", ".join(map(repr, map(str, history.columns[:12])))
+        more = ", ..." if len(history.columns) > 12 else ""
         raise DataValidationError(
             [
                 Problem(
-                    "is needed by the model but absent from the history table",
+                    f"is needed by the model ({role.get(c, 'a covariate')}) but "
+                    f"absent from the history table (it has {found}{more})",
                     rule="required",
                     column=c,
                 )
@@ -330,10 +424,11 @@ def prepare_history(
         early[:] = False
     for row in times[early].itertuples(index=False):
         sid, t = str(getattr(row, subject)), float(getattr(row, time))
+        unit = "months" if time == "months" else f"on {time!r}"
         problems.append(
             Problem(
-                f"forecast time {t:g} months is before this subject's last visit in "
-                f"the history ({last_time[subjects.get_loc(sid)]:g} months); forecast "
+                f"forecast time {t:g} {unit} is before this subject's last visit in "
+                f"the history ({last_time[subjects.get_loc(sid)]:g} {unit}); forecast "
                 "from the visits seen so far forward only",
                 rule="horizon",
                 source="at_months",
@@ -347,7 +442,9 @@ def prepare_history(
 
     base = df.groupby(subject, sort=False).tail(1).set_index(subject)
     rows = base.reindex(np.asarray(times[subject])).reset_index()
-    future = shift_time_columns(rows, times[time].to_numpy(), time=time)
+    future = shift_time_columns(
+        rows, times[time].to_numpy(), time=time, advance=advance
+    )
     future[outcome] = np.nan
     future["_subject_index"] = code
     first = df.groupby(subject, sort=False).head(1).set_index(subject)

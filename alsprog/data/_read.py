@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,13 +29,22 @@ from alsprog.data._validate import (
     attach_source,
     check_columns,
     check_duplicates,
+    check_rename,
     raise_if,
     refuse_repeated_columns,
+    rename_columns,
     validate,
 )
 from alsprog.errors import DataValidationError, Problem
 
-__all__ = ["read_imaging", "read_subjects", "read_table", "read_visits", "write_table"]
+__all__ = [
+    "guess_kind",
+    "read_imaging",
+    "read_subjects",
+    "read_table",
+    "read_visits",
+    "write_table",
+]
 
 TableKind = Literal["visits", "subjects", "imaging", "long"]
 
@@ -43,13 +53,16 @@ def _file_problem(name: str, message: str, *, line: int | None = None) -> Proble
     return Problem(message, rule="file", source=name, line=line)
 
 
-def _load(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, TableContext]:
+def _load(
+    path: str | os.PathLike[str], rename: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, TableContext]:
     """Read a CSV or Parquet file as raw cells, with each row's line number.
 
     CSV/TSV files go through :func:`~alsprog.data._csvfile.read_delimited`, which
     refuses a corrupted file (wrong separator, ragged rows, bad encoding, binary
     content) naming the line; Parquet files are read by pyarrow.  An empty table, or
-    repeated or empty column names, are refused for both.
+    repeated or empty column names, are refused for both.  ``rename`` maps the
+    file's column names to the dictionary's before anything is checked.
     """
     if not isinstance(path, str | os.PathLike):
         raise TypeError(
@@ -102,6 +115,8 @@ def _load(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, TableContext]:
             ],
             source=name,
         )
+    if rename:
+        raw = rename_columns(raw, rename, name)
     return raw, TableContext(name, name, lines, kind)
 
 
@@ -301,7 +316,12 @@ def check_imaging_table(
     return df, probs
 
 
-def read_visits(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataFrame:
+def read_visits(
+    path: str | os.PathLike[str],
+    *,
+    today: Any = None,
+    rename: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """Read and validate a visits table: one row per subject × clinic visit.
 
     Needs ``subject_id`` and one of ``visit_date`` / ``visit_day`` / ``months``;
@@ -317,6 +337,10 @@ def read_visits(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataFr
     today : datetime.date or str, optional
         The date of the plausibility check (no date may lie after it); default the
         current date.  Give it for reproducible results.
+    rename : mapping of str to str, optional
+        Column names of the file mapped to the dictionary's before anything is
+        checked, e.g. ``{"patient": "subject_id"}``; each target must be a
+        dictionary column.
 
     Returns
     -------
@@ -343,13 +367,18 @@ def read_visits(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataFr
     >>> read_visits(p)["alsfrs_r_total"].tolist()
     [40.0, 38.0]
     """
-    raw, ctx = _load(path)
+    raw, ctx = _load(path, check_rename(rename))
     df, probs = check_visits_table(raw, ctx, today=today)
     raise_if(probs, ctx.name)
     return _finish(df, ctx)
 
 
-def read_subjects(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataFrame:
+def read_subjects(
+    path: str | os.PathLike[str],
+    *,
+    today: Any = None,
+    rename: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """Read and validate a subjects table: one row per subject.
 
     Needs ``subject_id`` and ``group`` (``als``/``control``); see the data dictionary
@@ -363,6 +392,10 @@ def read_subjects(path: str | os.PathLike[str], *, today: Any = None) -> pd.Data
     today : datetime.date or str, optional
         The date of the plausibility check (no date may lie after it); default the
         current date.  Give it for reproducible results.
+    rename : mapping of str to str, optional
+        Column names of the file mapped to the dictionary's before anything is
+        checked, e.g. ``{"patient": "subject_id"}``; each target must be a
+        dictionary column.
 
     Returns
     -------
@@ -392,13 +425,18 @@ def read_subjects(path: str | os.PathLike[str], *, today: Any = None) -> pd.Data
     >>> read_subjects(p)["onset_site"].tolist()
     ['bulbar']
     """
-    raw, ctx = _load(path)
+    raw, ctx = _load(path, check_rename(rename))
     df, probs = check_subjects_table(raw, ctx, today=today)
     raise_if(probs, ctx.name)
     return _finish(df, ctx)
 
 
-def read_imaging(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataFrame:
+def read_imaging(
+    path: str | os.PathLike[str],
+    *,
+    today: Any = None,
+    rename: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
     """Read and validate an imaging-features table: one row per subject × session.
 
     Needs ``subject_id``, ``session`` and ``acquisition_date`` (or
@@ -412,6 +450,10 @@ def read_imaging(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataF
     today : datetime.date or str, optional
         The date of the plausibility check (no date may lie after it); default the
         current date.  Give it for reproducible results.
+    rename : mapping of str to str, optional
+        Column names of the file mapped to the dictionary's before anything is
+        checked, e.g. ``{"patient": "subject_id"}``; each target must be a
+        dictionary column.
 
     Returns
     -------
@@ -432,24 +474,107 @@ def read_imaging(path: str | os.PathLike[str], *, today: Any = None) -> pd.DataF
     >>> read_imaging(p)["fa_cst_left"].tolist()
     [0.52]
     """
-    raw, ctx = _load(path)
+    raw, ctx = _load(path, check_rename(rename))
     df, probs = check_imaging_table(raw, ctx, today=today)
     raise_if(probs, ctx.name)
     return _finish(df, ctx)
 
 
+def _levels(columns: Sequence[str]) -> dict[str, list[str]]:
+    dd = load_dictionary()
+    out: dict[str, list[str]] = {"subject": [], "visit": [], "imaging": []}
+    for c in columns:
+        if not isinstance(c, str) or c == "subject_id":
+            continue
+        f = dd.field_for(c)
+        level = f.level if f is not None else None
+        if level is None and c.startswith("alsfrs_r_"):
+            level = "visit"  # alsfrs_r_q5a/q5b, folded when read
+        if level in out:
+            out[level].append(c)
+    return out
+
+
+def guess_kind(columns: Sequence[str]) -> tuple[TableKind, str]:
+    """Guess which table a file holds from its columns, and say why.
+
+    A table with visit columns (a time axis or ALSFRS-R scores) and subject columns
+    (``group``, ``sex``, ``onset_site``, ...) is a long table; with visit columns only,
+    a visits table; with a ``session`` or imaging-feature column, an imaging table;
+    anything else a subjects table.
+
+    Returns
+    -------
+    (str, str)
+        The kind and the reason, e.g. ``("visits", "visit columns (visit_date,
+        alsfrs_r_total) but no subject columns")``.
+
+    Examples
+    --------
+    >>> guess_kind(["patient", "visit_month", "alsfrs_r_total", "onset_site"])[0]
+    'long'
+    >>> guess_kind(["subject_id", "visit_date", "alsfrs_r_total"])
+    ('visits', 'visit columns (visit_date, alsfrs_r_total) but no subject columns (group, sex, onset_site, ...)')
+    """
+
+    def shown(cols: list[str]) -> str:
+        return ", ".join(cols[:4]) + (", ..." if len(cols) > 4 else "")
+
+    lv = _levels(columns)
+    if lv["visit"] and lv["subject"]:
+        return "long", (
+            f"visit columns ({shown(lv['visit'])}) and subject columns "
+            f"({shown(lv['subject'])})"
+        )
+    if lv["visit"]:
+        return "visits", (
+            f"visit columns ({shown(lv['visit'])}) but no subject columns (group, "
+            "sex, onset_site, ...)"
+        )
+    if lv["imaging"]:
+        return "imaging", f"imaging columns ({shown(lv['imaging'])})"
+    if lv["subject"]:
+        return "subjects", (
+            f"subject columns ({shown(lv['subject'])}) and no visit or imaging columns"
+        )
+    return "subjects", "no visit, subject or imaging column of the data dictionary"
+
+
 def detect_kind(columns: list[str]) -> TableKind:
-    """Guess which table a file holds from its columns."""
-    cols = set(columns)
-    has_time = bool(cols & {"visit_date", "visit_day", "months"})
-    has_subject = bool(cols & {"group", "onset_site", "age_at_onset", "sex"})
-    if has_time and has_subject:
-        return "long"
-    if has_time:
-        return "visits"
-    if "session" in cols:
-        return "imaging"
-    return "subjects"
+    """Guess which table a file holds from its columns (see :func:`guess_kind`)."""
+    return guess_kind(columns)[0]
+
+
+def header_columns(
+    path: str | os.PathLike[str], *, rename: Mapping[str, str] | None = None
+) -> list[str] | None:
+    """The column names in a table file's header (after ``rename``), read cheaply.
+
+    Returns ``None`` when the header cannot be read; the table's reader then says why.
+    """
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            names = list(pq.read_schema(p).names)
+        else:
+            low = p.name.lower()
+            sep = "\t" if ".tsv" in low else ","
+            head = pd.read_csv(p, sep=sep, nrows=0, encoding="utf-8-sig")
+            names = [str(c).strip() for c in head.columns]
+    except Exception:  # unreadable: the reader reports why, with the line
+        return None
+    renames = check_rename(rename)
+    return [renames.get(c, c) for c in names]
+
+
+def table_columns(
+    path: str | os.PathLike[str], *, rename: Mapping[str, str] | None = None
+) -> list[str]:
+    """The column names of a table file (after ``rename``), reading it whole."""
+    raw, _ = _load(path, check_rename(rename))
+    return [str(c) for c in raw.columns]
 
 
 def read_table(
@@ -457,6 +582,7 @@ def read_table(
     *,
     kind: TableKind | None = None,
     today: Any = None,
+    rename: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, TableKind]:
     """Read and validate any alsprog table, guessing its kind from its columns.
 
@@ -465,10 +591,13 @@ def read_table(
     path : str or os.PathLike
         CSV/TSV or Parquet file.
     kind : {"visits", "subjects", "imaging", "long"}, optional
-        Skip the guess.
+        Skip the guess (:func:`guess_kind`).
     today : datetime.date or str, optional
         The date of the plausibility check (no date may lie after it); default the
         current date.  Give it for reproducible results.
+    rename : mapping of str to str, optional
+        Column names of the file mapped to the dictionary's before the guess and
+        the checks, e.g. ``{"patient": "subject_id"}``.
 
     Returns
     -------
@@ -488,17 +617,17 @@ def read_table(
     >>> read_table(p)[1]
     'subjects'
     """
+    rename = check_rename(rename)
     if kind is None:
-        raw, _ = _load(path)
-        kind = detect_kind(list(raw.columns))
+        kind = guess_kind(table_columns(path, rename=rename))[0]
     if kind == "visits":
-        return read_visits(path, today=today), kind
+        return read_visits(path, today=today, rename=rename), kind
     if kind == "subjects":
-        return read_subjects(path, today=today), kind
+        return read_subjects(path, today=today, rename=rename), kind
     if kind == "imaging":
-        return read_imaging(path, today=today), kind
+        return read_imaging(path, today=today, rename=rename), kind
     if kind == "long":
-        raw, ctx = _load(path)
+        raw, ctx = _load(path, rename)
         df = _finish(raw, ctx)
         out = validate(df, source=ctx.name, today=today)
         return _finish(out, ctx), kind

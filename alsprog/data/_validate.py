@@ -17,7 +17,7 @@ import re
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,9 @@ from alsprog.data._dictionary import DataDictionary, Field, load_dictionary
 from alsprog.errors import DataValidationError, DataWarning, Problem
 
 __all__ = ["validate"]
+
+#: How a column mapping is named in messages (the CLI's option, the config's key).
+RENAME_WHAT = "`rename`"
 
 _SOURCE_ATTR = "alsprog_source"
 _LINES_ATTR = "alsprog_lines"
@@ -570,6 +573,115 @@ def _closest(name: str, candidates: Sequence[str]) -> str:
     return f"; the table has {close[0]!r}: rename it if it holds {name}"
 
 
+def rename_problems(rename: Any) -> list[str]:
+    """What is wrong with a column mapping ``{old name: dictionary name}``.
+
+    Each target must be a column of the data dictionary (or an imaging
+    ``<metric>_<region>`` name); no two columns may map to one target; a column may
+    not map to itself.  Returns one message per problem (empty when the mapping is
+    fine).
+
+    Examples
+    --------
+    >>> rename_problems({"patient": "subject_id"})
+    []
+    >>> rename_problems({"patient": "subjectid"})
+    ["'patient' -> 'subjectid': 'subjectid' is not a column of the data dictionary; did you mean 'subject_id'?"]
+    """
+    if not isinstance(rename, Mapping):
+        return [f"must be a mapping of old to new column names; got {rename!r}"]
+    dd = load_dictionary()
+    out: list[str] = []
+    seen: dict[str, str] = {}
+    for old, new in rename.items():
+        if not isinstance(old, str) or not old.strip():
+            out.append(f"{old!r}: the old name must be a non-empty string")
+            continue
+        if not isinstance(new, str) or not new.strip():
+            out.append(f"{old!r} -> {new!r}: the new name must be a non-empty string")
+            continue
+        if old == new:
+            out.append(f"{old!r} -> {new!r}: renames the column to itself")
+            continue
+        if new not in dd.known_names() and dd.field_for(new) is None:
+            found = dd.suggest_name(new)
+            close = (
+                [found[0]]
+                if found
+                else difflib.get_close_matches(new, dd.known_names(), n=1, cutoff=0.6)
+            )
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            out.append(
+                f"{old!r} -> {new!r}: {new!r} is not a column of the data "
+                f"dictionary{hint}"
+            )
+            continue
+        if new in seen:
+            out.append(
+                f"{seen[new]!r} and {old!r} are both renamed to {new!r}; keep one"
+            )
+            continue
+        seen[new] = old
+    return out
+
+
+def check_rename(
+    rename: Mapping[str, str] | None, *, what: str = RENAME_WHAT
+) -> dict[str, str]:
+    """A checked copy of a column mapping (``{}`` for ``None``).
+
+    Raises
+    ------
+    ValueError
+        Naming every problem :func:`rename_problems` finds (``what`` names the
+        argument: ``--rename`` on the command line).
+
+    Examples
+    --------
+    >>> check_rename({"patient": "subject_id"})
+    {'patient': 'subject_id'}
+    """
+    if rename is None:
+        return {}
+    probs = rename_problems(rename)
+    if probs:
+        text = "; ".join(probs)
+        raise ValueError(f"{what}: {text}" + ("" if text.endswith("?") else "."))
+    return dict(rename)
+
+
+def rename_columns(
+    df: pd.DataFrame, rename: Mapping[str, str] | None, name: str
+) -> pd.DataFrame:
+    """``df`` with the mapped columns renamed (the columns it lacks are skipped).
+
+    Raises
+    ------
+    DataValidationError
+        When the table has both a column and the name it is mapped to.
+    """
+    rename = check_rename(rename)
+    use = {old: new for old, new in rename.items() if old in df.columns}
+    if not use:
+        return df
+    clash = [
+        Problem(
+            f"column {old!r} is renamed to {new!r} ({RENAME_WHAT}), but the table has "
+            f"{new!r} already: drop one of them or the mapping",
+            rule="rename",
+            source=name,
+            column=old,
+            value=old,
+        )
+        for old, new in use.items()
+        if new in df.columns and new not in use
+    ]
+    raise_if(clash, name)
+    out = df.rename(columns=use)
+    out.attrs = dict(df.attrs)
+    return out
+
+
 def check_duplicates(
     df: pd.DataFrame, ctx: TableContext, keys: Sequence[str], what: str
 ) -> list[Problem]:
@@ -758,7 +870,9 @@ def validate(
         (["subject_id", "visit_day"], "visit day"),
         (["subject_id", "months"], "visit time"),
     ):
-        if keys[1] in out.columns:
+        # without subject_id (a model grouping by another column) the visit keys of
+        # different subjects cannot be told apart: not checked
+        if "subject_id" in out.columns and keys[1] in out.columns:
             probs += check_duplicates(out, ctx, keys, what)
             break
     probs += check_constant_within_subject(out, ctx, dd)

@@ -483,9 +483,9 @@ def sample_size_slope(
     sig2_int, sig2_slope, cov_int_slope : float
         Random intercept variance (points²), random slope variance (points²/month²)
         and their covariance; ``sig2_slope = 0`` is a random-intercept design.
-        Defaults: slope SD 0.6 points/month (DOMAIN.md §7).
+        Defaults: slope SD 0.6 points/month (docs/domain.md §7).
     sig2_e : float, default 4.0
-        Residual variance (points²; SD 2.0, DOMAIN.md §7).
+        Residual variance (points²; SD 2.0, docs/domain.md §7).
     alpha : float, default 0.05
         Type I error, in (0, 1).
     power : float, default 0.8

@@ -1,13 +1,29 @@
 """Power by simulation: whole trials simulated and analysed as the statistician would.
 
 Owns: :func:`simulate_power`, the trial generator (random intercept and slope per
-patient, treatment slowing, death and dropout whose hazards rise with the patient's
-progression rate, baseline markers correlated with progression, enrichment by
-screening), :class:`BaselineMarker`, :class:`Enrichment` and :class:`PowerResult`.
-Each simulated trial is analysed by alsprog's exact REML engine (the same numerics
-as :class:`~alsprog.models.LinearMixedModel`: ``y ~ months * arm + (months |
-subject)``, Wald test of ``months:arm``) or by :class:`~alsprog.models.MMRM`.
+patient, treatment slowing, the design's attrition, extra death and dropout whose
+hazards rise with the patient's progression rate, baseline markers correlated with
+progression, enrichment by screening), :class:`BaselineMarker`, :class:`Enrichment`
+and :class:`PowerResult`.  Each simulated trial is analysed by alsprog's exact REML
+engine (the same numerics as :class:`~alsprog.models.LinearMixedModel`:
+``y ~ months * arm + (months | subject)``, Wald test of ``months:arm``) or by
+:class:`~alsprog.models.MMRM`.
 Leaves: formulas to :mod:`alsprog.design._analytic`, figures to :mod:`alsprog.plots`.
+
+Attrition, two separate sources:
+
+- ``TrialDesign.retention`` is the attrition the analytic formulas assume (longpower's
+  ``ra``; Edland 2009): ``retention[j]`` is the probability that a randomised patient
+  is still observed at visit ``j``, dropout is monotone (missing at visit ``j``,
+  missing afterwards) and non-informative (independent of the patient's intercept,
+  slope, arm and outcomes).  Each patient draws one uniform ``u`` and is seen at
+  visit ``j`` while ``u < retention[j]``, so a fraction ``retention[j] -
+  retention[j+1]`` has its last visit at ``j``: the pattern mixture of
+  :func:`~alsprog.design.sample_size_slope`.  Simulated and analytic power then agree
+  within Monte Carlo error.
+- ``dropout`` and ``death_hazard`` of :func:`simulate_power` remove further visits on
+  top (informative: hazards rise with the progression rate), which no analytic
+  formula here includes.
 
 Speed: trials are simulated vectorised over a chunk of trials; because every
 patient's design row is ``u_i ⊗ (1, t_j)``, the per-patient sufficient statistics of
@@ -221,6 +237,18 @@ class PowerResult:
         One row per trial: ``trial, estimate, std_error, z, p_value, reject,
         n_patients, n_observations, n_screened, converged``.
     design : TrialDesign
+    seconds : float
+        Wall time of the simulation.
+    retention : tuple of float or None
+        The design's non-informative attrition the trials were simulated with (and
+        the analytic formulas assume); ``None`` = none.
+    dropout, death_hazard : float
+        Extra informative dropout and death added on top of ``retention`` (0 = none).
+    attrition : pandas.DataFrame
+        One row per visit: ``months, retention`` (the design's, 1 without attrition),
+        ``observed, observed_treatment, observed_control`` (the realised fraction of
+        randomised patients seen at that visit, over all simulated trials, after
+        ``retention`` and any ``dropout``/``death_hazard``).
     """
 
     power: float
@@ -233,11 +261,19 @@ class PowerResult:
     estimates: pd.DataFrame = field(repr=False)
     design: TrialDesign = field(repr=False)
     seconds: float = field(default=0.0, repr=False)
+    retention: tuple[float, ...] | None = None
+    dropout: float = 0.0
+    death_hazard: float = 0.0
+    attrition: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def __repr__(self) -> str:
+        ret = None if self.retention is None else [f"{r:g}" for r in self.retention]
+        ret_text = "None" if ret is None else f"[{', '.join(ret)}]"
         return (
             f"PowerResult(power={self.power:.4f}, se={self.se:.4f}, n_sims={self.n_sims}, "
             f"n_per_arm={self.n_per_arm}, analysis={self.analysis!r}, "
+            f"retention={ret_text}, dropout={self.dropout:g}, "
+            f"death_hazard={self.death_hazard:g}, "
             f"screen_failure={self.screen_failure:.3f})"
         )
 
@@ -427,6 +463,11 @@ def _simulate_chunk(
             h += -math.log1p(-dropout) / 12.0 * rel
         end = rng.exponential(1.0, rel.shape) / h
         mask = ((t - t[0])[None, None, :] < end[..., None]).astype(float)
+    if design.retention is not None:
+        # the design's attrition (the analytic formulas' model): monotone and
+        # non-informative; seen at visit j while u < retention[j]
+        u = rng.random((k, n))
+        mask = mask * (u[..., None] < np.asarray(design.retention, float))
     return _Chunk(
         arm=arm, markers=zs[..., : len(markers)], y=y, mask=mask, n_screened=n_screened
     )
@@ -449,8 +490,8 @@ def _check_slope_estimable(st: Any, n: int) -> None:
         raise ModelSpecificationError(
             f"a simulated trial ({n} patients, {int(st.n[i])} visits observed) has "
             "too few follow-up visits to estimate each arm's slope (the treatment "
-            "effect is not estimable); raise `n_per_arm` or lower `dropout`/"
-            "`death_hazard`."
+            "effect is not estimable); raise `n_per_arm` or the design's "
+            "`retention`, or lower `dropout`/`death_hazard`."
         )
 
 
@@ -572,7 +613,8 @@ def _fit_mmrm_trials(
             raise ModelSpecificationError(
                 f"a simulated trial ({n} patients, {int(obs.sum())} post-baseline "
                 f"visits observed) cannot be analysed by an unstructured MMRM: {exc} "
-                "Raise `n_per_arm` or lower `dropout`/`death_hazard`."
+                "Raise `n_per_arm` or the design's `retention`, or lower "
+                "`dropout`/`death_hazard`."
             ) from exc
         c = fit.contrast(visit=j - 1).iloc[0]
         out.append(
@@ -597,12 +639,21 @@ def _run_chunk(
     k: int,
     seed: np.random.SeedSequence,
     analysis: str,
-) -> list[dict]:
+) -> tuple[list[dict], Array, Array]:
+    """Simulate and analyse ``k`` trials.
+
+    Returns the per-trial rows and the number of treated and control patients seen
+    at each visit, summed over the ``k`` trials.
+    """
     rng = np.random.default_rng(seed)
     chunk = _simulate_chunk(design, spec, k, rng)
+    seen_t = chunk.mask[:, : spec.n_t].sum(axis=(0, 1))
+    seen_c = chunk.mask[:, spec.n_t :].sum(axis=(0, 1))
     if analysis == "slope":
-        return _fit_slope_trials(chunk, design, design.alpha)
-    return _fit_mmrm_trials(chunk, design, design.alpha, spec.covariates)
+        rows = _fit_slope_trials(chunk, design, design.alpha)
+    else:
+        rows = _fit_mmrm_trials(chunk, design, design.alpha, spec.covariates)
+    return rows, seen_t, seen_c
 
 
 def simulate_power(
@@ -626,7 +677,10 @@ def simulate_power(
     Each trial randomises ``n_per_arm`` treated and ``n_per_arm / allocation_ratio``
     control patients, draws every patient's intercept and slope from the design's
     variance components (treatment slows the mean slope by ``design.slowing``),
-    removes the visits after death or dropout, and analyses the trial exactly:
+    loses patients as ``design.retention`` says (monotone, non-informative: the
+    attrition the analytic formulas assume, so both answer the same question),
+    removes further visits after the extra ``dropout`` or ``death_hazard`` (if any),
+    and analyses the trial exactly:
     ``analysis="slope"`` fits ``y ~ months * arm (+ covariates × months) + (months |
     subject)`` by REML with alsprog's engine and tests ``months:arm`` (Wald, two-sided);
     ``analysis="mmrm"`` fits an unstructured MMRM to change from baseline and tests
@@ -643,12 +697,14 @@ def simulate_power(
         Trials to simulate.
     analysis : {"slope", "mmrm"}, default "slope"
     dropout : float, default 0.0
-        Yearly dropout probability at the mean progression rate; a patient's hazard
-        scales with their progression rate (informative dropout).
+        Extra yearly dropout probability at the mean progression rate, on top of
+        ``design.retention``; a patient's hazard scales with their progression rate
+        (informative dropout, not in the analytic formulas).
     death_hazard : float, default 0.0
-        Yearly probability of death or tracheostomy at the mean progression rate; the
-        hazard scales with the square of the patient's progression rate (as the
-        simulator, DOMAIN.md §2).  ``dropout=0, death_hazard=0`` = complete follow-up.
+        Extra yearly probability of death or tracheostomy at the mean progression
+        rate, on top of ``design.retention``; the hazard scales with the square of the
+        patient's progression rate (as the simulator, docs/domain.md §2).  With
+        ``design.retention=None, dropout=0, death_hazard=0`` follow-up is complete.
     enrichment : Enrichment, optional
         Screen patients on a baseline marker; the screen-failure fraction is reported.
     covariates : sequence of BaselineMarker
@@ -673,6 +729,8 @@ def simulate_power(
     Returns
     -------
     PowerResult
+        With the attrition simulated (``retention``, ``dropout``, ``death_hazard``)
+        and the realised fraction seen at each visit (``attrition``).
 
     Raises
     ------
@@ -685,6 +743,18 @@ def simulate_power(
     >>> r = simulate_power(d, 40, n_sims=20, seed=1, n_jobs=1, progress=False)
     >>> r.n_sims, 0 <= r.power <= 1
     (20, True)
+
+    The design's retention is simulated as the analytic formula assumes it:
+
+    >>> d = TrialDesign(retention=[1, 0.5, 0.3, 0.2, 0.1])
+    >>> n = d.sample_size().n_per_arm_ceil
+    >>> r = simulate_power(d, n, n_sims=200, seed=1, n_jobs=1, progress=False)
+    >>> n, round(d.power_at(n).power, 3), r.retention
+    (383, 0.801, (1.0, 0.5, 0.3, 0.2, 0.1))
+    >>> abs(r.power - d.power_at(n).power) < 3 * r.se
+    True
+    >>> r.attrition["observed"].round(2).tolist()
+    [1.0, 0.5, 0.3, 0.2, 0.1]
     """
     from joblib import Parallel, delayed
 
@@ -741,7 +811,9 @@ def simulate_power(
     )
     parts = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
     rows: list[dict] = []
-    for part in progress_bar(
+    n_visits = len(design.visit_months)
+    seen_t, seen_c = np.zeros(n_visits), np.zeros(n_visits)
+    for part, part_t, part_c in progress_bar(
         parts,
         progress=progress,
         total=len(sizes),
@@ -749,6 +821,8 @@ def simulate_power(
         unit="chunk",
     ):
         rows.extend(part)
+        seen_t += part_t
+        seen_c += part_c
     est = pd.DataFrame(rows)
     est.insert(0, "trial", np.arange(len(est)))
     p = float(est["reject"].mean())
@@ -756,6 +830,19 @@ def simulate_power(
     enrolled = float(est["n_patients"].sum())
     seconds = time.perf_counter() - started
     logger.info("simulated %d trials in %.1f s (power %.3f)", n_sims, seconds, p)
+    attrition = pd.DataFrame(
+        {
+            "months": np.asarray(design.visit_months, float),
+            "retention": (
+                np.ones(n_visits)
+                if design.retention is None
+                else np.asarray(design.retention, float)
+            ),
+            "observed": (seen_t + seen_c) / (n_sims * (n_per_arm + n_c)),
+            "observed_treatment": seen_t / (n_sims * n_per_arm),
+            "observed_control": seen_c / (n_sims * n_c),
+        }
+    )
     return PowerResult(
         power=p,
         se=math.sqrt(p * (1 - p) / n_sims),
@@ -767,6 +854,10 @@ def simulate_power(
         estimates=est,
         design=design,
         seconds=seconds,
+        retention=design.retention,
+        dropout=dropout,
+        death_hazard=death_hazard,
+        attrition=attrition,
     )
 
 
@@ -897,9 +988,11 @@ def power_curve(
         Analytic formula.
     simulate : bool, default False
         Also estimate each point's power by :func:`simulate_power` (``n_sims``
-        trials; each point gets its own child seed).
+        trials losing patients as ``design.retention`` says, the attrition of the
+        analytic curve; each point gets its own child seed).
     n_sims, analysis, seed, n_jobs, progress, **simulate_kwargs
-        Passed to :func:`simulate_power` (``dropout``, ``enrichment``, ...).
+        Passed to :func:`simulate_power` (``dropout``, ``death_hazard`` add
+        informative losses on top of the retention; ``enrichment``, ...).
 
     Returns
     -------

@@ -45,14 +45,14 @@ class TrialDesign:
     visit_months : sequence of float, default (0, 3, 6, 9, 12)
         Scheduled visits (months from randomisation), strictly increasing.
     mean_slope : float, default -0.9
-        Control-arm mean slope (points/month; DOMAIN.md §7).
+        Control-arm mean slope (points/month; docs/domain.md §7).
     slowing : float, default 0.25
-        Fractional slowing of the mean slope under treatment (DOMAIN.md §5: designs
+        Fractional slowing of the mean slope under treatment (docs/domain.md §5: designs
         target 20-35 %).
     sig2_int, sig2_slope, cov_int_slope, sig2_e : float
         Random-intercept variance, random-slope variance, their covariance and the
         residual variance (defaults: intercept SD 5, slope SD 0.6, residual SD 2;
-        DOMAIN.md §7).
+        docs/domain.md §7).
     mean_intercept : float, default 38.0
         Mean ALSFRS-R at randomisation (used by simulations).
     alpha : float, default 0.05
@@ -62,7 +62,11 @@ class TrialDesign:
     allocation_ratio : float, default 1.0
         Treatment : control.
     retention : sequence of float, optional
-        Fraction observed at each visit (1 at baseline); ``None`` = no attrition.
+        Fraction of randomised patients still observed at each visit (1 at baseline,
+        non-increasing; longpower's ``ra``); ``None`` = no attrition.  Dropout is
+        monotone (a patient missing at a visit is missing afterwards) and
+        non-informative.  The analytic formulas and
+        :func:`~alsprog.design.simulate_power` both use it, so their powers agree.
 
     Examples
     --------
@@ -71,6 +75,8 @@ class TrialDesign:
     0.225
     >>> d.sample_size().n_per_arm_ceil
     126
+    >>> TrialDesign(retention=[1, 0.5, 0.3, 0.2, 0.1]).sample_size().n_per_arm_ceil
+    383
     """
 
     visit_months: tuple[float, ...] = (0.0, 3.0, 6.0, 9.0, 12.0)

@@ -4,7 +4,11 @@
 history; :class:`DeltaFSBaseline`, :class:`PatientOLSBaseline` and
 :class:`RandomForestSlope` are the reference forecasters; :class:`CalibratedForecaster`
 recalibrates any of them on the training patients' own errors; :func:`evaluate`,
-:func:`calibration` and :func:`backtest` score them.
+:func:`calibration` and :func:`backtest` score them.  All of them read the subject,
+time and outcome columns a model was fitted on (its ``columns_``; a baseline's
+``subject``/``time``/``outcome``), so a model on ``patient``/``visit_month``/``frs``
+is forecast and scored on those; the ``*_months`` arguments are in that time
+column's units.
 """
 
 from alsprog.forecast._api import forecast

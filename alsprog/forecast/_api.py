@@ -17,8 +17,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from alsprog._random import as_generator
-from alsprog._validation import check_int, check_is_fitted, check_level
-from alsprog.data._history import Prepared, prepare_history, with_draws
+from alsprog._validation import check_int, check_level
+from alsprog.data._history import ModelColumns, Prepared, prepare_history, with_draws
+from alsprog.errors import ModelSpecificationError
+from alsprog.forecast._columns import fitted_columns, set_table_columns
 
 __all__ = ["forecast", "summarise_draws"]
 
@@ -36,49 +38,41 @@ def summarise_draws(
 
 def _table(
     prep: Prepared,
-    subject: str,
+    cols: ModelColumns,
+    time: str,
     stats: dict[str, npt.NDArray[np.float64]],
     draws: npt.NDArray[np.float64] | None,
 ) -> pd.DataFrame:
     out = pd.DataFrame(
         {
-            subject: prep.future[subject].astype(str).to_numpy(),
-            "months": prep.future["months"].to_numpy(dtype=float),
+            cols.subject: prep.future[cols.subject].astype(str).to_numpy(),
+            time: prep.future[time].to_numpy(dtype=float),
         }
     )
     for k, v in stats.items():
         out[k] = np.asarray(v, dtype=float)
     if draws is not None:
         out = with_draws(out, draws)
-    return out
+    return set_table_columns(out, cols.subject, time, cols.outcome)
 
 
-def _model_columns(model: Any) -> tuple[str, str, list[str]]:
-    """Outcome, subject column and the covariates a model needs on each row."""
+def _check_time_in_model(model: Any, cols: ModelColumns) -> None:
+    """A mixed or joint model whose ``time`` its formula does not use would be
+    forecast flat: refuse it, naming the parameter to set."""
     from alsprog.models import JointModel, LinearMixedModel
 
-    if isinstance(model, JointModel):
-        check_is_fitted(model, ["fe_params_"])
-        info = model.longitudinal_._design_info
-        return info["outcome"], info["group"], model._covariates()
-    if isinstance(model, LinearMixedModel):
-        check_is_fitted(model, ["fe_params_"])
-        info = model._design_info
-        drop = {info["outcome"], info["group"]}
-        cov = [v for v in info["variables"] if v not in drop]
-        return info["outcome"], info["group"], [*cov, "months"]
-    from alsprog.models import BayesianTrajectoryModel  # only now: heavier import
-
-    if isinstance(model, BayesianTrajectoryModel):
-        check_is_fitted(model, ["idata_"])
-        d = model._design
-        cov = [v for v in d.mixed.variables if v not in (d.outcome, d.subject)]
-        return d.outcome, d.subject, [*cov, d.time, "months"]
-    raise TypeError(
-        "`model` must be a fitted LinearMixedModel, JointModel, "
-        "BayesianTrajectoryModel or a "
-        f"fitted forecast baseline; got {type(model).__name__}."
-    )
+    lmm = model.longitudinal_ if isinstance(model, JointModel) else model
+    if isinstance(lmm, LinearMixedModel):
+        variables = lmm._design_info["variables"]
+        if cols.time not in variables:
+            used = [v for v in variables if v not in (cols.outcome, cols.subject)]
+            raise ModelSpecificationError(
+                f"{type(model).__name__}: the time column {cols.time!r} is not used by "
+                f"{model.formula!r} (its variables: {', '.join(map(repr, used))}), so "
+                "its forecasts could not move with time; fit it with `time=` naming "
+                "the formula's time column, e.g. "
+                f"{type(model).__name__}(..., time={(used or ['months'])[0]!r})."
+            )
 
 
 def forecast(
@@ -90,6 +84,7 @@ def forecast(
     n_samples: int | None = None,
     seed: Any = None,
     given_alive: bool = True,
+    time: str | None = None,
 ) -> pd.DataFrame:
     """Forecast each patient's ALSFRS-R at future months from the visits seen so far.
 
@@ -105,6 +100,10 @@ def forecast(
     rows carry covariates but no outcome gets the population forecast for those
     covariates.
 
+    The subject, time and outcome columns are the model's own (its ``columns_``; a
+    baseline's ``subject``/``time``/``outcome``): a model fitted on ``patient``,
+    ``visit_month`` and ``frs`` reads and returns those columns.
+
     Parameters
     ----------
     model : LinearMixedModel, JointModel, BayesianTrajectoryModel, a fitted baseline or CalibratedForecaster
@@ -117,11 +116,14 @@ def forecast(
     history : pandas.DataFrame
         Long-format rows (as :func:`alsprog.data.assemble` returns) of the patients to
         forecast: one row per visit so far, subject-level covariates repeated on each
-        row.  Checked against the data dictionary; not modified.
+        row, with the model's subject, time, outcome and covariate columns (a
+        missing one is named in the error).  Checked against the data dictionary;
+        not modified.
     at_months : float, sequence of float or pandas.DataFrame
-        Months since each patient's first visit (the ``months`` axis) to forecast, the
-        same for everyone, or a table with ``subject_id`` and ``months`` giving each
-        patient's own times.  Must not precede a patient's last visit in ``history``.
+        Times to forecast on the model's time axis (``months`` since each patient's
+        first visit with the data dictionary's names), the same for everyone, or a
+        table with the subject and time columns giving each patient's own times.
+        Must not precede a patient's last visit in ``history``.
     level : float, default 0.9
         Central interval coverage in (0, 1).
     n_samples : int, optional
@@ -134,20 +136,38 @@ def forecast(
         patient is event-free (alive, no tracheostomy) at each forecast time, i.e. the
         value that will be observed; ``False`` gives the trajectory regardless of
         survival.  Ignored by the other models, which do not model the event.
+    time : str, optional
+        Column of the forecast times (``at_months``) when it is not the model's
+        visit-time column (``model.columns_.visit_time``: its time column, or
+        ``months`` for a model on ``months_since_onset``); the model's own time
+        column then advances one for one with it.  E.g. a sigmoid model on a
+        renamed months-since-onset column forecast at months since the first visit.
+        Baselines and :class:`CalibratedForecaster` take only their own.
 
     Returns
     -------
     pandas.DataFrame
-        One row per patient and time: ``subject_id``, ``months``, ``mean``,
-        ``median``, ``lower``, ``upper``; for the mixed model also ``loc`` and
-        ``scale`` (the normal before censoring), for the joint model the mean and
-        SD of its normal mixture before censoring; draws when asked.
+        One row per patient and time: the model's subject column and the time
+        column (``subject_id``, ``months`` with the data dictionary's names),
+        ``mean``, ``median``, ``lower``, ``upper`` (the forecast's mean, median
+        and central ``level`` interval, in 0-48); for the mixed model also ``loc``
+        and ``scale``: the mean and SD of the normal predictive distribution before
+        it is censored at 0 and 48 (``mean`` and ``median`` are those of the
+        censored one, and differ from ``loc`` only near a bound), for the joint
+        model the mean and SD of its normal mixture before censoring; CRPS
+        (:func:`evaluate`) and :class:`CalibratedForecaster` use them.  Draws when
+        asked.  Its ``attrs`` name the ``subject``, ``time`` and ``outcome``
+        columns, which :func:`evaluate` and :func:`alsprog.plots.fan_chart` read.
 
     Raises
     ------
     DataValidationError
-        If ``history`` breaks a data-dictionary rule, a patient lacks a covariate the
-        model needs, or a time precedes the patient's last visit (all listed).
+        If ``history`` breaks a data-dictionary rule, lacks a column the model
+        reads, a patient lacks a covariate the model needs, or a time precedes the
+        patient's last visit (all listed).
+    ModelSpecificationError
+        If a mixed or joint model's ``time`` is not a variable of its formula (its
+        forecasts could not move with time).
     NotFittedError
         If the model is not fitted.
 
@@ -179,13 +199,28 @@ def forecast(
     from alsprog.forecast._baselines import _LineBaseline
     from alsprog.forecast._calibrated import CalibratedForecaster
 
+    cols = fitted_columns(model)
+    if time is not None and not isinstance(time, str):
+        raise TypeError(f"`time` must be a column name (str); got {time!r}.")
+    axis = cols.visit_time if time is None else time
     if isinstance(model, (_LineBaseline, CalibratedForecaster)):
+        if axis != cols.visit_time:
+            raise ModelSpecificationError(
+                f"{type(model).__name__} forecasts on its own time column "
+                f"{cols.visit_time!r}; got time={time!r} (set the baseline's `time`)."
+            )
         return model.predict(
             history, at_months, level=level, n_samples=n_samples, seed=seed
         )
-    outcome, subject, covariates = _model_columns(model)
+    _check_time_in_model(model, cols)
     prep = prepare_history(
-        history, at_months, outcome=outcome, covariates=covariates, subject=subject
+        history,
+        at_months,
+        outcome=cols.outcome,
+        covariates=cols.covariates,
+        subject=cols.subject,
+        time=axis,
+        advance=[cols.time] if cols.time != axis else [],
     )
     rng = as_generator(seed)
     from alsprog.models import JointModel, LinearMixedModel
@@ -201,7 +236,7 @@ def forecast(
             n_samples=n_samples,
             rng=rng,
         )
-        return _table(prep, subject, stats, draws)
+        return _table(prep, cols, axis, stats, draws)
     if isinstance(model, LinearMixedModel):
         from alsprog.forecast._gaussian import lmm_forecast, normal_band
 
@@ -212,12 +247,12 @@ def forecast(
         if n_samples is not None:
             z = rng.standard_normal((n_samples, len(loc)))
             draws = np.clip(loc + scale * z, LOW, HIGH)
-        return _table(prep, subject, stats, draws)
+        return _table(prep, cols, axis, stats, draws)
 
     from alsprog.forecast._bayes import bayes_draws
 
     k = n_samples if n_samples is not None else _DEFAULT_BAYES_SAMPLES
     draws = np.clip(bayes_draws(model, prep, n_samples=k, rng=rng), LOW, HIGH)
     return _table(
-        prep, subject, summarise_draws(draws, level), draws if n_samples else None
+        prep, cols, axis, summarise_draws(draws, level), draws if n_samples else None
     )

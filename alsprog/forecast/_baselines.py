@@ -5,7 +5,10 @@ Owns: :class:`DeltaFSBaseline`, :class:`PatientOLSBaseline` and
 ``predict(history, at_months)``), each a straight line from the patient's last
 visit; and their intervals, calibrated on the training patients' own forecast errors
 (location-scale: the error SD grows with the months ahead, the standardised errors'
-empirical quantiles give the band).
+empirical quantiles give the band).  Every one reads the ``subject``, ``time`` and
+``outcome`` columns it is given (the data dictionary's names by default); its
+``history_months``, ``tol_months`` and ``slope_end_months`` are in the units of
+``time``.
 Leaves: the shared table layout and checks to :mod:`alsprog.data._history`.
 """
 
@@ -69,6 +72,9 @@ def window_slopes(
     The DREAM-challenge target: the ALSFRS-R slope (points/month) between months 3
     and 12 (visits within ``tol_months`` of the window count).  Subjects with fewer
     than two such visits or a span under ``min_span`` months get no slope.
+    ``start``, ``end``, ``min_span`` and ``tol_months`` are in the units of the
+    ``time`` column (months for the data dictionary's ``months``; on another
+    column the window is that column's values, e.g. days 90 to 365).
 
     Examples
     --------
@@ -174,11 +180,13 @@ class _LineBaseline(BaseEstimator):
         tol_months: float = 0.5,
         outcome: str = "alsfrs_r_total",
         subject: str = "subject_id",
+        time: str = "months",
     ) -> None:
         self.history_months = history_months
         self.tol_months = tol_months
         self.outcome = outcome
         self.subject = subject
+        self.time = time
 
     # -- to be provided: per-subject (anchor value, anchor time, slope)
     def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
@@ -193,23 +201,30 @@ class _LineBaseline(BaseEstimator):
 
     def _histories(self, df: pd.DataFrame) -> pd.DataFrame:
         cut = self.history_months + self.tol_months
-        return df[df["months"] <= cut]
+        return df[df[self.time] <= cut]
 
     def _check_params(self) -> None:
         check_interval(self.history_months, "history_months", low=0.0)
         check_interval(self.tol_months, "tol_months", low=0.0)
-        if not isinstance(self.outcome, str) or not isinstance(self.subject, str):
-            raise TypeError("`outcome` and `subject` must be column names (str).")
+        for name in ("outcome", "subject", "time"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(
+                    f"`{name}` must be a column name (str); got "
+                    f"{getattr(self, name)!r}."
+                )
 
     def _check_table(self, df: pd.DataFrame, name: str) -> pd.DataFrame:
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(df)}.")
         missing = [
-            c for c in (self.subject, "months", self.outcome) if c not in df.columns
+            c for c in (self.subject, self.time, self.outcome) if c not in df.columns
         ]
         if missing:
             raise ModelSpecificationError(
-                f"`{name}` lacks column(s) {', '.join(map(repr, missing))}."
+                f"`{name}` lacks column(s) {', '.join(map(repr, missing))} (the "
+                f"baseline's `subject`, `time`, `outcome`: {self.subject!r}, "
+                f"{self.time!r}, {self.outcome!r}); it has "
+                f"{', '.join(map(repr, map(str, df.columns[:12])))}."
             )
         out = df.copy()
         out[self.subject] = out[self.subject].astype(str)
@@ -242,11 +257,11 @@ class _LineBaseline(BaseEstimator):
             )
         self._fit_point(df, rng)
         lines = self._calibration_lines(df)
-        later = df[df["months"] > self.history_months + self.tol_months]
+        later = df[df[self.time] > self.history_months + self.tol_months]
         later = later.join(lines, on=self.subject, how="inner")
-        ahead = (later["months"] - later["anchor_time"]).to_numpy(dtype=float)
+        ahead = (later[self.time] - later["anchor_time"]).to_numpy(dtype=float)
         pred = later["anchor"] + later["slope"] * (
-            later["months"] - later["anchor_time"]
+            later[self.time] - later["anchor_time"]
         )
         err = (later[self.outcome] - pred).to_numpy(dtype=float)
         ok = np.isfinite(err) & np.isfinite(ahead)
@@ -294,8 +309,12 @@ class _LineBaseline(BaseEstimator):
         Returns
         -------
         pandas.DataFrame
-            ``subject_id``, ``months``, ``mean``, ``median``, ``lower``, ``upper``.
+            The ``subject`` and ``time`` columns (``subject_id``, ``months`` by
+            default), ``mean``, ``median``, ``lower``, ``upper``; ``attrs`` name the
+            columns, as :func:`alsprog.forecast.forecast`'s do.
         """
+        from alsprog.forecast._columns import set_table_columns
+
         check_is_fitted(self, ["error_variance_"])
         level = check_level(level)
         if n_samples is not None:
@@ -304,15 +323,16 @@ class _LineBaseline(BaseEstimator):
             history,
             at_months,
             outcome=self.outcome,
-            covariates=["months", *self._needs()],
+            covariates=[self.time, *self._needs()],
             subject=self.subject,
+            time=self.time,
         )
         seen = prep.first[self.subject].isin(prep.observed[self.subject])
         rows = pd.concat([prep.observed, prep.first[~seen]], ignore_index=True)
         lines = self._lines(rows)
         fut = prep.future
         ln = lines.reindex(fut[self.subject].astype(str))
-        t = fut["months"].to_numpy(dtype=float)
+        t = fut[self.time].to_numpy(dtype=float)
         ahead = np.maximum(t - ln["anchor_time"].to_numpy(dtype=float), 0.0)
         point = ln["anchor"].to_numpy(dtype=float) + ln["slope"].to_numpy(
             dtype=float
@@ -324,7 +344,7 @@ class _LineBaseline(BaseEstimator):
         out = pd.DataFrame(
             {
                 self.subject: fut[self.subject].astype(str).to_numpy(),
-                "months": t,
+                self.time: t,
                 "mean": np.clip(point + scale * e.mean(), LOW, HIGH),
                 "median": np.clip(point + scale * qs[1], LOW, HIGH),
                 "lower": np.clip(point + scale * qs[0], LOW, HIGH),
@@ -336,10 +356,15 @@ class _LineBaseline(BaseEstimator):
             pick = e[rng.integers(0, len(e), (n_samples, len(t)))]
             draws = np.clip(point + scale * pick, LOW, HIGH)
             out = with_draws(out, draws)
-        return out
+        return set_table_columns(out, self.subject, self.time, self.outcome)
 
     def _needs(self) -> list[str]:
         return []
+
+    def _features(self, history: pd.DataFrame) -> pd.DataFrame:
+        return history_features(
+            history, outcome=self.outcome, subject=self.subject, time=self.time
+        )
 
 
 class DeltaFSBaseline(_LineBaseline):
@@ -359,6 +384,9 @@ class DeltaFSBaseline(_LineBaseline):
         Slack on the history cut (visit dates scatter around the schedule).
     outcome : str, default "alsfrs_r_total"
     subject : str, default "subject_id"
+    time : str, default "months"
+        Time column; ``history_months`` and ``tol_months`` are in its units.  ΔFS
+        is in points per month, so this baseline's time column must be in months.
 
     Attributes
     ----------
@@ -381,7 +409,7 @@ class DeltaFSBaseline(_LineBaseline):
     """
 
     def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
-        f = history_features(history, outcome=self.outcome, subject=self.subject)
+        f = self._features(history)
         if "delta_fs" in f.columns:
             dfs = f["delta_fs"]
         else:
@@ -416,8 +444,8 @@ class PatientOLSBaseline(_LineBaseline):
 
     Parameters
     ----------
-    history_months, tol_months, outcome, subject
-        As in :class:`DeltaFSBaseline`.
+    history_months, tol_months, outcome, subject, time
+        As in :class:`DeltaFSBaseline` (any time unit).
 
     Attributes
     ----------
@@ -439,22 +467,27 @@ class PatientOLSBaseline(_LineBaseline):
 
     def _fit_point(self, train: pd.DataFrame, rng: np.random.Generator) -> None:
         slopes = window_slopes(
-            train, start=0.0, end=np.inf, outcome=self.outcome, subject=self.subject
+            train,
+            start=0.0,
+            end=np.inf,
+            outcome=self.outcome,
+            subject=self.subject,
+            time=self.time,
         )
         self.mean_slope_ = float(slopes.mean())
         self._mean_first = float(
-            train.sort_values("months")
+            train.sort_values(self.time)
             .groupby(self.subject)[self.outcome]
             .first()
             .mean()
         )
 
     def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
-        f = history_features(history, outcome=self.outcome, subject=self.subject)
+        f = self._features(history)
         obs = history[history[self.outcome].notna()]
         anchor, anchor_time, slope = {}, {}, {}
         for sid, g in obs.groupby(self.subject, sort=False):
-            t = g["months"].to_numpy(float)
+            t = g[self.time].to_numpy(float)
             y = g[self.outcome].to_numpy(float)
             b = _ols_slope(t, y)
             tl = float(t.max())
@@ -483,7 +516,7 @@ class RandomForestSlope(_LineBaseline):
     """Random forest predicting the months 3-12 slope from the first 3 months.
 
     The recipe of the DREAM ALS Prediction Prize4Life winners (tree ensembles on
-    features of the first three months; ``DOMAIN.md`` §4): the target is each
+    features of the first three months; ``docs/domain.md`` §4): the target is each
     training patient's least-squares ALSFRS-R slope over months ``history_months`` to
     ``slope_end_months``; features are those of :func:`history_features`.  The
     forecast is a line from the last visit at the predicted slope; intervals come
@@ -496,9 +529,9 @@ class RandomForestSlope(_LineBaseline):
     max_features : float, default 0.5
         Fraction of features tried at each split.
     slope_end_months : float, default 12
-        End of the slope window.
-    history_months, tol_months, outcome, subject
-        As in :class:`DeltaFSBaseline`.
+        End of the slope window (in the units of ``time``).
+    history_months, tol_months, outcome, subject, time
+        As in :class:`DeltaFSBaseline` (any time unit).
     random_state : int, numpy.random.Generator or None
     n_jobs : int, optional
         joblib workers of the forest.
@@ -535,6 +568,7 @@ class RandomForestSlope(_LineBaseline):
         tol_months: float = 0.5,
         outcome: str = "alsfrs_r_total",
         subject: str = "subject_id",
+        time: str = "months",
         random_state: Any = None,
         n_jobs: int | None = None,
     ) -> None:
@@ -546,6 +580,7 @@ class RandomForestSlope(_LineBaseline):
         self.tol_months = tol_months
         self.outcome = outcome
         self.subject = subject
+        self.time = time
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -568,13 +603,14 @@ class RandomForestSlope(_LineBaseline):
             low_closed=False,
         )
         hist = self._histories(train)
-        f = history_features(hist, outcome=self.outcome, subject=self.subject)
+        f = self._features(hist)
         target = window_slopes(
             train,
             start=self.history_months,
             end=self.slope_end_months,
             outcome=self.outcome,
             subject=self.subject,
+            time=self.time,
             tol_months=self.tol_months,
         )
         f = f.loc[f.index.intersection(target.index)]
@@ -605,7 +641,7 @@ class RandomForestSlope(_LineBaseline):
         return lines
 
     def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
-        f = history_features(history, outcome=self.outcome, subject=self.subject)
+        f = self._features(history)
         slope = self.forest_.predict(self._matrix(f))
         anchor = f["last"].fillna(self.feature_medians_.get("first", 38.0))
         anchor_time = f["last_months"].fillna(0.0)

@@ -33,6 +33,7 @@ from alsprog._validation import (
 )
 from alsprog.data._history import with_draws
 from alsprog.errors import ModelSpecificationError
+from alsprog.forecast._columns import fitted_columns, set_table_columns
 from alsprog.forecast._evaluate import history_and_later, patient_rows
 
 __all__ = ["CalibratedForecaster"]
@@ -65,7 +66,8 @@ class CalibratedForecaster(BaseEstimator):
         baseline); cloned in ``fit``.
     history_months : float, default 3
         Training patients' visits up to this month (+ ``tol_months``) are their
-        history.
+        history.  This and the other ``*_months`` parameters are in the units of
+        the model's time column (its ``columns_.visit_time``).
     tol_months : float, default 0.5
     bin_months : float, default 3
         Width of the months-ahead bins.
@@ -152,22 +154,27 @@ class CalibratedForecaster(BaseEstimator):
                 f"fit and get_params); got {self.model!r}."
             )
         model = clone(self.model).fit(train)
-        outcome = _outcome_of(model)
+        cols = fitted_columns(model)
+        subject, time, outcome = cols.subject, cols.visit_time, cols.outcome
         hist, later = history_and_later(
-            patient_rows(train, outcome), self.history_months, self.tol_months
+            patient_rows(train, outcome, subject=subject),
+            self.history_months,
+            self.tol_months,
+            subject=subject,
+            time=time,
         )
-        later = later[later["months"] > later["_last"]]
+        later = later[later[time] > later["_last"]]
         if len(later) < 2 * int(self.min_per_bin):
             raise ModelSpecificationError(
                 f"Too few training visits after month {self.history_months:g} "
                 f"({len(later)}) to calibrate the forecasts; need at least "
                 f"{2 * int(self.min_per_bin)}."
             )
-        at = later[["subject_id", "months"]].reset_index(drop=True)
+        at = later[[subject, time]].reset_index(drop=True)
         centre, s = _centre_scale(forecast(model, hist, at, level=_SD_LEVEL))
         y = later[outcome].to_numpy(float)
         z = (y - centre) / s
-        ahead = (later["months"] - later["_last"]).to_numpy(float)
+        ahead = (later[time] - later["_last"]).to_numpy(float)
         self.model_ = model
         self._outcome = outcome
         self._bins = _bins(ahead, z, float(self.bin_months), int(self.min_per_bin))
@@ -213,22 +220,21 @@ class CalibratedForecaster(BaseEstimator):
         Returns
         -------
         pandas.DataFrame
-            ``subject_id``, ``months``, ``mean``, ``median``, ``lower``, ``upper``.
+            The model's subject and time columns (``subject_id``, ``months`` by
+            default), ``mean``, ``median``, ``lower``, ``upper``.
         """
         from alsprog.forecast._api import forecast
 
         check_is_fitted(self, ["model_"])
         level = check_level(level)
+        cols = fitted_columns(self.model_)
+        subject, time = cols.subject, cols.visit_time
         f = forecast(self.model_, history, at_months, level=_SD_LEVEL)
-        last = (
-            history[history[self._outcome].notna()]
-            .assign(subject_id=lambda d: d["subject_id"].astype(str))
-            .groupby("subject_id")["months"]
-            .max()
+        obs = history[history[cols.outcome].notna()]
+        last = obs.groupby(obs[subject].astype(str))[time].max()
+        ahead = (f[time] - f[subject].map(last).fillna(0.0).to_numpy(float)).to_numpy(
+            float
         )
-        ahead = (
-            f["months"] - f["subject_id"].map(last).fillna(0.0).to_numpy(float)
-        ).to_numpy(float)
         med, s = _centre_scale(f)
         probs = [(1 - level) / 2, 0.5, (1 + level) / 2]
         centres = np.array([a for a, _ in self._bins])
@@ -252,8 +258,8 @@ class CalibratedForecaster(BaseEstimator):
         mean = (1 - wt) * means[lo_bin, rows] + wt * means[hi_bin, rows]
         out = pd.DataFrame(
             {
-                "subject_id": f["subject_id"].to_numpy(),
-                "months": f["months"].to_numpy(float),
+                subject: f[subject].to_numpy(),
+                time: f[time].to_numpy(float),
                 "mean": mean,
                 "median": np.clip(med + s * q[:, 1], LOW, HIGH),
                 "lower": np.clip(med + s * q[:, 0], LOW, HIGH),
@@ -273,7 +279,7 @@ class CalibratedForecaster(BaseEstimator):
                     pick = zz[rng.integers(0, len(zz), r.size)]
                     draws[r, c] = med[c] + s[c] * pick
             out = with_draws(out, np.clip(draws, LOW, HIGH))
-        return out
+        return set_table_columns(out, subject, time, cols.outcome)
 
 
 def _centre_scale(
@@ -292,15 +298,6 @@ def _centre_scale(
         f["upper"].to_numpy(float) - med, med - f["lower"].to_numpy(float)
     )
     return med, np.maximum(half, 1e-6)
-
-
-def _outcome_of(model: Any) -> str:
-    from alsprog.forecast._api import _model_columns
-    from alsprog.forecast._baselines import _LineBaseline
-
-    if isinstance(model, _LineBaseline):
-        return str(model.outcome)
-    return _model_columns(model)[0]
 
 
 def _bins(

@@ -24,12 +24,16 @@ from alsprog._progress import progress_bar
 from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_columns, check_int, check_interval, check_level
 from alsprog.errors import ModelSpecificationError
+from alsprog.forecast._columns import (
+    declared_columns,
+    set_table_columns,
+    table_columns,
+)
 
 __all__ = ["backtest", "calibration", "crps_draws", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
-_KEY = ["subject_id", "months"]
 #: Most predictive draws per forecast row accepted.
 MAX_SAMPLES = 1_000_000
 METRICS = ["n", "rmse", "mae", "bias", "coverage", "width", "crps"]
@@ -76,10 +80,13 @@ def _draws_of(f: pd.DataFrame) -> npt.NDArray[np.float64] | None:
     return None if np.isnan(d).all() else d
 
 
-def _merge(forecasts: pd.DataFrame, actual: pd.DataFrame, outcome: str) -> Any:
-    check_columns(forecasts, "forecasts", [*_KEY, "mean"])
-    check_columns(actual, "actual", [*_KEY, outcome])
-    a = actual[[*_KEY, outcome]].copy()
+def _merge(
+    forecasts: pd.DataFrame, actual: pd.DataFrame, outcome: str, key: list[str]
+) -> Any:
+    subject, time = key
+    check_columns(forecasts, "forecasts", [*key, "mean"])
+    check_columns(actual, "actual", [*key, outcome])
+    a = actual[[*key, outcome]].copy()
     f = forecasts.copy()
     for name, df, col in (("actual", a, outcome), ("forecasts", f, "mean")):
         vals = pd.to_numeric(df[col], errors="coerce")
@@ -91,10 +98,10 @@ def _merge(forecasts: pd.DataFrame, actual: pd.DataFrame, outcome: str) -> Any:
             )
     a = a[a[outcome].notna()]
     for df in (a, f):
-        df["subject_id"] = df["subject_id"].astype(str)
-        df["_t"] = np.round(df["months"].to_numpy(dtype=float), 6)
-    a = a.drop(columns="months").drop_duplicates(["subject_id", "_t"])
-    out = f.merge(a, on=["subject_id", "_t"], how="inner").drop(columns="_t")
+        df[subject] = df[subject].astype(str)
+        df["_t"] = np.round(df[time].to_numpy(dtype=float), 6)
+    a = a.drop(columns=time).drop_duplicates([subject, "_t"])
+    out = f.merge(a, on=[subject, "_t"], how="inner").drop(columns="_t")
     if out.empty and len(f) and len(a):
         import warnings
 
@@ -102,7 +109,7 @@ def _merge(forecasts: pd.DataFrame, actual: pd.DataFrame, outcome: str) -> Any:
 
         warnings.warn(
             f"none of the {len(f)} forecast rows matches an observed {outcome} "
-            "(same subject_id and months): forecasts are scored only at the visit "
+            f"(same {subject} and {time}): forecasts are scored only at the visit "
             "times of `actual`; forecast at those times (as backtest does)",
             DataWarning,
             stacklevel=3,
@@ -145,27 +152,38 @@ def _slope_scores(
     outcome: str,
     window: tuple[float, float],
     tol: float,
-    history: pd.DataFrame | None = None,
+    history: pd.DataFrame | None,
+    key: list[str],
 ) -> dict[str, float]:
     from alsprog.forecast._baselines import window_slopes
 
+    subject, time = key
     start, end = window
-    pts = m[["subject_id", "months", "mean", outcome]]
+    pts = m[[subject, time, "mean", outcome]]
     if history is not None:
         # the history's visits are known when forecasting: they enter the predicted
         # slope with their observed values (and replace any forecast at those times)
-        h = history[history["subject_id"].isin(set(pts["subject_id"]))]
-        h = h.assign(mean=h[outcome])[["subject_id", "months", "mean", outcome]]
+        h = history[history[subject].isin(set(pts[subject]))]
+        h = h.assign(mean=h[outcome])[[subject, time, "mean", outcome]]
         seen = pd.MultiIndex.from_arrays(
-            [h["subject_id"], np.round(h["months"].to_numpy(dtype=float), 6)]
+            [h[subject], np.round(h[time].to_numpy(dtype=float), 6)]
         )
-        key = pd.MultiIndex.from_arrays(
-            [pts["subject_id"], np.round(pts["months"].to_numpy(dtype=float), 6)]
+        at = pd.MultiIndex.from_arrays(
+            [pts[subject], np.round(pts[time].to_numpy(dtype=float), 6)]
         )
-        pts = pd.concat([pts[~key.isin(seen)], h], ignore_index=True)
-    obs = window_slopes(pts, start=start, end=end, outcome=outcome, tol_months=tol)
-    pred = window_slopes(
-        pts, start=start, end=end, outcome=outcome, value="mean", tol_months=tol
+        pts = pd.concat([pts[~at.isin(seen)], h], ignore_index=True)
+    obs, pred = (
+        window_slopes(
+            pts,
+            start=start,
+            end=end,
+            outcome=outcome,
+            subject=subject,
+            time=time,
+            value=value,
+            tol_months=tol,
+        )
+        for value in (None, "mean")
     )
     both = pd.concat([obs.rename("obs"), pred.rename("pred")], axis=1).dropna()
     if len(both) == 0:
@@ -183,37 +201,42 @@ def evaluate(
     forecasts: pd.DataFrame,
     actual: pd.DataFrame,
     *,
-    outcome: str = "alsfrs_r_total",
+    outcome: str | None = None,
     slope_window: tuple[float, float] = (3.0, 12.0),
     tol_months: float = 0.5,
     history: pd.DataFrame | None = None,
+    subject: str | None = None,
+    time: str | None = None,
 ) -> pd.DataFrame:
     """Score forecasts against the observed outcomes, per horizon.
 
     Forecast rows are matched to observed rows of the same subject at the same
-    ``months`` (forecast at the visit times to be scored).  Rows are grouped by the
+    time (forecast at the visit times to be scored).  Rows are grouped by the
     forecasts' ``horizon`` column when present (rows with no horizon count only
-    towards the slope), otherwise by ``months`` rounded to whole months, and by
+    towards the slope), otherwise by the time rounded to whole units, and by
     ``model`` when present.
 
     Parameters
     ----------
     forecasts : pandas.DataFrame
-        From :func:`~alsprog.forecast.forecast` (``subject_id``, ``months``,
-        ``mean``; ``lower``/``upper`` for coverage; draws or ``loc``/``scale`` for
-        the CRPS).
+        From :func:`~alsprog.forecast.forecast` (subject, time, ``mean``;
+        ``lower``/``upper`` for coverage; draws or ``loc``/``scale`` for the CRPS).
     actual : pandas.DataFrame
-        Long table with ``subject_id``, ``months`` and the outcome.
-    outcome : str, default "alsfrs_r_total"
+        Long table with the subject, time and outcome columns.
+    outcome : str, optional
+        Outcome column of ``actual``; by default the one ``forecasts.attrs`` names
+        (set by :func:`~alsprog.forecast.forecast` from the model), else
+        ``"alsfrs_r_total"``.
     slope_window : (float, float), default (3, 12)
-        Months over which the DREAM slope is computed: least-squares slope of the
-        observed values and of the forecast means at the same visits (subjects with
-        at least two matched visits spanning 3 months or more).
+        Window of the DREAM slope, in the units of the time column (months 3 to 12
+        with the data dictionary's ``months``): least-squares slope of the observed
+        values and of the forecast means at the same visits (subjects with at least
+        two matched visits spanning 3 units or more).
     tol_months : float, default 0.5
-        Slack on the slope window's ends.
+        Slack on the slope window's ends (time units).
     history : pandas.DataFrame, optional
-        The visits the forecasts were conditioned on (``subject_id``, ``months``,
-        the outcome).  Those inside the slope window are known at forecast time, so
+        The visits the forecasts were conditioned on (subject, time, the
+        outcome).  Those inside the slope window are known at forecast time, so
         they enter the *predicted* slope with their observed values, and the
         forecast means fill in the later visits.  Because the least-squares slope is
         linear in the visit values, this is the forecast's conditional expectation
@@ -221,6 +244,10 @@ def evaluate(
         smoothed value at a visit whose value is already known.  This is how the
         DREAM challenge scored a slope between months 3 and 12 from 3 months of
         data.  :func:`backtest` passes it.
+    subject, time : str, optional
+        Subject and time columns of all three tables; by default the ones
+        ``forecasts.attrs`` names (the model's), else ``"subject_id"`` and
+        ``"months"``.
 
     Returns
     -------
@@ -258,19 +285,22 @@ def evaluate(
         raise ValueError(
             f"`slope_window` must be (start, end) with start < end; got {slope_window!r}."
         )
-    m = _merge(forecasts, actual, outcome)
+    subject, time, outcome = table_columns(
+        forecasts, subject=subject, time=time, outcome=outcome
+    )
+    key_cols = [subject, time]
+    m = _merge(forecasts, actual, outcome, key_cols)
     hist = None
     if history is not None:
-        hist = check_columns(history, "history", [*_KEY, outcome])
-        hist = hist[hist[outcome].notna()].assign(
-            subject_id=hist["subject_id"].astype(str)
-        )
+        hist = check_columns(history, "history", [*key_cols, outcome])
+        hist = hist[hist[outcome].notna()]
+        hist = hist.assign(**{subject: hist[subject].astype(str)})
     if "horizon" not in m.columns:
-        m["horizon"] = np.round(m["months"].to_numpy(dtype=float))
+        m["horizon"] = np.round(m[time].to_numpy(dtype=float))
     groups = ["model"] if "model" in m.columns else []
     rows = []
     for key, g in m.groupby(groups, sort=False) if groups else [((), m)]:
-        slope = _slope_scores(g, outcome, slope_window, tol_months, hist)
+        slope = _slope_scores(g, outcome, slope_window, tol_months, hist, key_cols)
         for h, gh in g[g["horizon"].notna()].groupby("horizon", sort=True):
             row: dict[str, Any] = dict(zip(groups, np.atleast_1d(key), strict=True))
             row["horizon"] = float(h)
@@ -286,12 +316,16 @@ def calibration(
     actual: pd.DataFrame,
     *,
     levels: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
-    outcome: str = "alsfrs_r_total",
+    outcome: str | None = None,
+    subject: str | None = None,
+    time: str | None = None,
 ) -> pd.DataFrame:
     """Empirical coverage of central intervals at several nominal levels.
 
     Intervals come from the forecasts' draws (``draw_*`` columns) or, for the mixed
-    model, from ``loc``/``scale`` (normal censored to 0-48).
+    model, from ``loc``/``scale`` (normal censored to 0-48).  ``outcome``,
+    ``subject`` and ``time`` name the columns as in :func:`evaluate` (by default
+    those ``forecasts.attrs`` names, else the data dictionary's).
 
     Returns
     -------
@@ -313,7 +347,10 @@ def calibration(
     levels = [check_level(v, "levels") for v in levels]
     if not levels:
         raise ValueError("`levels` must hold at least one coverage in (0, 1); got [].")
-    m = _merge(forecasts, actual, outcome)
+    subject, time, outcome = table_columns(
+        forecasts, subject=subject, time=time, outcome=outcome
+    )
+    m = _merge(forecasts, actual, outcome, [subject, time])
     groups = ["model"] if "model" in m.columns else []
     rows = []
     for key, g in m.groupby(groups, sort=False) if groups else [((), m)]:
@@ -339,31 +376,42 @@ def calibration(
     return pd.DataFrame(rows, columns=[*groups, "level", "coverage", "n"])
 
 
-def patient_rows(table: pd.DataFrame, outcome: str) -> pd.DataFrame:
+def patient_rows(
+    table: pd.DataFrame, outcome: str, *, subject: str = "subject_id"
+) -> pd.DataFrame:
     """Rows with an outcome, healthy controls (``group == "control"``) left out."""
     t = table[table[outcome].notna()]
     if "group" in t.columns:
         t = t[t["group"].astype(str) != "control"]
-    return t.assign(subject_id=t["subject_id"].astype(str))
+    return t.assign(**{subject: t[subject].astype(str)})
 
 
 def history_and_later(
-    t: pd.DataFrame, history_months: float, tol_months: float
+    t: pd.DataFrame,
+    history_months: float,
+    tol_months: float,
+    *,
+    subject: str = "subject_id",
+    time: str = "months",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each patient's visits up to ``history_months + tol_months`` (the history) and
     all visits of the patients with a history, with their last history time in
-    ``_last``."""
-    hist = t[t["months"] <= history_months + tol_months]
-    last = hist.groupby("subject_id")["months"].max()
-    later = t.join(last.rename("_last"), on="subject_id", how="inner")
+    ``_last`` (``history_months`` and ``tol_months`` in the units of ``time``)."""
+    hist = t[t[time] <= history_months + tol_months]
+    last = hist.groupby(subject)[time].max()
+    later = t.join(last.rename("_last"), on=subject, how="inner")
     return hist, later
 
 
 def _split(
-    table: pd.DataFrame, outcome: str, test_fraction: float, rng: np.random.Generator
+    table: pd.DataFrame,
+    outcome: str,
+    test_fraction: float,
+    rng: np.random.Generator,
+    subject: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    t = patient_rows(table, outcome)
-    ids = np.asarray(pd.unique(t["subject_id"]), dtype=object)
+    t = patient_rows(table, outcome, subject=subject)
+    ids = np.asarray(pd.unique(t[subject]), dtype=object)
     n_test = int(round(test_fraction * len(ids)))
     if n_test < 1 or n_test >= len(ids):
         raise ValueError(
@@ -371,7 +419,7 @@ def _split(
             "training or test set."
         )
     test = set(rng.permutation(ids)[:n_test])
-    is_test = t["subject_id"].isin(test)
+    is_test = t[subject].isin(test)
     return t[~is_test], t[is_test]
 
 
@@ -400,9 +448,11 @@ def backtest(
     tol_months: float = 0.5,
     reference: bool | None = None,
     return_forecasts: bool = False,
-    outcome: str = "alsfrs_r_total",
+    outcome: str | None = None,
     seed: Any = None,
     progress: bool | None = None,
+    subject: str | None = None,
+    time: str | None = None,
 ) -> Any:
     """Split patients, fit each model on one part, forecast the other, score.
 
@@ -415,6 +465,14 @@ def backtest(
     enter every model's predicted slope with their observed values, as in
     :func:`evaluate` with ``history``).
 
+    The subject, time and outcome columns are the models' own (their formulas and
+    ``time``/``subject``/``outcome`` parameters, as each fitted model's
+    ``columns_`` gives them); every model must read the same ones.  The
+    ``*_months`` arguments, ``horizons`` and the slope window (``history_months``
+    to ``max(max(horizons), 12)``, the DREAM months 3-12 with the defaults) are in
+    the units of that time column: months for the data dictionary's ``months``
+    (or a renamed months column), days on a ``Days`` column.
+
     Parameters
     ----------
     data : Cohort or pandas.DataFrame
@@ -422,9 +480,11 @@ def backtest(
         (healthy controls, marked in ``group``, are left out).
     models : mapping of str to estimator
         Unfitted models: :class:`~alsprog.models.LinearMixedModel`,
-        :class:`~alsprog.models.BayesianTrajectoryModel`, :class:`DeltaFSBaseline`,
-        :class:`PatientOLSBaseline`, :class:`RandomForestSlope` (cloned, so the
-        objects given are not changed).
+        :class:`~alsprog.models.BayesianTrajectoryModel`,
+        :class:`~alsprog.models.JointModel`, :class:`DeltaFSBaseline`,
+        :class:`PatientOLSBaseline`, :class:`RandomForestSlope`,
+        :class:`CalibratedForecaster` (cloned, so the objects given are not
+        changed).
     history_months : float, default 3
     horizons : sequence of float, default (6, 12)
         Months since the first visit at which forecasts are scored.
@@ -439,11 +499,21 @@ def backtest(
         true mean curve: the noise floor, unattainable from a short history).
     return_forecasts : bool, default False
         Also return every forecast (column ``model``).
-    outcome : str, default "alsfrs_r_total"
+    outcome : str, optional
+        The models' outcome column (checked against them when given).
     seed : int, numpy.random.Generator or None
         Split, samplers and draws.
     progress : bool or None
         One step per model.
+    subject : str, optional
+        The models' subject column (checked against them when given).
+    time : str, optional
+        Column of the forecast and scoring times.  By default the models' common
+        visit-time column (``columns_.visit_time``: their time column, ``months``
+        for a model on ``months_since_onset``); give it when they differ, e.g. a
+        sigmoid model on a renamed months-since-onset column next to mixed models
+        on ``visit_month`` (a trajectory model whose own time differs then
+        advances it with this one; baselines must use this one).
 
     Returns
     -------
@@ -499,26 +569,33 @@ def backtest(
         raise TypeError(
             f"`data` must be a Cohort or a pandas DataFrame; got {type(data).__name__}."
         )
-    check_columns(table, "data", ["subject_id", "months", outcome])
+    given = [c for c in (subject, time, outcome) if isinstance(c, str)]
+    check_columns(table, "data", given)  # the data's problem before the models'
+    subject, time, outcome = _backtest_columns(
+        models, subject=subject, time=time, outcome=outcome
+    )
+    check_columns(table, "data", [subject, time, outcome])
     if reference is None:
         reference = cohort is not None
     if reference and cohort is None:
         raise ValueError("`reference=True` needs a simulated Cohort as `data`.")
     rng = as_generator(seed)
-    train, test = _split(table, outcome, test_fraction, rng)
-    hist, later = history_and_later(test, history_months, tol_months)
+    train, test = _split(table, outcome, test_fraction, rng, subject)
+    hist, later = history_and_later(
+        test, history_months, tol_months, subject=subject, time=time
+    )
     end = max(horizons[-1], 12.0) + tol_months
     keep = (
-        (later["months"] >= later["_last"])
-        & (later["months"] >= history_months - tol_months)
-        & (later["months"] <= end)
+        (later[time] >= later["_last"])
+        & (later[time] >= history_months - tol_months)
+        & (later[time] <= end)
     )
-    at = later.loc[keep, ["subject_id", "months"]].reset_index(drop=True)
+    at = later.loc[keep, [subject, time]].reset_index(drop=True)
     horizon = pd.Series(np.nan, index=at.index)
     for h in horizons:
-        near = (at["months"] - h).abs() <= tol_months
+        near = (at[time] - h).abs() <= tol_months
         horizon[near] = h
-    actual = test[["subject_id", "months", outcome]]
+    actual = test[[subject, time, outcome]]
 
     parts, timings = [], {}
     steps = list(models.items())
@@ -550,14 +627,22 @@ def backtest(
                 model.set_params(random_state=child_seed(rng))
             model.fit(train)
             f = forecast(
-                model, hist, at, level=level, n_samples=n_samples, seed=child_seed(rng)
+                model,
+                hist,
+                at,
+                level=level,
+                n_samples=n_samples,
+                seed=child_seed(rng),
+                time=time,
             )
         timings[name] = _time.perf_counter() - t0
         logger.info("backtest: %s in %.2f s", name, timings[name])
         f.insert(0, "model", name)
         f.insert(3, "horizon", horizon.to_numpy())
         parts.append(f)
-    allf = pd.concat(parts, ignore_index=True)
+    allf = set_table_columns(
+        pd.concat(parts, ignore_index=True), subject, time, outcome
+    )
     res = evaluate(
         allf,
         actual,
@@ -565,9 +650,60 @@ def backtest(
         slope_window=(history_months, max(horizons[-1], 12.0)),
         tol_months=tol_months,
         history=hist,
+        subject=subject,
+        time=time,
     )
     res["seconds"] = res["model"].map(timings)
     if return_forecasts:
         allf.attrs["actual"] = actual.reset_index(drop=True)
         return res, allf
     return res
+
+
+def _backtest_columns(
+    models: Mapping[str, Any],
+    *,
+    subject: str | None,
+    time: str | None,
+    outcome: str | None,
+) -> tuple[str, str, str]:
+    """The subject, time and outcome columns every model of a backtest reads."""
+    from alsprog.forecast._baselines import _LineBaseline
+    from alsprog.forecast._calibrated import CalibratedForecaster
+
+    declared = {name: declared_columns(est) for name, est in models.items()}
+    chosen: dict[str, str] = {}
+    for field, given, attr in (
+        ("subject", subject, "subject"),
+        ("outcome", outcome, "outcome"),
+        ("time", time, "visit_time"),
+    ):
+        if given is not None and not isinstance(given, str):
+            raise TypeError(f"`{field}` must be a column name (str); got {given!r}.")
+        values = {name: getattr(c, attr) for name, c in declared.items()}
+        fixed = {
+            name: v
+            for name, v in values.items()
+            if field != "time"
+            or isinstance(models[name], (_LineBaseline, CalibratedForecaster))
+        }
+        # a given time is the axis for the trajectory models, which advance their
+        # own time column with it; baselines forecast on their own column only
+        want, pool = given, fixed if given is not None else values
+        if want is None and len(set(values.values())) == 1:
+            want = next(iter(values.values()))
+        clash = {n: v for n, v in pool.items() if v != want}
+        if want is None or clash:
+            listed = "; ".join(f"{n!r}: {v!r}" for n, v in values.items())
+            hint = (
+                f"pass `{field}=` naming the column to forecast on"
+                if field == "time"
+                else f"fit every model on the same {field} column"
+            )
+            raise ModelSpecificationError(
+                f"backtest: the models read different {field} columns ({listed})"
+                + (f", not {given!r} as given" if given is not None else "")
+                + f"; {hint}."
+            )
+        chosen[field] = want
+    return chosen["subject"], chosen["time"], chosen["outcome"]

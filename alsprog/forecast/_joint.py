@@ -120,7 +120,8 @@ def joint_forecast(
     sd = np.sqrt(np.maximum(var, 0.0))
     w = nodes.weights[gf]
     if given_alive:
-        H = model._cumulative_hazard(future["months"].to_numpy(float))
+        # the event time counts from the first visit, on the model's time column
+        H = model._cumulative_hazard(future[model.columns_.time].to_numpy(float))
         risk = nodes.eta[gf, None] + nodes.b[gf] @ model.alpha_
         logw = np.log(np.maximum(w, 1e-300)) - H[:, None] * np.exp(risk)
         logw -= logw.max(axis=1, keepdims=True)

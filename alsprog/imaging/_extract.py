@@ -19,7 +19,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -29,7 +29,13 @@ import pandas as pd
 from alsprog._progress import progress_bar
 from alsprog._validation import check_choice, check_int, check_interval
 from alsprog.errors import DataWarning, ImagingError
-from alsprog.imaging._atlas import AFFINE_TOL_MM, Atlas, prepare_atlas, same_grid
+from alsprog.imaging._atlas import (
+    AFFINE_TOL_MM,
+    Atlas,
+    metrics_by_region_mapping,
+    prepare_atlas,
+    same_grid,
+)
 from alsprog.imaging._bids import images_manifest
 from alsprog.imaging._nifti import Volume, read_volume
 
@@ -256,6 +262,7 @@ def extract_roi_features(
     resample: Literal["nearest", "linear"] | None = None,
     trim: float = 0.1,
     metrics: Sequence[str] | None = None,
+    metrics_by_region: Mapping[str, str | Sequence[str]] | Sequence[str] | None = None,
     n_jobs: int | None = 1,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -278,7 +285,11 @@ def extract_roi_features(
         Lookup table label -> region name: a TSV with ``index`` and ``name``
         columns, a FreeSurfer colour LUT, a DataFrame with those columns or a
         ``{label: name}`` mapping.  ``None``: the ``.tsv`` beside the atlas with the
-        same stem.  Names become ``region_name(name)`` (lower case, ``_``).
+        same stem.  Names become ``region_name(name)`` (lower case, ``_``).  An
+        optional ``metrics`` column of a TSV or DataFrame lists the metrics measured
+        in each region (``fa md`` for a tract, ``thickness`` for cortex; separated
+        by spaces or commas; an empty cell: every metric), so that no feature is
+        made of cortical thickness in a white-matter tract or FA in cortex.
     stats : sequence of str or str, default ("mean",)
         Any of ``"mean"``, ``"median"``, ``"std"`` (population SD), ``"count"``
         (voxels used), ``"volume"`` (voxels used × voxel volume, mm³),
@@ -298,6 +309,13 @@ def extract_roi_features(
         Fraction cut from each end for ``trimmed_mean``, in [0, 0.5).
     metrics : sequence of str, optional
         Keep only these metrics (e.g. ``["fa", "md"]``).
+    metrics_by_region : mapping or sequence of str, optional
+        Which metrics belong to which regions, over the lookup table's ``metrics``
+        column: ``{"cst_*": ["fa", "md"], "precentral_*": "thickness"}`` or the same
+        as ``["cst_*=fa,md", "precentral_*=thickness"]``; keys are region names as
+        in the feature columns, or shell patterns, and each must match a region.
+        Regions neither lists keep every metric (the default: all metrics in all
+        regions).
     n_jobs : int or None, default 1
         joblib workers (threads; -1 all cores).  Inside
         ``joblib.parallel_config(backend="dask")`` the batches run on the Dask
@@ -313,9 +331,10 @@ def extract_roi_features(
         ``(features, qc)``.  ``features``: one row per subject × session, sorted,
         with ``subject_id``, ``session``, ``acquisition_date`` and the
         ``<metric>_<region>[_<stat>]`` columns (metrics alphabetically, regions in
-        label order, statistics in the order asked) — ready for
+        label order, statistics in the order asked; only the regions each metric
+        belongs to) — ready for
         ``alsprog.data.assemble(visits, subjects, imaging=features)``.  ``qc``: one
-        row per image × region with ``n_voxels`` (atlas voxels), ``n_outside_mask``,
+        row per image × region of its metric with ``n_voxels`` (atlas voxels), ``n_outside_mask``,
         ``n_outside_fov``, ``n_nan`` (non-finite voxels left out), ``n_used``,
         ``coverage`` (``n_used / n_voxels``) and ``status`` (``"ok"``, ``"empty"``
         when no voxel is usable, ``"absent_from_atlas"`` for lookup-table labels not
@@ -329,7 +348,9 @@ def extract_roi_features(
         ``nan_policy="raise"``; an atlas label missing from the lookup table;
         duplicate subject × session × metric; no images found; an image that is not
         a regular file (folder, named pipe, device, dangling link), has an absurd
-        header shape or decompresses to more than its header implies; regional
+        header shape or decompresses to more than its header implies; a
+        ``metrics_by_region`` entry that is malformed, matches no region or names a
+        metric no image has; regional
         values outside the data dictionary's range for their metric (e.g. FA
         outside 0-1, negative thickness: every such image is listed with its
         subject and session).
@@ -388,7 +409,15 @@ def extract_roi_features(
         metrics = [metrics]
 
     manifest = images_manifest(images, metrics=metrics)
-    prepared = prepare_atlas(atlas, labels, mask)
+    prepared = prepare_atlas(atlas, labels, mask, metrics_by_region)
+    found = sorted(set(manifest["metric"]))
+    for key, listed in metrics_by_region_mapping(metrics_by_region).items():
+        unknown = [m for m in listed if m not in found]
+        if unknown:
+            raise ImagingError(
+                f"metrics_by_region[{key!r}] names metric {unknown[0]!r}, but the "
+                f"images hold the metrics {', '.join(found)}"
+            )
     task = _Task(stat_names, trim, nan_policy, resample)
     paths = manifest["path"].tolist()
     n = len(paths)
@@ -477,6 +506,7 @@ def _check_ranges(
             bad = ~np.isnan(values) & (
                 ~np.isfinite(values) | (values < lo) | (values > hi)
             )
+        bad &= atlas.measures(m)[None, None, :]  # regions the metric belongs to
         for t, j, r in zip(*np.nonzero(bad), strict=True):
             bad_images.setdefault(int(rows[t]), []).append(
                 f"{names[j, r]} = {values[t, j, r]:.6g} (allowed {allowed[j, r]})"
@@ -536,7 +566,10 @@ def _features_table(
         rows = np.flatnonzero(metric == m)
         block = np.full((len(sessions), len(stats), atlas.n_regions), np.nan)
         block[row_of[rows]] = np.stack([results[i][0] for i in rows])
+        measured = atlas.measures(m)
         for r, region in enumerate(atlas.regions):
+            if not measured[r]:
+                continue
             for j, stat in enumerate(stats):
                 suffix = "" if stat == "mean" else f"_{stat}"
                 columns[f"{m}_{region}{suffix}"] = block[:, j, r]
@@ -589,4 +622,14 @@ def _qc_table(manifest: pd.DataFrame, results: list[Any], atlas: Atlas) -> pd.Da
             }
         )
         qc = pd.concat([qc, absent], ignore_index=True)
+    if atlas.metrics:
+        keep = np.ones(len(qc), dtype=bool)
+        for m in pd.unique(qc["metric"]):
+            measured = set(np.asarray(atlas.regions)[atlas.measures(str(m))])
+            rows = (qc["metric"] == m).to_numpy()
+            keep[rows] = (
+                qc.loc[rows, "region"].isin(measured).to_numpy()
+                | (qc.loc[rows, "status"] == "absent_from_atlas").to_numpy()
+            )
+        qc = qc.loc[keep].reset_index(drop=True)
     return qc[QC_COLUMNS]

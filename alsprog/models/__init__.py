@@ -15,13 +15,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.models._joint import JointModel
     from alsprog.models._lmm import LinearMixedModel
     from alsprog.models._mmrm import MMRM
-    from alsprog.models._summary import Summary
+    from alsprog.models._summary import MixedSummary, Summary
 
 __all__ = [
     "MMRM",
     "BayesianTrajectoryModel",
     "JointModel",
     "LinearMixedModel",
+    "MixedSummary",
     "Prior",
     "Summary",
 ]
@@ -32,6 +33,7 @@ _MODULES = {
     "JointModel": "alsprog.models._joint",
     "LinearMixedModel": "alsprog.models._lmm",
     "Prior": "alsprog.models._bayes_priors",
+    "MixedSummary": "alsprog.models._summary",
     "Summary": "alsprog.models._summary",
 }
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time as _time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,9 @@ from alsprog.models._bayes_sigmoid import sigmoid_mean
 from alsprog.models._bayes_summary import band, summarise_posterior
 from alsprog.models._summary import Summary
 
+if TYPE_CHECKING:
+    from alsprog.data._history import ModelColumns
+
 __all__ = ["BayesianTrajectoryModel", "Prior"]
 
 
@@ -66,7 +69,7 @@ class BayesianTrajectoryModel(BaseEstimator):
         ``"linear"``: ``y = X beta + b_0i + b_1i t + e`` with a correlated random
         intercept and slope on ``time`` per subject (LKJ prior on their correlation).
         ``"sigmoid"``: ``y = 48 / (1 + exp((t - D50_i) / dx_i)) + e`` on months since
-        onset (``DOMAIN.md`` §3) with ``log D50_i`` and ``log dx_i`` linear in the
+        onset (``docs/domain.md`` §3) with ``log D50_i`` and ``log dx_i`` linear in the
         formula's covariates plus correlated per-subject effects; bounded to 0-48.
     formula : str, optional
         lme4-style fixed part, e.g. ``"alsfrs_r_total ~ months * onset_site +
@@ -135,6 +138,9 @@ class BayesianTrajectoryModel(BaseEstimator):
         Rows used, subjects, rows dropped for missing values.
     sampling_seconds_ : float
         Wall time of the sampler call (compilation included).
+    columns_ : ModelColumns
+        The outcome, subject, time and covariate columns the fitted model reads
+        (read-only), which forecasts, figures and backtests use.
 
     Warns
     -----
@@ -229,7 +235,7 @@ class BayesianTrajectoryModel(BaseEstimator):
     ) -> dict[str, Prior]:
         """The default priors of a model kind (weakly informative, ALSFRS-R scale).
 
-        Linear (ALSFRS-R points, months; ``DOMAIN.md`` §2, §7):
+        Linear (ALSFRS-R points, months; ``docs/domain.md`` §2, §7):
 
         - ``intercept``: Normal(36, 12), the outcome at the covariates' means;
         - ``slope``: Normal(-1, 1), the time term (reported means -0.99 to -1.66);
@@ -239,7 +245,7 @@ class BayesianTrajectoryModel(BaseEstimator):
         - ``corr``: LKJ(2) on the intercept-slope correlation;
         - ``sigma``: HalfNormal(5) (residual SD approx. 1.5-2.5).
 
-        Sigmoid (log months; ``DOMAIN.md`` §3): ``d50_intercept`` Normal(log 30, 0.5),
+        Sigmoid (log months; ``docs/domain.md`` §3): ``d50_intercept`` Normal(log 30, 0.5),
         ``dx_intercept`` Normal(log 10, 0.5), ``d50_beta``/``dx_beta`` Normal(0, 0.5),
         ``sd_d50``/``sd_dx`` HalfNormal(0.5), ``corr`` LKJ(2), ``sigma``
         HalfNormal(5).  A Student-t likelihood adds ``nu``: Gamma(2, 0.1).
@@ -434,6 +440,15 @@ class BayesianTrajectoryModel(BaseEstimator):
             )
             not_converged(msg, strict=bool(self.strict), stacklevel=3)
 
+    @property
+    def columns_(self) -> ModelColumns:
+        """The columns the fitted model reads (outcome, subject, time, covariates)."""
+        from alsprog.data._history import ModelColumns
+
+        check_is_fitted(self, ["idata_"])
+        d = self._design
+        return ModelColumns.of(d.outcome, d.subject, d.time, d.mixed.variables)
+
     # ------------------------------------------------------------ posterior math
     def _draws(self, name: str) -> npt.NDArray[np.float64]:
         """Posterior draws of ``name`` with chains and draws flattened first."""
@@ -531,6 +546,17 @@ class BayesianTrajectoryModel(BaseEstimator):
             b[:, ~known] = new[:, np.asarray(where, dtype=np.intp)]
         return ok, X, t, b
 
+    def _noise(
+        self, shape: tuple[int, ...], rng: np.random.Generator
+    ) -> npt.NDArray[np.float64]:
+        """Residual noise (draws, rows) with each posterior draw's sigma (and nu)."""
+        sigma = self._draws("sigma")[:, None]
+        if self.likelihood == "student_t":
+            e = rng.standard_t(self._draws("nu")[:, None], size=shape)
+        else:
+            e = rng.standard_normal(shape)
+        return np.asarray(sigma * e)
+
     # ------------------------------------------------------------ public API
     def predict(
         self,
@@ -573,12 +599,7 @@ class BayesianTrajectoryModel(BaseEstimator):
             X = subject_first(X, df.loc[ok, self._design.subject].astype(str))
         draws = self._mean_draws(X, t, b)
         if include_noise:
-            sigma = self._draws("sigma")[:, None]
-            if self.likelihood == "student_t":
-                e = rng.standard_t(self._draws("nu")[:, None], size=draws.shape)
-            else:
-                e = rng.standard_normal(draws.shape)
-            draws = draws + sigma * e
+            draws = draws + self._noise(draws.shape, rng)
         out = pd.DataFrame(np.nan, index=df.index, columns=["mean", "lower", "upper"])
         out.loc[ok] = band(draws, level)
         return out
@@ -589,6 +610,8 @@ class BayesianTrajectoryModel(BaseEstimator):
         *,
         subjects: Any = None,
         level: float = 0.9,
+        interval: Literal["confidence", "prediction"] = "confidence",
+        seed: Any = None,
     ) -> pd.DataFrame:
         """Posterior mean curve and credible band per subject over ``times``.
 
@@ -602,6 +625,13 @@ class BayesianTrajectoryModel(BaseEstimator):
             Subjects to include (default all fitted subjects).
         level : float, default 0.9
             Credible band coverage in (0, 1).
+        interval : {"confidence", "prediction"}, default "confidence"
+            ``"confidence"``: credible band of the subject's mean curve;
+            ``"prediction"``: posterior predictive band of a new observation (each
+            draw's mean plus its residual noise), as the mixed model's
+            ``interval`` names them.
+        seed : int, numpy.random.Generator or None
+            For the residual noise of ``interval="prediction"``.
 
         Returns
         -------
@@ -613,6 +643,8 @@ class BayesianTrajectoryModel(BaseEstimator):
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
+        check_choice(interval, "interval", ("confidence", "prediction"))
+        rng = as_generator(seed) if interval == "prediction" else None
         d = self._design
         times = np.atleast_1d(np.asarray(times, dtype=float))
         if subjects is None:
@@ -637,7 +669,10 @@ class BayesianTrajectoryModel(BaseEstimator):
             )
             t = rows[d.time].to_numpy(dtype=float)
             b = b_all[:, np.repeat(chunk, len(times))]
-            band_ = band(self._mean_draws(X, t, b), level)
+            draws = self._mean_draws(X, t, b)
+            if rng is not None:
+                draws = draws + self._noise(draws.shape, rng)
+            band_ = band(draws, level)
             parts.append(
                 pd.DataFrame(
                     {

@@ -2,7 +2,7 @@
 
 Owns: :class:`Prior` (an immutable distribution name plus parameters, with
 ``to_dict``/``from_dict`` and a repr that is valid Python), the default priors of each
-model kind (weakly informative on ALSFRS-R's scale, ``DOMAIN.md`` §2-§3), merging user
+model kind (weakly informative on ALSFRS-R's scale, ``docs/domain.md`` §2-§3), merging user
 priors over them, and turning a prior into a PyMC variable or log-density.
 Leaves: the models that use the priors to :mod:`alsprog.models._bayes_linear`,
 :mod:`alsprog.models._bayes_sigmoid` and :mod:`alsprog.models._bayes`.
@@ -261,7 +261,7 @@ _LOG30, _LOG10 = math.log(30.0), math.log(10.0)
 _DEFAULTS: dict[str, dict[str, Prior]] = {
     "linear": {
         # ALSFRS-R (0-48) at the covariates' sample means: trial entry 38 +- 5.6,
-        # minus some decline over follow-up (DOMAIN.md §2)
+        # minus some decline over follow-up (docs/domain.md §2)
         "intercept": Prior("Normal", mu=36.0, sigma=12.0),
         # population slope (points/month): -0.99 to -1.66 reported (§2)
         "slope": Prior("Normal", mu=-1.0, sigma=1.0),

@@ -1,7 +1,7 @@
 """The sigmoid (D50) Bayesian trajectory model.
 
 Owns: the PyMC model of ``ALSFRS-R(t) = 48 / (1 + exp((t - D50_i) / dx_i))`` on
-months since onset (``DOMAIN.md`` §3), with per-subject ``log D50`` and ``log dx``
+months since onset (``docs/domain.md`` §3), with per-subject ``log D50`` and ``log dx``
 hierarchical (correlated, non-centred) and linear in the covariates, and the NumPy
 mean curve used for predictions.
 Leaves: the estimator and bookkeeping to :mod:`alsprog.models._bayes`.

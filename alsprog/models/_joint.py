@@ -28,7 +28,7 @@ import pandas as pd
 
 from alsprog._formula_text import check_formula, formula_context
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
-from alsprog.data._history import validate_model_columns
+from alsprog.data._history import ModelColumns, validate_model_columns
 from alsprog.errors import (
     ConvergenceWarning,
     DataValidationError,
@@ -79,8 +79,8 @@ class JointModel(EstimatorParams):
     formula : str
         Longitudinal part, as for :class:`LinearMixedModel`, e.g.
         ``"alsfrs_r_total ~ months * (delta_fs + onset_site) + (months | subject_id)"``.
-        The time axis (``months``) is months since each subject's first visit, the
-        origin of the event time.
+        The time axis (``time``, ``months`` by default) counts from each subject's
+        first visit, the origin of the event time.
     event_formula : str, default "delta_fs + onset_site"
         Right-hand side of the subject-level event covariates (formulaic syntax,
         treatment coding, no intercept: the baseline hazard holds it).  ``""`` for
@@ -89,6 +89,10 @@ class JointModel(EstimatorParams):
         Months from the first visit to the event or to the last contact.
     event : str, default "event_observed"
         True where ``event_time`` is an event, False where censored.
+    time : str, default "months"
+        Time column of ``formula`` (since the first visit, in the units of
+        ``event_time``), read by the event check, forecasts, trajectories, figures
+        and backtests through :attr:`columns_`.
     n_intervals : int, default 6
         Pieces of the baseline hazard (breaks at quantiles of observed event times).
     n_quad : int, default 7
@@ -116,6 +120,9 @@ class JointModel(EstimatorParams):
         Maximised joint log-likelihood.
     longitudinal_ : LinearMixedModel
         The longitudinal part fitted alone by ML (the starting values; compare).
+    columns_ : ModelColumns
+        The outcome, subject, time and covariate columns (longitudinal and event)
+        the fitted model reads (read-only).
     converged_ : bool
     n_iter_, n_obs_, n_groups_, n_events_ : int
 
@@ -152,6 +159,7 @@ class JointModel(EstimatorParams):
         event_formula: str = "delta_fs + onset_site",
         event_time: str = "death_or_tracheostomy_months",
         event: str = "event_observed",
+        time: str = "months",
         n_intervals: int = 6,
         n_quad: int = 7,
         tol: float = 1e-8,
@@ -162,6 +170,7 @@ class JointModel(EstimatorParams):
         self.event_formula = event_formula
         self.event_time = event_time
         self.event = event
+        self.time = time
         self.n_intervals = n_intervals
         self.n_quad = n_quad
         self.tol = tol
@@ -200,24 +209,26 @@ class JointModel(EstimatorParams):
             raise TypeError(
                 f"`event_formula` must be a string; got {self.event_formula!r}."
             )
+        if not isinstance(self.time, str):
+            raise TypeError(f"`time` must be a column name (str); got {self.time!r}.")
         t_start = _time.perf_counter()
         if isinstance(df, pd.DataFrame):  # the mixed model's own check names others
             cols = [c for c in (self.event_time, self.event) if c in df.columns]
             df = validate_model_columns(df, cols)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            lmm = LinearMixedModel(self.formula, reml=False).fit(df)
+            lmm = LinearMixedModel(self.formula, reml=False, time=self.time).fit(df)
         design = build_mixed_design(self.formula, df)
         subjects = design.group_levels
         rows = df.iloc[design.row_positions]
         first = _first_rows(rows, design.group, subjects)
         times, events = self._event_data(rows, first, design.group)
         last_visit = (
-            pd.Series(pd.to_numeric(rows["months"], errors="coerce").to_numpy())
+            pd.Series(pd.to_numeric(rows[self.time], errors="coerce").to_numpy())
             .groupby(design.groups)
             .max()
             .to_numpy()
-            if "months" in rows.columns
+            if self.time in rows.columns
             else np.zeros(len(subjects))
         )
         late = np.flatnonzero(events & (times < last_visit - 1e-9))
@@ -226,8 +237,8 @@ class JointModel(EstimatorParams):
                 [
                     Problem(
                         f"event time {times[i]:g} (with {self.event} true) is before "
-                        f"the last visit at months {last_visit[i]:g}; an event ends "
-                        "the follow-up",
+                        f"the last visit at {self.time} {last_visit[i]:g}; an event "
+                        "ends the follow-up",
                         rule="event_before_visit",
                         subject_id=str(subjects[int(i)]),
                         column=self.event_time,
@@ -283,7 +294,7 @@ class JointModel(EstimatorParams):
             nll=nll,
         )
         self.longitudinal_ = lmm
-        keep = [design.group, "months", design.outcome, *self._covariates()]
+        keep = [design.group, self.time, design.outcome, *self._covariates()]
         self._fit_rows = rows[[c for c in dict.fromkeys(keep) if c in rows.columns]]
         self._fit_events = pd.DataFrame(
             {"time": times, "event": events.astype(float)}, index=subjects.astype(str)
@@ -556,14 +567,16 @@ class JointModel(EstimatorParams):
             Visits so far of the patients to predict (as for
             :func:`alsprog.forecast.forecast`).
         at_months : float, sequence or pandas.DataFrame
-            Months since the first visit, not before the last visit.
+            Values of the time column (``time``: months since the first visit by
+            default), not before the last visit.
         n_quad : int, default 15
             Gauss-Hermite nodes per random effect.
 
         Returns
         -------
         pandas.DataFrame
-            ``subject_id``, ``months``, ``survival``.
+            The subject column, the time column (``subject_id``, ``months`` by
+            default), ``survival``.
 
         Examples
         --------
@@ -588,11 +601,12 @@ class JointModel(EstimatorParams):
             outcome=info["outcome"],
             covariates=self._covariates(),
             subject=info["group"],
+            time=self.time,
         )
         nodes = joint_nodes(self, prep, n_quad=n_quad)
         t_last = np.nan_to_num(prep.last_time, nan=0.0)
         gf = prep.future["_subject_index"].to_numpy()
-        H_t = self._cumulative_hazard(prep.future["months"].to_numpy(float))
+        H_t = self._cumulative_hazard(prep.future[self.time].to_numpy(float))
         H_last = self._cumulative_hazard(t_last)[gf]
         risk = np.exp(nodes.eta[gf, None] + nodes.b[gf] @ self.alpha_)  # (n, M)
         w_last = nodes.weights[gf] * np.exp(-H_last[:, None] * risk)
@@ -601,7 +615,7 @@ class JointModel(EstimatorParams):
         return pd.DataFrame(
             {
                 info["group"]: prep.future[info["group"]].astype(str).to_numpy(),
-                "months": prep.future["months"].to_numpy(float),
+                self.time: prep.future[self.time].to_numpy(float),
                 "survival": surv,
             }
         )
@@ -625,7 +639,8 @@ class JointModel(EstimatorParams):
         Parameters
         ----------
         times : array-like of float, optional
-            Months since the first visit; 25 values over the fitted range by default.
+            Values of the time column (``time``: months since the first visit by
+            default); 25 values over the fitted range by default.
         subjects : sequence, optional
             Subjects seen in the fit; all by default.
         level : float, default 0.9
@@ -638,8 +653,8 @@ class JointModel(EstimatorParams):
         Returns
         -------
         pandas.DataFrame
-            The grouping column, ``months``, ``mean``, ``se`` (of the mean
-            trajectory), ``lower``, ``upper``.
+            The grouping column, the time column (``months`` by default),
+            ``mean``, ``se`` (of the mean trajectory), ``lower``, ``upper``.
 
         Examples
         --------
@@ -675,7 +690,7 @@ class JointModel(EstimatorParams):
                     "fitted to."
                 )
         if times is None:
-            t = pd.to_numeric(rows["months"], errors="coerce")
+            t = pd.to_numeric(rows[self.time], errors="coerce")
             times = np.linspace(float(t.min()), float(t.max()), 25)
         grid = np.asarray(times, dtype=float).ravel()
         sub = rows[rows[group].astype(str).isin(set(ids))]
@@ -685,6 +700,7 @@ class JointModel(EstimatorParams):
             outcome=info["outcome"],
             covariates=self._covariates(),
             subject=group,
+            time=self.time,
             validate=False,
             allow_past=True,
         )
@@ -715,7 +731,7 @@ class JointModel(EstimatorParams):
         return pd.DataFrame(
             {
                 group: prep.future[group].astype(str).to_numpy(),
-                "months": prep.future["months"].to_numpy(float),
+                self.time: prep.future[self.time].to_numpy(float),
                 "mean": mean,
                 "se": se,
                 "lower": lo,
@@ -729,7 +745,19 @@ class JointModel(EstimatorParams):
         drop = {info["outcome"], info["group"]}
         cov = [v for v in info["variables"] if v not in drop]
         ev = [str(v) for v in self._w_spec.required_variables] if self._w_names else []
-        return list(dict.fromkeys([*cov, *ev, "months"]))
+        return list(dict.fromkeys([*cov, *ev, self.time]))
+
+    @property
+    def columns_(self) -> ModelColumns:
+        """The columns the fitted model reads (outcome, subject, time, covariates)."""
+        check_is_fitted(self, ["fe_params_"])
+        info = self.longitudinal_._design_info
+        return ModelColumns.of(
+            info["outcome"],
+            info["group"],
+            str(self.time),
+            [info["outcome"], info["group"], *self._covariates()],
+        )
 
 
 def _first_rows(rows: pd.DataFrame, group: str, subjects: pd.Index) -> pd.DataFrame:

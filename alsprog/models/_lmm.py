@@ -18,7 +18,7 @@ import os
 import time as _time
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -38,8 +38,11 @@ from alsprog.models._lmm_numerics import (
     compute_group_stats,
     fit_profiled,
 )
-from alsprog.models._summary import Summary
+from alsprog.models._summary import MixedSummary, Summary
 from alsprog.models._threads import single_blas_thread
+
+if TYPE_CHECKING:
+    from alsprog.data._history import ModelColumns
 
 __all__ = ["LinearMixedModel"]
 
@@ -69,7 +72,9 @@ class LinearMixedModel(EstimatorParams):
     reml : bool, default True
         REML (``True``, lme4's default) or maximum likelihood.
     time : str, default "months"
-        Time column, used by :meth:`subject_trajectories`.
+        Time column, used by :meth:`subject_trajectories` and, through
+        :attr:`columns_`, by forecasts, figures and backtests; name it when the
+        formula's time variable is not ``months``.
     tol : float, default 1e-10
         Optimiser tolerance (relative change of the deviance and projected gradient).
     max_iter : int, default 1000
@@ -103,6 +108,9 @@ class LinearMixedModel(EstimatorParams):
         Conditional residuals ``y - X beta - Z b`` indexed like the rows used.
     n_iter_ : int
         Deviance evaluations used by the optimiser.
+    columns_ : ModelColumns
+        The outcome, grouping, time and covariate columns the fitted model reads
+        (read-only; from the formula and ``time``).
 
     Raises
     ------
@@ -478,7 +486,10 @@ class LinearMixedModel(EstimatorParams):
         return -2.0 * self.llf_ + np.log(self.n_obs_) * k
 
     def summary(self, level: float = 0.95) -> Summary:
-        """lme4-like summary: criterion, scaled residuals, random and fixed effects.
+        """lme4's summary: criterion, scaled residuals, random and fixed effects.
+
+        Printed, it is lme4's ``print(summary(fit))`` line for line (numbers as R
+        formats them; see :class:`~alsprog.models.MixedSummary`).
 
         Parameters
         ----------
@@ -487,9 +498,39 @@ class LinearMixedModel(EstimatorParams):
 
         Returns
         -------
-        Summary
+        MixedSummary
             Tables ``"residuals"``, ``"random"`` (variance, std_dev and correlations)
             and ``"fixed"`` (estimate, std_error, t, ci_lower, ci_upper).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"g": list("aabbccdd"), "t": [0, 1] * 4,
+        ...                    "y": [1.0, 2.1, 0.4, 1.2, 2.0, 3.3, 1.1, 1.7]})
+        >>> print(LinearMixedModel("y ~ t + (1 | g)").fit(df).summary())
+        Linear mixed model fit by REML
+        Formula: y ~ t + (1 | g)
+        <BLANKLINE>
+        REML criterion at convergence: 11.2
+        <BLANKLINE>
+        Scaled residuals:
+             Min       1Q   Median       3Q      Max
+        -0.83295 -0.51721 -0.07852  0.43869  0.98999
+        <BLANKLINE>
+        Random effects:
+         Groups   Name        Variance Std.Dev.
+         g        (Intercept) 0.57083  0.7555
+         Residual             0.04833  0.2198
+        Number of obs: 8, groups:  g, 4
+        <BLANKLINE>
+        Fixed effects:
+                    Estimate Std. Error t value
+        (Intercept)   1.1250     0.3934   2.859
+        t             0.9500     0.1555   6.111
+        <BLANKLINE>
+        Correlation of Fixed Effects:
+          (Intr)
+        t -0.198
         """
         check_is_fitted(self, ["fe_params_"])
         ci = self.confint(level)
@@ -505,9 +546,10 @@ class LinearMixedModel(EstimatorParams):
         group = self._design_info["group"]
         tpl = self._design_info["template"]
         names = list(self.cov_re_.index)
-        sd = np.sqrt(np.diag(self.cov_re_.to_numpy()))
+        cov = self.cov_re_.to_numpy()
+        sd = np.sqrt(np.diag(cov))
         with np.errstate(invalid="ignore", divide="ignore"):
-            corr = self.cov_re_.to_numpy() / np.outer(sd, sd)
+            corr = cov / np.outer(sd, sd)
         rows = []
         for i, nm in enumerate(names):
             row: dict[str, object] = {
@@ -529,19 +571,39 @@ class LinearMixedModel(EstimatorParams):
             }
         )
         random = pd.DataFrame(rows).set_index(["group", "name"])
+        # lme4's terms: a new one starts at an effect tied to no earlier effect
+        starts = [
+            i for i in range(len(names)) if not np.any((tpl.rows == i) & (tpl.cols < i))
+        ]
+        bounds = list(zip(starts, [*starts[1:], len(names)], strict=True))
+        terms = [(group, names[a:b]) for a, b in bounds]
+        correlations = [
+            pd.DataFrame(corr[a:b, a:b], index=names[a:b], columns=names[a:b])
+            for a, b in bounds
+        ]
         sr = self.resid_.to_numpy() / np.sqrt(self.scale_)
         resid = pd.DataFrame(
             [np.quantile(sr, [0, 0.25, 0.5, 0.75, 1])],
             columns=["Min", "1Q", "Median", "3Q", "Max"],
             index=[""],
         )
+        n_par = len(self.fe_params_) + self._design_info["n_theta"] + 1
+        criterion: dict[str, float]
         if self.reml:
+            criterion = {"REML": -2 * self.llf_}
             header: dict[str, object] = {
                 "Formula": self.formula,
                 "REML criterion at convergence": f"{-2 * self.llf_:.1f}",
             }
             title = "Linear mixed model fit by REML"
         else:
+            criterion = {
+                "AIC": self.aic(),
+                "BIC": self.bic(),
+                "logLik": self.llf_,
+                "deviance": -2 * self.llf_,
+                "df.resid": float(self.n_obs_ - n_par),
+            }
             header = {
                 "Formula": self.formula,
                 "AIC": f"{self.aic():.1f}",
@@ -551,6 +613,12 @@ class LinearMixedModel(EstimatorParams):
             }
             title = "Linear mixed model fit by maximum likelihood"
         header["Number of obs"] = f"{self.n_obs_}, groups: {group}, {self.n_groups_}"
+        cb = np.asarray(self._cov_beta, dtype=float)
+        se = np.sqrt(np.diag(cb))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fixed_corr = pd.DataFrame(
+                cb / np.outer(se, se), index=fixed.index, columns=fixed.index
+            )
         notes = []
         if self.singular_:
             notes.append("boundary (singular) fit: see help('isSingular') in lme4")
@@ -558,10 +626,17 @@ class LinearMixedModel(EstimatorParams):
             notes.append("optimiser did not converge")
         if self.n_dropped_:
             notes.append(f"{self.n_dropped_} rows with missing values were dropped")
-        return Summary(
+        return MixedSummary(
             title,
             header,
             {"residuals": resid, "random": random, "fixed": fixed},
+            formula=self.formula,
+            criterion=criterion,
+            terms=terms,
+            correlations=correlations,
+            groups={group: self.n_groups_},
+            n_obs=self.n_obs_,
+            fixed_corr=fixed_corr,
             captions={
                 "residuals": "Scaled residuals",
                 "random": "Random effects",
@@ -571,6 +646,30 @@ class LinearMixedModel(EstimatorParams):
         )
 
     # -------------------------------------------------------- prediction
+    @property
+    def columns_(self) -> ModelColumns:
+        """The columns the fitted model reads (outcome, subject, time, covariates).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> t = np.tile([0.0, 3.0, 6.0], 20)
+        >>> frs = 40 - t + np.repeat(np.arange(20) % 5, 3) + np.arange(60) % 4
+        >>> df = pd.DataFrame({"patient": np.repeat(np.arange(20), 3),
+        ...                    "visit_month": t, "frs": frs})
+        >>> m = LinearMixedModel("frs ~ visit_month + (1 | patient)",
+        ...                      time="visit_month").fit(df)
+        >>> m.columns_.subject, m.columns_.time, m.columns_.outcome
+        ('patient', 'visit_month', 'frs')
+        """
+        from alsprog.data._history import ModelColumns
+
+        check_is_fitted(self, ["fe_params_"])
+        info = self._design_info
+        return ModelColumns.of(
+            info["outcome"], info["group"], str(self.time), info["variables"]
+        )
+
     def _fixed_matrix(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Fixed-effects design for the complete rows of ``df`` and the row mask."""
         info = self._design_info

@@ -19,7 +19,9 @@ def fan_chart(
     subject: str,
     *,
     actual: pd.DataFrame | None = None,
-    outcome: str = "alsfrs_r_total",
+    outcome: str | None = None,
+    time: str | None = None,
+    subject_col: str | None = None,
     ax: Any = None,
 ) -> Any:
     """One patient's visits so far, forecast median and interval band.
@@ -27,16 +29,19 @@ def fan_chart(
     Parameters
     ----------
     history : pandas.DataFrame
-        The visits the forecast was conditioned on (``subject_id``, ``months``,
-        outcome).
+        The visits the forecast was conditioned on (subject, time, outcome).
     forecasts : pandas.DataFrame
-        From :func:`alsprog.forecast.forecast` (``months``, ``median``, ``lower``,
-        ``upper``); forecast several times for a smooth band.
+        From :func:`alsprog.forecast.forecast` (subject, time, ``median``,
+        ``lower``, ``upper``); forecast several times for a smooth band.
     subject : str
         The patient to draw.
     actual : pandas.DataFrame, optional
         Later observed visits, drawn as open circles.
-    outcome : str, default "alsfrs_r_total"
+    outcome, time, subject_col : str, optional
+        Columns of the outcome, the time and the subject; by default those the
+        forecast table's ``attrs`` name (the model's own, set by
+        :func:`~alsprog.forecast.forecast`), else the data dictionary's
+        ``alsfrs_r_total``, ``months``, ``subject_id``.
     ax : matplotlib Axes, optional
 
     Returns
@@ -60,15 +65,25 @@ def fan_chart(
     """
     import matplotlib.pyplot as plt
 
-    need = {"subject_id", "months", "median", "lower", "upper"}
+    from alsprog.forecast._columns import table_columns
+
+    sid_col, time, outcome = table_columns(
+        forecasts, subject=subject_col, time=time, outcome=outcome
+    )
+    need = {sid_col, time, "median", "lower", "upper"}
     if not need <= set(forecasts.columns):
         raise ValueError(
             f"`forecasts` needs the columns {sorted(need)}; got {list(forecasts.columns)}."
         )
+    missing = [c for c in (sid_col, time, outcome) if c not in history.columns]
+    if missing:
+        raise ValueError(
+            f"`history` needs the columns {missing}; got {list(history.columns)}."
+        )
     ax = ax if ax is not None else plt.gca()
-    h = history[history["subject_id"].astype(str) == str(subject)].sort_values("months")
-    f = forecasts[forecasts["subject_id"].astype(str) == str(subject)]
-    f = f.sort_values("months")
+    h = history[history[sid_col].astype(str) == str(subject)].sort_values(time)
+    f = forecasts[forecasts[sid_col].astype(str) == str(subject)]
+    f = f.sort_values(time)
     if h.empty and f.empty:
         raise ValueError(
             f"subject {subject!r} is in neither `history` nor `forecasts`."
@@ -78,23 +93,23 @@ def fan_chart(
         last = h.iloc[-1]
         start = pd.DataFrame(
             {
-                "months": [last["months"]],
+                time: [last[time]],
                 "median": [last[outcome]],
                 "lower": [last[outcome]],
                 "upper": [last[outcome]],
             }
         )
-        f = pd.concat([start, f[["months", "median", "lower", "upper"]]])
+        f = pd.concat([start, f[[time, "median", "lower", "upper"]]])
     ax.fill_between(
-        f["months"], f["lower"], f["upper"], alpha=0.25, color="C0", label="interval"
+        f[time], f["lower"], f["upper"], alpha=0.25, color="C0", label="interval"
     )
-    ax.plot(f["months"], f["median"], color="C0", lw=2, label="forecast median")
-    ax.scatter(h["months"], h[outcome], color="k", zorder=3, label="visits so far")
+    ax.plot(f[time], f["median"], color="C0", lw=2, label="forecast median")
+    ax.scatter(h[time], h[outcome], color="k", zorder=3, label="visits so far")
     if actual is not None:
-        a = actual[actual["subject_id"].astype(str) == str(subject)]
-        a = a[a["months"] > (h["months"].max() if len(h) else -1)]
+        a = actual[actual[sid_col].astype(str) == str(subject)]
+        a = a[a[time] > (h[time].max() if len(h) else -1)]
         ax.scatter(
-            a["months"],
+            a[time],
             a[outcome],
             facecolors="none",
             edgecolors="k",
@@ -102,8 +117,8 @@ def fan_chart(
             label="later visits",
         )
     ax.set_ylim(0, 48)
-    ax.set_xlabel("months since first visit")
-    ax.set_ylabel("ALSFRS-R total")
+    ax.set_xlabel("months since first visit" if time == "months" else time)
+    ax.set_ylabel("ALSFRS-R total" if outcome == "alsfrs_r_total" else outcome)
     ax.set_title(str(subject))
     ax.legend(loc="lower left", fontsize="small")
     return ax

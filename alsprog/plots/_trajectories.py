@@ -12,7 +12,7 @@ Leaves: every number drawn to the long table or to the models' public
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -127,7 +127,16 @@ def spaghetti(
     return ax
 
 
+def _columns(model: Any) -> Any:
+    """A fitted model's :class:`~alsprog.data._history.ModelColumns`, or None (a
+    stand-in without one; an unfitted model's NotFittedError is an AttributeError)."""
+    return getattr(model, "columns_", None)
+
+
 def _model_time(model: Any) -> str:
+    cols = _columns(model)
+    if cols is not None:
+        return str(cols.time)
     t = getattr(model, "time", None)
     if t:
         return str(t)
@@ -136,16 +145,43 @@ def _model_time(model: Any) -> str:
     )
 
 
+#: Per model, in order: line style, width and marker, so that no curve hides
+#: another (the first is the widest and lowest; later ones are dashed on top).
+_STYLES = (
+    {"ls": "-", "lw": 2.6, "marker": None},
+    {"ls": "--", "lw": 1.9, "marker": "o"},
+    {"ls": "-.", "lw": 1.9, "marker": "s"},
+    {"ls": ":", "lw": 2.1, "marker": "^"},
+    {"ls": (0, (6, 2, 1, 2)), "lw": 1.7, "marker": "D"},
+)
+#: What each ``interval`` draws, as the legend says it.
+_BAND_LABELS = {
+    "confidence": "{level:.0%} band of the mean curve (confidence / credible)",
+    "prediction": "{level:.0%} prediction interval (a new visit)",
+}
+
+
+def _takes(method: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def subject_trajectories(
     models: Any,
     data: pd.DataFrame,
     subject: Any,
     *,
-    outcome: str = "alsfrs_r_total",
-    time: str = "months",
-    subject_col: str = "subject_id",
+    outcome: str | None = None,
+    time: str | None = None,
+    subject_col: str | None = None,
     times: Sequence[float] | None = None,
     level: float = 0.9,
+    interval: Literal["confidence", "prediction"] = "confidence",
+    legend: bool = True,
     ax: Any = None,
 ) -> Any:
     """One patient's visits with each fitted model's curve and band.
@@ -162,19 +198,37 @@ def subject_trajectories(
         Long table holding the patient's visits (other subjects are ignored).
     subject : object
         The patient's id.
-    outcome, time, subject_col : str
-        Columns of the outcome, the axis time (``months`` since the first visit) and
-        the subject.
+    outcome, time, subject_col : str, optional
+        Columns of the outcome, the axis time and the subject.  By default the
+        first model's own (its ``columns_``: outcome, visit-time and subject
+        columns, e.g. ``frs``, ``visit_month``, ``patient``), else the data
+        dictionary's ``alsfrs_r_total``, ``months``, ``subject_id``.
     times : sequence of float, optional
         Axis times of the curves (default: 50 points from 0 to the last visit).
     level : float, default 0.9
         Band coverage, passed to the models.
+    interval : {"confidence", "prediction"}, default "confidence"
+        The one band type drawn for every model: ``"confidence"`` the band of the
+        patient's mean curve (the mixed and joint models' confidence band, the
+        Bayesian models' credible band), ``"prediction"`` the interval of a new
+        visit (the residual noise added).  The legend says which.
+    legend : bool, default True
+        Add a legend: one entry per model (colour, line style and marker), the
+        visits and the band type.
     ax : matplotlib.axes.Axes, optional
 
     Returns
     -------
     matplotlib.axes.Axes
-        The visits as points, one line and band per model.
+        The visits as points, one line and band per model (the band's ``gid`` is
+        ``interval``).  Each model has its own colour, line style and marker; the
+        first model's line is the widest and lowest, so later ones never hide it.
+
+    Raises
+    ------
+    ModelSpecificationError
+        A missing column, a subject without rows, or ``interval="prediction"`` for
+        a model whose ``subject_trajectories`` cannot give it.
 
     Notes
     -----
@@ -196,13 +250,25 @@ def subject_trajectories(
     >>> ax = subject_trajectories({"mixed": m}, df, "P3")
     >>> len(ax.lines), len(ax.collections)  # curve; points and band
     (1, 2)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['mixed', 'visits', '90% band of the mean curve (confidence / credible)']
     >>> plt.close("all")
     """
-    _need(data, [outcome, time, subject_col], "data")
+    from alsprog._validation import check_choice
+
+    check_choice(interval, "interval", tuple(_BAND_LABELS))
     if not isinstance(models, Mapping):
         models = {type(models).__name__: models}
+    first = next((c for c in map(_columns, models.values()) if c is not None), None)
+    if outcome is None:
+        outcome = first.outcome if first is not None else "alsfrs_r_total"
+    if time is None:
+        time = first.visit_time if first is not None else "months"
+    if subject_col is None:
+        subject_col = first.subject if first is not None else "subject_id"
+    _need(data, [outcome, time, subject_col], "data")
     ax = _axes(ax)
-    rows = data.loc[data[subject_col] == subject].sort_values(time)
+    rows = data.loc[data[subject_col].astype(str) == str(subject)].sort_values(time)
     if rows.empty:
         raise ModelSpecificationError(f"subject {subject!r} has no rows in `data`.")
     if times is None:
@@ -210,6 +276,10 @@ def subject_trajectories(
         grid = np.linspace(0.0, hi if hi > 0 else 1.0, 50)
     else:
         grid = np.asarray(times, dtype=float)
+    from matplotlib.patches import Patch
+
+    handles = []
+    n = len(models)
     for i, (name, model) in enumerate(models.items()):
         mt = _model_time(model)
         offset = 0.0
@@ -222,15 +292,46 @@ def subject_trajectories(
             if both.empty:
                 continue
             offset = float((both[mt] - both[time]).iloc[0])
-        tr = model.subject_trajectories(grid + offset, subjects=[subject], level=level)
+        kwargs: dict[str, Any] = {"subjects": [subject], "level": level}
+        if _takes(model.subject_trajectories, "interval"):
+            kwargs["interval"] = interval
+        elif interval != "confidence":
+            raise ModelSpecificationError(
+                f"model {name!r} gives no {interval} interval (its "
+                "subject_trajectories takes no `interval`)."
+            )
+        tr = model.subject_trajectories(grid + offset, **kwargs)
         x = tr[mt].to_numpy(float) - offset
         colour = f"C{i % 10}"
-        ax.plot(x, tr["mean"], color=colour, lw=1.8, label=name)
-        ax.fill_between(x, tr["lower"], tr["upper"], color=colour, alpha=0.15, lw=0)
-    ax.scatter(rows[time], rows[outcome], color="k", s=14, zorder=3, label="visits")
+        style = _STYLES[i % len(_STYLES)]
+        step = max(1, len(x) // 6)  # about six markers, staggered between models
+        (line,) = ax.plot(
+            x,
+            tr["mean"],
+            color=colour,
+            ls=style["ls"],
+            lw=style["lw"],
+            marker=style["marker"],
+            ms=4.5,
+            markevery=((i * step // n) % step, step),
+            label=name,
+            zorder=2.0 + i * 0.1,
+        )
+        band = ax.fill_between(
+            x, tr["lower"], tr["upper"], color=colour, alpha=0.12, lw=0, zorder=1.0
+        )
+        band.set_gid(interval)
+        handles.append(line)
+    pts = ax.scatter(
+        rows[time], rows[outcome], color="k", s=14, zorder=3, label="visits"
+    )
     ax.set_title(str(subject), fontsize="medium")
     ax.set_xlabel(time)
     ax.set_ylabel(outcome)
+    if legend:
+        band_label = _BAND_LABELS[interval].format(level=level)
+        proxy = Patch(facecolor="0.55", alpha=0.3, lw=0, label=band_label)
+        ax.legend(handles=[*handles, pts, proxy], fontsize="x-small", frameon=False)
     return ax
 
 

@@ -17,7 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from alsprog.errors import DataValidationError, ModelSpecificationError, Problem
+from alsprog.errors import (
+    AlsprogWarning,
+    DataValidationError,
+    ModelSpecificationError,
+    Problem,
+)
 from alsprog.report._config import ModelConfig, RunConfig
 
 __all__ = ["CheckResult", "check_run", "formula_variables", "model_time"]
@@ -41,7 +46,8 @@ class CheckResult:
 
     problems: list[Problem] = field(default_factory=list)
     table: pd.DataFrame | None = None  # assembled (without NIfTI features)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # alsprog's own
+    library_warnings: list[str] = field(default_factory=list)  # other libraries'
     columns: set[str] = field(default_factory=set)
 
 
@@ -94,8 +100,11 @@ def formula_variables(formula: str) -> list[str]:
     return sorted(check_formula(formula, kind="mixed").variables)
 
 
-def _headers(path: Path) -> list[str]:
-    """Column names of a table file, or [] if it cannot be read."""
+def _headers(path: Path, rename: dict[str, str] | None = None) -> list[str]:
+    """Column names of a table file (after ``[data] rename``), or [] if it cannot be
+    read."""
+    if rename:
+        return [rename.get(c, c) for c in _headers(path)]
     try:
         suffixes = "".join(path.suffixes[-2:]).lower()
         if path.suffix.lower() in (".parquet", ".pq"):
@@ -118,7 +127,7 @@ def _expected_columns(config: RunConfig) -> set[str]:
     cols: set[str] = set(DERIVED_COLUMNS)
     for p in (config.data.visits, config.data.subjects, config.data.imaging):
         if p is not None and p.is_file():
-            cols |= set(_headers(p))
+            cols |= set(_headers(p, config.data.rename))
     dd = load_dictionary()
     for total, items in dd.sum_fields().items():
         if any(i in cols for i in items) or (
@@ -297,7 +306,7 @@ def check_run(config: RunConfig, out: Path, *, force: bool = False) -> CheckResu
         if p is None or not p.is_file():
             continue  # a missing path is a config problem already
         try:
-            tables[key] = reader(p)
+            tables[key] = reader(p, rename=config.data.rename)
         except DataValidationError as exc:
             _add_error(res.problems, exc)
     res.columns = _expected_columns(config)
@@ -313,8 +322,13 @@ def check_run(config: RunConfig, out: Path, *, force: bool = False) -> CheckResu
                     config.data.subjects,
                     config.data.imaging,
                     window_days=config.data.window_days,
+                    rename=config.data.rename,
                 )
-            res.warnings += [str(w.message) for w in caught]
+            for w in caught:
+                if issubclass(w.category, AlsprogWarning):
+                    res.warnings.append(str(w.message))
+                else:
+                    res.library_warnings.append(f"{w.category.__name__}: {w.message}")
             res.columns |= set(res.table.columns)
         except DataValidationError as exc:
             _add_error(res.problems, exc)

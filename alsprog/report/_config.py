@@ -10,6 +10,7 @@ Leaves: checking the data the config names (tables, formulas against columns) to
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from alsprog._random import DEFAULT_SEED
+from alsprog.biomarkers._pvalue import DEFAULT_N_PERMUTATIONS
 from alsprog.errors import ConfigError, Problem
 from alsprog.report._schema import (
     _TYPE_TEXT,
@@ -55,10 +58,10 @@ class RunSettings:
     """``[run]``: title, seed, output folder, workers, how inputs are kept."""
 
     title: str = "alsprog analysis"
-    seed: int = 2026
+    seed: int = DEFAULT_SEED
     out: Path = Path("output")
     n_jobs: int = 1
-    inputs: Literal["copy", "link", "none"] = "copy"
+    inputs: Literal["auto", "copy", "link", "none"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class DataConfig:
     window_days: float = 45.0
     outcome: str = "alsfrs_r_total"
     time: str = "months"
+    rename: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class ImagingConfig:
     labels: Path | None = None
     stats: tuple[Statistic, ...] = ("mean",)
     metrics: tuple[str, ...] | None = None
+    metrics_by_region: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ class BiomarkersConfig:
     estimator: Literal["logistic", "svm", "rf"] = "logistic"
     harmonize: Literal["combat", "none"] = "combat"
     cv: Literal["subject", "site"] | int = "subject"
-    n_permutations: int = 200
+    n_permutations: int = DEFAULT_N_PERMUTATIONS
     n_bootstrap: int = 500
 
 
@@ -245,7 +250,39 @@ def _type_ok(k: Key, v: Any) -> bool:
         return isinstance(v, list) and all(isinstance(x, str) for x in v)
     if k.kind == "cv":
         return (isinstance(v, str)) or (isinstance(v, int) and not isinstance(v, bool))
+    if k.kind == "map":
+        return isinstance(v, dict)
     raise AssertionError(k.kind)
+
+
+def _is_fraction(k: Key) -> bool:
+    return k.low == 0 and k.high == 1
+
+
+def _percent_hint(k: Key, v: Any) -> str:
+    """``"; did you mean 0.25?"`` for a fraction given as a whole percentage (25)."""
+    if not _is_fraction(k):
+        return ""
+    values = v if isinstance(v, list) else [v]
+    percent = [1 < float(x) <= 100 and float(x).is_integer() for x in values]
+    fixed = [
+        float(x) / 100 if pc else float(x)
+        for x, pc in zip(values, percent, strict=True)
+    ]
+    if not any(percent) or not all(_in_range(k, x) for x in fixed):
+        return ""
+    shown = (
+        "[" + ", ".join(f"{x:g}" for x in fixed) + "]"
+        if isinstance(v, list)
+        else f"{fixed[0]:g}"
+    )
+    return f"; did you mean {shown}? (a fraction, not a percentage)"
+
+
+def _nearest(word: str, valid: Sequence[str]) -> str:
+    """``"did you mean 'n_jobs'? "`` for the valid name closest to ``word``."""
+    close = difflib.get_close_matches(word, list(valid), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _in_range(k: Key, x: float) -> bool:
@@ -275,14 +312,15 @@ def _check_value(k: Key, v: Any, key: str, c: _Collector, base: Path) -> Any:
         return p
     if k.kind in ("int", "float") and (k.low is not None or k.high is not None):
         if not _in_range(k, float(v)):
-            c.add(key, f"{v!r} is outside {_range_text(k)}", v)
+            c.add(key, f"{v!r} is outside {_range_text(k)}{_percent_hint(k, v)}", v)
             return _MISSING
     if k.name == "n_jobs" and v == 0:
         c.add(key, "0 workers: use a positive number or -1 (all cores)", v)
         return _MISSING
     if k.kind in ("str",) and k.choices is not None and v not in k.choices:
         listed = ", ".join(map(repr, k.choices))
-        c.add(key, f"{v!r} is not one of {listed}", v)
+        near = _nearest(v, [str(x) for x in k.choices]).strip()
+        c.add(key, f"{v!r} is not one of {listed}" + (f"; {near}" if near else ""), v)
         return _MISSING
     if k.kind == "cv":
         if isinstance(v, str) and v not in ("subject", "site"):
@@ -291,6 +329,13 @@ def _check_value(k: Key, v: Any, key: str, c: _Collector, base: Path) -> Any:
         if isinstance(v, int) and v < 2:
             c.add(key, f"{v!r} folds: need at least 2", v)
             return _MISSING
+    if k.kind == "map":
+        from alsprog.data._validate import rename_problems
+
+        probs = rename_problems(v)
+        for text in probs:
+            c.add(key, text, v)
+        return _MISSING if probs else dict(v)
     if k.kind in ("floats", "strs"):
         if not v:
             c.add(key, "the list is empty", v)
@@ -298,13 +343,16 @@ def _check_value(k: Key, v: Any, key: str, c: _Collector, base: Path) -> Any:
         if k.kind == "floats" and (k.low is not None or k.high is not None):
             bad = [x for x in v if not _in_range(k, float(x))]
             if bad:
-                c.add(key, f"{bad!r} outside {_range_text(k)} (in {v!r})", v)
+                hint = _percent_hint(k, v)
+                c.add(key, f"{bad!r} outside {_range_text(k)} (in {v!r}){hint}", v)
                 return _MISSING
         if k.kind == "strs" and k.choices is not None:
             bad = [x for x in v if x not in k.choices]
             if bad:
                 listed = ", ".join(map(repr, k.choices))
-                c.add(key, f"{bad!r} not among {listed}", v)
+                near = _nearest(bad[0], [str(x) for x in k.choices]).strip()
+                text = f"{bad!r} not among {listed}" + (f"; {near}" if near else "")
+                c.add(key, text, v)
                 return _MISSING
         if len(set(v)) != len(v):
             c.add(key, f"{v!r} repeats a value", v)
@@ -339,7 +387,11 @@ def _section(
         k = known.get(key)
         if k is None:
             valid = ", ".join(sorted(known))
-            c.add(f"{prefix}.{key}", f"unknown key (valid keys: {valid})", v)
+            c.add(
+                f"{prefix}.{key}",
+                f"unknown key ({_nearest(key, list(known))}valid keys: {valid})",
+                v,
+            )
             continue
         if k.applies is not None and model_type is not None and k.applies != model_type:
             c.add(
@@ -362,7 +414,9 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
     for name in raw:
         if name not in SCHEMA:
             valid = ", ".join(f"[{s}]" for s in SCHEMA)
-            c.add(name, f"unknown section (valid sections: {valid})", raw[name])
+            close = difflib.get_close_matches(name, list(SCHEMA), n=1, cutoff=0.6)
+            near = f"did you mean [{close[0]}]? " if close else ""
+            c.add(name, f"unknown section ({near}valid sections: {valid})", raw[name])
     values: dict[str, dict[str, Any]] = {}
     for name, keys in SCHEMA.items():
         if name == "models" or name not in raw:

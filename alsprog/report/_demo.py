@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from alsprog.biomarkers._pvalue import DEFAULT_N_PERMUTATIONS
 from alsprog.report._run import STAGES, RunResult, StageCallback, run
 
 __all__ = ["run_demo", "write_demo_inputs"]
@@ -119,7 +120,7 @@ def write_demo_inputs(
     chains: int = 2,
     draws: int = 500,
     n_sims: int = 200,
-    n_permutations: int = 30,
+    n_permutations: int = DEFAULT_N_PERMUTATIONS,
     n_bootstrap: int = 300,
     n_jobs: int = -1,
     models: Sequence[str] = ("lmm", "bayes_linear", "bayes_sigmoid"),
@@ -144,8 +145,9 @@ def write_demo_inputs(
         Sampling of the Bayesian models (``tune`` = ``draws``).
     n_sims : int, default 200
         Simulated trials per slowing in the design stage.
-    n_permutations, n_bootstrap : int, default 30, 300
-        Classifier permutation test and bootstrap.
+    n_permutations, n_bootstrap : int, default 200, 300
+        Classifier permutation test (the default of every command,
+        :data:`~alsprog.biomarkers.DEFAULT_N_PERMUTATIONS`) and bootstrap.
     n_jobs : int, default -1
         Workers for the NIfTI writing and the parallel stages.
     models : sequence of str, default ("lmm", "bayes_linear", "bayes_sigmoid")

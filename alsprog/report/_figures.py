@@ -1,8 +1,10 @@
 """The report's figures, drawn from a run's results and saved as PNG.
 
 Owns: choosing what to draw (which patients, which features), laying out panels and
-writing ``figures/NN_name.png``.  Figures are built on ``matplotlib.figure.Figure``
-directly, so a run never changes the caller's pyplot state or backend.
+writing ``figures/<name>.png`` (named by content, e.g. ``power_curve.png``, so a name
+never depends on which other figures a run drew).  Figures are built on
+``matplotlib.figure.Figure`` directly, so a run never changes the caller's pyplot
+state or backend.
 Leaves: every drawing to :mod:`alsprog.plots`; every number to the run's tables and
 fitted models.
 """
@@ -135,6 +137,8 @@ def _fig_trajectories(s: State) -> FigureOut | None:
     nrows, ncols = _grid(len(ids))
     fig, axes = _new(3.2 * ncols, 2.8 * nrows + 0.5, nrows, ncols)
     for ax, sid in zip(axes.ravel(), ids, strict=False):
+        # one band type for every model (the band of the patient's mean curve:
+        # confidence for the mixed and joint models, credible for the Bayesian ones)
         subject_trajectories(
             s.models,
             s.fit_data,
@@ -142,21 +146,32 @@ def _fig_trajectories(s: State) -> FigureOut | None:
             outcome=cfg.data.outcome,
             time=cfg.data.time,
             level=cfg.report.level,
+            interval="confidence",
             ax=ax,
         )
     for ax in axes.ravel()[len(ids) :]:
         ax.set_visible(False)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    first = axes[0, 0].get_legend()
+    handles = list(first.legend_handles)
+    labels = [t.get_text() for t in first.get_texts()]
+    for ax in axes.ravel()[: len(ids)]:
+        ax.get_legend().remove()  # one legend for the figure
     fig.legend(
-        handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small"
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(len(labels), 4),
+        fontsize="small",
     )
     return FigureOut(
         "subject_trajectories",
         "models",
         "Per-patient trajectories",
-        f"Visits of {len(ids)} patients with each model's fitted curve and "
-        f"{cfg.report.level:.0%} band (prediction interval for the mixed model, "
-        "credible band of the mean for the Bayesian models).",
+        f"Visits of {len(ids)} patients with each model's fitted curve (its own "
+        f"colour, line style and marker) and the {cfg.report.level:.0%} band of the "
+        "patient's mean curve for every model (confidence band for the mixed and "
+        "joint models, credible band for the Bayesian ones; not a prediction "
+        "interval for new visits, which would be wider).",
         _png(fig),
     )
 
@@ -227,7 +242,7 @@ def _fig_power(s: State) -> FigureOut | None:
         f"Analytic power ({dc.methods[0]}) against patients per arm for each slowing; "
         + (
             f"points: power of {dc.n_sims} simulated trials at the analytic sample "
-            "size (± 2 SE)."
+            "size (± 2 SE), with the formula's retention."
             if dc.n_sims
             else "no simulation asked."
         ),
@@ -317,11 +332,11 @@ def make_figures(s: State) -> list[FigureOut]:
             continue
         s.say(f"{fig.name} ({time.perf_counter() - t0:.1f} s)")
         out.append(fig)
-        with atomic_path(folder / f"{len(out):02d}_{fig.name}.png") as tmp:
+        with atomic_path(folder / f"{fig.name}.png") as tmp:  # named by content
             tmp.write_bytes(fig.png)
     return out
 
 
 def figure_files(figs: list[FigureOut]) -> list[str]:
     """The file names :func:`make_figures` gave the figures, in order."""
-    return [f"figures/{i + 1:02d}_{f.name}.png" for i, f in enumerate(figs)]
+    return [f"figures/{f.name}.png" for f in figs]

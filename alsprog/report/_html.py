@@ -330,6 +330,11 @@ def render_report(
                     "intercept-slope covariance": d.cov_int_slope,
                     "residual SD": math.sqrt(d.sig2_e),
                     "alpha (two-sided) / power": f"{d.alpha:g} / {d.power:g}",
+                    "retention at each visit": (
+                        "none (complete follow-up)"
+                        if d.retention is None
+                        else ", ".join(f"{r:g}" for r in d.retention)
+                    ),
                 }
             )
         )
@@ -337,7 +342,9 @@ def render_report(
         p.append(
             "<p>Patients per arm to detect each slowing of the mean ALSFRS-R slope "
             "with a random-intercept-and-slope mixed model; <code>simulated_power</code>"
-            " is the power of simulated whole trials analysed exactly at that size.</p>"
+            " is the power of simulated whole trials analysed exactly at that size,"
+            " losing patients as the retention above says (the formula's attrition)."
+            "</p>"
         )
         p.append(table_html(s.sample_size))
     p.append(doc.fig("power_curve"))

@@ -84,10 +84,17 @@ class RunResult:
         Every file written, relative to ``out`` (the copies under ``inputs/`` are
         summarised by folder).
     warnings : list of str
-        Warnings raised while running (also in ``run.log`` and the report).
+        alsprog's own warnings (:class:`~alsprog.errors.AlsprogWarning`) raised while
+        running, one line each as ``[stage] message`` (counted when repeated); also
+        in ``run.log`` and the report.
     notes : dict of str to list of str
         What each stage reported (skips, counts).
     n_figures : int
+    library_warnings : list of str
+        Other libraries' warnings and log records (PyTensor, arviz, pandas, JAX...),
+        kept in ``run.log`` only.
+    seed : int or None
+        The run's seed (``run.seed``); every step's seed derives from it.
     """
 
     out: Path
@@ -97,6 +104,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     notes: dict[str, list[str]] = field(default_factory=dict)
     n_figures: int = 0
+    library_warnings: list[str] = field(default_factory=list)
+    seed: int | None = None
 
 
 class _Log:
@@ -136,23 +145,65 @@ def versions() -> dict[str, str]:
     return out
 
 
+class _LibraryLog(logging.Handler):
+    """Other libraries' log records during a stage, kept for run.log."""
+
+    def __init__(self, sink: list[str], log: _Log, stage: str) -> None:
+        super().__init__()
+        self.sink, self.log, self.stage = sink, log, stage
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] == "alsprog":
+            return
+        try:
+            text = record.getMessage()
+        except Exception:  # a library's malformed record: keep its template
+            text = str(record.msg)
+        line = f"[{self.stage}] {record.name} {record.levelname}: {text}"
+        self.sink.append(line)
+        self.log.add(f"library log {line}")
+
+
 @contextmanager
-def _capture(sink: list[str], log: _Log, stage: str) -> Iterator[None]:
-    """Record every warning raised inside into ``sink`` (deduplicated, counted)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    counts: dict[str, int] = {}
+def _capture(
+    sink: list[str], log: _Log, stage: str, library: list[str]
+) -> Iterator[None]:
+    """Record the warnings raised inside (deduplicated, counted): alsprog's own
+    (:class:`~alsprog.errors.AlsprogWarning`) into ``sink``, in alsprog's words;
+    other libraries' warnings and log records into ``library`` (run.log only)."""
+    from alsprog.errors import AlsprogWarning
+
+    handler = _LibraryLog(library, log, stage)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        root.removeHandler(handler)
+    counts: dict[tuple[bool, str], int] = {}
     for w in caught:
-        text = f"{w.category.__name__}: {w.message}"
-        counts[text] = counts.get(text, 0) + 1
-    for text, n in counts.items():
+        ours = issubclass(w.category, AlsprogWarning)
+        text = (
+            str(w.message)
+            if ours
+            else f"{w.category.__name__}: {w.message} "
+            f"({Path(w.filename).name}:{w.lineno})"
+        )
+        counts[(ours, text)] = counts.get((ours, text), 0) + 1
+    for (ours, text), n in counts.items():
         line = f"[{stage}] {text}" + (f" (x{n})" if n > 1 else "")
-        sink.append(line)
-        log.add(f"warning {line}")
+        (sink if ours else library).append(line)
+        log.add(f"warning {line}" if ours else f"library warning {line}")
 
 
 # ------------------------------------------------------------------- inputs
+#: Where image trees left in place are recorded (``inputs = "auto"`` when hard links
+#: are impossible): one row per file, its path, size and SHA-256.
+IMAGE_CHECKSUMS = "image_checksums.tsv"
+
+
 def _link_or_copy(src: str, dst: str) -> str:
     try:
         os.link(src, dst)
@@ -161,13 +212,67 @@ def _link_or_copy(src: str, dst: str) -> str:
     return dst
 
 
-def _keep_inputs(config: RunConfig, folder: Path, mode: str) -> RunConfig:
-    """Copy (or hard-link) every input into ``folder``; the config pointing at them."""
+class _NoLink(Exception):  # not an OSError: shutil.copytree must not collect it
+    """A hard link was refused (another file system, no permission)."""
+
+
+def _link_only(src: str, dst: str) -> str:
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        raise _NoLink(exc.strerror or str(exc)) from exc
+    return dst
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB"
+
+
+def _files_of(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _write_checksums(files: list[Path], out: Path) -> int:
+    """Path, size and SHA-256 of each file into ``out`` (TSV); the total size."""
+    from alsprog._io import atomic_path
+    from alsprog._outfolder import _sha256
+
+    table = pd.DataFrame(
+        {
+            "path": [str(f) for f in files],
+            "size_bytes": [f.stat().st_size for f in files],
+            "sha256": [_sha256(f) for f in files],
+        }
+    )
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
+    return int(table["size_bytes"].sum())
+
+
+def _keep_inputs(
+    config: RunConfig, folder: Path, mode: str
+) -> tuple[RunConfig, list[str]]:
+    """Keep the inputs in ``folder`` as ``mode`` says; the config pointing at what was
+    kept, and lines saying what that is (for run.log).
+
+    ``"auto"`` (the default): the tables, the atlas, its lookup table and the
+    original config are copied; an image tree (the ``imaging.root`` folder, or the
+    images a manifest lists) is hard-linked (no extra space) when the output folder
+    is on the same file system, else left where it is, the config pointing at it and
+    ``inputs/image_checksums.tsv`` recording each file's path, size and SHA-256.
+    ``"copy"``: everything copied; ``"link"``: everything hard-linked (copied where
+    that is impossible); ``"none"``: nothing kept, the config points at the
+    originals.
+    """
     if mode == "none":
-        return config
+        return config, [
+            'inputs not kept (run.inputs = "none"): config.toml points at the originals'
+        ]
     copy = _link_or_copy if mode == "link" else shutil.copy2
     folder.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
+    tables: list[str] = []
+    said: list[str] = []
 
     def place(name: str, key: str) -> Path:
         if name in used:
@@ -178,6 +283,7 @@ def _keep_inputs(config: RunConfig, folder: Path, mode: str) -> RunConfig:
     def put_file(src: Path, key: str) -> Path:
         dst = place(src.name, key)
         copy(str(src), str(dst))
+        tables.append(dst.name)
         return dst
 
     data = config.data
@@ -191,18 +297,21 @@ def _keep_inputs(config: RunConfig, folder: Path, mode: str) -> RunConfig:
     if config.imaging is not None:
         im = config.imaging
         root = im.root.resolve()
+        dst = place(root.name, "imaging.root")
         if root.is_dir():
-            new_root = place(root.name, "imaging.root")
-            shutil.copytree(root, new_root, copy_function=copy)
+            new_root, line = _keep_tree(root, dst, mode, folder)
         else:
-            new_root = _copy_manifest(root, place(root.name, "imaging.root"), copy)
+            new_root, line = _keep_manifest(root, dst, mode, folder)
+            tables.append(dst.name)
+        said.append(line)
+        kept_tree = new_root != root
 
         def inside(p: Path | None, key: str) -> Path | None:
             if p is None:
                 return None
             p = p.resolve()
             if root.is_dir() and root in p.parents:
-                return new_root / p.relative_to(root)
+                return new_root / p.relative_to(root) if kept_tree else p
             dst = put_file(p, key)
             if key == "imaging.atlas" and im.labels is None:
                 stem = p.name.split(".")[0]
@@ -218,24 +327,80 @@ def _keep_inputs(config: RunConfig, folder: Path, mode: str) -> RunConfig:
         )
     if config.path is not None:
         shutil.copy2(config.path, folder / "config.original.toml")
-    return replace(config, data=new_data, imaging=new_img)
+        tables.append("config.original.toml")
+    how = "hard-linked" if mode == "link" else "copied"
+    said.insert(0, f"inputs/ ({mode}): {', '.join(tables)} {how}")
+    return replace(config, data=new_data, imaging=new_img), said
 
 
-def _copy_manifest(manifest: Path, dst: Path, copy: Callable[[str, str], Any]) -> Path:
-    """Copy a manifest and the images it lists; paths in the copy are relative."""
+def _keep_tree(root: Path, dst: Path, mode: str, folder: Path) -> tuple[Path, str]:
+    """Copy, link or (``"auto"`` across file systems) checksum an image folder."""
+    files = _files_of(root)
+    size = _mb(sum(f.stat().st_size for f in files))
+    what = f"image tree {root} ({len(files)} files, {size})"
+    rel = dst.relative_to(folder.parent).as_posix()
+    if mode == "copy":
+        shutil.copytree(root, dst, copy_function=shutil.copy2)
+        return dst, f"{what} copied into {rel}/"
+    if mode == "link":
+        shutil.copytree(root, dst, copy_function=_link_or_copy)
+        return dst, f"{what} hard-linked into {rel}/ (copied where impossible)"
+    try:
+        shutil.copytree(root, dst, copy_function=_link_only)
+    except _NoLink as exc:
+        shutil.rmtree(dst, ignore_errors=True)
+        _write_checksums(files, folder / IMAGE_CHECKSUMS)
+        return root, (
+            f"{what} left in place, not copied (no hard link possible: {exc}); "
+            f"config.toml reads it from there; the size and SHA-256 of each of its "
+            f"files are in inputs/{IMAGE_CHECKSUMS} "
+            '(run.inputs = "copy" copies it)'
+        )
+    return dst, f"{what} hard-linked into {rel}/ (no extra space)"
+
+
+def _keep_manifest(
+    manifest: Path, dst: Path, mode: str, folder: Path
+) -> tuple[Path, str]:
+    """Copy a manifest; its images copied, linked or (``"auto"`` across file systems)
+    checksummed.  Paths in the copy are relative to it, or absolute to the originals
+    when these stay in place."""
     sep = "\t" if manifest.suffix.lower() == ".tsv" else ","
     m = pd.read_csv(manifest, sep=sep, dtype=str, keep_default_na=False)
     images = dst.parent / f"{dst.stem}_images"
+    sources = [
+        Path(p) if Path(p).is_absolute() else manifest.parent / p for p in m["path"]
+    ]
+    size = _mb(sum(src.stat().st_size for src in sources))
+    what = f"the {len(sources)} images of {manifest.name} ({size})"
+    copies: dict[str, Callable[[str, str], Any]] = {
+        "copy": shutil.copy2,
+        "link": _link_or_copy,
+        "auto": _link_only,
+    }
+    copy = copies[mode]
     new_paths = []
-    for i, p in enumerate(m["path"]):
-        src = Path(p) if Path(p).is_absolute() else manifest.parent / p
-        target = images / f"{i:05d}_{src.name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        copy(str(src), str(target))
-        new_paths.append(os.path.relpath(target, dst.parent))
+    try:
+        for i, src in enumerate(sources):
+            target = images / f"{i:05d}_{src.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy(str(src), str(target))
+            new_paths.append(os.path.relpath(target, dst.parent))
+        how = {"copy": "copied", "link": "hard-linked (copied where impossible)"}
+        line = f"{what} {how.get(mode, 'hard-linked')} into "
+        line += f"{images.relative_to(folder.parent).as_posix()}/"
+    except _NoLink as exc:
+        shutil.rmtree(images, ignore_errors=True)
+        _write_checksums([s.resolve() for s in sources], folder / IMAGE_CHECKSUMS)
+        new_paths = [str(s.resolve()) for s in sources]
+        line = (
+            f"{what} left in place, not copied (no hard link possible: {exc}); the "
+            f"manifest's copy points at them; the size and SHA-256 of each are in "
+            f"inputs/{IMAGE_CHECKSUMS}"
+        )
     m["path"] = new_paths
     m.to_csv(dst, sep=sep, index=False)
-    return dst
+    return dst, line
 
 
 def _list_files(out: Path) -> list[str]:
@@ -340,8 +505,10 @@ def run(
     ``comparison.csv``), ``forecasts.csv``,
     ``backtest.csv``, ``sample_size.csv``, ``power_curve.csv``, ``biomarkers/``,
     ``imaging/`` (features and QC, with NIfTI inputs), ``figures/*.png``,
-    ``report.html``, ``run.log``, ``inputs/`` (the inputs, copied) and
-    ``config.toml`` (pointing at ``inputs/``, so ``alsprog run OUT/config.toml``
+    ``report.html``, ``run.log``, ``inputs/`` (the inputs as ``run.inputs`` says:
+    by default tables copied and NIfTI trees hard-linked, or left in place with
+    their checksums in ``inputs/image_checksums.tsv``; ``run.log`` says which) and
+    ``config.toml`` (pointing at what was kept, so ``alsprog run OUT/config.toml``
     repeats the run) and ``.alsprog-manifest.json`` (what alsprog wrote, so that
     only alsprog's own files are ever replaced).
 
@@ -397,6 +564,7 @@ def run(
     log.add("versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
     seconds: dict[str, float] = {}
     caught: list[str] = []
+    library: list[str] = []
     current: dict[str, Any] = {"i": 0, "name": ""}
 
     def say(msg: str) -> None:
@@ -409,7 +577,7 @@ def run(
         current["i"], current["name"] = STAGES.index(name) + 1, name
         say(intro)
         t0 = time.perf_counter()
-        with _capture(caught, log, name):
+        with _capture(caught, log, name, library):
             yield
         seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
         log.add(f"[{name}] done in {seconds[name]:.1f} s")
@@ -419,6 +587,10 @@ def run(
         problems = [*problems, *checked.problems]
         for w in checked.warnings:
             caught.append(f"[check] {w}")
+            log.add(f"warning [check] {w}")
+        for w in checked.library_warnings:
+            library.append(f"[check] {w}")
+            log.add(f"library warning [check] {w}")
         if problems:
             raise ConfigError(problems, source=str(cfg.path) if cfg.path else None)
         say("no problems found")
@@ -432,7 +604,9 @@ def run(
     ) as tmp:
         s = st.State(config=cfg, out=tmp, progress=progress, say=say)
         with stage("check", "keeping the inputs beside the outputs"):
-            kept = _keep_inputs(cfg, tmp / "inputs", cfg.run.inputs)
+            kept, how = _keep_inputs(cfg, tmp / "inputs", cfg.run.inputs)
+            for line in how:
+                say(line)
             # the copy's config re-runs into its own folder: run.out = "."
             kept = replace(kept, run=replace(kept.run, out=tmp))
         with stage(
@@ -472,14 +646,18 @@ def run(
                 tmp / "report.html", render_report(s, figs, figure_files(figs), info)
             )
         total = sum(seconds.values())
-        log.add("seeds: " + ", ".join(f"{k}={v}" for k, v in s.seeds.items()))
+        log.add(
+            f"seed {cfg.run.seed} (run.seed), from which every step's seed derives; "
+            "seeds: " + ", ".join(f"{k}={v}" for k, v in s.seeds.items())
+        )
         log.add(
             "stage seconds: "
             + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
             + f"; total {total:.1f}"
         )
         log.add(
-            f"{len(caught)} warning(s); output {out_path}; repeat with "
+            f"{len(caught)} alsprog warning(s), {len(library)} other libraries' "
+            f"warning(s) and log record(s); output {out_path}; repeat with "
             f"`alsprog run {out_path / 'config.toml'}`"
         )
         _write(tmp / "run.log", log.text())
@@ -491,6 +669,8 @@ def run(
         warnings=caught,
         notes=s.notes,
         n_figures=len(figs),
+        library_warnings=library,
+        seed=cfg.run.seed,
     )
 
 

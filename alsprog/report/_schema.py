@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from alsprog._random import DEFAULT_SEED
+from alsprog.biomarkers._pvalue import DEFAULT_N_PERMUTATIONS
+
 __all__ = ["SCHEMA", "Key", "config_reference"]
 
 
@@ -23,7 +26,7 @@ class Key:
     """One config key: its type, default, allowed values and meaning."""
 
     name: str
-    kind: str  # str, path, int, float, bool, floats, strs, cv
+    kind: str  # str, path, int, float, bool, floats, strs, cv, map
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
@@ -44,13 +47,20 @@ _TYPE_TEXT = {
     "floats": "list of numbers",
     "strs": "list of strings",
     "cv": "string or integer",
+    "map": "table of strings",
 }
 
 #: Every section and key of a run config, in documentation order.
 SCHEMA: dict[str, tuple[Key, ...]] = {
     "run": (
         Key("title", "str", "alsprog analysis", "Title of the report."),
-        Key("seed", "int", 2026, "Seed of every random step (>= 0).", low=0),
+        Key(
+            "seed",
+            "int",
+            DEFAULT_SEED,
+            "Seed of every random step (>= 0); the command line's default too.",
+            low=0,
+        ),
         Key(
             "out",
             "path",
@@ -68,10 +78,13 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         Key(
             "inputs",
             "str",
-            "copy",
-            "How the inputs are kept in `OUT/inputs/`: `copy`, `link` (hard links, "
-            "copies across file systems) or `none` (the config points at the originals).",
-            choices=("copy", "link", "none"),
+            "auto",
+            "How the inputs are kept in `OUT/inputs/`: `auto` (tables, atlas and config "
+            "copied; NIfTI trees hard-linked, or across file systems left in place "
+            "with each file's size and SHA-256 in `inputs/image_checksums.tsv`), "
+            "`copy` (everything), `link` (hard links, copies across file systems) or "
+            "`none` (the config points at the originals).",
+            choices=("auto", "copy", "link", "none"),
         ),
     ),
     "data": (
@@ -92,6 +105,14 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         ),
         Key("outcome", "str", "alsfrs_r_total", "Outcome column of the models."),
         Key("time", "str", "months", "Time column of the linear models."),
+        Key(
+            "rename",
+            "map",
+            None,
+            "Your column names mapped to the data dictionary's in every input table, "
+            'before anything is checked: `{patient = "subject_id", visit_month = '
+            '"months"}`; each new name must be a dictionary column.',
+        ),
     ),
     "imaging": (
         Key(
@@ -102,7 +123,13 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             required=True,
         ),
         Key("atlas", "path", None, "Label atlas (.nii/.nii.gz).", required=True),
-        Key("labels", "path", None, "Lookup table (default: the atlas's .tsv)."),
+        Key(
+            "labels",
+            "path",
+            None,
+            "Lookup table (default: the atlas's .tsv); its optional `metrics` column "
+            "lists the metrics measured in each region (`fa md`, `thickness`).",
+        ),
         Key(
             "stats",
             "strs",
@@ -115,6 +142,14 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             "strs",
             None,
             'Keep only these metrics (default all), e.g. `["fa"]`.',
+        ),
+        Key(
+            "metrics_by_region",
+            "strs",
+            None,
+            "Which metrics belong to which regions, over the lookup table's `metrics` "
+            'column, e.g. `["cst_*=fa,md", "precentral_*=thickness"]` (default: that '
+            "column, else every metric in every region).",
         ),
     ),
     "models": (
@@ -334,9 +369,12 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             "retention",
             "floats",
             None,
-            "Fraction observed at each visit (1 first).",
+            "Fraction of patients still followed at each visit (1 first, never "
+            "increasing): both the analytic sample size and the simulated trials lose "
+            "patients this way (default: everyone seen at every visit).",
             low=0,
             high=1,
+            low_open=True,
         ),
         Key(
             "n_sims",
@@ -377,8 +415,9 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
         Key(
             "n_permutations",
             "int",
-            200,
-            "Label permutations for the AUC p-value.",
+            DEFAULT_N_PERMUTATIONS,
+            "Label permutations for the AUC p-value (the smallest p-value is "
+            "1/(n_permutations + 1); 0 skips the test).",
             low=0,
         ),
         Key(
@@ -437,6 +476,9 @@ def _toml_value(v: Any) -> str:
         return json.dumps(v)
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        pairs = (f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items())
+        return "{" + ", ".join(pairs) + "}"
     raise TypeError(f"cannot write {v!r} to TOML")
 
 

@@ -29,6 +29,20 @@ from alsprog.report._config import ConfigError, ModelConfig, RunConfig
 
 __all__ = ["State", "stage_seed"]
 
+#: File of each summary table (``models/NAME_<file>.csv``): one name per content,
+#: whichever model wrote it.  The joint model's ``fixed_effects`` is ``NAME_fixed.csv``
+#: as the mixed model's ``fixed`` is; the mixed model's scaled-residual quantiles
+#: (``residuals``) and the Bayesian model's residual SD (``residual``) differ, and so
+#: do their names.
+SUMMARY_FILES = {
+    "fixed": "fixed",
+    "fixed_effects": "fixed",
+    "random": "random",
+    "random_effects": "random",
+    "residuals": "scaled_residuals",
+    "residual": "residual_sd",
+}
+
 #: Largest patients per arm for which the analytic size is checked by simulation.
 MAX_SIMULATED_N = 2000
 
@@ -121,6 +135,7 @@ def stage_imaging(s: State) -> None:
         im.labels,
         stats=im.stats,
         metrics=list(im.metrics) if im.metrics else None,
+        metrics_by_region=list(im.metrics_by_region or ()) or None,
         n_jobs=s.config.run.n_jobs,
         progress=s.progress,
     )
@@ -154,6 +169,7 @@ def stage_assemble(s: State, checked: pd.DataFrame | None) -> None:
                 cfg.data.subjects,
                 s.table,
                 window_days=cfg.data.window_days,
+                rename=cfg.data.rename,
             )
     else:
         assert checked is not None
@@ -299,7 +315,8 @@ def stage_models(s: State) -> None:
         for tname, tab in summ.tables.items():
             if tab.index.nlevels == 1 and tab.index.name is None:
                 tab = tab.rename_axis("term")
-            s.write(tab, f"models/{m.name}_{tname}.csv", index=True)
+            fname = SUMMARY_FILES.get(tname, tname)
+            s.write(tab, f"models/{m.name}_{fname}.csv", index=True)
         _write_text(s.out / "models" / f"{m.name}_summary.txt", str(summ) + "\n")
         saver = getattr(est, "save", None)
         if callable(saver):  # each model under its own format's suffix
@@ -543,6 +560,19 @@ def stage_design(s: State) -> None:
         f"variance components from {src}: mean slope {d.mean_slope:.3g}/month, "
         f"slope SD {np.sqrt(d.sig2_slope):.3g}, residual SD {np.sqrt(d.sig2_e):.3g}"
     )
+    if dc.n_sims:
+        lost = (
+            "no attrition (no `retention` in [design])"
+            if d.retention is None
+            else "retention "
+            + ", ".join(f"{r:g}" for r in d.retention)
+            + " (monotone, non-informative)"
+        )
+        s.note(
+            "design",
+            f"simulated trials lose patients as the formula assumes: {lost}; "
+            "no extra dropout or death",
+        )
     table = d.sample_size_table(dc.slowing, methods=dc.methods)
     sizes: dict[float, int] = {}
     sim_power = np.full(len(table), np.nan)
@@ -654,11 +684,12 @@ def stage_biomarkers(s: State) -> None:
             )
             s.write(ev.folds, "biomarkers/classifier_folds.csv")
             s.write(ev.roc_curves(), "biomarkers/roc.csv")
-            if ev.permutation_pvalue is not None:
-                s.note(
-                    "biomarkers",
-                    f"permutation p-value of the AUC: {ev.permutation_pvalue:.3g}",
-                )
+            s.note(
+                "biomarkers",
+                f"classifier: positive class {ev.pos_label!r} (sensitivity and the "
+                f"ROC curve are about it); permutation p-value of the ROC AUC: "
+                f"{ev.pvalue_text}",
+            )
         try:
             s.change_rates = imaging_change_rates(table, feats, visit_months=(0, 6, 12))
             s.write(s.change_rates, "biomarkers/imaging_change_rates.csv")

@@ -7,7 +7,7 @@ onset/sigmoid/event draws to :mod:`alsprog.simulate._progression`, item splittin
 :mod:`alsprog.simulate._imaging`, NIfTI files to :mod:`alsprog.simulate._nifti`,
 reading and validating tables to :mod:`alsprog.data`.
 
-Generative model per patient (DOMAIN.md §1-§3, §7):
+Generative model per patient (docs/domain.md §1-§3, §7):
 
 1. Onset-to-baseline months ``T0`` (normal, truncated) and ΔFS (lognormal) are drawn
    jointly through a Gaussian copula with negative correlation (fast progressors reach

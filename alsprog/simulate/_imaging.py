@@ -1,8 +1,9 @@
 """Simulated regional imaging features (DTI and cortical thickness) with site effects.
 
 Owns: the per-session values of the imaging features in
-:data:`~alsprog.simulate._params.IMAGING_FEATURES` before and after site effects, and
-the site-effect table.
+:data:`~alsprog.simulate._params.IMAGING_FEATURES` before and after site effects, the
+site-effect table, and which metrics belong to which atlas region
+(:data:`REGION_METRICS`, written into the simulated atlas's lookup table).
 Leaves: choosing which visits are scanned to :mod:`alsprog.simulate._cohort`, voxel
 maps to :mod:`alsprog.simulate._nifti`.
 
@@ -14,7 +15,7 @@ Model, for feature ``f`` of measure ``m`` (healthy mean ``mu``, healthy SD ``sd`
 
 ``u_subject`` is shared between left and right (correlation ``imaging_lr_correlation``)
 and its SD is set so that the healthy SD, age and scan noise included, is ``sd``; ``d``
-is the ALS baseline effect as Cohen's d [DOMAIN.md §6 Foerster 2012/2013]; ``r`` is the
+is the ALS baseline effect as Cohen's d [docs/domain.md §6 Foerster 2012/2013]; ``r`` is the
 patient's progression rate relative to ``|slope_mean|``, so imaging decline tracks
 clinical aggressiveness [§6 Steinbach 2020/2021]; ``years`` is time since the first
 visit. Site offsets are ``N(0, site_offset_sd * sd)`` and scales ``U(site_scale_min,
@@ -31,6 +32,7 @@ from alsprog.simulate._params import IMAGING_FEATURES, CohortParams
 
 __all__ = [
     "FEATURE_RANGES",
+    "REGION_METRICS",
     "apply_site_effects",
     "draw_site_effects",
     "imaging_values",
@@ -48,6 +50,21 @@ FEATURE_RANGES: dict[str, tuple[float, float]] = {
 
 def _metric(measure: str) -> str:
     return measure.split("_", 1)[0]
+
+
+def _region_metrics() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for column, _ in IMAGING_FEATURES:
+        metric, region = column.split("_", 1)
+        out.setdefault(region, []).append(metric)
+    return {r: tuple(m) for r, m in out.items()}
+
+
+#: The metrics measured in each simulated atlas region: exactly the imaging features
+#: of the cohort's table (``fa_cst_left`` -> FA in ``cst_left``): FA and MD in the
+#: corticospinal tracts, FA in the motor corpus callosum, cortical thickness in the
+#: precentral gyri and the left cuneus.  No thickness of a tract, no FA of cortex.
+REGION_METRICS: dict[str, tuple[str, ...]] = _region_metrics()
 
 
 def imaging_values(

@@ -8,7 +8,7 @@ Model: each item ``j`` of patient ``i`` loses its 4 points linearly while a late
 severity ``c`` runs from ``start[i, j]`` to ``start[i, j] + span[i, j]``. The domain of
 onset starts first (bulbar items for bulbar onset, one limb domain for spinal onset),
 the other limb and bulbar domains follow, respiratory comes last, as in PRO-ACT
-[Thakore 2018, Muscle Nerve; DOMAIN.md §2 "subscores decline in onset-site order,
+[Thakore 2018, Muscle Nerve; docs/domain.md §2 "subscores decline in onset-site order,
 respiratory slowest"]. For a visit the severity solving ``sum_j loss_j(c) = 48 - total``
 is found by bisection, and the real-valued losses are rounded to integers by the largest
 remainder, so the items sum exactly to the total and lose function in a consistent,
@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 __all__ = ["DOMAINS", "item_order", "split_total"]
 
-#: ALSFRS-R domains and their item numbers (1-based) [Cedarbaum 1999; DOMAIN.md §1].
+#: ALSFRS-R domains and their item numbers (1-based) [Cedarbaum 1999; docs/domain.md §1].
 DOMAINS: dict[str, tuple[int, int, int]] = {
     "bulbar": (1, 2, 3),
     "fine_motor": (4, 5, 6),
@@ -35,7 +35,7 @@ DOMAINS: dict[str, tuple[int, int, int]] = {
 # mean subscores are 9.7 / 7.8 / 7.9 / 10.9, near the trial-entry means bulbar 9.7, fine
 # 8.0, gross 7.6, respiratory 10.8 [Paganoni 2020, NEJM], and at totals <= 25 about 34%
 # of fine-motor and 33% of gross-motor items are 0 (33-49% and 32-42% in
-# [Cudkowicz 2022, Muscle Nerve]; DOMAIN.md §1).
+# [Cudkowicz 2022, Muscle Nerve]; docs/domain.md §1).
 _SECOND_LIMB = (0.2, 1.0)
 _BULBAR_AFTER_SPINAL = (0.6, 1.8)
 _LIMBS_AFTER_BULBAR = (0.3, 1.2)

@@ -1,7 +1,8 @@
 """Voxel maps for a simulated cohort, written as a BIDS-derivatives folder.
 
 Owns: :func:`write_nifti` (the synthetic atlas and, per imaging session, FA, MD and
-cortical-thickness maps whose ROI means equal the cohort's imaging table).
+cortical-thickness maps whose ROI means equal the cohort's imaging table) and
+:func:`nifti_size` (how many images and bytes it will write, said before writing).
 Leaves: the imaging values to :mod:`alsprog.simulate._imaging`, reading images back
 to :mod:`alsprog.imaging`/:mod:`alsprog.data`.
 
@@ -10,7 +11,7 @@ Layout written under ``out_dir``::
     dataset_description.json
     participants.tsv
     atlas/atlas-alsprogsim_dseg.nii.gz        int16 labels, 0 = background
-    atlas/atlas-alsprogsim_dseg.tsv           index, name
+    atlas/atlas-alsprogsim_dseg.tsv           index, name, metrics (measured there)
     sub-<id>/sub-<id>_sessions.tsv            session_id (ses-m00), acq_time (YYYY-MM-DD)
     sub-<id>/ses-<s>/dwi/sub-<id>_ses-<s>_space-alsprogsim_fa.nii.gz
     sub-<id>/ses-<s>/dwi/sub-<id>_ses-<s>_space-alsprogsim_md.nii.gz
@@ -38,8 +39,9 @@ from alsprog._progress import progress_bar
 from alsprog._random import as_generator
 from alsprog._validation import check_int, check_interval
 from alsprog.errors import ImagingError
+from alsprog.simulate._imaging import REGION_METRICS
 
-__all__ = ["ATLAS_REGIONS", "write_nifti"]
+__all__ = ["ATLAS_REGIONS", "nifti_size", "write_nifti"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,21 +144,7 @@ def write_nifti(
     import nibabel as nib
     from joblib import Parallel, delayed
 
-    from alsprog.simulate._cohort import Cohort
-
-    if not isinstance(cohort, Cohort):
-        raise TypeError(
-            f"`cohort` must be a Cohort from simulate_cohort(); got {type(cohort).__name__}."
-        )
-    if isinstance(shape, str) or not isinstance(shape, Sequence) or len(shape) != 3:
-        raise TypeError(f"`shape` must be a sequence of 3 integers; got {shape!r}.")
-    nx, ny, nz = (
-        check_int(s, f"shape[{i}]", low=12, high=512) for i, s in enumerate(shape)
-    )
-    grid = (nx, ny, nz)
-    voxel_size = float(
-        check_interval(voxel_size, "voxel_size", low=0.0, high=20.0, low_closed=False)
-    )
+    grid, voxel_size = _check_args(cohort, shape, voxel_size)
     if n_jobs is not None:
         n_jobs = check_int(n_jobs, "n_jobs", low=-1)
         if n_jobs == 0:
@@ -179,8 +167,15 @@ def write_nifti(
 
     _write_json(out / "dataset_description.json", _dataset_description())
     _save(nib, labels.astype(np.int16), affine, atlas_file, intent="label")
+    # the metrics column tells extract_roi_features which maps belong to which
+    # region (FA/MD of tracts, thickness of cortex), so only meaningful features
+    # are extracted
     atlas_tsv = pd.DataFrame(
-        {"index": [r[0] for r in ATLAS_REGIONS], "name": [r[1] for r in ATLAS_REGIONS]}
+        {
+            "index": [r[0] for r in ATLAS_REGIONS],
+            "name": [r[1] for r in ATLAS_REGIONS],
+            "metrics": [" ".join(REGION_METRICS[r[1]]) for r in ATLAS_REGIONS],
+        }
     )
     _write_tsv(out / "atlas" / f"atlas-{SPACE}_dseg.tsv", atlas_tsv)
 
@@ -232,6 +227,77 @@ def write_nifti(
     )
     write_manifest(out, command="write_nifti")
     return out
+
+
+def _check_args(
+    cohort: Any, shape: Any, voxel_size: Any
+) -> tuple[tuple[int, int, int], float]:
+    from alsprog.simulate._cohort import Cohort
+
+    if not isinstance(cohort, Cohort):
+        raise TypeError(
+            f"`cohort` must be a Cohort from simulate_cohort(); got {type(cohort).__name__}."
+        )
+    if isinstance(shape, str) or not isinstance(shape, Sequence) or len(shape) != 3:
+        raise TypeError(f"`shape` must be a sequence of 3 integers; got {shape!r}.")
+    nx, ny, nz = (
+        check_int(s, f"shape[{i}]", low=12, high=512) for i, s in enumerate(shape)
+    )
+    voxel_size = float(
+        check_interval(voxel_size, "voxel_size", low=0.0, high=20.0, low_closed=False)
+    )
+    return (nx, ny, nz), voxel_size
+
+
+def nifti_size(
+    cohort: Any, *, shape: Sequence[int] = (40, 48, 40), voxel_size: float = 3.0
+) -> tuple[int, int]:
+    """How many images, and about how many bytes, :func:`write_nifti` will write.
+
+    One map of each metric is built and compressed as :func:`write_nifti` does
+    (noise drawn with a fixed seed; the maps of a cohort differ only in their noise,
+    so their sizes agree to about 1 %), then counted once per imaging session; the
+    atlas and the small tables are added.  Nothing is written.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        From :func:`~alsprog.simulate.simulate_cohort`.
+    shape, voxel_size
+        As for :func:`write_nifti`.
+
+    Returns
+    -------
+    (int, int)
+        Number of NIfTI maps (3 per session, the atlas not counted) and the
+        estimated bytes of the whole folder.
+
+    Examples
+    --------
+    >>> from alsprog.simulate import simulate_cohort
+    >>> cohort = simulate_cohort(2, 1, months=6, seed=3)
+    >>> n_images, n_bytes = nifti_size(cohort)
+    >>> n_images == 3 * len(cohort.imaging)
+    True
+    >>> 50_000 < n_bytes / n_images < 40 * 48 * 40 * 4  # compressed float32 maps
+    True
+    """
+    import nibabel as nib
+
+    grid, voxel_size = _check_args(cohort, shape, voxel_size)
+    affine = np.diag([voxel_size] * 3 + [1.0])
+    labels, brain, ribbon = _atlas(grid)
+    regions = {name: labels == label for label, name, _, _ in ATLAS_REGIONS}
+    rng = np.random.default_rng(0)
+    n_sessions = len(cohort.imaging)
+    total = 0
+    for metric in _METRICS:
+        base = _background(metric, brain, ribbon, regions)
+        data = _metric_map(metric, base, brain, regions, {}, rng)
+        total += n_sessions * len(_nifti_bytes(nib, data, affine))
+    total += len(_nifti_bytes(nib, labels.astype(np.int16), affine, intent="label"))
+    total += 200 * (1 + cohort.imaging["subject_id"].nunique()) + 4096  # tables
+    return len(_METRICS) * n_sessions, total
 
 
 # --------------------------------------------------------------------------- maps
@@ -395,6 +461,15 @@ def _save(
     intent: str | None = None,
 ) -> None:
     """Write a gzipped NIfTI-1 file atomically (bytes compressed here, mtime 0)."""
+    payload = _nifti_bytes(nib, data, affine, intent=intent)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
+
+
+def _nifti_bytes(
+    nib: Any, data: np.ndarray, affine: np.ndarray, intent: str | None = None
+) -> bytes:
+    """The gzipped NIfTI-1 bytes :func:`_save` writes."""
     img = nib.Nifti1Image(data, affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
@@ -402,9 +477,7 @@ def _save(
     if intent is not None:
         img.header.set_intent(intent)
     # level 1: noise-filled maps barely compress further; mtime 0: reproducible bytes
-    payload = gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
+    return gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
 
 
 def _write_tsv(path: Path, table: pd.DataFrame) -> None:

@@ -1,7 +1,7 @@
 """Parameters of the synthetic-cohort simulator.
 
 Owns: :class:`CohortParams` (every number the simulator uses, with its source in
-``DOMAIN.md``) and merging user overrides over it.
+``docs/domain.md``) and merging user overrides over it.
 Leaves: calibrations derived from the parameters to
 :mod:`alsprog.simulate._progression`, drawing anything to
 :mod:`alsprog.simulate._cohort` and :mod:`alsprog.simulate._imaging`.
@@ -46,7 +46,7 @@ IMAGING_FEATURES: tuple[tuple[str, str], ...] = (
 class CohortParams:
     """Every parameter of :func:`~alsprog.simulate.simulate_cohort`, with its source.
 
-    Defaults come from ``DOMAIN.md`` §7 ("Default simulator parameters") and the rows of
+    Defaults come from ``docs/domain.md`` §7 ("Default simulator parameters") and the rows of
     §1-§3 and §6 it cites. Times are in months (1 month = 30.4375 days), ALSFRS-R in
     points (0-48), imaging in the units of the data dictionary. Instances are immutable;
     use :func:`dataclasses.replace` or ``simulate_cohort(..., name=value)`` to change a

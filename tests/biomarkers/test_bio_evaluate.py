@@ -61,7 +61,16 @@ def test_grouped_auc_matches_simulator_truth(clean_cohort):
     assert auc["ci_lower"] <= truth <= auc["ci_upper"], (truth, auc.to_dict())
     assert len(res.folds) == 5
     assert res.permutation_pvalue == pytest.approx(0.1)  # (1 + 0) / (1 + 9)
-    assert set(res.summary.columns) == {"estimate", "ci_lower", "ci_upper"}
+    # issue 18: the p-value, its permutation count and the positive class travel
+    # with the table
+    assert res.summary.columns.tolist() == [
+        "estimate", "ci_lower", "ci_upper", "p_value", "n_permutations",
+        "positive_class",
+    ]  # fmt: skip
+    assert res.summary["p_value"].iloc[0] == pytest.approx(0.1)
+    assert res.summary["p_value"].iloc[1:].isna().all()
+    assert (res.summary["n_permutations"] == 9).all()
+    assert (res.summary["positive_class"] == "als").all()
 
 
 def test_noise_grouped_is_chance_but_naive_split_is_inflated():

@@ -108,7 +108,7 @@ def test_bad_impute_argument():
     [
         (39, 12.0, 0.75),  # Kimura 2006 definition, (48 - 39) / 12
         (48, 6.0, 0.0),
-        (38, 15.0, 10 / 15),  # DOMAIN.md §7: 48 - 0.7*15 ~ 38
+        (38, 15.0, 10 / 15),  # docs/domain.md §7: 48 - 0.7*15 ~ 38
     ],
 )
 def test_delta_fs_closed_form(total, months, expected):

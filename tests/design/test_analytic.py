@@ -18,7 +18,7 @@ from alsprog.design import (
 from alsprog.errors import AlsprogError, ModelSpecificationError
 
 # longpower's ADAS-cog pilot example (lmmpower / edland.linear.power /
-# diggle.linear.power / liu.liang.linear.power help pages; DOMAIN.md §5 table)
+# diggle.linear.power / liu.liang.linear.power help pages; docs/domain.md §5 table)
 T_AD = np.arange(0, 1.51, 0.25)
 AD = dict(
     times=T_AD,
@@ -83,7 +83,7 @@ def test_diggle_page_29_table(rho, method):
 
 
 def test_closed_form_random_slope_complete_data():
-    # DOMAIN.md §5: n = 2 (z_a + z_b)^2 [s2_slope + s2_e / sum (t - tbar)^2] / delta^2,
+    # docs/domain.md §5: n = 2 (z_a + z_b)^2 [s2_slope + s2_e / sum (t - tbar)^2] / delta^2,
     # intercept variance and covariance cancel without dropout
     rng = np.random.default_rng(1)
     for _ in range(20):
@@ -107,7 +107,7 @@ def test_closed_form_random_slope_complete_data():
 
 
 def test_als_illustrations_from_domain():
-    # DOMAIN.md §5 (derived with the formula above): slope SD 0.6, sigma_e 2.0,
+    # docs/domain.md §5 (derived with the formula above): slope SD 0.6, sigma_e 2.0,
     # 25 % of 0.9 points/month
     base = dict(sig2_slope=0.36, sig2_e=4.0, mean_slope=-0.9)
     cases = [

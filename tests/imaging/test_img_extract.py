@@ -43,15 +43,31 @@ def test_simulator_table_recovered(sim_features, sim_cohort):
         assert_allclose(features[col], truth[col], rtol=1e-6, err_msg=col)
 
 
-def test_every_metric_region_column(sim_features):
+REGIONS = ["cst_left", "cst_right", "cc_motor", "precentral_left",
+           "precentral_right", "cuneus_left"]  # fmt: skip
+
+
+def test_simulator_atlas_gives_only_its_meaningful_features(sim_features):
+    # issue 18: the simulated atlas's lookup table says which metrics belong to which
+    # region, so FA/MD come from tracts and thickness from cortex only: exactly the
+    # simulator's imaging table (earlier every metric in every region, 3 x 6 columns)
     features, qc = sim_features
-    regions = ["cst_left", "cst_right", "cc_motor", "precentral_left",
-               "precentral_right", "cuneus_left"]  # fmt: skip
-    expected = [f"{m}_{r}" for m in ("fa", "md", "thickness") for r in regions]
-    assert list(features.columns[3:]) == expected
-    assert len(qc) == len(features) * 3 * 6
+    assert list(features.columns[3:]) == FEATURE_COLUMNS
+    # one QC row per image x region of its metric: 2 + 2 + 1 FA/MD tracts... per
+    # session: fa 3 regions, md 2, thickness 3
+    assert len(qc) == len(features) * (3 + 2 + 3)
     assert (qc["status"] == "ok").all() and (qc["coverage"] == 1.0).all()
     assert (qc["n_nan"] == 0).all()
+
+
+def test_every_metric_region_column_without_metrics_column(sim_root, sim_atlas):
+    # a lookup table without a `metrics` column: every metric in every region, as
+    # before (backwards compatible)
+    labels = pd.DataFrame({"index": range(1, 7), "name": REGIONS})
+    features, qc = extract_roi_features(sim_root, sim_atlas, labels, progress=False)
+    expected = [f"{m}_{r}" for m in ("fa", "md", "thickness") for r in REGIONS]
+    assert list(features.columns[3:]) == expected
+    assert len(qc) == len(features) * 3 * 6
 
 
 def test_identical_to_nilearn(sim_root, sim_atlas, sim_features):
@@ -64,9 +80,10 @@ def test_identical_to_nilearn(sim_root, sim_atlas, sim_features):
         ref = NiftiLabelsMasker(
             labels_img=str(sim_atlas), strategy="mean"
         ).fit_transform([str(p) for p in paths])
-    ours = features[[c for c in features.columns if c.startswith("md_")]].to_numpy()
-    assert ref.shape == ours.shape
-    assert_allclose(ours, ref, atol=1e-6, rtol=0)
+    # MD is measured in the two tracts, labels 1 and 2 (nilearn's first columns)
+    ours = features[["md_cst_left", "md_cst_right"]].to_numpy()
+    assert ref.shape == (len(ours), 6)
+    assert_allclose(ours, ref[:, :2], atol=1e-6, rtol=0)
 
 
 def test_assemble_joins_features(sim_cohort, sim_features):

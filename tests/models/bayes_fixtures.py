@@ -3,11 +3,11 @@
 The generators draw data *from the fitted models' own forms* with a NumPy Generator
 (exact-model data), so recovery checks compare with known truth:
 
-- :func:`linear_long`: random intercept + slope (DOMAIN.md §7: intercept 38 +- 5,
+- :func:`linear_long`: random intercept + slope (docs/domain.md §7: intercept 38 +- 5,
   slope -0.9 +- 0.6 /month, residual SD 2), bulbar onset 28 % with an extra slope,
   age effect, visits every 3 months up to 18 with geometric dropout.
 - :func:`sigmoid_long`: ``48 / (1 + exp((t - D50) / dx))`` on months since onset with
-  lognormal D50 (median 30) and dx (median 10) (DOMAIN.md §3, §7) plus N(0, 2) noise.
+  lognormal D50 (median 30) and dx (median 10) (docs/domain.md §3, §7) plus N(0, 2) noise.
 
 The outcome is the exact model's continuous value, so it is called ``frs`` (pass
 ``outcome="alsfrs_r_total"`` after rounding to whole 0-48 values, as the data dictionary

@@ -79,3 +79,37 @@ def test_calibration_curve_one_line_per_model():
     assert_allclose(ax.get_lines()[2].get_ydata(), [0.52, 0.93])
     with pytest.raises(ValueError, match="coverage"):
         calibration_curve(t.drop(columns="coverage"))
+
+
+def test_fan_chart_reads_the_forecast_columns_of_a_renamed_model():
+    """A forecast from a model on patient/visit_month/frs draws without naming them."""
+    from alsprog.data import assemble
+    from alsprog.forecast import forecast
+    from alsprog.models import LinearMixedModel
+    from alsprog.simulate import simulate_cohort
+
+    c = simulate_cohort(60, seed=8)
+    t = assemble(c.visits, c.subjects).rename(
+        columns={
+            "subject_id": "patient",
+            "months": "visit_month",
+            "alsfrs_r_total": "frs",
+        }
+    )
+    t = t[t["frs"].notna()]
+    new = t["patient"] <= "P0005"
+    m = LinearMixedModel(
+        "frs ~ visit_month + (visit_month | patient)", time="visit_month"
+    ).fit(t[~new])
+    hist = t[new & (t["visit_month"] <= 3.5)]
+    f = forecast(m, hist, [6.0, 9.0, 12.0])
+    sid = hist["patient"].iloc[0]
+    ax = fan_chart(hist, f, sid, actual=t[new])
+    line = ax.get_lines()[0]
+    h = hist[hist["patient"] == sid]
+    assert_allclose(line.get_xdata(), [h["visit_month"].max(), 6.0, 9.0, 12.0])
+    assert_allclose(
+        line.get_ydata()[1:], f.loc[f["patient"] == sid, "median"].to_numpy()
+    )
+    assert line.get_ydata()[0] == h["frs"].iloc[-1]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("visit_month", "frs")

@@ -127,3 +127,52 @@ def test_joint_model_event_columns_are_checked(make_config, tmp_path, no_fitting
     assert "unknown column(s) 'weight'" in msg
     assert "key models.j.event_time: column 'death_months' is not in the data" in msg
     assert "2 problems" in msg
+
+
+def _own_names(folder) -> None:
+    """Rename the tables' subject column to a clinic's own `patient`, visit_date to
+    `seen_on` (the files of the tiny demo, rewritten)."""
+    import pandas as pd
+
+    for name, cols in (
+        ("visits.csv", {"subject_id": "patient", "visit_date": "seen_on"}),
+        ("subjects.csv", {"subject_id": "patient"}),
+    ):
+        table = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+        table.rename(columns=cols).to_csv(folder / name, index=False)
+
+
+def test_rename_maps_the_columns_before_every_check(
+    make_config, tiny_inputs, tmp_path, no_fitting
+):
+    _own_names(tiny_inputs)
+    # without the mapping: every table problem is about the missing dictionary names
+    msg = _run_fails(make_config(), tmp_path / "out")
+    assert "column 'subject_id' is missing (required in the visits table)" in msg
+    assert "column 'subject_id' is missing (required in the subjects table)" in msg
+    data = 'visits = "visits.csv"\nsubjects = "subjects.csv"\n'
+    config = make_config(
+        data=data + 'rename = {patient = "subject_id", seen_on = "visit_date"}'
+    )
+    cfg = check(config, tmp_path / "out")  # tables, cross-table and formulas all pass
+    assert cfg.data.rename == {"patient": "subject_id", "seen_on": "visit_date"}
+    from alsprog.report._check import check_run
+
+    res = check_run(cfg, tmp_path / "out")
+    assert res.problems == []
+    assert {"subject_id", "visit_date", "months"} <= set(res.table.columns)
+    assert "patient" not in res.table.columns
+    # the inputs are never rewritten: the files keep their own names
+    assert (tiny_inputs / "visits.csv").read_text().startswith("patient,seen_on,")
+
+
+def test_rename_clashing_with_a_column_the_table_has(
+    make_config, tiny_inputs, tmp_path, no_fitting
+):
+    data = 'visits = "visits.csv"\nsubjects = "subjects.csv"\n'
+    config = make_config(data=data + 'rename = {group = "onset_site"}')
+    msg = _run_fails(config, tmp_path / "out")
+    assert (
+        "column 'group' is renamed to 'onset_site' (`rename`), but the table has "
+        "'onset_site' already: drop one of them or the mapping"
+    ) in msg

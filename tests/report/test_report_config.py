@@ -237,3 +237,143 @@ def test_readme_example_config_is_valid(tmp_path):
         "key imaging.atlas",
     }
     assert [m.name for m in cfg.models] == ["lmm", "bayes_linear", "bayes_sigmoid"]
+
+
+# ------------------------------------------------ issue 18: hints and mappings
+DATA = '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[run]\nn_job = 2\n" + DATA,
+            "key run.n_job: unknown key (did you mean 'n_jobs'? valid keys: inputs, "
+            "n_jobs, out, seed, title)",
+        ),
+        (
+            DATA + "[desgin]\nslowing = [0.3]\n",
+            "key desgin: unknown section (did you mean [design]? valid sections:",
+        ),
+        (
+            DATA + '[models.b]\ntype = "bayesian"\ndraw = 10\n',
+            "key models.b.draw: unknown key (did you mean 'draws'?",
+        ),
+        (
+            DATA + "[forecast]\nhorizon = [6]\n",
+            "key forecast.horizon: unknown key (did you mean 'horizons'?",
+        ),
+        (
+            DATA + '[models.m]\ntype = "mixd"\n',
+            "key models.m.type: 'mixd' is not one of 'mixed', 'bayesian', 'joint'; "
+            "did you mean 'mixed'?",
+        ),
+        (
+            DATA + '[forecast]\nbaselines = ["delta-fs"]\n',
+            "key forecast.baselines: ['delta-fs'] not among 'delta_fs', "
+            "'patient_ols', 'random_forest'; did you mean 'delta_fs'?",
+        ),
+    ],
+)
+def test_unknown_key_suggests_the_nearest_valid_one(tmp_path, text, message):
+    _tables(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "message"),
+    [
+        (
+            "design",
+            "slowing = [25]",
+            "key design.slowing: [25] outside (0, 1] (in [25]); did you mean [0.25]? "
+            "(a fraction, not a percentage)",
+        ),
+        (
+            "design",
+            "slowing = [25, 30, 0.5]",
+            "did you mean [0.25, 0.3, 0.5]?",
+        ),
+        (
+            "forecast",
+            "level = 90",
+            "key forecast.level: 90 is outside (0, 1); did you mean 0.9? (a fraction, "
+            "not a percentage)",
+        ),
+        (
+            "forecast",
+            "test_fraction = 20",
+            "test_fraction: 20 is outside (0, 1); did you mean 0.2?",
+        ),
+        (
+            "design",
+            "power = 80",
+            "key design.power: 80 is outside (0, 1); did you mean 0.8?",
+        ),
+        (
+            "report",
+            "level = 95",
+            "key report.level: 95 is outside (0, 1); did you mean 0.95?",
+        ),
+        (
+            "design",
+            "retention = [100, 90, 80, 70, 60]",
+            "did you mean [1, 0.9, 0.8, 0.7, 0.6]?",
+        ),
+    ],
+)
+def test_fraction_given_as_a_percentage_gets_a_hint(tmp_path, section, line, message):
+    _tables(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, f"{DATA}[{section}]\n{line}\n"))
+    assert message in str(info.value)
+    assert len(info.value.problems) == 1
+
+
+@pytest.mark.parametrize("line", ["alpha = 1.5", "level = 150", "power = -5"])
+def test_no_percentage_hint_where_it_would_not_help(tmp_path, line):
+    _tables(tmp_path)
+    section = "forecast" if line.startswith("level") else "design"
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, f"{DATA}[{section}]\n{line}\n"))
+    assert "is outside (0, 1)" in str(info.value)
+    assert "did you mean" not in str(info.value)
+
+
+def test_rename_is_read_checked_and_written_back(tmp_path):
+    _tables(tmp_path)
+    text = DATA + 'rename = {patient = "subject_id", "visit month" = "months"}\n'
+    cfg = load_config(_write(tmp_path, text))
+    assert cfg.data.rename == {"patient": "subject_id", "visit month": "months"}
+    dumped = dump_config(cfg, relative_to=tmp_path)
+    assert 'rename = {"patient" = "subject_id", "visit month" = "months"}' in dumped
+    assert load_config(_write(tmp_path, dumped)) == cfg
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        (
+            '{patient = "subjectid"}',
+            "key data.rename: 'patient' -> 'subjectid': 'subjectid' is not a column of "
+            "the data dictionary; did you mean 'subject_id'?",
+        ),
+        (
+            '{patient = "subject_id", id = "subject_id"}',
+            "key data.rename: 'patient' and 'id' are both renamed to 'subject_id'; "
+            "keep one",
+        ),
+        (
+            '{months = "months"}',
+            "key data.rename: 'months' -> 'months': renames the column to itself",
+        ),
+        ("{patient = 3}", "'patient' -> 3: the new name must be a non-empty string"),
+        ('"patient"', "key data.rename: 'patient' is not a table of strings"),
+    ],
+)
+def test_a_bad_rename_is_a_config_problem(tmp_path, mapping, message):
+    _tables(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, f"{DATA}rename = {mapping}\n"))
+    assert message in str(info.value)

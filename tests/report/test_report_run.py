@@ -25,6 +25,10 @@ OUTPUTS = [
     "models/lmm.npz",
     "models/bayes_linear.nc",
     "models/bayes_linear_fixed.csv",
+    # one file name per content (issue 18): scaled residuals vs the residual SD
+    "models/lmm_scaled_residuals.csv",
+    "models/bayes_linear_residual_sd.csv",
+    "figures/power_curve.png",  # figures named by content, not position
     "models/bayes_sigmoid.nc",
     "forecasts.csv",
     "backtest.csv",
@@ -120,7 +124,7 @@ def test_figures_are_pngs(out):
 
     pngs = sorted((out / "figures").glob("*.png"))
     assert len(pngs) >= 6
-    names = [p.stem.split("_", 1)[1] for p in pngs]
+    names = [p.stem for p in pngs]  # named by content, not by position
     for want in (
         "cohort_spaghetti",
         "model_comparison",

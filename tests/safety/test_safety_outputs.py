@@ -465,7 +465,12 @@ def test_force_adds_beside_user_files_and_deletes_nothing(ws, capsys):
     after = tree(folder)
     assert {k: after[k] for k in before} == before  # every user file as it was
     manifest = read_manifest(folder)
-    assert manifest is not None and manifest.command == "alsprog simulate"
+    assert manifest is not None
+    # the manifest records the command with its options, the seed included (issue 18)
+    assert manifest.command == (
+        "alsprog simulate --n-patients 5 --n-controls 0 --months 18 --seed 2026 "
+        "--format csv"
+    )
     assert set(manifest.files) == {f"{t}.csv" for t in TABLES}
     # the user's files stay foreign: a second run needs --force again, and keeps them
     assert main(["-q", "simulate", "--out", "cohort", "--n-patients", "5"]) == 1

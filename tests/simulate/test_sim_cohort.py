@@ -14,7 +14,7 @@ from alsprog.simulate import Cohort, simulate_cohort
 
 DAYS_PER_MONTH = 30.4375  # data dictionary, `months` column
 ITEMS = [f"alsfrs_r_q{i}" for i in range(1, 13)]
-DOMAINS = {  # Cedarbaum 1999; DOMAIN.md §1
+DOMAINS = {  # Cedarbaum 1999; docs/domain.md §1
     "alsfrs_r_bulbar": ITEMS[0:3],
     "alsfrs_r_fine_motor": ITEMS[3:6],
     "alsfrs_r_gross_motor": ITEMS[6:9],
@@ -228,7 +228,7 @@ def test_low_totals_still_split_exactly():
 
 
 def test_onset_region_loses_first(small_cohort):
-    # Thakore 2018 (DOMAIN.md §2): decline in onset-site order, respiratory slowest
+    # Thakore 2018 (docs/domain.md §2): decline in onset-site order, respiratory slowest
     c = small_cohort
     base = _als_visits(c).groupby("subject_id").first()
     site = c.subjects.set_index("subject_id").loc[base.index, "onset_site"]
@@ -312,13 +312,13 @@ def test_onset_and_age_are_consistent(small_cohort):
         rtol=1e-12,
     )
     assert (s.loc[pats, "diagnostic_delay_months"] <= t0 + 1e-12).all()
-    assert (t0 >= 3).all()  # DOMAIN.md §7: truncated at >= 3 months
+    assert (t0 >= 3).all()  # docs/domain.md §7: truncated at >= 3 months
 
 
 def test_truth_is_on_the_d50_sigmoid(small_cohort):
     t = small_cohort.truth.dropna(subset=["d50"])
 
-    # Steinbach 2020 (DOMAIN.md §3): ALSFRS-R(t) = 48 / (1 + exp((t - D50) / dx))
+    # Steinbach 2020 (docs/domain.md §3): ALSFRS-R(t) = 48 / (1 + exp((t - D50) / dx))
     def f(m):
         return 48 / (1 + np.exp((m - t["d50"]) / t["dx"]))
 

@@ -33,7 +33,7 @@ def _cohens_d(df: pd.DataFrame, feature: str) -> float:
 @pytest.mark.parametrize(
     ("feature", "d"),
     [
-        # DOMAIN.md §7 / §6 Foerster 2012/2013: AUC 0.75 ⇒ d ≈ −0.95 (CST FA)
+        # docs/domain.md §7 / §6 Foerster 2012/2013: AUC 0.75 ⇒ d ≈ −0.95 (CST FA)
         ("fa_cst_left", -0.95),
         ("fa_cst_right", -0.95),
         # §6 Li 2012, Zhang 2018 (approx.): MD up in the CST, CC motor FA down
@@ -54,7 +54,7 @@ def test_baseline_als_effect_before_site_effects(pre_site, feature, d):
 @pytest.mark.parametrize(
     ("feature", "mean", "sd"),
     [
-        ("fa_cst_left", 0.55, 0.03),  # DOMAIN.md §7 CST FA HC 0.55 ± 0.03
+        ("fa_cst_left", 0.55, 0.03),  # docs/domain.md §7 CST FA HC 0.55 ± 0.03
         ("md_cst_right", 0.75, 0.04),  # brief: MD HC ≈ 0.75 ± 0.04 × 10^-3 mm²/s
         ("thickness_precentral_right", 2.5, 0.12),  # §7 precentral HC 2.5 ± 0.12 mm
     ],
@@ -91,7 +91,7 @@ def _per_subject_slope(df: pd.DataFrame, y: str) -> pd.Series:
 
 
 def test_fa_decline_tracks_clinical_progression(pre_site, large_cohort):
-    # DOMAIN.md §6 (Steinbach 2020/2021): white-matter change linked to aggressiveness
+    # docs/domain.md §6 (Steinbach 2020/2021): white-matter change linked to aggressiveness
     als = pre_site[pre_site["group"] == "als"]
     truth = large_cohort.truth.set_index("subject_id")
     fa = _per_subject_slope(als, "fa_cst_left")
@@ -103,7 +103,7 @@ def test_fa_decline_tracks_clinical_progression(pre_site, large_cohort):
 
 
 def test_precentral_near_flat_and_cuneus_unrelated(pre_site, large_cohort):
-    # DOMAIN.md §6 Schuster 2014: precentral thinning does not progress (floor at first
+    # docs/domain.md §6 Schuster 2014: precentral thinning does not progress (floor at first
     # scan): yearly change well under 0.1 healthy SD (0.12 mm)
     als = pre_site[pre_site["group"] == "als"]
     hc = pre_site[pre_site["group"] == "control"]
@@ -137,7 +137,7 @@ def test_observed_equals_pre_site_through_site_effects(large_cohort):
 
 
 def test_site_effect_ranges():
-    # DOMAIN.md §7 / §6 (assumption): offset ~ N(0, 0.5 SD), scale ~ U(0.8, 1.25);
+    # docs/domain.md §7 / §6 (assumption): offset ~ N(0, 0.5 SD), scale ~ U(0.8, 1.25);
     # 60 sites x 8 features = 480 draws: SD of offset/SD within 0.5 ± 0.05
     c = simulate_cohort(1, 0, months=0, n_sites=60, seed=3)
     sd = {f: getattr(c.params, f"{m}_hc_sd") for f, m in IMAGING_FEATURES}

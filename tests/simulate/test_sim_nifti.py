@@ -48,8 +48,13 @@ def test_atlas_labels_and_tsv(atlas, written):
     assert img.get_data_dtype() == np.int16
     assert labels.shape == (40, 48, 40)
     tsv = pd.read_csv(written / "atlas" / "atlas-alsprogsim_dseg.tsv", sep="\t")
-    assert list(tsv.columns) == ["index", "name"]
+    assert list(tsv.columns) == ["index", "name", "metrics"]
     assert list(tsv["name"]) == REGIONS
+    # issue 18: which metrics belong to which region (tracts: FA/MD; cortex:
+    # thickness), as the simulated imaging table has them
+    assert list(tsv["metrics"]) == [
+        "fa md", "fa md", "fa", "thickness", "thickness", "thickness"
+    ]  # fmt: skip
     assert set(np.unique(labels)) == {0, *tsv["index"]}
     for index in tsv["index"]:
         assert (labels == index).sum() >= 50  # compact blobs, not single voxels

@@ -1,4 +1,4 @@
-"""CohortParams: defaults from DOMAIN.md §7, overrides, and argument errors."""
+"""CohortParams: defaults from docs/domain.md §7, overrides, and argument errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from alsprog.simulate._progression import rate_lognormal
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("slope_mean", -0.9),  # DOMAIN.md §7 "ALSFRS-R slope mean (trial-like)"
+        ("slope_mean", -0.9),  # docs/domain.md §7 "ALSFRS-R slope mean (trial-like)"
         ("slope_sd", 0.6),  # §7 "Between-patient slope SD"
         ("residual_sd", 2.0),  # §7 "Residual SD"
         ("baseline_max", 47.0),  # §7 "Baseline ALSFRS-R ... truncated ≤ 47"
@@ -48,7 +48,7 @@ def test_defaults_follow_domain_table(name, expected):
 
 def test_precentral_deficit_is_minus_015_mm():
     p = CohortParams()
-    # DOMAIN.md §7: ALS precentral thickness −0.15 mm, expressed as d on the HC SD
+    # docs/domain.md §7: ALS precentral thickness −0.15 mm, expressed as d on the HC SD
     assert p.thickness_precentral_als_d * p.thickness_precentral_hc_sd == pytest.approx(
         -0.15
     )

@@ -1,6 +1,6 @@
-"""Realism of a 20,000-patient cohort against the figures in DOMAIN.md.
+"""Realism of a 20,000-patient cohort against the figures in docs/domain.md.
 
-Each constant cites its DOMAIN.md row; tolerances are explicit. Monte-Carlo error at
+Each constant cites its docs/domain.md row; tolerances are explicit. Monte-Carlo error at
 n = 20,000 is about SD / 141 (e.g. 0.004 points/month on the mean slope), so every
 tolerance below is set by how exactly the generative model targets the figure, not by
 sampling noise.
@@ -51,7 +51,7 @@ def _ols_slopes(df: pd.DataFrame, x: str, y: str, min_points: int = 3) -> pd.Ser
 
 
 def test_true_12_month_slope_mean_and_sd(pats):
-    # DOMAIN.md §7: slope mean −0.9 pts/mo, between-patient SD 0.6
+    # docs/domain.md §7: slope mean −0.9 pts/mo, between-patient SD 0.6
     # (§2: Ibric 2025 12-mo slope −0.89 ± 0.65; Thakore 2018 −0.99)
     assert pats["slope_12m"].mean() == pytest.approx(-0.9, abs=0.03)
     assert pats["slope_12m"].std() == pytest.approx(0.6, abs=0.03)
@@ -60,7 +60,7 @@ def test_true_12_month_slope_mean_and_sd(pats):
 def test_observed_ols_slopes_track_truth(pats, als_visits):
     # Per-patient OLS over months 0-12 (>= 3 visits) vs the true 12-month slope of the
     # same patients. Expected var(OLS) = var(true) + mean(sigma_e^2 / Sxx): sigma_e^2 =
-    # residual SD^2 (DOMAIN.md §7: 2.0) + 1/12 for rounding to integers.
+    # residual SD^2 (docs/domain.md §7: 2.0) + 1/12 for rounding to integers.
     v = als_visits[als_visits["months"] <= 12.5]
     ols = _ols_slopes(v, "months", "alsfrs_r_total")
     truth = pats.loc[ols.index, "slope_12m"]
@@ -74,7 +74,7 @@ def test_observed_ols_slopes_track_truth(pats, als_visits):
 
 
 def test_bulbar_onset_progresses_faster(pats):
-    # DOMAIN.md §7: bulbar slope multiplier 1.15 (approx.)
+    # docs/domain.md §7: bulbar slope multiplier 1.15 (approx.)
     rate = pats.groupby("onset_site")["progression_rate"].mean()
     assert rate["bulbar"] / rate["spinal"] == pytest.approx(1.15, abs=0.04)
 
@@ -83,7 +83,7 @@ def test_bulbar_onset_progresses_faster(pats):
 
 
 def test_true_baseline_total(pats):
-    # DOMAIN.md §7: baseline ALSFRS-R 38 ± 5, truncated ≤ 47 (§2 Andrews 2018: 38.0 ± 5.6)
+    # docs/domain.md §7: baseline ALSFRS-R 38 ± 5, truncated ≤ 47 (§2 Andrews 2018: 38.0 ± 5.6)
     assert pats["baseline_total"].mean() == pytest.approx(38.0, abs=1.0)
     assert pats["baseline_total"].std() == pytest.approx(5.0, abs=0.6)
     assert pats["baseline_total"].max() <= 47.0
@@ -97,7 +97,7 @@ def test_observed_baseline_total(als_visits):
 
 
 def test_onset_to_baseline(pats):
-    # DOMAIN.md §7: 15 ± 6 months, truncated ≥ 3 (§2 Andrews 2018: 15.6 ± 5.4)
+    # docs/domain.md §7: 15 ± 6 months, truncated ≥ 3 (§2 Andrews 2018: 15.6 ± 5.4)
     t0 = pats["months_onset_to_baseline"]
     assert t0.mean() == pytest.approx(15.0, abs=0.6)
     assert t0.std() == pytest.approx(6.0, abs=0.6)
@@ -105,7 +105,7 @@ def test_onset_to_baseline(pats):
 
 
 def test_delta_fs(pats):
-    # DOMAIN.md §7: ΔFS lognormal, mean 0.7, SD 0.5 (§1, derived)
+    # docs/domain.md §7: ΔFS lognormal, mean 0.7, SD 0.5 (§1, derived)
     assert pats["delta_fs"].mean() == pytest.approx(0.7, abs=0.05)
     assert pats["delta_fs"].std() == pytest.approx(0.5, abs=0.07)
     assert stats.skew(pats["delta_fs"]) > 1.0  # right-skewed (§1)
@@ -119,7 +119,7 @@ def test_delta_fs_predicts_later_slope(pats):
 
 @pytest.mark.parametrize(
     ("subscore", "paganoni"),
-    # Paganoni 2020 trial-entry means (DOMAIN.md §1), entry total ≈ 36
+    # Paganoni 2020 trial-entry means (docs/domain.md §1), entry total ≈ 36
     [("alsfrs_r_bulbar", 9.7), ("alsfrs_r_fine_motor", 8.0),
      ("alsfrs_r_gross_motor", 7.6), ("alsfrs_r_respiratory", 10.8)],
 )  # fmt: skip
@@ -132,7 +132,7 @@ def test_entry_subscores_near_trial_means(als_visits, subscore, paganoni):
 
 @pytest.mark.parametrize(
     ("items", "low", "high"),
-    # Cudkowicz 2022 (DOMAIN.md §1): at total ≤ 25, 33-49% of fine-motor and 32-42% of
+    # Cudkowicz 2022 (docs/domain.md §1): at total ≤ 25, 33-49% of fine-motor and 32-42% of
     # gross-motor items are 0; tolerance 0.03 around the published ranges
     [(ITEMS[3:6], 0.33, 0.49), (ITEMS[6:9], 0.32, 0.42)],
 )
@@ -146,7 +146,7 @@ def test_floor_of_limb_items_at_low_totals(als_visits, items, low, high):
 
 
 def test_demographics(pats):
-    # DOMAIN.md §7: bulbar 28%, male 62%, age at onset 58 ± 11
+    # docs/domain.md §7: bulbar 28%, male 62%, age at onset 58 ± 11
     assert (pats["onset_site"] == "bulbar").mean() == pytest.approx(0.28, abs=0.015)
     assert (pats["sex"] == "male").mean() == pytest.approx(0.62, abs=0.015)
     assert pats["age_at_onset"].mean() == pytest.approx(58.0, abs=0.5)
@@ -154,7 +154,7 @@ def test_demographics(pats):
 
 
 def test_diagnostic_delay(pats):
-    # DOMAIN.md §7: lognormal, median 11 months (§2 Falcão de Campos 2023: 11; Paganoni
+    # docs/domain.md §7: lognormal, median 11 months (§2 Falcão de Campos 2023: 11; Paganoni
     # 2014: 11.5); capped at onset-to-baseline time, which pulls the median down a little
     assert pats["diagnostic_delay_months"].median() == pytest.approx(11.0, abs=1.0)
 
@@ -171,7 +171,7 @@ def test_controls_match_patients_in_age_and_sex(large_cohort):
 
 
 def test_d50_and_dx(pats):
-    # DOMAIN.md §3/§7: D50 median ≈ 30 months (cohort medians approx. 25-40);
+    # docs/domain.md §3/§7: D50 median ≈ 30 months (cohort medians approx. 25-40);
     # dx ≈ 10 months (approx. 8-15)
     assert pats["d50"].median() == pytest.approx(30.0, abs=4.0)
     assert 8.0 <= pats["dx"].median() <= 15.0
@@ -185,7 +185,7 @@ def test_d50_and_dx(pats):
 
 
 def test_population_weibull_median_from_onset(large_cohort, pats):
-    # DOMAIN.md §7: death/tracheostomy median 30 months from onset (§2 Chiò 2009: 20-48)
+    # docs/domain.md §7: death/tracheostomy median 30 months from onset (§2 Chiò 2009: 20-48)
     k = large_cohort.params.event_weibull_shape
     scale = pats["event_weibull_scale"].to_numpy()
 
@@ -209,7 +209,7 @@ def test_event_times_are_weibull_given_survival_to_baseline(large_cohort, pats):
 
 
 def test_hazard_rises_with_progression_rate(pats):
-    # DOMAIN.md §7: hazard rising with slope; §1 Labra 2016 median survival from first
+    # docs/domain.md §7: hazard rising with slope; §1 Labra 2016 median survival from first
     # visit 2.4 / 1.6 / 0.7 years for ΔFS < 0.47 / 0.47-1.11 / > 1.11
     death = pats["event_months_since_onset"] - pats["months_onset_to_baseline"]
     groups = pd.cut(pats["delta_fs"], [0, 0.47, 1.11, np.inf])
@@ -227,7 +227,7 @@ def test_hazard_rises_with_progression_rate(pats):
 
 
 def test_dropout_is_15_percent_a_year_and_informative(large_cohort, pats):
-    # DOMAIN.md §7: dropout 15%/yr, informative (§2 Proudfoot 2016)
+    # docs/domain.md §7: dropout 15%/yr, informative (§2 Proudfoot 2016)
     assert (pats["dropout_months"] < 12).mean() == pytest.approx(0.15, abs=0.015)
     tert = pd.qcut(pats["slope_12m"], 3, labels=["fast", "mid", "slow"])
     by = (pats["dropout_months"] < 12).groupby(tert, observed=True).mean()
@@ -237,7 +237,7 @@ def test_dropout_is_15_percent_a_year_and_informative(large_cohort, pats):
 
 
 def test_missed_visits(als_visits, pats):
-    # DOMAIN.md §7 (assumption): about 7% of scheduled visits after the first are missed
+    # docs/domain.md §7 (assumption): about 7% of scheduled visits after the first are missed
     end = np.minimum(
         pats["event_months_since_onset"] - pats["months_onset_to_baseline"],
         pats["dropout_months"],
