@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from alsprog._io import atomic_path  # noqa: E402
 from alsprog.errors import ConvergenceWarning  # noqa: E402
-from alsprog.models._bayes import BayesianTrajectoryModel  # noqa: E402
+from alsprog.models.bayes._model import BayesianTrajectoryModel  # noqa: E402
 
 FIXED = "alsfrs_r_total ~ months * onset_site + age_at_onset"
 POP = ["beta", "subject_sd", "subject_corr", "sigma"]

@@ -151,7 +151,7 @@ def test_quiet_and_verbose_after_the_command(long_csv, tmp_path, capsys):
     assert main(["forecast", *common, "--out", str(tmp_path / "b.csv"), "-q"]) == 0
     assert "fitting lmm on" not in capsys.readouterr().err
     assert main(["power", "--from-model", str(long_csv), "--slowing", "0.3", "-v"]) == 0
-    assert " alsprog.models._lmm INFO: " in capsys.readouterr().err
+    assert " alsprog.models.lmm._model INFO: " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["simulate", "assemble", "forecast", "run"])

@@ -1,10 +1,10 @@
 """Exact REML fits of many simulated trials at once (random intercept and slope).
 
 Owns: :func:`batch_reml`, a vectorised-over-trials version of the profiled REML
-criterion of :mod:`alsprog.models._lmm_numerics` (lme4's formulation, Bates et al.
+criterion of :mod:`alsprog.models.lmm._numerics` (lme4's formulation, Bates et al.
 2015) for the model ``y_ij = (u_i ⊗ z_j)'β + z_j'b_i + e_ij`` with ``z_j = (1, t_j)``,
 its exact gradient, and a bounded Newton optimiser.  It reaches the same optimum as
-:func:`~alsprog.models._lmm_numerics.fit_profiled` (tested to 1e-6), only faster when
+:func:`~alsprog.models.lmm._numerics.fit_profiled` (tested to 1e-6), only faster when
 hundreds of trials are fitted together.
 Leaves: simulation to :mod:`alsprog.design._simulate`.
 

@@ -544,7 +544,7 @@ def _fit_slope_trials(chunk: _Chunk, design: TrialDesign, alpha: float) -> list[
 
 def _refit_unconverged(fit: Any, chunk: _Chunk, U: Array, t: Array) -> None:
     """Fit the (rare) trials the batch optimiser left unconverged one by one."""
-    from alsprog.models._lmm_numerics import GroupStats, fit_profiled
+    from alsprog.models.lmm._numerics import GroupStats, fit_profiled
 
     zz = np.stack([np.ones_like(t), t], axis=1)
     rows, cols = np.array([0, 1, 1]), np.array([0, 0, 1])

@@ -3,8 +3,8 @@
 Owns: the public :func:`forecast` entry point, dispatch on the model type, and the
 tidy forecast table (mean, median, interval, optional predictive draws) with the
 ALSFRS-R bounds respected.
-Leaves: the arithmetic to :mod:`~alsprog.forecast._gaussian` (mixed model),
-:mod:`~alsprog.forecast._bayes` (Bayesian models) and
+Leaves: the arithmetic to :mod:`~alsprog.models._gaussian` (mixed model),
+:mod:`~alsprog.models.bayes._forecast` (Bayesian models) and
 :mod:`~alsprog.forecast._baselines`.
 """
 
@@ -226,7 +226,7 @@ def forecast(
     from alsprog.models import JointModel, LinearMixedModel
 
     if isinstance(model, JointModel):
-        from alsprog.forecast._joint import joint_forecast
+        from alsprog.models.joint._forecast import joint_forecast
 
         stats, draws = joint_forecast(
             model,
@@ -238,7 +238,7 @@ def forecast(
         )
         return _table(prep, cols, axis, stats, draws)
     if isinstance(model, LinearMixedModel):
-        from alsprog.forecast._gaussian import lmm_forecast, normal_band
+        from alsprog.models._gaussian import lmm_forecast, normal_band
 
         loc, scale = lmm_forecast(model, prep)
         stats = normal_band(loc, scale, level)
@@ -249,7 +249,7 @@ def forecast(
             draws = np.clip(loc + scale * z, LOW, HIGH)
         return _table(prep, cols, axis, stats, draws)
 
-    from alsprog.forecast._bayes import bayes_draws
+    from alsprog.models.bayes._forecast import bayes_draws
 
     k = n_samples if n_samples is not None else _DEFAULT_BAYES_SAMPLES
     draws = np.clip(bayes_draws(model, prep, n_samples=k, rng=rng), LOW, HIGH)

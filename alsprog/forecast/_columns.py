@@ -123,7 +123,7 @@ def declared_columns(est: Any) -> ModelColumns:
     from alsprog.models import BayesianTrajectoryModel
 
     if isinstance(est, BayesianTrajectoryModel):
-        from alsprog.models._bayes_design import DEFAULT_FORMULA, DEFAULT_TIME
+        from alsprog.models.bayes._design import DEFAULT_FORMULA, DEFAULT_TIME
 
         kind = est.kind if est.kind in DEFAULT_FORMULA else "linear"
         formula = est.formula if est.formula is not None else DEFAULT_FORMULA[kind]

@@ -118,7 +118,7 @@ def _merge(
 
 
 def _scores(m: pd.DataFrame, outcome: str) -> dict[str, float]:
-    from alsprog.forecast._gaussian import crps_censored_normal
+    from alsprog.models._gaussian import crps_censored_normal
 
     y = m[outcome].to_numpy(dtype=float)
     err = m["mean"].to_numpy(dtype=float) - y
@@ -426,7 +426,7 @@ def _split(
 def _true_curve(cohort: Any, at: pd.DataFrame) -> pd.DataFrame:
     truth = cohort.truth.set_index("subject_id")
     tr = truth.reindex(at["subject_id"].astype(str))
-    from alsprog.models._bayes_sigmoid import sigmoid_mean
+    from alsprog.models.bayes._sigmoid import sigmoid_mean
 
     t = tr["months_onset_to_baseline"].to_numpy() + at["months"].to_numpy(float)
     mean = sigmoid_mean(t, tr["d50"].to_numpy(), tr["dx"].to_numpy())

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 from alsprog._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from alsprog.models._bayes import BayesianTrajectoryModel
-    from alsprog.models._bayes_priors import Prior
-    from alsprog.models._joint import JointModel
-    from alsprog.models._lmm import LinearMixedModel
-    from alsprog.models._mmrm import MMRM
     from alsprog.models._summary import MixedSummary, Summary
+    from alsprog.models.bayes._model import BayesianTrajectoryModel
+    from alsprog.models.bayes._priors import Prior
+    from alsprog.models.joint._model import JointModel
+    from alsprog.models.lmm._model import LinearMixedModel
+    from alsprog.models.mmrm._model import MMRM
 
 __all__ = [
     "MMRM",
@@ -29,11 +29,11 @@ __all__ = [
 ]
 
 _MODULES = {
-    "MMRM": "alsprog.models._mmrm",
-    "BayesianTrajectoryModel": "alsprog.models._bayes",
-    "JointModel": "alsprog.models._joint",
-    "LinearMixedModel": "alsprog.models._lmm",
-    "Prior": "alsprog.models._bayes_priors",
+    "MMRM": "alsprog.models.mmrm._model",
+    "BayesianTrajectoryModel": "alsprog.models.bayes._model",
+    "JointModel": "alsprog.models.joint._model",
+    "LinearMixedModel": "alsprog.models.lmm._model",
+    "Prior": "alsprog.models.bayes._priors",
     "MixedSummary": "alsprog.models._summary",
     "Summary": "alsprog.models._summary",
 }

@@ -5,7 +5,7 @@ netCDF-3, .npy, pickle, Parquet, compressed, text, empty, other binary) without
 parsing it, so that a loader given the wrong file says what the file *is* instead of
 repeating a parser's error ("pickled data" for a text file).
 Leaves: parsing and checking each format to its loader
-(:mod:`alsprog.models._lmm_io`, :mod:`alsprog.models._bayes_io`).
+(:mod:`alsprog.models.lmm._io`, :mod:`alsprog.models.bayes._io`).
 """
 
 from __future__ import annotations

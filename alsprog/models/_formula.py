@@ -5,7 +5,7 @@ formulaic, treatment coding, patsy/statsmodels-style column names such as
 ``onset_site[T.spinal]``) and its random-effects terms (read by the small parser here),
 dropping incomplete rows with a :class:`~alsprog.errors.DataWarning`, and the checks that
 turn a model nobody can fit into a :class:`~alsprog.errors.ModelSpecificationError`.
-Leaves: the likelihood to :mod:`alsprog.models._lmm_numerics`.
+Leaves: the likelihood to :mod:`alsprog.models.lmm._numerics`.
 """
 
 from __future__ import annotations

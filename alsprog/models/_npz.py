@@ -13,7 +13,7 @@ header implies (:meth:`SavedFile.check`), so no read allocates more than the fil
 own counts justify; :class:`Check` phrases the header checks.  Every refusal is a
 :class:`~alsprog.errors.SavedModelError` naming the file and the field.
 Leaves: each model's header fields and restore to its module
-(:mod:`alsprog.models._lmm_io`), data frames as arrays to
+(:mod:`alsprog.models.lmm._io`), data frames as arrays to
 :mod:`alsprog.models._npz_frames`, file kinds to :mod:`alsprog.models._file_kind`.
 """
 

@@ -27,7 +27,7 @@ FA = BaselineMarker("fa_cst_left", mean=0.52, sd=0.03, corr_slope=0.5)
 
 def _profiled_reference(chunk, i, U, t):
     """The same trial fitted by LinearMixedModel's own engine, one trial at a time."""
-    from alsprog.models._lmm_numerics import GroupStats, fit_profiled
+    from alsprog.models.lmm._numerics import GroupStats, fit_profiled
 
     zz = np.stack([np.ones_like(t), t], axis=1)
     w, u = chunk.mask[i], U[i]

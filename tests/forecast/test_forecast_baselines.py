@@ -23,7 +23,7 @@ from alsprog.forecast import (
     history_features,
     window_slopes,
 )
-from alsprog.forecast._gaussian import censored_normal_mean, crps_censored_normal
+from alsprog.models._gaussian import censored_normal_mean, crps_censored_normal
 
 
 def test_delta_fs_baseline_extrapolates_the_pre_slope():

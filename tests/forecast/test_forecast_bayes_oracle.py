@@ -55,7 +55,7 @@ def test_bayes_draws_reproducible_and_bounded(bayes_linear):
 
 def test_sigmoid_quadrature_matches_importance_sampling():
     """Effects drawn by adaptive quadrature vs brute-force importance sampling."""
-    from alsprog.forecast._bayes import _effects_given_history
+    from alsprog.models.bayes._forecast import _effects_given_history
 
     rng = np.random.default_rng(0)
     S = 4000  # the same posterior draw repeated: many draws of one posterior
@@ -159,7 +159,7 @@ def test_student_t_linear_quadrature_matches_importance_sampling():
     """Linear model with Student-t noise: quadrature draws vs importance sampling."""
     from scipy.stats import t as student_t
 
-    from alsprog.forecast._bayes import _effects_given_history
+    from alsprog.models.bayes._forecast import _effects_given_history
 
     rng = np.random.default_rng(1)
     S = 4000

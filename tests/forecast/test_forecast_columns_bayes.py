@@ -18,8 +18,8 @@ from numpy.testing import assert_allclose
 
 from alsprog.errors import ConvergenceWarning
 from alsprog.forecast import forecast
-from alsprog.forecast._gaussian import censored_normal_mean
 from alsprog.models import BayesianTrajectoryModel
+from alsprog.models._gaussian import censored_normal_mean
 
 RENAME = {
     "subject_id": "patient",

@@ -149,7 +149,7 @@ def linear_data() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def linear_fit(linear_data):
-    from alsprog.models._bayes import BayesianTrajectoryModel
+    from alsprog.models.bayes._model import BayesianTrajectoryModel
 
     m = BayesianTrajectoryModel(
         formula="frs ~ months * onset_site + age_at_onset",
@@ -164,7 +164,7 @@ def linear_fit(linear_data):
 
 @pytest.fixture(scope="session")
 def linear_full_fit(linear_data):
-    from alsprog.models._bayes import BayesianTrajectoryModel
+    from alsprog.models.bayes._model import BayesianTrajectoryModel
 
     m = BayesianTrajectoryModel(
         formula="frs ~ months * onset_site + age_at_onset",
@@ -185,7 +185,7 @@ def sigmoid_data() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def sigmoid_fit(sigmoid_data):
-    from alsprog.models._bayes import BayesianTrajectoryModel
+    from alsprog.models.bayes._model import BayesianTrajectoryModel
 
     m = BayesianTrajectoryModel(
         "sigmoid",

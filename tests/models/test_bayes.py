@@ -19,7 +19,7 @@ from bayes_fixtures import LINEAR_TRUTH, linear_long
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 
-import alsprog.models._bayes as bayes_mod
+import alsprog.models.bayes._model as bayes_mod
 from alsprog.errors import (
     ConvergenceError,
     ConvergenceWarning,
@@ -28,7 +28,7 @@ from alsprog.errors import (
     SavedModelError,
 )
 from alsprog.models import Summary
-from alsprog.models._bayes import BayesianTrajectoryModel, Prior
+from alsprog.models.bayes._model import BayesianTrajectoryModel, Prior
 
 POP = ["beta", "subject_sd", "subject_corr", "sigma"]
 

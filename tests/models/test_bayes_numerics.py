@@ -15,14 +15,14 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 from alsprog.errors import ModelSpecificationError
-from alsprog.models._bayes_linear import (
+from alsprog.models._formula import build_mixed_design
+from alsprog.models.bayes._linear import (
     conditional_subject_effects,
     marginal_loglik,
     marginal_loglik_pt,
     subject_stats,
 )
-from alsprog.models._bayes_priors import Prior, default_priors, merge_priors
-from alsprog.models._formula import build_mixed_design
+from alsprog.models.bayes._priors import Prior, default_priors, merge_priors
 
 PARAMS = [
     # beta (p = 3: Intercept, months, age), sd (2), corr, sigma

@@ -15,7 +15,7 @@ import pytest
 from bayes_fixtures import LINEAR_TRUTH, SIGMOID_TRUTH, linear_long, sigmoid_long
 
 from alsprog.errors import ConvergenceWarning
-from alsprog.models._bayes import BayesianTrajectoryModel
+from alsprog.models.bayes._model import BayesianTrajectoryModel
 
 # minutes each (MCMC on simulated cohorts): excluded from `make test`, run by `make
 # test-all` (about 23 min on 2 cores)
@@ -85,7 +85,7 @@ def test_linear_coverage_of_90pct_intervals():
 def test_subject_slopes_track_simulator_truth():
     """Per-subject slope posteriors vs the simulator's true mean slope (>= 6 visits)."""
     from alsprog.data import assemble
-    from alsprog.models._bayes_sigmoid import sigmoid_mean
+    from alsprog.models.bayes._sigmoid import sigmoid_mean
     from alsprog.simulate import simulate_cohort
 
     c = simulate_cohort(300, seed=21)

@@ -20,7 +20,7 @@ def test_loglik_without_association_is_lmm_plus_piecewise_exponential():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lmm = LinearMixedModel(FORMULA, reml=False).fit(df)
-    from alsprog.models._joint_numerics import exposure
+    from alsprog.models.joint._numerics import exposure
 
     first = df.drop_duplicates("subject_id")
     gamma, log_h = (
@@ -48,8 +48,8 @@ def _objective(df: pd.DataFrame, jm: JointModel):
 
     from alsprog._quadrature import _grid
     from alsprog.models._formula import build_mixed_design
-    from alsprog.models._joint_numerics import JointData, exposure, make_objective
-    from alsprog.models._lmm_numerics import compute_group_stats
+    from alsprog.models.joint._numerics import JointData, exposure, make_objective
+    from alsprog.models.lmm._numerics import compute_group_stats
 
     design = build_mixed_design(FORMULA, df)
     G = len(design.group_levels)
@@ -67,7 +67,7 @@ def _objective(df: pd.DataFrame, jm: JointModel):
 
 def _brute_force_loglik(one: pd.DataFrame, jm: JointModel, phi: np.ndarray) -> float:
     """log of the integral over b of p(y | b) p(b) p(T, d | b) on a dense grid."""
-    from alsprog.models._joint_numerics import exposure
+    from alsprog.models.joint._numerics import exposure
 
     lay, sl = jm._layout, jm._layout.slices()
     beta = phi[sl["beta"]]

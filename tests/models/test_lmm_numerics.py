@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from alsprog.models._lmm_numerics import (
+from alsprog.models.lmm._numerics import (
     compute_group_stats,
     estimates_at,
     fit_profiled,

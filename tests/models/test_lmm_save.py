@@ -221,7 +221,7 @@ def test_saved_file_is_npz_not_pickle(tmp_path, sleep_fit):
 
 
 def test_save_is_atomic(tmp_path, sleep_fit, monkeypatch):
-    import alsprog.models._lmm_io as lmm_io
+    import alsprog.models.lmm._io as lmm_io
 
     path = tmp_path / "m.npz"
     sleep_fit.save(path)

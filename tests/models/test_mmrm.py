@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose
 
 from alsprog.errors import DataWarning, ModelSpecificationError, NotFittedError
 from alsprog.models import MMRM, Summary
-from alsprog.models._mmrm_numerics import (
+from alsprog.models.mmrm._numerics import (
     build_patterns,
     cov_jacobian,
     covariance_from_params,

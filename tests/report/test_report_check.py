@@ -13,8 +13,8 @@ from alsprog.report._check import formula_variables
 @pytest.fixture
 def no_fitting(monkeypatch):
     """Make any model fit fail loudly, so a test proves nothing was fitted."""
-    from alsprog.models._bayes import BayesianTrajectoryModel
-    from alsprog.models._lmm import LinearMixedModel
+    from alsprog.models.bayes._model import BayesianTrajectoryModel
+    from alsprog.models.lmm._model import LinearMixedModel
 
     def refuse(self, *args, **kwargs):
         raise AssertionError(f"{type(self).__name__}.fit was called")

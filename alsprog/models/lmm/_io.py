@@ -12,7 +12,7 @@ variances, ``cov_re`` equal to ``scale * Lambda(theta) Lambda(theta)'``) and, af
 the design is rebuilt from the saved rows, its agreement with the saved one.
 Leaves: the archive, its size and dtype checks to :mod:`alsprog.models._npz`; frames
 as arrays to :mod:`alsprog.models._npz_frames`; the fitted state to
-:mod:`alsprog.models._lmm`.
+:mod:`alsprog.models.lmm._model`.
 """
 
 from __future__ import annotations

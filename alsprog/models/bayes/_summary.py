@@ -5,10 +5,10 @@ Owns: condensing posterior draws into numbers: the tables and header of
 R-hat and ESS of the fixed effects, subject-effect SDs and correlation, and residual
 parameters) and the mean / interval band of a set of draws that ``predict`` and
 ``subject_trajectories`` report.
-Leaves: argument checks and the fitted state to :mod:`alsprog.models._bayes`, the
+Leaves: argument checks and the fitted state to :mod:`alsprog.models.bayes._model`, the
 :class:`~alsprog.models.Summary` container and its rendering to
 :mod:`alsprog.models._summary`, the convergence gate to
-:mod:`alsprog.models._bayes_sampling`.
+:mod:`alsprog.models.bayes._sampling`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog.models._bayes_design import DEFAULT_FORMULA
 from alsprog.models._summary import Summary
+from alsprog.models.bayes._design import DEFAULT_FORMULA
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from alsprog.models._bayes import BayesianTrajectoryModel
+    from alsprog.models.bayes._model import BayesianTrajectoryModel
 
 __all__ = ["band", "summarise_posterior"]
 

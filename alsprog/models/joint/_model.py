@@ -5,7 +5,7 @@ Dobson 2000; Rizopoulos 2012): a linear mixed model for the outcome and a
 proportional-hazards model for the event whose log hazard depends on the subject's
 random effects, fitted by maximum likelihood over both parts at once; its summary,
 and the quadrature nodes that :mod:`alsprog.forecast` uses to forecast given survival.
-Leaves: the likelihood to :mod:`alsprog.models._joint_numerics`, designs to
+Leaves: the likelihood to :mod:`alsprog.models.joint._numerics`, designs to
 :class:`~alsprog.models.LinearMixedModel` and :mod:`alsprog.models._formula`.
 
 Why: in ALS the patients still seen at a later visit are the slower ones (faster
@@ -37,13 +37,13 @@ from alsprog.errors import (
     not_converged,
 )
 from alsprog.models._estimator import EstimatorParams
-from alsprog.models._joint_numerics import (
+from alsprog.models._summary import Summary
+from alsprog.models.joint._numerics import (
     JointData,
     JointLayout,
     exposure,
     make_objective,
 )
-from alsprog.models._summary import Summary
 
 __all__ = ["JointModel"]
 
@@ -195,8 +195,8 @@ class JointModel(EstimatorParams):
         from scipy.optimize import minimize
 
         from alsprog.models._formula import build_mixed_design
-        from alsprog.models._lmm import LinearMixedModel
-        from alsprog.models._lmm_numerics import compute_group_stats
+        from alsprog.models.lmm._model import LinearMixedModel
+        from alsprog.models.lmm._numerics import compute_group_stats
 
         for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, k)
@@ -589,7 +589,7 @@ class JointModel(EstimatorParams):
         >>> bool((s["survival"].between(0, 1)).all())
         True
         """
-        from alsprog.forecast._joint import joint_nodes
+        from alsprog.models.joint._forecast import joint_nodes
 
         check_is_fitted(self, ["fe_params_"])
         from alsprog.data._history import prepare_history
@@ -669,8 +669,8 @@ class JointModel(EstimatorParams):
         ['subject_id', 'months', 'mean', 'se', 'lower', 'upper']
         """
         from alsprog.data._history import prepare_history
-        from alsprog.forecast._gaussian import fixed_effect_variance
-        from alsprog.forecast._joint import joint_nodes, mixture_quantiles
+        from alsprog.models._gaussian import fixed_effect_variance
+        from alsprog.models.joint._forecast import joint_nodes, mixture_quantiles
 
         check_is_fitted(self, ["fe_params_"])
         level = check_interval(level, "level", low=0, high=1, low_closed=False)

@@ -4,7 +4,7 @@ Owns: the covariance structures over visits (unstructured, compound symmetry, AR
 as maps from unconstrained parameters, the REML criterion with its exact gradient
 (data grouped by observed-visit pattern), the gradient of a contrast's variance, and a
 finite-difference Hessian used for Satterthwaite degrees of freedom.
-Leaves: formulas, data frames, LS means and reporting to :mod:`alsprog.models._mmrm`.
+Leaves: formulas, data frames, LS means and reporting to :mod:`alsprog.models.mmrm._model`.
 
 The REML criterion is ``-2 l_R = sum_i log|S_i| + log|C| + sum_i r_i'S_i^{-1}r_i +
 (N - p) log(2 pi)`` with ``S_i`` the visits-observed block of the covariance ``Sigma``,

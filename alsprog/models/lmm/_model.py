@@ -4,8 +4,8 @@ Owns: :class:`LinearMixedModel`, the user-facing estimator with lme4-style formu
 its fitted attributes (statsmodels' names), summary, intervals, predictions, subject
 trajectories and ``save``/``load``.
 Leaves: the formula -> design step to :mod:`alsprog.models._formula`, the likelihood
-and optimiser to :mod:`alsprog.models._lmm_numerics`, the saved-file layout to
-:mod:`alsprog.models._lmm_io`, figures to :mod:`alsprog.plots`, conditional forecasts
+and optimiser to :mod:`alsprog.models.lmm._numerics`, the saved-file layout to
+:mod:`alsprog.models.lmm._io`, figures to :mod:`alsprog.plots`, conditional forecasts
 to :mod:`alsprog.forecast`.  Imports stay light (no scikit-learn, scipy and formulaic
 only inside the functions that use them) so that a first fit in a fresh process is
 quick.
@@ -32,14 +32,14 @@ from alsprog.errors import (
 )
 from alsprog.models._estimator import EstimatorParams
 from alsprog.models._formula import MixedDesign, build_mixed_design
-from alsprog.models._lmm_numerics import (
+from alsprog.models._summary import MixedSummary, Summary
+from alsprog.models._threads import single_blas_thread
+from alsprog.models.lmm._numerics import (
     GroupStats,
     LmmEstimates,
     compute_group_stats,
     fit_profiled,
 )
-from alsprog.models._summary import MixedSummary, Summary
-from alsprog.models._threads import single_blas_thread
 
 if TYPE_CHECKING:
     from alsprog.data._history import ModelColumns
@@ -379,7 +379,7 @@ class LinearMixedModel(EstimatorParams):
         >>> bool((back.fe_params_ == m.fe_params_).all())
         True
         """
-        from alsprog.models._lmm_io import save_model
+        from alsprog.models.lmm._io import save_model
 
         check_is_fitted(self, ["fe_params_"])
         save_model(self, path)
@@ -414,7 +414,7 @@ class LinearMixedModel(EstimatorParams):
             array, so never a pickle), then finite values, non-negative variances
             and the design rebuilt from the saved rows.
         """
-        from alsprog.models._lmm_io import load_model
+        from alsprog.models.lmm._io import load_model
 
         return load_model(cls, path)
 

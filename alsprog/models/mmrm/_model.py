@@ -4,8 +4,8 @@ Owns: :class:`MMRM` (generalised least squares with an unstructured, compound-sy
 or AR(1) within-subject covariance over visits, REML), least-squares means per visit x
 arm, and treatment contrasts with Satterthwaite degrees of freedom.
 Leaves: the REML criterion and covariance structures to
-:mod:`alsprog.models._mmrm_numerics`, lme4-style random-effects models to
-:mod:`alsprog.models._lmm`.
+:mod:`alsprog.models.mmrm._numerics`, lme4-style random-effects models to
+:mod:`alsprog.models.lmm._model`.
 
 Satterthwaite degrees of freedom for ``c'beta`` are ``2 v^2 / (g' A g)`` with
 ``v = c'C^{-1}c``, ``g`` its exact gradient in the covariance parameters and ``A`` twice
@@ -33,7 +33,9 @@ from alsprog.errors import (
     ModelSpecificationError,
     not_converged,
 )
-from alsprog.models._mmrm_numerics import (
+from alsprog.models._summary import Summary
+from alsprog.models._threads import single_blas_thread
+from alsprog.models.mmrm._numerics import (
     build_patterns,
     contrast_variance_grad,
     cov_jacobian,
@@ -43,8 +45,6 @@ from alsprog.models._mmrm_numerics import (
     numerical_hessian,
     start_params,
 )
-from alsprog.models._summary import Summary
-from alsprog.models._threads import single_blas_thread
 
 __all__ = ["MMRM"]
 

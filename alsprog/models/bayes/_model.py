@@ -5,12 +5,12 @@ and their checks, building the PyMC model of a fit and running the fit (sampler,
 per-subject effects of the marginalised linear model, convergence gate), the posterior
 math behind predictions, subject trajectories and LOO, and the ``summary``, ``save``
 and ``load`` methods.
-Leaves: the formula -> design arrays to :mod:`alsprog.models._bayes_design`, the NUTS
-call, exact effect draws and diagnostics to :mod:`alsprog.models._bayes_sampling`, the
-summary tables to :mod:`alsprog.models._bayes_summary`, the netCDF file to
-:mod:`alsprog.models._bayes_io`, the linear numerics and model graph to
-:mod:`alsprog.models._bayes_linear`, the sigmoid graph to
-:mod:`alsprog.models._bayes_sigmoid`, priors to :mod:`alsprog.models._bayes_priors`,
+Leaves: the formula -> design arrays to :mod:`alsprog.models.bayes._design`, the NUTS
+call, exact effect draws and diagnostics to :mod:`alsprog.models.bayes._sampling`, the
+summary tables to :mod:`alsprog.models.bayes._summary`, the netCDF file to
+:mod:`alsprog.models.bayes._io`, the linear numerics and model graph to
+:mod:`alsprog.models.bayes._linear`, the sigmoid graph to
+:mod:`alsprog.models.bayes._sigmoid`, priors to :mod:`alsprog.models.bayes._priors`,
 figures to :mod:`alsprog.plots`.
 """
 
@@ -32,16 +32,17 @@ from alsprog.errors import (
     ModelSpecificationError,
     not_converged,
 )
-from alsprog.models._bayes_design import (
+from alsprog.models._summary import Summary
+from alsprog.models.bayes._design import (
     BayesDesign,
     design_coords,
     prepare_design,
     subject_first,
 )
-from alsprog.models._bayes_io import attach_data, load_model, save_model
-from alsprog.models._bayes_linear import marginal_loglik, subject_stats
-from alsprog.models._bayes_priors import Prior, default_priors, merge_priors
-from alsprog.models._bayes_sampling import (
+from alsprog.models.bayes._io import attach_data, load_model, save_model
+from alsprog.models.bayes._linear import marginal_loglik, subject_stats
+from alsprog.models.bayes._priors import Prior, default_priors, merge_priors
+from alsprog.models.bayes._sampling import (
     ESS_BULK_MIN,
     RHAT_MAX,
     SAMPLERS,
@@ -50,9 +51,8 @@ from alsprog.models._bayes_sampling import (
     draw_subject_effects,
     sample_nuts,
 )
-from alsprog.models._bayes_sigmoid import sigmoid_mean
-from alsprog.models._bayes_summary import band, summarise_posterior
-from alsprog.models._summary import Summary
+from alsprog.models.bayes._sigmoid import sigmoid_mean
+from alsprog.models.bayes._summary import band, summarise_posterior
 
 if TYPE_CHECKING:
     from alsprog.data._history import ModelColumns
@@ -158,7 +158,7 @@ class BayesianTrajectoryModel(BaseEstimator):
     *Marginal linear model.* With ``Z_i = [1, t_i]`` the subject effects integrate
     out to ``y_i ~ N(X_i beta, sigma^2 I + Z_i Sigma Z_i')``; its log-density needs only
     per-subject sums of cross-products and 2 x 2 algebra (see
-    :mod:`alsprog.models._bayes_linear`), so the sampler sees ``p + 4`` parameters
+    :mod:`alsprog.models.bayes._linear`), so the sampler sees ``p + 4`` parameters
     instead of ``p + 4 + 2G``; numpyro then uses a dense mass matrix.  Paired with
     each posterior draw, ``b_i ~ N(M_i^{-1} Z_i'r_i, sigma^2 M_i^{-1})`` gives exact
     joint posterior draws.
@@ -174,7 +174,7 @@ class BayesianTrajectoryModel(BaseEstimator):
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> from alsprog.models._bayes import BayesianTrajectoryModel
+    >>> from alsprog.models.bayes._model import BayesianTrajectoryModel
     >>> m = BayesianTrajectoryModel("linear", formula="alsfrs_r_total ~ months",
     ...                             chains=2, draws=500, seed=1)
     >>> m.kind, m.draws
@@ -314,8 +314,8 @@ class BayesianTrajectoryModel(BaseEstimator):
         )
 
     def _build(self, d: BayesDesign, priors: dict[str, Prior], marginal: bool) -> Any:
-        from alsprog.models._bayes_linear import build_linear_model
-        from alsprog.models._bayes_sigmoid import build_sigmoid_model
+        from alsprog.models.bayes._linear import build_linear_model
+        from alsprog.models.bayes._sigmoid import build_sigmoid_model
 
         coords = design_coords(d, self.kind)
         if self.kind == "linear":

@@ -5,7 +5,7 @@ exact Gaussian marginal log-likelihood (per subject, written once for NumPy and 
 for PyTensor so PyMC can sample it through JAX), the exact conditional draws of the
 per-subject effects given the population parameters, and the PyMC model builders
 (marginal and full non-centred).
-Leaves: the estimator, priors and bookkeeping to :mod:`alsprog.models._bayes`.
+Leaves: the estimator, priors and bookkeeping to :mod:`alsprog.models.bayes._model`.
 
 The model, for subject ``i`` with ``n_i`` visits::
 
@@ -337,7 +337,7 @@ def centred_fixed_effects(
     """
     import pytensor.tensor as pt
 
-    from alsprog.models._bayes_priors import scalar_from_prior, vector_from_priors
+    from alsprog.models.bayes._priors import scalar_from_prior, vector_from_priors
 
     p = len(fe_names)
     if "Intercept" not in fe_names:
@@ -386,7 +386,7 @@ def build_linear_model(
     import pymc as pm
     import pytensor.tensor as pt
 
-    from alsprog.models._bayes_priors import (
+    from alsprog.models.bayes._priors import (
         correlation_from_prior,
         scalar_from_prior,
         term_priors,

@@ -20,8 +20,8 @@ from alsprog._formula_text import formula_context
 from alsprog._quadrature import adaptive_gauss_hermite, padded
 from alsprog.data._history import Prepared
 from alsprog.errors import ModelSpecificationError
-from alsprog.forecast._gaussian import conditional_effects, psd_sqrt, subject_sums
-from alsprog.models._bayes_sigmoid import sigmoid_mean
+from alsprog.models._gaussian import conditional_effects, psd_sqrt, subject_sums
+from alsprog.models.bayes._sigmoid import sigmoid_mean
 
 __all__ = ["bayes_draws"]
 

@@ -5,8 +5,8 @@ exact conditional draws of the per-subject effects that pair with each draw of t
 marginal linear model, the convergence diagnostics (R-hat, bulk/tail ESS,
 divergences, BFMI) and the convergence gate's thresholds and message.
 Leaves: the model graphs and the linear numerics to
-:mod:`alsprog.models._bayes_linear` and :mod:`alsprog.models._bayes_sigmoid`; warning,
-raising and the fitted state to :mod:`alsprog.models._bayes`.  PyMC, ArviZ and xarray
+:mod:`alsprog.models.bayes._linear` and :mod:`alsprog.models.bayes._sigmoid`; warning,
+raising and the fitted state to :mod:`alsprog.models.bayes._model`.  PyMC, ArviZ and xarray
 are imported inside the functions that use them.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from alsprog.models._bayes_design import BayesDesign
-from alsprog.models._bayes_linear import conditional_subject_effects, subject_stats
+from alsprog.models.bayes._design import BayesDesign
+from alsprog.models.bayes._linear import conditional_subject_effects, subject_stats
 
 __all__ = [
     "ESS_BULK_MIN",

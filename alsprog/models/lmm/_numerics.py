@@ -4,7 +4,7 @@ Owns: the array functions behind :class:`~alsprog.models.LinearMixedModel`: redu
 of each group to its sufficient statistics, the profiled deviance over the relative
 covariance factor theta with its exact gradient, the optimiser, and the estimates
 (fixed effects, covariance, conditional modes) at the optimum.
-Leaves: formulas, data frames and reporting to :mod:`alsprog.models._lmm`.
+Leaves: formulas, data frames and reporting to :mod:`alsprog.models.lmm._model`.
 
 Notation follows lme4 (Bates, Maechler, Bolker & Walker 2015, J Stat Softw 67(1),
 sections 3.2-3.4): ``b = Lambda u``, ``u ~ N(0, sigma^2 I)``, ``e ~ N(0, sigma^2 I)``.

@@ -6,7 +6,7 @@ integrated over each subject's random effects by Gauss-Hermite quadrature centre
 their longitudinal posterior), its exact gradient and Hessian (JAX, float64), and the
 piecewise-constant baseline hazard's exposure bookkeeping.
 Leaves: formulas, data checks and the user-facing estimator to
-:mod:`alsprog.models._joint`.
+:mod:`alsprog.models.joint._model`.
 
 The likelihood of subject ``i`` factorises as ``p(y_i) E[p(T_i, d_i | b) | y_i]``
 because ``y_i`` and the event time are independent given the random effects ``b``:
@@ -126,7 +126,7 @@ class JointData:
         exposure: Array,
         interval: npt.NDArray[np.intp],
     ) -> JointData:
-        """From the mixed model's :class:`~alsprog.models._lmm_numerics.GroupStats`."""
+        """From the mixed model's :class:`~alsprog.models.lmm._numerics.GroupStats`."""
         return cls(
             ZtZ=stats.ZtZ,
             ZtX=stats.ZtX,

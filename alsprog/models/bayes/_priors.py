@@ -4,8 +4,8 @@ Owns: :class:`Prior` (an immutable distribution name plus parameters, with
 ``to_dict``/``from_dict`` and a repr that is valid Python), the default priors of each
 model kind (weakly informative on ALSFRS-R's scale, ``docs/domain.md`` §2-§3), merging user
 priors over them, and turning a prior into a PyMC variable or log-density.
-Leaves: the models that use the priors to :mod:`alsprog.models._bayes_linear`,
-:mod:`alsprog.models._bayes_sigmoid` and :mod:`alsprog.models._bayes`.
+Leaves: the models that use the priors to :mod:`alsprog.models.bayes._linear`,
+:mod:`alsprog.models.bayes._sigmoid` and :mod:`alsprog.models.bayes._model`.
 """
 
 from __future__ import annotations

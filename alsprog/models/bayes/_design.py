@@ -5,7 +5,7 @@ formula suits the kind (implied ``(time | subject)`` term for linear, covariates
 for sigmoid), the :class:`BayesDesign` (design matrix, outcome, time, subject codes, each
 subject's first row and the model's columns) built from the complete rows, the
 coordinates of the posterior, and the first-visit covariates of new rows.
-Leaves: the estimator to :mod:`alsprog.models._bayes`, the lme4-style formula ->
+Leaves: the estimator to :mod:`alsprog.models.bayes._model`, the lme4-style formula ->
 design step to :mod:`alsprog.models._formula`.
 """
 

@@ -15,8 +15,8 @@ JSON config (every parameter with its JSON type and through the estimator's own
 scales, correlations in [-1, 1]) and, after the design is rebuilt from
 ``constant_data``, its agreement with the posterior's coordinates.  Every refusal is a
 :class:`~alsprog.errors.SavedModelError` naming the file and the field.
-Leaves: the fitted state and how it is restored to :mod:`alsprog.models._bayes`, the
-diagnostics to :mod:`alsprog.models._bayes_sampling`, atomic writes to
+Leaves: the fitted state and how it is restored to :mod:`alsprog.models.bayes._model`, the
+diagnostics to :mod:`alsprog.models.bayes._sampling`, atomic writes to
 :mod:`alsprog._io`.
 """
 
@@ -37,13 +37,13 @@ import numpy.typing as npt
 from alsprog._io import atomic_path
 from alsprog._version import __version__
 from alsprog.errors import AlsprogError, SavedModelError
-from alsprog.models._bayes_design import EFFECTS_SIGMOID, BayesDesign
-from alsprog.models._bayes_priors import Prior, merge_priors
-from alsprog.models._bayes_sampling import ESS_BULK_MIN, RHAT_MAX, diagnose
 from alsprog.models._file_kind import sniff_file
+from alsprog.models.bayes._design import EFFECTS_SIGMOID, BayesDesign
+from alsprog.models.bayes._priors import Prior, merge_priors
+from alsprog.models.bayes._sampling import ESS_BULK_MIN, RHAT_MAX, diagnose
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from alsprog.models._bayes import BayesianTrajectoryModel
+    from alsprog.models.bayes._model import BayesianTrajectoryModel
 
 __all__ = ["CONFIG_ATTR", "attach_data", "load_model", "save_model"]
 

@@ -4,7 +4,7 @@ Owns: the PyMC model of ``ALSFRS-R(t) = 48 / (1 + exp((t - D50_i) / dx_i))`` on
 months since onset (``docs/domain.md`` §3), with per-subject ``log D50`` and ``log dx``
 hierarchical (correlated, non-centred) and linear in the covariates, and the NumPy
 mean curve used for predictions.
-Leaves: the estimator and bookkeeping to :mod:`alsprog.models._bayes`.
+Leaves: the estimator and bookkeeping to :mod:`alsprog.models.bayes._model`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alsprog.models._bayes_linear import centred_fixed_effects, non_centred_effects
+from alsprog.models.bayes._linear import centred_fixed_effects, non_centred_effects
 
 __all__ = ["FULL_SCALE", "build_sigmoid_model", "sigmoid_mean"]
 
@@ -59,7 +59,7 @@ def build_sigmoid_model(
     import pymc as pm
     import pytensor.tensor as pt
 
-    from alsprog.models._bayes_priors import (
+    from alsprog.models.bayes._priors import (
         correlation_from_prior,
         scalar_from_prior,
         term_priors,

@@ -5,7 +5,7 @@ Owns: the posterior of a new patient's random effects given their history under 
 and the predictive distribution of the outcome at a future time given the history
 and being event-free then (:func:`joint_forecast`): a mixture of normals over the
 nodes, reweighted by each node's survival probability, censored to 0-48.
-Leaves: the conditional-normal algebra to :mod:`alsprog.forecast._gaussian`.
+Leaves: the conditional-normal algebra to :mod:`alsprog.models._gaussian`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy.typing as npt
 from scipy.special import ndtr
 
 from alsprog.data._history import Prepared
-from alsprog.forecast._gaussian import (
+from alsprog.models._gaussian import (
     censored_normal_mean,
     conditional_effects,
     fixed_effect_variance,
