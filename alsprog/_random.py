@@ -8,19 +8,17 @@ state.  NumPy is imported inside the functions, so that the command line can rea
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DEFAULT_SEED", "SeedLike", "as_generator", "child_seed"]
+__all__ = ["DEFAULT_SEED", "as_generator", "child_seed"]
 
 #: The seed of every command (``simulate``, ``classify``, ``forecast``, ``backtest``,
 #: ``demo``) and of a run config when none is given: the same inputs give the same
 #: numbers unless the user asks for another seed.
 DEFAULT_SEED = 2026
-
-SeedLike: TypeAlias = "int | np.random.Generator | np.random.SeedSequence | None"
 
 
 def as_generator(seed: Any) -> np.random.Generator:

@@ -24,7 +24,7 @@ import pandas as pd
 from _timing import time_median
 
 from alsprog.design import TrialDesign, simulate_power
-from alsprog.design._simulate import _simulate_chunk, _Spec
+from alsprog.design._simulated_trials import _simulate_chunk, _Spec
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     times = np.asarray(design.visit_months)
 
     # --- agreement on the same trials -------------------------------------------
-    from alsprog.design._simulate import _fit_slope_trials
+    from alsprog.design._simulated_trials import _fit_slope_trials
     from alsprog.models import LinearMixedModel
 
     chunk = _simulate_chunk(

@@ -47,7 +47,7 @@ def main(out: Path) -> None:
         warnings.simplefilter("ignore")
         bayes.fit(table)
     print()
-    print(bayes.summary())
+    print(bayes.summary(level=0.9))
     print()
     print(bayes.loo())
     bayes.save(out / "bayes_linear.nc")

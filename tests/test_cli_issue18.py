@@ -250,7 +250,7 @@ n_subjects = 2
 def quick_run(tmp_path_factory):
     """One `alsprog run` of a mixed model over tables whose subject column is called
     `patient`, with the design stage raising alsprog's and other libraries' warnings."""
-    from alsprog.report import _stages
+    from alsprog.report.sections import design as _stages
 
     folder = tmp_path_factory.mktemp("run")
     c = simulate_cohort(30, 0, seed=5)

@@ -18,17 +18,9 @@ from alsprog.biomarkers._pvalue import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from alsprog.biomarkers._classifier import (
-        ImagingClassifier,
-        imaging_feature_columns,
-        select_features,
-    )
-    from alsprog.biomarkers._evaluate import (
-        ClassifierEvaluation,
-        LearningCurve,
-        evaluate_classifier,
-        learning_curve,
-    )
+    from alsprog.biomarkers._classifier import ImagingClassifier
+    from alsprog.biomarkers._evaluate import ClassifierEvaluation, evaluate_classifier
+    from alsprog.biomarkers._features import imaging_feature_columns, select_features
     from alsprog.biomarkers._guards import (
         ConfoundingWarning,
         LeakageWarning,
@@ -37,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         check_subject_overlap,
     )
     from alsprog.biomarkers._importance import feature_importance
+    from alsprog.biomarkers._learning_curve import LearningCurve, learning_curve
     from alsprog.biomarkers._progression import (
         imaging_change_rates,
         screen_progression_markers,
@@ -65,12 +58,12 @@ __all__ = [
 
 _MODULES = {
     "ImagingClassifier": "alsprog.biomarkers._classifier",
-    "imaging_feature_columns": "alsprog.biomarkers._classifier",
-    "select_features": "alsprog.biomarkers._classifier",
+    "imaging_feature_columns": "alsprog.biomarkers._features",
+    "select_features": "alsprog.biomarkers._features",
     "ClassifierEvaluation": "alsprog.biomarkers._evaluate",
-    "LearningCurve": "alsprog.biomarkers._evaluate",
+    "LearningCurve": "alsprog.biomarkers._learning_curve",
     "evaluate_classifier": "alsprog.biomarkers._evaluate",
-    "learning_curve": "alsprog.biomarkers._evaluate",
+    "learning_curve": "alsprog.biomarkers._learning_curve",
     "ConfoundingWarning": "alsprog.biomarkers._guards",
     "LeakageWarning": "alsprog.biomarkers._guards",
     "check_harmonized_before_split": "alsprog.biomarkers._guards",

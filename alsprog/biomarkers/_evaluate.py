@@ -1,10 +1,12 @@
-"""Honest validation of imaging classifiers: grouped CV, leave-site-out, bootstrap CIs,
-permutation p-values and learning curves.
+"""Honest validation of imaging classifiers: grouped CV, leave-site-out, bootstrap CIs
+and permutation p-values.
 
-Owns: :func:`evaluate_classifier`, :class:`ClassifierEvaluation`,
-:func:`learning_curve` and the table preparation and fold loop they share.
-Leaves: the pipeline to :mod:`alsprog.biomarkers._classifier`, the metrics to
-:mod:`alsprog.biomarkers._metrics`, the warnings to :mod:`alsprog.biomarkers._guards`.
+Owns: :func:`evaluate_classifier` and its result :class:`ClassifierEvaluation` (its
+tables, ROC curves and files).
+Leaves: the table preparation and fold loop to :mod:`alsprog.biomarkers._folds`, the
+pipeline to :mod:`alsprog.biomarkers._classifier`, the metrics to
+:mod:`alsprog.biomarkers._metrics`, the warnings to :mod:`alsprog.biomarkers._guards`,
+learning curves to :mod:`alsprog.biomarkers._learning_curve`.
 """
 
 from __future__ import annotations
@@ -12,291 +14,50 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.base import clone
 
 from alsprog._progress import progress_bar
 from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_int, check_level, check_n_jobs
-from alsprog.biomarkers._classifier import (
-    ImagingClassifier,
-    check_feature_values,
-    resolve_positive,
-    select_features,
+from alsprog.biomarkers._classifier import ImagingClassifier
+from alsprog.biomarkers._folds import (
+    CVSpec,
+    Split,
+    _Data,
+    _fit_predict,
+    _perm_chunk,
+    _prepare,
+    _splits,
 )
 from alsprog.biomarkers._guards import (
     check_harmonized_before_split,
     check_site_confounding,
     check_subject_overlap,
 )
-from alsprog.biomarkers._metrics import binary_metrics, bootstrap_metrics
+from alsprog.biomarkers._metrics import (
+    binary_metrics,
+    bootstrap_metrics,
+    weighted_auc,
+)
 from alsprog.biomarkers._pvalue import (
     DEFAULT_N_PERMUTATIONS,
     format_pvalue,
     permutation_pvalue,
 )
-from alsprog.errors import DataValidationError, ModelSpecificationError, Problem
+from alsprog.errors import ModelSpecificationError
 
-__all__ = [
-    "ClassifierEvaluation",
-    "LearningCurve",
-    "evaluate_classifier",
-    "learning_curve",
-]
+__all__ = ["ClassifierEvaluation", "evaluate_classifier"]
 
 logger = logging.getLogger(__name__)
 
-CVSpec = Literal["subject", "site", "session"] | int
-
 #: Most bootstrap resamples or label permutations accepted.
 MAX_RESAMPLES = 1_000_000
-Split = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
-
-
-@dataclass(frozen=True)
-class _Data:
-    X: pd.DataFrame
-    y: npt.NDArray[Any]
-    subjects: npt.NDArray[Any]
-    sites: npt.NDArray[Any] | None
-    features: list[str]
-    pos_label: Any
-    positive: npt.NDArray[np.bool_]
-
-
-def _prepare(
-    table: pd.DataFrame,
-    *,
-    target: str,
-    clf: ImagingClassifier,
-    subject: str,
-    site: str,
-    cv: Any,
-    positive: Any = None,
-) -> _Data:
-    """Check the table against the classifier and ``cv``; the arrays to split.
-
-    The positive class is ``positive``, else the classifier's ``positive``, else the
-    data dictionary's ALS label (see :func:`resolve_positive`, strict).
-    """
-    if not isinstance(clf, ImagingClassifier):
-        raise ModelSpecificationError(
-            f"`clf` must be an ImagingClassifier; got {type(clf).__name__}."
-        )
-    need_site = cv == "site" or clf.harmonize is not None
-    if not isinstance(table, pd.DataFrame):
-        raise ModelSpecificationError(
-            f"`table` must be a pandas DataFrame; got {type(table).__name__}."
-        )
-    for name, col in (("target", target), ("subject", subject)):
-        if col not in table.columns:
-            raise ModelSpecificationError(f"`{name}` column {col!r} not in the table")
-    if need_site and site not in table.columns:
-        raise ModelSpecificationError(f"`site` column {site!r} not in the table")
-    features = select_features(list(table.columns), clf.features)
-    check_feature_values(table, features, "evaluate_classifier", subject=subject)
-    keep = table[features].notna().any(axis=1) & table[target].notna()
-    df = table.loc[keep].reset_index(drop=True)
-    if df[subject].isna().any():
-        n = int(df[subject].isna().sum())
-        raise DataValidationError(
-            [
-                Problem(
-                    f"{n} imaging row(s) have no subject; every session needs its "
-                    "subject for grouped folds",
-                    rule="required",
-                    column=subject,
-                )
-            ],
-            source="evaluate_classifier",
-        )
-    y = df[target].to_numpy(dtype=object)
-    classes = sorted(pd.unique(y), key=str)
-    if len(classes) != 2:
-        raise DataValidationError(
-            [
-                Problem(
-                    f"{len(classes)} class(es) {classes} among rows with imaging; "
-                    "a classifier needs exactly two",
-                    rule="classes",
-                    column=target,
-                    value=classes,
-                )
-            ],
-            source="evaluate_classifier",
-        )
-    pos = _positive(classes, positive, clf.positive, target)
-    sites = None
-    if site in df.columns:
-        sites = df[site].to_numpy(dtype=object)
-        if need_site and pd.isna(sites).any():
-            raise DataValidationError(
-                [
-                    Problem(
-                        f"{int(pd.isna(sites).sum())} row(s) have no site",
-                        rule="required",
-                        column=site,
-                    )
-                ],
-                source="evaluate_classifier",
-            )
-    data = _Data(
-        df, y, df[subject].to_numpy(dtype=object), sites, features, pos, y == pos
-    )
-    _check_cv(data, cv)
-    return data
-
-
-def _positive(classes: list[Any], given: Any, of_clf: Any, target: str) -> Any:
-    """The positive class from ``evaluate_classifier``'s and the classifier's
-    ``positive`` (they must agree when both are given)."""
-    pos = resolve_positive(
-        classes, given if given is not None else of_clf, column=target
-    )
-    if given is not None and of_clf is not None:
-        other = resolve_positive(classes, of_clf, column=target)
-        if other != pos:
-            raise ModelSpecificationError(
-                f"`positive` {given!r} differs from the classifier's positive "
-                f"{of_clf!r}; give one of them"
-            )
-    return pos
-
-
-def _splits(
-    data: _Data, cv: Any, rng: np.random.Generator, *, n_folds_default: int = 5
-) -> list[Split]:
-    from sklearn.model_selection import (
-        LeaveOneGroupOut,
-        StratifiedGroupKFold,
-        StratifiedKFold,
-    )
-
-    idx = np.zeros(len(data.y))
-    if cv == "site":
-        return list(LeaveOneGroupOut().split(idx, data.y, data.sites))
-    k = n_folds_default if cv in ("subject", "session") else cv
-    if cv == "session":
-        skf = StratifiedKFold(k, shuffle=True, random_state=child_seed(rng))
-        return list(skf.split(idx, data.y))
-    sgk = StratifiedGroupKFold(k, shuffle=True, random_state=child_seed(rng))
-    return list(sgk.split(idx, data.y, data.subjects))
-
-
-def _check_cv(data: _Data, cv: Any) -> None:
-    if isinstance(cv, str):
-        if cv not in ("subject", "site", "session"):
-            raise ModelSpecificationError(
-                f"`cv` must be 'subject', 'site', 'session' or an integer >= 2; "
-                f"got {cv!r}."
-            )
-    else:
-        check_int(cv, "cv", low=2, error=ModelSpecificationError)
-    if cv == "site":
-        n_sites = len(pd.unique(data.sites))  # type: ignore[arg-type]
-        if n_sites < 2:
-            raise ModelSpecificationError(
-                f"cv='site' needs at least two sites; the table has {n_sites}"
-            )
-        return
-    k = 5 if isinstance(cv, str) else int(cv)
-    per_class = pd.Series(data.subjects).groupby(pd.Series(data.y)).nunique()
-    n_subj = len(pd.unique(data.subjects))
-    if n_subj < k or per_class.min() < k:
-        raise DataValidationError(
-            [
-                Problem(
-                    f"{n_subj} subjects ({', '.join(f'{c}: {n}' for c, n in per_class.items())}) "
-                    f"for {k} folds; each class needs at least one subject per fold: "
-                    "lower `cv`",
-                    rule="folds",
-                )
-            ],
-            source="evaluate_classifier",
-        )
-
-
-def _fit_predict(
-    clf: ImagingClassifier,
-    data: _Data,
-    y: npt.NDArray[Any],
-    split: Split,
-    seed: int,
-    grouped: bool,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    train, test = split
-    model = clone(clf).set_params(positive=data.pos_label)
-    if "random_state" in model.get_params():
-        model.set_params(random_state=seed)
-    sites = None if data.sites is None else data.sites
-    kw: dict[str, Any] = {}
-    if getattr(model, "harmonize", None) is not None and sites is not None:
-        kw["sites"] = sites[train]
-    model.fit(
-        data.X.iloc[train],
-        y[train],
-        groups=data.subjects[train] if grouped else None,
-        **kw,
-    )
-    kwp = {"sites": sites[test]} if "sites" in kw else {}  # type: ignore[index]
-    score = model.positive_score(data.X.iloc[test], **kwp)
-    return score, score > 0
-
-
-def _run_folds(
-    clf: ImagingClassifier,
-    data: _Data,
-    y: npt.NDArray[Any],
-    splits: list[Split],
-    seeds: list[int],
-    grouped: bool,
-) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]]:
-    return [
-        _fit_predict(clf, data, y, s, sd, grouped)
-        for s, sd in zip(splits, seeds, strict=True)
-    ]
-
-
-def _permute_subject_labels(data: _Data, rng: np.random.Generator) -> npt.NDArray[Any]:
-    per = pd.DataFrame({"s": data.subjects, "y": data.y})
-    constant = per.groupby("s")["y"].nunique().max() == 1
-    if not constant:
-        return rng.permutation(data.y)
-    first = per.groupby("s", sort=False)["y"].first()
-    shuffled = pd.Series(rng.permutation(first.to_numpy()), index=first.index)
-    return shuffled.loc[data.subjects].to_numpy(dtype=object)
-
-
-def _perm_chunk(
-    clf: ImagingClassifier,
-    data: _Data,
-    splits: list[Split],
-    n: int,
-    seed: int,
-    grouped: bool,
-) -> list[float]:
-    from alsprog.biomarkers._metrics import weighted_auc
-
-    rng = as_generator(seed)
-    out = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for _ in range(n):
-            yp = _permute_subject_labels(data, rng)
-            seeds = [child_seed(rng) for _ in splits]
-            res = _run_folds(clf, data, yp, splits, seeds, grouped)
-            score = np.empty(len(yp))
-            for (_, test), (s, _) in zip(splits, res, strict=True):
-                score[test] = s
-            out.append(weighted_auc(score, yp == data.pos_label))
-    return out
 
 
 @dataclass(frozen=True, repr=False)
@@ -555,30 +316,10 @@ def evaluate_classifier(
     >>> bool(res.summary.loc["roc_auc", "estimate"] > 0.7)
     True
     """
-    from joblib import Parallel, delayed
-
     clf = ImagingClassifier() if clf is None else clf
-    n_repeats = check_int(n_repeats, "n_repeats", low=1, error=ModelSpecificationError)
-    n_permutations = check_int(
-        n_permutations,
-        "n_permutations",
-        low=0,
-        high=MAX_RESAMPLES,
-        error=ModelSpecificationError,
+    n_repeats, n_permutations, n_bootstrap, n_jobs, level = _check_options(
+        n_repeats, n_permutations, n_bootstrap, n_jobs, progress, level
     )
-    n_bootstrap = check_int(
-        n_bootstrap,
-        "n_bootstrap",
-        low=1,
-        high=MAX_RESAMPLES,
-        error=ModelSpecificationError,
-    )
-    n_jobs = check_n_jobs(n_jobs, error=ModelSpecificationError)
-    if progress not in (None, True, False):
-        raise ModelSpecificationError(
-            f"`progress` must be True, False or None; got {progress!r}."
-        )
-    level = check_level(level, error=ModelSpecificationError)
     rng = as_generator(seed)
     data = _prepare(
         table,
@@ -605,6 +346,90 @@ def evaluate_classifier(
     if cv == "session":
         for tr, te in all_splits[0][:1]:
             check_subject_overlap(data.subjects[tr], data.subjects[te], stacklevel=3)
+    folds, predictions = _cross_validate(
+        clf, data, all_splits, cv=cv, grouped=grouped, rng=rng, n_jobs=n_jobs
+    )
+    summary = bootstrap_metrics(
+        predictions, n_bootstrap=n_bootstrap, level=level, rng=rng
+    )
+    perm_aucs, pvalue = _permutation_test(
+        clf,
+        data,
+        all_splits[0],
+        predictions,
+        n_permutations=n_permutations,
+        grouped=grouped,
+        rng=rng,
+        n_jobs=n_jobs,
+        progress=progress,
+    )
+    summary = summary.assign(
+        p_value=[pvalue if m == "roc_auc" and pvalue is not None else np.nan
+                 for m in summary.index],
+        n_permutations=len(perm_aucs),
+        positive_class=str(data.pos_label),
+    )  # fmt: skip
+    cv_name = cv if isinstance(cv, str) else f"{cv}-fold"
+    return ClassifierEvaluation(
+        folds,
+        summary,
+        pvalue,
+        perm_aucs,
+        predictions,
+        cv_name,
+        data.pos_label,
+        data.features,
+        level,
+    )
+
+
+def _check_options(
+    n_repeats: Any,
+    n_permutations: Any,
+    n_bootstrap: Any,
+    n_jobs: Any,
+    progress: Any,
+    level: Any,
+) -> tuple[int, int, int, int | None, float]:
+    """:func:`evaluate_classifier`'s counts, workers, progress and level, checked."""
+    n_repeats = check_int(n_repeats, "n_repeats", low=1, error=ModelSpecificationError)
+    n_permutations = check_int(
+        n_permutations,
+        "n_permutations",
+        low=0,
+        high=MAX_RESAMPLES,
+        error=ModelSpecificationError,
+    )
+    n_bootstrap = check_int(
+        n_bootstrap,
+        "n_bootstrap",
+        low=1,
+        high=MAX_RESAMPLES,
+        error=ModelSpecificationError,
+    )
+    n_jobs = check_n_jobs(n_jobs, error=ModelSpecificationError)
+    if progress not in (None, True, False):
+        raise ModelSpecificationError(
+            f"`progress` must be True, False or None; got {progress!r}."
+        )
+    level = check_level(level, error=ModelSpecificationError)
+    return n_repeats, n_permutations, n_bootstrap, n_jobs, level
+
+
+def _cross_validate(
+    clf: ImagingClassifier,
+    data: _Data,
+    all_splits: list[list[Split]],
+    *,
+    cv: Any,
+    grouped: bool,
+    rng: np.random.Generator,
+    n_jobs: int | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit and score every fold of every repeat: the fold table and the out-of-fold
+    predictions (one child seed per fold, drawn in order from ``rng``)."""
+    from joblib import Parallel, delayed
+
     jobs = [
         (r, f, s, child_seed(rng))
         for r, sp in enumerate(all_splits)
@@ -648,9 +473,25 @@ def evaluate_classifier(
         )
     folds = pd.DataFrame(fold_rows)
     predictions = pd.concat(pred_parts, ignore_index=True)
-    summary = bootstrap_metrics(
-        predictions, n_bootstrap=n_bootstrap, level=level, rng=rng
-    )
+    return folds, predictions
+
+
+def _permutation_test(
+    clf: ImagingClassifier,
+    data: _Data,
+    splits: list[Split],
+    predictions: pd.DataFrame,
+    *,
+    n_permutations: int,
+    grouped: bool,
+    rng: np.random.Generator,
+    n_jobs: int | None,
+    progress: bool | None,
+) -> tuple[npt.NDArray[np.float64], float | None]:
+    """The AUCs under labels permuted between subjects, and the permutation p-value
+    of the first repeat's AUC (none without permutations)."""
+    from joblib import Parallel, delayed
+
     perm_aucs = np.empty(0)
     pvalue = None
     if n_permutations:
@@ -667,216 +508,13 @@ def evaluate_classifier(
             unit="permutation",
         ) as bar:
             for part in Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_perm_chunk)(clf, data, all_splits[0], len(c), sd, grouped)
+                delayed(_perm_chunk)(clf, data, splits, len(c), sd, grouped)
                 for c, sd in zip(chunks, seeds, strict=True)
             ):
                 parts.append(part)
                 bar.update(len(part))
         perm_aucs = np.concatenate([np.asarray(p, np.float64) for p in parts])
         p0 = predictions[predictions["repeat"] == 0]
-        from alsprog.biomarkers._metrics import weighted_auc
-
         observed = weighted_auc(p0["score"].to_numpy(), p0["positive"].to_numpy(bool))
         pvalue = permutation_pvalue(observed, perm_aucs.tolist())
-    summary = summary.assign(
-        p_value=[pvalue if m == "roc_auc" and pvalue is not None else np.nan
-                 for m in summary.index],
-        n_permutations=len(perm_aucs),
-        positive_class=str(data.pos_label),
-    )  # fmt: skip
-    cv_name = cv if isinstance(cv, str) else f"{cv}-fold"
-    return ClassifierEvaluation(
-        folds,
-        summary,
-        pvalue,
-        perm_aucs,
-        predictions,
-        cv_name,
-        data.pos_label,
-        data.features,
-        level,
-    )
-
-
-@dataclass(frozen=True, repr=False)
-class LearningCurve:
-    """Result of :func:`learning_curve`.
-
-    Attributes
-    ----------
-    scores : pandas.DataFrame
-        One row per training size, repeat and fold: ``n_train_subjects, repeat,
-        fold, test_auc, train_auc``.
-    summary : pandas.DataFrame
-        Per training size: ``test_auc_mean, test_auc_sd, test_auc_lower,
-        test_auc_upper`` (central ``level`` range of the draws), ``train_auc_mean``.
-    level : float
-    pos_label : object
-        The positive class the AUCs score.
-    """
-
-    scores: pd.DataFrame
-    summary: pd.DataFrame
-    level: float = 0.9
-    pos_label: Any = None
-
-    def __repr__(self) -> str:
-        return (
-            f"LearningCurve({len(self.summary)} sizes, {len(self.scores)} fits, "
-            f"positive={self.pos_label!r})"
-        )
-
-
-def _lc_fit(
-    clf: ImagingClassifier,
-    data: _Data,
-    train: npt.NDArray[np.intp],
-    test: npt.NDArray[np.intp],
-    seed: int,
-) -> tuple[float, float]:
-    from alsprog.biomarkers._metrics import weighted_auc
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        s_te, _ = _fit_predict(clf, data, data.y, (train, test), seed, True)
-        s_tr, _ = _fit_predict(clf, data, data.y, (train, train), seed, True)
-    return (
-        weighted_auc(s_te, data.positive[test]),
-        weighted_auc(s_tr, data.positive[train]),
-    )
-
-
-def learning_curve(
-    table: pd.DataFrame,
-    target: str = "group",
-    clf: ImagingClassifier | None = None,
-    *,
-    train_sizes: Any = (10, 20, 40, 80),
-    cv: int = 5,
-    n_repeats: int = 3,
-    subject: str = "subject_id",
-    level: float = 0.9,
-    seed: Any = None,
-    n_jobs: int | None = 1,
-    positive: Any = None,
-) -> LearningCurve:
-    """Held-out AUC against the number of training subjects.
-
-    For each repeat the subjects are split into ``cv`` grouped stratified folds; from
-    each training fold ``n`` subjects are drawn (stratified by class, all their
-    sessions) and the classifier is scored on the full test fold and on its own
-    training rows.  Small ``n`` shows both the optimism of the training AUC and the
-    spread of the held-out AUC that small studies report.
-
-    Parameters
-    ----------
-    table, target, clf, subject, positive
-        As in :func:`evaluate_classifier`.
-    train_sizes : sequence of int, default (10, 20, 40, 80)
-        Numbers of training subjects (>= 4; sizes larger than a training fold are
-        dropped).
-    cv : int, default 5
-        Grouped folds.
-    n_repeats : int, default 3
-        Repetitions with new folds and subsamples.
-    level : float, default 0.9
-        Central range of the test AUCs reported in ``summary``.
-    seed, n_jobs
-        As in :func:`evaluate_classifier`.
-
-    Returns
-    -------
-    LearningCurve
-
-    Examples
-    --------
-    >>> from alsprog.simulate import simulate_cohort
-    >>> from alsprog.data import assemble
-    >>> c = simulate_cohort(30, 30, months=0, seed=1)
-    >>> df = assemble(c.visits, c.subjects, c.imaging)
-    >>> lc = learning_curve(df, train_sizes=(10, 40), n_repeats=1, seed=0)
-    >>> lc.summary.index.tolist()
-    [10, 40]
-    """
-    from joblib import Parallel, delayed
-
-    clf = ImagingClassifier() if clf is None else clf
-    cv = check_int(cv, "cv", low=2, error=ModelSpecificationError)
-    n_repeats = check_int(n_repeats, "n_repeats", low=1, error=ModelSpecificationError)
-    level = check_level(level, error=ModelSpecificationError)
-    n_jobs = check_n_jobs(n_jobs, error=ModelSpecificationError)
-    if isinstance(train_sizes, str) or not hasattr(train_sizes, "__iter__"):
-        train_sizes = [train_sizes]
-    sizes = sorted(
-        {
-            check_int(n, "train_sizes", low=4, error=ModelSpecificationError)
-            for n in train_sizes
-        }
-    )
-    if not sizes:
-        raise ModelSpecificationError(
-            "`train_sizes` must hold at least one number of training subjects."
-        )
-    rng = as_generator(seed)
-    data = _prepare(
-        table,
-        target=target,
-        clf=clf,
-        subject=subject,
-        site="site",
-        cv=cv,
-        positive=positive,
-    )
-    jobs = []
-    for r in range(n_repeats):
-        for f, (tr, te) in enumerate(_splits(data, cv, rng)):
-            subj = pd.Series(data.subjects[tr]).drop_duplicates()
-            lab = (
-                pd.Series(data.y[tr], index=data.subjects[tr]).groupby(level=0).first()
-            )
-            for n in sizes:
-                if n > len(subj):
-                    continue
-                frac = lab.value_counts(normalize=True)
-                chosen: list[Any] = []
-                for c, pc in frac.items():
-                    pool = lab.index[lab == c].to_numpy()
-                    k = max(2, round(n * pc))
-                    chosen += list(rng.choice(pool, min(k, len(pool)), replace=False))
-                rows = tr[np.isin(data.subjects[tr], chosen)]
-                jobs.append((n, r, f, rows, te, child_seed(rng)))
-    if not jobs:
-        largest = max(
-            len(np.unique(data.subjects[tr])) for tr, _ in _splits(data, cv, rng)
-        )
-        raise ModelSpecificationError(
-            f"`train_sizes` {sizes} are all larger than the training folds "
-            f"(at most {largest} subjects with cv={cv}); choose smaller sizes."
-        )
-    res = Parallel(n_jobs=n_jobs)(
-        delayed(_lc_fit)(clf, data, rows, te, sd) for _, _, _, rows, te, sd in jobs
-    )
-    scores = pd.DataFrame(
-        [
-            {
-                "n_train_subjects": n,
-                "repeat": r,
-                "fold": f,
-                "test_auc": a,
-                "train_auc": b,
-            }
-            for (n, r, f, *_), (a, b) in zip(jobs, res, strict=True)
-        ]
-    )
-    alpha = (1 - level) / 2
-    g = scores.groupby("n_train_subjects")
-    summary = pd.DataFrame(
-        {
-            "test_auc_mean": g["test_auc"].mean(),
-            "test_auc_sd": g["test_auc"].std(ddof=1),
-            "test_auc_lower": g["test_auc"].quantile(alpha),
-            "test_auc_upper": g["test_auc"].quantile(1 - alpha),
-            "train_auc_mean": g["train_auc"].mean(),
-        }
-    )
-    return LearningCurve(scores, summary, level, data.pos_label)
+    return perm_aucs, pvalue

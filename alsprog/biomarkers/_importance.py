@@ -4,7 +4,7 @@ Owns: :func:`feature_importance`: the drop in held-out ROC AUC when one feature 
 permuted between the subjects of a test fold, over the same subject-grouped (or
 leave-site-out) folds as :func:`~alsprog.biomarkers.evaluate_classifier`, with an
 interval across folds and repeats and, for linear estimators, the mean coefficient.
-Leaves: the folds and table preparation to :mod:`alsprog.biomarkers._evaluate`, the
+Leaves: the folds and table preparation to :mod:`alsprog.biomarkers._folds`, the
 pipeline to :mod:`alsprog.biomarkers._classifier`, figures to :mod:`alsprog.plots`.
 """
 
@@ -22,7 +22,7 @@ from sklearn.base import clone
 from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_int, check_level
 from alsprog.biomarkers._classifier import ImagingClassifier
-from alsprog.biomarkers._evaluate import (
+from alsprog.biomarkers._folds import (
     CVSpec,
     Split,
     _Data,

@@ -4,7 +4,7 @@ Owns: :data:`DEFAULT_N_PERMUTATIONS` (the one default of the library, the
 ``alsprog classify`` command, the run config and the demo), :func:`permutation_pvalue`
 and :func:`format_pvalue` (the p-value with its permutation count and its floor, as
 the CLI, the report and ``repr`` show it).
-Leaves: permuting labels and refitting to :mod:`alsprog.biomarkers._evaluate`.
+Leaves: permuting labels and refitting to :mod:`alsprog.biomarkers._folds`.
 
 This module imports nothing heavy, so the command line can show the default in
 ``--help`` without loading scikit-learn.

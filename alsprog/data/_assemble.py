@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from alsprog._validation import check_choice, check_interval
+from alsprog.data._context import TableContext, strip_source
 from alsprog.data._dictionary import load_dictionary
 from alsprog.data._plausibility import check_plausibility
 from alsprog.data._read import (
@@ -29,12 +30,7 @@ from alsprog.data._read import (
     check_visits_table,
 )
 from alsprog.data._time import check_relations, compute_time_axes
-from alsprog.data._validate import (
-    TableContext,
-    check_rename,
-    rename_columns,
-    strip_source,
-)
+from alsprog.data._validate import check_rename, rename_columns
 from alsprog.errors import DataValidationError, DataWarning, Problem
 
 __all__ = ["assemble", "match_imaging"]
@@ -364,27 +360,8 @@ def assemble(
         imaging=(img, ictx) if img is not None and ictx is not None else None,
         today=today,
     )
-    if (
-        img is not None
-        and ictx is not None
-        and "subject_id" in img.columns
-        and "subject_id" in s.columns
-    ):
-        known = set(s["subject_id"].dropna())
-        for pos in np.flatnonzero(
-            (~img["subject_id"].isin(known) & img["subject_id"].notna()).to_numpy()
-        ):
-            probs.append(
-                ictx.problem(
-                    img,
-                    int(pos),
-                    f"imaging session of subject {img['subject_id'].iloc[pos]!r}, "
-                    f"which is not in the subjects table ({sctx.name})",
-                    rule="unknown_subject",
-                    column="subject_id",
-                    value=img["subject_id"].iloc[pos],
-                )
-            )
+    if img is not None and ictx is not None:
+        probs += _unknown_imaging_subjects(img, ictx, s, sctx)
     if probs:
         raise DataValidationError(probs, source=_heading(probs))
     v, p = compute_time_axes(v, vctx, s)
@@ -467,6 +444,29 @@ def assemble(
         n_unmatched,
     )
     return long
+
+
+def _unknown_imaging_subjects(
+    img: pd.DataFrame, ictx: TableContext, s: pd.DataFrame, sctx: TableContext
+) -> list[Problem]:
+    """One problem per imaging session whose subject is not in the subjects table."""
+    if "subject_id" not in img.columns or "subject_id" not in s.columns:
+        return []
+    known = set(s["subject_id"].dropna())
+    return [
+        ictx.problem(
+            img,
+            int(pos),
+            f"imaging session of subject {img['subject_id'].iloc[pos]!r}, "
+            f"which is not in the subjects table ({sctx.name})",
+            rule="unknown_subject",
+            column="subject_id",
+            value=img["subject_id"].iloc[pos],
+        )
+        for pos in np.flatnonzero(
+            (~img["subject_id"].isin(known) & img["subject_id"].notna()).to_numpy()
+        )
+    ]
 
 
 def _heading(probs: list[Problem]) -> str:

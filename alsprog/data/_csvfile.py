@@ -7,7 +7,7 @@ encoding other than UTF-8 (named by line and byte offset), another separator tha
 one the suffix promises, a quote never closed, a row with fewer or more fields than the
 header, empty or repeated column names.  pandas' own reader pads short rows, shifts
 long ones into the index and renames repeated names; this one refuses them instead.
-Leaves: what the cells mean (types, ranges, categories) to :mod:`alsprog.data._validate`.
+Leaves: what the cells mean (types, ranges, categories) to :mod:`alsprog.data._columns`.
 """
 
 from __future__ import annotations

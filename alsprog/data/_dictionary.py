@@ -6,7 +6,8 @@ its ``plausibility`` rules), looking up the rule for a column (named fields firs
 ``patternFields`` for ``<metric>_<region>`` imaging columns), suggesting the dictionary
 name a near-miss column name was meant to be, and rendering the human-readable
 ``data_dictionary/README.md``.
-Leaves: applying the rules to tables to :mod:`alsprog.data._validate`.
+Leaves: applying the rules to tables to :mod:`alsprog.data._columns`,
+:mod:`alsprog.data._validate` and :mod:`alsprog.data._plausibility`.
 
 After editing the schema, regenerate the README with
 ``python -c "from alsprog.data._dictionary import write_readme; write_readme()"``;

@@ -20,18 +20,15 @@ import numpy as np
 import pandas as pd
 
 from alsprog._io import atomic_path
+from alsprog.data._columns import check_columns, refuse_repeated_columns
+from alsprog.data._context import TableContext, attach_source, raise_if
 from alsprog.data._csvfile import read_delimited
 from alsprog.data._dictionary import load_dictionary
 from alsprog.data._plausibility import check_plausibility
 from alsprog.data._scoring import check_scores, fold_q5
 from alsprog.data._validate import (
-    TableContext,
-    attach_source,
-    check_columns,
     check_duplicates,
     check_rename,
-    raise_if,
-    refuse_repeated_columns,
     rename_columns,
     validate,
 )

@@ -3,7 +3,7 @@
 Owns: :func:`score_alsfrs_r`, :func:`delta_fs`, the q5a/q5b gastrostomy fold and the
 check that declared totals agree with their items.  Which items make up which score is
 read from the data dictionary (``sumOf``), not written here.
-Leaves: column types and ranges to :mod:`alsprog.data._validate`.
+Leaves: column types and ranges to :mod:`alsprog.data._columns`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog.data._dictionary import load_dictionary
-from alsprog.data._validate import (
-    TableContext,
+from alsprog.data._columns import (
     _coerce_column,
-    _fmt_value,
     check_columns,
-    raise_if,
     refuse_repeated_columns,
 )
+from alsprog.data._context import TableContext, _fmt_value, raise_if
+from alsprog.data._dictionary import load_dictionary
 from alsprog.errors import DataValidationError, Problem
 
 __all__ = ["delta_fs", "score_alsfrs_r"]

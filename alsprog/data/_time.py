@@ -2,7 +2,7 @@
 
 Owns: :func:`add_time_axes` and the cross-table checks of subjects and visits (visit
 of an unknown subject, subject without visits).  1 month = 30.4375 days.
-Leaves: column parsing to :mod:`alsprog.data._validate`, the order of each subject's
+Leaves: column parsing to :mod:`alsprog.data._columns`, the order of each subject's
 time line (visit before onset, death before a visit, ...) to
 :mod:`alsprog.data._plausibility`, joins to :mod:`alsprog.data._assemble`.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alsprog.data._context import TableContext, raise_if
 from alsprog.data._dictionary import DAYS_PER_MONTH
-from alsprog.data._validate import TableContext, raise_if
 from alsprog.errors import Problem
 
 __all__ = ["add_time_axes"]

@@ -3,10 +3,11 @@
 Owns: the random-intercept-and-slope formulas of Diggle et al. (2002), Liu & Liang
 (1997) and Edland (2009; Zhao & Edland's attrition form) as R's longpower implements
 them (``diggle.linear.power``, ``liu.liang.linear.power``, ``edland.linear.power``,
-``lmmpower``), the MMRM formula of Lu, Luo & Chen (2008) (longpower's ``power.mmrm``),
-their inverses, and the frozen :class:`SampleSize` result.
-Leaves: variance components from fitted models to :mod:`alsprog.design._trial`, power by
-simulation to :mod:`alsprog.design._simulate`.
+``lmmpower``), their inverses and the table of sample sizes over slowings and methods.
+Leaves: the :class:`SampleSize` result and the argument checks to
+:mod:`alsprog.design._sample_size`, the MMRM formula of Lu, Luo & Chen (2008) to
+:mod:`alsprog.design._mmrm_power`, variance components from fitted models to
+:mod:`alsprog.design._trial`, power by simulation to :mod:`alsprog.design._simulate`.
 
 Attrition: ``retention[j]`` is the fraction of randomised patients still observed at
 visit ``j`` (1 at baseline, non-increasing), as longpower's ``ra``.  Patients whose last
@@ -20,11 +21,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from scipy import stats
 
 from alsprog._validation import (
@@ -33,238 +33,28 @@ from alsprog._validation import (
     check_level,
     check_numbers,
 )
+from alsprog.design._sample_size import (
+    Alternative,
+    FloatArray,
+    Method,
+    SampleSize,
+    _check_retention,
+    _check_times,
+    _check_variances,
+    _common,
+    _err,
+    _n_per_arm,
+    _resolve_delta,
+    _z,
+)
 from alsprog.errors import ModelSpecificationError
 
 __all__ = [
-    "SampleSize",
     "detectable_delta_slope",
-    "power_mmrm",
     "power_slope",
-    "sample_size_mmrm",
     "sample_size_slope",
     "sample_size_table",
 ]
-
-Method = Literal["diggle", "liu_liang", "edland"]
-Alternative = Literal["two-sided", "one-sided"]
-FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class SampleSize:
-    """Result of a sample-size or power calculation (immutable).
-
-    Attributes
-    ----------
-    n_per_arm : float
-        Patients in the treatment arm, exact (not rounded); with 1:1 allocation, in
-        each arm.
-    n_per_arm_ceil : int
-        ``n_per_arm`` rounded up.
-    n_control : float
-        Patients in the control arm (``n_per_arm / allocation_ratio``).
-    n_total : float
-        ``n_per_arm + n_control``.
-    power : float
-        Power of the test.
-    delta : float
-        Difference in mean slopes (points/month) or, for MMRM, in mean change at the
-        final visit.
-    method : str
-        ``"diggle"``, ``"liu_liang"``, ``"edland"`` or ``"mmrm"``.
-    alpha : float
-        Type I error.
-    alternative : str
-        ``"two-sided"`` or ``"one-sided"``.
-    allocation_ratio : float
-        Treatment : control allocation.
-    inputs : dict
-        The remaining inputs (times, variance components, retention, ...).
-    """
-
-    n_per_arm: float
-    n_control: float
-    power: float
-    delta: float
-    method: str
-    alpha: float
-    alternative: str
-    allocation_ratio: float
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_per_arm_ceil(self) -> int:
-        """Treatment-arm size rounded up."""
-        return _ceil(self.n_per_arm)
-
-    @property
-    def n_control_ceil(self) -> int:
-        """Control-arm size rounded up."""
-        return _ceil(self.n_control)
-
-    @property
-    def n_total(self) -> float:
-        """Both arms together (exact)."""
-        return self.n_per_arm + self.n_control
-
-    @property
-    def n_total_ceil(self) -> int:
-        """Both arms, each rounded up."""
-        return self.n_per_arm_ceil + self.n_control_ceil
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields and derived sizes as plain Python values."""
-        d = asdict(self)
-        d.update(
-            n_per_arm_ceil=self.n_per_arm_ceil,
-            n_control_ceil=self.n_control_ceil,
-            n_total=self.n_total,
-            n_total_ceil=self.n_total_ceil,
-        )
-        return d
-
-    def __repr__(self) -> str:
-        arms = (
-            f"n_per_arm={self.n_per_arm:.4f} (ceil {self.n_per_arm_ceil})"
-            if self.allocation_ratio == 1
-            else f"n_treatment={self.n_per_arm:.4f}, n_control={self.n_control:.4f}"
-        )
-        return (
-            f"SampleSize({arms}, n_total={self.n_total:.4f}, power={self.power:.4f}, "
-            f"delta={self.delta:.6g}, method={self.method!r}, alpha={self.alpha:g}, "
-            f"{self.alternative})"
-        )
-
-
-def _ceil(x: float) -> int:
-    # guard against 207.00000000001 from rounding error
-    return int(math.ceil(x - 1e-9))
-
-
-# ------------------------------------------------------------------ argument checks
-def _err(msg: str) -> ModelSpecificationError:
-    return ModelSpecificationError(msg)
-
-
-#: Largest visit time (months) accepted: beyond it squares of times lose precision.
-_MAX_TIME = 1e5
-
-
-def _check_times(times: Sequence[float]) -> FloatArray:
-    try:
-        t = np.asarray(times, dtype=float)
-    except (TypeError, ValueError):
-        raise _err(f"`times` must be a sequence of numbers; got {times!r}.") from None
-    if t.ndim != 1 or t.size < 2:
-        raise _err(f"`times` must hold at least two visit times; got {times!r}.")
-    if not np.all(np.isfinite(t)):
-        raise _err(f"`times` must be finite; got {t.tolist()!r}.")
-    if np.any(np.diff(t) <= 0):
-        raise _err(f"`times` must be strictly increasing; got {t.tolist()!r}.")
-    if np.max(np.abs(t)) > _MAX_TIME:
-        raise _err(
-            f"`times` must be visit times in months within ±{_MAX_TIME:g}; got "
-            f"{t.tolist()!r}."
-        )
-    return t
-
-
-def _check_retention(
-    retention: Sequence[float] | None, n: int, name: str
-) -> FloatArray:
-    if retention is None:
-        return np.ones(n)
-    try:
-        r = np.asarray(retention, dtype=float)
-    except (TypeError, ValueError):
-        raise _err(
-            f"`{name}` must be a sequence of fractions; got {retention!r}."
-        ) from None
-    if r.shape != (n,):
-        raise _err(f"`{name}` must have one value per visit ({n}); got {r.size}.")
-    if not np.all(np.isfinite(r)) or np.any(r <= 0) or np.any(r > 1):
-        raise _err(f"`{name}` must be fractions in (0, 1]; got {r.tolist()!r}.")
-    if r[0] != 1:
-        raise _err(
-            f"`{name}` must start at 1 (everyone is seen at baseline); got {r[0]!r}."
-        )
-    if np.any(np.diff(r) > 0):
-        raise _err(f"`{name}` must not increase over visits; got {r.tolist()!r}.")
-    return r
-
-
-def _check_variances(
-    sig2_int: float, sig2_slope: float, cov_int_slope: float, sig2_e: float
-) -> tuple[float, float, float, float]:
-    e = ModelSpecificationError
-    sig2_int = check_interval(sig2_int, "sig2_int", low=0, error=e)
-    sig2_slope = check_interval(sig2_slope, "sig2_slope", low=0, error=e)
-    cov = check_interval(cov_int_slope, "cov_int_slope", error=e)
-    sig2_e = check_interval(sig2_e, "sig2_e", low=0, low_closed=False, error=e)
-    if cov * cov > sig2_int * sig2_slope * (1 + 1e-12):
-        corr = (
-            cov / math.sqrt(sig2_int * sig2_slope)
-            if sig2_int * sig2_slope > 0
-            else math.inf
-        )
-        raise _err(
-            "the random-effects covariance matrix [[sig2_int, cov_int_slope], "
-            "[cov_int_slope, sig2_slope]] is not positive semi-definite: "
-            f"cov_int_slope^2 = {cov * cov:.6g} > sig2_int * sig2_slope = "
-            f"{sig2_int * sig2_slope:.6g} (implied correlation {corr:.3g}); "
-            "|cov_int_slope| must be at most sqrt(sig2_int * sig2_slope)."
-        )
-    return sig2_int, sig2_slope, cov, sig2_e
-
-
-def _common(alpha: float, alternative: str, allocation_ratio: float) -> None:
-    e = ModelSpecificationError
-    check_interval(
-        alpha, "alpha", low=0, high=1, low_closed=False, high_closed=False, error=e
-    )
-    check_choice(alternative, "alternative", ("two-sided", "one-sided"), error=e)
-    check_interval(
-        allocation_ratio, "allocation_ratio", low=0, low_closed=False, error=e
-    )
-
-
-def _resolve_delta(
-    delta: float | None, slowing: float | None, mean_slope: float | None
-) -> float:
-    e = ModelSpecificationError
-    if delta is not None and slowing is not None:
-        raise _err("give either `delta` or `slowing` (with `mean_slope`), not both.")
-    if delta is None:
-        if slowing is None or mean_slope is None:
-            raise _err(
-                "give `delta` (difference in slopes, points/month) or `slowing` (a "
-                "fraction, e.g. 0.25) together with `mean_slope` (e.g. -0.9)."
-            )
-        slowing = check_interval(slowing, "slowing", low=0, low_closed=False, error=e)
-        mean_slope = check_interval(mean_slope, "mean_slope", error=e)
-        if mean_slope == 0:
-            raise _err("`mean_slope` must not be 0 when `slowing` is given.")
-        return abs(slowing * mean_slope)
-    delta = check_interval(delta, "delta", error=e)
-    if delta == 0:
-        raise _err("`delta` must not be 0 (no effect cannot be detected).")
-    return abs(delta)
-
-
-def _n_per_arm(numerator: float, d: float) -> float:
-    """``numerator / d**2``, or an error when that is not a finite sample size."""
-    n = numerator / (d * d) if d * d > 0 else math.inf
-    if not math.isfinite(n):
-        raise _err(
-            f"the effect {d!r} is too small to detect: the sample size per arm "
-            f"({numerator!r} / {d!r}^2) is not a finite number."
-        )
-    return n
-
-
-def _z(alpha: float, alternative: str) -> float:
-    a = alpha / 2 if alternative == "two-sided" else alpha
-    return float(stats.norm.ppf(1 - a))
 
 
 # ------------------------------------------------------------------------ numerics
@@ -710,218 +500,6 @@ def detectable_delta_slope(
         alternative=alternative,
         allocation_ratio=float(allocation_ratio),
         inputs=setup.inputs,
-    )
-
-
-# ---------------------------------------------------------------------------- MMRM
-def _check_corr(corr: Any, n: int | None, name: str) -> FloatArray:
-    try:
-        c = np.asarray(corr, dtype=float)
-    except (TypeError, ValueError):
-        raise _err(f"`{name}` must be a correlation matrix; got {corr!r}.") from None
-    if c.ndim == 0:
-        if n is None:
-            raise _err(
-                f"`{name}` as a single number needs `retention` to set its size."
-            )
-        rho = float(c)
-        if not -1 / max(n - 1, 1) < rho < 1:
-            raise _err(f"`{name}` = {rho!r} is not a valid exchangeable correlation.")
-        c = np.full((n, n), rho)
-        np.fill_diagonal(c, 1.0)
-    if c.ndim != 2 or c.shape[0] != c.shape[1] or c.shape[0] == 0:
-        raise _err(
-            f"`{name}` must be a square matrix with one row per visit; got shape "
-            f"{c.shape}."
-        )
-    if not np.allclose(c, c.T, atol=1e-10) or not np.allclose(np.diag(c), 1.0):
-        raise _err(
-            f"`{name}` must be a symmetric correlation matrix (ones on the diagonal)."
-        )
-    if np.linalg.eigvalsh(c).min() <= 1e-12:
-        raise _err(f"`{name}` must be positive definite.")
-    return c
-
-
-def mmrm_phi(corr: FloatArray, retention: FloatArray) -> float:
-    """Lu, Luo & Chen's φ = [(Σ_j (r_j - r_{j+1}) R_j⁻¹ padded)⁻¹]_{JJ} (their eq. 3)."""
-    j_max = corr.shape[0]
-    r0 = np.append(retention, 0.0)
-    info = np.zeros((j_max, j_max))
-    for j in range(1, j_max + 1):
-        w = r0[j - 1] - r0[j]
-        if w <= 0:
-            continue
-        block = np.zeros((j_max, j_max))
-        block[:j, :j] = np.linalg.inv(corr[:j, :j])
-        info += w * block
-    return float(np.linalg.inv(info)[-1, -1])
-
-
-def _mmrm_setup(
-    sigma: float,
-    corr: Any,
-    retention: Sequence[float] | None,
-    corr_control: Any,
-    retention_control: Sequence[float] | None,
-) -> tuple[float, float, dict[str, Any]]:
-    e = ModelSpecificationError
-    sigma = check_interval(sigma, "sigma", low=0, low_closed=False, error=e)
-    n_vis = None
-    if retention is not None:
-        n_vis = len(retention)
-    ra = _check_corr(corr, n_vis, "corr")
-    r = _check_retention(retention, ra.shape[0], "retention")
-    rb_corr = (
-        ra
-        if corr_control is None
-        else _check_corr(corr_control, ra.shape[0], "corr_control")
-    )
-    if rb_corr.shape != ra.shape:
-        raise _err("`corr_control` must have the same size as `corr`.")
-    rc = (
-        r
-        if retention_control is None
-        else _check_retention(retention_control, ra.shape[0], "retention_control")
-    )
-    phi_a, phi_b = mmrm_phi(ra, r), mmrm_phi(rb_corr, rc)
-    inputs = {
-        "sigma": sigma,
-        "corr": ra.tolist(),
-        "retention": r.tolist(),
-        "corr_control": rb_corr.tolist(),
-        "retention_control": rc.tolist(),
-        "phi": phi_a,
-        "phi_control": phi_b,
-    }
-    return phi_a, phi_b, inputs
-
-
-def sample_size_mmrm(
-    delta: float,
-    sigma: float,
-    corr: Any,
-    retention: Sequence[float] | None = None,
-    *,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    allocation_ratio: float = 1.0,
-    corr_control: Any = None,
-    retention_control: Sequence[float] | None = None,
-    alternative: Alternative = "two-sided",
-) -> SampleSize:
-    """Patients per arm for an MMRM comparison of change at the final visit.
-
-    Lu, Luo & Chen (2008), formula (3): ``n_t = (φ_t + λ φ_c) (z_{1-α/2} +
-    z_{power})² σ² / δ²``, ``n_c = n_t / λ``, where ``φ`` inflates for attrition and
-    correlation (1 without dropout), as longpower's ``power.mmrm``.
-
-    Parameters
-    ----------
-    delta : float
-        Difference between arms in mean change at the final visit (outcome units).
-    sigma : float
-        SD of the outcome at the final visit.
-    corr : array-like or float
-        Correlation matrix of the repeated measures (a single number = exchangeable,
-        then ``retention`` sets the number of visits).
-    retention : sequence of float, optional
-        Fraction observed at each visit (1 first, non-increasing); ``None`` = complete.
-    alpha, power, allocation_ratio, alternative
-        As in :func:`sample_size_slope`.
-    corr_control, retention_control : optional
-        Control-arm correlation and retention (default: same as treatment).
-
-    Returns
-    -------
-    SampleSize
-        ``method="mmrm"``; ``inputs`` holds ``phi`` and ``phi_control``.
-
-    Raises
-    ------
-    ModelSpecificationError
-        Bad power/alpha, a matrix that is not a positive-definite correlation matrix,
-        retention of the wrong length or increasing.
-
-    Examples
-    --------
-    longpower ``power.mmrm(Ra=<4x4 exchangeable 0.25>, ra=c(1,.9,.8,.7), sigmaa=1,
-    delta=0.5, power=0.80)``: n1 = n2 = 86.99175.
-
-    >>> r = sample_size_mmrm(0.5, 1.0, 0.25, [1, 0.9, 0.8, 0.7])
-    >>> round(r.n_per_arm, 5)
-    86.99175
-    """
-    e = ModelSpecificationError
-    _common(alpha, alternative, allocation_ratio)
-    power = check_interval(
-        power, "power", low=0, high=1, low_closed=False, high_closed=False, error=e
-    )
-    d = abs(_resolve_delta(delta, None, None))
-    phi_a, phi_b, inputs = _mmrm_setup(
-        sigma, corr, retention, corr_control, retention_control
-    )
-    z = _z(alpha, alternative) + float(stats.norm.ppf(power))
-    lam = allocation_ratio
-    n_t = _n_per_arm((phi_a + lam * phi_b) * z * z * inputs["sigma"] ** 2, d)
-    return SampleSize(
-        n_per_arm=n_t,
-        n_control=n_t / lam,
-        power=power,
-        delta=d,
-        method="mmrm",
-        alpha=alpha,
-        alternative=alternative,
-        allocation_ratio=float(lam),
-        inputs=inputs,
-    )
-
-
-def power_mmrm(
-    n_per_arm: float,
-    delta: float,
-    sigma: float,
-    corr: Any,
-    retention: Sequence[float] | None = None,
-    *,
-    alpha: float = 0.05,
-    allocation_ratio: float = 1.0,
-    corr_control: Any = None,
-    retention_control: Sequence[float] | None = None,
-    alternative: Alternative = "two-sided",
-) -> SampleSize:
-    """Power of the MMRM final-visit comparison with ``n_per_arm`` treated patients.
-
-    The inverse of :func:`sample_size_mmrm`.
-
-    Examples
-    --------
-    longpower ``power.mmrm(N=174, Ra=<exch. 0.25>, ra=c(1,.9,.8,.7), sigmaa=1,
-    delta=0.5)``: power 0.8000372.
-
-    >>> round(power_mmrm(87, 0.5, 1.0, 0.25, [1, 0.9, 0.8, 0.7]).power, 7)
-    0.8000372
-    """
-    e = ModelSpecificationError
-    _common(alpha, alternative, allocation_ratio)
-    n = check_interval(n_per_arm, "n_per_arm", low=0, low_closed=False, error=e)
-    d = abs(_resolve_delta(delta, None, None))
-    phi_a, phi_b, inputs = _mmrm_setup(
-        sigma, corr, retention, corr_control, retention_control
-    )
-    lam = allocation_ratio
-    se = inputs["sigma"] * math.sqrt((phi_a + lam * phi_b) / n)
-    pw = float(stats.norm.cdf(d / se - _z(alpha, alternative)))
-    return SampleSize(
-        n_per_arm=float(n),
-        n_control=float(n) / lam,
-        power=pw,
-        delta=d,
-        method="mmrm",
-        alpha=alpha,
-        alternative=alternative,
-        allocation_ratio=float(lam),
-        inputs=inputs,
     )
 
 

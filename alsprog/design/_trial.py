@@ -17,16 +17,14 @@ import numpy as np
 import pandas as pd
 
 from alsprog._validation import check_interval, check_level
-from alsprog.design._analytic import (
+from alsprog.design._analytic import power_slope, sample_size_slope, sample_size_table
+from alsprog.design._sample_size import (
     Alternative,
     Method,
     SampleSize,
     _check_retention,
     _check_times,
     _check_variances,
-    power_slope,
-    sample_size_slope,
-    sample_size_table,
 )
 from alsprog.errors import ModelSpecificationError
 

@@ -1,78 +1,21 @@
 """``forecast``: a fitted model plus a new patient's visits so far -> future ALSFRS-R.
 
-Owns: the public :func:`forecast` entry point, dispatch on the model type, and the
-tidy forecast table (mean, median, interval, optional predictive draws) with the
-ALSFRS-R bounds respected.
-Leaves: the arithmetic to :mod:`~alsprog.models._gaussian` (mixed model),
-:mod:`~alsprog.models.bayes._forecast` (Bayesian models) and
-:mod:`~alsprog.forecast._baselines`.
+Owns: the public :func:`forecast` entry point and its documentation.
+Leaves: splitting history from future and the table to
+:mod:`alsprog.forecast._table`; each forecast's arithmetic to the forecaster's
+``forecast_rows`` (the model families under :mod:`alsprog.models`, the baselines,
+:class:`~alsprog.forecast.CalibratedForecaster`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
-from alsprog._random import as_generator
-from alsprog._validation import check_int, check_level
-from alsprog.data._history import ModelColumns, Prepared, prepare_history, with_draws
-from alsprog.errors import ModelSpecificationError
-from alsprog.forecast._columns import fitted_columns, set_table_columns
+from alsprog.forecast._table import forecast_table
 
-__all__ = ["forecast", "summarise_draws"]
-
-LOW, HIGH = 0.0, 48.0
-_DEFAULT_BAYES_SAMPLES = 1000
-
-
-def summarise_draws(
-    draws: npt.NDArray[np.float64], level: float
-) -> dict[str, npt.NDArray[np.float64]]:
-    """Mean, median and central interval per column of ``draws`` (samples, rows)."""
-    lo, med, hi = np.quantile(draws, [(1 - level) / 2, 0.5, (1 + level) / 2], axis=0)
-    return {"mean": draws.mean(axis=0), "median": med, "lower": lo, "upper": hi}
-
-
-def _table(
-    prep: Prepared,
-    cols: ModelColumns,
-    time: str,
-    stats: dict[str, npt.NDArray[np.float64]],
-    draws: npt.NDArray[np.float64] | None,
-) -> pd.DataFrame:
-    out = pd.DataFrame(
-        {
-            cols.subject: prep.future[cols.subject].astype(str).to_numpy(),
-            time: prep.future[time].to_numpy(dtype=float),
-        }
-    )
-    for k, v in stats.items():
-        out[k] = np.asarray(v, dtype=float)
-    if draws is not None:
-        out = with_draws(out, draws)
-    return set_table_columns(out, cols.subject, time, cols.outcome)
-
-
-def _check_time_in_model(model: Any, cols: ModelColumns) -> None:
-    """A mixed or joint model whose ``time`` its formula does not use would be
-    forecast flat: refuse it, naming the parameter to set."""
-    from alsprog.models import JointModel, LinearMixedModel
-
-    lmm = model.longitudinal_ if isinstance(model, JointModel) else model
-    if isinstance(lmm, LinearMixedModel):
-        variables = lmm._design_info["variables"]
-        if cols.time not in variables:
-            used = [v for v in variables if v not in (cols.outcome, cols.subject)]
-            raise ModelSpecificationError(
-                f"{type(model).__name__}: the time column {cols.time!r} is not used by "
-                f"{model.formula!r} (its variables: {', '.join(map(repr, used))}), so "
-                "its forecasts could not move with time; fit it with `time=` naming "
-                "the formula's time column, e.g. "
-                f"{type(model).__name__}(..., time={(used or ['months'])[0]!r})."
-            )
+__all__ = ["forecast"]
 
 
 def forecast(
@@ -95,8 +38,12 @@ def forecast(
     the residual variance); for a :class:`~alsprog.models.BayesianTrajectoryModel`
     the posterior predictive given the history (per posterior draw, the exact
     conditional normal of the subject effects for the linear model, adaptive
-    Gauss-Hermite quadrature over them for the sigmoid one).  Forecasts lie in 0-48:
-    the predictive distribution is censored at the bounds.  A patient whose history
+    Gauss-Hermite quadrature over them for the sigmoid one).  Forecasts lie in the
+    outcome's range in the data dictionary (the model's ``outcome_bounds_``: 0-48
+    for ``alsfrs_r_total``; none for an outcome it does not bound): the predictive
+    distribution is censored at the bounds.  Each forecaster computes its own
+    forecast (its ``forecast_rows``); this function splits the history from the
+    rows to forecast and lays out the table.  A patient whose history
     rows carry covariates but no outcome gets the population forecast for those
     covariates.
 
@@ -106,9 +53,10 @@ def forecast(
 
     Parameters
     ----------
-    model : LinearMixedModel, JointModel, BayesianTrajectoryModel, a fitted baseline or CalibratedForecaster
-        Fitted on other patients.  Baselines (:class:`DeltaFSBaseline`, ...) and
-        :class:`CalibratedForecaster` are passed through to their ``predict``.  A
+    model : a fitted trajectory model, baseline or CalibratedForecaster
+        Fitted on other patients: any :class:`~alsprog.models._contract.TrajectoryModel`
+        (:class:`~alsprog.models.LinearMixedModel`, ...), a baseline
+        (:class:`DeltaFSBaseline`, ...) or :class:`CalibratedForecaster`.  A
         :class:`~alsprog.models.JointModel` gives the outcome given the history and
         being event-free at the forecast time (see ``given_alive``): a mixture of
         normals over Gauss-Hermite nodes of the random effects, each reweighted by
@@ -150,9 +98,9 @@ def forecast(
         One row per patient and time: the model's subject column and the time
         column (``subject_id``, ``months`` with the data dictionary's names),
         ``mean``, ``median``, ``lower``, ``upper`` (the forecast's mean, median
-        and central ``level`` interval, in 0-48); for the mixed model also ``loc``
-        and ``scale``: the mean and SD of the normal predictive distribution before
-        it is censored at 0 and 48 (``mean`` and ``median`` are those of the
+        and central ``level`` interval, inside the outcome's bounds); for the mixed
+        model also ``loc`` and ``scale``: the mean and SD of the normal predictive
+        distribution before it is censored at the bounds (``mean`` and ``median`` are those of the
         censored one, and differ from ``loc`` only near a bound), for the joint
         model the mean and SD of its normal mixture before censoring; CRPS
         (:func:`evaluate`) and :class:`CalibratedForecaster` use them.  Draws when
@@ -193,66 +141,13 @@ def forecast(
     >>> bool(((f["lower"] <= f["mean"]) & (f["mean"] <= f["upper"])).all())
     True
     """
-    level = check_level(level)
-    if n_samples is not None:
-        n_samples = check_int(n_samples, "n_samples", low=1, high=1_000_000)
-    from alsprog.forecast._baselines import _LineBaseline
-    from alsprog.forecast._calibrated import CalibratedForecaster
-
-    cols = fitted_columns(model)
-    if time is not None and not isinstance(time, str):
-        raise TypeError(f"`time` must be a column name (str); got {time!r}.")
-    axis = cols.visit_time if time is None else time
-    if isinstance(model, (_LineBaseline, CalibratedForecaster)):
-        if axis != cols.visit_time:
-            raise ModelSpecificationError(
-                f"{type(model).__name__} forecasts on its own time column "
-                f"{cols.visit_time!r}; got time={time!r} (set the baseline's `time`)."
-            )
-        return model.predict(
-            history, at_months, level=level, n_samples=n_samples, seed=seed
-        )
-    _check_time_in_model(model, cols)
-    prep = prepare_history(
+    return forecast_table(
+        model,
         history,
         at_months,
-        outcome=cols.outcome,
-        covariates=cols.covariates,
-        subject=cols.subject,
-        time=axis,
-        advance=[cols.time] if cols.time != axis else [],
-    )
-    rng = as_generator(seed)
-    from alsprog.models import JointModel, LinearMixedModel
-
-    if isinstance(model, JointModel):
-        from alsprog.models.joint._forecast import joint_forecast
-
-        stats, draws = joint_forecast(
-            model,
-            prep,
-            level=level,
-            given_alive=bool(given_alive),
-            n_samples=n_samples,
-            rng=rng,
-        )
-        return _table(prep, cols, axis, stats, draws)
-    if isinstance(model, LinearMixedModel):
-        from alsprog.models._gaussian import lmm_forecast, normal_band
-
-        loc, scale = lmm_forecast(model, prep)
-        stats = normal_band(loc, scale, level)
-        stats["loc"], stats["scale"] = loc, scale
-        draws = None
-        if n_samples is not None:
-            z = rng.standard_normal((n_samples, len(loc)))
-            draws = np.clip(loc + scale * z, LOW, HIGH)
-        return _table(prep, cols, axis, stats, draws)
-
-    from alsprog.models.bayes._forecast import bayes_draws
-
-    k = n_samples if n_samples is not None else _DEFAULT_BAYES_SAMPLES
-    draws = np.clip(bayes_draws(model, prep, n_samples=k, rng=rng), LOW, HIGH)
-    return _table(
-        prep, cols, axis, summarise_draws(draws, level), draws if n_samples else None
+        level=level,
+        n_samples=n_samples,
+        seed=seed,
+        given_alive=given_alive,
+        time=time,
     )

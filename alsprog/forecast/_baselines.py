@@ -9,7 +9,12 @@ empirical quantiles give the band).  Every one reads the ``subject``, ``time`` a
 ``outcome`` columns it is given (the data dictionary's names by default); its
 ``history_months``, ``tol_months`` and ``slope_end_months`` are in the units of
 ``time``.
-Leaves: the shared table layout and checks to :mod:`alsprog.data._history`.
+Each answers for itself to the forecast path (``columns_``, ``required_columns``,
+``check_forecast_time``, ``forecast_rows``, ``with_seed``: the trajectory models'
+contract), so :func:`~alsprog.forecast.forecast` needs no list of forecaster types.
+Leaves: splitting history from future and the table to
+:mod:`alsprog.forecast._table`; the history checks to :mod:`alsprog.data._history`;
+the outcome's bounds to the data dictionary.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from alsprog._validation import (
     check_int,
     check_interval,
     check_is_fitted,
-    check_level,
 )
-from alsprog.data._history import prepare_history, with_draws
+from alsprog.data._history import ModelColumns, Prepared
 from alsprog.errors import ModelSpecificationError
+from alsprog.models._contract import ForecastRows, outcome_bounds
 
 __all__ = [
     "DeltaFSBaseline",
@@ -40,7 +45,6 @@ __all__ = [
     "window_slopes",
 ]
 
-LOW, HIGH = 0.0, 48.0
 _SUBSCORES = (
     "alsfrs_r_bulbar",
     "alsfrs_r_fine_motor",
@@ -279,6 +283,7 @@ class _LineBaseline(BaseEstimator):
         scale = np.sqrt(coef[0] + coef[1] * ahead**2)
         self.standardised_errors_ = np.sort(err / scale)
         self.n_train_ = int(df[self.subject].nunique())
+        self.outcome_bounds_ = outcome_bounds(self.outcome)
         return self
 
     def predict(
@@ -313,20 +318,68 @@ class _LineBaseline(BaseEstimator):
             default), ``mean``, ``median``, ``lower``, ``upper``; ``attrs`` name the
             columns, as :func:`alsprog.forecast.forecast`'s do.
         """
-        from alsprog.forecast._columns import set_table_columns
+        from alsprog.forecast._table import forecast_table
 
         check_is_fitted(self, ["error_variance_"])
-        level = check_level(level)
-        if n_samples is not None:
-            n_samples = check_int(n_samples, "n_samples", low=1)
-        prep = prepare_history(
-            history,
-            at_months,
-            outcome=self.outcome,
-            covariates=[self.time, *self._needs()],
-            subject=self.subject,
-            time=self.time,
+        return forecast_table(
+            self, history, at_months, level=level, n_samples=n_samples, seed=seed
         )
+
+    # ------------------------------------------------------ forecaster protocol
+    #: Forecasts only on its own ``time`` column (backtest reads this).
+    own_time_only = True
+
+    @property
+    def columns_(self) -> ModelColumns:
+        """The columns the fitted baseline reads (its column parameters)."""
+        check_is_fitted(self, ["error_variance_"])
+        return self.required_columns()
+
+    def required_columns(self) -> ModelColumns:
+        """The outcome, subject and time columns (its parameters) and the columns
+        its point forecast needs."""
+        time = str(self.time)
+        return ModelColumns(
+            outcome=str(self.outcome),
+            subject=str(self.subject),
+            time=time,
+            covariates=tuple(dict.fromkeys([time, *self._needs()])),
+            visit_time=time,
+        )
+
+    def check_forecast_time(self, time: str) -> None:
+        """Refuse forecast times on another column than the baseline's ``time``."""
+        if time != self.time:
+            raise ModelSpecificationError(
+                f"{type(self).__name__} forecasts on its own time column "
+                f"{self.time!r}; got time={time!r} (set the baseline's `time`)."
+            )
+
+    def with_seed(self, seed: Any) -> Any:
+        """An unfitted copy with ``random_state`` set from ``seed`` (a Generator
+        gives one integer drawn from it); a baseline without randomness is copied
+        unchanged and draws nothing."""
+        params = self.get_params(deep=False)
+        if "random_state" in params:
+            params["random_state"] = (
+                child_seed(seed) if isinstance(seed, np.random.Generator) else seed
+            )
+        return type(self)(**params)
+
+    def forecast_rows(
+        self,
+        history: Prepared,
+        *,
+        level: float,
+        n_samples: int | None = None,
+        rng: np.random.Generator,
+        given_alive: bool = True,
+    ) -> ForecastRows:
+        """A straight line from each patient's last visit, with the training
+        errors' bands at each distance ahead, inside the outcome's bounds."""
+        check_is_fitted(self, ["error_variance_"])
+        prep = history
+        low, high = self.outcome_bounds_
         seen = prep.first[self.subject].isin(prep.observed[self.subject])
         rows = pd.concat([prep.observed, prep.first[~seen]], ignore_index=True)
         lines = self._lines(rows)
@@ -341,22 +394,17 @@ class _LineBaseline(BaseEstimator):
         scale = np.sqrt(a + b * ahead**2)
         e = self.standardised_errors_
         qs = np.quantile(e, [(1 - level) / 2, 0.5, (1 + level) / 2])
-        out = pd.DataFrame(
-            {
-                self.subject: fut[self.subject].astype(str).to_numpy(),
-                self.time: t,
-                "mean": np.clip(point + scale * e.mean(), LOW, HIGH),
-                "median": np.clip(point + scale * qs[1], LOW, HIGH),
-                "lower": np.clip(point + scale * qs[0], LOW, HIGH),
-                "upper": np.clip(point + scale * qs[2], LOW, HIGH),
-            }
-        )
+        stats = {
+            "mean": np.clip(point + scale * e.mean(), low, high),
+            "median": np.clip(point + scale * qs[1], low, high),
+            "lower": np.clip(point + scale * qs[0], low, high),
+            "upper": np.clip(point + scale * qs[2], low, high),
+        }
+        draws = None
         if n_samples is not None:
-            rng = as_generator(seed)
             pick = e[rng.integers(0, len(e), (n_samples, len(t)))]
-            draws = np.clip(point + scale * pick, LOW, HIGH)
-            out = with_draws(out, draws)
-        return set_table_columns(out, self.subject, self.time, self.outcome)
+            draws = np.clip(point + scale * pick, low, high)
+        return ForecastRows(stats, draws)
 
     def _needs(self) -> list[str]:
         return []

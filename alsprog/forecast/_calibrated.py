@@ -6,7 +6,8 @@ forecast, and learns how the observed later values fall relative to the model's
 predictive distribution (standardised errors by months ahead); new forecasts are
 then shifted and widened or narrowed accordingly (the empirical recalibration of
 Kuleshov et al. 2018, done per forecast distance as the baselines' intervals are).
-Leaves: the forecasts themselves to :func:`alsprog.forecast.forecast`.
+Leaves: the model's own forecast to its ``forecast_rows``; splitting history from
+future and the table to :mod:`alsprog.forecast._table`.
 
 Why: the patients whose later values get observed are not a random sample of those
 forecast (fast progressors die or leave first), so a model's 90 % band covers more or
@@ -23,22 +24,21 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
-from alsprog._random import as_generator
 from alsprog._validation import (
     check_choice,
     check_int,
     check_interval,
     check_is_fitted,
-    check_level,
 )
-from alsprog.data._history import with_draws
+from alsprog.data._history import ModelColumns, Prepared
 from alsprog.errors import ModelSpecificationError
-from alsprog.forecast._columns import fitted_columns, set_table_columns
-from alsprog.forecast._evaluate import history_and_later, patient_rows
+from alsprog.forecast._columns import fitted_columns
+from alsprog.forecast._split import history_and_later, patient_rows
+from alsprog.forecast._table import forecast_table
+from alsprog.models._contract import ForecastRows
 
 __all__ = ["CalibratedForecaster"]
 
-LOW, HIGH = 0.0, 48.0
 #: Level whose central band is +-1 SD for a normal (2 * Phi(1) - 1): the model's scale.
 _SD_LEVEL = 0.6826894921370859
 
@@ -139,8 +139,6 @@ class CalibratedForecaster(BaseEstimator):
         -------
         CalibratedForecaster
         """
-        from alsprog.forecast._api import forecast
-
         check_interval(self.history_months, "history_months", low=0.0)
         check_interval(self.tol_months, "tol_months", low=0.0)
         check_interval(self.bin_months, "bin_months", low=0.0, low_closed=False)
@@ -171,11 +169,16 @@ class CalibratedForecaster(BaseEstimator):
                 f"{2 * int(self.min_per_bin)}."
             )
         at = later[[subject, time]].reset_index(drop=True)
-        centre, s = _centre_scale(forecast(model, hist, at, level=_SD_LEVEL))
+        # a random model (Bayesian) forecasts the training patients with its own
+        # seed, so a seeded recalibrated model is reproducible
+        seed = model.get_params(deep=False).get("seed")
+        f = forecast_table(model, hist, at, level=_SD_LEVEL, seed=seed)
+        centre, s = _centre_scale(f)
         y = later[outcome].to_numpy(float)
         z = (y - centre) / s
         ahead = (later[time] - later["_last"]).to_numpy(float)
         self.model_ = model
+        self.outcome_bounds_ = getattr(model, "outcome_bounds_", (-np.inf, np.inf))
         self._outcome = outcome
         self._bins = _bins(ahead, z, float(self.bin_months), int(self.min_per_bin))
         self.calibration_ = pd.DataFrame(
@@ -223,18 +226,65 @@ class CalibratedForecaster(BaseEstimator):
             The model's subject and time columns (``subject_id``, ``months`` by
             default), ``mean``, ``median``, ``lower``, ``upper``.
         """
-        from alsprog.forecast._api import forecast
-
         check_is_fitted(self, ["model_"])
-        level = check_level(level)
-        cols = fitted_columns(self.model_)
-        subject, time = cols.subject, cols.visit_time
-        f = forecast(self.model_, history, at_months, level=_SD_LEVEL)
-        obs = history[history[cols.outcome].notna()]
-        last = obs.groupby(obs[subject].astype(str))[time].max()
-        ahead = (f[time] - f[subject].map(last).fillna(0.0).to_numpy(float)).to_numpy(
-            float
+        return forecast_table(
+            self, history, at_months, level=level, n_samples=n_samples, seed=seed
         )
+
+    # ------------------------------------------------------ forecaster protocol
+    #: Forecasts only on its model's own visit-time column (backtest reads this).
+    own_time_only = True
+
+    @property
+    def columns_(self) -> ModelColumns:
+        """The columns the fitted model reads."""
+        check_is_fitted(self, ["model_"])
+        return fitted_columns(self.model_)
+
+    def required_columns(self) -> ModelColumns:
+        """The columns the wrapped (unfitted) model will read."""
+        return self.model.required_columns()
+
+    def check_forecast_time(self, time: str) -> None:
+        """Refuse forecast times on another column than the model's visit times
+        (the calibration was learned on those)."""
+        own = self.columns_.visit_time
+        if time != own:
+            raise ModelSpecificationError(
+                f"{type(self).__name__} forecasts on its own time column "
+                f"{own!r}; got time={time!r} (set the baseline's `time`)."
+            )
+        self.model_.check_forecast_time(time)
+
+    def with_seed(self, seed: Any) -> CalibratedForecaster:
+        """An unfitted copy whose wrapped model is reseeded (its ``with_seed``):
+        a recalibrated random model is reproducible in a backtest."""
+        params = self.get_params(deep=False)
+        params["model"] = self.model.with_seed(seed)
+        return type(self)(**params)
+
+    def forecast_rows(
+        self,
+        history: Prepared,
+        *,
+        level: float,
+        n_samples: int | None = None,
+        rng: np.random.Generator,
+        given_alive: bool = True,
+    ) -> ForecastRows:
+        """The model's forecast, recalibrated with the training errors at each
+        distance ahead; inside the model's outcome bounds.  The model forecasts
+        as it was calibrated (``given_alive=True``)."""
+        check_is_fitted(self, ["model_"])
+        low, high = self.outcome_bounds_
+        inner = self.model_.forecast_rows(
+            history, level=_SD_LEVEL, n_samples=None, rng=rng, given_alive=True
+        )
+        f = pd.DataFrame(inner.stats)
+        time = self.columns_.visit_time
+        gf = history.future["_subject_index"].to_numpy()
+        last = np.nan_to_num(history.last_time[gf], nan=0.0)
+        ahead = (history.future[time].to_numpy(float) - last).astype(float)
         med, s = _centre_scale(f)
         probs = [(1 - level) / 2, 0.5, (1 + level) / 2]
         centres = np.array([a for a, _ in self._bins])
@@ -253,39 +303,34 @@ class CalibratedForecaster(BaseEstimator):
         )
         means = np.empty((len(self._bins), len(ahead)))
         for b, (_, zz) in enumerate(self._bins):
-            means[b] = np.mean(np.clip(med[:, None] + s[:, None] * zz, LOW, HIGH), 1)
+            means[b] = np.mean(np.clip(med[:, None] + s[:, None] * zz, low, high), 1)
         rows = np.arange(len(ahead))
-        mean = (1 - wt) * means[lo_bin, rows] + wt * means[hi_bin, rows]
-        out = pd.DataFrame(
-            {
-                subject: f[subject].to_numpy(),
-                time: f[time].to_numpy(float),
-                "mean": mean,
-                "median": np.clip(med + s * q[:, 1], LOW, HIGH),
-                "lower": np.clip(med + s * q[:, 0], LOW, HIGH),
-                "upper": np.clip(med + s * q[:, 2], LOW, HIGH),
-            }
-        )
+        stats = {
+            "mean": (1 - wt) * means[lo_bin, rows] + wt * means[hi_bin, rows],
+            "median": np.clip(med + s * q[:, 1], low, high),
+            "lower": np.clip(med + s * q[:, 0], low, high),
+            "upper": np.clip(med + s * q[:, 2], low, high),
+        }
+        draws = None
         if n_samples is not None:
-            n_samples = check_int(n_samples, "n_samples", low=1)
-            rng = as_generator(seed)
             # each draw from the lower or upper bin with the interpolation weight,
             # so the draws' mean is the mean above
             which = np.where(rng.random((n_samples, len(ahead))) < wt, hi_bin, lo_bin)
-            draws = np.empty((n_samples, len(out)))
+            draws = np.empty((n_samples, len(ahead)))
             for b, (_, zz) in enumerate(self._bins):
                 r, c = np.nonzero(which == b)
                 if r.size:
                     pick = zz[rng.integers(0, len(zz), r.size)]
                     draws[r, c] = med[c] + s[c] * pick
-            out = with_draws(out, np.clip(draws, LOW, HIGH))
-        return set_table_columns(out, subject, time, cols.outcome)
+            draws = np.clip(draws, low, high)
+        return ForecastRows(stats, draws)
 
 
 def _centre_scale(
     f: pd.DataFrame,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Centre and scale of each predictive distribution before the 0-48 clipping.
+    """Centre and scale of each predictive distribution before the clipping at the
+    outcome's bounds.
 
     ``loc``/``scale`` where the model gives them (mixed and joint models); otherwise
     the median and the wider half of the 68.3 % band (the narrower half may be cut

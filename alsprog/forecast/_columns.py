@@ -1,13 +1,13 @@
 """Which columns a forecaster reads: fitted models' own, and unfitted ones' declared.
 
-Owns: :func:`fitted_columns` (a fitted trajectory model's ``columns_``, a fitted
-baseline's column parameters, a :class:`CalibratedForecaster`'s inner model's) and
-:func:`declared_columns` (the same read from an unfitted estimator's parameters, so
+Owns: :func:`fitted_columns` (a fitted forecaster's ``columns_``) and
+:func:`declared_columns` (an unfitted one's ``required_columns()``, so
 :func:`~alsprog.forecast.backtest` can split and cut the data before fitting), and
 :func:`table_columns` (the subject/time/outcome names a forecast table carries in its
 ``attrs``).
 Leaves: the :class:`~alsprog.data._history.ModelColumns` record itself to
-:mod:`alsprog.data._history`; what each model reads to the models.
+:mod:`alsprog.data._history`; what each model reads to the models and baselines
+(each answers for itself).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from alsprog._validation import check_is_fitted
 from alsprog.data._history import ModelColumns
 
 __all__ = [
@@ -39,57 +38,33 @@ ATTRS = {"subject": "subject", "time": "time", "outcome": "outcome"}
 def _not_a_model(model: Any) -> TypeError:
     return TypeError(
         "`model` must be a fitted LinearMixedModel, JointModel, "
-        "BayesianTrajectoryModel, a fitted forecast baseline or a "
-        f"CalibratedForecaster; got {type(model).__name__}."
-    )
-
-
-def _baseline_columns(model: Any) -> ModelColumns:
-    time = str(model.time)
-    return ModelColumns(
-        outcome=str(model.outcome),
-        subject=str(model.subject),
-        time=time,
-        covariates=tuple(dict.fromkeys([time, *model._needs()])),
-        visit_time=time,
+        "BayesianTrajectoryModel (any TrajectoryModel), a fitted forecast baseline "
+        f"or a CalibratedForecaster; got {type(model).__name__}."
     )
 
 
 def fitted_columns(model: Any) -> ModelColumns:
-    """The columns a fitted model or forecaster reads.
+    """The columns a fitted model or forecaster reads: its ``columns_``.
 
     Raises
     ------
     NotFittedError
         If it is not fitted.
     TypeError
-        If it is not a forecaster alsprog knows.
+        If it is not a forecaster (it has no ``columns_``).
     """
-    from alsprog.forecast._baselines import _LineBaseline
-    from alsprog.forecast._calibrated import CalibratedForecaster
-
-    if isinstance(model, _LineBaseline):
-        check_is_fitted(model, ["error_variance_"])
-        return _baseline_columns(model)
-    if isinstance(model, CalibratedForecaster):
-        check_is_fitted(model, ["model_"])
-        return fitted_columns(model.model_)
-    from alsprog.models import JointModel, LinearMixedModel
-
-    if isinstance(model, (JointModel, LinearMixedModel)):
-        return model.columns_  # NotFittedError when unfitted
-    from alsprog.models import BayesianTrajectoryModel  # only now: heavier import
-
-    if isinstance(model, BayesianTrajectoryModel):
-        return model.columns_
-    raise _not_a_model(model)
+    if not hasattr(type(model), "columns_"):
+        raise _not_a_model(model)
+    cols = model.columns_  # NotFittedError when unfitted
+    if not isinstance(cols, ModelColumns):
+        raise _not_a_model(model)
+    return cols
 
 
 def declared_columns(est: Any) -> ModelColumns:
-    """The outcome, subject and time columns an unfitted estimator will read.
-
-    Read from its parameters (formula, ``time``, ``subject``, ``outcome``) without
-    fitting; ``covariates`` holds only the time column.
+    """The outcome, subject and time columns an unfitted estimator will read: its
+    ``required_columns()``, read from its parameters without fitting;
+    ``covariates`` holds only the time column.
 
     Examples
     --------
@@ -99,38 +74,10 @@ def declared_columns(est: Any) -> ModelColumns:
     >>> c.outcome, c.subject, c.time
     ('frs', 'patient', 'visit_month')
     """
-    from alsprog.forecast._baselines import _LineBaseline
-    from alsprog.forecast._calibrated import CalibratedForecaster
-    from alsprog.models._formula import parse_mixed_formula
-
-    if isinstance(est, _LineBaseline):
-        return _baseline_columns(est)
-    if isinstance(est, CalibratedForecaster):
-        return declared_columns(est.model)
-    from alsprog.models import JointModel, LinearMixedModel
-
-    if isinstance(est, (JointModel, LinearMixedModel)):
-        parsed = parse_mixed_formula(est.formula)
-        if not parsed.random:
-            from alsprog.errors import ModelSpecificationError
-
-            raise ModelSpecificationError(
-                f"Formula {est.formula!r} has no random-effects term '(... | group)'; "
-                "the grouping column is named there."
-            )
-        time = str(est.time)
-        return ModelColumns.of(parsed.outcome, parsed.random[0].group, time, [time])
-    from alsprog.models import BayesianTrajectoryModel
-
-    if isinstance(est, BayesianTrajectoryModel):
-        from alsprog.models.bayes._design import DEFAULT_FORMULA, DEFAULT_TIME
-
-        kind = est.kind if est.kind in DEFAULT_FORMULA else "linear"
-        formula = est.formula if est.formula is not None else DEFAULT_FORMULA[kind]
-        time = str(est.time if est.time is not None else DEFAULT_TIME[kind])
-        outcome = parse_mixed_formula(formula).outcome
-        return ModelColumns.of(outcome, str(est.subject), time, [time])
-    raise _not_a_model(est)
+    required = getattr(est, "required_columns", None)
+    if not callable(required):
+        raise _not_a_model(est)
+    return required()
 
 
 def table_columns(

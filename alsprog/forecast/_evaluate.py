@@ -29,13 +29,13 @@ from alsprog.forecast._columns import (
     set_table_columns,
     table_columns,
 )
+from alsprog.forecast._split import history_and_later, split_patients
+from alsprog.forecast._table import MAX_SAMPLES, forecast_table
 
 __all__ = ["backtest", "calibration", "crps_draws", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
-#: Most predictive draws per forecast row accepted.
-MAX_SAMPLES = 1_000_000
 METRICS = ["n", "rmse", "mae", "bias", "coverage", "width", "crps"]
 
 
@@ -118,6 +118,7 @@ def _merge(
 
 
 def _scores(m: pd.DataFrame, outcome: str) -> dict[str, float]:
+    from alsprog.models._contract import outcome_bounds
     from alsprog.models._gaussian import crps_censored_normal
 
     y = m[outcome].to_numpy(dtype=float)
@@ -132,7 +133,14 @@ def _scores(m: pd.DataFrame, outcome: str) -> dict[str, float]:
         crps = float(np.mean(crps_draws(draws, y)))
     elif {"loc", "scale"} <= set(m.columns) and m["scale"].notna().all():
         crps = float(
-            np.mean(crps_censored_normal(y, m["loc"].to_numpy(), m["scale"].to_numpy()))
+            np.mean(
+                crps_censored_normal(
+                    y,
+                    m["loc"].to_numpy(),
+                    m["scale"].to_numpy(),
+                    bounds=outcome_bounds(outcome),
+                )
+            )
         )
     else:
         crps = np.nan
@@ -323,7 +331,8 @@ def calibration(
     """Empirical coverage of central intervals at several nominal levels.
 
     Intervals come from the forecasts' draws (``draw_*`` columns) or, for the mixed
-    model, from ``loc``/``scale`` (normal censored to 0-48).  ``outcome``,
+    model, from ``loc``/``scale`` (normal censored at the outcome's bounds in the data
+    dictionary, 0-48 for ``alsfrs_r_total``).  ``outcome``,
     ``subject`` and ``time`` name the columns as in :func:`evaluate` (by default
     those ``forecasts.attrs`` names, else the data dictionary's).
 
@@ -351,6 +360,9 @@ def calibration(
         forecasts, subject=subject, time=time, outcome=outcome
     )
     m = _merge(forecasts, actual, outcome, [subject, time])
+    from alsprog.models._contract import outcome_bounds
+
+    bounds = outcome_bounds(outcome)
     groups = ["model"] if "model" in m.columns else []
     rows = []
     for key, g in m.groupby(groups, sort=False) if groups else [((), m)]:
@@ -362,7 +374,8 @@ def calibration(
             elif {"loc", "scale"} <= set(g.columns):
                 z = float(ndtri(0.5 + lev / 2))
                 loc, sc = g["loc"].to_numpy(float), g["scale"].to_numpy(float)
-                lo, hi = np.clip(loc - z * sc, 0, 48), np.clip(loc + z * sc, 0, 48)
+                lo = np.clip(loc - z * sc, *bounds)
+                hi = np.clip(loc + z * sc, *bounds)
             else:
                 raise ModelSpecificationError(
                     "calibration needs predictive draws (forecast(..., n_samples=...)) "
@@ -374,53 +387,6 @@ def calibration(
             )
             rows.append(row)
     return pd.DataFrame(rows, columns=[*groups, "level", "coverage", "n"])
-
-
-def patient_rows(
-    table: pd.DataFrame, outcome: str, *, subject: str = "subject_id"
-) -> pd.DataFrame:
-    """Rows with an outcome, healthy controls (``group == "control"``) left out."""
-    t = table[table[outcome].notna()]
-    if "group" in t.columns:
-        t = t[t["group"].astype(str) != "control"]
-    return t.assign(**{subject: t[subject].astype(str)})
-
-
-def history_and_later(
-    t: pd.DataFrame,
-    history_months: float,
-    tol_months: float,
-    *,
-    subject: str = "subject_id",
-    time: str = "months",
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each patient's visits up to ``history_months + tol_months`` (the history) and
-    all visits of the patients with a history, with their last history time in
-    ``_last`` (``history_months`` and ``tol_months`` in the units of ``time``)."""
-    hist = t[t[time] <= history_months + tol_months]
-    last = hist.groupby(subject)[time].max()
-    later = t.join(last.rename("_last"), on=subject, how="inner")
-    return hist, later
-
-
-def _split(
-    table: pd.DataFrame,
-    outcome: str,
-    test_fraction: float,
-    rng: np.random.Generator,
-    subject: str,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    t = patient_rows(table, outcome, subject=subject)
-    ids = np.asarray(pd.unique(t[subject]), dtype=object)
-    n_test = int(round(test_fraction * len(ids)))
-    if n_test < 1 or n_test >= len(ids):
-        raise ValueError(
-            f"`test_fraction` {test_fraction:g} of {len(ids)} patients leaves an empty "
-            "training or test set."
-        )
-    test = set(rng.permutation(ids)[:n_test])
-    is_test = t[subject].isin(test)
-    return t[~is_test], t[is_test]
 
 
 def _true_curve(cohort: Any, at: pd.DataFrame) -> pd.DataFrame:
@@ -502,7 +468,10 @@ def backtest(
     outcome : str, optional
         The models' outcome column (checked against them when given).
     seed : int, numpy.random.Generator or None
-        Split, samplers and draws.
+        Split, samplers and draws.  Every model is reseeded through its
+        ``with_seed`` (a model wrapped in :class:`CalibratedForecaster` too), so
+        the same seed gives the same numbers; models without randomness draw no
+        seed, so adding one does not change the others' numbers.
     progress : bool or None
         One step per model.
     subject : str, optional
@@ -534,10 +503,6 @@ def backtest(
     >>> res[["model", "horizon"]].drop_duplicates().shape[0]
     8
     """
-    from sklearn.base import clone
-
-    from alsprog.forecast._api import forecast
-
     level = check_level(level)
     check_interval(history_months, "history_months", low=0.0)
     check_interval(test_fraction, "test_fraction", low=0, high=1, low_closed=False)
@@ -580,7 +545,7 @@ def backtest(
     if reference and cohort is None:
         raise ValueError("`reference=True` needs a simulated Cohort as `data`.")
     rng = as_generator(seed)
-    train, test = _split(table, outcome, test_fraction, rng, subject)
+    train, test = split_patients(table, outcome, test_fraction, rng, subject)
     hist, later = history_and_later(
         test, history_months, tol_months, subject=subject, time=time
     )
@@ -620,13 +585,9 @@ def backtest(
         elif name == "true_curve" and est is None:
             f = _true_curve(cohort, at)
         else:
-            model = clone(est)
-            if "seed" in model.get_params():
-                model.set_params(seed=child_seed(rng))
-            elif "random_state" in model.get_params():
-                model.set_params(random_state=child_seed(rng))
+            model = reseeded(est, rng)
             model.fit(train)
-            f = forecast(
+            f = forecast_table(
                 model,
                 hist,
                 at,
@@ -668,9 +629,6 @@ def _backtest_columns(
     outcome: str | None,
 ) -> tuple[str, str, str]:
     """The subject, time and outcome columns every model of a backtest reads."""
-    from alsprog.forecast._baselines import _LineBaseline
-    from alsprog.forecast._calibrated import CalibratedForecaster
-
     declared = {name: declared_columns(est) for name, est in models.items()}
     chosen: dict[str, str] = {}
     for field, given, attr in (
@@ -684,8 +642,7 @@ def _backtest_columns(
         fixed = {
             name: v
             for name, v in values.items()
-            if field != "time"
-            or isinstance(models[name], (_LineBaseline, CalibratedForecaster))
+            if field != "time" or bool(getattr(models[name], "own_time_only", False))
         }
         # a given time is the axis for the trajectory models, which advance their
         # own time column with it; baselines forecast on their own column only
@@ -707,3 +664,21 @@ def _backtest_columns(
             )
         chosen[field] = want
     return chosen["subject"], chosen["time"], chosen["outcome"]
+
+
+def reseeded(est: Any, rng: np.random.Generator) -> Any:
+    """An unfitted copy of ``est`` seeded from ``rng`` through its ``with_seed``
+    (the contract's one reseeding hook: models without randomness draw nothing);
+    any other scikit-learn-style estimator is cloned with its ``seed`` or
+    ``random_state`` set to a child seed."""
+    hook = getattr(est, "with_seed", None)
+    if callable(hook):
+        return hook(rng)
+    from sklearn.base import clone
+
+    model = clone(est)
+    if "seed" in model.get_params():
+        model.set_params(seed=child_seed(rng))
+    elif "random_state" in model.get_params():
+        model.set_params(random_state=child_seed(rng))
+    return model

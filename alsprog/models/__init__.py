@@ -1,5 +1,8 @@
 """Trajectory models: linear mixed (lme4-exact REML/ML), MMRM, joint, Bayesian hierarchical.
 
+Every one subclasses :class:`TrajectoryModel` (the contract forecasts, backtests
+and the report rely on); :mod:`alsprog.models.registry` names the model types.
+
 The names are loaded on first use (PEP 562), so ``from alsprog.models import
 LinearMixedModel`` does not import the Bayesian or MMRM modules.
 """
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING
 from alsprog._lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from alsprog.models._contract import ForecastRows, TrajectoryModel
     from alsprog.models._summary import MixedSummary, Summary
     from alsprog.models.bayes._model import BayesianTrajectoryModel
     from alsprog.models.bayes._priors import Prior
@@ -21,11 +25,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 __all__ = [
     "MMRM",
     "BayesianTrajectoryModel",
+    "ForecastRows",
     "JointModel",
     "LinearMixedModel",
     "MixedSummary",
     "Prior",
     "Summary",
+    "TrajectoryModel",
 ]
 
 _MODULES = {
@@ -36,6 +42,8 @@ _MODULES = {
     "Prior": "alsprog.models.bayes._priors",
     "MixedSummary": "alsprog.models._summary",
     "Summary": "alsprog.models._summary",
+    "TrajectoryModel": "alsprog.models._contract",
+    "ForecastRows": "alsprog.models._contract",
 }
 
 

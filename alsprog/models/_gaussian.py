@@ -1,23 +1,22 @@
-"""Conditional-normal forecasts from a fitted linear mixed model.
+"""The conditional-normal algebra shared by the model families' forecasts.
 
-Owns: the exact Gaussian predictive distribution of a new patient's future outcome
-given their history under a fitted :class:`~alsprog.models.LinearMixedModel` (BLUP
-and its prediction variance, fixed-effect uncertainty, residual variance), the same
-algebra vectorised over posterior draws for the Bayesian linear model, and the
-moments/quantiles/CRPS of a normal censored to the ALSFRS-R range.
-Leaves: history checks to :mod:`alsprog.data._history`.
+Owns: each subject's random effects given their history (:func:`conditional_effects`,
+vectorised over posterior draws for the Bayesian linear model), the fixed effects'
+share of the prediction variance, and the moments/quantiles/CRPS of a normal
+censored at an outcome's bounds (``bounds=(low, high)``, either may be infinite;
+``None`` reads the data dictionary's ``alsfrs_r_total`` range).
+Leaves: each family's forecast to its folder (``models/lmm/_forecast.py``,
+``models/joint/_forecast.py``, ``models/bayes/_forecast.py``); the bounds
+themselves to the data dictionary (a model's ``outcome_bounds_``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr, ndtri
-
-from alsprog.data._history import Prepared
 
 __all__ = [
     "SubjectSums",
@@ -25,14 +24,14 @@ __all__ = [
     "conditional_effects",
     "crps_censored_normal",
     "fixed_effect_variance",
-    "history_sums",
-    "lmm_forecast",
     "normal_band",
     "psd_sqrt",
     "subject_sums",
 ]
 
-LOW, HIGH = 0.0, 48.0
+Bounds = tuple[float, float]
+#: The outcome whose dictionary range ``bounds=None`` means.
+DEFAULT_OUTCOME = "alsfrs_r_total"
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
 
@@ -113,23 +112,35 @@ def conditional_effects(
 
 
 def censored_normal_mean(
-    loc: npt.NDArray[np.float64], scale: npt.NDArray[np.float64]
+    loc: npt.NDArray[np.float64],
+    scale: npt.NDArray[np.float64],
+    *,
+    bounds: Bounds | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Mean of ``clip(N(loc, scale**2), 0, 48)``.
+    """Mean of ``clip(N(loc, scale**2), low, high)`` with ``bounds=(low, high)``.
 
     Examples
     --------
-    >>> float(censored_normal_mean(np.array(0.0), np.array(1.0)))  # E[max(Z, 0)]
+    >>> float(censored_normal_mean(np.array(0.0), np.array(1.0),
+    ...                            bounds=(0.0, 48.0)))  # E[max(Z, 0)]
     0.3989422804014327
+    >>> float(censored_normal_mean(np.array(-3.0), np.array(1.0),
+    ...                            bounds=(-np.inf, np.inf)))
+    -3.0
     """
+    low, high = _bounds(bounds)
     loc, scale = np.asarray(loc, float), np.asarray(scale, float)
     s = np.where(scale > 0, scale, 1.0)
-    a, b = (LOW - loc) / s, (HIGH - loc) / s
-    Fa, Fb = ndtr(a), ndtr(b)
-    fa, fb = np.exp(-0.5 * a**2) / _SQRT_2PI, np.exp(-0.5 * b**2) / _SQRT_2PI
-    inner = loc * (Fb - Fa) + s * (fa - fb)
-    out = LOW * Fa + inner + HIGH * (1.0 - Fb)
-    return np.where(scale > 0, out, np.clip(loc, LOW, HIGH))
+    with np.errstate(invalid="ignore"):
+        a, b = (low - loc) / s, (high - loc) / s
+        Fa, Fb = ndtr(a), ndtr(b)
+        fa, fb = np.exp(-0.5 * a**2) / _SQRT_2PI, np.exp(-0.5 * b**2) / _SQRT_2PI
+        inner = loc * (Fb - Fa) + s * (fa - fb)
+        # an infinite bound has no mass beyond it: its term is 0, not inf * 0
+        below = np.where(Fa > 0, low * Fa, 0.0)
+        above = np.where(Fb < 1, high * (1.0 - Fb), 0.0)
+    out = below + inner + above
+    return np.where(scale > 0, out, np.clip(loc, low, high))
 
 
 def crps_censored_normal(
@@ -137,13 +148,16 @@ def crps_censored_normal(
     loc: npt.NDArray[np.float64],
     scale: npt.NDArray[np.float64],
     *,
+    bounds: Bounds | None = None,
     n_grid: int = 2001,
 ) -> npt.NDArray[np.float64]:
-    """CRPS of ``clip(N(loc, scale**2), 0, 48)`` at observations ``y`` in 0-48.
+    """CRPS of ``clip(N(loc, scale**2), low, high)`` at observations ``y`` in range.
 
-    ``CRPS = integral over [0, 48] of (F(x) - 1{x >= y})**2 dx`` (outside the range
-    both terms agree), by the trapezoid rule on ``n_grid`` points plus the exact
-    contribution of the step at ``y``.
+    ``CRPS = integral over [low, high] of (F(x) - 1{x >= y})**2 dx`` (outside the
+    range both terms agree), by the trapezoid rule on ``n_grid`` points plus the
+    exact contribution of the step at ``y``.  With both bounds infinite it is the normal's
+    closed form (Gneiting & Raftery 2007); an infinite bound on one side only is
+    replaced by one 12 SDs beyond the rows' means and observations.
 
     Examples
     --------
@@ -151,13 +165,30 @@ def crps_censored_normal(
     >>> z = 0.3   # far from the bounds it is the normal CRPS (Gneiting & Raftery 2007)
     >>> exact = 2 * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / np.sqrt(np.pi))
     >>> got = crps_censored_normal(np.array([24.0 + 2 * z]), np.array([24.0]),
-    ...                            np.array([2.0]))
+    ...                            np.array([2.0]), bounds=(0.0, 48.0))
     >>> bool(abs(got[0] - exact) < 1e-4)
     True
+    >>> got = crps_censored_normal(np.array([24.0 + 2 * z]), np.array([24.0]),
+    ...                            np.array([2.0]), bounds=(-np.inf, np.inf))
+    >>> bool(abs(got[0] - exact) < 1e-12)
+    True
     """
+    low, high = _bounds(bounds)
     y = np.asarray(y, float)
     loc, scale = np.broadcast_arrays(np.asarray(loc, float), np.asarray(scale, float))
-    x = np.linspace(LOW, HIGH, n_grid)
+    if np.isinf(low) and np.isinf(high):
+        sd = np.maximum(scale, 1e-12)
+        zz = (y - loc) / sd
+        pdf = np.exp(-0.5 * zz**2) / _SQRT_2PI
+        return np.asarray(
+            sd * (zz * (2.0 * ndtr(zz) - 1.0) + 2.0 * pdf - 1.0 / np.sqrt(np.pi))
+        )
+    if np.isinf(low) or np.isinf(high):
+        reach = np.concatenate([(loc - 12 * scale).ravel(), y.ravel()])
+        low = min(float(np.min(reach)), high) if np.isinf(low) else low
+        reach = np.concatenate([(loc + 12 * scale).ravel(), y.ravel()])
+        high = max(float(np.max(reach)), low) if np.isinf(high) else high
+    x = np.linspace(low, high, n_grid)
     out = np.empty(y.shape)
     for i in range(0, y.size, 2000):  # chunks bound the memory
         sl = slice(i, i + 2000)
@@ -184,63 +215,37 @@ def crps_censored_normal(
 
 
 def normal_band(
-    loc: npt.NDArray[np.float64], scale: npt.NDArray[np.float64], level: float
+    loc: npt.NDArray[np.float64],
+    scale: npt.NDArray[np.float64],
+    level: float,
+    *,
+    bounds: Bounds | None = None,
 ) -> dict[str, npt.NDArray[np.float64]]:
-    """Mean, median and central interval of the normal censored to 0-48."""
+    """Mean, median and central interval of the normal censored at ``bounds``.
+
+    Examples
+    --------
+    >>> b = normal_band(np.array([47.0]), np.array([2.0]), 0.9, bounds=(0.0, 48.0))
+    >>> float(b["upper"][0]), float(b["median"][0])
+    (48.0, 47.0)
+    """
+    bounds = low, high = _bounds(bounds)
     z = float(ndtri(0.5 + level / 2))
     return {
-        "mean": censored_normal_mean(loc, scale),
-        "median": np.clip(loc, LOW, HIGH),
-        "lower": np.clip(loc - z * scale, LOW, HIGH),
-        "upper": np.clip(loc + z * scale, LOW, HIGH),
+        "mean": censored_normal_mean(loc, scale, bounds=bounds),
+        "median": np.clip(loc, low, high),
+        "lower": np.clip(loc - z * scale, low, high),
+        "upper": np.clip(loc + z * scale, low, high),
     }
 
 
-def lmm_forecast(
-    model: Any, prep: Prepared
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Location and scale of each future row's normal predictive distribution.
+def _bounds(bounds: Bounds | None) -> Bounds:
+    """``bounds`` as floats; ``None``: the data dictionary's ALSFRS-R total range."""
+    if bounds is None:
+        from alsprog.models._contract import outcome_bounds
 
-    ``model`` is a fitted :class:`~alsprog.models.LinearMixedModel`; ``prep`` the
-    checked history (rows with an outcome) and rows to forecast.  The variance adds the BLUP's conditional variance, the
-    fixed-effect uncertainty propagated through the BLUP (``(X_f - Z_f K X_h)
-    Cov(beta) (.)'``; the new patients are not in the fit, so the two are independent)
-    and the residual variance; ``theta`` and ``sigma`` are treated as known.
-    """
-    beta = model.fe_params_.to_numpy()
-    cov_beta = model.cov_params().to_numpy()
-    D = model.cov_re_.to_numpy()
-    s2 = float(model.scale_)
-    sums = history_sums(model, prep, len(beta), D.shape[0])
-    b, cov_b, KX = conditional_effects(sums, beta, D, s2)
-    Xf, _ = model._fixed_matrix(prep.future)
-    Zf = model._last_Z
-    gf = prep.future["_subject_index"].to_numpy()
-    loc = Xf @ beta + np.einsum("nq,nq->n", Zf, b[gf])
-    var = fixed_effect_variance(Xf, Zf, KX[gf], cov_beta)
-    var += np.einsum("nq,nqr,nr->n", Zf, cov_b[gf], Zf) + s2
-    return loc, np.sqrt(np.maximum(var, 0.0))
-
-
-def history_sums(model: Any, prep: Prepared, p: int, q: int) -> SubjectSums:
-    """``Z'Z``, ``Z'X``, ``Z'y`` of each subject's history under a mixed model.
-
-    ``model`` is a fitted :class:`~alsprog.models.LinearMixedModel` (its design is
-    used, not its estimates); subjects without outcomes get zeros.
-    """
-    observed = prep.observed
-    info = model._design_info
-    if len(observed):
-        Xh, ok = model._fixed_matrix(observed)
-        Zh = model._last_Z
-        yh = observed.loc[ok, info["outcome"]].to_numpy(dtype=float)
-        gh = np.asarray(
-            prep.subjects.get_indexer(observed.loc[ok, info["group"]].astype(str))
-        )
-    else:
-        Xh, Zh, yh = np.zeros((0, p)), np.zeros((0, q)), np.zeros(0)
-        gh = np.zeros(0, dtype=np.intp)
-    return subject_sums(Xh, Zh, yh, gh, len(prep.subjects))
+        return outcome_bounds(DEFAULT_OUTCOME)
+    return float(bounds[0]), float(bounds[1])
 
 
 def fixed_effect_variance(

@@ -3,7 +3,9 @@ trial design, imaging biomarkers -> one folder with tables, figures and a
 self-contained HTML report.
 
 ``alsprog run CONFIG.toml`` and ``alsprog demo --out DIR`` are the command-line faces of
-:func:`run` and :func:`run_demo`.
+:func:`run` and :func:`run_demo`.  A run is a list of sections
+(:mod:`alsprog.report.sections`), each owning its stage, its figures and its part of
+the report; ``run(config, sections=[*SECTIONS, MySection()])`` adds one of your own.
 """
 
 from alsprog.report._cohort import describe_cohort

@@ -208,17 +208,6 @@ class RunConfig:
         return out
 
 
-_SECTION_CLASS = {
-    "run": RunSettings,
-    "data": DataConfig,
-    "imaging": ImagingConfig,
-    "forecast": ForecastConfig,
-    "design": DesignConfig,
-    "biomarkers": BiomarkersConfig,
-    "report": ReportConfig,
-}
-
-
 # ------------------------------------------------------------------ parsing
 class _Collector:
     def __init__(self, source: str) -> None:

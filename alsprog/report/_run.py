@@ -1,14 +1,16 @@
 """One command from data to report: the stages of a run, in order, into one folder.
 
-Owns: :func:`run` (check everything first, then imaging -> assemble -> models ->
-forecast -> design -> biomarkers -> figures -> report, each timed and logged, into an
-output folder built as ``out.tmp-*`` and put in place at the end, under the one
-output-folder rule of :mod:`alsprog._io`), :class:`RunResult`,
-keeping the inputs beside the outputs (``inputs/`` and a rewritten ``config.toml``)
-and ``run.log``.
+Owns: :func:`run` (check everything first, then each section's stage in order:
+imaging -> assemble -> models -> forecast -> design -> biomarkers, then the sections'
+figures and the report, each stage timed and logged, into an output folder built as
+``out.tmp-*`` and put in place at the end, under the one output-folder rule of
+:mod:`alsprog._io`), :class:`RunResult`, the rewritten ``config.toml`` and
+``run.log``.
 Leaves: the config to :mod:`alsprog.report._config`, the checks to
-:mod:`alsprog.report._check`, the stages to :mod:`alsprog.report._stages`, figures
-and HTML to :mod:`alsprog.report._figures` / :mod:`alsprog.report._html`.
+:mod:`alsprog.report._check`, keeping the inputs (``inputs/``) to
+:mod:`alsprog.report._inputs`, each stage's work, figures and part of the report to
+its section (:mod:`alsprog.report.sections`), the page to
+:mod:`alsprog.report._page`.
 """
 
 from __future__ import annotations
@@ -16,37 +18,36 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from alsprog.report._check import CheckResult
 from alsprog.report._config import ConfigError, RunConfig, dump_config, parse_config
+from alsprog.report._figures import FigureOut, figure_files
+from alsprog.report._inputs import keep_inputs
+from alsprog.report.sections import (
+    SECTIONS,
+    RunContext,
+    Section,
+    check_sections,
+    draw_figures,
+)
 
 __all__ = ["STAGES", "RunResult", "check", "run"]
 
 logger = logging.getLogger(__name__)
 
-#: The stages of a run, in order.
-STAGES = (
-    "check",
-    "imaging",
-    "assemble",
-    "models",
-    "forecast",
-    "design",
-    "biomarkers",
-    "figures",
-    "report",
-)
+#: The stages of a run, in order: check, the stage of each of the
+#: :data:`~alsprog.report.sections.SECTIONS` (imaging, assemble, models, forecast,
+#: design, biomarkers), figures, report.
+STAGES = check_sections(SECTIONS)
 
 #: Libraries whose versions go into run.log and the report.
 _LIBRARIES = (
@@ -198,211 +199,6 @@ def _capture(
         log.add(f"warning {line}" if ours else f"library warning {line}")
 
 
-# ------------------------------------------------------------------- inputs
-#: Where image trees left in place are recorded (``inputs = "auto"`` when hard links
-#: are impossible): one row per file, its path, size and SHA-256.
-IMAGE_CHECKSUMS = "image_checksums.tsv"
-
-
-def _link_or_copy(src: str, dst: str) -> str:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
-
-
-class _NoLink(Exception):  # not an OSError: shutil.copytree must not collect it
-    """A hard link was refused (another file system, no permission)."""
-
-
-def _link_only(src: str, dst: str) -> str:
-    try:
-        os.link(src, dst)
-    except OSError as exc:
-        raise _NoLink(exc.strerror or str(exc)) from exc
-    return dst
-
-
-def _mb(n_bytes: int) -> str:
-    return f"{n_bytes / 1e6:.1f} MB"
-
-
-def _files_of(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
-
-
-def _write_checksums(files: list[Path], out: Path) -> int:
-    """Path, size and SHA-256 of each file into ``out`` (TSV); the total size."""
-    from alsprog._io import atomic_path
-    from alsprog._outfolder import _sha256
-
-    table = pd.DataFrame(
-        {
-            "path": [str(f) for f in files],
-            "size_bytes": [f.stat().st_size for f in files],
-            "sha256": [_sha256(f) for f in files],
-        }
-    )
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
-    return int(table["size_bytes"].sum())
-
-
-def _keep_inputs(
-    config: RunConfig, folder: Path, mode: str
-) -> tuple[RunConfig, list[str]]:
-    """Keep the inputs in ``folder`` as ``mode`` says; the config pointing at what was
-    kept, and lines saying what that is (for run.log).
-
-    ``"auto"`` (the default): the tables, the atlas, its lookup table and the
-    original config are copied; an image tree (the ``imaging.root`` folder, or the
-    images a manifest lists) is hard-linked (no extra space) when the output folder
-    is on the same file system, else left where it is, the config pointing at it and
-    ``inputs/image_checksums.tsv`` recording each file's path, size and SHA-256.
-    ``"copy"``: everything copied; ``"link"``: everything hard-linked (copied where
-    that is impossible); ``"none"``: nothing kept, the config points at the
-    originals.
-    """
-    if mode == "none":
-        return config, [
-            'inputs not kept (run.inputs = "none"): config.toml points at the originals'
-        ]
-    copy = _link_or_copy if mode == "link" else shutil.copy2
-    folder.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    tables: list[str] = []
-    said: list[str] = []
-
-    def place(name: str, key: str) -> Path:
-        if name in used:
-            name = f"{key.replace('.', '_')}_{name}"
-        used.add(name)
-        return folder / name
-
-    def put_file(src: Path, key: str) -> Path:
-        dst = place(src.name, key)
-        copy(str(src), str(dst))
-        tables.append(dst.name)
-        return dst
-
-    data = config.data
-    new_data = replace(
-        data,
-        visits=put_file(data.visits, "data.visits"),
-        subjects=put_file(data.subjects, "data.subjects"),
-        imaging=put_file(data.imaging, "data.imaging") if data.imaging else None,
-    )
-    new_img = config.imaging
-    if config.imaging is not None:
-        im = config.imaging
-        root = im.root.resolve()
-        dst = place(root.name, "imaging.root")
-        if root.is_dir():
-            new_root, line = _keep_tree(root, dst, mode, folder)
-        else:
-            new_root, line = _keep_manifest(root, dst, mode, folder)
-            tables.append(dst.name)
-        said.append(line)
-        kept_tree = new_root != root
-
-        def inside(p: Path | None, key: str) -> Path | None:
-            if p is None:
-                return None
-            p = p.resolve()
-            if root.is_dir() and root in p.parents:
-                return new_root / p.relative_to(root) if kept_tree else p
-            dst = put_file(p, key)
-            if key == "imaging.atlas" and im.labels is None:
-                stem = p.name.split(".")[0]
-                tsv = p.with_name(f"{stem}.tsv")
-                if tsv.is_file():
-                    copy(str(tsv), str(dst.with_name(f"{dst.name.split('.')[0]}.tsv")))
-            return dst
-
-        atlas = inside(im.atlas, "imaging.atlas")
-        assert atlas is not None
-        new_img = replace(
-            im, root=new_root, atlas=atlas, labels=inside(im.labels, "imaging.labels")
-        )
-    if config.path is not None:
-        shutil.copy2(config.path, folder / "config.original.toml")
-        tables.append("config.original.toml")
-    how = "hard-linked" if mode == "link" else "copied"
-    said.insert(0, f"inputs/ ({mode}): {', '.join(tables)} {how}")
-    return replace(config, data=new_data, imaging=new_img), said
-
-
-def _keep_tree(root: Path, dst: Path, mode: str, folder: Path) -> tuple[Path, str]:
-    """Copy, link or (``"auto"`` across file systems) checksum an image folder."""
-    files = _files_of(root)
-    size = _mb(sum(f.stat().st_size for f in files))
-    what = f"image tree {root} ({len(files)} files, {size})"
-    rel = dst.relative_to(folder.parent).as_posix()
-    if mode == "copy":
-        shutil.copytree(root, dst, copy_function=shutil.copy2)
-        return dst, f"{what} copied into {rel}/"
-    if mode == "link":
-        shutil.copytree(root, dst, copy_function=_link_or_copy)
-        return dst, f"{what} hard-linked into {rel}/ (copied where impossible)"
-    try:
-        shutil.copytree(root, dst, copy_function=_link_only)
-    except _NoLink as exc:
-        shutil.rmtree(dst, ignore_errors=True)
-        _write_checksums(files, folder / IMAGE_CHECKSUMS)
-        return root, (
-            f"{what} left in place, not copied (no hard link possible: {exc}); "
-            f"config.toml reads it from there; the size and SHA-256 of each of its "
-            f"files are in inputs/{IMAGE_CHECKSUMS} "
-            '(run.inputs = "copy" copies it)'
-        )
-    return dst, f"{what} hard-linked into {rel}/ (no extra space)"
-
-
-def _keep_manifest(
-    manifest: Path, dst: Path, mode: str, folder: Path
-) -> tuple[Path, str]:
-    """Copy a manifest; its images copied, linked or (``"auto"`` across file systems)
-    checksummed.  Paths in the copy are relative to it, or absolute to the originals
-    when these stay in place."""
-    sep = "\t" if manifest.suffix.lower() == ".tsv" else ","
-    m = pd.read_csv(manifest, sep=sep, dtype=str, keep_default_na=False)
-    images = dst.parent / f"{dst.stem}_images"
-    sources = [
-        Path(p) if Path(p).is_absolute() else manifest.parent / p for p in m["path"]
-    ]
-    size = _mb(sum(src.stat().st_size for src in sources))
-    what = f"the {len(sources)} images of {manifest.name} ({size})"
-    copies: dict[str, Callable[[str, str], Any]] = {
-        "copy": shutil.copy2,
-        "link": _link_or_copy,
-        "auto": _link_only,
-    }
-    copy = copies[mode]
-    new_paths = []
-    try:
-        for i, src in enumerate(sources):
-            target = images / f"{i:05d}_{src.name}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            copy(str(src), str(target))
-            new_paths.append(os.path.relpath(target, dst.parent))
-        how = {"copy": "copied", "link": "hard-linked (copied where impossible)"}
-        line = f"{what} {how.get(mode, 'hard-linked')} into "
-        line += f"{images.relative_to(folder.parent).as_posix()}/"
-    except _NoLink as exc:
-        shutil.rmtree(images, ignore_errors=True)
-        _write_checksums([s.resolve() for s in sources], folder / IMAGE_CHECKSUMS)
-        new_paths = [str(s.resolve()) for s in sources]
-        line = (
-            f"{what} left in place, not copied (no hard link possible: {exc}); the "
-            f"manifest's copy points at them; the size and SHA-256 of each are in "
-            f"inputs/{IMAGE_CHECKSUMS}"
-        )
-    m["path"] = new_paths
-    m.to_csv(dst, sep=sep, index=False)
-    return dst, line
-
-
 def _list_files(out: Path) -> list[str]:
     from alsprog._io import TEMP_MARKER_NAME
 
@@ -487,6 +283,7 @@ def run(
     progress: bool | None = None,
     on_stage: StageCallback | None = None,
     force: bool = False,
+    sections: Sequence[Section] | None = None,
 ) -> RunResult:
     """Run the whole analysis a config describes and write its report.
 
@@ -532,6 +329,12 @@ def run(
         Write into a non-empty folder alsprog did not write: alsprog's files are added
         beside the others; none of them is deleted or overwritten (a name clash is
         refused).
+    sections : sequence of Section, optional
+        The sections to run, in order (default
+        :data:`alsprog.report.sections.SECTIONS`); a
+        :class:`~alsprog.report.sections.Section` of your own, added to the list,
+        runs as a stage of its own after the sections before it, writes its tables
+        and figures into the folder and has its part in the report.
 
     Returns
     -------
@@ -547,54 +350,24 @@ def run(
         longer write it (nothing is written then).
     AlsprogError
         From a stage (e.g. an unreadable image); nothing is written then.
+    ValueError
+        If two sections share a name or stage (see
+        :func:`~alsprog.report.sections.check_sections`).
     """
-    from alsprog._io import MANIFEST_NAME, atomic_dir
-    from alsprog.report import _stages as st
-    from alsprog.report._check import check_run, run_inputs
-    from alsprog.report._figures import figure_files, make_figures
-    from alsprog.report._html import render_report
+    from alsprog._io import atomic_dir
+    from alsprog.report._check import run_inputs
 
+    secs = tuple(SECTIONS if sections is None else sections)
+    steps = _Steps(check_sections(secs), on_stage)
     started = datetime.now(UTC).astimezone()
     cfg, problems = _resolve(config)
     out_path = Path(out) if out is not None else cfg.run.out
-    n = len(STAGES)
-    log = _Log()
-    log.add(f"alsprog run started; config {cfg.path or '(in code)'}; output {out_path}")
+    steps.log.add(
+        f"alsprog run started; config {cfg.path or '(in code)'}; output {out_path}"
+    )
     vers = versions()
-    log.add("versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
-    seconds: dict[str, float] = {}
-    caught: list[str] = []
-    library: list[str] = []
-    current: dict[str, Any] = {"i": 0, "name": ""}
-
-    def say(msg: str) -> None:
-        log.add(f"[{current['name']}] {msg}")
-        if on_stage is not None:
-            on_stage(int(current["i"]), n, str(current["name"]), msg)
-
-    @contextmanager
-    def stage(name: str, intro: str) -> Iterator[None]:
-        current["i"], current["name"] = STAGES.index(name) + 1, name
-        say(intro)
-        t0 = time.perf_counter()
-        with _capture(caught, log, name, library):
-            yield
-        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
-        log.add(f"[{name}] done in {seconds[name]:.1f} s")
-
-    with stage("check", "config, input paths, tables and formulas"):
-        checked = check_run(cfg, out_path, force=force)
-        problems = [*problems, *checked.problems]
-        for w in checked.warnings:
-            caught.append(f"[check] {w}")
-            log.add(f"warning [check] {w}")
-        for w in checked.library_warnings:
-            library.append(f"[check] {w}")
-            log.add(f"library warning [check] {w}")
-        if problems:
-            raise ConfigError(problems, source=str(cfg.path) if cfg.path else None)
-        say("no problems found")
-
+    steps.log.add("versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
+    checked = _check_stage(steps, cfg, out_path, problems, force=force)
     with atomic_dir(
         out_path,
         command="alsprog run",
@@ -602,76 +375,147 @@ def run(
         force=force,
         rerun_in_place=True,
     ) as tmp:
-        s = st.State(config=cfg, out=tmp, progress=progress, say=say)
-        with stage("check", "keeping the inputs beside the outputs"):
-            kept, how = _keep_inputs(cfg, tmp / "inputs", cfg.run.inputs)
+        ctx = RunContext(
+            config=cfg,
+            out=tmp,
+            progress=progress,
+            say=steps.say,
+            checked_table=checked.table,
+        )
+        with steps.stage("check", "keeping the inputs beside the outputs"):
+            kept, how = keep_inputs(cfg, tmp / "inputs", cfg.run.inputs)
             for line in how:
-                say(line)
+                steps.say(line)
             # the copy's config re-runs into its own folder: run.out = "."
             kept = replace(kept, run=replace(kept.run, out=tmp))
-        with stage(
-            "imaging",
-            "ROI features of the NIfTI maps" if cfg.imaging else "imaging features",
-        ):
-            st.stage_imaging(s)
-        with stage("assemble", "long-format table"):
-            st.stage_assemble(s, checked.table)
-        with stage("models", f"{len(cfg.models)} model(s)"):
-            st.stage_models(s)
-        with stage("forecast", "forecasts and backtest"):
-            if st.forecast_available():
-                st.stage_forecast(s)
-            else:
-                s.note("forecast", "alsprog.forecast is not available; stage skipped")
-        with stage("design", "sample size and power"):
-            st.stage_design(s)
-        with stage("biomarkers", "imaging biomarkers"):
-            st.stage_biomarkers(s)
-        with stage("figures", "drawing"):
-            figs = make_figures(s)
-            say(f"{len(figs)} figures")
-        with stage("report", "report.html, config.toml, run.log"):
-            config_text = dump_config(kept, relative_to=tmp)
-            _write(tmp / "config.toml", config_text)
-            files = _list_files(tmp) + ["report.html", "run.log", MANIFEST_NAME]
-            info = {
-                "started": started.isoformat(timespec="seconds"),
-                "versions": vers,
-                "stage_seconds": dict(seconds),
-                "warnings": list(caught),
-                "files": sorted(set(files)),
-                "config_toml": config_text,
-            }
-            _write(
-                tmp / "report.html", render_report(s, figs, figure_files(figs), info)
-            )
-        total = sum(seconds.values())
-        log.add(
-            f"seed {cfg.run.seed} (run.seed), from which every step's seed derives; "
-            "seeds: " + ", ".join(f"{k}={v}" for k, v in s.seeds.items())
-        )
-        log.add(
-            "stage seconds: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
-            + f"; total {total:.1f}"
-        )
-        log.add(
-            f"{len(caught)} alsprog warning(s), {len(library)} other libraries' "
-            f"warning(s) and log record(s); output {out_path}; repeat with "
-            f"`alsprog run {out_path / 'config.toml'}`"
-        )
-        _write(tmp / "run.log", log.text())
+        for sec in secs:
+            with steps.stage(sec.stage_name, sec.intro(ctx)):
+                ctx.results[sec.name] = sec.compute(ctx)
+        with steps.stage("figures", "drawing"):
+            figs = draw_figures(ctx, secs)
+            steps.say(f"{len(figs)} figures")
+        with steps.stage("report", "report.html, config.toml, run.log"):
+            files = _write_report(ctx, kept, figs, secs, steps, started, vers)
+        _write_log(ctx, steps, out_path)
     return RunResult(
         out=out_path,
         report=out_path / "report.html",
-        stage_seconds=seconds,
-        files=sorted(set(files)),
-        warnings=caught,
-        notes=s.notes,
+        stage_seconds=steps.seconds,
+        files=files,
+        warnings=steps.caught,
+        notes=ctx.notes,
         n_figures=len(figs),
-        library_warnings=library,
+        library_warnings=steps.library,
         seed=cfg.run.seed,
     )
+
+
+class _Steps:
+    """The stages of one run: their numbers, timings, warnings and run.log."""
+
+    def __init__(self, stages: Sequence[str], on_stage: StageCallback | None) -> None:
+        self.stages = tuple(stages)
+        self.on_stage = on_stage
+        self.log = _Log()
+        self.seconds: dict[str, float] = {}
+        self.caught: list[str] = []  # alsprog's own warnings
+        self.library: list[str] = []  # other libraries' warnings and log records
+        self.i, self.name = 0, ""
+
+    def say(self, msg: str) -> None:
+        """Log a line of the current stage and pass it to ``on_stage``."""
+        self.log.add(f"[{self.name}] {msg}")
+        if self.on_stage is not None:
+            self.on_stage(self.i, len(self.stages), self.name, msg)
+
+    @contextmanager
+    def stage(self, name: str, intro: str) -> Iterator[None]:
+        """Run a stage: announce it, time it, record its warnings."""
+        self.i, self.name = self.stages.index(name) + 1, name
+        self.say(intro)
+        t0 = time.perf_counter()
+        with _capture(self.caught, self.log, name, self.library):
+            yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+        self.log.add(f"[{name}] done in {self.seconds[name]:.1f} s")
+
+
+def _check_stage(
+    steps: _Steps,
+    cfg: RunConfig,
+    out_path: Path,
+    problems: list[Any],
+    *,
+    force: bool,
+) -> CheckResult:
+    """The check stage: every problem at once (:class:`ConfigError`), or the
+    checked inputs."""
+    from alsprog.report._check import check_run
+
+    with steps.stage("check", "config, input paths, tables and formulas"):
+        checked = check_run(cfg, out_path, force=force)
+        problems = [*problems, *checked.problems]
+        for w in checked.warnings:
+            steps.caught.append(f"[check] {w}")
+            steps.log.add(f"warning [check] {w}")
+        for w in checked.library_warnings:
+            steps.library.append(f"[check] {w}")
+            steps.log.add(f"library warning [check] {w}")
+        if problems:
+            raise ConfigError(problems, source=str(cfg.path) if cfg.path else None)
+        steps.say("no problems found")
+    return checked
+
+
+def _write_report(
+    ctx: RunContext,
+    kept: RunConfig,
+    figs: list[FigureOut],
+    secs: Sequence[Section],
+    steps: _Steps,
+    started: datetime,
+    vers: dict[str, str],
+) -> list[str]:
+    """config.toml and report.html into the folder; the files of the run."""
+    from alsprog._io import MANIFEST_NAME
+    from alsprog.report._page import render_report
+
+    tmp = ctx.out
+    config_text = dump_config(kept, relative_to=tmp)
+    _write(tmp / "config.toml", config_text)
+    files = sorted(set(_list_files(tmp) + ["report.html", "run.log", MANIFEST_NAME]))
+    info = {
+        "started": started.isoformat(timespec="seconds"),
+        "versions": vers,
+        "stage_seconds": dict(steps.seconds),
+        "warnings": list(steps.caught),
+        "files": files,
+        "config_toml": config_text,
+    }
+    html = render_report(ctx, figs, figure_files(figs), info, sections=secs)
+    _write(tmp / "report.html", html)
+    return files
+
+
+def _write_log(ctx: RunContext, steps: _Steps, out_path: Path) -> None:
+    """The closing lines of run.log (seeds, timings, warnings), then the file."""
+    log, seconds = steps.log, steps.seconds
+    total = sum(seconds.values())
+    log.add(
+        f"seed {ctx.config.run.seed} (run.seed), from which every step's seed "
+        "derives; seeds: " + ", ".join(f"{k}={v}" for k, v in ctx.seeds.items())
+    )
+    log.add(
+        "stage seconds: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
+        + f"; total {total:.1f}"
+    )
+    log.add(
+        f"{len(steps.caught)} alsprog warning(s), {len(steps.library)} other "
+        f"libraries' warning(s) and log record(s); output {out_path}; repeat with "
+        f"`alsprog run {out_path / 'config.toml'}`"
+    )
+    _write(ctx.out / "run.log", log.text())
 
 
 def _write(path: Path, text: str) -> None:

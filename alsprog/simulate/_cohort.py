@@ -68,12 +68,6 @@ logger = logging.getLogger(__name__)
 
 ITEMS = [f"alsfrs_r_q{i}" for i in range(1, 13)]
 GASTROSTOMY = "alsfrs_r_q5_gastrostomy"
-SCORE_COLUMNS = [
-    *ITEMS,
-    GASTROSTOMY,
-    "alsfrs_r_total",
-    *(f"alsfrs_r_{d}" for d in DOMAINS),
-]
 FEATURES = [f for f, _ in IMAGING_FEATURES]
 _FIRST_BASELINE = np.datetime64("2016-01-01")
 _LAST_BASELINE = np.datetime64("2021-12-31")

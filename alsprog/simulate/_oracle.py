@@ -129,6 +129,49 @@ def _history_arrays(
     return prep, covs  # type: ignore[return-value]
 
 
+def _followed_weights(
+    wf: npt.NDArray[np.float64],
+    c: dict[str, Any],
+    p: CohortParams,
+    T0: npt.NDArray[np.float64],
+    last: npt.NDArray[np.float64],
+    f_pad: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """The nodes' weights given the patient alive and in the study at each forecast
+    time (Weibull death and exponential dropout from the last visit on)."""
+    k_w = p.event_weibull_shape
+    ev_ref, dr_ref = event_reference_scale(p), dropout_reference_hazard(p)
+    rel = c["rate"] / -p.slope_mean
+    scale = (ev_ref * rel ** (-p.event_rate_exponent / k_w))[..., None]
+    tl = last[:, None, None]
+    tf = np.maximum(f_pad[:, None, :], tl)
+    T = T0[:, None, None]
+    log_s = -(((T + tf) / scale) ** k_w) + ((T + tl) / scale) ** k_w
+    log_s -= (dr_ref * rel**p.dropout_rate_exponent)[..., None] * (tf - tl)
+    wf = wf * np.exp(log_s)
+    return wf / np.maximum(wf.sum(axis=1, keepdims=True), 1e-300)
+
+
+def _draw_totals(
+    wf: npt.NDArray[np.float64],
+    mu: npt.NDArray[np.float64],
+    gi: npt.NDArray[np.intp],
+    pi: npt.NDArray[np.intp],
+    sd: float,
+    n_samples: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """Predictive draws of observed totals: a node per draw and forecast row (by its
+    weight), then the rounded, clipped noise."""
+    wr = wf[gi, :, pi]  # (rows, K)
+    cum = np.cumsum(wr, axis=1)
+    u = rng.random((n_samples, len(gi)))
+    k = np.minimum((cum[None] < u[..., None]).sum(axis=-1), wr.shape[1] - 1)
+    mu_k = mu[gi[None, :], k, pi[None, :]]  # (S, rows)
+    noisy = mu_k + sd * rng.standard_normal(mu_k.shape)
+    return np.clip(np.rint(noisy), 0.0, 48.0)
+
+
 def oracle_forecast(
     history: pd.DataFrame,
     at_months: Any,
@@ -268,15 +311,7 @@ def oracle_forecast(
         mu = _true_total(c, T0[:, None] + f_pad[sl])  # (b, K, n_pad)
         wf = np.broadcast_to(w[..., None], mu.shape)
         if given_follow_up:  # seen alive and in the study at each forecast time
-            rel = c["rate"] / -p.slope_mean
-            scale = (ev_ref * rel ** (-p.event_rate_exponent / k_w))[..., None]
-            tl = last[sl][:, None, None]
-            tf = np.maximum(f_pad[sl][:, None, :], tl)
-            T = T0[:, None, None]
-            log_s = -(((T + tf) / scale) ** k_w) + ((T + tl) / scale) ** k_w
-            log_s -= (dr_ref * rel**p.dropout_rate_exponent)[..., None] * (tf - tl)
-            wf = wf * np.exp(log_s)
-            wf = wf / np.maximum(wf.sum(axis=1, keepdims=True), 1e-300)
+            wf = _followed_weights(wf, c, p, T0, last[sl], f_pad[sl])
         # E[Y | mu] = sum_j Phi((mu - j - 0.5) / sd), j = 0..47
         z = (mu[..., None] - _LEVELS[None, None, None, :48] - 0.5) / sd
         e_y = ndtr(z).sum(axis=-1)  # (b, K, n_pad)
@@ -291,16 +326,8 @@ def oracle_forecast(
         gi, pi = g_fut[rows] - sl.start, pos[rows]
         mean[rows] = m_sub[gi, pi]
         cdf[rows] = cdf_sub[gi, pi]
-        if (
-            draws is not None and n_samples is not None
-        ):  # node per draw and forecast row, then noise
-            wr = wf[gi, :, pi]  # (rows, K)
-            cum = np.cumsum(wr, axis=1)
-            u = rng.random((n_samples, len(rows)))
-            k = np.minimum((cum[None] < u[..., None]).sum(axis=-1), wr.shape[1] - 1)
-            mu_k = mu[gi[None, :], k, pi[None, :]]  # (S, rows)
-            noisy = mu_k + sd * rng.standard_normal(mu_k.shape)
-            draws[:, rows] = np.clip(np.rint(noisy), 0.0, 48.0)
+        if draws is not None and n_samples is not None:
+            draws[:, rows] = _draw_totals(wf, mu, gi, pi, sd, n_samples, rng)
 
     def quantile(q: float) -> npt.NDArray[np.float64]:
         return _LEVELS[np.argmax(cdf >= q - 1e-12, axis=1)]

@@ -18,7 +18,7 @@ from alsprog.design import (
     simulate_power,
 )
 from alsprog.design._batch_reml import BatchStats, batch_reml, evaluate
-from alsprog.design._simulate import _simulate_chunk, _Spec
+from alsprog.design._simulated_trials import _simulate_chunk, _Spec
 from alsprog.errors import ModelSpecificationError
 
 DFS = BaselineMarker("delta_fs", mean=0.7, sd=0.5, corr_slope=-0.5, lognormal=True)

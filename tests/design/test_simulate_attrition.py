@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from alsprog.design import TrialDesign, power_curve, simulate_power
-from alsprog.design._simulate import _simulate_chunk, _Spec
+from alsprog.design._simulated_trials import _simulate_chunk, _Spec
 
 ISSUE = (1.0, 0.5, 0.3, 0.2, 0.1)  # the issue's pattern
 MILD = (1.0, 0.95, 0.9, 0.85, 0.8)  # mild, linear (the README config's)
@@ -197,7 +197,9 @@ def test_report_design_stage_checks_the_analytic_n_with_its_retention(tmp_path):
     # the report simulated trials without dropout, so every point sat above the curve
     from alsprog.data import assemble
     from alsprog.report._config import DataConfig, DesignConfig, RunConfig
-    from alsprog.report._stages import State, stage_design
+    from alsprog.report.sections import RunContext
+    from alsprog.report.sections.cohort import Cohort
+    from alsprog.report.sections.design import stage_design
     from alsprog.simulate import simulate_cohort
 
     cohort = simulate_cohort(150, months=12, seed=3)
@@ -206,15 +208,16 @@ def test_report_design_stage_checks_the_analytic_n_with_its_retention(tmp_path):
         data=DataConfig(visits=tmp_path / "v.csv", subjects=tmp_path / "s.csv"),
         design=DesignConfig(slowing=(0.3,), retention=ISSUE, n_sims=400),
     )
-    s = State(config=cfg, out=tmp_path, progress=False, fit_data=long)
-    stage_design(s)
-    row = s.sample_size.iloc[0]
+    s = RunContext(config=cfg, out=tmp_path, progress=False)
+    s.results["cohort"] = Cohort(long, long.describe(), patients=long, fit_data=long)
+    res = stage_design(s)
+    row = res.sample_size.iloc[0]
     n = int(row["n_per_arm_ceil"])
     assert n == 262
-    target = s.design.power_at(n).power
+    target = res.design.power_at(n).power
     assert abs(row["simulated_power"] - target) < _mc_tolerance(target, 400)
-    hit = s.power_curve["n_per_arm"] == n
-    assert s.power_curve.loc[hit, "simulated_power"].item() == row["simulated_power"]
+    hit = res.power_curve["n_per_arm"] == n
+    assert res.power_curve.loc[hit, "simulated_power"].item() == row["simulated_power"]
     assert s.notes["design"] == [
         "simulated trials lose patients as the formula assumes: retention 1, 0.5, "
         "0.3, 0.2, 0.1 (monotone, non-informative); no extra dropout or death"

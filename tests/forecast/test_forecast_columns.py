@@ -92,6 +92,27 @@ def _cohort_design(n):
     return design
 
 
+def _assert_same_forecast(f, f0, outcome, level=0.9):
+    """``f`` (outcome ``outcome``) is the default naming's ``f0`` (``alsfrs_r_total``).
+
+    Issue 19: forecasts stay inside the outcome's range in the data dictionary.  The
+    ALSFRS-R total is censored at 0 and 48; an outcome the dictionary does not bound
+    (a renamed ``frs``) is not: the same normal (``loc``, ``scale``), uncensored,
+    whose band censored at 0-48 is the default's.
+    """
+    if outcome == "alsfrs_r_total":
+        assert_allclose(f[STATS], f0[STATS], rtol=1e-10, atol=1e-10)
+        return
+    assert_allclose(f[["loc", "scale"]], f0[["loc", "scale"]], rtol=1e-10, atol=1e-10)
+    loc, scale, z = f["loc"], f["scale"], norm.ppf(0.5 + level / 2)
+    assert_allclose(f["mean"], loc, rtol=1e-10)
+    assert_allclose(f["median"], loc, rtol=1e-10)
+    assert_allclose(f["lower"], loc - z * scale, rtol=1e-10)
+    assert_allclose(f["upper"], loc + z * scale, rtol=1e-10)
+    for k in ("median", "lower", "upper"):
+        assert_allclose(np.clip(f[k], 0, 48), f0[k], rtol=1e-10, atol=1e-10)
+
+
 def _future(h, times, time):
     fut = pd.concat([h.iloc[[-1]]] * len(times), ignore_index=True)
     fut[time] = times
@@ -133,7 +154,7 @@ def test_lmm_forecast_on_renamed_columns_equals_the_default_one(
     assert_allclose(m.fe_params_.to_numpy(), m0.fe_params_.to_numpy(), rtol=1e-10)
     assert (f[n["subject"]].to_numpy() == f0["subject_id"].to_numpy()).all()
     assert_allclose(f[n["time"]], f0["months"])
-    assert_allclose(f[STATS], f0[STATS], rtol=1e-10, atol=1e-10)
+    _assert_same_forecast(f, f0, n["outcome"])
     # the band widens with the horizon for every patient (not a flat forecast)
     six, twelve = f[f[n["time"]] == 6.0], f[f[n["time"]] == 12.0]
     assert (twelve["scale"].to_numpy() > six["scale"].to_numpy() + 0.1).all()
@@ -205,7 +226,7 @@ def test_sleepstudy_days_subject_reaction(sleep):
     )
     f0 = forecast(m0, hist.rename(columns=to_default), [6.0, 12.0])
     assert list(f.columns[:2]) == ["Subject", "Days"]
-    assert_allclose(f[STATS], f0[STATS], rtol=1e-10, atol=1e-10)
+    _assert_same_forecast(f, f0, "Reaction")
 
     def design(rows):
         t = rows["Days"].to_numpy(float)
@@ -295,12 +316,16 @@ def _bt_models(n: dict[str, str]) -> dict[str, object]:
 def test_backtest_and_evaluate_on_renamed_columns_equal_the_default_ones():
     _, table, _, _ = split_cohort()
     table = table.iloc[: len(table) * 2 // 3]  # ~200 patients: quick
-    renamed = _rename(table, BT_NAMES)
+    # the outcome keeps its name (and so its 0-48 range, issue 19); a renamed,
+    # unbounded outcome is checked below
+    names = {**BT_NAMES, "outcome": "alsfrs_r_total"}
+    renamed = _rename(table, names)
     kw = {"seed": 1, "n_samples": 60, "return_forecasts": True}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res0, f0 = backtest(table, _bt_models({**DEFAULT}), **kw)
-        res, f = backtest(renamed, _bt_models(BT_NAMES), **kw)
+        res, f = backtest(renamed, _bt_models(names), **kw)
+        _, fu = backtest(_rename(table, BT_NAMES), _bt_models(BT_NAMES), **kw)
     assert list(res0["model"].unique()) == list(_bt_models(DEFAULT))
     num = [c for c in res0.columns if c not in ("model", "seconds")]
     assert_allclose(res[num].to_numpy(float), res0[num].to_numpy(float), rtol=1e-10)
@@ -315,13 +340,26 @@ def test_backtest_and_evaluate_on_renamed_columns_equal_the_default_ones():
     assert np.isfinite(res["rmse"]).all()
     # evaluate and calibration read the forecasts' own columns (from their attrs)
     actual, actual0 = f.attrs["actual"], f0.attrs["actual"]
-    assert list(actual.columns) == ["patient", "visit_month", "frs"]
+    assert list(actual.columns) == ["patient", "visit_month", "alsfrs_r_total"]
+    assert list(fu.attrs["actual"].columns) == ["patient", "visit_month", "frs"]
     e, e0 = evaluate(f, actual), evaluate(f0, actual0)
     assert_allclose(
         e[num].to_numpy(float), e0[num].to_numpy(float), rtol=1e-10, equal_nan=True
     )
     c, c0 = calibration(f, actual), calibration(f0, actual0)
     assert_allclose(c["coverage"], c0["coverage"], rtol=1e-12)
+    # 'frs' is not bounded by the data dictionary: the same forecasts, uncensored
+    # (the normal's loc/scale equal; bands and draws censored at 0-48 equal)
+    assert (fu["model"] == f0["model"]).all()
+    assert_allclose(fu[["loc", "scale"]], f0[["loc", "scale"]], rtol=1e-10)
+    bands = ["median", "lower", "upper", *[c for c in f0 if c.startswith("draw_")]]
+    assert_allclose(
+        np.clip(fu[bands].to_numpy(float), 0, 48),
+        f0[bands].to_numpy(float),
+        rtol=1e-10,
+        equal_nan=True,
+    )
+    assert (fu[bands].to_numpy(float) > 48).any()  # not clipped
 
 
 def test_evaluate_with_named_columns():

@@ -76,9 +76,16 @@ def test_bayes_linear_on_renamed_columns(linear_pair):
     f0 = forecast(m0, hist, [6.0, 12.0], seed=3, n_samples=1000)
     f = forecast(m, hist.rename(columns=RENAME), [6.0, 12.0], seed=3, n_samples=1000)
     assert list(f.columns[:2]) == ["patient", "visit_month"]
-    assert_allclose(f[STATS], f0[STATS], rtol=1e-10, atol=1e-10)
     draws = [c for c in f.columns if c.startswith("draw_")]
-    assert_allclose(f[draws], f0[draws], rtol=1e-10, atol=1e-10)
+    # issue 19: 'frs' is not bounded by the data dictionary, the ALSFRS-R total is
+    # (0-48): the same predictive draws, censored only under the default name
+    clipped = np.clip(f[draws].to_numpy(), 0, 48)
+    assert_allclose(clipped, f0[draws], rtol=1e-10, atol=1e-10)
+    lo, med, hi = np.quantile(clipped, [0.05, 0.5, 0.95], axis=1)
+    assert_allclose(f0[STATS], np.column_stack([clipped.mean(1), med, lo, hi]))
+    raw = f[draws].to_numpy()
+    lo, med, hi = np.quantile(raw, [0.05, 0.5, 0.95], axis=1)
+    assert_allclose(f[STATS], np.column_stack([raw.mean(1), med, lo, hi]))
     six, twelve = f[f["visit_month"] == 6.0], f[f["visit_month"] == 12.0]
     width6 = (six["upper"] - six["lower"]).to_numpy()
     width12 = (twelve["upper"] - twelve["lower"]).to_numpy()
@@ -128,7 +135,10 @@ def test_bayes_linear_forecast_is_the_mixture_of_dense_conditional_normals(
             K = Zf @ D @ Zh.T @ np.linalg.inv(V)
             loc = Xf @ beta[s] + K @ (y - Xh @ beta[s])
             var = np.diag(Zf @ D @ Zf.T - K @ Zh @ D @ Zf.T) + sigma[s] ** 2
-            means.append(censored_normal_mean(loc, np.sqrt(var)))
+            # censored at the outcome's bounds: none for 'frs' (issue 19)
+            means.append(
+                censored_normal_mean(loc, np.sqrt(var), bounds=m.outcome_bounds_)
+            )
             locs.append(loc)
             variances.append(var)
         expect = np.mean(means, axis=0)
@@ -136,6 +146,21 @@ def test_bayes_linear_forecast_is_the_mixture_of_dense_conditional_normals(
         spread = np.sqrt(np.mean(variances, axis=0) + np.var(locs, axis=0))
         got = f.loc[f["patient"] == sid, "mean"].to_numpy()
         assert np.all(np.abs(got - expect) < 4 * spread / np.sqrt(1000))
+
+
+def _assert_same_draws_unclipped(f, f0, tol):
+    """``f`` ('frs') has ``f0``'s (``alsfrs_r_total``) predictive draws, uncensored.
+
+    Issue 19: the data dictionary bounds the ALSFRS-R total (0-48), not 'frs'.
+    """
+    draws = [c for c in f0.columns if c.startswith("draw_")]
+    raw = f[draws].to_numpy()
+    clipped = np.clip(raw, 0, 48)
+    assert_allclose(clipped, f0[draws], rtol=tol, atol=tol)
+    for d, got in ((clipped, f0), (raw, f)):
+        lo, med, hi = np.quantile(d, [0.05, 0.5, 0.95], axis=1)
+        want = np.column_stack([d.mean(1), med, lo, hi])
+        assert_allclose(got[STATS], want, rtol=tol, atol=tol)
 
 
 @pytest.mark.slow
@@ -155,10 +180,11 @@ def test_bayes_sigmoid_on_renamed_columns():
     assert m0.columns_.visit_time == "months"  # the dictionary's onset time
     assert np.array_equal(m._draws("subject_effects"), m0._draws("subject_effects"))
     h = hist.rename(columns=ren)
-    f0 = forecast(m0, hist, [6.0, 12.0], seed=3)
-    f = forecast(m, h, [6.0, 12.0], seed=3, time="visit_month")
+    # 1000 draws (the default number, returned here to compare them)
+    f0 = forecast(m0, hist, [6.0, 12.0], seed=3, n_samples=1000)
+    f = forecast(m, h, [6.0, 12.0], seed=3, time="visit_month", n_samples=1000)
     assert list(f.columns[:2]) == ["patient", "visit_month"]
-    assert_allclose(f[STATS], f0[STATS], rtol=1e-10, atol=1e-10)
+    _assert_same_draws_unclipped(f, f0, 1e-10)
     six, twelve = f[f["visit_month"] == 6.0], f[f["visit_month"] == 12.0]
     assert (
         (twelve["upper"] - twelve["lower"]).to_numpy()
@@ -171,6 +197,6 @@ def test_bayes_sigmoid_on_renamed_columns():
     )
     at = f0[["subject_id", "months"]].rename(columns={"subject_id": "patient"})
     at["mso"] = at["months"] + at["patient"].map(offset).to_numpy()
-    g = forecast(m, h, at[["patient", "mso"]], seed=3)
+    g = forecast(m, h, at[["patient", "mso"]], seed=3, n_samples=1000)
     assert list(g.columns[:2]) == ["patient", "mso"]
-    assert_allclose(g[STATS], f0[STATS], rtol=1e-8, atol=1e-8)
+    _assert_same_draws_unclipped(g, f0, 1e-8)

@@ -45,9 +45,12 @@ def test_forecast_regardless_of_survival_is_the_conditional_normal():
         loc = xf @ beta + zf @ m
         xe = xf - zf @ KX
         sd = np.sqrt(zf @ P @ zf + jm.scale_ + xe @ cov_beta @ xe)
-        censored = norm(loc, sd).expect(lambda v: np.clip(v, 0.0, 48.0))
-        hi = min(loc + norm.ppf(0.9) * sd, 48.0)
-        assert row["median"] == pytest.approx(min(loc, 48.0), abs=1e-6)
+        # outcome 'y' is not bounded by the data dictionary (issue 19: forecasts
+        # are censored at the outcome's own range, none here)
+        assert jm.outcome_bounds_ == (-np.inf, np.inf)
+        censored = norm(loc, sd).expect(lambda v: np.clip(v, *jm.outcome_bounds_))
+        hi = min(loc + norm.ppf(0.9) * sd, jm.outcome_bounds_[1])
+        assert row["median"] == pytest.approx(min(loc, jm.outcome_bounds_[1]), abs=1e-6)
         assert row["mean"] == pytest.approx(censored, abs=1e-4)
         assert row["upper"] == pytest.approx(hi, abs=2e-3)  # quadrature
         assert row["lower"] == pytest.approx(loc - norm.ppf(0.9) * sd, abs=2e-3)

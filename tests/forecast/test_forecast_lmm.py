@@ -234,10 +234,8 @@ def test_other_random_structures_match_dense_algebra(random):
         h = hist[hist["subject_id"] == sid]
         fut = pd.concat([h.iloc[[-1]]] * 2, ignore_index=True)
         fut["months"] = [9.0, 15.0]
-        Xh, _ = model._fixed_matrix(h)
-        Zh = model._last_Z
-        Xf, _ = model._fixed_matrix(fut)
-        Zf = model._last_Z
+        Xh, Zh, _ = model._fixed_matrix(h)
+        Xf, Zf, _ = model._fixed_matrix(fut)
         V = Zh @ D @ Zh.T + model.scale_ * np.eye(len(h))
         K = Zf @ D @ Zh.T @ np.linalg.inv(V)
         loc = Xf @ beta + K @ (h["alsfrs_r_total"].to_numpy() - Xh @ beta)

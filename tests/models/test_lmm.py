@@ -364,8 +364,8 @@ def test_ml_summary_has_information_criteria(sleepstudy, lme4_values):
         sleepstudy
     )
     # lme4 AIC = deviance + 2 * 6 parameters
-    assert m.aic() == pytest.approx(lme4_values["sleep_ml"]["criterion"] + 12, rel=1e-9)
-    assert m.bic() == pytest.approx(
+    assert m.aic == pytest.approx(lme4_values["sleep_ml"]["criterion"] + 12, rel=1e-9)
+    assert m.bic == pytest.approx(
         lme4_values["sleep_ml"]["criterion"] + 6 * np.log(180), rel=1e-9
     )
     assert "AIC" in str(m.summary())

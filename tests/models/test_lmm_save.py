@@ -64,7 +64,7 @@ def _assert_same_results(m: LinearMixedModel, back: LinearMixedModel, df) -> Non
         assert_frame_equal(back.summary(0.8).tables[key], table, check_exact=True)
     assert_frame_equal(back.confint(0.9), m.confint(0.9), check_exact=True)
     assert_frame_equal(back.cov_params(), m.cov_params(), check_exact=True)
-    assert back.aic() == m.aic() and back.bic() == m.bic()
+    assert back.aic == m.aic and back.bic == m.bic
     assert_series_equal(back.predict(df), m.predict(df), check_exact=True)
     pop = back.predict(df, include_random=False)
     assert_series_equal(pop, m.predict(df, include_random=False), check_exact=True)

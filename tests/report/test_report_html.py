@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from alsprog.report._config import DataConfig, RunConfig, RunSettings
-from alsprog.report._html import render_report, table_html
-from alsprog.report._stages import State
+from alsprog.report._html import table_html
+from alsprog.report._page import render_report
+from alsprog.report.sections import RunContext as State
 
 EVIL = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
 

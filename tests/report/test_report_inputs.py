@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from alsprog.report import load_config, run
-from alsprog.report._run import IMAGE_CHECKSUMS, _keep_inputs
+from alsprog.report._inputs import IMAGE_CHECKSUMS
+from alsprog.report._inputs import keep_inputs as _keep_inputs
 
 
 @pytest.fixture(scope="module")

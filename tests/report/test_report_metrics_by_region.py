@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from alsprog.report import load_config
-from alsprog.report._stages import State, stage_imaging
+from alsprog.report.sections import RunContext as State
+from alsprog.report.sections.imaging import stage_imaging
 
 
 @pytest.fixture(scope="module")

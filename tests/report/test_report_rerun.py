@@ -43,7 +43,7 @@ def test_quick_run_writes_the_report(first_run):
 
 
 def test_failed_rerun_keeps_the_earlier_results_intact(first_run, monkeypatch):
-    from alsprog.report import _stages
+    from alsprog.report.sections import design as _stages
 
     config, out, _ = first_run
     before = _snapshot(out)

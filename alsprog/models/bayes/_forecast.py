@@ -4,8 +4,10 @@ Owns: draws of a new patient's future outcome conditioned on their history, with
 refitting: per posterior draw, the exact conditional normal of the subject effects for
 the linear model with a normal likelihood, and adaptive Gauss-Hermite quadrature over
 the two subject effects for the sigmoid model (or a Student-t likelihood).
-Leaves: history checks to :mod:`alsprog.data._history`, summaries of the draws to
-:mod:`alsprog.forecast._api`.
+Also the model's :meth:`forecast_rows` (:func:`bayes_forecast_rows`: the draws
+clipped at the outcome's bounds and summarised).
+Leaves: history checks to :mod:`alsprog.data._history`, the forecast table to
+:func:`alsprog.forecast.forecast`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,48 @@ from alsprog._formula_text import formula_context
 from alsprog._quadrature import adaptive_gauss_hermite, padded
 from alsprog.data._history import Prepared
 from alsprog.errors import ModelSpecificationError
+from alsprog.models._contract import ForecastRows
 from alsprog.models._gaussian import conditional_effects, psd_sqrt, subject_sums
 from alsprog.models.bayes._sigmoid import sigmoid_mean
 
-__all__ = ["bayes_draws"]
+__all__ = ["DEFAULT_SAMPLES", "bayes_draws", "bayes_forecast_rows", "summarise_draws"]
 
 _CHUNK = 20_000  # (draw, subject) problems per quadrature batch
+#: Posterior draws a forecast uses when ``n_samples`` is not given.
+DEFAULT_SAMPLES = 1000
+
+
+def summarise_draws(
+    draws: npt.NDArray[np.float64], level: float
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Mean, median and central interval per column of ``draws`` (samples, rows).
+
+    Examples
+    --------
+    >>> s = summarise_draws(np.array([[0.0], [1.0], [2.0]]), 0.5)
+    >>> [float(s[k][0]) for k in ("mean", "median", "lower", "upper")]
+    [1.0, 1.0, 0.5, 1.5]
+    """
+    lo, med, hi = np.quantile(draws, [(1 - level) / 2, 0.5, (1 + level) / 2], axis=0)
+    return {"mean": draws.mean(axis=0), "median": med, "lower": lo, "upper": hi}
+
+
+def bayes_forecast_rows(
+    model: Any,
+    prep: Prepared,
+    *,
+    level: float,
+    n_samples: int | None,
+    rng: np.random.Generator,
+) -> ForecastRows:
+    """The posterior predictive of the future rows given the history: draws
+    clipped at the model's ``outcome_bounds_``, summarised; the draws are returned
+    only when ``n_samples`` is given (:data:`DEFAULT_SAMPLES` are used otherwise)."""
+    k = n_samples if n_samples is not None else DEFAULT_SAMPLES
+    draws = np.clip(
+        bayes_draws(model, prep, n_samples=k, rng=rng), *model.outcome_bounds_
+    )
+    return ForecastRows(summarise_draws(draws, level), draws if n_samples else None)
 
 
 def _design(model: Any, rows: pd.DataFrame) -> npt.NDArray[np.float64]:
@@ -69,7 +107,7 @@ def bayes_draws(
 
     Posterior draws are thinned evenly to ``n_samples`` (or recycled when there are
     fewer); each gives one joint draw of the subject's effects given its history and
-    independent residual noise per future row.  Not yet clipped to 0-48.
+    independent residual noise per future row.  Not yet clipped at the bounds.
     """
     d = model._design
     observed, future, subjects = prep.observed, prep.future, prep.subjects

@@ -43,7 +43,8 @@ from alsprog.models.bayes._priors import Prior, merge_priors
 from alsprog.models.bayes._sampling import ESS_BULK_MIN, RHAT_MAX, diagnose
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from alsprog.models.bayes._model import BayesianTrajectoryModel
+    # the estimator's module imports this one: name its type without importing it
+    BayesianTrajectoryModel = Any
 
 __all__ = ["CONFIG_ATTR", "attach_data", "load_model", "save_model"]
 

@@ -2,16 +2,16 @@
 
 Owns: :class:`BayesianTrajectoryModel` (linear and sigmoid/D50 kinds): its parameters
 and their checks, building the PyMC model of a fit and running the fit (sampler, exact
-per-subject effects of the marginalised linear model, convergence gate), the posterior
-math behind predictions, subject trajectories and LOO, and the ``summary``, ``save``
-and ``load`` methods.
-Leaves: the formula -> design arrays to :mod:`alsprog.models.bayes._design`, the NUTS
-call, exact effect draws and diagnostics to :mod:`alsprog.models.bayes._sampling`, the
-summary tables to :mod:`alsprog.models.bayes._summary`, the netCDF file to
-:mod:`alsprog.models.bayes._io`, the linear numerics and model graph to
-:mod:`alsprog.models.bayes._linear`, the sigmoid graph to
-:mod:`alsprog.models.bayes._sigmoid`, priors to :mod:`alsprog.models.bayes._priors`,
-figures to :mod:`alsprog.plots`.
+per-subject effects of the marginalised linear model, convergence gate), predictions,
+subject trajectories, LOO and its part of the model contract.
+Leaves: the formula -> design arrays to :mod:`~alsprog.models.bayes._design`, the NUTS
+call, exact effect draws and diagnostics to :mod:`~alsprog.models.bayes._sampling`,
+the posterior math on new rows to :mod:`~alsprog.models.bayes._posterior`, the
+conditional forecast of new patients to :mod:`~alsprog.models.bayes._forecast`, the
+summary tables to :mod:`~alsprog.models.bayes._summary`, the netCDF file to
+:mod:`~alsprog.models.bayes._io`, the linear numerics and graph to
+:mod:`~alsprog.models.bayes._linear`, the sigmoid graph to
+:mod:`~alsprog.models.bayes._sigmoid`, priors to :mod:`~alsprog.models.bayes._priors`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.base import BaseEstimator
 
 from alsprog._formula_text import formula_context
 from alsprog._random import as_generator, child_seed
@@ -31,6 +30,12 @@ from alsprog._validation import check_choice, check_int, check_interval, check_i
 from alsprog.errors import (
     ModelSpecificationError,
     not_converged,
+)
+from alsprog.models._contract import (
+    DEFAULT_LEVEL,
+    ForecastRows,
+    TrajectoryModel,
+    outcome_bounds,
 )
 from alsprog.models._summary import Summary
 from alsprog.models.bayes._design import (
@@ -40,7 +45,12 @@ from alsprog.models.bayes._design import (
     subject_first,
 )
 from alsprog.models.bayes._io import attach_data, load_model, save_model
-from alsprog.models.bayes._linear import marginal_loglik, subject_stats
+from alsprog.models.bayes._posterior import (
+    noise,
+    pointwise_loglik,
+    subject_loo,
+    table_rows,
+)
 from alsprog.models.bayes._priors import Prior, default_priors, merge_priors
 from alsprog.models.bayes._sampling import (
     ESS_BULK_MIN,
@@ -55,12 +65,12 @@ from alsprog.models.bayes._sigmoid import sigmoid_mean
 from alsprog.models.bayes._summary import band, summarise_posterior
 
 if TYPE_CHECKING:
-    from alsprog.data._history import ModelColumns
+    from alsprog.data._history import ModelColumns, Prepared
 
 __all__ = ["BayesianTrajectoryModel", "Prior"]
 
 
-class BayesianTrajectoryModel(BaseEstimator):
+class BayesianTrajectoryModel(TrajectoryModel):
     """Bayesian hierarchical ALSFRS-R trajectory model (linear or sigmoid D50).
 
     Parameters
@@ -407,7 +417,7 @@ class BayesianTrajectoryModel(BaseEstimator):
             )
         self.sampling_seconds_ = _time.perf_counter() - start
         self._set_fitted(idata, design, priors, marginal)
-        attach_data(idata, design, self._pointwise_loglik())
+        attach_data(idata, design, pointwise_loglik(self))
         self.idata_ = idata
         self._gate()
         return self
@@ -422,6 +432,7 @@ class BayesianTrajectoryModel(BaseEstimator):
         self.n_obs_ = len(d.y)
         self.n_subjects_ = len(d.subject_ids)
         self.n_dropped_ = int(d.mixed.n_dropped)
+        self.outcome_bounds_ = outcome_bounds(d.outcome)
         self._posterior = idata.posterior
 
     def _gate(self) -> None:
@@ -449,6 +460,50 @@ class BayesianTrajectoryModel(BaseEstimator):
         d = self._design
         return ModelColumns.of(d.outcome, d.subject, d.time, d.mixed.variables)
 
+    def required_columns(self) -> ModelColumns:
+        """The outcome, subject and time columns the model will read (before fit).
+
+        Examples
+        --------
+        >>> c = BayesianTrajectoryModel("sigmoid").required_columns()
+        >>> c.outcome, c.subject, c.time
+        ('alsfrs_r_total', 'subject_id', 'months_since_onset')
+        """
+        from alsprog.data._history import ModelColumns
+        from alsprog.models._formula import parse_mixed_formula
+        from alsprog.models.bayes._design import DEFAULT_FORMULA, DEFAULT_TIME
+
+        kind = self.kind if self.kind in DEFAULT_FORMULA else "linear"
+        formula = self.formula if self.formula is not None else DEFAULT_FORMULA[kind]
+        time = str(self.time if self.time is not None else DEFAULT_TIME[kind])
+        outcome = parse_mixed_formula(formula).outcome
+        return ModelColumns.of(outcome, str(self.subject), time, [time])
+
+    def forecast_rows(
+        self,
+        history: Prepared,
+        *,
+        level: float,
+        n_samples: int | None = None,
+        rng: np.random.Generator,
+        given_alive: bool = True,
+    ) -> ForecastRows:
+        """New patients' posterior predictive given their history (no refit).
+
+        Per posterior draw (``n_samples`` of them, 1000 by default, thinned
+        evenly), the exact conditional normal of the subject effects for the
+        linear model with a normal likelihood, adaptive Gauss-Hermite quadrature
+        over them otherwise; clipped at :attr:`outcome_bounds_` and summarised.
+        ``given_alive`` is ignored.  See :meth:`TrajectoryModel.forecast_rows
+        <alsprog.models._contract.TrajectoryModel.forecast_rows>`.
+        """
+        from alsprog.models.bayes._forecast import bayes_forecast_rows
+
+        check_is_fitted(self, ["idata_"])
+        return bayes_forecast_rows(
+            self, history, level=level, n_samples=n_samples, rng=rng
+        )
+
     # ------------------------------------------------------------ posterior math
     def _draws(self, name: str) -> npt.NDArray[np.float64]:
         """Posterior draws of ``name`` with chains and draws flattened first."""
@@ -472,90 +527,6 @@ class BayesianTrajectoryModel(BaseEstimator):
             return beta @ X.T + b[..., 0] + b[..., 1] * t
         lin = np.einsum("rp,skp->srk", X, beta) + b
         return sigmoid_mean(t, np.exp(lin[..., 0]), np.exp(lin[..., 1]))
-
-    def _pointwise_loglik(self) -> npt.NDArray[np.float64]:
-        """Log-likelihood of each observation given each draw, shape (S, n)."""
-        from scipy import stats
-
-        d = self._design
-        b_all = self._draws("subject_effects")
-        sigma, nu = self._draws("sigma"), None
-        if self.likelihood == "student_t":
-            nu = self._draws("nu")
-        X = d.X if self.kind == "linear" else d.X[d.first_rows][d.groups]
-        out = np.empty((len(sigma), len(d.y)))
-        for start in range(0, len(sigma), 200):  # chunks bound the memory
-            sl = slice(start, start + 200)
-            mu = self._mean_draws(X, d.t, b_all[sl][:, d.groups], sl)
-            if nu is None:
-                out[sl] = stats.norm.logpdf(d.y, mu, sigma[sl, None])
-            else:
-                out[sl] = stats.t.logpdf(d.y, nu[sl, None], mu, sigma[sl, None])
-        return out
-
-    def _new_effects(
-        self, n_new: int, rng: np.random.Generator
-    ) -> npt.NDArray[np.float64]:
-        """Effects of unseen subjects drawn from N(0, Sigma) per posterior draw."""
-        sd, rho = self._draws("subject_sd"), self._draws("subject_corr")
-        z = rng.standard_normal((len(rho), n_new, 2))
-        b0 = sd[:, None, 0] * z[..., 0]
-        b1 = sd[:, None, 1] * (
-            rho[:, None] * z[..., 0] + np.sqrt(1 - rho[:, None] ** 2) * z[..., 1]
-        )
-        return np.stack([b0, b1], axis=-1)
-
-    def _rows(
-        self, df: pd.DataFrame, rng: np.random.Generator
-    ) -> tuple[
-        npt.NDArray[np.bool_],
-        npt.NDArray[np.float64],
-        npt.NDArray[np.float64],
-        npt.NDArray[np.float64],
-    ]:
-        """Design, time and subject effects (S, rows, 2) for a new table."""
-        d = self._design
-        need = [c for c in d.mixed.variables if c != d.outcome]
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise ModelSpecificationError(
-                f"The data lacks the model's column(s) {', '.join(map(repr, missing))}."
-            )
-        ok = df[need].notna().all(axis=1).to_numpy()
-        sub = df.loc[ok, need]
-        try:
-            X = np.asarray(
-                d.mixed.fixed_spec.get_model_matrix(sub, context=formula_context()),
-                dtype=float,
-            )
-        except Exception as exc:  # formulaic: unseen category levels, bad types
-            raise ModelSpecificationError(
-                f"Cannot build the fixed-effects design for the new data: {exc}"
-            ) from exc
-        t = sub[d.time].to_numpy(dtype=float)
-        ids = sub[d.subject].astype(str).to_numpy()
-        pos = np.asarray(pd.Index(d.subject_ids).get_indexer(pd.Index(ids)), np.intp)
-        b_all = self._draws("subject_effects")
-        new_ids = pd.unique(ids[pos < 0])
-        b = np.empty((b_all.shape[0], len(ids), 2))
-        known = pos >= 0
-        b[:, known] = b_all[:, pos[known]]
-        if len(new_ids):
-            new = self._new_effects(len(new_ids), rng)
-            where = pd.Index(new_ids).get_indexer(pd.Index(ids[~known]))
-            b[:, ~known] = new[:, np.asarray(where, dtype=np.intp)]
-        return ok, X, t, b
-
-    def _noise(
-        self, shape: tuple[int, ...], rng: np.random.Generator
-    ) -> npt.NDArray[np.float64]:
-        """Residual noise (draws, rows) with each posterior draw's sigma (and nu)."""
-        sigma = self._draws("sigma")[:, None]
-        if self.likelihood == "student_t":
-            e = rng.standard_t(self._draws("nu")[:, None], size=shape)
-        else:
-            e = rng.standard_normal(shape)
-        return np.asarray(sigma * e)
 
     # ------------------------------------------------------------ public API
     def predict(
@@ -594,12 +565,12 @@ class BayesianTrajectoryModel(BaseEstimator):
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
         rng = as_generator(seed)
-        ok, X, t, b = self._rows(df, rng)
+        ok, X, t, b = table_rows(self, df, rng)
         if self.kind == "sigmoid":
             X = subject_first(X, df.loc[ok, self._design.subject].astype(str))
         draws = self._mean_draws(X, t, b)
         if include_noise:
-            draws = draws + self._noise(draws.shape, rng)
+            draws = draws + noise(self, draws.shape, rng)
         out = pd.DataFrame(np.nan, index=df.index, columns=["mean", "lower", "upper"])
         out.loc[ok] = band(draws, level)
         return out
@@ -671,7 +642,7 @@ class BayesianTrajectoryModel(BaseEstimator):
             b = b_all[:, np.repeat(chunk, len(times))]
             draws = self._mean_draws(X, t, b)
             if rng is not None:
-                draws = draws + self._noise(draws.shape, rng)
+                draws = draws + noise(self, draws.shape, rng)
             band_ = band(draws, level)
             parts.append(
                 pd.DataFrame(
@@ -714,31 +685,14 @@ class BayesianTrajectoryModel(BaseEstimator):
                 "loo(by='subject') needs the linear model with a normal likelihood "
                 "(exact marginal blocks); use by='observation'."
             )
-        d = self._design
-        stats = subject_stats(d.y, d.X, d.t, d.groups, len(d.subject_ids))
-        ll = marginal_loglik(
-            stats,
-            self._draws("beta"),
-            self._draws("subject_sd"),
-            self._draws("subject_corr"),
-            self._draws("sigma"),
-        )
-        post = self._posterior
-        ll = ll.reshape(post.sizes["chain"], post.sizes["draw"], -1)
-        idata = az.from_dict(
-            posterior={"sigma": post["sigma"].values},
-            log_likelihood={d.outcome: ll},
-            dims={d.outcome: ["subject_id"]},
-            coords={"subject_id": d.subject_ids},
-        )
-        return az.loo(idata, pointwise=True)
+        return subject_loo(self)
 
-    def summary(self, level: float = 0.9) -> Summary:
+    def summary(self, level: float = DEFAULT_LEVEL) -> Summary:
         """Posterior summary: fixed effects, subject-effect SDs and correlation, noise.
 
         Parameters
         ----------
-        level : float, default 0.9
+        level : float, default 0.95
             Equal-tailed credible interval coverage in (0, 1).
 
         Returns

@@ -13,7 +13,7 @@ Leaves: argument checks and the fitted state to :mod:`alsprog.models.bayes._mode
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +23,8 @@ from alsprog.models._summary import Summary
 from alsprog.models.bayes._design import DEFAULT_FORMULA
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
-    from alsprog.models.bayes._model import BayesianTrajectoryModel
+    # the estimator's module imports this one: name its type without importing it
+    BayesianTrajectoryModel = Any
 
 __all__ = ["band", "summarise_posterior"]
 

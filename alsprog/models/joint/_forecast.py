@@ -3,9 +3,12 @@
 Owns: the posterior of a new patient's random effects given their history under a
 :class:`~alsprog.models.JointModel` as Gauss-Hermite nodes (:func:`joint_nodes`),
 and the predictive distribution of the outcome at a future time given the history
-and being event-free then (:func:`joint_forecast`): a mixture of normals over the
-nodes, reweighted by each node's survival probability, censored to 0-48.
-Leaves: the conditional-normal algebra to :mod:`alsprog.models._gaussian`.
+and being event-free then (:func:`joint_forecast`), and the fitted subjects'
+trajectories given their visits and event data (:func:`joint_trajectories`): a mixture of normals over the
+nodes, reweighted by each node's survival probability, censored at the outcome's
+bounds.
+Leaves: the conditional-normal algebra to :mod:`alsprog.models._gaussian`, each
+history's cross-products to :mod:`alsprog.models.lmm._forecast`.
 """
 
 from __future__ import annotations
@@ -15,20 +18,28 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy.special import ndtr
 
 from alsprog.data._history import Prepared
+from alsprog.errors import ModelSpecificationError
+from alsprog.models._contract import ForecastRows
 from alsprog.models._gaussian import (
     censored_normal_mean,
     conditional_effects,
     fixed_effect_variance,
-    history_sums,
     psd_sqrt,
 )
+from alsprog.models.lmm._forecast import history_sums
 
-__all__ = ["JointNodes", "joint_forecast", "joint_nodes", "mixture_quantiles"]
+__all__ = [
+    "JointNodes",
+    "joint_forecast",
+    "joint_nodes",
+    "joint_trajectories",
+    "mixture_quantiles",
+]
 
-LOW, HIGH = 0.0, 48.0
 Array = npt.NDArray[np.float64]
 
 
@@ -97,7 +108,7 @@ def joint_forecast(
     n_samples: int | None = None,
     rng: np.random.Generator,
     n_quad: int = 15,
-) -> tuple[dict[str, Array], Array | None]:
+) -> ForecastRows:
     """Summaries (mean, median, interval, loc/scale) and draws of each future row.
 
     Given the history, each subject's random effects have a normal posterior; with
@@ -112,8 +123,7 @@ def joint_forecast(
     beta = model.fe_params_.to_numpy()
     cov_beta = model.cov_params().to_numpy()
     future = prep.future
-    Xf, _ = lmm._fixed_matrix(future)
-    Zf = lmm._last_Z
+    Xf, Zf, _ = lmm._fixed_matrix(future)
     gf = future["_subject_index"].to_numpy()
     means = (Xf @ beta)[:, None] + np.einsum("nq,nmq->nm", Zf, nodes.b[gf])
     var = fixed_effect_variance(Xf, Zf, nodes.KX[gf], cov_beta) + model.scale_
@@ -127,15 +137,16 @@ def joint_forecast(
         logw -= logw.max(axis=1, keepdims=True)
         w = np.exp(logw)
         w /= w.sum(axis=1, keepdims=True)
-    mean = np.sum(w * censored_normal_mean(means, sd[:, None]), axis=1)
+    low, high = bounds = model.outcome_bounds_
+    mean = np.sum(w * censored_normal_mean(means, sd[:, None], bounds=bounds), axis=1)
     lo, med, hi = mixture_quantiles(
         np.array([(1 - level) / 2, 0.5, (1 + level) / 2]), means, w, sd
     )
     stats = {
         "mean": mean,
-        "median": np.clip(med, LOW, HIGH),
-        "lower": np.clip(lo, LOW, HIGH),
-        "upper": np.clip(hi, LOW, HIGH),
+        "median": np.clip(med, low, high),
+        "lower": np.clip(lo, low, high),
+        "upper": np.clip(hi, low, high),
     }
     # moments of the mixture before clipping (the mixed model's loc/scale analogue)
     loc = np.sum(w * means, axis=1)
@@ -152,5 +163,81 @@ def joint_forecast(
         k = np.searchsorted((cum + offset[:, None]).ravel(), u) - np.arange(n) * m
         k = np.clip(k, 0, m - 1)
         mu = np.take_along_axis(means[None, :, :], k[..., None], axis=2)[..., 0]
-        draws = np.clip(mu + sd * rng.standard_normal(mu.shape), LOW, HIGH)
-    return stats, draws
+        draws = np.clip(mu + sd * rng.standard_normal(mu.shape), low, high)
+    return ForecastRows(stats, draws)
+
+
+def joint_trajectories(
+    model: Any,
+    times: Any,
+    *,
+    subjects: Any,
+    level: float,
+    interval: str,
+    n_quad: int,
+) -> pd.DataFrame:
+    """:meth:`JointModel.subject_trajectories` of checked arguments: each fitted
+    subject's random effects averaged over their posterior given the visits and
+    the event data (nodes of the visits' normal posterior, reweighted)."""
+    from alsprog.data._history import prepare_history
+
+    info = model.longitudinal_._design_info
+    group = info["group"]
+    rows = model._fit_rows
+    known = model._fit_events.index
+    if subjects is None:
+        ids = list(known)
+    else:
+        ids = [str(v) for v in np.atleast_1d(np.asarray(subjects, dtype=object))]
+        unknown = [v for v in ids if v not in known]
+        if unknown:
+            raise ModelSpecificationError(
+                f"subject(s) {unknown[:5]} were not in the data the model was "
+                "fitted to."
+            )
+    if times is None:
+        t = pd.to_numeric(rows[model.time], errors="coerce")
+        times = np.linspace(float(t.min()), float(t.max()), 25)
+    grid = np.asarray(times, dtype=float).ravel()
+    sub = rows[rows[group].astype(str).isin(set(ids))]
+    prep = prepare_history(
+        sub,
+        grid,
+        outcome=info["outcome"],
+        covariates=model._covariates(),
+        subject=group,
+        time=model.time,
+        validate=False,
+        allow_past=True,
+    )
+    nodes = joint_nodes(model, prep, n_quad=n_quad)
+    ev = model._fit_events.reindex(prep.subjects.astype(str))
+    risk = nodes.eta[:, None] + nodes.b @ model.alpha_
+    H = model._cumulative_hazard(ev["time"].to_numpy())
+    logw = np.log(np.maximum(nodes.weights, 1e-300))
+    logw += ev["event"].to_numpy()[:, None] * risk - H[:, None] * np.exp(risk)
+    w = np.exp(logw - logw.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    lmm = model.longitudinal_
+    Xf, Zf, _ = lmm._fixed_matrix(prep.future)
+    gf = prep.future["_subject_index"].to_numpy()
+    beta = model.fe_params_.to_numpy()
+    means = (Xf @ beta)[:, None] + np.einsum("nq,nmq->nm", Zf, nodes.b[gf])
+    wf = w[gf]
+    mean = np.sum(wf * means, axis=1)
+    v_fix = fixed_effect_variance(Xf, Zf, nodes.KX[gf], model.cov_params().to_numpy())
+    se = np.sqrt(np.sum(wf * (means - mean[:, None]) ** 2, axis=1) + v_fix)
+    sd = np.sqrt(v_fix + (model.scale_ if interval == "prediction" else 0.0))
+    lo, hi = mixture_quantiles(
+        np.array([(1 - level) / 2, (1 + level) / 2]), means, wf, sd
+    )
+    return pd.DataFrame(
+        {
+            group: prep.future[group].astype(str).to_numpy(),
+            model.time: prep.future[model.time].to_numpy(float),
+            "mean": mean,
+            "se": se,
+            "lower": lo,
+            "upper": hi,
+        }
+    )

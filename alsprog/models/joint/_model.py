@@ -4,8 +4,10 @@ Owns: :class:`JointModel`, a shared random-effects joint model (Henderson, Diggl
 Dobson 2000; Rizopoulos 2012): a linear mixed model for the outcome and a
 proportional-hazards model for the event whose log hazard depends on the subject's
 random effects, fitted by maximum likelihood over both parts at once; its summary,
-and the quadrature nodes that :mod:`alsprog.forecast` uses to forecast given survival.
-Leaves: the likelihood to :mod:`alsprog.models.joint._numerics`, designs to
+and its part of the model contract.
+Leaves: the likelihood and optimiser steps to :mod:`alsprog.models.joint._numerics`,
+the forecast given survival and the trajectories to
+:mod:`alsprog.models.joint._forecast`, designs to
 :class:`~alsprog.models.LinearMixedModel` and :mod:`alsprog.models._formula`.
 
 Why: in ALS the patients still seen at a later visit are the slower ones (faster
@@ -18,6 +20,7 @@ longitudinal estimates for the informative loss of the fast progressors.
 from __future__ import annotations
 
 import logging
+import os
 import time as _time
 import warnings
 from typing import Any
@@ -26,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._formula_text import check_formula, formula_context
+from alsprog._formula_text import formula_context
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
 from alsprog.data._history import ModelColumns, validate_model_columns
 from alsprog.errors import (
@@ -36,13 +39,26 @@ from alsprog.errors import (
     Problem,
     not_converged,
 )
-from alsprog.models._estimator import EstimatorParams
+from alsprog.models._contract import (
+    DEFAULT_LEVEL,
+    ForecastRows,
+    TrajectoryModel,
+)
 from alsprog.models._summary import Summary
+from alsprog.models.joint._design import (
+    event_data,
+    event_design,
+    first_rows,
+    without_intercept,
+)
 from alsprog.models.joint._numerics import (
     JointData,
     JointLayout,
+    event_breaks,
     exposure,
+    inverse_information,
     make_objective,
+    newton_polish,
 )
 
 __all__ = ["JointModel"]
@@ -52,7 +68,7 @@ logger = logging.getLogger(__name__)
 Array = npt.NDArray[np.float64]
 
 
-class JointModel(EstimatorParams):
+class JointModel(TrajectoryModel):
     """Shared random-effects joint model of a longitudinal outcome and an event time.
 
     Longitudinal part: the linear mixed model of ``formula``,
@@ -124,7 +140,12 @@ class JointModel(EstimatorParams):
         The outcome, subject, time and covariate columns (longitudinal and event)
         the fitted model reads (read-only).
     converged_ : bool
-    n_iter_, n_obs_, n_groups_, n_events_ : int
+    n_iter_, n_obs_, n_subjects_, n_events_ : int
+        Optimiser iterations, rows, subjects (``n_groups_``: read-only alias),
+        events.
+    outcome_bounds_ : tuple of float
+        The outcome's range in the data dictionary (0-48 for ``alsfrs_r_total``;
+        ``(-inf, inf)`` for an outcome it does not bound): forecasts stay inside.
 
     Raises
     ------
@@ -221,8 +242,8 @@ class JointModel(EstimatorParams):
         design = build_mixed_design(self.formula, df)
         subjects = design.group_levels
         rows = df.iloc[design.row_positions]
-        first = _first_rows(rows, design.group, subjects)
-        times, events = self._event_data(rows, first, design.group)
+        first = first_rows(rows, design.group, subjects)
+        times, events = event_data(self, rows, first, design.group)
         last_visit = (
             pd.Series(pd.to_numeric(rows[self.time], errors="coerce").to_numpy())
             .groupby(design.groups)
@@ -247,13 +268,13 @@ class JointModel(EstimatorParams):
                     for i in late
                 ]
             )
-        W, w_names, w_spec = _event_design(self.event_formula, first, design.group)
+        W, w_names, w_spec = event_design(self.event_formula, first, design.group)
         if not events.any():
             raise ModelSpecificationError(
                 f"No events ({self.event} true) in the data: the event part cannot be "
                 "estimated."
             )
-        breaks = _breaks(times[events], int(self.n_intervals))
+        breaks = event_breaks(times[events], int(self.n_intervals))
         expo, interval = exposure(times, breaks)
         G = len(subjects)
         stats = compute_group_stats(design.X, design.Z, design.y, design.groups, G)
@@ -279,10 +300,10 @@ class JointModel(EstimatorParams):
                 "maxcor": 30,
             },
         )
-        phi, nll, H, g = _newton_polish(np.asarray(res.x, dtype=float), fun, grad, hess)
+        phi, nll, H, g = newton_polish(np.asarray(res.x, dtype=float), fun, grad, hess)
         grad_max = float(np.max(np.abs(g)))
         converged = grad_max <= 1e-3 and np.all(np.linalg.eigvalsh(H) > 0)
-        cov = _inverse_information(H)
+        cov = inverse_information(H)
         self._set_fitted(
             phi,
             cov,
@@ -302,7 +323,7 @@ class JointModel(EstimatorParams):
         self.converged_ = bool(converged) and np.isfinite(self.llf_)
         self.n_iter_ = int(res.nit)
         self.n_obs_ = int(stats.n)
-        self.n_groups_ = G
+        self.n_subjects_ = G
         self.n_events_ = int(events.sum())
         logger.info(
             "JointModel: %d rows, %d subjects, %d events, %d iterations, %.2f s",
@@ -319,64 +340,6 @@ class JointModel(EstimatorParams):
             )
             not_converged(msg, strict=bool(self.strict), stacklevel=2)
         return self
-
-    def _event_data(
-        self, rows: pd.DataFrame, first: pd.DataFrame, group: str
-    ) -> tuple[Array, npt.NDArray[np.bool_]]:
-        missing = [c for c in (self.event_time, self.event) if c not in rows.columns]
-        if missing:
-            raise DataValidationError(
-                [
-                    Problem(
-                        f"column {c!r} is missing; the event part needs it (set "
-                        "`event_time`/`event` to the columns holding the event time "
-                        "and indicator)",
-                        rule="required",
-                        column=c,
-                    )
-                    for c in missing
-                ]
-            )
-        problems = []
-        for col in (self.event_time, self.event):
-            n_distinct = rows.groupby(group, sort=False)[col].nunique(dropna=False)
-            problems += [
-                Problem(
-                    f"{col!r} differs between the subject's visits; one value per "
-                    "subject is expected (it varies)",
-                    rule="subject_level",
-                    subject_id=str(sid),
-                    column=col,
-                )
-                for sid in n_distinct.index[n_distinct.to_numpy() > 1]
-            ]
-        times = pd.to_numeric(first[self.event_time], errors="coerce").to_numpy(float)
-        ev_raw = first[self.event]
-        ids = first[group].astype(str).to_numpy()
-        for i in np.flatnonzero(~np.isfinite(times) | (times < 0)):
-            problems.append(
-                Problem(
-                    f"event time {first[self.event_time].iloc[i]!r}; expected a number "
-                    ">= 0 (months from the first visit)",
-                    rule="minimum",
-                    subject_id=ids[i],
-                    column=self.event_time,
-                    value=first[self.event_time].iloc[i],
-                )
-            )
-        for i in np.flatnonzero(ev_raw.isna().to_numpy()):
-            problems.append(
-                Problem(
-                    "event indicator is missing; expected true or false",
-                    rule="required",
-                    subject_id=ids[i],
-                    column=self.event,
-                )
-            )
-        if problems:
-            raise DataValidationError(problems)
-        events = ev_raw.astype("boolean").to_numpy(dtype=bool, na_value=False)
-        return times, events
 
     def _start(
         self,
@@ -451,6 +414,38 @@ class JointModel(EstimatorParams):
         self._w_spec = w_spec
         self._w_names = w_names
 
+    # ------------------------------------------------------------ persistence
+    #: The suffix of the file :meth:`save` writes (a NumPy ``.npz`` archive).
+    file_suffix = ".npz"
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to one ``.npz`` file (never a pickle; atomic).
+
+        See :func:`alsprog.models.joint._io.save_joint` for the layout.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        from alsprog.models.joint._io import save_joint
+
+        save_joint(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> JointModel:
+        """Rebuild a model written by :meth:`save`, fitted, without refitting.
+
+        Raises
+        ------
+        SavedModelError
+            A missing, foreign or inconsistent file (the message names the file
+            and the field); the whole file is checked before anything is built.
+        """
+        from alsprog.models.joint._io import load_joint
+
+        model: JointModel = load_joint(cls, path)
+        return model
+
     # ------------------------------------------------------------------ results
     def cov_params(self) -> pd.DataFrame:
         """Covariance of the longitudinal fixed effects (observed information).
@@ -474,9 +469,9 @@ class JointModel(EstimatorParams):
     def bic(self) -> float:
         """Bayesian information criterion with ``n`` = number of subjects."""
         check_is_fitted(self, ["llf_"])
-        return -2.0 * self.llf_ + np.log(self.n_groups_) * self._layout.size
+        return -2.0 * self.llf_ + np.log(self.n_subjects_) * self._layout.size
 
-    def summary(self, level: float = 0.95) -> Summary:
+    def summary(self, level: float = DEFAULT_LEVEL) -> Summary:
         """Both parts' estimates with standard errors and Wald intervals.
 
         Parameters
@@ -512,7 +507,7 @@ class JointModel(EstimatorParams):
             "Model": "joint (shared random effects)",
             "Formula": self.formula,
             "Event": f"{self.event_time} ~ {self.event_formula or '1'} + b",
-            "Subjects": self.n_groups_,
+            "Subjects": self.n_subjects_,
             "Observations": self.n_obs_,
             "Events": self.n_events_,
             "Log-likelihood": round(self.llf_, 3),
@@ -536,7 +531,7 @@ class JointModel(EstimatorParams):
         gamma = self._phi[self._layout.slices()["gamma"]]
         if not self._w_names:
             return np.zeros(len(first))
-        W, _ = _without_intercept(
+        W, _ = without_intercept(
             self._w_spec.get_model_matrix(first, context=formula_context())
         )
         return W @ gamma
@@ -545,6 +540,13 @@ class JointModel(EstimatorParams):
         """Baseline cumulative hazard ``H_0(t)``."""
         e, _ = exposure(np.asarray(times, dtype=float), self._breaks)
         return e @ self.baseline_hazard_["hazard"].to_numpy()
+
+    @property
+    def outcome_bounds_(self) -> tuple[float, float]:
+        """The outcome's range in the data dictionary (its longitudinal part's)."""
+        check_is_fitted(self, ["fe_params_"])
+        bounds: tuple[float, float] = self.longitudinal_.outcome_bounds_
+        return bounds
 
     @property
     def alpha_(self) -> Array:
@@ -668,75 +670,70 @@ class JointModel(EstimatorParams):
         >>> tr.columns.tolist()
         ['subject_id', 'months', 'mean', 'se', 'lower', 'upper']
         """
-        from alsprog.data._history import prepare_history
-        from alsprog.models._gaussian import fixed_effect_variance
-        from alsprog.models.joint._forecast import joint_nodes, mixture_quantiles
+        from alsprog.models.joint._forecast import joint_trajectories
 
         check_is_fitted(self, ["fe_params_"])
         level = check_interval(level, "level", low=0, high=1, low_closed=False)
         check_choice(interval, "interval", ("prediction", "confidence"))
-        info = self.longitudinal_._design_info
-        group = info["group"]
-        rows = self._fit_rows
-        known = self._fit_events.index
-        if subjects is None:
-            ids = list(known)
-        else:
-            ids = [str(v) for v in np.atleast_1d(np.asarray(subjects, dtype=object))]
-            unknown = [v for v in ids if v not in known]
-            if unknown:
-                raise ModelSpecificationError(
-                    f"subject(s) {unknown[:5]} were not in the data the model was "
-                    "fitted to."
-                )
-        if times is None:
-            t = pd.to_numeric(rows[self.time], errors="coerce")
-            times = np.linspace(float(t.min()), float(t.max()), 25)
-        grid = np.asarray(times, dtype=float).ravel()
-        sub = rows[rows[group].astype(str).isin(set(ids))]
-        prep = prepare_history(
-            sub,
-            grid,
-            outcome=info["outcome"],
-            covariates=self._covariates(),
-            subject=group,
-            time=self.time,
-            validate=False,
-            allow_past=True,
+        return joint_trajectories(
+            self,
+            times,
+            subjects=subjects,
+            level=level,
+            interval=interval,
+            n_quad=n_quad,
         )
-        nodes = joint_nodes(self, prep, n_quad=n_quad)
-        ev = self._fit_events.reindex(prep.subjects.astype(str))
-        risk = nodes.eta[:, None] + nodes.b @ self.alpha_
-        H = self._cumulative_hazard(ev["time"].to_numpy())
-        logw = np.log(np.maximum(nodes.weights, 1e-300))
-        logw += ev["event"].to_numpy()[:, None] * risk - H[:, None] * np.exp(risk)
-        w = np.exp(logw - logw.max(axis=1, keepdims=True))
-        w /= w.sum(axis=1, keepdims=True)
-        lmm = self.longitudinal_
-        Xf, _ = lmm._fixed_matrix(prep.future)
-        Zf = lmm._last_Z
-        gf = prep.future["_subject_index"].to_numpy()
-        beta = self.fe_params_.to_numpy()
-        means = (Xf @ beta)[:, None] + np.einsum("nq,nmq->nm", Zf, nodes.b[gf])
-        wf = w[gf]
-        mean = np.sum(wf * means, axis=1)
-        v_fix = fixed_effect_variance(
-            Xf, Zf, nodes.KX[gf], self.cov_params().to_numpy()
-        )
-        se = np.sqrt(np.sum(wf * (means - mean[:, None]) ** 2, axis=1) + v_fix)
-        sd = np.sqrt(v_fix + (self.scale_ if interval == "prediction" else 0.0))
-        lo, hi = mixture_quantiles(
-            np.array([(1 - level) / 2, (1 + level) / 2]), means, wf, sd
-        )
-        return pd.DataFrame(
-            {
-                group: prep.future[group].astype(str).to_numpy(),
-                self.time: prep.future[self.time].to_numpy(float),
-                "mean": mean,
-                "se": se,
-                "lower": lo,
-                "upper": hi,
-            }
+
+    # ------------------------------------------------------------ contract
+    def required_columns(self) -> ModelColumns:
+        """The outcome, subject and time columns of the longitudinal part (before
+        fit), as for :class:`~alsprog.models.LinearMixedModel`."""
+        from alsprog.models.lmm._forecast import mixed_required_columns
+
+        return mixed_required_columns(self.formula, self.time)
+
+    def check_forecast_time(self, time: str) -> None:
+        """Refuse to forecast when the formula does not use the model's ``time``.
+
+        Raises
+        ------
+        ModelSpecificationError
+            Naming ``time=`` to set: the forecasts could not move with time.
+        """
+        from alsprog.models.lmm._forecast import check_time_in_formula
+
+        check_is_fitted(self, ["fe_params_"])
+        check_time_in_formula(self, self.longitudinal_, str(self.time))
+
+    def forecast_rows(
+        self,
+        history: Any,
+        *,
+        level: float,
+        n_samples: int | None = None,
+        rng: np.random.Generator,
+        given_alive: bool = True,
+    ) -> ForecastRows:
+        """New patients' forecasts given their history and, with ``given_alive``,
+        being event-free at each forecast time.
+
+        A mixture of normals over Gauss-Hermite nodes of each patient's random
+        effects given the history, each node reweighted by its survival
+        probability, censored at :attr:`outcome_bounds_`; ``stats`` also holds
+        ``loc`` and ``scale`` (the mixture's mean and SD before censoring).  See
+        :meth:`TrajectoryModel.forecast_rows
+        <alsprog.models._contract.TrajectoryModel.forecast_rows>`.
+        """
+        from alsprog.models.joint._forecast import joint_forecast
+
+        check_is_fitted(self, ["fe_params_"])
+        return joint_forecast(
+            self,
+            history,
+            level=level,
+            given_alive=bool(given_alive),
+            n_samples=n_samples,
+            rng=rng,
         )
 
     def _covariates(self) -> list[str]:
@@ -758,101 +755,3 @@ class JointModel(EstimatorParams):
             str(self.time),
             [info["outcome"], info["group"], *self._covariates()],
         )
-
-
-def _first_rows(rows: pd.DataFrame, group: str, subjects: pd.Index) -> pd.DataFrame:
-    """Each subject's first row, in the order of ``subjects``."""
-    key = rows[group].astype(str)
-    first = rows.loc[~key.duplicated()].copy()
-    first.index = key[~key.duplicated()].to_numpy()
-    return first.loc[[str(s) for s in subjects]].reset_index(drop=True)
-
-
-def _event_design(
-    text: str, first: pd.DataFrame, group: str
-) -> tuple[Array, list[str], Any]:
-    """Subject-level event covariates (intercept dropped) and their model spec."""
-    from formulaic import model_matrix
-
-    if not text.strip():
-        return np.zeros((len(first), 0)), [], None
-    required = set(
-        check_formula(
-            text, columns=first.columns, kind="rhs", what="event_formula"
-        ).variables
-    )
-    problems = [
-        Problem(
-            f"{v!r} is missing; the event part (event_formula {text!r}) needs it",
-            rule="required",
-            subject_id=str(first[group].iloc[i]),
-            column=v,
-        )
-        for v in sorted(required)
-        for i in np.flatnonzero(first[v].isna().to_numpy())
-    ]
-    if problems:
-        raise DataValidationError(problems)
-    try:
-        mm = model_matrix(text, first, na_action="raise", context=formula_context())
-    except Exception as exc:
-        raise ModelSpecificationError(
-            f"Cannot build the event design from {text!r}: {exc}"
-        ) from exc
-    W, names = _without_intercept(mm)
-    return W, names, mm.model_spec
-
-
-def _without_intercept(mm: Any) -> tuple[Array, list[str]]:
-    """A formulaic model matrix without its intercept column (the baseline hazard
-    holds it), as an array and column names."""
-    names = [str(c) for c in mm.columns]
-    keep = [i for i, n in enumerate(names) if n != "Intercept"]
-    return np.asarray(mm, dtype=float)[:, keep], [names[i] for i in keep]
-
-
-def _breaks(event_times: Array, k: int) -> Array:
-    """Baseline-hazard breaks: 0, quantiles of the event times, infinity."""
-    inner = np.unique(np.quantile(event_times, np.linspace(0, 1, k + 1)[1:-1]))
-    inner = inner[inner > 0]
-    return np.concatenate([[0.0], inner, [np.inf]])
-
-
-def _newton_polish(
-    phi: Array, fun: Any, grad: Any, hess: Any, *, steps: int = 20
-) -> tuple[Array, float, Array, Array]:
-    """Newton steps with the exact Hessian from the quasi-Newton solution.
-
-    L-BFGS stops where its line search can no longer tell function values apart;
-    a few Newton steps (halved until the likelihood does not drop) bring the
-    gradient to rounding level, so the standard errors are taken at the optimum.
-    """
-    f, g, H = float(fun(phi)), grad(phi), hess(phi)
-    for _ in range(steps):
-        if float(np.max(np.abs(g))) < 1e-8:
-            break
-        try:
-            step = np.linalg.solve(0.5 * (H + H.T), g)
-        except np.linalg.LinAlgError:
-            break
-        t = 1.0
-        while t > 1e-4:
-            cand = phi - t * step
-            fc = float(fun(cand))
-            if np.isfinite(fc) and fc <= f + 1e-10 * abs(f):
-                break
-            t *= 0.5
-        else:
-            break
-        phi, f = cand, fc
-        g, H = grad(phi), hess(phi)
-    return phi, f, H, g
-
-
-def _inverse_information(H: Array) -> Array:
-    """Inverse of the observed information; pseudo-inverse when singular."""
-    H = 0.5 * (H + H.T)
-    try:
-        return np.asarray(np.linalg.inv(H), dtype=np.float64)
-    except np.linalg.LinAlgError:
-        return np.asarray(np.linalg.pinv(H), dtype=np.float64)

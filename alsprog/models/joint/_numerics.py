@@ -244,3 +244,50 @@ def _build(
         return call
 
     return as_np(f), as_np(g), as_np(h)
+
+
+def event_breaks(event_times: Array, k: int) -> Array:
+    """Baseline-hazard breaks: 0, quantiles of the event times, infinity."""
+    inner = np.unique(np.quantile(event_times, np.linspace(0, 1, k + 1)[1:-1]))
+    inner = inner[inner > 0]
+    return np.concatenate([[0.0], inner, [np.inf]])
+
+
+def newton_polish(
+    phi: Array, fun: Any, grad: Any, hess: Any, *, steps: int = 20
+) -> tuple[Array, float, Array, Array]:
+    """Newton steps with the exact Hessian from the quasi-Newton solution.
+
+    L-BFGS stops where its line search can no longer tell function values apart;
+    a few Newton steps (halved until the likelihood does not drop) bring the
+    gradient to rounding level, so the standard errors are taken at the optimum.
+    """
+    f, g, H = float(fun(phi)), grad(phi), hess(phi)
+    for _ in range(steps):
+        if float(np.max(np.abs(g))) < 1e-8:
+            break
+        try:
+            step = np.linalg.solve(0.5 * (H + H.T), g)
+        except np.linalg.LinAlgError:
+            break
+        t = 1.0
+        while t > 1e-4:
+            cand = phi - t * step
+            fc = float(fun(cand))
+            if np.isfinite(fc) and fc <= f + 1e-10 * abs(f):
+                break
+            t *= 0.5
+        else:
+            break
+        phi, f = cand, fc
+        g, H = grad(phi), hess(phi)
+    return phi, f, H, g
+
+
+def inverse_information(H: Array) -> Array:
+    """Inverse of the observed information; pseudo-inverse when singular."""
+    H = 0.5 * (H + H.T)
+    try:
+        return np.asarray(np.linalg.inv(H), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        return np.asarray(np.linalg.pinv(H), dtype=np.float64)

@@ -68,8 +68,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
             f"{path}: cannot save {type(model).__name__}: {exc} (convert it to numbers, "
             "strings or a categorical, or reset the data's index, and refit)."
         ) from exc
-    x_first, _ = model._fixed_matrix(model._first_rows)
-    z_first = model._last_Z
+    x_first, z_first, _ = model._fixed_matrix(model._first_rows)
     arrays.update(
         fe_params=model.fe_params_.to_numpy(),
         cov_beta=model._cov_beta,
@@ -99,7 +98,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
             "converged": model.converged_,
             "singular": model.singular_,
             "n_obs": model.n_obs_,
-            "n_groups": model.n_groups_,
+            "n_groups": model.n_subjects_,
             "n_dropped": model.n_dropped_,
             "n_iter": model.n_iter_,
             "time_range": list(model._time_range),
@@ -423,8 +422,8 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     model._first_rows = frame.iloc[first][design.variables].reset_index(drop=True)
     model._time_range = h["time_range"]
     # the rebuilt formula must give the saved design (levels, transforms' state)
-    x_first, _ = model._fixed_matrix(model._first_rows)
-    for key, mine in [("x_first", x_first), ("z_first", model._last_Z)]:
+    x_first, z_first, _ = model._fixed_matrix(model._first_rows)
+    for key, mine in [("x_first", x_first), ("z_first", z_first)]:
         ref = values[key]
         tol = 1e-12 * max(1.0, float(np.max(np.abs(ref), initial=0.0)))
         if mine.shape != ref.shape or not np.allclose(mine, ref, rtol=1e-12, atol=tol):

@@ -1,14 +1,15 @@
 """Linear mixed-effects models fitted by exact profiled REML/ML.
 
 Owns: :class:`LinearMixedModel`, the user-facing estimator with lme4-style formulas,
-its fitted attributes (statsmodels' names), summary, intervals, predictions, subject
-trajectories and ``save``/``load``.
+its fitted attributes (statsmodels' names), intervals, predictions, subject
+trajectories and its part of the model contract.
 Leaves: the formula -> design step to :mod:`alsprog.models._formula`, the likelihood
-and optimiser to :mod:`alsprog.models.lmm._numerics`, the saved-file layout to
-:mod:`alsprog.models.lmm._io`, figures to :mod:`alsprog.plots`, conditional forecasts
-to :mod:`alsprog.forecast`.  Imports stay light (no scikit-learn, scipy and formulaic
-only inside the functions that use them) so that a first fit in a fresh process is
-quick.
+and optimiser to :mod:`alsprog.models.lmm._numerics`, the summary tables to
+:mod:`alsprog.models.lmm._summary`, the conditional forecast of new patients to
+:mod:`alsprog.models.lmm._forecast`, the saved-file layout to
+:mod:`alsprog.models.lmm._io`, figures to :mod:`alsprog.plots`.  Imports stay light
+(no scikit-learn, scipy and formulaic only inside the functions that use them) so
+that a first fit in a fresh process is quick.
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ from alsprog.errors import (
     ModelSpecificationError,
     not_converged,
 )
-from alsprog.models._estimator import EstimatorParams
+from alsprog.models._contract import (
+    DEFAULT_LEVEL,
+    ForecastRows,
+    TrajectoryModel,
+    outcome_bounds,
+)
 from alsprog.models._formula import MixedDesign, build_mixed_design
-from alsprog.models._summary import MixedSummary, Summary
+from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
 from alsprog.models.lmm._numerics import (
     GroupStats,
@@ -42,7 +48,7 @@ from alsprog.models.lmm._numerics import (
 )
 
 if TYPE_CHECKING:
-    from alsprog.data._history import ModelColumns
+    from alsprog.data._history import ModelColumns, Prepared
 
 __all__ = ["LinearMixedModel"]
 
@@ -52,7 +58,7 @@ logger = logging.getLogger(__name__)
 SINGULAR_TOL = 1e-4
 
 
-class LinearMixedModel(EstimatorParams):
+class LinearMixedModel(TrajectoryModel):
     """Linear mixed-effects model with lme4-style formulas, fitted by exact REML or ML.
 
     The fit maximises lme4's profiled (restricted) likelihood over the relative
@@ -102,8 +108,12 @@ class LinearMixedModel(EstimatorParams):
     converged_ : bool
     singular_ : bool
         True when a variance is at the boundary (lme4's ``isSingular``).
-    n_obs_, n_groups_, n_dropped_ : int
-        Rows used, group levels, rows dropped for missing values.
+    n_obs_, n_subjects_, n_dropped_ : int
+        Rows used, group levels (subjects), rows dropped for missing values
+        (``n_groups_``, lme4's word, is a read-only alias of ``n_subjects_``).
+    outcome_bounds_ : tuple of float
+        The outcome's range in the data dictionary (0-48 for ``alsfrs_r_total``;
+        ``(-inf, inf)`` for an outcome it does not bound): forecasts stay inside.
     resid_ : pandas.Series
         Conditional residuals ``y - X beta - Z b`` indexed like the rows used.
     n_iter_ : int
@@ -320,7 +330,8 @@ class LinearMixedModel(EstimatorParams):
         )
         self.converged_ = converged
         self.n_obs_ = int(design.X.shape[0])
-        self.n_groups_ = int(len(design.group_levels))
+        self.n_subjects_ = int(len(design.group_levels))
+        self.outcome_bounds_ = outcome_bounds(design.outcome)
         self.n_dropped_ = n_dropped
         self.n_iter_ = n_iter
         self.resid_ = pd.Series(resid, index=design.row_index, name="resid")
@@ -463,29 +474,21 @@ class LinearMixedModel(EstimatorParams):
             }
         )
 
+    @property
     def aic(self) -> float:
-        """Akaike information criterion ``-2 llf + 2 k`` (k: fixed + variance params + 1).
-
-        Returns
-        -------
-        float
-        """
+        """Akaike information criterion ``-2 llf + 2 k`` (k: fixed + variance params + 1)."""
         check_is_fitted(self, ["llf_"])
         k = len(self.fe_params_) + self._design_info["n_theta"] + 1
         return -2.0 * self.llf_ + 2.0 * k
 
+    @property
     def bic(self) -> float:
-        """Bayesian information criterion ``-2 llf + log(n) k``.
-
-        Returns
-        -------
-        float
-        """
+        """Bayesian information criterion ``-2 llf + log(n) k``."""
         check_is_fitted(self, ["llf_"])
         k = len(self.fe_params_) + self._design_info["n_theta"] + 1
         return -2.0 * self.llf_ + np.log(self.n_obs_) * k
 
-    def summary(self, level: float = 0.95) -> Summary:
+    def summary(self, level: float = DEFAULT_LEVEL) -> Summary:
         """lme4's summary: criterion, scaled residuals, random and fixed effects.
 
         Printed, it is lme4's ``print(summary(fit))`` line for line (numbers as R
@@ -532,118 +535,10 @@ class LinearMixedModel(EstimatorParams):
           (Intr)
         t -0.198
         """
+        from alsprog.models.lmm._summary import lmm_summary
+
         check_is_fitted(self, ["fe_params_"])
-        ci = self.confint(level)
-        fixed = pd.DataFrame(
-            {
-                "estimate": self.fe_params_,
-                "std_error": self.bse_,
-                "t": self.fe_params_ / self.bse_,
-                "ci_lower": ci["lower"],
-                "ci_upper": ci["upper"],
-            }
-        )
-        group = self._design_info["group"]
-        tpl = self._design_info["template"]
-        names = list(self.cov_re_.index)
-        cov = self.cov_re_.to_numpy()
-        sd = np.sqrt(np.diag(cov))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = cov / np.outer(sd, sd)
-        rows = []
-        for i, nm in enumerate(names):
-            row: dict[str, object] = {
-                "group": group if i == 0 else "",
-                "name": nm,
-                "variance": sd[i] ** 2,
-                "std_dev": sd[i],
-            }
-            for j in range(len(names) - 1):
-                free = j < i and bool(np.any((tpl.rows == i) & (tpl.cols == j)))
-                row[f"corr_{names[j]}"] = corr[i, j] if free else np.nan
-            rows.append(row)
-        rows.append(
-            {
-                "group": "Residual",
-                "name": "",
-                "variance": self.scale_,
-                "std_dev": np.sqrt(self.scale_),
-            }
-        )
-        random = pd.DataFrame(rows).set_index(["group", "name"])
-        # lme4's terms: a new one starts at an effect tied to no earlier effect
-        starts = [
-            i for i in range(len(names)) if not np.any((tpl.rows == i) & (tpl.cols < i))
-        ]
-        bounds = list(zip(starts, [*starts[1:], len(names)], strict=True))
-        terms = [(group, names[a:b]) for a, b in bounds]
-        correlations = [
-            pd.DataFrame(corr[a:b, a:b], index=names[a:b], columns=names[a:b])
-            for a, b in bounds
-        ]
-        sr = self.resid_.to_numpy() / np.sqrt(self.scale_)
-        resid = pd.DataFrame(
-            [np.quantile(sr, [0, 0.25, 0.5, 0.75, 1])],
-            columns=["Min", "1Q", "Median", "3Q", "Max"],
-            index=[""],
-        )
-        n_par = len(self.fe_params_) + self._design_info["n_theta"] + 1
-        criterion: dict[str, float]
-        if self.reml:
-            criterion = {"REML": -2 * self.llf_}
-            header: dict[str, object] = {
-                "Formula": self.formula,
-                "REML criterion at convergence": f"{-2 * self.llf_:.1f}",
-            }
-            title = "Linear mixed model fit by REML"
-        else:
-            criterion = {
-                "AIC": self.aic(),
-                "BIC": self.bic(),
-                "logLik": self.llf_,
-                "deviance": -2 * self.llf_,
-                "df.resid": float(self.n_obs_ - n_par),
-            }
-            header = {
-                "Formula": self.formula,
-                "AIC": f"{self.aic():.1f}",
-                "BIC": f"{self.bic():.1f}",
-                "logLik": f"{self.llf_:.1f}",
-                "deviance": f"{-2 * self.llf_:.1f}",
-            }
-            title = "Linear mixed model fit by maximum likelihood"
-        header["Number of obs"] = f"{self.n_obs_}, groups: {group}, {self.n_groups_}"
-        cb = np.asarray(self._cov_beta, dtype=float)
-        se = np.sqrt(np.diag(cb))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fixed_corr = pd.DataFrame(
-                cb / np.outer(se, se), index=fixed.index, columns=fixed.index
-            )
-        notes = []
-        if self.singular_:
-            notes.append("boundary (singular) fit: see help('isSingular') in lme4")
-        if not self.converged_:
-            notes.append("optimiser did not converge")
-        if self.n_dropped_:
-            notes.append(f"{self.n_dropped_} rows with missing values were dropped")
-        return MixedSummary(
-            title,
-            header,
-            {"residuals": resid, "random": random, "fixed": fixed},
-            formula=self.formula,
-            criterion=criterion,
-            terms=terms,
-            correlations=correlations,
-            groups={group: self.n_groups_},
-            n_obs=self.n_obs_,
-            fixed_corr=fixed_corr,
-            captions={
-                "residuals": "Scaled residuals",
-                "random": "Random effects",
-                "fixed": "Fixed effects",
-            },
-            notes=notes,
-        )
+        return lmm_summary(self, level)
 
     # -------------------------------------------------------- prediction
     @property
@@ -670,58 +565,67 @@ class LinearMixedModel(EstimatorParams):
             info["outcome"], info["group"], str(self.time), info["variables"]
         )
 
-    def _fixed_matrix(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Fixed-effects design for the complete rows of ``df`` and the row mask."""
-        info = self._design_info
-        needed = [
-            v for v in info["variables"] if v not in (info["outcome"], info["group"])
-        ]
-        missing = [v for v in needed if v not in df.columns]
-        if missing:
-            raise ModelSpecificationError(
-                f"Data for prediction lacks column(s) {', '.join(map(repr, missing))} "
-                f"used by {self.formula!r}."
-            )
-        ok = (
-            df[needed].notna().all(axis=1).to_numpy()
-            if needed
-            else np.ones(len(df), bool)
+    def required_columns(self) -> ModelColumns:
+        """The outcome, subject and time columns the model will read (before fit).
+
+        Examples
+        --------
+        >>> c = LinearMixedModel("frs ~ visit_month + (visit_month | patient)",
+        ...                      time="visit_month").required_columns()
+        >>> c.outcome, c.subject, c.time
+        ('frs', 'patient', 'visit_month')
+        """
+        from alsprog.models.lmm._forecast import mixed_required_columns
+
+        return mixed_required_columns(self.formula, self.time)
+
+    def check_forecast_time(self, time: str) -> None:
+        """Refuse to forecast when the formula does not use the model's ``time``.
+
+        Raises
+        ------
+        ModelSpecificationError
+            Naming ``time=`` to set: the forecasts could not move with time.
+        """
+        from alsprog.models.lmm._forecast import check_time_in_formula
+
+        check_is_fitted(self, ["fe_params_"])
+        check_time_in_formula(self, self, str(self.time))
+
+    def forecast_rows(
+        self,
+        history: Prepared,
+        *,
+        level: float,
+        n_samples: int | None = None,
+        rng: np.random.Generator,
+        given_alive: bool = True,
+    ) -> ForecastRows:
+        """New patients' forecasts given their history: the exact conditional normal.
+
+        The BLUP given the history with its prediction variance, the fixed-effect
+        uncertainty and the residual variance, censored at
+        :attr:`outcome_bounds_`; ``stats`` also holds ``loc`` and ``scale`` (the
+        normal before censoring).  ``given_alive`` is ignored.  See
+        :meth:`TrajectoryModel.forecast_rows
+        <alsprog.models._contract.TrajectoryModel.forecast_rows>`;
+        :func:`alsprog.forecast.forecast` is the public entry point.
+        """
+        from alsprog.models.lmm._forecast import lmm_forecast_rows
+
+        check_is_fitted(self, ["fe_params_"])
+        return lmm_forecast_rows(
+            self, history, level=level, n_samples=n_samples, rng=rng
         )
-        sub = df.loc[ok, needed] if needed else pd.DataFrame(index=df.index[ok])
-        from formulaic.errors import DataMismatchWarning
 
-        from alsprog._formula_text import formula_context
+    def _fixed_matrix(
+        self, df: pd.DataFrame
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """Fixed- and random-effects designs ``X``, ``Z`` of the complete rows of
+        ``df`` and the row mask (the fitted model is not changed)."""
+        from alsprog.models.lmm._forecast import prediction_design
 
-        try:
-            with warnings.catch_warnings():
-                # a category not seen in the fit would silently become NaN
-                warnings.simplefilter("error", DataMismatchWarning)
-                X = np.asarray(
-                    info["fixed_spec"].get_model_matrix(
-                        sub, na_action="raise", context=formula_context()
-                    ),
-                    dtype=float,
-                )
-                Zs = [
-                    np.asarray(
-                        s.get_model_matrix(
-                            sub, na_action="raise", context=formula_context()
-                        ),
-                        dtype=float,
-                    )
-                    for s in info["random_specs"]
-                ]
-        except Exception as exc:
-            raise ModelSpecificationError(
-                f"Cannot build the design for prediction: {exc}"
-            ) from exc
-        if X.shape[0] != int(ok.sum()):  # intercept-only designs on empty frames
-            X = np.broadcast_to(X[:1], (int(ok.sum()), X.shape[1])).copy()
-        Z = np.hstack(Zs) if Zs else np.zeros((X.shape[0], 0))
-        if Z.shape[0] != X.shape[0]:
-            Z = np.broadcast_to(Z[:1], (X.shape[0], Z.shape[1])).copy()
-        self._last_Z = Z
-        return X, ok
+        return prediction_design(self._design_info, self.formula, df)
 
     def predict(self, df: pd.DataFrame, *, include_random: bool = True) -> pd.Series:
         """Predicted outcome for the rows of ``df``.
@@ -751,8 +655,7 @@ class LinearMixedModel(EstimatorParams):
             raise TypeError(
                 f"`df` must be a pandas DataFrame; got {type(df).__name__}."
             )
-        X, ok = self._fixed_matrix(df)
-        Z = self._last_Z
+        X, Z, ok = self._fixed_matrix(df)
         out = np.full(len(df), np.nan)
         pred = X @ self.fe_params_.to_numpy()
         if include_random:
@@ -840,8 +743,7 @@ class LinearMixedModel(EstimatorParams):
         base = self._first_rows.iloc[idx]
         rows = base.loc[base.index.repeat(len(t))].reset_index(drop=True)
         rows[tcol] = np.tile(t, len(idx))
-        X, _ = self._fixed_matrix(rows)
-        Z = self._last_Z
+        X, Z, _ = self._fixed_matrix(rows)
         gi = np.repeat(idx, len(t))
         beta = self.fe_params_.to_numpy()
         b = self.random_effects_.to_numpy()

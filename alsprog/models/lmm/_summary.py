@@ -1,0 +1,135 @@
+"""lme4's summary of a fitted linear mixed model.
+
+Owns: :func:`lmm_summary`, the tables and header of
+:meth:`LinearMixedModel.summary <alsprog.models.LinearMixedModel.summary>` (scaled
+residuals, random effects with correlations, fixed effects with Wald intervals, the
+REML criterion or the ML information criteria), laid out as lme4 prints them.
+Leaves: the container and its rendering to :mod:`alsprog.models._summary`; the
+fitted state to :mod:`alsprog.models.lmm._model`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alsprog.models._summary import MixedSummary
+
+__all__ = ["lmm_summary"]
+
+
+def lmm_summary(model: Any, level: float) -> MixedSummary:
+    """The :class:`MixedSummary` of a fitted ``LinearMixedModel`` at ``level``."""
+    ci = model.confint(level)
+    fixed = pd.DataFrame(
+        {
+            "estimate": model.fe_params_,
+            "std_error": model.bse_,
+            "t": model.fe_params_ / model.bse_,
+            "ci_lower": ci["lower"],
+            "ci_upper": ci["upper"],
+        }
+    )
+    group = model._design_info["group"]
+    tpl = model._design_info["template"]
+    names = list(model.cov_re_.index)
+    cov = model.cov_re_.to_numpy()
+    sd = np.sqrt(np.diag(cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(sd, sd)
+    rows = []
+    for i, nm in enumerate(names):
+        row: dict[str, object] = {
+            "group": group if i == 0 else "",
+            "name": nm,
+            "variance": sd[i] ** 2,
+            "std_dev": sd[i],
+        }
+        for j in range(len(names) - 1):
+            free = j < i and bool(np.any((tpl.rows == i) & (tpl.cols == j)))
+            row[f"corr_{names[j]}"] = corr[i, j] if free else np.nan
+        rows.append(row)
+    rows.append(
+        {
+            "group": "Residual",
+            "name": "",
+            "variance": model.scale_,
+            "std_dev": np.sqrt(model.scale_),
+        }
+    )
+    random = pd.DataFrame(rows).set_index(["group", "name"])
+    # lme4's terms: a new one starts at an effect tied to no earlier effect
+    starts = [
+        i for i in range(len(names)) if not np.any((tpl.rows == i) & (tpl.cols < i))
+    ]
+    bounds = list(zip(starts, [*starts[1:], len(names)], strict=True))
+    terms = [(group, names[a:b]) for a, b in bounds]
+    correlations = [
+        pd.DataFrame(corr[a:b, a:b], index=names[a:b], columns=names[a:b])
+        for a, b in bounds
+    ]
+    sr = model.resid_.to_numpy() / np.sqrt(model.scale_)
+    resid = pd.DataFrame(
+        [np.quantile(sr, [0, 0.25, 0.5, 0.75, 1])],
+        columns=["Min", "1Q", "Median", "3Q", "Max"],
+        index=[""],
+    )
+    n_par = len(model.fe_params_) + model._design_info["n_theta"] + 1
+    criterion: dict[str, float]
+    if model.reml:
+        criterion = {"REML": -2 * model.llf_}
+        header: dict[str, object] = {
+            "Formula": model.formula,
+            "REML criterion at convergence": f"{-2 * model.llf_:.1f}",
+        }
+        title = "Linear mixed model fit by REML"
+    else:
+        criterion = {
+            "AIC": model.aic,
+            "BIC": model.bic,
+            "logLik": model.llf_,
+            "deviance": -2 * model.llf_,
+            "df.resid": float(model.n_obs_ - n_par),
+        }
+        header = {
+            "Formula": model.formula,
+            "AIC": f"{model.aic:.1f}",
+            "BIC": f"{model.bic:.1f}",
+            "logLik": f"{model.llf_:.1f}",
+            "deviance": f"{-2 * model.llf_:.1f}",
+        }
+        title = "Linear mixed model fit by maximum likelihood"
+    header["Number of obs"] = f"{model.n_obs_}, groups: {group}, {model.n_subjects_}"
+    cb = np.asarray(model.cov_params().to_numpy(), dtype=float)
+    se = np.sqrt(np.diag(cb))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fixed_corr = pd.DataFrame(
+            cb / np.outer(se, se), index=fixed.index, columns=fixed.index
+        )
+    notes = []
+    if model.singular_:
+        notes.append("boundary (singular) fit: see help('isSingular') in lme4")
+    if not model.converged_:
+        notes.append("optimiser did not converge")
+    if model.n_dropped_:
+        notes.append(f"{model.n_dropped_} rows with missing values were dropped")
+    return MixedSummary(
+        title,
+        header,
+        {"residuals": resid, "random": random, "fixed": fixed},
+        formula=model.formula,
+        criterion=criterion,
+        terms=terms,
+        correlations=correlations,
+        groups={group: model.n_subjects_},
+        n_obs=model.n_obs_,
+        fixed_corr=fixed_corr,
+        captions={
+            "residuals": "Scaled residuals",
+            "random": "Random effects",
+            "fixed": "Fixed effects",
+        },
+        notes=notes,
+    )

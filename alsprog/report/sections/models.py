@@ -1,0 +1,376 @@
+"""The models section: every configured trajectory model, fitted and compared.
+
+Owns: :func:`build_model` (an unfitted estimator for a model's config),
+:func:`stage_models` (fit each model on the cohort's fit data; its summary tables,
+text summary and saved model under ``models/``; ``models/comparison.csv`` with
+PSIS-LOO for the Bayesian ones), :class:`Models` (its frozen result), the model
+comparison and per-patient trajectory figures and the report's "Trajectory models".
+Leaves: the models to :mod:`alsprog.models`; the drawings to :mod:`alsprog.plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alsprog.report._check import model_formula, model_time
+from alsprog.report._config import ModelConfig
+from alsprog.report._figures import FigureOut, grid, new_figure, png
+from alsprog.report._html import Figures, esc, notes_html, table_html
+from alsprog.report.sections._base import RunContext, Section
+from alsprog.report.sections.cohort import Cohort
+
+__all__ = ["Models", "ModelsSection", "build_model", "stage_models"]
+
+#: File of each summary table (``models/NAME_<file>.csv``): one name per content,
+#: whichever model wrote it.  The joint model's ``fixed_effects`` is ``NAME_fixed.csv``
+#: as the mixed model's ``fixed`` is; the mixed model's scaled-residual quantiles
+#: (``residuals``) and the Bayesian model's residual SD (``residual``) differ, and so
+#: do their names.
+SUMMARY_FILES = {
+    "fixed": "fixed",
+    "fixed_effects": "fixed",
+    "random": "random",
+    "random_effects": "random",
+    "residuals": "scaled_residuals",
+    "residual": "residual_sd",
+}
+
+
+def _frozen_map() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Models:
+    """The fitted models, their summaries and their comparison, by model name.
+
+    ``comparison`` is None when no model is configured.
+    """
+
+    models: Mapping[str, Any] = field(default_factory=_frozen_map)
+    summaries: Mapping[str, Any] = field(default_factory=_frozen_map)
+    comparison: pd.DataFrame | None = None
+
+
+def build_model(ctx: RunContext, m: ModelConfig) -> Any:
+    """An unfitted estimator for a model's config."""
+    cfg = ctx.config
+    formula = model_formula(cfg, m)
+    if m.type == "mixed":
+        from alsprog.models import LinearMixedModel
+
+        return LinearMixedModel(formula, reml=m.reml, time=model_time(cfg, m))
+    if m.type == "joint":
+        from alsprog.models import JointModel
+
+        return JointModel(
+            formula,
+            event_formula=m.event_formula,
+            event_time=m.event_time,
+            event=m.event,
+            n_intervals=m.n_intervals,
+        )
+    from alsprog.models import BayesianTrajectoryModel
+
+    return BayesianTrajectoryModel(
+        m.kind,
+        formula=formula,
+        likelihood=m.likelihood,
+        sampler=m.sampler,
+        chains=m.chains,
+        draws=m.draws,
+        tune=m.tune,
+        seed=ctx.seed(f"models.{m.name}"),
+        time=model_time(cfg, m),
+        target_accept=m.target_accept,
+        progress=ctx.progress,
+    )
+
+
+def stage_models(ctx: RunContext) -> Models:
+    """Fit every model; write summaries (CSV/text), saved models, LOO.
+
+    Each model is saved under its class's ``file_suffix`` (``.npz`` for mixed models,
+    ``.nc`` netCDF for Bayesian ones).
+    """
+    import time
+
+    cfg = ctx.config
+    if not cfg.models:
+        ctx.note("models", "no models configured")
+        return Models()
+    fit_data = ctx.result("cohort", Cohort).fit_data
+    rows = []
+    models: dict[str, Any] = {}
+    summaries: dict[str, Any] = {}
+    for m in cfg.models:
+        what = {
+            "mixed": "mixed model (REML)",
+            "joint": "joint model of the visits and death/tracheostomy (ML)",
+        }.get(m.type, f"Bayesian {m.kind}, {m.chains} chains x {m.draws} draws")
+        ctx.say(f"fitting {m.name}: {what}")
+        est = build_model(ctx, m)
+        t0 = time.perf_counter()
+        est.fit(fit_data)
+        seconds = time.perf_counter() - t0
+        models[m.name] = est
+        # the Bayesian summary's 90 % intervals, as the report always printed them
+        level = {"level": 0.9} if m.type == "bayesian" else {}
+        summaries[m.name] = summ = est.summary(**level)
+        _write_summary(ctx, m.name, summ)
+        saver = getattr(est, "save", None)
+        if callable(saver):  # each model under its own format's suffix
+            saver(ctx.out / "models" / f"{m.name}{type(est).file_suffix}")
+        rows.append(_model_row(m, est, model_formula(cfg, m), seconds))
+        if m.type == "bayesian" and not est.converged_:
+            dg = est.diagnostics_
+            ctx.note(
+                "models",
+                f"{m.name} did not pass the convergence gate (max R-hat "
+                f"{dg['max_rhat']:.3f}, min bulk ESS {dg['min_ess_bulk']:.0f}, "
+                f"{dg['n_divergent']} divergent): raise draws/tune or chains before "
+                "relying on its numbers",
+            )
+    comp = pd.DataFrame(rows).set_index("model")
+    comp = _add_loo(ctx, models, comp)
+    ctx.write(comp, "models/comparison.csv", index=True)
+    return Models(
+        models=MappingProxyType(models),
+        summaries=MappingProxyType(summaries),
+        comparison=comp,
+    )
+
+
+def _write_summary(ctx: RunContext, name: str, summ: Any) -> None:
+    """``models/NAME_<table>.csv`` for each summary table and ``NAME_summary.txt``."""
+    for tname, tab in summ.tables.items():
+        if tab.index.nlevels == 1 and tab.index.name is None:
+            tab = tab.rename_axis("term")
+        fname = SUMMARY_FILES.get(tname, tname)
+        ctx.write(tab, f"models/{name}_{fname}.csv", index=True)
+    ctx.write_text(f"models/{name}_summary.txt", str(summ) + "\n")
+
+
+def _model_row(
+    m: ModelConfig, est: Any, formula: str, seconds: float
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "model": m.name,
+        "type": m.type if m.type != "bayesian" else f"bayesian {m.kind}",
+        "formula": formula,
+        "n_obs": int(est.n_obs_),
+        "n_subjects": int(
+            getattr(est, "n_groups_", 0) or getattr(est, "n_subjects_", 0)
+        ),
+        "seconds": seconds,
+    }
+    if m.type in ("mixed", "joint"):
+        row.update(
+            loglik=float(est.llf_),
+            aic=_value(est.aic),
+            bic=_value(est.bic),
+            converged=bool(est.converged_),
+        )
+    else:
+        dg = est.diagnostics_
+        row.update(
+            converged=bool(est.converged_),
+            max_rhat=float(dg["max_rhat"]),
+            min_ess_bulk=float(dg["min_ess_bulk"]),
+            n_divergent=int(dg["n_divergent"]),
+        )
+    return row
+
+
+def _value(v: Any) -> float:
+    """A derived quantity that is a property in some versions, a method in others."""
+    return float(v() if callable(v) else v)
+
+
+def _add_loo(
+    ctx: RunContext, models: Mapping[str, Any], comp: pd.DataFrame
+) -> pd.DataFrame:
+    import arviz as az
+
+    loos = {}
+    for name, est in models.items():
+        if hasattr(est, "loo") and hasattr(est, "idata_"):
+            lo = est.loo()
+            loos[name] = lo
+            k = np.asarray(lo.pareto_k)
+            comp.loc[name, "elpd_loo"] = float(lo.elpd_loo)
+            comp.loc[name, "elpd_se"] = float(lo.se)
+            comp.loc[name, "p_loo"] = float(lo.p_loo)
+            comp.loc[name, "n_pareto_k_bad"] = int((k > 0.7).sum())
+    if len(loos) >= 2:
+        n_obs = set(comp.loc[list(loos), "n_obs"].astype(int))
+        if len(n_obs) == 1:
+            cmp = az.compare(loos)
+            comp.loc[cmp.index, "rank"] = cmp["rank"].astype(float)
+            comp.loc[cmp.index, "elpd_diff"] = cmp["elpd_diff"].astype(float)
+            comp.loc[cmp.index, "diff_se"] = cmp["dse"].astype(float)
+            comp.loc[cmp.index, "weight"] = cmp["weight"].astype(float)
+        else:
+            ctx.note(
+                "models",
+                "the Bayesian models used different rows (missing values), so their "
+                "LOO values are not compared",
+            )
+    if loos:
+        bad = comp.loc[list(loos), "n_pareto_k_bad"].astype(int).to_dict()
+        if any(bad.values()):
+            ctx.note(
+                "models",
+                "PSIS-LOO: some observations have Pareto k > 0.7 ("
+                + ", ".join(f"{n}: {b}" for n, b in bad.items())
+                + "); their LOO values are optimistic, read the comparison with care",
+            )
+    return comp
+
+
+# ------------------------------------------------------------------- figures
+def fig_comparison(ctx: RunContext) -> FigureOut | None:
+    """Each Bayesian model's PSIS-LOO with one standard error."""
+    from alsprog.plots import model_comparison
+
+    comp = ctx.result("models", Models).comparison
+    if (
+        comp is None
+        or "elpd_loo" not in comp.columns
+        or comp["elpd_loo"].notna().sum() == 0
+    ):
+        return None
+    k = int(comp["elpd_loo"].notna().sum())
+    fig, ax = new_figure(7, 1.3 + 0.55 * k)
+    model_comparison(comp, ax=ax[0, 0])
+    return FigureOut(
+        "model_comparison",
+        "models",
+        "Model comparison (PSIS-LOO)",
+        "Expected log predictive density of each Bayesian model, leaving out one visit "
+        "at a time (PSIS-LOO), with one standard error.",
+        png(fig),
+    )
+
+
+def _pick_patients(ctx: RunContext, d: pd.DataFrame, n: int) -> list[str]:
+    """Patients for the per-patient panels: several visits, onset sites mixed."""
+    counts = d.groupby("subject_id").size()
+    pool = counts.index[counts >= 3] if (counts >= 3).sum() >= n else counts.index
+    rng = np.random.default_rng(ctx.seed("report.patients"))
+    ids = list(rng.permutation(np.asarray(pool, dtype=object)))
+    if "onset_site" in d.columns:
+        site = d.groupby("subject_id")["onset_site"].first().astype(str)
+        by: dict[str, list[Any]] = {}
+        for i in ids:
+            by.setdefault(site.get(i, "missing"), []).append(i)
+        ordered: list[Any] = []
+        while len(ordered) < len(ids):
+            for lst in by.values():
+                if lst:
+                    ordered.append(lst.pop(0))
+        ids = ordered
+    return [str(i) for i in ids[:n]]
+
+
+def fig_trajectories(ctx: RunContext) -> FigureOut | None:
+    """A few patients' visits with every model's fitted curve and band."""
+    from alsprog.plots import subject_trajectories
+
+    models = ctx.result("models", Models).models
+    if not models:
+        return None
+    cfg = ctx.config
+    fit_data = ctx.result("cohort", Cohort).fit_data
+    ids = _pick_patients(ctx, fit_data, cfg.report.n_subjects)
+    nrows, ncols = grid(len(ids))
+    fig, axes = new_figure(3.2 * ncols, 2.8 * nrows + 0.5, nrows, ncols)
+    for ax, sid in zip(axes.ravel(), ids, strict=False):
+        # one band type for every model (the band of the patient's mean curve:
+        # confidence for the mixed and joint models, credible for the Bayesian ones)
+        subject_trajectories(
+            dict(models),
+            fit_data,
+            sid,
+            outcome=cfg.data.outcome,
+            time=cfg.data.time,
+            level=cfg.report.level,
+            interval="confidence",
+            ax=ax,
+        )
+    for ax in axes.ravel()[len(ids) :]:
+        ax.set_visible(False)
+    first = axes[0, 0].get_legend()
+    handles = list(first.legend_handles)
+    labels = [t.get_text() for t in first.get_texts()]
+    for ax in axes.ravel()[: len(ids)]:
+        ax.get_legend().remove()  # one legend for the figure
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(len(labels), 4),
+        fontsize="small",
+    )
+    return FigureOut(
+        "subject_trajectories",
+        "models",
+        "Per-patient trajectories",
+        f"Visits of {len(ids)} patients with each model's fitted curve (its own "
+        f"colour, line style and marker) and the {cfg.report.level:.0%} band of the "
+        "patient's mean curve for every model (confidence band for the mixed and "
+        "joint models, credible band for the Bayesian ones; not a prediction "
+        "interval for new visits, which would be wider).",
+        png(fig),
+    )
+
+
+class ModelsSection(Section):
+    """Stage ``models``; the report's "Trajectory models"."""
+
+    name = "models"
+    title = "Trajectory models"
+    kpi_order = 20
+    figures = (fig_comparison, fig_trajectories)
+
+    def intro(self, ctx: RunContext) -> str:
+        return f"{len(ctx.config.models)} model(s)"
+
+    def compute(self, ctx: RunContext) -> Models:
+        return stage_models(ctx)
+
+    def render(
+        self, ctx: RunContext, result: Models | None, figures: Figures
+    ) -> list[str]:
+        r = result or Models()
+        p = [notes_html(ctx.notes.get("models", []))]
+        if r.comparison is not None:
+            comp = r.comparison.drop(columns=["formula"], errors="ignore")
+            p.append(
+                "<p>One row per model. Mixed models: REML log-likelihood, AIC and BIC. "
+                "Bayesian models: convergence (R-hat, bulk ESS, divergences) and the "
+                "expected log predictive density by PSIS-LOO (by visit, conditional on "
+                "the patient's effects); <code>rank</code> 0 is the best, "
+                "<code>elpd_diff</code> the loss against it with its SE.</p>"
+            )
+            p.append(table_html(comp, index=True))
+        p.append(figures.html("model_comparison"))
+        p.append(figures.html("subject_trajectories"))
+        for name, summ in r.summaries.items():
+            p.append(
+                f"<details><summary>{esc(name)}: summary</summary>"
+                f"{summ.to_html()}</details>"
+            )
+        return p
+
+    def kpis(self, ctx: RunContext, result: Models | None) -> list[tuple[str, str]]:
+        comp = result.comparison if result is not None else None
+        if comp is not None and "rank" in comp.columns and comp["rank"].notna().any():
+            return [("best model by LOO", str(comp["rank"].idxmin()))]
+        return []
