@@ -15,10 +15,11 @@ from pathlib import Path
 from alsprog.cli._models import (
     _BACKTEST_MODELS,
     _BASELINES,
-    _FORECAST_MODELS,
     _forecast_model,
+    _forecast_models,
     _model_name,
     _recalibrated,
+    _types_help,
 )
 from alsprog.cli._options import (
     _fraction,
@@ -50,9 +51,9 @@ def add_forecast_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         type=_model_name,
-        choices=_FORECAST_MODELS,
+        choices=_forecast_models(),
         default="lmm",
-        help="(lmm)",
+        help="(lmm)" + _types_help(),
     )
     p.add_argument("--formula", default=None, help="model formula (lmm default)")
     p.add_argument(
@@ -115,9 +116,9 @@ def add_backtest_parser(sub: argparse._SubParsersAction) -> None:
         "--models",
         nargs="+",
         type=_model_name,
-        choices=_FORECAST_MODELS,
+        choices=_forecast_models(),
         default=list(_BACKTEST_MODELS),
-        help=f"forecasters ({' '.join(_BACKTEST_MODELS)})",
+        help=f"forecasters ({' '.join(_BACKTEST_MODELS)})" + _types_help(),
     )
     p.add_argument("--formula", default=None, help="formula of the lmm/bayes models")
     p.add_argument(

@@ -1,10 +1,11 @@
 """The forecasters the ``alsprog`` commands name, in one place.
 
 Owns: the model names ``forecast --model`` and ``backtest --models`` accept (the
-config's names), the baselines, the default backtest models, the old hyphenated
-spelling, and building an unfitted forecaster (optionally recalibrated) from its name
-and the command's options.
-Leaves: fitting, forecasting and scoring to :mod:`alsprog.forecast`.
+config's names, then every type of the model registry), the baselines, the default
+backtest models, the old hyphenated spelling, and building an unfitted forecaster
+(optionally recalibrated) from its name and the command's options.
+Leaves: fitting, forecasting and scoring to :mod:`alsprog.forecast`; the model
+types to :mod:`alsprog.models.registry`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,30 @@ _BASELINES = ("delta_fs", "patient_ols", "random_forest")
 
 #: ``backtest --models`` when none are given.
 _BACKTEST_MODELS = ("lmm", "delta_fs", "patient_ols", "random_forest")
+
+
+def _registry_types() -> tuple[str, ...]:
+    """The registered model types not already among :data:`_FORECAST_MODELS`."""
+    from alsprog.models.registry import MODELS
+
+    return tuple(t for t in MODELS if t not in _FORECAST_MODELS)
+
+
+def _forecast_models() -> tuple[str, ...]:
+    """Every name ``--model``/``--models`` take: the config's forecasters, then the
+    registry's model types (built with their constructor's defaults)."""
+    return _FORECAST_MODELS + _registry_types()
+
+
+def _types_help() -> str:
+    """The help's sentence on the registry's types."""
+    from alsprog.models.registry import MODELS
+
+    return (
+        "; or a model type of the registry ("
+        + ", ".join(MODELS)
+        + "), with its defaults and --formula/--event-formula"
+    )
 
 
 def _model_name(text: str) -> str:
@@ -78,7 +103,32 @@ def _forecast_model(name: str, args: argparse.Namespace):
         return DeltaFSBaseline(history_months=args.history_months)
     if name == "patient_ols":
         return PatientOLSBaseline(history_months=args.history_months)
-    return RandomForestSlope(history_months=args.history_months, random_state=args.seed)
+    if name == "random_forest":
+        return RandomForestSlope(
+            history_months=args.history_months, random_state=args.seed
+        )
+    return _registered_model(name, args)
+
+
+def _registered_model(name: str, args: argparse.Namespace):
+    """A model of the registry by its type name: the constructor's defaults, with
+    the command's ``--formula`` (the lmm default where a formula is required),
+    ``--event-formula``, seed and progress where the constructor takes them."""
+    from alsprog.models.registry import MODELS, REQUIRED, config_keys
+
+    cls = MODELS[name]
+    keys = {k.name: k for k in config_keys(cls)}
+    kw = {}
+    formula = getattr(args, "formula", None)
+    if "formula" in keys and (formula or keys["formula"].default is REQUIRED):
+        kw["formula"] = formula or _LMM_FORMULA
+    if "event_formula" in keys:
+        kw["event_formula"] = args.event_formula
+    if "seed" in keys:
+        kw["seed"] = args.seed
+    if "progress" in keys:
+        kw["progress"] = _progress(args)
+    return cls(**kw)
 
 
 def _recalibrated(model, args: argparse.Namespace):

@@ -100,8 +100,10 @@ def forecast(
         ``mean``, ``median``, ``lower``, ``upper`` (the forecast's mean, median
         and central ``level`` interval, inside the outcome's bounds); for the mixed
         model also ``loc`` and ``scale``: the mean and SD of the normal predictive
-        distribution before it is censored at the bounds (``mean`` and ``median`` are those of the
-        censored one, and differ from ``loc`` only near a bound), for the joint
+        distribution before it is censored at the outcome's bounds (censored at
+        0 and 48 for the ALSFRS-R total; not censored for an outcome the data
+        dictionary does not bound): ``mean`` and ``median`` are those of the
+        censored one, and differ from ``loc`` only near a bound; for the joint
         model the mean and SD of its normal mixture before censoring; CRPS
         (:func:`evaluate`) and :class:`CalibratedForecaster` use them.  Draws when
         asked.  Its ``attrs`` name the ``subject``, ``time`` and ``outcome``

@@ -17,8 +17,10 @@ Imports stay light (no scikit-learn, no pymc/jax): every model module imports it
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -115,6 +117,17 @@ class TrajectoryModel(EstimatorParams):
 
     #: The suffix of the file :meth:`save` writes.
     file_suffix: ClassVar[str] = ".npz"
+    #: The parameters that name a data column: a run checks them against its tables
+    #: before fitting anything (``formula`` and ``*_formula`` are read as formulas).
+    column_params: ClassVar[tuple[str, ...]] = ("outcome", "subject", "time")
+    #: The interval level of the summary a run's report shows.
+    report_level: ClassVar[float] = DEFAULT_LEVEL
+    #: Allowed ranges of numeric parameters, as interval text (``"[1, inf]"``,
+    #: ``"(0, 1)"``): a run config is checked against them before anything runs.
+    param_ranges: ClassVar[Mapping[str, str]] = {}
+    #: :meth:`describe`'s text, formatted with the parameters (``"{kind} model"``);
+    #: the class name when empty.
+    description: ClassVar[str] = ""
     # set by fit (and load) on every model
     n_obs_: int
     n_subjects_: int
@@ -158,6 +171,88 @@ class TrajectoryModel(EstimatorParams):
     def n_groups_(self) -> int:
         """lme4's word for :attr:`n_subjects_` (read-only alias)."""
         return int(self.n_subjects_)
+
+    def describe(self) -> str:
+        """A few words naming the model and its main settings (progress lines):
+        :attr:`description` filled with the parameters."""
+        if not self.description:
+            return type(self).__name__
+        return self.description.format(**self.get_params(deep=False))
+
+    def variant(self) -> str | None:
+        """The variant shown beside the model's type in a comparison table: its
+        ``kind`` parameter where it has one (``"sigmoid"``), else None."""
+        kind = self.get_params(deep=False).get("kind")
+        return kind if isinstance(kind, str) else None
+
+    def fit_statistics(self) -> dict[str, Any]:
+        """The fitted model's row of a model comparison.
+
+        ``loglik``, ``aic``, ``bic`` for a model with a likelihood (``llf_``),
+        ``converged`` where the fit says, and a sampled model's ``max_rhat``,
+        ``min_ess_bulk``, ``n_divergent`` (from ``diagnostics_``).
+        """
+        out: dict[str, Any] = {}
+        if hasattr(self, "llf_"):
+            out["loglik"] = float(self.llf_)
+            for name in ("aic", "bic"):
+                v = getattr(self, name)
+                out[name] = float(v() if callable(v) else v)
+        if hasattr(self, "converged_"):
+            out["converged"] = bool(self.converged_)
+        dg = getattr(self, "diagnostics_", None)
+        if isinstance(dg, Mapping):
+            for key, cast in (
+                ("max_rhat", float),
+                ("min_ess_bulk", float),
+                ("n_divergent", int),
+            ):
+                if key in dg:
+                    out[key] = cast(dg[key])
+        return out
+
+    def fit_warning(self) -> str | None:
+        """Why the fitted numbers should not be relied on yet, or None: a sampled
+        model (``diagnostics_``) that did not pass its convergence gate."""
+        dg = getattr(self, "diagnostics_", None)
+        if getattr(self, "converged_", True) or not isinstance(dg, Mapping):
+            return None
+        return (
+            f"did not pass the convergence gate (max R-hat {dg['max_rhat']:.3f}, "
+            f"min bulk ESS {dg['min_ess_bulk']:.0f}, {dg['n_divergent']} divergent): "
+            "raise draws/tune or chains before relying on its numbers"
+        )
+
+    @classmethod
+    def data_defaults(
+        cls, params: Mapping[str, Any], *, outcome: str, time: str
+    ) -> dict[str, Any]:
+        """Values for the parameters a run config leaves unset (absent or None),
+        from its ``[data]`` outcome and time columns.
+
+        ``outcome`` and ``time`` take the data's; ``formula`` becomes
+        ``outcome ~ time + (time | subject_id)`` (parameters the constructor does
+        not take are left out).
+
+        Examples
+        --------
+        >>> class Flat(TrajectoryModel):
+        ...     def __init__(self, *, outcome=None, time=None):
+        ...         self.outcome = outcome
+        ...         self.time = time
+        >>> Flat.data_defaults({"time": "t"}, outcome="frs", time="months")
+        {'outcome': 'frs'}
+        """
+        names = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+        out: dict[str, Any] = {}
+        if "outcome" in names and params.get("outcome") is None:
+            out["outcome"] = outcome
+        if "time" in names and params.get("time") is None:
+            out["time"] = time
+        if "formula" in names and params.get("formula") is None:
+            t = params.get("time") or time
+            out["formula"] = f"{outcome} ~ {t} + ({t} | subject_id)"
+        return out
 
     # --------------------------------------------------------------- forecast
     def check_forecast_time(self, time: str) -> None:

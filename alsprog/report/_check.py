@@ -37,8 +37,6 @@ DERIVED_COLUMNS = (
     "imaging_offset_days",
 )
 
-_DEFAULT_FORMULA = {"linear": "{outcome} ~ {time}", "sigmoid": "{outcome} ~ 1"}
-
 
 @dataclass
 class CheckResult:
@@ -51,24 +49,28 @@ class CheckResult:
     columns: set[str] = field(default_factory=set)
 
 
+def model_params(config: RunConfig, m: ModelConfig) -> dict[str, Any]:
+    """A configured model's constructor arguments: its section's values, the keys it
+    leaves unset filled from ``[data]`` by the model class
+    (``TrajectoryModel.data_defaults``).  The run adds ``seed`` and ``progress``."""
+    from alsprog.models.registry import MODELS
+
+    cls: Any = MODELS[m.type]
+    params = dict(m.params)
+    params.update(
+        cls.data_defaults(params, outcome=config.data.outcome, time=config.data.time)
+    )
+    return params
+
+
 def model_time(config: RunConfig, m: ModelConfig) -> str:
     """The time column a model uses."""
-    if m.time is not None:
-        return m.time
-    if m.type == "bayesian" and m.kind == "sigmoid":
-        return "months_since_onset"
-    return config.data.time
+    return str(model_params(config, m).get("time") or config.data.time)
 
 
-def model_formula(config: RunConfig, m: ModelConfig) -> str:
-    """The model's formula, with the Bayesian defaults filled in."""
-    if m.formula is not None:
-        return m.formula
-    if m.type == "bayesian":
-        return _DEFAULT_FORMULA[m.kind].format(
-            outcome=config.data.outcome, time=model_time(config, m)
-        )
-    return f"{config.data.outcome} ~ {config.data.time} + ({config.data.time} | subject_id)"
+def model_formula(config: RunConfig, m: ModelConfig) -> str | None:
+    """The model's formula (None for a model without one)."""
+    return model_params(config, m).get("formula")
 
 
 def formula_variables(formula: str) -> list[str]:
@@ -160,37 +162,7 @@ def _formula_problems(
         ]
 
     for m in config.models:
-        formula = model_formula(config, m)
-        key = f"models.{m.name}.formula"
-        try:
-            names = formula_variables(formula)
-        except ModelSpecificationError as exc:
-            out.append(Problem(f"key {key}: {exc}", rule="config", source=source))
-            continue
-        bad = unknown(names)
-        if bad:
-            out.append(
-                Problem(
-                    f"key {key}: {formula!r} names unknown column(s) "
-                    f"{', '.join(map(repr, bad))}; the data will have "
-                    f"{', '.join(sorted(columns))}",
-                    rule="unknown_column",
-                    source=source,
-                    value=formula,
-                )
-            )
-        t = model_time(config, m)
-        if t not in columns:
-            out.append(
-                Problem(
-                    f"key models.{m.name}.time: time column {t!r} is not in the data",
-                    rule="unknown_column",
-                    source=source,
-                    value=t,
-                )
-            )
-        if m.type == "joint":
-            out += _event_problems(m, unknown, source)
+        out += _model_problems(config, m, columns, unknown, source)
     for key, col in (
         ("data.outcome", config.data.outcome),
         ("data.time", config.data.time),
@@ -207,40 +179,57 @@ def _formula_problems(
     return out
 
 
-def _event_problems(m: ModelConfig, unknown: Any, source: str) -> list[Problem]:
-    """A joint model's event columns and event-formula covariates must exist."""
-    out = []
-    key = f"models.{m.name}.event_formula"
+def _model_problems(
+    config: RunConfig, m: ModelConfig, columns: set[str], unknown: Any, source: str
+) -> list[Problem]:
+    """A model's formulas (``formula``, ``*_formula``) and the columns its
+    parameters name (the class's ``column_params``) against the data's columns."""
     from alsprog._formula_text import check_formula
+    from alsprog.models.registry import MODELS
 
-    try:
-        names = list(
-            check_formula(m.event_formula, kind="rhs", what="event_formula").variables
-        )
-    except ModelSpecificationError as exc:
-        return [Problem(f"key {key}: {exc}", rule="config", source=source)]
-    bad = unknown(names)
-    if bad:
-        out.append(
-            Problem(
-                f"key {key}: {m.event_formula!r} names unknown column(s) "
-                f"{', '.join(map(repr, bad))}",
-                rule="unknown_column",
-                source=source,
-                value=m.event_formula,
-            )
-        )
-    for k in ("event_time", "event"):
-        col = getattr(m, k)
-        if unknown([col]):
-            out.append(
-                Problem(
-                    f"key models.{m.name}.{k}: column {col!r} is not in the data",
-                    rule="unknown_column",
-                    source=source,
-                    value=col,
+    cls: Any = MODELS[m.type]
+    params = model_params(config, m)
+    first = [k for k in ("formula", "time") if k in params]
+    out = []
+    for key in [*first, *(k for k in params if k not in first)]:
+        value = params[key]
+        if not isinstance(value, str):
+            continue
+        where = f"key models.{m.name}.{key}"
+        if key == "formula" or key.endswith("_formula"):
+            try:
+                names = (
+                    formula_variables(value)
+                    if key == "formula"
+                    else list(check_formula(value, kind="rhs", what=key).variables)
                 )
-            )
+            except ModelSpecificationError as exc:
+                out.append(Problem(f"{where}: {exc}", rule="config", source=source))
+                continue
+            bad = unknown(names)
+            if bad:
+                out.append(
+                    Problem(
+                        f"{where}: {value!r} names unknown column(s) "
+                        f"{', '.join(map(repr, bad))}; the data will have "
+                        f"{', '.join(sorted(columns))}",
+                        rule="unknown_column",
+                        source=source,
+                        value=value,
+                    )
+                )
+        elif key in cls.column_params:
+            missing = value not in columns if key == "time" else unknown([value])
+            if missing:
+                what = "time column" if key == "time" else "column"
+                out.append(
+                    Problem(
+                        f"{where}: {what} {value!r} is not in the data",
+                        rule="unknown_column",
+                        source=source,
+                        value=value,
+                    )
+                )
     return out
 
 

@@ -23,6 +23,8 @@ from typing import Any, Literal
 from alsprog._random import DEFAULT_SEED
 from alsprog.biomarkers._pvalue import DEFAULT_N_PERMUTATIONS
 from alsprog.errors import ConfigError, Problem
+from alsprog.models.registry import MODELS, REQUIRED, config_keys
+from alsprog.report._model_schema import model_defaults
 from alsprog.report._schema import (
     _TYPE_TEXT,
     SCHEMA,
@@ -31,6 +33,7 @@ from alsprog.report._schema import (
     Statistic,
     _range_text,
     _toml_value,
+    _types_text,
 )
 
 __all__ = [
@@ -50,6 +53,17 @@ __all__ = [
 
 
 _MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+
+#: An example value named in the message of a missing required model key.
+_EXAMPLES = {"formula": "'alsfrs_r_total ~ months + (months | subject_id)'"}
+
+
+def _is_mixed(type_name: str) -> bool:
+    """Whether a model type gives the design its variance components (a linear
+    mixed model with a random intercept and slope)."""
+    from alsprog.models.lmm._model import LinearMixedModel
+
+    return issubclass(MODELS[type_name], LinearMixedModel)
 
 
 # -------------------------------------------------------------- dataclasses
@@ -91,24 +105,38 @@ class ImagingConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``[models.<name>]``: one trajectory model."""
+    """``[models.<name>]``: one trajectory model of a registered type.
+
+    Attributes
+    ----------
+    name : str
+        The section's name (``lmm``), which names the model's outputs.
+    type : str
+        A type of :data:`alsprog.models.registry.MODELS`.
+    params : mapping of str to object
+        Constructor arguments: the section's keys over the constructor's defaults
+        (the keys the run fills from ``[data]``, e.g. ``time``, only when given).
+        Each is also an attribute (``m.chains``); a key of the type that is not
+        set reads as None.
+    """
 
     name: str
-    type: Literal["mixed", "bayesian", "joint"]
-    formula: str | None = None
-    kind: Literal["linear", "sigmoid"] = "linear"
-    time: str | None = None
-    reml: bool = True
-    likelihood: Literal["normal", "student_t"] = "normal"
-    chains: int = 4
-    draws: int = 1000
-    tune: int = 1000
-    sampler: Literal["numpyro", "nutpie", "pymc"] = "numpyro"
-    target_accept: float = 0.8
-    event_formula: str = "delta_fs + onset_site"
-    event_time: str = "death_or_tracheostomy_months"
-    event: str = "event_observed"
-    n_intervals: int = 6
+    type: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key in ("name", "type", "params"):
+            raise AttributeError(key)
+        params = self.__dict__.get("params", {})
+        if key in params:
+            return params[key]
+        from alsprog.report._model_schema import model_keys
+
+        if any(k.name == key for k in model_keys()):
+            return None
+        raise AttributeError(
+            f"{type(self).__name__} {self.__dict__.get('name')!r} has no key {key!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -371,21 +399,31 @@ def _section(
         c.add(prefix, f"must be a table ([{prefix}]); got {raw!r}", raw)
         return {}
     known = {k.name: k for k in keys}
+    takes = [  # a model type's own keys
+        n
+        for n, k in known.items()
+        if model_type is None or k.applies is None or model_type in k.applies
+    ]
     out: dict[str, Any] = {}
     for key, v in raw.items():
         k = known.get(key)
         if k is None:
-            valid = ", ".join(sorted(known))
+            valid = ", ".join(sorted(takes))
             c.add(
                 f"{prefix}.{key}",
-                f"unknown key ({_nearest(key, list(known))}valid keys: {valid})",
+                f"unknown key ({_nearest(key, takes)}valid keys: {valid})",
                 v,
             )
             continue
-        if k.applies is not None and model_type is not None and k.applies != model_type:
+        if (
+            k.applies is not None
+            and model_type is not None
+            and model_type not in k.applies
+        ):
             c.add(
                 f"{prefix}.{key}",
-                f"applies to {k.applies} models only, not type {model_type!r}",
+                f"applies to {_types_text(k.applies)} models only, "
+                f"not type {model_type!r}",
                 v,
             )
             continue
@@ -432,19 +470,25 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
             )
             continue
         mtype = spec.get("type") if isinstance(spec, Mapping) else None
-        mtype = mtype if mtype in ("mixed", "bayesian", "joint") else None
+        mtype = mtype if isinstance(mtype, str) and mtype in MODELS else None
         got = _section(
             spec, "models", SCHEMA["models"], c, base, prefix=prefix, model_type=mtype
         )
-        if mtype in ("mixed", "joint") and isinstance(spec, Mapping):
-            if "formula" not in spec:
-                c.add(
-                    f"{prefix}.formula",
-                    f"is required for a {mtype} model, e.g. 'alsfrs_r_total ~ months "
-                    "+ (months | subject_id)'",
-                )
+        if mtype is not None and isinstance(spec, Mapping):
+            for ck in config_keys(MODELS[mtype]):
+                if ck.default is REQUIRED and ck.name not in spec:
+                    eg = _EXAMPLES.get(ck.name, "")
+                    c.add(
+                        f"{prefix}.{ck.name}",
+                        f"is required for a {mtype} model"
+                        + (f", e.g. {eg}" if eg else ""),
+                    )
         if "type" in got:
-            models.append(ModelConfig(name=mname, **got))
+            mtype = got.pop("type")
+            params = {**model_defaults(MODELS[mtype]), **got}
+            order = [k.name for k in config_keys(MODELS[mtype])]
+            params = {k: params[k] for k in order if k in params}
+            models.append(ModelConfig(name=mname, type=mtype, params=params))
 
     names = [m.name for m in models]
     fc = values.get("forecast", {})
@@ -471,7 +515,7 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
         m = next((m for m in models if m.name == ref), None)
         if m is None:
             c.add("design.model", f"{ref!r} is not a model in [models] ({names})", ref)
-        elif m.type != "mixed":
+        elif not _is_mixed(m.type):
             c.add(
                 "design.model",
                 f"{ref!r} is a {m.type} model; the design needs a mixed model with a "
@@ -646,13 +690,9 @@ def dump_config(config: RunConfig, *, relative_to: Path | None = None) -> str:
             continue
         parts += ["", f"[{name}]", *_dump_fields(rel(section))]
     for m in config.models:
-        skip = ["name"]
-        skip += [
-            k.name
-            for k in SCHEMA["models"]
-            if k.applies is not None and k.applies != m.type
-        ]
-        parts += ["", f"[models.{m.name}]", *_dump_fields(m, skip)]
+        values = {"type": m.type, **m.params}
+        lines = [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+        parts += ["", f"[models.{m.name}]", *lines]
     for name in ("forecast", "design", "biomarkers", "report"):
         parts += ["", f"[{name}]", *_dump_fields(getattr(config, name))]
     return "\n".join(parts) + "\n"

@@ -11,31 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from alsprog._random import DEFAULT_SEED
 from alsprog.biomarkers._pvalue import DEFAULT_N_PERMUTATIONS
+from alsprog.report._key import Key, Shown
 
 __all__ = ["SCHEMA", "Key", "config_reference"]
-
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: its type, default, allowed values and meaning."""
-
-    name: str
-    kind: str  # str, path, int, float, bool, floats, strs, cv, map
-    default: Any
-    help: str
-    choices: tuple[Any, ...] | None = None
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    required: bool = False
-    applies: str | None = None  # models only: "mixed", "bayesian" or "joint"
 
 
 _TYPE_TEXT = {
@@ -50,8 +34,8 @@ _TYPE_TEXT = {
     "map": "table of strings",
 }
 
-#: Every section and key of a run config, in documentation order.
-SCHEMA: dict[str, tuple[Key, ...]] = {
+#: The sections other than ``[models.NAME]``, in documentation order.
+_STATIC: dict[str, tuple[Key, ...]] = {
     "run": (
         Key("title", "str", "alsprog analysis", "Title of the report."),
         Key(
@@ -150,100 +134,6 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
             "Which metrics belong to which regions, over the lookup table's `metrics` "
             'column, e.g. `["cst_*=fa,md", "precentral_*=thickness"]` (default: that '
             "column, else every metric in every region).",
-        ),
-    ),
-    "models": (
-        Key(
-            "type",
-            "str",
-            None,
-            "`mixed` (REML mixed model), `bayesian` (PyMC, sampled by numpyro) or "
-            "`joint` (mixed model and time to death/tracheostomy, shared random "
-            "effects, maximum likelihood).",
-            choices=("mixed", "bayesian", "joint"),
-            required=True,
-        ),
-        Key(
-            "formula",
-            "str",
-            None,
-            "lme4-style formula; mixed and joint: required, with "
-            "`(time | subject_id)`; bayesian: fixed part (default `outcome ~ months` "
-            "or `outcome ~ 1`).",
-        ),
-        Key(
-            "kind",
-            "str",
-            "linear",
-            "Bayesian trajectory: `linear` or `sigmoid` (D50).",
-            choices=("linear", "sigmoid"),
-            applies="bayesian",
-        ),
-        Key(
-            "time",
-            "str",
-            None,
-            "Time column (default `data.time`; `months_since_onset` for sigmoid).",
-        ),
-        Key("reml", "bool", True, "REML (true) or ML.", applies="mixed"),
-        Key(
-            "likelihood",
-            "str",
-            "normal",
-            "Residual distribution.",
-            choices=("normal", "student_t"),
-            applies="bayesian",
-        ),
-        Key("chains", "int", 4, "Markov chains.", low=1, applies="bayesian"),
-        Key("draws", "int", 1000, "Kept draws per chain.", low=1, applies="bayesian"),
-        Key("tune", "int", 1000, "Tuning draws per chain.", low=0, applies="bayesian"),
-        Key(
-            "sampler",
-            "str",
-            "numpyro",
-            "NUTS implementation.",
-            choices=("numpyro", "nutpie", "pymc"),
-            applies="bayesian",
-        ),
-        Key(
-            "target_accept",
-            "float",
-            0.8,
-            "NUTS target acceptance rate.",
-            low=0,
-            high=1,
-            low_open=True,
-            high_open=True,
-            applies="bayesian",
-        ),
-        Key(
-            "event_formula",
-            "str",
-            "delta_fs + onset_site",
-            "Covariates of the death/tracheostomy hazard (right-hand side).",
-            applies="joint",
-        ),
-        Key(
-            "event_time",
-            "str",
-            "death_or_tracheostomy_months",
-            "Column: months from the first visit to the event or censoring.",
-            applies="joint",
-        ),
-        Key(
-            "event",
-            "str",
-            "event_observed",
-            "Column: 1 if the event was observed, 0 if censored.",
-            applies="joint",
-        ),
-        Key(
-            "n_intervals",
-            "int",
-            6,
-            "Pieces of the piecewise-constant baseline hazard.",
-            low=1,
-            applies="joint",
         ),
     ),
     "forecast": (
@@ -451,6 +341,30 @@ SCHEMA: dict[str, tuple[Key, ...]] = {
     ),
 }
 
+_ORDER = ("run", "data", "imaging", "models")
+
+
+class _Schema(Mapping[str, tuple[Key, ...]]):
+    """Section -> keys; ``models`` read from the model registry on each access, so
+    a model type registered at run time has its keys."""
+
+    def __getitem__(self, name: str) -> tuple[Key, ...]:
+        if name == "models":
+            from alsprog.report._model_schema import model_keys
+
+            return model_keys()
+        return _STATIC[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*_ORDER, *(s for s in _STATIC if s not in _ORDER)])
+
+    def __len__(self) -> int:
+        return len(_STATIC) + 1
+
+
+#: Every section and key of a run config, in documentation order.
+SCHEMA: Mapping[str, tuple[Key, ...]] = _Schema()
+
 Statistic = Literal["mean", "median", "std", "count", "volume", "trimmed_mean"]
 Method = Literal["edland", "diggle", "liu_liang"]
 
@@ -482,6 +396,29 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} to TOML")
 
 
+def _types_text(names: tuple[str, ...]) -> str:
+    """``mixed``, ``mixed and joint``, ``mixed, bayesian and joint``."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def _one_default(v: Any) -> str:
+    if isinstance(v, Shown):
+        return str(v)
+    return "—" if v is None else f"`{_toml_value(v)}`"
+
+
+def _default_text(k: Key) -> str:
+    """The reference's default: required, the value, or each type's."""
+    if k.required:
+        return "required"
+    if k.by_type is None:
+        return _one_default(k.default)
+    groups: dict[str, list[str]] = {}
+    for t, v in k.by_type:
+        groups.setdefault(_one_default(v), []).append(t)
+    return "; ".join(f"{text} ({', '.join(ts)})" for text, ts in groups.items())
+
+
 def config_reference() -> str:
     """The config reference as Markdown tables (one per section), from :data:`SCHEMA`."""
     out = []
@@ -494,13 +431,12 @@ def config_reference() -> str:
             "|---|---|---|---|",
         ]
         for k in keys:
-            default = (
-                "required"
-                if k.required
-                else ("—" if k.default is None else f"`{_toml_value(k.default)}`")
-            )
+            default = _default_text(k)
             meaning = k.help
-            if k.choices is not None and "`" not in meaning:
+            listed_all = all(f"`{c}`" in meaning for c in k.choices or ())
+            if k.choices is not None and (
+                "`" not in meaning or (name == "models" and not listed_all)
+            ):
                 which = "Any" if k.kind == "strs" else "One"
                 listed = ", ".join(f"`{c}`" for c in k.choices)
                 meaning += f" {which} of {listed}."
@@ -510,7 +446,7 @@ def config_reference() -> str:
             ):
                 meaning += f" In {_range_text(k)}."
             if k.applies is not None:
-                meaning += f" ({k.applies} only)"
+                meaning += f" ({_types_text(k.applies)} only)"
             meaning = meaning.replace("|", "\\|")
             out.append(f"| `{k.name}` | {_TYPE_TEXT[k.kind]} | {default} | {meaning} |")
         out.append("")

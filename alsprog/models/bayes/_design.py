@@ -28,6 +28,7 @@ __all__ = [
     "EFFECTS_SIGMOID",
     "BayesDesign",
     "design_coords",
+    "kind_defaults",
     "prepare_design",
     "subject_first",
 ]
@@ -38,6 +39,27 @@ DEFAULT_FORMULA = {
 }
 DEFAULT_TIME = {"linear": "months", "sigmoid": "months_since_onset"}
 EFFECTS_SIGMOID = ["log_d50", "log_dx"]
+
+
+def kind_defaults(params: Any, *, outcome: str, time: str) -> dict[str, Any]:
+    """A run's values for an unset ``time`` and ``formula`` of a Bayesian model.
+
+    ``time``: the data's for the linear kind, ``months_since_onset`` for sigmoid;
+    ``formula``: ``outcome ~ time`` (linear) or ``outcome ~ 1`` (sigmoid), on the
+    data's outcome.
+
+    Examples
+    --------
+    >>> kind_defaults({"kind": "sigmoid"}, outcome="frs", time="t")
+    {'time': 'months_since_onset', 'formula': 'frs ~ 1'}
+    """
+    kind = params.get("kind", "linear")
+    t = params.get("time") or (time if kind == "linear" else DEFAULT_TIME[kind])
+    out: dict[str, Any] = {} if params.get("time") else {"time": t}
+    if params.get("formula") is None:
+        rhs = t if kind == "linear" else "1"
+        out["formula"] = f"{outcome} ~ {rhs}"
+    return out
 
 
 @dataclass

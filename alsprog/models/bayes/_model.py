@@ -41,6 +41,7 @@ from alsprog.models._summary import Summary
 from alsprog.models.bayes._design import (
     BayesDesign,
     design_coords,
+    kind_defaults,
     prepare_design,
     subject_first,
 )
@@ -54,6 +55,7 @@ from alsprog.models.bayes._posterior import (
 from alsprog.models.bayes._priors import Prior, default_priors, merge_priors
 from alsprog.models.bayes._sampling import (
     ESS_BULK_MIN,
+    PARAM_RANGES,
     RHAT_MAX,
     SAMPLERS,
     convergence_failure,
@@ -200,6 +202,14 @@ class BayesianTrajectoryModel(TrajectoryModel):
 
     #: The suffix of the file :meth:`save` writes (netCDF-4).
     file_suffix = ".nc"
+    report_level = 0.9  # the report has always shown 90 % credible intervals
+    description = "Bayesian {kind}, {chains} chains x {draws} draws"
+    param_ranges = PARAM_RANGES
+
+    @classmethod
+    def data_defaults(cls, params: Any, *, outcome: str, time: str) -> dict[str, Any]:
+        """The kind's time and fixed part where unset (:func:`.kind_defaults`)."""
+        return kind_defaults(params, outcome=outcome, time=time)
 
     def __init__(
         self,

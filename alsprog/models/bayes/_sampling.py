@@ -24,6 +24,7 @@ from alsprog.models.bayes._linear import conditional_subject_effects, subject_st
 
 __all__ = [
     "ESS_BULK_MIN",
+    "PARAM_RANGES",
     "RHAT_MAX",
     "SAMPLERS",
     "convergence_failure",
@@ -37,6 +38,13 @@ logger = logging.getLogger(__name__)
 #: Convergence gate: any R-hat above, any bulk ESS below, or any divergence warns.
 RHAT_MAX = 1.01
 ESS_BULK_MIN = 400
+#: Ranges of the sampling parameters (``BayesianTrajectoryModel.param_ranges``).
+PARAM_RANGES = {
+    "chains": "[1, inf]",
+    "draws": "[1, inf]",
+    "tune": "[0, inf]",
+    "target_accept": "(0, 1)",
+}
 
 SAMPLERS = ("numpyro", "nutpie", "pymc")
 

@@ -417,6 +417,12 @@ class JointModel(TrajectoryModel):
     # ------------------------------------------------------------ persistence
     #: The suffix of the file :meth:`save` writes (a NumPy ``.npz`` archive).
     file_suffix = ".npz"
+    column_params = ("time", "event_time", "event")
+    param_ranges = {"n_intervals": "[1, inf]"}
+
+    def describe(self) -> str:
+        """What the progress lines call the model."""
+        return "joint model of the visits and death/tracheostomy (ML)"
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the fitted model to one ``.npz`` file (never a pickle; atomic).

@@ -163,6 +163,10 @@ class LinearMixedModel(TrajectoryModel):
     #: The suffix of the file :meth:`save` writes (a NumPy ``.npz`` archive).
     file_suffix = ".npz"
 
+    def describe(self) -> str:
+        """``"mixed model (REML)"`` or ``(ML)`` (progress lines)."""
+        return f"mixed model ({'REML' if self.reml else 'ML'})"
+
     def __init__(
         self,
         formula: str,

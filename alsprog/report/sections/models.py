@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alsprog.report._check import model_formula, model_time
+from alsprog.report._check import model_formula, model_params
 from alsprog.report._config import ModelConfig
 from alsprog.report._figures import FigureOut, grid, new_figure, png
 from alsprog.report._html import Figures, esc, notes_html, table_html
@@ -59,38 +59,19 @@ class Models:
 
 
 def build_model(ctx: RunContext, m: ModelConfig) -> Any:
-    """An unfitted estimator for a model's config."""
-    cfg = ctx.config
-    formula = model_formula(cfg, m)
-    if m.type == "mixed":
-        from alsprog.models import LinearMixedModel
+    """An unfitted model for a model's config: its registered class built from the
+    section's keys (unset ones filled from ``[data]``), with a seed derived from
+    ``run.seed`` and the run's progress setting where the class takes them."""
+    from alsprog.models.registry import MODELS, config_keys
 
-        return LinearMixedModel(formula, reml=m.reml, time=model_time(cfg, m))
-    if m.type == "joint":
-        from alsprog.models import JointModel
-
-        return JointModel(
-            formula,
-            event_formula=m.event_formula,
-            event_time=m.event_time,
-            event=m.event,
-            n_intervals=m.n_intervals,
-        )
-    from alsprog.models import BayesianTrajectoryModel
-
-    return BayesianTrajectoryModel(
-        m.kind,
-        formula=formula,
-        likelihood=m.likelihood,
-        sampler=m.sampler,
-        chains=m.chains,
-        draws=m.draws,
-        tune=m.tune,
-        seed=ctx.seed(f"models.{m.name}"),
-        time=model_time(cfg, m),
-        target_accept=m.target_accept,
-        progress=ctx.progress,
-    )
+    cls = MODELS[m.type]
+    params = model_params(ctx.config, m)
+    takes = {k.name for k in config_keys(cls)}
+    if "seed" in takes:
+        params["seed"] = ctx.seed(f"models.{m.name}")
+    if "progress" in takes:
+        params["progress"] = ctx.progress
+    return cls(**params)
 
 
 def stage_models(ctx: RunContext) -> Models:
@@ -110,33 +91,21 @@ def stage_models(ctx: RunContext) -> Models:
     models: dict[str, Any] = {}
     summaries: dict[str, Any] = {}
     for m in cfg.models:
-        what = {
-            "mixed": "mixed model (REML)",
-            "joint": "joint model of the visits and death/tracheostomy (ML)",
-        }.get(m.type, f"Bayesian {m.kind}, {m.chains} chains x {m.draws} draws")
-        ctx.say(f"fitting {m.name}: {what}")
         est = build_model(ctx, m)
+        ctx.say(f"fitting {m.name}: {est.describe()}")
         t0 = time.perf_counter()
         est.fit(fit_data)
         seconds = time.perf_counter() - t0
         models[m.name] = est
-        # the Bayesian summary's 90 % intervals, as the report always printed them
-        level = {"level": 0.9} if m.type == "bayesian" else {}
-        summaries[m.name] = summ = est.summary(**level)
+        summaries[m.name] = summ = est.summary(level=type(est).report_level)
         _write_summary(ctx, m.name, summ)
         saver = getattr(est, "save", None)
         if callable(saver):  # each model under its own format's suffix
             saver(ctx.out / "models" / f"{m.name}{type(est).file_suffix}")
         rows.append(_model_row(m, est, model_formula(cfg, m), seconds))
-        if m.type == "bayesian" and not est.converged_:
-            dg = est.diagnostics_
-            ctx.note(
-                "models",
-                f"{m.name} did not pass the convergence gate (max R-hat "
-                f"{dg['max_rhat']:.3f}, min bulk ESS {dg['min_ess_bulk']:.0f}, "
-                f"{dg['n_divergent']} divergent): raise draws/tune or chains before "
-                "relying on its numbers",
-            )
+        warning = est.fit_warning()
+        if warning:
+            ctx.note("models", f"{m.name} {warning}")
     comp = pd.DataFrame(rows).set_index("model")
     comp = _add_loo(ctx, models, comp)
     ctx.write(comp, "models/comparison.csv", index=True)
@@ -158,39 +127,20 @@ def _write_summary(ctx: RunContext, name: str, summ: Any) -> None:
 
 
 def _model_row(
-    m: ModelConfig, est: Any, formula: str, seconds: float
+    m: ModelConfig, est: Any, formula: str | None, seconds: float
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {
+    """A model's row of ``comparison.csv``: its name, type (and variant), formula,
+    sizes and time, then its fit statistics (``TrajectoryModel.fit_statistics``)."""
+    variant = est.variant()
+    return {
         "model": m.name,
-        "type": m.type if m.type != "bayesian" else f"bayesian {m.kind}",
+        "type": m.type if variant is None else f"{m.type} {variant}",
         "formula": formula,
         "n_obs": int(est.n_obs_),
-        "n_subjects": int(
-            getattr(est, "n_groups_", 0) or getattr(est, "n_subjects_", 0)
-        ),
+        "n_subjects": int(est.n_subjects_),
         "seconds": seconds,
+        **est.fit_statistics(),
     }
-    if m.type in ("mixed", "joint"):
-        row.update(
-            loglik=float(est.llf_),
-            aic=_value(est.aic),
-            bic=_value(est.bic),
-            converged=bool(est.converged_),
-        )
-    else:
-        dg = est.diagnostics_
-        row.update(
-            converged=bool(est.converged_),
-            max_rhat=float(dg["max_rhat"]),
-            min_ess_bulk=float(dg["min_ess_bulk"]),
-            n_divergent=int(dg["n_divergent"]),
-        )
-    return row
-
-
-def _value(v: Any) -> float:
-    """A derived quantity that is a property in some versions, a method in others."""
-    return float(v() if callable(v) else v)
 
 
 def _add_loo(

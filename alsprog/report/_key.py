@@ -1,0 +1,40 @@
+"""One key of a run config: :class:`Key`, and :class:`Shown` (a default the
+reference prints as it is).
+
+Owns: the two small types the static sections (:mod:`alsprog.report._schema`) and
+the model sections read from the registry (:mod:`alsprog.report._model_schema`)
+share.
+Leaves: the keys themselves to those modules; checking values to
+:mod:`alsprog.report._config`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Key", "Shown"]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its type, default, allowed values and meaning."""
+
+    name: str
+    kind: str  # str, path, int, float, bool, floats, strs, cv, map
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    required: bool = False
+    #: models only: the registered types that take the key (None: every type)
+    applies: tuple[str, ...] | None = None
+    #: models only: each type's default, when the types disagree
+    by_type: tuple[tuple[str, Any], ...] | None = None
+
+
+class Shown(str):
+    """A default the reference shows as it is (not as a TOML value)."""
