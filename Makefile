@@ -5,8 +5,11 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
+# pytest-xdist workers: the usable cores, at most 4 (each worker holds its own JAX/PyMC)
+JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
+PYTEST := $(VENV)/bin/python -m pytest -n $(JOBS) --dist loadfile
 
-.PHONY: test test-all demo venv lint clean
+.PHONY: test test-quick test-all demo venv lint clean
 
 venv: $(STAMP)
 
@@ -17,10 +20,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
+
+# the edit-test loop: small data, few draws (slow and veryslow studies left out)
+test-quick: $(STAMP)
+	$(PYTEST) -m "not slow and not veryslow" $(PYTEST_ARGS)
 
 test-all: $(STAMP)
-	$(VENV)/bin/python -m pytest -m "" $(PYTEST_ARGS)
+	$(PYTEST) -m "" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/alsprog demo --out $(DEMO_OUT)
