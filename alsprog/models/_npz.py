@@ -124,6 +124,47 @@ class Check:
             self.fail(name, f"is {short(value)}; expected {_type_names(allowed)}.")
         return value
 
+    def identity(self, header: Mapping[str, Any], cls: Any, fmt: int) -> None:
+        """The header's ``model``, ``version`` and ``format``: ``cls``'s file, written
+        by this alsprog, in format ``fmt`` (another alsprog model's file is named)."""
+        from alsprog._version import __version__
+
+        model_name = self.get(header, "model", str, "")
+        if model_name != cls.__name__:
+            from alsprog import models
+
+            known = model_name in models.__all__  # another alsprog model's file
+            hint = f" (this is a {model_name} file)" if known else ""
+            self.fail("model", f"is {model_name!r}, expected {cls.__name__!r}{hint}.")
+        version = self.get(header, "version", str, "")
+        if version != __version__:
+            self.fail(
+                "version",
+                f"is {version!r} but this is alsprog {__version__}; refit the model "
+                "with this version.",
+            )
+        got = self.get(header, "format", int, "")
+        if got != fmt:
+            self.fail("format", f"is {got!r}, expected {fmt}.")
+
+    def params(
+        self, header: Mapping[str, Any], cls: Any, types: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """The header's ``params``: exactly ``cls``'s constructor parameters, each of
+        its JSON ``types`` (any type for a parameter ``types`` does not name)."""
+        params = self.get(header, "params", dict, "")
+        names = cls._get_param_names()
+        for key in params:
+            if key not in names:
+                self.fail(
+                    join("params", key),
+                    f"is not a parameter of {cls.__name__} (its parameters: "
+                    f"{', '.join(names)}).",
+                )
+        for key in names:
+            self.get(params, key, types.get(key, (object,)), "params")
+        return params  # type: ignore[no-any-return]
+
     def count(
         self, mapping: Mapping[str, Any], key: str, where: str, *, low: int = 0
     ) -> int:

@@ -57,7 +57,6 @@ from alsprog.models._npz import (
     HEADER,
     Check,
     SavedFile,
-    join,
     read_saved,
     short,
     write_saved,
@@ -298,39 +297,11 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
 
     Returns the counts and names the rest of the load uses.
     """
-    from alsprog._version import __version__
-
     ch = Check(saved.path, cls.__name__)
-    model_name = ch.get(header, "model", str, "")
-    if model_name != cls.__name__:
-        from alsprog import models
-
-        known = model_name in models.__all__  # another alsprog model's file
-        hint = f" (this is a {model_name} file)" if known else ""
-        ch.fail("model", f"is {model_name!r}, expected {cls.__name__!r}{hint}.")
-    version = ch.get(header, "version", str, "")
-    if version != __version__:
-        ch.fail(
-            "version",
-            f"is {version!r} but this is alsprog {__version__}; refit the model with "
-            "this version.",
-        )
-    fmt = ch.get(header, "format", int, "")
-    if fmt != FORMAT:
-        ch.fail("format", f"is {fmt!r}, expected {FORMAT}.")
+    ch.identity(header, cls, FORMAT)
     ch.keys(header, "", _HEADER_KEYS)
 
-    params = ch.get(header, "params", dict, "")
-    names = cls._get_param_names()
-    for key in params:
-        if key not in names:
-            ch.fail(
-                join("params", key),
-                f"is not a parameter of {cls.__name__} (its parameters: "
-                f"{', '.join(names)}).",
-            )
-    for key in names:
-        ch.get(params, key, _PARAM_TYPES.get(key, (object,)), "params")
+    params = ch.params(header, cls, _PARAM_TYPES)
 
     nm = ch.keys(header["names"], "names", ("fe", "re", "event", "columns"))
     fe = ch.names(nm, "fe", "names")
