@@ -1,8 +1,9 @@
 """Reference forecasters: ΔFS extrapolation, a per-patient line, the DREAM forest.
 
 Owns: :class:`DeltaFSBaseline`, :class:`PatientOLSBaseline` and
-:class:`RandomForestSlope`, scikit-learn-shaped (``fit(train)`` then
-``predict(history, at_months)``), each a straight line from the patient's last
+:class:`RandomForestSlope`, scikit-learn-shaped (``fit(train)``, then
+``alsprog.forecast.forecast(baseline, history, at_months)`` as for every model),
+each a straight line from the patient's last
 visit; and their intervals, calibrated on the training patients' own forecast errors
 (location-scale: the error SD grows with the months ahead, the standardised errors'
 empirical quantiles give the band).  Every one reads the ``subject``, ``time`` and
@@ -286,45 +287,6 @@ class _LineBaseline(BaseEstimator):
         self.outcome_bounds_ = outcome_bounds(self.outcome)
         return self
 
-    def predict(
-        self,
-        history: pd.DataFrame,
-        at_months: Any,
-        *,
-        level: float = 0.9,
-        n_samples: int | None = None,
-        seed: Any = None,
-    ) -> pd.DataFrame:
-        """Forecast the patients in ``history`` at ``at_months``.
-
-        Parameters
-        ----------
-        history : pandas.DataFrame
-            Visits so far of the patients to forecast (long format).
-        at_months : float, sequence of float or pandas.DataFrame
-            As in :func:`alsprog.forecast.forecast`.
-        level : float, default 0.9
-            Interval coverage.
-        n_samples : int, optional
-            Also return this many predictive draws (``draw_0``, ...), resampled from
-            the training errors.
-        seed : int, numpy.random.Generator or None
-            For the draws.
-
-        Returns
-        -------
-        pandas.DataFrame
-            The ``subject`` and ``time`` columns (``subject_id``, ``months`` by
-            default), ``mean``, ``median``, ``lower``, ``upper``; ``attrs`` name the
-            columns, as :func:`alsprog.forecast.forecast`'s do.
-        """
-        from alsprog.forecast._table import forecast_table
-
-        check_is_fitted(self, ["error_variance_"])
-        return forecast_table(
-            self, history, at_months, level=level, n_samples=n_samples, seed=seed
-        )
-
     # ------------------------------------------------------ forecaster protocol
     #: Forecasts only on its own ``time`` column (backtest reads this).
     own_time_only = True
@@ -451,7 +413,8 @@ class DeltaFSBaseline(_LineBaseline):
     >>> c = simulate_cohort(60, seed=4)
     >>> t = assemble(c.visits, c.subjects)
     >>> b = DeltaFSBaseline().fit(t[t["subject_id"] > "P0010"])
-    >>> f = b.predict(t[(t["subject_id"] <= "P0010") & (t["months"] < 4)], [12])
+    >>> from alsprog.forecast import forecast
+    >>> f = forecast(b, t[(t["subject_id"] <= "P0010") & (t["months"] < 4)], [12])
     >>> len(f), list(f.columns)[:4]
     (10, ['subject_id', 'months', 'mean', 'median'])
     """

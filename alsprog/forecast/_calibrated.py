@@ -199,38 +199,6 @@ class CalibratedForecaster(BaseEstimator):
             self._bins = [(a, zz - np.mean(zz)) for a, zz in self._bins]
         return self
 
-    def predict(
-        self,
-        history: pd.DataFrame,
-        at_months: Any,
-        *,
-        level: float = 0.9,
-        n_samples: int | None = None,
-        seed: Any = None,
-    ) -> pd.DataFrame:
-        """Recalibrated forecasts (same arguments and table as ``forecast``).
-
-        Parameters
-        ----------
-        history : pandas.DataFrame
-        at_months : float, sequence or pandas.DataFrame
-        level : float, default 0.9
-        n_samples : int, optional
-            Draws: ``clip(c + s z)`` with ``z`` resampled from the two bins around
-            the row's months ahead (chosen with the interpolation weights).
-        seed : int, numpy.random.Generator or None
-
-        Returns
-        -------
-        pandas.DataFrame
-            The model's subject and time columns (``subject_id``, ``months`` by
-            default), ``mean``, ``median``, ``lower``, ``upper``.
-        """
-        check_is_fitted(self, ["model_"])
-        return forecast_table(
-            self, history, at_months, level=level, n_samples=n_samples, seed=seed
-        )
-
     # ------------------------------------------------------ forecaster protocol
     #: Forecasts only on its model's own visit-time column (backtest reads this).
     own_time_only = True

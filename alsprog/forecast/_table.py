@@ -1,8 +1,8 @@
 """One forecast: a fitted forecaster plus new patients' visits -> the forecast table.
 
 Owns: :func:`forecast_table`, the path every forecast takes (the public
-:func:`alsprog.forecast.forecast`, the baselines' and
-:class:`~alsprog.forecast.CalibratedForecaster`'s ``predict``, ``backtest``):
+:func:`alsprog.forecast.forecast` for every forecaster, the recalibration of
+:class:`~alsprog.forecast.CalibratedForecaster`, ``backtest``):
 check the arguments, ask the forecaster for its columns (``columns_``) and whether
 it can forecast on the requested time column (``check_forecast_time``), split the
 history from the rows to forecast (:func:`~alsprog.data._history.prepare_history`),

@@ -17,12 +17,16 @@ Imports stay light (no scikit-learn, no pymc/jax): every model module imports it
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
+import re
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from alsprog.errors import ModelSpecificationError
 from alsprog.models._estimator import EstimatorParams
@@ -35,15 +39,22 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     from alsprog.data._history import ModelColumns, Prepared
 
 __all__ = [
+    "DEFAULT_INTERVAL",
     "DEFAULT_LEVEL",
+    "DEFAULT_TRAJECTORY_LEVEL",
     "ForecastRows",
     "TrajectoryModel",
     "outcome_bounds",
+    "parse_range",
 ]
 
 #: The interval coverage of every model's ``summary()`` unless asked otherwise (as
 #: lme4's ``confint`` and statsmodels' ``summary``).
 DEFAULT_LEVEL = 0.95
+#: The band level and band type of every model's ``subject_trajectories`` unless
+#: asked otherwise: the 90 % band of the subject's mean curve.
+DEFAULT_TRAJECTORY_LEVEL = 0.9
+DEFAULT_INTERVAL = "confidence"
 
 
 def outcome_bounds(column: str) -> tuple[float, float]:
@@ -95,8 +106,8 @@ class TrajectoryModel(EstimatorParams):
     A subclass stores its ``__init__`` arguments unchanged (scikit-learn's
     parameter protocol: ``get_params``, ``set_params``, :func:`sklearn.base.clone`),
     and implements :meth:`fit`, :meth:`required_columns`, :attr:`columns_`,
-    :meth:`summary`, :meth:`subject_trajectories`, :meth:`forecast_rows`,
-    :meth:`save` and :meth:`load`.  Fitted state is set only by ``fit`` (and
+    :meth:`summary`, :meth:`predict`, :meth:`subject_trajectories`,
+    :meth:`forecast_rows`, :meth:`save` and :meth:`load`.  Fitted state is set only by ``fit`` (and
     ``load``): no other method changes a fitted model.  A model with a likelihood
     also has ``llf_`` and the properties ``aic`` and ``bic``; every fitted model
     has ``n_obs_``, ``n_subjects_`` and ``outcome_bounds_`` (the outcome's range
@@ -157,15 +168,37 @@ class TrajectoryModel(EstimatorParams):
         raise NotImplementedError(f"{type(self).__name__} does not implement summary.")
 
     def subject_trajectories(
-        self, times: Any, *, subjects: Any = None, level: float = 0.9
+        self,
+        times: Any,
+        *,
+        subjects: Any = None,
+        level: float = DEFAULT_TRAJECTORY_LEVEL,
+        interval: Literal["confidence", "prediction"] = DEFAULT_INTERVAL,
     ) -> pd.DataFrame:
         """Fitted subjects' trajectories at ``times`` (values of the time column)
         with pointwise ``level`` bands: the subject column, the time column,
         ``mean``, ``lower``, ``upper``; ``subjects`` (seen in the fit) all by
-        default."""
+        default.
+
+        ``interval="confidence"`` (every model's default) bands the subject's mean
+        curve (a Bayesian model's credible band); ``"prediction"`` covers a new
+        visit (the residual noise added).  A model that cannot give a prediction
+        band takes no ``interval``."""
         raise NotImplementedError(
             f"{type(self).__name__} does not implement subject_trajectories."
         )
+
+    def predict(self, table: pd.DataFrame) -> pd.Series:
+        """The point prediction of the outcome at each row of ``table``.
+
+        The one meaning of ``predict`` on every model (as scikit-learn's and
+        statsmodels'): a :class:`pandas.Series` named ``predicted``, indexed like
+        ``table``, NaN where a covariate is missing.  Subjects seen in the fit get
+        their own curve; others the population's.  Bands are
+        :meth:`subject_trajectories`'s (fitted subjects) and forecasts of new
+        patients given their visits :func:`alsprog.forecast.forecast`'s.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement predict.")
 
     @property
     def n_groups_(self) -> int:
@@ -253,6 +286,67 @@ class TrajectoryModel(EstimatorParams):
             t = params.get("time") or time
             out["formula"] = f"{outcome} ~ {t} + ({t} | subject_id)"
         return out
+
+    # ------------------------------------------------------------- parameters
+    def check_params(self) -> None:
+        """Check the parameters against their one declaration, before a fit.
+
+        The constructor's annotations and :attr:`param_ranges` are the
+        declaration the run config's schema and checks read too: a ``Literal``
+        parameter must be one of its values, a ``bool`` one True or False (or
+        None where the annotation allows it), and a parameter in
+        :attr:`param_ranges` an integer (``int`` annotation) or a number in its
+        interval.
+
+        Raises
+        ------
+        ValueError, TypeError
+            The parameter, what it must be and the value given.
+
+        Examples
+        --------
+        >>> class Flat(TrajectoryModel):
+        ...     param_ranges = {"tol": "(0, 1]"}
+        ...     def __init__(self, *, tol: float = 1e-8, strict: bool = False):
+        ...         self.tol = tol
+        ...         self.strict = strict
+        >>> Flat(tol=0.5).check_params()
+        >>> Flat(tol=0).check_params()
+        Traceback (most recent call last):
+        ...
+        ValueError: `tol` must be in (0, 1]; got 0.
+        >>> Flat(strict="yes").check_params()
+        Traceback (most recent call last):
+        ...
+        ValueError: `strict` must be one of True, False; got 'yes'.
+        """
+        from alsprog._validation import check_choice, check_int, check_interval
+
+        values = self.get_params(deep=False)
+        for name, kind, choices in _declared_choices(type(self)):
+            if name not in values:
+                continue
+            value = values[name]
+            if name in self.param_ranges:
+                r = parse_range(self.param_ranges[name])
+                if kind is int:
+                    lo, hi = r["low"], r["high"]
+                    if lo is not None:
+                        lo = math.floor(lo) + 1 if r["low_open"] else math.ceil(lo)
+                    if hi is not None:
+                        hi = math.ceil(hi) - 1 if r["high_open"] else math.floor(hi)
+                    check_int(value, name, low=lo, high=hi)
+                else:
+                    check_interval(
+                        value,
+                        name,
+                        low=r["low"],
+                        high=r["high"],
+                        low_closed=not r["low_open"],
+                        high_closed=not r["high_open"],
+                    )
+            elif choices is not None:
+                check_choice(value, name, choices)
 
     # --------------------------------------------------------------- forecast
     def check_forecast_time(self, time: str) -> None:
@@ -356,3 +450,54 @@ def _seed_value(seed: Any) -> Any:
     if isinstance(seed, np.random.Generator):
         return child_seed(seed)
     return seed
+
+
+_RANGE = re.compile(r"\s*([\[(])\s*([^,]+),\s*([^\])]+)([\])])\s*")
+
+
+def parse_range(text: str) -> dict[str, Any]:
+    """``"(0, 1)"`` -> ``low``, ``high`` (None when infinite), ``low_open``,
+    ``high_open``: the interval text of :attr:`TrajectoryModel.param_ranges`.
+
+    Examples
+    --------
+    >>> parse_range("[1, inf]")
+    {'low': 1.0, 'high': None, 'low_open': False, 'high_open': False}
+    """
+    m = _RANGE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"not an interval: {text!r} (write e.g. '[1, inf]')")
+    lo, hi = float(m.group(2)), float(m.group(3))
+    return {
+        "low": None if lo == float("-inf") else lo,
+        "high": None if hi == float("inf") else hi,
+        "low_open": m.group(1) == "(",
+        "high_open": m.group(4) == ")",
+    }
+
+
+@functools.cache
+def _declared_choices(cls: type) -> tuple[tuple[str, Any, tuple[Any, ...] | None], ...]:
+    """Per constructor parameter of ``cls``: its name, its scalar type (``int``,
+    ``float``, ``bool``, ``str`` or None) and its allowed values (a ``Literal``'s,
+    ``(True, False)`` for a bool; ``None`` added where the annotation allows it;
+    None when any value of the type is allowed)."""
+    from alsprog.models.registry import config_keys
+
+    out = []
+    for key in config_keys(cls):
+        ann, optional = key.type, False
+        if typing.get_origin(ann) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            optional = len(args) < len(typing.get_args(ann))
+            ann = args[0] if len(args) == 1 else None
+        choices: tuple[Any, ...] | None = None
+        kind: Any = ann if ann in (int, float, bool, str) else None
+        if typing.get_origin(ann) is typing.Literal:
+            choices = typing.get_args(ann)
+        elif ann is bool:
+            choices = (True, False)
+        if choices is not None and optional:
+            choices = (*choices, None)
+        out.append((key.name, kind, choices))
+    return tuple(out)

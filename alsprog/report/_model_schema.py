@@ -22,6 +22,7 @@ import types
 import typing
 from typing import Any
 
+from alsprog.models._contract import parse_range
 from alsprog.models.registry import MODELS, REQUIRED, config_keys
 from alsprog.report._key import Key, Shown
 
@@ -65,29 +66,6 @@ def _kind(annotation: Any) -> tuple[str, tuple[Any, ...] | None] | None:
     if annotation in _SCALAR:
         return _SCALAR[annotation], None
     return None
-
-
-_RANGE = re.compile(r"\s*([\[(])\s*([^,]+),\s*([^\])]+)([\])])\s*")
-
-
-def parse_range(text: str) -> dict[str, Any]:
-    """``"(0, 1)"`` -> the Key fields ``low``, ``high``, ``low_open``, ``high_open``.
-
-    Examples
-    --------
-    >>> parse_range("[1, inf]")
-    {'low': 1.0, 'high': None, 'low_open': False, 'high_open': False}
-    """
-    m = _RANGE.fullmatch(text)
-    if m is None:
-        raise ValueError(f"not an interval: {text!r} (write e.g. '[1, inf]')")
-    lo, hi = float(m.group(2)), float(m.group(3))
-    return {
-        "low": None if lo == float("-inf") else lo,
-        "high": None if hi == float("inf") else hi,
-        "low_open": m.group(1) == "(",
-        "high_open": m.group(4) == ")",
-    }
 
 
 _PARAM_LINE = re.compile(r"^(\w[\w, ]*?)\s*:\s*(.*)$")

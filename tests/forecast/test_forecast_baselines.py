@@ -30,7 +30,7 @@ def test_delta_fs_baseline_extrapolates_the_pre_slope():
     _, _, train, test = split_cohort()
     b = DeltaFSBaseline().fit(train)
     hist = first_months(test)
-    f = b.predict(hist, [6.0, 12.0])
+    f = forecast(b, hist, [6.0, 12.0])
     last = (
         hist.sort_values("months").groupby("subject_id").tail(1).set_index("subject_id")
     )
@@ -62,8 +62,9 @@ def test_patient_ols_baseline_is_numpy_polyfit():
 def test_random_forest_is_reproducible_and_clonable():
     _, _, train, test = split_cohort()
     rf = RandomForestSlope(n_estimators=40, random_state=3)
-    a = clone(rf).fit(train).predict(first_months(test), [12.0], n_samples=20, seed=1)
-    b = clone(rf).fit(train).predict(first_months(test), [12.0], n_samples=20, seed=1)
+    hist = first_months(test)
+    a = forecast(clone(rf).fit(train), hist, [12.0], n_samples=20, seed=1)
+    b = forecast(clone(rf).fit(train), hist, [12.0], n_samples=20, seed=1)
     pd.testing.assert_frame_equal(a, b)
     assert rf.get_params()["n_estimators"] == 40
     fitted = clone(rf).fit(train)
@@ -73,17 +74,19 @@ def test_random_forest_is_reproducible_and_clonable():
     assert np.corrcoef(fitted._oob, target)[0, 1] > 0.1
 
 
-def test_forecast_passes_baselines_through():
-    _, _, train, test = split_cohort()
-    b = DeltaFSBaseline().fit(train)
-    hist = first_months(test)
-    pd.testing.assert_frame_equal(forecast(b, hist, [12.0]), b.predict(hist, [12.0]))
+def test_predict_means_one_thing_forecasts_go_through_forecast():
+    """``predict`` is a model's per-row point prediction; a baseline forecasts new
+    patients only through ``forecast`` (it has no ``predict`` of another meaning)."""
+    from alsprog.forecast import CalibratedForecaster
+
+    for cls in (DeltaFSBaseline, PatientOLSBaseline, CalibratedForecaster):
+        assert not hasattr(cls, "predict"), cls
 
 
 def test_baselines_need_fit_and_enough_patients():
     _, _, train, test = split_cohort()
     with pytest.raises(NotFittedError):
-        DeltaFSBaseline().predict(first_months(test), [12.0])
+        forecast(DeltaFSBaseline(), first_months(test), [12.0])
     few = train[train["subject_id"].isin(train["subject_id"].unique()[:5])]
     with pytest.raises(ModelSpecificationError, match="at least 10"):
         PatientOLSBaseline().fit(few)

@@ -238,19 +238,28 @@ def test_predict_known_and_new_subjects(linear_fit, linear_data):
     m = linear_fit
     rows = linear_data.iloc[:2].copy()
     new = rows.assign(subject_id="NEW1")
-    out = m.predict(pd.concat([rows, new]), seed=1)
+    both = pd.concat([rows, new])
+    out = m.predict_interval(both, interval="prediction", seed=1)
     assert list(out.columns) == ["mean", "lower", "upper"]
     width = out["upper"] - out["lower"]
     assert (width.iloc[2:].to_numpy() > width.iloc[:2].to_numpy()).all()
-    mean_only = m.predict(rows, include_noise=False, seed=1)
+    mean_only = m.predict_interval(rows, seed=1)  # the band of the mean curve
     tr = m.subject_trajectories(
         rows["months"].to_numpy()[:1], subjects=[rows.subject_id.iloc[0]]
     )
     assert_allclose(mean_only["mean"].iloc[0], tr["mean"].iloc[0], rtol=1e-10)
+    assert_allclose(mean_only["lower"].iloc[0], tr["lower"].iloc[0], rtol=1e-10)
+    assert ((mean_only["upper"] - mean_only["lower"]) < width.iloc[:2]).all()
+    # predict: the point prediction per row, a Series like the mixed model's
+    point = m.predict(both, seed=1)
+    assert isinstance(point, pd.Series) and point.name == "predicted"
+    assert point.index.equals(both.index)
+    assert_allclose(point.iloc[:1], tr["mean"].iloc[:1], rtol=1e-10)
     # same seed, same numbers
-    assert out.equals(m.predict(pd.concat([rows, new]), seed=1))
+    assert out.equals(m.predict_interval(both, interval="prediction", seed=1))
+    assert point.equals(m.predict(both, seed=1))
     miss = rows.assign(age_at_onset=[np.nan, 60.0])
-    assert m.predict(miss, seed=0)["mean"].isna().tolist() == [True, False]
+    assert m.predict(miss, seed=0).isna().tolist() == [True, False]
 
 
 def test_loo_by_observation_and_by_subject(linear_fit, linear_data):

@@ -295,7 +295,7 @@ def test_subject_trajectories_average_over_the_full_posterior():
             got = tr[(tr["subject_id"] == sid) & (tr["months"] == tt)]["mean"].item()
             assert got == pytest.approx(m, abs=5 * mc_se + 0.02)
     # the band: confidence inside prediction; unknown subjects are refused
-    pred = jm.subject_trajectories(times, subjects=ids)
+    pred = jm.subject_trajectories(times, subjects=ids, interval="prediction")
     assert (pred["upper"] - pred["lower"] > tr["upper"] - tr["lower"]).all()
     assert ((tr["lower"] < tr["mean"]) & (tr["mean"] < tr["upper"])).all()
     with pytest.raises(ModelSpecificationError, match="not in the data"):
@@ -322,3 +322,25 @@ def test_subject_trajectories_use_the_event_data():
     slope_died = (m[("died", 12.0)] - m[("died", 0.0)]) / 12
     slope_lived = (m[("lived", 12.0)] - m[("lived", 0.0)]) / 12
     assert slope_died < slope_lived - 0.05
+
+
+def test_predict_is_the_point_prediction_per_row():
+    """``predict`` means what it means on every model: one number per row, the
+    subject's posterior-mean curve for fitted subjects (the mean of
+    ``subject_trajectories``), the population mean for new ones."""
+    df, jm = fitted()
+    ids = list(pd.unique(df["subject_id"]))[:2]
+    rows = df[df["subject_id"].isin(ids)].head(5)
+    got = jm.predict(rows)
+    assert isinstance(got, pd.Series) and got.name == "predicted"
+    assert got.index.equals(rows.index)
+    tr = jm.subject_trajectories(rows["months"].unique(), subjects=ids)
+    want = rows.merge(tr, on=["subject_id", "months"], how="left")["mean"]
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-10)
+    new = rows.assign(subject_id="nobody")
+    X = np.column_stack([np.ones(len(new)), new["months"], new["x"]])
+    beta = jm.fe_params_.to_numpy()
+    np.testing.assert_allclose(jm.predict(new).to_numpy(), X @ beta, rtol=1e-12)
+    assert jm.predict(rows.assign(x=[np.nan, *rows["x"].iloc[1:]])).isna().iloc[0]
+    with pytest.raises(ModelSpecificationError, match="grouping column"):
+        jm.predict(rows.drop(columns="subject_id"))

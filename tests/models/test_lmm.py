@@ -251,7 +251,9 @@ def test_trajectory_intervals_match_henderson_inverse(sleep_fit, sleepstudy):
             c[2 + 2 * i : 4 + 2 * i] = [1.0, t]
             expected_se.append(np.sqrt(c @ cinv @ c))
     assert_allclose(traj["se"], expected_se, rtol=1e-7)
-    pred = m.subject_trajectories(times, subjects=subj, level=0.9)
+    pred = m.subject_trajectories(
+        times, subjects=subj, level=0.9, interval="prediction"
+    )
     assert_allclose(pred["se"] ** 2, np.square(expected_se) + s2, rtol=1e-7)
     assert_allclose(
         pred["upper"] - pred["mean"], 1.6448536269514722 * pred["se"], rtol=1e-9

@@ -210,16 +210,16 @@ def test_every_model_gets_the_same_band_type_and_its_own_line(three_models):
     x = lines[0].get_xdata()
     mixed, bayes, intercepts = models.values()
     conf = [
-        mixed.subject_trajectories(x, subjects=[_SID], interval="confidence"),
+        mixed.subject_trajectories(x, subjects=[_SID]),  # every model's default
         bayes.subject_trajectories(x, subjects=[_SID]),  # credible band of the mean
-        intercepts.subject_trajectories(x, subjects=[_SID], interval="confidence"),
+        intercepts.subject_trajectories(x, subjects=[_SID]),
     ]
     for band, tr in zip(bands, conf, strict=True):
         lo, hi = _band_edges(band, len(x))
         np.testing.assert_allclose(lo, tr["lower"], rtol=1e-10)
         np.testing.assert_allclose(hi, tr["upper"], rtol=1e-10)
-    # not the mixed model's prediction interval (its own default), which is wider
-    pred = mixed.subject_trajectories(x, subjects=[_SID])
+    # not the mixed model's prediction interval, which is wider
+    pred = mixed.subject_trajectories(x, subjects=[_SID], interval="prediction")
     assert (_band_edges(bands[0], len(x))[0] > pred["lower"].to_numpy() + 0.5).all()
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts == [
@@ -237,7 +237,9 @@ def test_prediction_bands_for_every_model_when_asked(three_models):
     bands = [c for c in ax.collections if c.get_gid() is not None]
     assert [b.get_gid() for b in bands] == ["prediction"] * 3
     x = ax.lines[0].get_xdata()
-    pred = models["mixed"].subject_trajectories(x, subjects=[_SID])
+    pred = models["mixed"].subject_trajectories(
+        x, subjects=[_SID], interval="prediction"
+    )
     lo, hi = _band_edges(bands[0], len(x))
     np.testing.assert_allclose(lo, pred["lower"], rtol=1e-10)
     conf = models["bayes"].subject_trajectories(x, subjects=[_SID])

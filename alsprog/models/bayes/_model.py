@@ -32,7 +32,9 @@ from alsprog.errors import (
     not_converged,
 )
 from alsprog.models._contract import (
+    DEFAULT_INTERVAL,
     DEFAULT_LEVEL,
+    DEFAULT_TRAJECTORY_LEVEL,
     ForecastRows,
     TrajectoryModel,
     outcome_bounds,
@@ -57,7 +59,6 @@ from alsprog.models.bayes._sampling import (
     ESS_BULK_MIN,
     PARAM_RANGES,
     RHAT_MAX,
-    SAMPLERS,
     convergence_failure,
     diagnose,
     draw_subject_effects,
@@ -288,33 +289,12 @@ class BayesianTrajectoryModel(TrajectoryModel):
 
     # --------------------------------------------------------------- checking
     def _check_params(self) -> bool:
-        check_choice(self.kind, "kind", ("linear", "sigmoid"))
-        check_choice(self.likelihood, "likelihood", ("normal", "student_t"))
         if self.sampler == "blackjax":
             raise ModelSpecificationError(
                 "sampler='blackjax' is not supported: PyMC 5.28's blackjax bridge is "
                 "broken with blackjax 1.7.1; use 'numpyro' (also JAX) or 'nutpie'."
             )
-        check_choice(self.sampler, "sampler", SAMPLERS)
-        check_int(self.chains, "chains", low=1)
-        check_int(self.draws, "draws", low=1)
-        check_int(self.tune, "tune", low=0)
-        check_interval(
-            self.target_accept,
-            "target_accept",
-            low=0,
-            high=1,
-            low_closed=False,
-            high_closed=False,
-        )
-        if self.marginalize not in (None, True, False):
-            raise ValueError(
-                f"`marginalize` must be True, False or None; got {self.marginalize!r}."
-            )
-        if self.progress not in (None, True, False):
-            raise ValueError(
-                f"`progress` must be True, False or None; got {self.progress!r}."
-            )
+        self.check_params()
         can = self.kind == "linear" and self.likelihood == "normal"
         if self.marginalize and not can:
             raise ModelSpecificationError(
@@ -539,15 +519,39 @@ class BayesianTrajectoryModel(TrajectoryModel):
         return sigmoid_mean(t, np.exp(lin[..., 0]), np.exp(lin[..., 1]))
 
     # ------------------------------------------------------------ public API
-    def predict(
+    def predict(self, df: pd.DataFrame, *, seed: Any = None) -> pd.Series:
+        """The point prediction of the outcome at each row of ``df``: the posterior
+        mean of the mean curve.
+
+        Subjects seen in ``fit`` use their posterior effects; new subjects get
+        effects drawn from the population distribution (one per posterior draw),
+        so their prediction averages over the population.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Rows with the model's columns (the outcome is not needed).
+        seed : int, numpy.random.Generator or None
+            For the new subjects' effects.
+
+        Returns
+        -------
+        pandas.Series
+            ``predicted``, indexed like ``df``; NaN on rows with missing model
+            values.  :meth:`predict_interval` gives the bands.
+        """
+        band = self.predict_interval(df, interval="confidence", seed=seed)
+        return band["mean"].rename("predicted")
+
+    def predict_interval(
         self,
         df: pd.DataFrame,
         *,
-        level: float = 0.9,
-        include_noise: bool = True,
+        level: float = DEFAULT_TRAJECTORY_LEVEL,
+        interval: Literal["confidence", "prediction"] = DEFAULT_INTERVAL,
         seed: Any = None,
     ) -> pd.DataFrame:
-        """Posterior predictive mean and interval for each row of ``df``.
+        """Posterior mean and central band for each row of ``df``.
 
         Subjects seen in ``fit`` use their posterior effects; new subjects get
         effects drawn from the population distribution.
@@ -558,9 +562,10 @@ class BayesianTrajectoryModel(TrajectoryModel):
             Rows with the model's columns (the outcome is not needed).
         level : float, default 0.9
             Central interval coverage in (0, 1).
-        include_noise : bool, default True
-            Add residual noise (posterior predictive of a new observation);
-            ``False`` gives the credible band of the mean curve.
+        interval : {"confidence", "prediction"}, default "confidence"
+            ``"confidence"``: the credible band of the mean curve (as
+            :meth:`subject_trajectories`); ``"prediction"``: the posterior
+            predictive band of a new observation (residual noise added).
         seed : int, numpy.random.Generator or None
             For the new subjects' effects and the noise.
 
@@ -574,12 +579,13 @@ class BayesianTrajectoryModel(TrajectoryModel):
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
+        check_choice(interval, "interval", ("confidence", "prediction"))
         rng = as_generator(seed)
         ok, X, t, b = table_rows(self, df, rng)
         if self.kind == "sigmoid":
             X = subject_first(X, df.loc[ok, self._design.subject].astype(str))
         draws = self._mean_draws(X, t, b)
-        if include_noise:
+        if interval == "prediction":
             draws = draws + noise(self, draws.shape, rng)
         out = pd.DataFrame(np.nan, index=df.index, columns=["mean", "lower", "upper"])
         out.loc[ok] = band(draws, level)

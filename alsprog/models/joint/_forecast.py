@@ -36,7 +36,9 @@ __all__ = [
     "JointNodes",
     "joint_forecast",
     "joint_nodes",
+    "joint_predict",
     "joint_trajectories",
+    "subject_posterior",
     "mixture_quantiles",
 ]
 
@@ -167,38 +169,18 @@ def joint_forecast(
     return ForecastRows(stats, draws)
 
 
-def joint_trajectories(
-    model: Any,
-    times: Any,
-    *,
-    subjects: Any,
-    level: float,
-    interval: str,
-    n_quad: int,
-) -> pd.DataFrame:
-    """:meth:`JointModel.subject_trajectories` of checked arguments: each fitted
-    subject's random effects averaged over their posterior given the visits and
-    the event data (nodes of the visits' normal posterior, reweighted)."""
+def subject_posterior(
+    model: Any, ids: list[str], grid: Array, *, n_quad: int
+) -> tuple[Prepared, JointNodes, Array]:
+    """Fitted subjects ``ids``' rows at times ``grid`` (``Prepared``), the nodes of
+    their random effects and each node's posterior weight given the subject's
+    visits *and* event data, ``p(b | y_i) S(T_i | b) h(T_i | b)^d_i`` (rows of
+    weights sum to one)."""
     from alsprog.data._history import prepare_history
 
     info = model.longitudinal_._design_info
     group = info["group"]
     rows = model._fit_rows
-    known = model._fit_events.index
-    if subjects is None:
-        ids = list(known)
-    else:
-        ids = [str(v) for v in np.atleast_1d(np.asarray(subjects, dtype=object))]
-        unknown = [v for v in ids if v not in known]
-        if unknown:
-            raise ModelSpecificationError(
-                f"subject(s) {unknown[:5]} were not in the data the model was "
-                "fitted to."
-            )
-    if times is None:
-        t = pd.to_numeric(rows[model.time], errors="coerce")
-        times = np.linspace(float(t.min()), float(t.max()), 25)
-    grid = np.asarray(times, dtype=float).ravel()
     sub = rows[rows[group].astype(str).isin(set(ids))]
     prep = prepare_history(
         sub,
@@ -218,6 +200,66 @@ def joint_trajectories(
     logw += ev["event"].to_numpy()[:, None] * risk - H[:, None] * np.exp(risk)
     w = np.exp(logw - logw.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
+    return prep, nodes, w
+
+
+def joint_predict(model: Any, df: pd.DataFrame, *, n_quad: int = 15) -> pd.Series:
+    """:meth:`JointModel.predict`: ``X beta + Z E[b | y_i, T_i, d_i]`` for rows of
+    fitted subjects, ``X beta`` for the others (NaN where a covariate is
+    missing)."""
+    info = model.longitudinal_._design_info
+    group = info["group"]
+    X, Z, ok = model.longitudinal_._fixed_matrix(df)
+    pred = X @ model.fe_params_.to_numpy()
+    if group not in df.columns:
+        raise ModelSpecificationError(
+            f"Data for prediction lacks the grouping column {group!r}."
+        )
+    ids = df.loc[ok, group].astype(str).to_numpy()
+    known = model._fit_events.index
+    seen = np.isin(ids, known)
+    if seen.any():
+        wanted = list(dict.fromkeys(ids[seen]))
+        prep, nodes, w = subject_posterior(model, wanted, np.zeros(1), n_quad=n_quad)
+        b_hat = np.einsum("sm,smq->sq", w, nodes.b)
+        where = pd.Index(prep.subjects.astype(str)).get_indexer(ids[seen])
+        pred[seen] += np.einsum("nq,nq->n", Z[seen], b_hat[where])
+    out = np.full(len(df), np.nan)
+    out[ok] = pred
+    return pd.Series(out, index=df.index, name="predicted")
+
+
+def joint_trajectories(
+    model: Any,
+    times: Any,
+    *,
+    subjects: Any,
+    level: float,
+    interval: str,
+    n_quad: int,
+) -> pd.DataFrame:
+    """:meth:`JointModel.subject_trajectories` of checked arguments: each fitted
+    subject's random effects averaged over their posterior given the visits and
+    the event data (nodes of the visits' normal posterior, reweighted)."""
+    info = model.longitudinal_._design_info
+    group = info["group"]
+    rows = model._fit_rows
+    known = model._fit_events.index
+    if subjects is None:
+        ids = list(known)
+    else:
+        ids = [str(v) for v in np.atleast_1d(np.asarray(subjects, dtype=object))]
+        unknown = [v for v in ids if v not in known]
+        if unknown:
+            raise ModelSpecificationError(
+                f"subject(s) {unknown[:5]} were not in the data the model was "
+                "fitted to."
+            )
+    if times is None:
+        t = pd.to_numeric(rows[model.time], errors="coerce")
+        times = np.linspace(float(t.min()), float(t.max()), 25)
+    grid = np.asarray(times, dtype=float).ravel()
+    prep, nodes, w = subject_posterior(model, ids, grid, n_quad=n_quad)
     lmm = model.longitudinal_
     Xf, Zf, _ = lmm._fixed_matrix(prep.future)
     gf = prep.future["_subject_index"].to_numpy()

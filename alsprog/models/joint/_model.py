@@ -23,7 +23,7 @@ import logging
 import os
 import time as _time
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -221,11 +221,7 @@ class JointModel(TrajectoryModel):
 
         for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, k)
-        check_int(self.n_intervals, "n_intervals", low=1, high=50)
-        check_int(self.n_quad, "n_quad", low=2, high=40)
-        check_int(self.max_iter, "max_iter", low=1)
-        check_interval(self.tol, "tol", low=0.0, high=1.0, low_closed=False)
-        check_choice(self.strict, "strict", (True, False))
+        self.check_params()
         if not isinstance(self.event_formula, str):
             raise TypeError(
                 f"`event_formula` must be a string; got {self.event_formula!r}."
@@ -418,7 +414,12 @@ class JointModel(TrajectoryModel):
     #: The suffix of the file :meth:`save` writes (a NumPy ``.npz`` archive).
     file_suffix = ".npz"
     column_params = ("time", "event_time", "event")
-    param_ranges = {"n_intervals": "[1, inf]"}
+    param_ranges = {
+        "n_intervals": "[1, 50]",
+        "n_quad": "[2, 40]",
+        "tol": "(0, 1]",
+        "max_iter": "[1, inf]",
+    }
 
     def describe(self) -> str:
         """What the progress lines call the model."""
@@ -560,6 +561,42 @@ class JointModel(TrajectoryModel):
         check_is_fitted(self, ["fe_params_"])
         return self._phi[self._layout.slices()["alpha"]]
 
+    def predict(self, df: pd.DataFrame, *, n_quad: int = 15) -> pd.Series:
+        """The point prediction of the outcome at each row of ``df``.
+
+        Rows of subjects seen in the fit add the posterior mean of their random
+        effects given their visits *and* event data (as
+        :meth:`subject_trajectories`); other subjects get the population
+        (fixed-effects) mean.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Rows with the longitudinal formula's covariates and the grouping
+            column (the outcome is not needed).
+        n_quad : int, default 15
+            Gauss-Hermite nodes per random effect.
+
+        Returns
+        -------
+        pandas.Series
+            ``predicted``, indexed like ``df``; NaN where a covariate is missing.
+
+        Raises
+        ------
+        ModelSpecificationError
+            If a needed column is absent.
+        """
+        from alsprog.models.joint._forecast import joint_predict
+
+        check_is_fitted(self, ["fe_params_"])
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(
+                f"`df` must be a pandas DataFrame; got {type(df).__name__}."
+            )
+        n_quad = check_int(n_quad, "n_quad", low=2, high=40)
+        return joint_predict(self, df, n_quad=n_quad)
+
     def predict_survival(
         self, history: pd.DataFrame, at_months: Any, *, n_quad: int = 15
     ) -> pd.DataFrame:
@@ -634,7 +671,7 @@ class JointModel(TrajectoryModel):
         *,
         subjects: Any = None,
         level: float = 0.9,
-        interval: str = "prediction",
+        interval: Literal["confidence", "prediction"] = "confidence",
         n_quad: int = 15,
     ) -> pd.DataFrame:
         """Fitted subjects' trajectories given all their data, with pointwise bands.
@@ -652,9 +689,10 @@ class JointModel(TrajectoryModel):
         subjects : sequence, optional
             Subjects seen in the fit; all by default.
         level : float, default 0.9
-        interval : {"prediction", "confidence"}, default "prediction"
-            ``"prediction"`` covers a new observation (adds the residual variance);
-            ``"confidence"`` covers the subject's mean trajectory.
+        interval : {"confidence", "prediction"}, default "confidence"
+            ``"confidence"`` covers the subject's mean trajectory (every model's
+            default); ``"prediction"`` covers a new observation (adds the residual
+            variance).
         n_quad : int, default 15
             Gauss-Hermite nodes per random effect.
 

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
+from alsprog._validation import check_choice, check_interval, check_is_fitted
 from alsprog.errors import (
     ConvergenceWarning,
     ModelSpecificationError,
@@ -162,6 +162,7 @@ class LinearMixedModel(TrajectoryModel):
 
     #: The suffix of the file :meth:`save` writes (a NumPy ``.npz`` archive).
     file_suffix = ".npz"
+    param_ranges = {"tol": "(0, 1]", "max_iter": "[1, inf]"}
 
     def describe(self) -> str:
         """``"mixed model (REML)"`` or ``(ML)`` (progress lines)."""
@@ -186,10 +187,7 @@ class LinearMixedModel(TrajectoryModel):
 
     def _check_params(self) -> None:
         """Check the parameters (from :meth:`fit`, and :meth:`load` on a file's)."""
-        check_choice(self.reml, "reml", (True, False))
-        check_choice(self.strict, "strict", (True, False))
-        check_interval(self.tol, "tol", low=0.0, high=1.0, low_closed=False)
-        check_int(self.max_iter, "max_iter", low=1)
+        self.check_params()
         if not isinstance(self.time, str):
             raise TypeError(f"`time` must be a column name (str); got {self.time!r}.")
 
@@ -682,7 +680,7 @@ class LinearMixedModel(TrajectoryModel):
         *,
         subjects: Sequence[object] | None = None,
         level: float = 0.9,
-        interval: Literal["prediction", "confidence"] = "prediction",
+        interval: Literal["confidence", "prediction"] = "confidence",
     ) -> pd.DataFrame:
         """Each subject's predicted trajectory at ``times`` with pointwise intervals.
 
@@ -698,9 +696,10 @@ class LinearMixedModel(TrajectoryModel):
             Group levels seen in the fit; all by default.
         level : float, default 0.9
             Interval coverage, in (0, 1).
-        interval : {"prediction", "confidence"}, default "prediction"
-            ``"prediction"`` covers a new observation (adds the residual variance);
-            ``"confidence"`` covers the subject's mean trajectory.
+        interval : {"confidence", "prediction"}, default "confidence"
+            ``"confidence"`` covers the subject's mean trajectory (every model's
+            default); ``"prediction"`` covers a new observation (adds the residual
+            variance).
 
         Returns
         -------
