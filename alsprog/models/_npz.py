@@ -10,7 +10,11 @@ data (no object or structured dtypes; exactly the bytes its shape needs); then t
 JSON header (bounded size, valid UTF-8 JSON object).  :class:`SavedFile` reads a
 member only after its declared shape and dtype were matched with what the caller's
 header implies (:meth:`SavedFile.check`), so no read allocates more than the file's
-own counts justify; :class:`Check` phrases the header checks.  Every refusal is a
+own counts justify; :class:`Check` phrases the header checks.  A file may embed
+another model's file under a key prefix (a joint model's longitudinal mixed model):
+:meth:`SavedFile.part` is the view of those members, and ``Check(..., prefix=...)``
+its header checks, so the embedded model's own checks run on it unchanged and name
+its fields ``<prefix><field>``.  Every refusal is a
 :class:`~alsprog.errors.SavedModelError` naming the file and the field.
 Leaves: each model's header fields and restore to its module
 (:mod:`alsprog.models.lmm._io`), data frames as arrays to
@@ -80,15 +84,37 @@ class _Want:
 
 
 class Check:
-    """Checks of the JSON header; each failure names the file and the field."""
+    """Checks of the JSON header; each failure names the file and the field.
 
-    def __init__(self, path: Path, model: str) -> None:
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file, for messages.
+    model : str
+        The class whose file this is, for messages.
+    prefix : str, optional
+        Put before every field a message names: the header checked is embedded in
+        another file under this prefix (as :meth:`SavedFile.part`'s members are).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> ch = Check(Path("m.npz"), "LinearMixedModel", prefix="longitudinal.")
+    >>> ch.count({"n_obs": 0}, "n_obs", "scalars", low=1)
+    Traceback (most recent call last):
+    ...
+    alsprog.errors.SavedModelError: m.npz: field 'longitudinal.scalars.n_obs' is 0; \
+expected an integer >= 1.
+    """
+
+    def __init__(self, path: Path, model: str, *, prefix: str = "") -> None:
         self.path = path
         self.model = model
+        self.prefix = prefix
         self.want: dict[str, _Want] = {}
 
     def fail(self, field: str, text: str) -> NoReturn:
-        raise SavedModelError(f"{self.path}: field {field!r} {text}")
+        raise SavedModelError(f"{self.path}: field {self.prefix + field!r} {text}")
 
     def keys(
         self,
@@ -258,17 +284,28 @@ _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 class SavedFile:
     """An opened ``.npz`` whose zip directory and member headers were checked.
 
-    Member data is read only by :meth:`array`, after :meth:`expect` (or the caller)
+    Member data is read only by :meth:`array`, after :meth:`check` (or the caller)
     has matched each member's declared shape and dtype with what the JSON header
     implies, so no read allocates more than the file can justify.
+
+    :meth:`part` gives the members under a key prefix as a file of their own (a
+    view of the same archive): its keys are the members' names without the prefix,
+    and its messages name fields and members with it.
     """
 
     def __init__(
-        self, path: Path, zf: zipfile.ZipFile, members: dict[str, _Member]
+        self,
+        path: Path,
+        zf: zipfile.ZipFile,
+        members: dict[str, _Member],
+        *,
+        prefix: str = "",
     ) -> None:
         self.path = path
         self._zf = zf
         self.members = members
+        #: Put before every key and field this file names (``""``: the whole file).
+        self.prefix = prefix
 
     def __enter__(self) -> SavedFile:
         return self
@@ -277,11 +314,55 @@ class SavedFile:
         self.close()
 
     def close(self) -> None:
-        """Close the archive."""
-        self._zf.close()
+        """Close the archive (a :meth:`part` leaves it to the whole file)."""
+        if not self.prefix:
+            self._zf.close()
+
+    def part(self, prefix: str) -> SavedFile:
+        """The members whose keys start with ``prefix``, as a file of their own.
+
+        The view shares the archive (and its checked member headers); its keys are
+        the members' keys without ``prefix``, and every field or member it names in
+        a message carries ``prefix`` again.  In a view the header key is an ordinary
+        member: :attr:`data_keys` lists it, so the embedded model refuses it.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.npz"
+        >>> write_saved(path, {"model": "X"}, {"a": np.zeros(2), "sub.b": np.ones(3)})
+        >>> header, saved = read_saved(path)
+        >>> with saved:
+        ...     sub = saved.part("sub.")
+        ...     print(sorted(sub.data_keys), sub.array("b"))
+        ...     sub.check("c")
+        Traceback (most recent call last):
+        ...
+        alsprog.errors.SavedModelError: .../x.npz: field 'sub.c' is missing.
+        """
+        members = {
+            key[len(prefix) :]: m
+            for key, m in self.members.items()
+            if key.startswith(prefix) and len(key) > len(prefix)
+        }
+        return SavedFile(self.path, self._zf, members, prefix=self.prefix + prefix)
+
+    @property
+    def data_keys(self) -> set[str]:
+        """The members' keys, without the JSON header of the whole file."""
+        keys = set(self.members)
+        return keys if self.prefix else keys - {HEADER}
+
+    def name(self, field: str) -> str:
+        """The full name of ``field`` in a message (with the view's prefix)."""
+        return self.prefix + field
+
+    def error(self, field: str, text: str) -> SavedModelError:
+        """The refusal ``<file>: field '<field>' <text>`` (to raise, or chain)."""
+        return SavedModelError(f"{self.path}: field {self.name(field)!r} {text}")
 
     def fail(self, field: str, text: str) -> NoReturn:
-        raise SavedModelError(f"{self.path}: field {field!r} {text}")
+        raise self.error(field, text)
 
     def check(
         self,
@@ -297,9 +378,15 @@ class SavedFile:
         if m is None:
             self.fail(
                 field,
-                "is missing." if field == key else f"is missing (member {key!r}).",
+                "is missing."
+                if field == key
+                else f"is missing (member {self.name(key)!r}).",
             )
-        where = repr(field) if field == key else f"{field!r} (member {key!r})"
+        where = (
+            repr(self.name(field))
+            if field == key
+            else f"{self.name(field)!r} (member {self.name(key)!r})"
+        )
         if shape is not None and (
             len(m.shape) != len(shape)
             or any(
@@ -334,9 +421,7 @@ class SavedFile:
                     fh, allow_pickle=False, max_header_size=_NPY_HEADER_MAX
                 )
         except _READ_ERRORS as exc:
-            raise SavedModelError(
-                f"{self.path}: field {field or key!r} cannot be read ({exc})."
-            ) from exc
+            raise self.error(field or key, f"cannot be read ({exc}).") from exc
         return arr
 
 

@@ -293,14 +293,13 @@ def _decode_values(
         cats = _decode_values(spec["categories"], f"{key}.categories", arrays, field)
         if codes.size and (int(codes.min()) < -1 or int(codes.max()) >= len(cats)):
             bad = codes[(codes < -1) | (codes >= len(cats))][0]
-            raise SavedModelError(
-                f"{arrays.path}: field {field!r} has category code {int(bad)}; "
-                f"expected -1 to {len(cats) - 1} ({len(cats)} categories)."
+            arrays.fail(
+                field,
+                f"has category code {int(bad)}; expected -1 to {len(cats) - 1} "
+                f"({len(cats)} categories).",
             )
         if not cats.is_unique:
-            raise SavedModelError(
-                f"{arrays.path}: field {field!r} names a category twice."
-            )
+            arrays.fail(field, "names a category twice.")
         return pd.Index(
             pd.Categorical.from_codes(
                 codes, categories=cats, ordered=bool(spec["ordered"])
@@ -313,9 +312,8 @@ def _decode_values(
             try:
                 out = out.astype(spec["pandas_dtype"])
             except (TypeError, ValueError, OverflowError) as exc:
-                raise SavedModelError(
-                    f"{arrays.path}: field {field!r} cannot be restored as "
-                    f"{spec['pandas_dtype']} ({exc})."
+                raise arrays.error(
+                    field, f"cannot be restored as {spec['pandas_dtype']} ({exc})."
                 ) from exc
         return out
     arr = arrays.array(key, field=field, kind="U")
@@ -329,7 +327,7 @@ def _decode_values(
             else pd.StringDtype(spec["storage"])
         )
         return pd.Index(pd.array(obj, dtype=dtype))
-    raise SavedModelError(f"{arrays.path}: field {field!r} has unknown kind {kind!r}.")
+    arrays.fail(field, f"has unknown kind {kind!r}.")
 
 
 def decode_index(spec: Mapping[str, Any], key: str, arrays: SavedFile) -> pd.Index:
@@ -347,7 +345,7 @@ def decode_index(spec: Mapping[str, Any], key: str, arrays: SavedFile) -> pd.Ind
         return pd.MultiIndex.from_arrays(levels, names=spec["names"])
     if kind == "values":
         return _decode_values(spec["values"], key, arrays, key).rename(spec["name"])
-    raise SavedModelError(f"{arrays.path}: field {key!r} has unknown kind {kind!r}.")
+    arrays.fail(key, f"has unknown kind {kind!r}.")
 
 
 def decode_frame(spec: Mapping[str, Any], key: str, arrays: SavedFile) -> pd.DataFrame:
@@ -360,15 +358,10 @@ def decode_frame(spec: Mapping[str, Any], key: str, arrays: SavedFile) -> pd.Dat
             for i, col in enumerate(spec["columns"])
         }
         if len(index) != n or any(len(v) != n for v in data.values()):
-            raise SavedModelError(
-                f"{arrays.path}: field {key!r} should have {n} rows; the columns or "
-                "index differ."
-            )
+            arrays.fail(key, f"should have {n} rows; the columns or index differ.")
         frame = pd.DataFrame(data, index=index)
     except SavedModelError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SavedModelError(
-            f"{arrays.path}: field {key!r} cannot be rebuilt ({exc!r})."
-        ) from exc
+        raise arrays.error(key, f"cannot be rebuilt ({exc!r}).") from exc
     return frame

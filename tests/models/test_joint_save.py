@@ -321,29 +321,74 @@ def test_suffix_is_npz_and_the_path_is_kept(jm, tmp_path):
     assert JointModel.load(path).llf_ == jm.llf_
 
 
-@pytest.mark.parametrize("fail_at", [1, 2], ids=["longitudinal_part", "joint_file"])
+@pytest.mark.parametrize("fail_at", ["longitudinal_part", "joint_file"])
 def test_save_is_atomic(jm, tmp_path, monkeypatch, fail_at):
-    """A write that fails leaves the previous file as it was and no other file."""
+    """A write that fails leaves the previous file as it was and no other file.
+
+    The longitudinal part is written inside the joint file (one write): the write
+    fails either midway, at the longitudinal part's first member, or at once."""
     path = tmp_path / "m.npz"
     jm.save(path)
     before = path.read_bytes()
     real = np.savez
-    calls = []
+    calls: list[list[str]] = []
 
     def broken(fh, *args, **arrays):
-        calls.append(1)
-        if len(calls) == fail_at:
+        calls.append(list(arrays))
+        if fail_at == "longitudinal_part":  # the joint members, then a failure
+            head = {}
+            for key, value in arrays.items():
+                if key.startswith("longitudinal."):
+                    break
+                head[key] = value
+            assert head and len(head) < len(arrays)
+            real(fh, *args, **head)
+        else:
             fh.write(b"partial")
-            raise OSError("disk full")
-        return real(fh, *args, **arrays)
+        raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken)
     for target in (path, tmp_path / "fresh.npz"):
         calls.clear()
         with pytest.raises(OSError, match="disk full"):
             jm.save(target)
+        assert len(calls) == 1 and "longitudinal.fe_params" in calls[0]
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_save_writes_no_temporary_file(jm, tmp_path, monkeypatch):
+    """The longitudinal part is embedded without a file of its own: one write (the
+    atomic writer's temporary file beside the target), no temporary folder, and
+    nothing else in the folder while the file is written."""
+    import tempfile
+
+    made: list[str] = []
+    seen: list[list[str]] = []
+    real_mkstemp, real_savez = tempfile.mkstemp, np.savez
+
+    def mkstemp(*args, **kwargs):
+        fd, name = real_mkstemp(*args, **kwargs)
+        made.append(name)
+        return fd, name
+
+    def no_mkdtemp(*args, **kwargs):
+        raise AssertionError("a temporary folder was made while saving")
+
+    def savez(fh, *args, **arrays):
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        return real_savez(fh, *args, **arrays)
+
+    (tmp_path / "old.txt").write_text("kept")
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkdtemp", no_mkdtemp)
+    monkeypatch.setattr(np, "savez", savez)
+    jm.save(tmp_path / "m.npz")
+    assert len(made) == 1 and Path(made[0]).parent == tmp_path
+    assert seen == [sorted(["old.txt", Path(made[0]).name])]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "old.txt"]
+    monkeypatch.undo()
+    assert JointModel.load(tmp_path / "m.npz").llf_ == jm.llf_
 
 
 def test_unsaveable_column_leaves_no_file(jm, tmp_path):
@@ -721,6 +766,10 @@ ARRAY_CASES: dict[str, tuple[Callable[[Path, Path], dict], str]] = {
         lambda src, m: {"drop": ("longitudinal.frame.col1",)},
         r"field 'longitudinal\.frame' is missing \(member 'longitudinal\.frame\.col1'\)",
     ),
+    "header_member_inside_longitudinal": (
+        lambda src, m: {"arrays": {"longitudinal.__header__": np.zeros(3, np.uint8)}},
+        r"field 'longitudinal\.__header__' is not part of a LinearMixedModel file",
+    ),
 }
 
 
@@ -751,12 +800,12 @@ def test_nothing_is_built_before_the_joint_fields_pass(
 ):
     """The longitudinal model's design (the first thing a load builds) is never
     rebuilt from a file whose joint fields or longitudinal header are refused."""
-    import alsprog.models.lmm._io as lmm_io
+    import alsprog.models.joint._io as joint_io
 
     def built(*args, **kwargs):
         raise AssertionError("the longitudinal model was built before the checks")
 
-    monkeypatch.setattr(lmm_io, "_restore", built)
+    monkeypatch.setattr(joint_io, "restore_mixed", built)
     if case in HEADER_CASES:
         edit, match = HEADER_CASES[case]
         path = _craft(saved_file, tmp_path / "edited.npz", header=edit(marker))
@@ -765,3 +814,24 @@ def test_nothing_is_built_before_the_joint_fields_pass(
         path = _craft(saved_file, tmp_path / "edited.npz", **make(saved_file, marker))
     with pytest.raises(SavedModelError, match=rf"edited\.npz: {match}"):
         JointModel.load(path)
+
+
+def test_joint_io_imports_no_private_name_of_another_family():
+    """The mixed model's format is embedded through the lmm family's public names."""
+    import ast
+    import inspect
+
+    import alsprog.models.joint._io as joint_io
+
+    names = {
+        (node.module, alias.name)
+        for node in ast.walk(ast.parse(inspect.getsource(joint_io)))
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    assert ("alsprog.models.lmm._io", "restore_mixed") in names
+    assert not [
+        (m, n)
+        for m, n in names
+        if n.startswith("_") and m.startswith("alsprog.models.") and ".joint" not in m
+    ] and "temp_dir" not in {n for _, n in names}

@@ -399,3 +399,152 @@ def test_load_bad_arrays(tmp_path, saved, kwargs, match):
     path = _rewrite(saved, tmp_path / "edited.npz", **kwargs)
     with pytest.raises(SavedModelError, match=rf"edited\.npz: {match}"):
         LinearMixedModel.load(path)
+
+
+# ------------------------------------------- the format as an embeddable piece
+def _embed(path, model, *, edit=None, drop=(), replace=None):
+    """An outer file holding ``model`` under ``inner.`` beside its own member."""
+    from alsprog.models._npz import write_saved
+    from alsprog.models.lmm._io import mixed_fields
+
+    header, arrays = mixed_fields(model, path, field="inner")
+    header = json.loads(json.dumps(header))
+    if edit is not None:
+        edit(header)
+    members = {f"inner.{k}": v for k, v in arrays.items()}
+    members["other"] = np.arange(3.0)
+    for key in drop:
+        del members[key]
+    members.update(replace or {})
+    write_saved(path, {"model": "Outer", "inner": header}, members)
+    return path
+
+
+def test_mixed_fields_write_nothing_and_are_what_save_writes(tmp_path, sleep_fit):
+    from alsprog.models.lmm._io import mixed_fields
+
+    path = tmp_path / "m.npz"
+    header, arrays = mixed_fields(sleep_fit, path)
+    assert list(tmp_path.iterdir()) == []
+    assert all(isinstance(v, np.ndarray) and v.dtype != object for v in arrays.values())
+    sleep_fit.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        assert sorted(npz.files) == sorted(["__header__", *arrays])
+        for key, value in arrays.items():
+            assert npz[key].dtype == value.dtype
+            np.testing.assert_array_equal(npz[key], value)
+        saved = json.loads(npz["__header__"].tobytes().decode())
+    assert saved == json.loads(json.dumps(header))
+
+
+def test_mixed_model_embedded_under_a_prefix_round_trips(
+    tmp_path, sleep_fit, sleepstudy
+):
+    from alsprog.models._npz import read_saved
+    from alsprog.models.lmm._io import check_mixed, restore_mixed
+
+    path = _embed(tmp_path / "outer.npz", sleep_fit)
+    outer, saved = read_saved(path)
+    with saved:
+        part = saved.part("inner.")
+        assert part.prefix == "inner." and "other" not in part.data_keys
+        assert check_mixed(LinearMixedModel, outer["inner"], part)["n_groups"] == 18
+        with part:  # a part leaves the archive open
+            back = restore_mixed(LinearMixedModel, outer["inner"], part)
+        np.testing.assert_array_equal(saved.array("other"), np.arange(3.0))
+    _assert_same_results(sleep_fit, back, sleepstudy)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"edit": lambda h: h["scalars"].update(scale=-1.0)},
+            r"field 'inner\.scalars\.scale' is -1\.0; expected a positive",
+        ),
+        (
+            {"edit": lambda h: h.update(version="0.0.1")},
+            r"field 'inner\.version' is '0\.0\.1'",
+        ),
+        (
+            {"edit": lambda h: h["params"].update(tol=-1.0)},
+            r"field 'inner\.params\.tol': ",
+        ),
+        (
+            {
+                "edit": lambda h: h["params"].update(
+                    formula="Reaction ~ __import__('os') + (1 | Subject)"
+                )
+            },
+            r"field 'inner\.params\.formula' is refused",
+        ),
+        ({"drop": ["inner.fe_params"]}, r"field 'inner\.fe_params' is missing\."),
+        (
+            {"drop": ["inner.frame.col0"]},
+            r"field 'inner\.frame' is missing \(member 'inner\.frame\.col0'\)",
+        ),
+        (
+            {"replace": {"inner.cov_beta": np.eye(3)}},
+            r"field 'inner\.cov_beta' has shape \(3, 3\)",
+        ),
+        (
+            {"replace": {"inner.fe_params": np.array([np.nan, 1.0])}},
+            r"field 'inner\.fe_params' holds nan at \(0,\)",
+        ),
+        (
+            {"replace": {"inner.__header__": np.zeros(3, dtype=np.uint8)}},
+            r"field 'inner\.__header__' is not part of a LinearMixedModel file",
+        ),
+        (
+            {"replace": {"inner.x_first": np.zeros((18, 2))}},
+            r"field 'inner\.x_first': the design",
+        ),
+    ],
+    ids=[
+        "scale",
+        "version",
+        "param",
+        "formula",
+        "missing_array",
+        "missing_column",
+        "shape",
+        "nan",
+        "header_member_inside",
+        "design_check",
+    ],
+)
+def test_embedded_mixed_model_refusals_name_the_prefix(
+    tmp_path, sleep_fit, kwargs, match
+):
+    from alsprog.models._npz import read_saved
+    from alsprog.models.lmm._io import restore_mixed
+
+    path = _embed(tmp_path / "outer.npz", sleep_fit, **kwargs)
+    outer, saved = read_saved(path)
+    with saved, pytest.raises(SavedModelError, match=rf"outer\.npz: {match}"):
+        restore_mixed(LinearMixedModel, outer["inner"], saved.part("inner."))
+
+
+def test_saved_file_part_is_a_view_with_a_key_prefix(tmp_path):
+    from alsprog.models._npz import HEADER, open_saved, write_saved
+
+    path = tmp_path / "x.npz"
+    write_saved(
+        path,
+        {"model": "X"},
+        {"a": np.zeros(2), "sub.b": np.ones(3), "sub.deep.c": np.arange(4)},
+    )
+    with open_saved(path) as saved:
+        assert saved.prefix == "" and saved.data_keys == {"a", "sub.b", "sub.deep.c"}
+        assert HEADER in saved.members
+        sub = saved.part("sub.")
+        assert sub.data_keys == {"b", "deep.c"} and sub.path == saved.path
+        deep = sub.part("deep.")
+        assert deep.prefix == "sub.deep." and deep.name("c") == "sub.deep.c"
+        np.testing.assert_array_equal(deep.array("c"), np.arange(4))
+        with pytest.raises(SavedModelError, match=r"x\.npz: field 'sub\.deep\.c' has"):
+            deep.check("c", shape=(5,))
+        with pytest.raises(SavedModelError, match=r"field 'sub\.x' is missing\."):
+            sub.array("x")
+        deep.close()  # a part leaves the archive to the whole file
+        np.testing.assert_array_equal(saved.array("a"), np.zeros(2))

@@ -9,12 +9,12 @@ was maximised over), ``cov_phi`` (its covariance, the inverse observed
 information), ``event_design`` (each subject's event covariates, to check the
 rebuilt event design), the fit's rows and event data (frames stored as
 :mod:`alsprog.models._npz_frames` stores them) and, under the prefix
-``longitudinal.``, the longitudinal mixed model (``longitudinal_``) exactly as
-:func:`alsprog.models.lmm._io.save_model` writes one; its JSON header is the field
-``longitudinal``.  Everything else the fitted model holds (estimates, standard
-errors, the baseline hazard and its breaks, the event design's formulaic spec) is
-recomputed from these by the fit's own code, so the loaded model gives the saved
-one's numbers exactly.
+``longitudinal.``, the longitudinal mixed model (``longitudinal_``) in the mixed
+model's own format (:func:`alsprog.models.lmm._io.mixed_fields`, embedded as it is,
+with no file of its own written); its JSON header is the field ``longitudinal``.
+Everything else the fitted model holds (estimates, standard errors, the baseline
+hazard and its breaks, the event design's formulaic spec) is recomputed from these
+by the fit's own code, so the loaded model gives the saved one's numbers exactly.
 
 The whole file is checked before the joint model is built: (1) the archive, each
 member's ``.npy`` header and the JSON header (:func:`alsprog.models._npz.read_saved`);
@@ -22,19 +22,22 @@ member's ``.npy`` header and the JSON header (:func:`alsprog.models._npz.read_sa
 known, the parameters as ``fit`` checks them, both formulas through
 :func:`alsprog._formula_text.check_formula`, counts in range, every member's declared
 shape and dtype equal to what the counts imply and no member the header does not
-use, and the longitudinal header as the mixed model's loader checks it (and its
-parameters those ``fit`` gives it); (3) the values: finite numbers, a symmetric
+use, and the longitudinal header as the mixed model's loader checks it
+(:func:`alsprog.models.lmm._io.check_mixed` on the file's
+:meth:`~alsprog.models._npz.SavedFile.part` under ``longitudinal.``) and its
+parameters those ``fit`` gives it; (3) the values: finite numbers, a symmetric
 covariance, positive variances and hazards, event times and indicators as ``fit``
 accepts them, the baseline-hazard breaks rebuilt from them; (4) the longitudinal
-mixed model, by its own loader (which checks its part whole first), and its
-agreement with the joint fields (names, counts, subjects); (5) the event design
-rebuilt from the checked formula and rows, equal to the saved one.  A refusal is a
-:class:`~alsprog.errors.SavedModelError` naming the file and the field (fields of
-the longitudinal part are named ``longitudinal.<field>``).
+mixed model, by its own loader (:func:`alsprog.models.lmm._io.restore_mixed`, which
+checks its part whole first), and its agreement with the joint fields (names,
+counts, subjects); (5) the event design rebuilt from the checked formula and rows,
+equal to the saved one.  A refusal is a :class:`~alsprog.errors.SavedModelError`
+naming the file and the field (fields of the longitudinal part are named
+``longitudinal.<field>``).
 Leaves: the archive, its size and dtype checks to :mod:`alsprog.models._npz`; frames
 as arrays to :mod:`alsprog.models._npz_frames`; the longitudinal mixed model's
-fields to :mod:`alsprog.models.lmm._io`; the fitted state to
-:mod:`alsprog.models.joint._model`.
+format, its checks and its restore to :mod:`alsprog.models.lmm._io`; the fitted
+state to :mod:`alsprog.models.joint._model`.
 """
 
 from __future__ import annotations
@@ -42,8 +45,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -53,14 +55,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from alsprog.errors import SavedModelError
-from alsprog.models._npz import (
-    HEADER,
-    Check,
-    SavedFile,
-    read_saved,
-    short,
-    write_saved,
-)
+from alsprog.models._npz import Check, SavedFile, read_saved, short, write_saved
 from alsprog.models._npz_frames import (
     Unsupported,
     check_frame,
@@ -68,6 +63,7 @@ from alsprog.models._npz_frames import (
     encode_frame,
 )
 from alsprog.models.joint._design import first_rows, without_intercept
+from alsprog.models.lmm._io import check_mixed, mixed_fields, restore_mixed
 
 __all__ = ["FILE_SUFFIX", "FORMAT", "load_joint", "save_joint"]
 
@@ -176,7 +172,9 @@ def save_joint(model: Any, path: str | os.PathLike[str]) -> None:
             )
         arrays[key] = arr
     arrays["event_design"] = _event_matrix(model)
-    lmm_header, lmm_arrays = _longitudinal_fields(getattr(model, _LONGITUDINAL), p)
+    lmm_header, lmm_arrays = mixed_fields(
+        getattr(model, _LONGITUDINAL), p, field="longitudinal"
+    )
     arrays.update({PREFIX + key: value for key, value in lmm_arrays.items()})
     header = {
         "model": type(model).__name__,
@@ -233,30 +231,6 @@ def _event_design(
     mm = model_matrix(text, first, na_action="raise", context=formula_context())
     W, names = without_intercept(mm)
     return W, names, mm.model_spec
-
-
-def _longitudinal_fields(lmm: Any, p: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """The header and arrays the mixed model's own saver writes for ``lmm``.
-
-    Written by :func:`alsprog.models.lmm._io.save_model` into a marked temporary
-    folder beside ``p`` (removed afterwards, and by the next save if a killed
-    process left it) and read back, so the longitudinal part is laid out exactly as
-    a saved ``LinearMixedModel`` is.
-    """
-    from alsprog._io import temp_dir
-    from alsprog.models.lmm._io import save_model
-
-    with temp_dir(p.parent, f".{p.name}.longitudinal-") as tmp:
-        part = tmp / "longitudinal.npz"
-        try:
-            save_model(lmm, part)
-        except SavedModelError as exc:
-            text = str(exc).replace(str(part), f"{p}: field 'longitudinal'", 1)
-            raise SavedModelError(text) from exc
-        header, saved = read_saved(part)
-        with saved:
-            arrays = {k: saved.array(k) for k in saved.members if k != HEADER}
-    return header, arrays
 
 
 # ------------------------------------------------------------------ loading
@@ -358,9 +332,7 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
     for key, want in ch.want.items():
         saved.check(key, field=want.field, shape=want.shape, kind=want.kinds)
     extra = sorted(
-        k
-        for k in set(saved.members) - {HEADER} - set(ch.want)
-        if not k.startswith(PREFIX)
+        k for k in saved.data_keys - set(ch.want) if not k.startswith(PREFIX)
     )
     if extra:
         saved.fail(
@@ -574,41 +546,16 @@ def _check_rows(
     return group
 
 
-@contextmanager
-def _longitudinal_part(p: Path) -> Iterator[None]:
-    """Name the fields of a refusal in the longitudinal part ``longitudinal.*``."""
-    try:
-        yield
-    except SavedModelError as exc:
-        text = str(exc)
-        head = f"{p}: field '"
-        if text.startswith(head):
-            text = head + PREFIX + text[len(head) :]
-        text = text.replace("(member '", f"(member '{PREFIX}", 1)
-        raise SavedModelError(text) from (exc.__cause__ or exc)
-
-
-def _part(saved: SavedFile) -> SavedFile:
-    """The members under :data:`PREFIX`, as a file of their own (same archive)."""
-    members = {
-        key[len(PREFIX) :]: m
-        for key, m in saved.members.items()
-        if key.startswith(PREFIX)
-    }
-    return SavedFile(saved.path, saved._zf, members)
-
-
 def _check_longitudinal(
     saved: SavedFile, part: SavedFile, header: Any, params: dict[str, Any]
 ) -> Any:
-    """The longitudinal header, as the mixed model's loader checks it, and its
-    parameters, as ``fit`` sets them; nothing read.  Returns the mixed-model class.
+    """The longitudinal header, as the mixed model's loader checks it (its fields
+    named ``longitudinal.*``), and its parameters, as ``fit`` sets them; nothing
+    read.  Returns the mixed-model class.
     """
-    from alsprog.models.lmm._io import _check_header as check_lmm_header
     from alsprog.models.lmm._model import LinearMixedModel
 
-    with _longitudinal_part(saved.path):
-        check_lmm_header(LinearMixedModel, header, part)
+    check_mixed(LinearMixedModel, header, part)
     want = LinearMixedModel(
         params["formula"], reml=False, time=params["time"]
     ).get_params(deep=False)
@@ -625,14 +572,13 @@ def _check_longitudinal(
 
 def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     from alsprog.models.joint._numerics import event_breaks
-    from alsprog.models.lmm._io import _restore as restore_lmm
 
     p = saved.path
     # 1. the header and every member's declared shape and dtype; nothing read yet
     h = _check_header(cls, header, saved)
     # 2. the parameters, as fit checks them, and both formulas
     model = _check_params(cls, h["params"], p, h["columns"])
-    part = _part(saved)
+    part = saved.part(PREFIX)
     lmm_cls = _check_longitudinal(saved, part, header["longitudinal"], h["params"])
     # 3. the values, now that every read is bounded by the declared counts
     values = {key: saved.array(key) for key in ("phi", "cov_phi", "event_design")}
@@ -649,8 +595,7 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
             "the baseline hazard; the file is inconsistent.",
         )
     # 4. the longitudinal mixed model, checked whole and built by its own loader
-    with _longitudinal_part(p):
-        lmm = restore_lmm(lmm_cls, header["longitudinal"], part)
+    lmm = restore_mixed(lmm_cls, header["longitudinal"], part)
     for field, saved_value, lmm_value in [
         ("names.fe", h["fe"], [str(v) for v in lmm.fe_params_.index]),
         ("names.re", h["re"], [str(v) for v in lmm.cov_re_.index]),

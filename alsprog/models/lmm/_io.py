@@ -9,7 +9,13 @@ through the estimator's own ``_check_params``, the formula through
 numbers, positive variances, and every array's declared shape equal to what the
 header's counts imply; then the values (finite, symmetric covariances, non-negative
 variances, ``cov_re`` equal to ``scale * Lambda(theta) Lambda(theta)'``) and, after
-the design is rebuilt from the saved rows, its agreement with the saved one.
+the design is rebuilt from the saved rows, its agreement with the saved one.  The
+format is a public piece of the mixed-model family that other files embed (a joint
+model's longitudinal part): :func:`mixed_fields` gives a fitted model's header and
+arrays without writing anything, :func:`check_mixed` checks them in a file (or in a
+:meth:`~alsprog.models._npz.SavedFile.part` of one, its fields then named with the
+part's prefix) and :func:`restore_mixed` checks them whole and builds the model;
+:func:`save_model` and :func:`load_model` are these applied to a file of its own.
 Leaves: the archive, its size and dtype checks to :mod:`alsprog.models._npz`; frames
 as arrays to :mod:`alsprog.models._npz_frames`; the fitted state to
 :mod:`alsprog.models.lmm._model`.
@@ -22,7 +28,6 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +35,6 @@ import numpy.typing as npt
 
 from alsprog.errors import SavedModelError
 from alsprog.models._npz import (
-    HEADER,
     Check,
     SavedFile,
     read_saved,
@@ -47,7 +51,14 @@ from alsprog.models._npz_frames import (
     encode_index,
 )
 
-__all__ = ["FORMAT", "load_model", "save_model"]
+__all__ = [
+    "FORMAT",
+    "check_mixed",
+    "load_model",
+    "mixed_fields",
+    "restore_mixed",
+    "save_model",
+]
 
 #: Layout version of the file (bumped when the fields change).
 FORMAT = 1
@@ -55,17 +66,66 @@ _WHAT = "an alsprog mixed-model .npz file (written by LinearMixedModel.save)"
 
 
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
-    """Write a fitted :class:`~alsprog.models.LinearMixedModel` to ``path``."""
+    """Write a fitted :class:`~alsprog.models.LinearMixedModel` to ``path``
+    (atomically): the header and arrays of :func:`mixed_fields`."""
+    header, arrays = mixed_fields(model, path)
+    write_saved(path, header, arrays)
+
+
+def mixed_fields(
+    model: Any, path: str | os.PathLike[str], *, field: str | None = None
+) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    """The JSON header and the arrays of a saved mixed model; nothing is written.
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+        Fitted.
+    path : str or os.PathLike
+        The file they are meant for, named in a refusal.
+    field : str, optional
+        The field of that file they go to (a joint model's ``"longitudinal"``),
+        named in a refusal.
+
+    Returns
+    -------
+    header : dict
+        ``{"model", "version", "format", "params", "names", "scalars", "frame",
+        "levels"}``, JSON-ready.
+    arrays : dict of str to numpy.ndarray
+        Plain numeric or string arrays by member key (no object array).
+
+    Raises
+    ------
+    SavedModelError
+        If a column of the model's rows or its subjects' index cannot be stored
+        without pickle.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from alsprog.models import LinearMixedModel
+    >>> rng = np.random.default_rng(0)
+    >>> sid = np.repeat(np.arange(30), 4); t = np.tile(np.arange(4.0), 30)
+    >>> y = 40 + rng.normal(0, 3, 30)[sid] - t + rng.normal(0, 1, 120)
+    >>> df = pd.DataFrame({"subject_id": sid, "months": t,
+    ...                    "alsfrs_r_total": np.round(y)})
+    >>> m = LinearMixedModel("alsfrs_r_total ~ months + (1 | subject_id)").fit(df)
+    >>> header, arrays = mixed_fields(m, "lmm.npz")
+    >>> header["model"], arrays["fe_params"].shape
+    ('LinearMixedModel', (2,))
+    """
     from alsprog._version import __version__
 
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, npt.NDArray[Any]] = {}
     try:
         frame_spec = encode_frame(model._frame, "frame", arrays)
         levels_spec = encode_index(model._design_info["levels"], "levels", arrays)
     except Unsupported as exc:
+        where = f"{path}: field {field!r}" if field else f"{path}"
         raise SavedModelError(
-            f"{path}: cannot save {type(model).__name__}: {exc} (convert it to numbers, "
-            "strings or a categorical, or reset the data's index, and refit)."
+            f"{where}: cannot save {type(model).__name__}: {exc} (convert it to "
+            "numbers, strings or a categorical, or reset the data's index, and refit)."
         ) from exc
     x_first, z_first, _ = model._fixed_matrix(model._first_rows)
     arrays.update(
@@ -105,7 +165,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
         "frame": frame_spec,
         "levels": levels_spec,
     }
-    write_saved(path, header, arrays)
+    return header, arrays
 
 
 def load_model(cls: Any, path: str | os.PathLike[str]) -> Any:
@@ -117,7 +177,7 @@ def load_model(cls: Any, path: str | os.PathLike[str]) -> Any:
     """
     header, saved = read_saved(path, what=_WHAT)
     with saved:
-        return _restore(cls, header, saved)
+        return restore_mixed(cls, header, saved)
 
 
 _FLOAT_ARRAYS = (
@@ -142,12 +202,54 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict:
-    """Check every field of the JSON header and the members it implies; read nothing.
+def check_mixed(
+    cls: Any, header: Mapping[str, Any], saved: SavedFile
+) -> dict[str, Any]:
+    """Check a saved mixed model's JSON header and the members it implies; read no
+    array and build nothing.
 
-    Returns the counts and names the rest of the load uses.
+    Parameters
+    ----------
+    cls : type
+        :class:`~alsprog.models.LinearMixedModel` (or a subclass).
+    header : Mapping
+        The mixed model's JSON header, as read from the file.
+    saved : SavedFile
+        The file, or the :meth:`~alsprog.models._npz.SavedFile.part` of a file that
+        holds the mixed model's members: they must be exactly those the header
+        implies (another member is refused), each with its declared shape and dtype.
+
+    Returns
+    -------
+    dict
+        The checked parameters, names and counts (``params``, ``fe``, ``re``,
+        ``theta``, ``variables``, ``n_obs``, ``n_groups``, ``scale``, ``deviance``,
+        ``time_range``).
+
+    Raises
+    ------
+    SavedModelError
+        Naming the file and the field (with the part's prefix).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, pandas as pd
+    >>> from alsprog.models import LinearMixedModel
+    >>> from alsprog.models._npz import read_saved
+    >>> rng = np.random.default_rng(0)
+    >>> sid = np.repeat(np.arange(30), 4); t = np.tile(np.arange(4.0), 30)
+    >>> y = 40 + rng.normal(0, 3, 30)[sid] - t + rng.normal(0, 1, 120)
+    >>> df = pd.DataFrame({"subject_id": sid, "months": t,
+    ...                    "alsfrs_r_total": np.round(y)})
+    >>> m = LinearMixedModel("alsfrs_r_total ~ months + (1 | subject_id)").fit(df)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "lmm.npz"
+    >>> m.save(path)
+    >>> header, saved = read_saved(path)
+    >>> with saved:
+    ...     check_mixed(LinearMixedModel, header, saved)["n_groups"]
+    30
     """
-    ch = Check(saved.path, cls.__name__)
+    ch = Check(saved.path, cls.__name__, prefix=saved.prefix)
     ch.identity(header, cls, FORMAT)
     ch.keys(
         header,
@@ -228,7 +330,7 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
     check_index(ch, header["levels"], "levels", G, "levels", "levels")
 
     # the members are exactly those the header implies, each as declared
-    have = set(saved.members) - {HEADER}
+    have = saved.data_keys
     for key, want in ch.want.items():
         saved.check(key, field=want.field, shape=want.shape, kind=want.kinds)
     extra = sorted(have - set(ch.want))
@@ -251,24 +353,27 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
     }
 
 
-def _check_params(cls: Any, params: dict[str, Any], p: Path, columns: list[str]) -> Any:
+def _check_params(
+    cls: Any, params: dict[str, Any], saved: SavedFile, columns: list[str]
+) -> Any:
     """``cls(**params)`` after the estimator's own checks and the formula allow-list."""
     from alsprog._formula_text import check_formula
     from alsprog.errors import ModelSpecificationError
 
+    p = saved.path
     model = cls(**params)
     try:
         model._check_params()
     except (TypeError, ValueError) as exc:
         m = re.match(r"`(\w+)`", str(exc))
         field = f"params.{m.group(1)}" if m else "params"
-        raise SavedModelError(f"{p}: field {field!r}: {exc}") from exc
+        raise SavedModelError(f"{p}: field {saved.name(field)!r}: {exc}") from exc
     try:
         check_formula(
             model.formula, columns=columns, kind="mixed", what="saved formula"
         )
     except ModelSpecificationError as exc:
-        raise SavedModelError(f"{p}: field 'params.formula' is refused: {exc}") from exc
+        raise saved.error("params.formula", f"is refused: {exc}") from exc
     return model
 
 
@@ -297,15 +402,61 @@ def _check_values(saved: SavedFile, arrays: dict[str, npt.NDArray[Any]]) -> None
             saved.fail(key, "is not symmetric; expected a covariance matrix.")
 
 
-def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
+def restore_mixed(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
+    """Check a saved mixed model whole, then build it (fitted, without refitting).
+
+    The header and every member's declared shape (:func:`check_mixed`), the
+    parameters and the formula, then the values, then the design rebuilt from the
+    saved rows and its agreement with the saved one; the model is built only then.
+
+    Parameters
+    ----------
+    cls : type
+        :class:`~alsprog.models.LinearMixedModel` (or a subclass).
+    header : Mapping
+        The mixed model's JSON header.
+    saved : SavedFile
+        The open file, or the part of one that holds the mixed model's members
+        (refusals name its fields with the part's prefix).
+
+    Returns
+    -------
+    LinearMixedModel
+
+    Raises
+    ------
+    SavedModelError
+        Naming the file and the field.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np, pandas as pd
+    >>> from alsprog.models import LinearMixedModel
+    >>> from alsprog.models._npz import read_saved, write_saved
+    >>> rng = np.random.default_rng(0)
+    >>> sid = np.repeat(np.arange(30), 4); t = np.tile(np.arange(4.0), 30)
+    >>> y = 40 + rng.normal(0, 3, 30)[sid] - t + rng.normal(0, 1, 120)
+    >>> df = pd.DataFrame({"subject_id": sid, "months": t,
+    ...                    "alsfrs_r_total": np.round(y)})
+    >>> m = LinearMixedModel("alsfrs_r_total ~ months + (1 | subject_id)").fit(df)
+    >>> header, arrays = mixed_fields(m, "outer.npz", field="inner")
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "outer.npz"
+    >>> inner = {f"inner.{k}": v for k, v in arrays.items()}
+    >>> write_saved(path, {"inner": header}, inner)
+    >>> outer, saved = read_saved(path)
+    >>> with saved:
+    ...     part = saved.part("inner.")
+    ...     back = restore_mixed(LinearMixedModel, outer["inner"], part)
+    >>> bool((back.fe_params_ == m.fe_params_).all())
+    True
+    """
     from alsprog.errors import ModelSpecificationError
     from alsprog.models._formula import build_mixed_design
 
-    p = saved.path
     # 1. the header and every member's declared shape and dtype; nothing read yet
-    h = _check_header(cls, header, saved)
+    h = check_mixed(cls, header, saved)
     # 2. the parameters, as fit checks them, and the formula, before any design
-    model = _check_params(cls, h["params"], p, h["variables"])
+    model = _check_params(cls, h["params"], saved, h["variables"])
     # 3. the values, now that every read is bounded by the declared counts
     values = {key: saved.array(key) for key in _FLOAT_ARRAYS}
     _check_values(saved, values)
@@ -324,9 +475,7 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     except SavedModelError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise SavedModelError(
-            f"{p}: field 'levels' cannot be rebuilt ({exc!r})."
-        ) from exc
+        raise saved.error("levels", f"cannot be rebuilt ({exc!r}).") from exc
     # 4. the design, rebuilt from the checked formula and rows
     try:
         with warnings.catch_warnings():
@@ -334,7 +483,8 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
             design = build_mixed_design(model.formula, frame)
     except ModelSpecificationError as exc:
         raise SavedModelError(
-            f"{p}: field 'frame': the model's design cannot be rebuilt ({exc})"
+            f"{saved.path}: field {saved.name('frame')!r}: the model's design cannot "
+            f"be rebuilt ({exc})"
         ) from exc
     n_obs, G = h["n_obs"], h["n_groups"]
     for field, saved_value, rebuilt in [
@@ -346,14 +496,13 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
         ("scalars.n_groups", G, len(design.group_levels)),
     ]:
         if saved_value != rebuilt:
-            raise SavedModelError(
-                f"{p}: field {field!r} is {saved_value!r} but the saved rows give "
-                f"{rebuilt!r}; the file is inconsistent."
+            saved.fail(
+                field,
+                f"is {saved_value!r} but the saved rows give {rebuilt!r}; the file is "
+                "inconsistent.",
             )
     if not levels.equals(design.group_levels):
-        raise SavedModelError(
-            f"{p}: field 'levels' differs from the groups of the saved rows."
-        )
+        saved.fail("levels", "differs from the groups of the saved rows.")
     tpl = design.template
     theta = values["theta"]
     if np.any(theta < tpl.lower):
@@ -403,7 +552,8 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
         tol = 1e-12 * max(1.0, float(np.max(np.abs(ref), initial=0.0)))
         if mine.shape != ref.shape or not np.allclose(mine, ref, rtol=1e-12, atol=tol):
             raise SavedModelError(
-                f"{p}: field {key!r}: the design rebuilt from the saved rows differs "
-                "from the fitted one (saved by another formulaic version?)."
+                f"{saved.path}: field {saved.name(key)!r}: the design rebuilt from the "
+                "saved rows differs from the fitted one (saved by another formulaic "
+                "version?)."
             )
     return model
