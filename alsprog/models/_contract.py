@@ -17,19 +17,16 @@ Imports stay light (no scikit-learn, no pymc/jax): every model module imports it
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import os
-import re
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from alsprog.errors import ModelSpecificationError
 from alsprog.models._estimator import EstimatorParams
+from alsprog.models._params import check_declared, parse_range
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     import numpy as np
@@ -320,33 +317,7 @@ class TrajectoryModel(EstimatorParams):
         ...
         ValueError: `strict` must be one of True, False; got 'yes'.
         """
-        from alsprog._validation import check_choice, check_int, check_interval
-
-        values = self.get_params(deep=False)
-        for name, kind, choices in _declared_choices(type(self)):
-            if name not in values:
-                continue
-            value = values[name]
-            if name in self.param_ranges:
-                r = parse_range(self.param_ranges[name])
-                if kind is int:
-                    lo, hi = r["low"], r["high"]
-                    if lo is not None:
-                        lo = math.floor(lo) + 1 if r["low_open"] else math.ceil(lo)
-                    if hi is not None:
-                        hi = math.ceil(hi) - 1 if r["high_open"] else math.floor(hi)
-                    check_int(value, name, low=lo, high=hi)
-                else:
-                    check_interval(
-                        value,
-                        name,
-                        low=r["low"],
-                        high=r["high"],
-                        low_closed=not r["low_open"],
-                        high_closed=not r["high_open"],
-                    )
-            elif choices is not None:
-                check_choice(value, name, choices)
+        check_declared(type(self), self.get_params(deep=False))
 
     # --------------------------------------------------------------- forecast
     def check_forecast_time(self, time: str) -> None:
@@ -450,54 +421,3 @@ def _seed_value(seed: Any) -> Any:
     if isinstance(seed, np.random.Generator):
         return child_seed(seed)
     return seed
-
-
-_RANGE = re.compile(r"\s*([\[(])\s*([^,]+),\s*([^\])]+)([\])])\s*")
-
-
-def parse_range(text: str) -> dict[str, Any]:
-    """``"(0, 1)"`` -> ``low``, ``high`` (None when infinite), ``low_open``,
-    ``high_open``: the interval text of :attr:`TrajectoryModel.param_ranges`.
-
-    Examples
-    --------
-    >>> parse_range("[1, inf]")
-    {'low': 1.0, 'high': None, 'low_open': False, 'high_open': False}
-    """
-    m = _RANGE.fullmatch(text)
-    if m is None:
-        raise ValueError(f"not an interval: {text!r} (write e.g. '[1, inf]')")
-    lo, hi = float(m.group(2)), float(m.group(3))
-    return {
-        "low": None if lo == float("-inf") else lo,
-        "high": None if hi == float("inf") else hi,
-        "low_open": m.group(1) == "(",
-        "high_open": m.group(4) == ")",
-    }
-
-
-@functools.cache
-def _declared_choices(cls: type) -> tuple[tuple[str, Any, tuple[Any, ...] | None], ...]:
-    """Per constructor parameter of ``cls``: its name, its scalar type (``int``,
-    ``float``, ``bool``, ``str`` or None) and its allowed values (a ``Literal``'s,
-    ``(True, False)`` for a bool; ``None`` added where the annotation allows it;
-    None when any value of the type is allowed)."""
-    from alsprog.models.registry import config_keys
-
-    out = []
-    for key in config_keys(cls):
-        ann, optional = key.type, False
-        if typing.get_origin(ann) in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(ann) if a is not type(None)]
-            optional = len(args) < len(typing.get_args(ann))
-            ann = args[0] if len(args) == 1 else None
-        choices: tuple[Any, ...] | None = None
-        kind: Any = ann if ann in (int, float, bool, str) else None
-        if typing.get_origin(ann) is typing.Literal:
-            choices = typing.get_args(ann)
-        elif ann is bool:
-            choices = (True, False)
-        if choices is not None and optional:
-            choices = (*choices, None)
-        out.append((key.name, kind, choices))
-    return tuple(out)

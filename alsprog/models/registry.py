@@ -2,9 +2,9 @@
 
 Owns: :data:`MODELS` (a read-only mapping of the config's model ``type`` names to
 model classes, each loaded on first access), :func:`register` (add a model type:
-tests, plugins), :func:`unregister` (remove one that was added) and
+tests, plugins) and :func:`unregister` (remove one that was added); it re-exports
 :func:`config_keys` (a model's configuration keys, their defaults and types, read
-from its constructor, the one place defaults are declared).
+from its constructor, the one place defaults are declared: :mod:`._params`).
 Leaves: the contract the classes meet to :mod:`alsprog.models._contract`; reading a
 run config and building the CLI from the registry to :mod:`alsprog.report` and
 :mod:`alsprog.cli`.
@@ -12,29 +12,35 @@ run config and building the CLI from the registry to :mod:`alsprog.report` and
 A new model is one folder under ``alsprog/models`` plus one line in
 ``_BUILTIN`` here.  The lines name ``"module:Class"`` so that importing the
 registry imports no model (the Bayesian one pulls in PyMC when its module loads).
-``MMRM`` is not registered: it analyses scheduled visits of a trial (least-squares
-means and contrasts per visit and arm) and has no conditional forecast of a new
-patient, no ``save``/``load``, so it cannot meet the whole contract.
+``MMRM`` (``"mmrm"``) forecasts at its scheduled visits only: its time column is
+the visit column and its forecast times are visit levels.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import typing
 from collections.abc import Iterator
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from alsprog.errors import ModelSpecificationError
+from alsprog.models._params import REQUIRED, ConfigKey, config_keys
 
-__all__ = ["MODELS", "ConfigKey", "config_keys", "register", "unregister"]
+__all__ = [
+    "MODELS",
+    "REQUIRED",
+    "ConfigKey",
+    "config_keys",
+    "register",
+    "unregister",
+]
 
 #: The built-in model types: config ``type`` -> ``"module:Class"``.
 _BUILTIN = {
     "mixed": "alsprog.models.lmm._model:LinearMixedModel",
     "bayesian": "alsprog.models.bayes._model:BayesianTrajectoryModel",
     "joint": "alsprog.models.joint._model:JointModel",
+    "mmrm": "alsprog.models.mmrm._model:MMRM",
 }
 
 
@@ -161,44 +167,3 @@ def unregister(name: str) -> None:
             + "; only types added by register() can be removed."
         )
     dict.__delitem__(_ENTRIES, name)
-
-
-class ConfigKey(NamedTuple):
-    """One configuration key of a model: its constructor parameter."""
-
-    name: str
-    #: The constructor's default; :data:`REQUIRED` when it has none.
-    default: Any
-    #: The annotation, resolved where possible (else its text).
-    type: Any
-
-
-#: The ``default`` of a key the constructor requires.
-REQUIRED = inspect.Parameter.empty
-
-
-def config_keys(cls: type) -> tuple[ConfigKey, ...]:
-    """The configuration keys of a model class, from its constructor signature.
-
-    The constructor is the one place a model's defaults are declared; the config
-    schema, its checks and the command line read them here.
-
-    Examples
-    --------
-    >>> keys = {k.name: k for k in config_keys(MODELS["mixed"])}
-    >>> keys["reml"].default, keys["reml"].type
-    (True, <class 'bool'>)
-    >>> keys["formula"].default is REQUIRED
-    True
-    """
-    init = cls.__init__  # type: ignore[misc]
-    try:
-        hints = typing.get_type_hints(init)
-    except Exception:  # a name only imported for type checkers
-        hints = {}
-    out = []
-    for p in inspect.signature(init).parameters.values():
-        if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        out.append(ConfigKey(p.name, p.default, hints.get(p.name, p.annotation)))
-    return tuple(out)

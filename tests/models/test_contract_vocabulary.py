@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from alsprog.data import assemble
-from alsprog.models import LinearMixedModel
 from alsprog.errors import ModelSpecificationError
+from alsprog.models import LinearMixedModel
 from alsprog.models._contract import (
     DEFAULT_INTERVAL,
     DEFAULT_LEVEL,

@@ -265,7 +265,8 @@ DATA = '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n'
         ),
         (
             DATA + '[models.m]\ntype = "mixd"\n',
-            "key models.m.type: 'mixd' is not one of 'mixed', 'bayesian', 'joint'; "
+            "key models.m.type: 'mixd' is not one of 'mixed', 'bayesian', 'joint', "
+            "'mmrm'; "
             "did you mean 'mixed'?",
         ),
         (

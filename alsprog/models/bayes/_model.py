@@ -520,26 +520,10 @@ class BayesianTrajectoryModel(TrajectoryModel):
 
     # ------------------------------------------------------------ public API
     def predict(self, df: pd.DataFrame, *, seed: Any = None) -> pd.Series:
-        """The point prediction of the outcome at each row of ``df``: the posterior
-        mean of the mean curve.
-
-        Subjects seen in ``fit`` use their posterior effects; new subjects get
-        effects drawn from the population distribution (one per posterior draw),
-        so their prediction averages over the population.
-
-        Parameters
-        ----------
-        df : pandas.DataFrame
-            Rows with the model's columns (the outcome is not needed).
-        seed : int, numpy.random.Generator or None
-            For the new subjects' effects.
-
-        Returns
-        -------
-        pandas.Series
-            ``predicted``, indexed like ``df``; NaN on rows with missing model
-            values.  :meth:`predict_interval` gives the bands.
-        """
+        """The point prediction at each row of ``df`` (a Series ``predicted``, NaN
+        where a model value is missing): the posterior mean of the mean curve,
+        :meth:`predict_interval`'s ``mean``; new subjects' effects are drawn from
+        the population (``seed``)."""
         band = self.predict_interval(df, interval="confidence", seed=seed)
         return band["mean"].rename("predicted")
 

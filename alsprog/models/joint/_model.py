@@ -569,23 +569,9 @@ class JointModel(TrajectoryModel):
         :meth:`subject_trajectories`); other subjects get the population
         (fixed-effects) mean.
 
-        Parameters
-        ----------
-        df : pandas.DataFrame
-            Rows with the longitudinal formula's covariates and the grouping
-            column (the outcome is not needed).
-        n_quad : int, default 15
-            Gauss-Hermite nodes per random effect.
-
-        Returns
-        -------
-        pandas.Series
-            ``predicted``, indexed like ``df``; NaN where a covariate is missing.
-
-        Raises
-        ------
-        ModelSpecificationError
-            If a needed column is absent.
+        ``df`` holds the covariates and the grouping column; ``n_quad`` is the
+        Gauss-Hermite nodes per random effect.  Returns a Series ``predicted``
+        indexed like ``df``, NaN where a covariate is missing.
         """
         from alsprog.models.joint._forecast import joint_predict
 

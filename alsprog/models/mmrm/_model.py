@@ -4,7 +4,11 @@ Owns: :class:`MMRM` (generalised least squares with an unstructured, compound-sy
 or AR(1) within-subject covariance over visits, REML), least-squares means per visit x
 arm, and treatment contrasts with Satterthwaite degrees of freedom.
 Leaves: the REML criterion and covariance structures to
-:mod:`alsprog.models.mmrm._numerics`, lme4-style random-effects models to
+:mod:`alsprog.models.mmrm._numerics`; the checked rows, design and reference grid to
+:mod:`alsprog.models.mmrm._design`; forecasts of new patients, fitted subjects'
+trajectories and predictions (the conditional multivariate normal over visits) to
+:mod:`alsprog.models.mmrm._forecast`; the saved file to
+:mod:`alsprog.models.mmrm._io`; lme4-style random-effects models to
 :mod:`alsprog.models.lmm._model`.
 
 Satterthwaite degrees of freedom for ``c'beta`` are ``2 v^2 / (g' A g)`` with
@@ -15,8 +19,9 @@ the inverse Hessian of ``-2 l_R`` (as the R package mmrm does).
 from __future__ import annotations
 
 import logging
-import warnings
-from typing import TYPE_CHECKING, Literal, cast
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -24,27 +29,21 @@ import pandas as pd
 from scipy import linalg
 from scipy.special import ndtri
 
-from alsprog._formula_text import check_formula, formula_context
+from alsprog._formula_text import check_formula
 from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
-from alsprog.data._history import validate_model_columns
 from alsprog.errors import (
-    DataWarning,
     ModelSpecificationError,
     not_converged,
 )
-from alsprog.models._contract import DEFAULT_LEVEL, TrajectoryModel
+from alsprog.models._contract import DEFAULT_LEVEL, TrajectoryModel, outcome_bounds
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
 from alsprog.models.mmrm._checks import (
     _assess_convergence,
-    _check_identifiable,
-    _check_rank,
-    _numeric_design,
-    _py,
     _text,
 )
+from alsprog.models.mmrm._design import build_design
 from alsprog.models.mmrm._numerics import (
-    build_patterns,
     contrast_variance_grad,
     cov_jacobian,
     covariance_from_params,
@@ -55,7 +54,8 @@ from alsprog.models.mmrm._numerics import (
 )
 
 if TYPE_CHECKING:
-    from alsprog.data._history import ModelColumns
+    from alsprog.data._history import ModelColumns, Prepared
+    from alsprog.models._contract import ForecastRows
 
 __all__ = ["MMRM"]
 
@@ -146,6 +146,12 @@ class MMRM(TrajectoryModel):
     (2.52, 58.0)
     """
 
+    #: The columns a run config's parameters name (checked against its tables).
+    column_params = ("subject", "visit", "arm")
+    #: As :meth:`fit` checks them.
+    param_ranges = {"tol": "(0, 1]", "max_iter": "[1, inf]"}
+    description = "MMRM ({covariance} covariance)"
+
     def __init__(
         self,
         formula: str,
@@ -212,7 +218,7 @@ class MMRM(TrajectoryModel):
                 raise TypeError(
                     f"`{name}` must be a column name (str); got {getattr(self, name)!r}."
                 )
-        d = self._design(df)
+        d = build_design(self, df)
         T = len(d["visits"])
         patterns = d["patterns"]
         structure = self.covariance
@@ -262,25 +268,18 @@ class MMRM(TrajectoryModel):
         ev = evaluate_reml(Sigma, patterns, False)
         evals = np.linalg.eigvalsh(0.5 * (H + H.T))
         converged, decrement = _assess_convergence(ev.value, fun(theta)[1], H, evals)
-        names = d["fe_names"]
-        self.fe_params_ = pd.Series(ev.beta, index=names)
-        self.bse_ = pd.Series(np.sqrt(np.diag(ev.Cinv)), index=names)
-        self.cov_ = pd.DataFrame(Sigma, index=d["visits"], columns=d["visits"])
-        self.llf_ = float(-0.5 * ev.value)
-        self.theta_ = theta
-        self.visits_ = list(d["visits"])
-        self.arms_ = list(d["arms"])
-        self.converged_ = converged
-        self.n_obs_ = int(d["n"])
-        self.n_subjects_ = int(d["n_subjects"])
-        self.n_dropped_ = int(d["n_dropped"])
-        self._patterns = patterns
-        self._Cinv = ev.Cinv
-        self._theta_cov = (
-            2.0 * np.linalg.inv(0.5 * (H + H.T)) if evals.min() > 0 else None
+        self._set_state(
+            d,
+            theta=theta,
+            sigma=Sigma,
+            beta=ev.beta,
+            cinv=ev.Cinv,
+            llf=float(-0.5 * ev.value),
+            theta_cov=(
+                2.0 * np.linalg.inv(0.5 * (H + H.T)) if evals.min() > 0 else None
+            ),
+            converged=converged,
         )
-        self._grid = d["grid"]
-        self.lsmeans_ = self._lsmeans(0.95)
         if not converged:
             if not np.isfinite(ev.value):
                 why = "the REML criterion is not finite"
@@ -307,173 +306,42 @@ class MMRM(TrajectoryModel):
             not_converged(msg, strict=bool(self.strict), stacklevel=3)
         return self
 
-    def _design(self, df: pd.DataFrame) -> dict:
-        from formulaic import model_matrix
-
-        if not isinstance(df, pd.DataFrame):
-            raise ModelSpecificationError(
-                f"Data must be a pandas DataFrame; got {type(df).__name__}."
-            )
-        if not isinstance(self.formula, str) or self.formula.count("~") != 1:
-            raise ModelSpecificationError(
-                f"Formula {self.formula!r} must be a string with one '~', e.g. "
-                "'chg ~ visit * arm + baseline_total'."
-            )
-        if "|" in self.formula:
-            raise ModelSpecificationError(
-                f"MMRM formulas have no random-effects terms; got {self.formula!r} (use "
-                "LinearMixedModel for '(x | g)' terms)."
-            )
-        required = set(check_formula(self.formula, kind="fixed").variables)
-        cols = [self.subject, self.visit, self.arm]
-        missing = sorted((required | set(cols)) - set(df.columns))
-        if missing:
-            raise ModelSpecificationError(
-                f"Unknown column(s) {', '.join(map(repr, missing))} (formula "
-                f"{self.formula!r}, subject/visit/arm); the data has "
-                f"{', '.join(map(str, df.columns))}."
-            )
-        df = validate_model_columns(df, [*required, *cols])
-        if self.arm not in required:
-            raise ModelSpecificationError(
-                f"The arm column {self.arm!r} does not appear in {self.formula!r}."
-            )
-        used = list(dict.fromkeys([*sorted(required), *cols]))
-        sub = df.loc[:, used]
-        ok = sub.notna().all(axis=1).to_numpy()
-        n_dropped = int((~ok).sum())
-        if n_dropped:
-            warnings.warn(
-                f"Dropped {n_dropped} of {len(df)} rows with a missing value in "
-                f"{', '.join(c for c in used if sub[c].isna().any())}.",
-                DataWarning,
-                stacklevel=4,
-            )
-            sub = sub.loc[ok]
-        sub = sub.copy()
-        vcol = sub[self.visit]
-        if isinstance(vcol.dtype, pd.CategoricalDtype):
-            visits = [v for v in vcol.cat.categories if (vcol == v).any()]
-        else:
-            visits = sorted(vcol.unique())
-        if len(visits) < 2:
-            raise ModelSpecificationError(
-                f"Visit column {self.visit!r} has {len(visits)} level(s); an MMRM needs "
-                "at least 2 scheduled visits."
-            )
-        sub[self.visit] = pd.Categorical(vcol, categories=visits)
-        acol = sub[self.arm]
-        if isinstance(acol.dtype, pd.CategoricalDtype):
-            arms = [a for a in acol.cat.categories if (acol == a).any()]
-        else:
-            arms = sorted(acol.unique())
-        if len(arms) < 2:
-            raise ModelSpecificationError(
-                f"Arm column {self.arm!r} has {len(arms)} level(s); contrasts need 2."
-            )
-        if self.reference is not None:
-            if self.reference not in arms:
-                raise ModelSpecificationError(
-                    f"`reference` {self.reference!r} is not a level of {self.arm!r} "
-                    f"({', '.join(map(repr, arms))})."
-                )
-            arms = [self.reference] + [a for a in arms if a != self.reference]
-        sub[self.arm] = pd.Categorical(acol, categories=arms)
-        dup = sub.duplicated([self.subject, self.visit])
-        if dup.any():
-            first = sub.loc[dup].iloc[0]
-            raise ModelSpecificationError(
-                f"{int(dup.sum())} duplicated subject x visit rows, e.g. subject "
-                f"{_py(first[self.subject])!r} at visit {_py(first[self.visit])!r}; an "
-                "MMRM needs "
-                "one row per subject and visit."
-            )
-        try:
-            mm = model_matrix(
-                self.formula, sub, na_action="raise", context=formula_context()
-            )
-        except Exception as exc:
-            raise ModelSpecificationError(
-                f"Cannot build the design from {self.formula!r}: {exc}"
-            ) from exc
-        y, X = _numeric_design(mm, sub, self.formula, self.subject, self.visit)
-        names = [str(c) for c in mm.rhs.columns]
-        _check_rank(X, names, self.formula)
-        subj_codes = pd.factorize(sub[self.subject])[0].astype(np.intp)
-        vis_codes = sub[self.visit].cat.codes.to_numpy().astype(np.intp)
-        patterns = build_patterns(y, X, subj_codes, vis_codes)
-        # start: residual covariance of OLS, pairwise
-        beta_ols = np.linalg.lstsq(X, y, rcond=None)[0]
-        res = y - X @ beta_ols
-        _check_identifiable(
-            y,
-            res,
-            subj_codes,
-            vis_codes,
-            visits,
-            self.formula,
-            self.visit,
-            self.covariance,
-        )
-        wide = pd.DataFrame({"s": subj_codes, "v": vis_codes, "r": res}).pivot(
-            index="s", columns="v", values="r"
-        )
-        Sigma0 = wide.cov(min_periods=2).to_numpy()
-        Sigma0 = np.where(np.isfinite(Sigma0), Sigma0, 0.0)
-        dvar = np.diag(Sigma0).copy()
-        dvar[~(dvar > 0)] = np.var(res) if np.var(res) > 0 else 1.0
-        np.fill_diagonal(Sigma0, dvar)
-        # reference grid for LS means: visit x arm, numeric covariates at their mean,
-        # other factors crossed and averaged with equal weights
-        grid = self._reference_grid(sub, required, visits, arms, mm.rhs.model_spec)
-        return {
-            "patterns": patterns,
-            "fe_names": names,
-            "visits": visits,
-            "arms": arms,
-            "n": len(y),
-            "p": X.shape[1],
-            "n_subjects": int(subj_codes.max() + 1),
-            "n_dropped": n_dropped,
-            "Sigma0": Sigma0,
-            "grid": grid,
-        }
-
-    def _reference_grid(self, sub, required, visits, arms, spec) -> dict:
-        outcome = str(self.formula.split("~")[0]).strip()
-        others = [
-            v for v in sorted(required) if v not in (self.visit, self.arm, outcome)
-        ]
-        levels: dict[str, list] = {self.visit: visits, self.arm: arms}
-        means: dict[str, float] = {}
-        for v in others:
-            col = sub[v]
-            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(
-                col
-            ):
-                means[v] = float(col.mean())
-            else:
-                levels[v] = sorted(col.unique())
-        index = pd.MultiIndex.from_product(list(levels.values()), names=list(levels))
-        grid = index.to_frame(index=False)
-        for v, mu in means.items():
-            grid[v] = mu
-        grid[self.visit] = pd.Categorical(grid[self.visit], categories=visits)
-        grid[self.arm] = pd.Categorical(grid[self.arm], categories=arms)
-        for v in levels:
-            if v not in (self.visit, self.arm):
-                grid[v] = pd.Categorical(grid[v], categories=levels[v])
-        Xg = np.asarray(
-            spec.get_model_matrix(grid, context=formula_context()), dtype=float
-        )
-        keys = pd.MultiIndex.from_frame(grid[[self.visit, self.arm]].astype(object))
-        L = (
-            pd.DataFrame(Xg)
-            .groupby([keys.get_level_values(0), keys.get_level_values(1)], sort=False)
-            .mean()
-        )
-        L.index = L.index.set_names(["visit", "arm"])
-        return {"L": L}
+    def _set_state(
+        self,
+        d: dict,
+        *,
+        theta: Array,
+        sigma: Array,
+        beta: Array,
+        cinv: Array,
+        llf: float,
+        theta_cov: npt.NDArray[np.floating] | None,
+        converged: bool,
+    ) -> None:
+        """Set the fitted attributes (from :meth:`fit`, or :meth:`load` with the
+        saved estimates and the design rebuilt from the saved rows)."""
+        names = d["fe_names"]
+        self.fe_params_ = pd.Series(beta, index=names)
+        self.bse_ = pd.Series(np.sqrt(np.diag(cinv)), index=names)
+        self.cov_ = pd.DataFrame(sigma, index=d["visits"], columns=d["visits"])
+        self.llf_ = llf
+        self.theta_ = theta
+        self.visits_ = list(d["visits"])
+        self.arms_ = list(d["arms"])
+        self.converged_ = converged
+        self.n_obs_ = int(d["n"])
+        self.n_subjects_ = int(d["n_subjects"])
+        self.n_dropped_ = int(d["n_dropped"])
+        self.outcome_bounds_ = outcome_bounds(self.required_columns().outcome)
+        self._patterns = d["patterns"]
+        self._Cinv = cinv
+        self._theta_cov = theta_cov
+        self._grid = d["grid"]
+        # for forecasts, trajectories and save: the design of new rows, the fit's rows
+        self._spec = d["spec"]
+        self._frame = d["frame"]
+        self._rows = d["rows"]
+        self.lsmeans_ = self._lsmeans(0.95)
 
     # ----------------------------------------------------------- inference
     def _satterthwaite(self, c: Array) -> tuple[float, float]:
@@ -590,6 +458,181 @@ class MMRM(TrajectoryModel):
                 }
             )
         return pd.DataFrame(out)
+
+    @classmethod
+    def data_defaults(
+        cls, params: Mapping[str, Any], *, outcome: str, time: str
+    ) -> dict[str, Any]:
+        """A run config's unset ``formula``: ``outcome ~ visit * arm`` on the
+        section's visit and arm columns (``[data]``'s time is not a visit).
+
+        Examples
+        --------
+        >>> MMRM.data_defaults({"arm": "group"}, outcome="chg", time="months")
+        {'formula': 'chg ~ visit * group'}
+        """
+        if params.get("formula") is not None:
+            return {}
+        visit, arm = params.get("visit") or "visit", params.get("arm") or "arm"
+        return {"formula": f"{outcome} ~ {visit} * {arm}"}
+
+    @property
+    def columns_(self) -> ModelColumns:
+        """The columns the fitted model reads; its time column is the visit."""
+        from alsprog.data._history import ModelColumns
+
+        check_is_fitted(self, ["fe_params_"])
+        variables = check_formula(self.formula, kind="fixed").variables
+        c = self.required_columns()
+        return ModelColumns.of(c.outcome, c.subject, c.time, variables)
+
+    def check_forecast_time(self, time: str) -> None:
+        """Refuse forecast times on any column but the visit column.
+
+        Raises
+        ------
+        ModelSpecificationError
+            If ``time`` is not :attr:`visit` (visits are levels, not a clock).
+        """
+        check_is_fitted(self, ["fe_params_"])
+        if time != self.visit:
+            raise ModelSpecificationError(
+                f"MMRM forecasts at its visit levels ({self.visit!r}), not on "
+                f"{time!r}: give the forecast times as visits."
+            )
+
+    def forecast_rows(
+        self,
+        history: Prepared,
+        *,
+        level: float,
+        n_samples: int | None = None,
+        rng: np.random.Generator,
+        given_alive: bool = True,
+    ) -> ForecastRows:
+        """New patients' outcomes at fitted visits given their observed visits:
+        the conditional multivariate normal with the fixed effects' uncertainty,
+        censored at :attr:`outcome_bounds_` (``stats`` also hold ``loc`` and
+        ``scale``); draws are joint over each patient's visits.  ``given_alive``
+        is ignored.  See :mod:`alsprog.models.mmrm._forecast`;
+        :func:`alsprog.forecast.forecast` is the public entry point.
+
+        Raises
+        ------
+        ModelSpecificationError
+            A forecast or history visit that is not a fitted visit level.
+        """
+        from alsprog.models.mmrm._forecast import mmrm_forecast_rows
+
+        check_is_fitted(self, ["fe_params_"])
+        return mmrm_forecast_rows(
+            self, history, level=level, n_samples=n_samples, rng=rng
+        )
+
+    def predict(self, df: pd.DataFrame) -> pd.Series:
+        """Point prediction of the outcome at each row of ``df`` (at a fitted
+        visit): a fitted subject's conditional mean given their visits in the fit
+        (their outcome at a visit they were seen at), others' the GLS mean
+        ``X b``; NaN where a covariate is missing.
+
+        Raises
+        ------
+        ModelSpecificationError
+            A visit or arm not in the fit, or a column the formula uses absent.
+        """
+        from alsprog.models.mmrm._forecast import mmrm_predict
+
+        check_is_fitted(self, ["fe_params_"])
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(
+                f"`df` must be a pandas DataFrame; got {type(df).__name__}."
+            )
+        return mmrm_predict(self, df)
+
+    def subject_trajectories(
+        self,
+        times: Sequence[object] | npt.ArrayLike | None = None,
+        *,
+        subjects: Sequence[object] | None = None,
+        level: float = 0.9,
+        interval: Literal["confidence", "prediction"] = "confidence",
+    ) -> pd.DataFrame:
+        """Fitted subjects' outcomes at visit levels given their observed visits.
+
+        Parameters
+        ----------
+        times : sequence, optional
+            Visit levels; all by default.
+        subjects : sequence, optional
+            Subjects seen in the fit; all by default.
+        level : float, default 0.9
+        interval : {"confidence", "prediction"}, default "confidence"
+            ``"confidence"`` covers the subject's conditional mean (the fixed
+            effects' uncertainty only); ``"prediction"`` their outcome at the visit
+            (0 wide at a visit they were seen at).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The subject column, the visit column, ``mean``, ``se``, ``lower``,
+            ``upper`` (covariates from the subject's first row; normal quantiles).
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> rng = np.random.default_rng(1)
+        >>> df = pd.DataFrame({"subject_id": np.repeat(np.arange(40), 3),
+        ...                    "visit": np.tile([3, 6, 9], 40),
+        ...                    "arm": np.repeat(["placebo", "active"], 60)})
+        >>> df["chg"] = rng.normal(0, 2, 40)[df["subject_id"]] - 0.5 * df["visit"]
+        >>> df["chg"] += rng.normal(0, 1, 120)
+        >>> m = MMRM("chg ~ visit * arm", reference="placebo").fit(df.iloc[:-1])
+        >>> tr = m.subject_trajectories(subjects=[39], interval="prediction")
+        >>> tr["visit"].tolist(), bool(tr["se"].iloc[-1] > tr["se"].iloc[0])
+        ([3, 6, 9], True)
+        """
+        from alsprog.models.mmrm._forecast import mmrm_trajectories
+
+        check_is_fitted(self, ["fe_params_"])
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
+        check_choice(interval, "interval", ("prediction", "confidence"))
+        return mmrm_trajectories(self, times, subjects, level, interval)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to one ``.npz`` file (never a pickle), holding the
+        model's columns of the rows used in the fit: share it as you would share
+        them.  See :mod:`alsprog.models.mmrm._io`.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np, pandas as pd
+        >>> rng = np.random.default_rng(1)
+        >>> df = pd.DataFrame({"subject_id": np.repeat(np.arange(40), 3),
+        ...                    "visit": np.tile([3, 6, 9], 40),
+        ...                    "arm": np.repeat(["placebo", "active"], 60)})
+        >>> df["chg"] = -0.5 * df["visit"] + rng.normal(0, 2, 40)[df["subject_id"]]
+        >>> df["chg"] += rng.normal(0, 1, 120)
+        >>> m = MMRM("chg ~ visit * arm", reference="placebo").fit(df)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "mmrm.npz"
+        >>> m.save(path)
+        >>> MMRM.load(path).contrast().equals(m.contrast())
+        True
+        """
+        from alsprog.models.mmrm._io import save_model
+
+        check_is_fitted(self, ["fe_params_"])
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> MMRM:
+        """Rebuild a model written by :meth:`save` without refitting; the whole file
+        is checked first (:class:`~alsprog.errors.SavedModelError` naming the
+        field)."""
+        from alsprog.models.mmrm._io import load_model
+
+        return cast(MMRM, load_model(cls, path))
 
     def required_columns(self) -> ModelColumns:
         """The outcome, subject and visit (time) columns the model will read.

@@ -1,0 +1,208 @@
+"""The design of an MMRM fit: its checked rows, fixed-effects matrix, visit-pattern
+groups and LS-means reference grid.
+
+Owns: :func:`build_design` (the rows an :class:`~alsprog.models.MMRM` uses, checked
+and laid out: the visit and arm levels, the formulaic design and its model spec,
+the data grouped by observed-visit pattern, a starting covariance, the reference
+grid of the least-squares means), run by ``fit`` and by ``load`` on the saved rows.
+Leaves: the REML fit and inference to :mod:`alsprog.models.mmrm._model`; the checks'
+messages to :mod:`alsprog.models.mmrm._checks`; the numerics to
+:mod:`alsprog.models.mmrm._numerics`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alsprog._formula_text import check_formula, formula_context
+from alsprog.data._history import validate_model_columns
+from alsprog.errors import DataWarning, ModelSpecificationError
+from alsprog.models.mmrm._checks import (
+    _check_identifiable,
+    _check_rank,
+    _numeric_design,
+    _py,
+)
+from alsprog.models.mmrm._numerics import build_patterns
+
+__all__ = ["build_design"]
+
+
+def build_design(model: Any, df: pd.DataFrame) -> dict:
+    from formulaic import model_matrix
+
+    if not isinstance(df, pd.DataFrame):
+        raise ModelSpecificationError(
+            f"Data must be a pandas DataFrame; got {type(df).__name__}."
+        )
+    if not isinstance(model.formula, str) or model.formula.count("~") != 1:
+        raise ModelSpecificationError(
+            f"Formula {model.formula!r} must be a string with one '~', e.g. "
+            "'chg ~ visit * arm + baseline_total'."
+        )
+    if "|" in model.formula:
+        raise ModelSpecificationError(
+            f"MMRM formulas have no random-effects terms; got {model.formula!r} (use "
+            "LinearMixedModel for '(x | g)' terms)."
+        )
+    required = set(check_formula(model.formula, kind="fixed").variables)
+    cols = [model.subject, model.visit, model.arm]
+    missing = sorted((required | set(cols)) - set(df.columns))
+    if missing:
+        raise ModelSpecificationError(
+            f"Unknown column(s) {', '.join(map(repr, missing))} (formula "
+            f"{model.formula!r}, subject/visit/arm); the data has "
+            f"{', '.join(map(str, df.columns))}."
+        )
+    df = validate_model_columns(df, [*required, *cols])
+    if model.arm not in required:
+        raise ModelSpecificationError(
+            f"The arm column {model.arm!r} does not appear in {model.formula!r}."
+        )
+    used = list(dict.fromkeys([*sorted(required), *cols]))
+    sub = df.loc[:, used]
+    ok = sub.notna().all(axis=1).to_numpy()
+    n_dropped = int((~ok).sum())
+    if n_dropped:
+        warnings.warn(
+            f"Dropped {n_dropped} of {len(df)} rows with a missing value in "
+            f"{', '.join(c for c in used if sub[c].isna().any())}.",
+            DataWarning,
+            stacklevel=4,
+        )
+        sub = sub.loc[ok]
+    sub = sub.copy()
+    frame = sub.reset_index(drop=True)  # the complete rows, as given (save)
+    vcol = sub[model.visit]
+    if isinstance(vcol.dtype, pd.CategoricalDtype):
+        visits = [v for v in vcol.cat.categories if (vcol == v).any()]
+    else:
+        visits = sorted(vcol.unique())
+    if len(visits) < 2:
+        raise ModelSpecificationError(
+            f"Visit column {model.visit!r} has {len(visits)} level(s); an MMRM needs "
+            "at least 2 scheduled visits."
+        )
+    sub[model.visit] = pd.Categorical(vcol, categories=visits)
+    acol = sub[model.arm]
+    if isinstance(acol.dtype, pd.CategoricalDtype):
+        arms = [a for a in acol.cat.categories if (acol == a).any()]
+    else:
+        arms = sorted(acol.unique())
+    if len(arms) < 2:
+        raise ModelSpecificationError(
+            f"Arm column {model.arm!r} has {len(arms)} level(s); contrasts need 2."
+        )
+    if model.reference is not None:
+        if model.reference not in arms:
+            raise ModelSpecificationError(
+                f"`reference` {model.reference!r} is not a level of {model.arm!r} "
+                f"({', '.join(map(repr, arms))})."
+            )
+        arms = [model.reference] + [a for a in arms if a != model.reference]
+    sub[model.arm] = pd.Categorical(acol, categories=arms)
+    dup = sub.duplicated([model.subject, model.visit])
+    if dup.any():
+        first = sub.loc[dup].iloc[0]
+        raise ModelSpecificationError(
+            f"{int(dup.sum())} duplicated subject x visit rows, e.g. subject "
+            f"{_py(first[model.subject])!r} at visit {_py(first[model.visit])!r}; an "
+            "MMRM needs "
+            "one row per subject and visit."
+        )
+    try:
+        mm = model_matrix(
+            model.formula, sub, na_action="raise", context=formula_context()
+        )
+    except Exception as exc:
+        raise ModelSpecificationError(
+            f"Cannot build the design from {model.formula!r}: {exc}"
+        ) from exc
+    y, X = _numeric_design(mm, sub, model.formula, model.subject, model.visit)
+    names = [str(c) for c in mm.rhs.columns]
+    _check_rank(X, names, model.formula)
+    subj_codes = pd.factorize(sub[model.subject])[0].astype(np.intp)
+    vis_codes = sub[model.visit].cat.codes.to_numpy().astype(np.intp)
+    patterns = build_patterns(y, X, subj_codes, vis_codes)
+    # start: residual covariance of OLS, pairwise
+    beta_ols = np.linalg.lstsq(X, y, rcond=None)[0]
+    res = y - X @ beta_ols
+    _check_identifiable(
+        y,
+        res,
+        subj_codes,
+        vis_codes,
+        visits,
+        model.formula,
+        model.visit,
+        model.covariance,
+    )
+    wide = pd.DataFrame({"s": subj_codes, "v": vis_codes, "r": res}).pivot(
+        index="s", columns="v", values="r"
+    )
+    Sigma0 = wide.cov(min_periods=2).to_numpy()
+    Sigma0 = np.where(np.isfinite(Sigma0), Sigma0, 0.0)
+    dvar = np.diag(Sigma0).copy()
+    dvar[~(dvar > 0)] = np.var(res) if np.var(res) > 0 else 1.0
+    np.fill_diagonal(Sigma0, dvar)
+    # reference grid for LS means: visit x arm, numeric covariates at their mean,
+    # other factors crossed and averaged with equal weights
+    grid = _reference_grid(model, sub, required, visits, arms, mm.rhs.model_spec)
+    return {
+        "patterns": patterns,
+        "fe_names": names,
+        "visits": visits,
+        "arms": arms,
+        "n": len(y),
+        "p": X.shape[1],
+        "n_subjects": int(subj_codes.max() + 1),
+        "n_dropped": n_dropped,
+        "Sigma0": Sigma0,
+        "grid": grid,
+        "spec": mm.rhs.model_spec,
+        "frame": frame,
+        "rows": {
+            "y": y,
+            "X": X,
+            "subject": subj_codes,
+            "visit": vis_codes,
+            "levels": pd.Index(pd.unique(sub[model.subject])),
+        },
+    }
+
+
+def _reference_grid(
+    model: Any, sub: pd.DataFrame, required: set, visits: list, arms: list, spec: Any
+) -> dict:
+    outcome = str(model.formula.split("~")[0]).strip()
+    others = [v for v in sorted(required) if v not in (model.visit, model.arm, outcome)]
+    levels: dict[str, list] = {model.visit: visits, model.arm: arms}
+    means: dict[str, float] = {}
+    for v in others:
+        col = sub[v]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            means[v] = float(col.mean())
+        else:
+            levels[v] = sorted(col.unique())
+    index = pd.MultiIndex.from_product(list(levels.values()), names=list(levels))
+    grid = index.to_frame(index=False)
+    for v, mu in means.items():
+        grid[v] = mu
+    grid[model.visit] = pd.Categorical(grid[model.visit], categories=visits)
+    grid[model.arm] = pd.Categorical(grid[model.arm], categories=arms)
+    for v in levels:
+        if v not in (model.visit, model.arm):
+            grid[v] = pd.Categorical(grid[v], categories=levels[v])
+    Xg = np.asarray(spec.get_model_matrix(grid, context=formula_context()), dtype=float)
+    keys = pd.MultiIndex.from_frame(grid[[model.visit, model.arm]].astype(object))
+    L = (
+        pd.DataFrame(Xg)
+        .groupby([keys.get_level_values(0), keys.get_level_values(1)], sort=False)
+        .mean()
+    )
+    L.index = L.index.set_names(["visit", "arm"])
+    return {"L": L}
