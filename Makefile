@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
 PYTEST := $(VENV)/bin/python -m pytest -n $(JOBS) --dist loadfile
 
-.PHONY: test test-quick test-all demo venv lint clean
+.PHONY: test test-quick test-all demo venv lint clean mutation
 
 venv: $(STAMP)
 
@@ -32,10 +32,17 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/alsprog demo --out $(DEMO_OUT)
 
+# mutation testing of the statistical core (mutmut 3; about 5-20 minutes a module on
+# 2 cores); not part of `make test`. MODULES="alsprog/data/_scoring.py" for one.
+MODULES ?=
+mutation: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[mutation]"
+	$(VENV)/bin/python scripts/mutation.py $(MODULES) --jobs $(JOBS)
+
 lint: $(STAMP)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	$(VENV)/bin/ruff format --check alsprog tests benchmarks examples
 	$(VENV)/bin/ruff check alsprog tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mutation
