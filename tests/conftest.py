@@ -51,6 +51,7 @@ _SLOW_FILES = frozenset(
         "tests/report/test_report_run.py",
         "tests/report/test_report_html.py",
         "tests/report/test_report_rerun.py",
+        "tests/report/test_report_mmrm.py",
         "tests/test_cli_forecast.py",
         "tests/forecast/test_forecast_columns_bayes.py",
         "tests/forecast/test_forecast_bayes_oracle.py",

@@ -121,7 +121,7 @@ def _registered_model(name: str, args: argparse.Namespace):
     kw = {}
     formula = getattr(args, "formula", None)
     if "formula" in keys and (formula or keys["formula"].default is REQUIRED):
-        kw["formula"] = formula or _LMM_FORMULA
+        kw["formula"] = formula or _default_formula(cls)
     if "event_formula" in keys:
         kw["event_formula"] = args.event_formula
     if "seed" in keys:
@@ -129,6 +129,19 @@ def _registered_model(name: str, args: argparse.Namespace):
     if "progress" in keys:
         kw["progress"] = _progress(args)
     return cls(**kw)
+
+
+def _default_formula(cls: type) -> str:
+    """A required formula the command line leaves unset: the model's own default
+    for the data dictionary's columns where the class declares one (an MMRM's
+    ``alsfrs_r_total ~ visit * arm``), else the lmm default."""
+    from alsprog.models._contract import TrajectoryModel
+
+    own = getattr(getattr(cls, "data_defaults", None), "__func__", None)
+    if own is None or own is TrajectoryModel.data_defaults.__func__:
+        return _LMM_FORMULA
+    filled = cls.data_defaults({}, outcome="alsfrs_r_total", time="months")  # type: ignore[attr-defined]
+    return str(filled.get("formula") or _LMM_FORMULA)
 
 
 def _recalibrated(model, args: argparse.Namespace):

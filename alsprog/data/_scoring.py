@@ -93,6 +93,8 @@ def fold_q5(df: pd.DataFrame, ctx: TableContext) -> tuple[pd.DataFrame, list[Pro
     flag = pd.array([pd.NA] * len(df), dtype="boolean")
     if Q5_FLAG in df.columns:
         tmp = pd.DataFrame({Q5_FLAG: df[Q5_FLAG]}, index=df.index)
+        if "subject_id" in df.columns:
+            tmp.insert(0, "subject_id", df["subject_id"])
         given, p = _coerce_column(tmp, Q5_FLAG, dd.fields[Q5_FLAG], ctx, dd)
         probs += p
         flag = given.array.copy()

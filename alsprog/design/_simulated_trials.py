@@ -289,7 +289,7 @@ def _fit_mmrm_trials(
                 subject="subject_id",
                 visit="visit",
                 arm="arm",
-                reference=0.0,
+                reference=0.0,  # type: ignore[arg-type]  # numeric arm codes
                 covariance="unstructured",
             ).fit(df.loc[obs])
         except ModelSpecificationError as exc:

@@ -332,6 +332,13 @@ class TrajectoryModel(EstimatorParams):
             If the forecasts could not move with ``time``.
         """
 
+    def scheduled_times(self) -> tuple[float, ...] | None:
+        """The only values of the time column the fitted model forecasts and draws
+        trajectories at (a trial's scheduled visits), or None when any time works
+        (the default).  A run's forecasts and figures ask such a model at these
+        times only."""
+        return None
+
     def forecast_rows(
         self,
         history: Prepared,

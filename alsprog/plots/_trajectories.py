@@ -288,7 +288,8 @@ def subject_trajectories(
                 raise ModelSpecificationError(
                     f"model {name!r} runs on {mt!r}, which `data` lacks."
                 )
-            both = rows[[time, mt]].dropna()
+            # numbers written as text (a CSV's extra visit column) count as numbers
+            both = rows[[time, mt]].apply(pd.to_numeric, errors="coerce").dropna()
             if both.empty:
                 continue
             offset = float((both[mt] - both[time]).iloc[0])
@@ -300,7 +301,13 @@ def subject_trajectories(
                 f"model {name!r} gives no {interval} interval (its "
                 "subject_trajectories takes no `interval`)."
             )
-        tr = model.subject_trajectories(grid + offset, **kwargs)
+        at = grid + offset
+        sched = getattr(model, "scheduled_times", lambda: None)()
+        if sched is not None:  # a trial model: its scheduled visits in the range
+            at = np.array([v for v in sched if at.min() <= v <= at.max()], float)
+            if at.size == 0:
+                continue
+        tr = model.subject_trajectories(at, **kwargs)
         x = tr[mt].to_numpy(float) - offset
         colour = f"C{i % 10}"
         style = _STYLES[i % len(_STYLES)]

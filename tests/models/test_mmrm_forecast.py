@@ -309,7 +309,7 @@ FORGED = {
     ),
     "covariance": (
         {"header": _set("params.covariance", "toeplitz")},
-        r"field 'params.covariance' is 'toeplitz'",
+        r"field 'params.covariance' is refused: `covariance` must be one of .*got 'toeplitz'",
     ),
     "theta": (
         {"replace": {"theta": np.zeros(10)}},
@@ -359,9 +359,45 @@ def test_registered_with_its_config_keys():
     keys = {k.name: k for k in model_keys()}
     assert keys["covariance"].choices == ("unstructured", "compound_symmetry", "ar1")
     assert {"visit", "arm", "subject"} <= set(keys)
-    assert "reference" not in keys  # any arm level: not a TOML type; Python only
+    assert keys["reference"].kind == "str"  # an arm level in a config (a name)
+    assert keys["reference"].applies == ("mmrm",)
     assert MMRM.column_params == ("subject", "visit", "arm")
     assert MMRM.data_defaults({}, outcome="chg", time="months") == {
         "formula": "chg ~ visit * arm"
     }
     assert MMRM.data_defaults({"formula": "y ~ v * a"}, outcome="c", time="t") == {}
+
+
+def test_visits_written_as_text_are_numbers_in_their_numeric_order():
+    """A CSV's extra ``visit`` column loads as text ("12.0" sorts before "3.0"):
+    the fit reads numbers, so visit 12 is the last (the final contrast's) visit,
+    and text visits in a history name the same visits."""
+    df = _trial(60, seed=5)
+    text = df.assign(visit=df["visit"].astype(float).astype(str).astype("str"))
+    a = MMRM(FORMULA, reference="placebo").fit(df)
+    b = MMRM(FORMULA, reference="placebo").fit(text)
+    assert b.visits_ == [3.0, 6.0, 9.0, 12.0]
+    assert b.contrast()["visit"].item() == 12.0
+    np.testing.assert_allclose(b.fe_params_.to_numpy(), a.fe_params_.to_numpy())
+    hist = _trial(2, seed=6, prefix="T").query("visit <= 6")
+    f_num = forecast(a, hist, [9.0, 12.0])
+    f_txt = forecast(b, hist.assign(visit=hist["visit"].astype(str)), [9.0, 12.0])
+    np.testing.assert_allclose(f_txt["mean"], f_num["mean"], rtol=1e-9)
+    assert b.scheduled_times() == (3.0, 6.0, 9.0, 12.0)
+
+
+def test_the_command_line_builds_it_with_its_own_default_formula():
+    from alsprog.cli._models import _LMM_FORMULA, _default_formula
+    from alsprog.models import LinearMixedModel
+
+    assert _default_formula(MMRM) == "alsfrs_r_total ~ visit * arm"
+    assert _default_formula(LinearMixedModel) == _LMM_FORMULA
+
+
+def test_reml_aic_and_bic_count_the_covariance_parameters(fitted):
+    k = 10  # unstructured over 4 visits
+    assert len(fitted.theta_) == k
+    assert fitted.aic == pytest.approx(-2 * fitted.llf_ + 2 * k, rel=1e-12)
+    assert fitted.bic == pytest.approx(
+        -2 * fitted.llf_ + k * np.log(fitted.n_subjects_), rel=1e-12
+    )

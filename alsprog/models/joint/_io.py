@@ -45,7 +45,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -356,39 +356,15 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
 def _check_params(cls: Any, params: dict[str, Any], p: Path, columns: list[str]) -> Any:
     """``cls(**params)`` after ``fit``'s parameter checks and the formula allow-list."""
     from alsprog._formula_text import check_formula
-    from alsprog._validation import check_choice, check_int, check_interval
     from alsprog.errors import ModelSpecificationError
 
     model = cls(**params)
-    own = getattr(model, "_check_params", None)
-    if callable(own):  # the estimator's own checks, where it has them as a method
-        try:
-            own()
-        except (TypeError, ValueError) as exc:
-            m = re.match(r"`(\w+)`", str(exc))
-            field = f"params.{m.group(1)}" if m else "params"
-            raise SavedModelError(f"{p}: field {field!r}: {exc}") from exc
-    # the checks JointModel.fit makes, one by one
-    checks: list[tuple[str, Callable[[], object]]] = [
-        (
-            "n_intervals",
-            lambda: check_int(model.n_intervals, "n_intervals", low=1, high=50),
-        ),
-        ("n_quad", lambda: check_int(model.n_quad, "n_quad", low=2, high=40)),
-        ("max_iter", lambda: check_int(model.max_iter, "max_iter", low=1)),
-        (
-            "tol",
-            lambda: check_interval(
-                model.tol, "tol", low=0.0, high=1.0, low_closed=False
-            ),
-        ),
-        ("strict", lambda: check_choice(model.strict, "strict", (True, False))),
-    ]
-    for name, check in checks:
-        try:
-            check()
-        except (TypeError, ValueError) as exc:
-            raise SavedModelError(f"{p}: field 'params.{name}': {exc}") from exc
+    try:  # the estimator's one declaration of its parameters (what fit checks)
+        model.check_params()
+    except (TypeError, ValueError) as exc:
+        m = re.match(r"`(\w+)`", str(exc))
+        field = f"params.{m.group(1)}" if m else "params"
+        raise SavedModelError(f"{p}: field {field!r}: {exc}") from exc
     kinds: tuple[tuple[str, Literal["mixed", "rhs"]], ...] = (
         ("formula", "mixed"),
         ("event_formula", "rhs"),

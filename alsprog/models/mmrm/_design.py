@@ -29,7 +29,7 @@ from alsprog.models.mmrm._checks import (
 )
 from alsprog.models.mmrm._numerics import build_patterns
 
-__all__ = ["build_design"]
+__all__ = ["build_design", "visit_values"]
 
 
 def build_design(model: Any, df: pd.DataFrame) -> dict:
@@ -76,6 +76,7 @@ def build_design(model: Any, df: pd.DataFrame) -> dict:
         )
         sub = sub.loc[ok]
     sub = sub.copy()
+    sub[model.visit] = visit_values(sub[model.visit])
     frame = sub.reset_index(drop=True)  # the complete rows, as given (save)
     vcol = sub[model.visit]
     if isinstance(vcol.dtype, pd.CategoricalDtype):
@@ -206,3 +207,24 @@ def _reference_grid(
     )
     L.index = L.index.set_names(["visit", "arm"])
     return {"L": L}
+
+
+def visit_values(col: pd.Series) -> pd.Series:
+    """Visits written as numbers in a text column (``"3"``, ``"12.0"``: a CSV's
+    extra columns load as text) as numbers, so that they sort as 3 < 12; other
+    columns unchanged.
+
+    Examples
+    --------
+    >>> visit_values(pd.Series(["12", "3.0", None], dtype="str")).tolist()
+    [12.0, 3.0, nan]
+    >>> visit_values(pd.Series(["week 4", "week 12"])).tolist()
+    ['week 4', 'week 12']
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(col):
+        return col
+    num = pd.to_numeric(col, errors="coerce")
+    given = col.notna()
+    if given.any() and bool(num[given].notna().all()):
+        return num.astype(float)
+    return col

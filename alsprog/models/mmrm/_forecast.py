@@ -53,6 +53,9 @@ def visit_codes(model: Any, values: Any, what: str) -> npt.NDArray[np.intp]:
         Naming the first value that is not a fitted visit, and the fitted visits.
     """
     vals = pd.Index(np.asarray(values, dtype=object).ravel(), dtype=object)
+    if all(isinstance(v, int | float | np.number) for v in model.visits_):
+        # a numeric visit read as text ("3.0") is that visit
+        vals = pd.Index([_as_number(v) for v in vals], dtype=object)
     codes = np.asarray(pd.Index(model.visits_, dtype=object).get_indexer(vals))
     if np.any(codes < 0):
         bad = vals[int(np.flatnonzero(codes < 0)[0])]
@@ -62,6 +65,16 @@ def visit_codes(model: Any, values: Any, what: str) -> npt.NDArray[np.intp]:
             "); an MMRM forecasts at its scheduled visits only."
         )
     return codes.astype(np.intp)
+
+
+def _as_number(v: object) -> object:
+    """``"3.0"`` -> 3.0; anything else as given."""
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
 
 
 def _plain(v: object) -> object:

@@ -30,7 +30,7 @@ from scipy import linalg
 from scipy.special import ndtri
 
 from alsprog._formula_text import check_formula
-from alsprog._validation import check_choice, check_int, check_interval, check_is_fitted
+from alsprog._validation import check_choice, check_interval, check_is_fitted
 from alsprog.errors import (
     ModelSpecificationError,
     not_converged,
@@ -63,7 +63,6 @@ logger = logging.getLogger(__name__)
 
 Array = npt.NDArray[np.float64]
 Structure = Literal["unstructured", "compound_symmetry", "ar1"]
-_STRUCTURES = ("unstructured", "compound_symmetry", "ar1")
 
 
 # --------------------------------------------------------------------- estimator
@@ -86,9 +85,10 @@ class MMRM(TrajectoryModel):
         Scheduled-visit column.
     arm : str, default "arm"
         Treatment column.
-    reference : optional
+    reference : str, optional
         Reference level of ``arm`` (e.g. ``"placebo"``); by default the first level
-        (a categorical's first category, else the smallest value).
+        (a categorical's first category, else the smallest value).  From Python any
+        value of the column works (a numeric arm's ``0``).
     covariance : {"unstructured", "compound_symmetry", "ar1"}, default "unstructured"
         Within-subject covariance over visits (AR(1) by visit index).
     tol : float, default 1e-10
@@ -159,7 +159,7 @@ class MMRM(TrajectoryModel):
         subject: str = "subject_id",
         visit: str = "visit",
         arm: str = "arm",
-        reference: object | None = None,
+        reference: str | None = None,
         covariance: Structure = "unstructured",
         tol: float = 1e-10,
         max_iter: int = 500,
@@ -209,10 +209,7 @@ class MMRM(TrajectoryModel):
             a for a in vars(self) if a.endswith("_") and not a.startswith("__")
         ]:
             delattr(self, attr)
-        check_choice(self.covariance, "covariance", _STRUCTURES)
-        check_interval(self.tol, "tol", low=0.0, high=1.0, low_closed=False)
-        check_int(self.max_iter, "max_iter", low=1)
-        check_choice(self.strict, "strict", (True, False))
+        self.check_params()
         for name in ("subject", "visit", "arm"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(
@@ -486,6 +483,14 @@ class MMRM(TrajectoryModel):
         c = self.required_columns()
         return ModelColumns.of(c.outcome, c.subject, c.time, variables)
 
+    def scheduled_times(self) -> tuple[float, ...] | None:
+        """The fitted visits when they are numbers (a run forecasts and draws the
+        model at these only); None for visits named by text."""
+        check_is_fitted(self, ["fe_params_"])
+        if all(isinstance(v, int | float | np.number) for v in self.visits_):
+            return tuple(float(v) for v in self.visits_)
+        return None
+
     def check_forecast_time(self, time: str) -> None:
         """Refuse forecast times on any column but the visit column.
 
@@ -494,7 +499,6 @@ class MMRM(TrajectoryModel):
         ModelSpecificationError
             If ``time`` is not :attr:`visit` (visits are levels, not a clock).
         """
-        check_is_fitted(self, ["fe_params_"])
         if time != self.visit:
             raise ModelSpecificationError(
                 f"MMRM forecasts at its visit levels ({self.visit!r}), not on "
@@ -649,6 +653,21 @@ class MMRM(TrajectoryModel):
         outcome = parse_mixed_formula(self.formula).outcome
         visit = str(self.visit)
         return ModelColumns.of(outcome, str(self.subject), visit, [visit])
+
+    @property
+    def aic(self) -> float:
+        """REML AIC, ``-2 llf + 2 k`` with ``k`` the covariance parameters (as SAS
+        PROC MIXED and R's mmrm count them under REML)."""
+        check_is_fitted(self, ["fe_params_"])
+        return float(-2.0 * self.llf_ + 2.0 * len(self.theta_))
+
+    @property
+    def bic(self) -> float:
+        """REML BIC, ``-2 llf + k log(n_subjects)`` (the subjects are the
+        independent units, as in SAS PROC MIXED and R's mmrm)."""
+        check_is_fitted(self, ["fe_params_"])
+        k = len(self.theta_)
+        return float(-2.0 * self.llf_ + k * np.log(self.n_subjects_))
 
     def summary(self, level: float = DEFAULT_LEVEL) -> Summary:
         """Fixed effects, covariance over visits, LS means and the final contrast.

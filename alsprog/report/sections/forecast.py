@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alsprog.errors import AlsprogError, DataValidationError, ModelSpecificationError
+from alsprog.errors import (
+    AlsprogError,
+    DataValidationError,
+    ModelSpecificationError,
+    NotFittedError,
+)
 from alsprog.report._figures import FigureOut, new_figure, png
 from alsprog.report._html import Figures, notes_html, table_html
 from alsprog.report.sections._base import RunContext, Section
@@ -81,7 +86,7 @@ def stage_forecast(ctx: RunContext) -> Forecasts:
 
 def _holdout_forecasts(
     ctx: RunContext, cohort: Cohort, fitted: Any
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """Each fitted model's forecast of the held-out patients, and their history."""
     from alsprog.forecast import forecast
 
@@ -95,6 +100,8 @@ def _holdout_forecasts(
     grid = [g for g in grid if g >= last]
     parts = []
     for name, est in fitted.items():
+        if not _on_run_time(ctx, name, est):
+            continue
         ctx.say(f"forecasting {len(cohort.holdout)} held-out patients with {name}")
         f = forecast(
             est,
@@ -104,6 +111,8 @@ def _holdout_forecasts(
             seed=ctx.seed(f"forecast.{name}"),
         )
         parts.append(f.assign(model=name))
+    if not parts:
+        return None, None
     fcs = pd.concat(parts, ignore_index=True)
     keep = ["model", "subject_id", "months", "mean", "median", "lower", "upper"]
     forecasts = fcs[[c for c in keep if c in fcs.columns]]
@@ -111,11 +120,28 @@ def _holdout_forecasts(
     return forecasts, history
 
 
+def _on_run_time(ctx: RunContext, name: str, est: Any, *, say: bool = True) -> bool:
+    """Whether ``est`` forecasts on the run's visit time (``months``, which the
+    held-out split and the backtest use); a model that cannot (an MMRM forecasts at
+    its scheduled visits only) is left out, and the report says why (once)."""
+    try:
+        est.check_forecast_time("months")
+    except NotFittedError:  # the check needs a fit; the backtest will tell
+        return True
+    except ModelSpecificationError as exc:
+        if say:
+            ctx.note("forecast", f"{name} is left out of the forecasts: {exc}")
+        return False
+    return True
+
+
 def _backtest_models(ctx: RunContext, patients: pd.DataFrame) -> dict[str, Any]:
     """The backtest's estimators: the models, recalibrated ones, the baselines."""
     cfg, fc = ctx.config, ctx.config.forecast
     names = list(fc.models) if fc.models is not None else [m.name for m in cfg.models]
     models = {n: build_model(ctx, cfg.model(n)) for n in names}
+    models = {n: m for n, m in models.items() if _on_run_time(ctx, n, m, say=False)}
+    names = list(models)
     if fc.recalibrate != "none":
         from alsprog.forecast import CalibratedForecaster
 
