@@ -364,6 +364,18 @@ class SavedFile:
     def fail(self, field: str, text: str) -> NoReturn:
         raise self.error(field, text)
 
+    def require_finite(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Refuse the first array of ``arrays`` (field name -> numbers) holding a
+        NaN or an infinity, naming the value and its index."""
+        for key, arr in arrays.items():
+            if not np.all(np.isfinite(arr)):
+                bad = np.argwhere(~np.isfinite(arr))[0]
+                self.fail(
+                    key,
+                    f"holds {float(arr[tuple(bad)])!r} at "
+                    f"{tuple(int(i) for i in bad)}; expected finite numbers.",
+                )
+
     def check(
         self,
         key: str,

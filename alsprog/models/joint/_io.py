@@ -389,14 +389,7 @@ def _check_values(saved: SavedFile, h: dict, values: dict[str, np.ndarray]) -> A
     """
     from alsprog.models.joint._numerics import JointLayout
 
-    for key, arr in values.items():
-        if not np.all(np.isfinite(arr)):
-            bad = np.argwhere(~np.isfinite(arr))[0]
-            saved.fail(
-                key,
-                f"holds {float(arr[tuple(bad)])!r} at {tuple(int(i) for i in bad)}; "
-                "expected finite numbers.",
-            )
+    saved.require_finite(values)
     cov = values["cov_phi"]
     tol = 1e-8 * max(1.0, float(np.max(np.abs(cov), initial=0.0)))
     if not np.allclose(cov, cov.T, rtol=1e-8, atol=tol):

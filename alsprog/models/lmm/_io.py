@@ -379,15 +379,7 @@ def _check_params(
 
 def _check_values(saved: SavedFile, arrays: dict[str, npt.NDArray[Any]]) -> None:
     """Finite numbers, symmetric covariances with non-negative variances."""
-    for key, arr in arrays.items():
-        if not np.all(np.isfinite(arr)):
-            bad = np.argwhere(~np.isfinite(arr))[0]
-            saved.fail(
-                key,
-                f"holds {float(arr[tuple(bad)])!r} at {tuple(int(i) for i in bad)}; "
-                "expected "
-                "finite numbers.",
-            )
+    saved.require_finite(arrays)
     for key in ("cov_beta", "cov_re", "Q"):
         arr = arrays[key]
         if arr.size == 0:

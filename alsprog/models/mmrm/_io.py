@@ -221,14 +221,7 @@ def _check_formula(
 
 def _check_values(saved: SavedFile, values: dict[str, npt.NDArray[Any]]) -> None:
     """Finite numbers; symmetric positive-definite covariances."""
-    for key, arr in values.items():
-        if not np.all(np.isfinite(arr)):
-            bad = np.argwhere(~np.isfinite(arr))[0]
-            saved.fail(
-                key,
-                f"holds {float(arr[tuple(bad)])!r} at {tuple(int(i) for i in bad)}; "
-                "expected finite numbers.",
-            )
+    saved.require_finite(values)
     for key in ("cov", "cov_beta", "theta_cov"):
         if key not in values:
             continue
