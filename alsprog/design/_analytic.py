@@ -282,7 +282,10 @@ def sample_size_slope(
         Target power, in (0, 1).
     method : {"edland", "diggle", "liu_liang"}, default "edland"
         Formula (as longpower's ``edland.linear.power``, ``diggle.linear.power`` and
-        ``liu.liang.linear.power``); they agree when their assumptions coincide.
+        ``liu.liang.linear.power``).  All three are the same GLS variance of the
+        slope difference (Liu & Liang's model with a separate intercept and slope per
+        arm included), so they give the same n; diggle and edland refuse a slope that
+        is not estimable (their rank check), where liu_liang still returns one.
     allocation_ratio : float, default 1.0
         Treatment : control patients (longpower's ``lambda``).
     retention, retention_control : sequence of float, optional

@@ -164,7 +164,8 @@ def _check_retention(
         raise _err(f"`{name}` must be fractions in (0, 1]; got {r.tolist()!r}.")
     if r[0] != 1:
         raise _err(
-            f"`{name}` must start at 1 (everyone is seen at baseline); got {r[0]!r}."
+            f"`{name}` must start at 1 (everyone is seen at baseline); "
+            f"got {float(r[0])!r}."
         )
     if np.any(np.diff(r) > 0):
         raise _err(f"`{name}` must not increase over visits; got {r.tolist()!r}.")
