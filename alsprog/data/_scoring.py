@@ -20,7 +20,7 @@ from alsprog.data._columns import (
     refuse_repeated_columns,
 )
 from alsprog.data._context import TableContext, _fmt_value, raise_if
-from alsprog.data._dictionary import load_dictionary
+from alsprog.data._dictionary import DataDictionary, Field, load_dictionary
 from alsprog.errors import DataValidationError, Problem
 
 __all__ = ["delta_fs", "score_alsfrs_r"]
@@ -49,10 +49,7 @@ def fold_q5(df: pd.DataFrame, ctx: TableContext) -> tuple[pd.DataFrame, list[Pro
     parts = {}
     for col in (Q5A, Q5B):
         if col in df.columns:
-            tmp = pd.DataFrame({col: df[col]}, index=df.index)
-            if "subject_id" in df.columns:
-                tmp.insert(0, "subject_id", df["subject_id"])
-            parsed, p = _coerce_column(tmp, col, item, ctx, dd)
+            parsed, p = _parse_column(df, col, item, ctx, dd)
             probs += p
             parts[col] = parsed.to_numpy()
         else:
@@ -75,7 +72,10 @@ def fold_q5(df: pd.DataFrame, ctx: TableContext) -> tuple[pd.DataFrame, list[Pro
     scored = ~np.isnan(a) | ~np.isnan(b)
     derived = ~np.isnan(b)
     if Q5 in df.columns:
-        existing = pd.to_numeric(df[Q5], errors="coerce").to_numpy(dtype=float)
+        # parsed with the item rules too: a bad q5 is reported, never silently dropped
+        parsed, p = _parse_column(df, Q5, item, ctx, dd)
+        probs += p
+        existing = parsed.to_numpy(dtype=float)
         clash = ~np.isnan(existing) & scored & (existing != q5)
         for pos in np.flatnonzero(clash):
             probs.append(
@@ -92,10 +92,7 @@ def fold_q5(df: pd.DataFrame, ctx: TableContext) -> tuple[pd.DataFrame, list[Pro
         q5 = np.where(scored, q5, existing)
     flag = pd.array([pd.NA] * len(df), dtype="boolean")
     if Q5_FLAG in df.columns:
-        tmp = pd.DataFrame({Q5_FLAG: df[Q5_FLAG]}, index=df.index)
-        if "subject_id" in df.columns:
-            tmp.insert(0, "subject_id", df["subject_id"])
-        given, p = _coerce_column(tmp, Q5_FLAG, dd.fields[Q5_FLAG], ctx, dd)
+        given, p = _parse_column(df, Q5_FLAG, dd.fields[Q5_FLAG], ctx, dd)
         probs += p
         flag = given.array.copy()
         g = given.to_numpy(dtype=object)
@@ -130,6 +127,16 @@ def fold_q5(df: pd.DataFrame, ctx: TableContext) -> tuple[pd.DataFrame, list[Pro
         cols[i:i] = [Q5, Q5_FLAG]
         out = out[cols]
     return out, probs
+
+
+def _parse_column(
+    df: pd.DataFrame, col: str, field: Field, ctx: TableContext, dd: DataDictionary
+) -> tuple[pd.Series, list[Problem]]:
+    """Column ``col`` of ``df`` coerced with ``field``'s rules; problems name subjects."""
+    tmp = pd.DataFrame({col: df[col]}, index=df.index)
+    if "subject_id" in df.columns:
+        tmp.insert(0, "subject_id", df["subject_id"])
+    return _coerce_column(tmp, col, field, ctx, dd)
 
 
 def check_scores(
