@@ -379,6 +379,19 @@ def test_phi_two_visit_closed_form():
     )
 
 
+def _inputs_with_corr_control(phi_t: float, phi_c: float) -> dict:
+    """The ``inputs`` of the two-visit corr_control design of the tests below."""
+    return {
+        "sigma": 2.0,
+        "corr": _corr2(0.5),
+        "retention": [1.0, 0.8],
+        "corr_control": _corr2(0.2),
+        "retention_control": [1.0, 0.9],
+        "phi": pytest.approx(phi_t, rel=1e-12),
+        "phi_control": pytest.approx(phi_c, rel=1e-12),
+    }
+
+
 def test_sample_size_mmrm_every_field_with_corr_control():
     # different correlation and retention per arm, unequal allocation, sigma != 1,
     # one-sided: n_t = (φ_t + λ φ_c) z² σ² / δ², n_c = n_t / λ
@@ -405,15 +418,7 @@ def test_sample_size_mmrm_every_field_with_corr_control():
     assert r.alpha == 0.025
     assert r.alternative == "one-sided"
     assert r.allocation_ratio == 2.0 and type(r.allocation_ratio) is float
-    assert r.inputs == {
-        "sigma": 2.0,
-        "corr": _corr2(0.5),
-        "retention": [1.0, 0.8],
-        "corr_control": _corr2(0.2),
-        "retention_control": [1.0, 0.9],
-        "phi": pytest.approx(phi_t, rel=1e-12),
-        "phi_control": pytest.approx(phi_c, rel=1e-12),
-    }
+    assert r.inputs == _inputs_with_corr_control(phi_t, phi_c)
 
 
 def test_power_mmrm_every_field_with_corr_control():
@@ -441,15 +446,7 @@ def test_power_mmrm_every_field_with_corr_control():
     assert r.alpha == 0.1
     assert r.alternative == "two-sided"
     assert r.allocation_ratio == 0.5
-    assert r.inputs == {
-        "sigma": 2.0,
-        "corr": _corr2(0.5),
-        "retention": [1.0, 0.8],
-        "corr_control": _corr2(0.2),
-        "retention_control": [1.0, 0.9],
-        "phi": pytest.approx(phi_t, rel=1e-12),
-        "phi_control": pytest.approx(phi_c, rel=1e-12),
-    }
+    assert r.inputs == _inputs_with_corr_control(phi_t, phi_c)
 
 
 def test_exchangeable_corr_control_as_a_number():

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lmm_testdata import simulate_als_long
+from npz_forge import rewrite_npz
 from pandas.testing import assert_frame_equal, assert_index_equal, assert_series_equal
 from sklearn.base import clone
 
@@ -257,20 +258,7 @@ def test_unsaveable_column_names_it(tmp_path):
 
 
 # ------------------------------------------------------------------ bad files
-def _rewrite(src, dst, *, header=None, drop=(), replace=None):
-    """Copy a saved file, editing its header (a function) or its arrays."""
-    with np.load(src, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    h = json.loads(arrays["__header__"].tobytes().decode())
-    if header is not None:
-        header(h)
-    arrays["__header__"] = np.frombuffer(json.dumps(h).encode(), dtype=np.uint8)
-    for k in drop:
-        del arrays[k]
-    arrays.update(replace or {})
-    with open(dst, "wb") as fh:
-        np.savez(fh, **arrays)
-    return dst
+_rewrite = rewrite_npz
 
 
 @pytest.fixture

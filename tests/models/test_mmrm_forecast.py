@@ -8,12 +8,12 @@ precision matrix of the patient's visits) and against the truth of simulated dat
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from npz_forge import rewrite_npz
 from pandas.testing import assert_frame_equal, assert_series_equal
 
 from alsprog.errors import ModelSpecificationError, SavedModelError
@@ -260,20 +260,7 @@ def test_loaded_model_gives_identical_numbers(fitted, tmp_path):
         assert all(npz[k].dtype != object for k in npz.files)
 
 
-def _rewrite(src, dst, *, header=None, drop=(), replace=None):
-    """Copy a saved file, editing its header (a function) or its arrays."""
-    with np.load(src, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    h = json.loads(arrays["__header__"].tobytes().decode())
-    if header is not None:
-        header(h)
-    arrays["__header__"] = np.frombuffer(json.dumps(h).encode(), dtype=np.uint8)
-    for k in drop:
-        del arrays[k]
-    arrays.update(replace or {})
-    with open(dst, "wb") as fh:
-        np.savez(fh, **arrays)
-    return dst
+_rewrite = rewrite_npz
 
 
 def _non_pd(cov: np.ndarray) -> np.ndarray:
