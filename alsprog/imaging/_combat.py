@@ -557,8 +557,12 @@ class ComBat(TransformerMixin, BaseEstimator):
                 offset[:, v] = blup[groups]
             alpha, beta = B[:nb], B[nb:]
             grand = (counts / n) @ alpha
-        if np.any(var_pooled <= 0):
-            bad = [f for f, vp in zip(features, var_pooled, strict=True) if vp <= 0]
+        # residual SD below 1e-6 of the feature's root mean square: constant up to
+        # rounding (REML's sums of squares lose about 1e-16 of y'y; its floor is
+        # 1e-300), and standardising would blow the rounding noise up to unit scale
+        flat = var_pooled <= np.maximum(1e-12 * (Y**2).mean(axis=0), 1e-300)
+        if np.any(flat):
+            bad = [f for f, fl in zip(features, flat, strict=True) if fl]
             raise ModelSpecificationError(
                 f"ComBat: features {bad} have no residual variance; drop them"
             )
