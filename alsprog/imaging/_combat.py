@@ -370,12 +370,14 @@ class ComBat(TransformerMixin, BaseEstimator):
             else:
                 bad = s.isna().to_numpy()
             for row in np.flatnonzero(bad)[:20]:
+                value = s.iloc[row]
+                value = value.item() if isinstance(value, np.generic) else value
                 sid = None
                 if "subject_id" in df.columns:
                     sid = str(df["subject_id"].iloc[row])
                 problems.append(
                     Problem(
-                        f"{s.iloc[row]!r} is missing or not a finite number (ComBat "
+                        f"{value!r} is missing or not a finite number (ComBat "
                         "needs complete rows; drop or impute them first)",
                         rule="missing",
                         line=int(row) + 1,
