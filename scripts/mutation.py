@@ -61,6 +61,13 @@ def _tracked() -> list[str]:
     return [p for p in out.split("\0") if p]
 
 
+def _top_level() -> list[str]:
+    """The tree's top-level files and folders besides the package and the tests
+    (mutmut copies those two itself)."""
+    tops = {rel.split("/", 1)[0] for rel in _tracked()}
+    return sorted(tops - {"alsprog", "tests", "pyproject.toml"})
+
+
 def _slug(module: str) -> str:
     return module.removesuffix(".py").replace("/", ".")
 
@@ -86,6 +93,8 @@ def _scratch(module: str, tests: list[str]) -> Path:
             f"only_mutate = {json.dumps([module])}",
             "pytest_add_cli_args_test_selection = " + json.dumps([*tests, module]),
             f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS + QUICK)}",
+            # the rest of the tree the tests read (data_dictionary/, README.md, ...)
+            f"also_copy = {json.dumps(_top_level())}",
             "",
         ]
     )

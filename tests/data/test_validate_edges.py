@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alsprog.data._context import TableContext
+from alsprog.data._context import TableContext, attach_source
+from alsprog.data._dictionary import load_dictionary
 from alsprog.data._plausibility import check_plausibility, resolve_today
 from alsprog.data._validate import (
+    check_constant_within_subject,
+    check_duplicates,
     check_rename,
     rename_columns,
     rename_problems,
@@ -907,3 +910,201 @@ def test_keys_and_months_alone_are_not_checked():
         == []
     )
     assert check_plausibility(today=TODAY) == []
+
+
+def test_gap_by_dates_when_one_point_has_no_month():
+    # the first visit has no date, so onset_date has no month: the gap is counted in
+    # days, 452 / 30.4375 = 14.850 months ("14.9"; 14.8 were a day 86401 s long)
+    df = _table(
+        months=[0.0, 1.0],
+        visit_date=[None, "2024-02-01"],
+        onset_date=["2025-04-28"] * 2,  # 2024-02-01 + 452 days
+    )
+    assert _problems(df) == [
+        {
+            "source": "long-format table",
+            "line": 1,
+            "subject_id": "P1",
+            "column": "visit_date",
+            "value": "2024-02-01",
+            "rule": "before_onset",
+            "message": "visit on 2024-02-01 is 14.9 months before symptom onset (onset "
+            "2025-04-28, row 0); check onset_date / onset_months_before_baseline and "
+            "the visit date",
+        }
+    ]
+
+
+def test_a_missing_subject_level_value_is_no_variation():
+    df = pd.DataFrame(
+        {
+            "subject_id": ["P1", "P1", "P2", "P2"],
+            "months": [0.0, 1.0, 0.0, 1.0],
+            "sex": [None, "male", "female", None],
+            "age_at_baseline": [np.nan, 60.0, np.nan, np.nan],
+        }
+    )
+    assert _problems(df) == []
+
+
+def test_varying_subjects_reported_in_table_order():
+    df = pd.DataFrame(
+        {
+            "subject_id": ["P2", "P2", "P1", "P1"],
+            "months": [0.0, 1.0, 0.0, 1.0],
+            "sex": ["male", "female", "female", "male"],
+        }
+    )
+    got = [(p["line"], p["subject_id"], p["value"]) for p in _problems(df)]
+    assert got == [(1, "P2", "male"), (3, "P1", "female")]
+
+
+def test_with_columns_no_time_column_is_required():
+    # a model's own columns: the dictionary's "one of visit_date, visit_day, months"
+    # applies to the whole table only
+    df = pd.DataFrame({"subject_id": ["P1", "P1"], "alsfrs_r_total": [40.0, 38.0]})
+    out = validate(df, columns=["alsfrs_r_total"], today=TODAY)
+    assert out["alsfrs_r_total"].tolist() == [40.0, 38.0]
+    assert _problems(df) == [
+        {
+            "source": "long-format table",
+            "line": None,
+            "subject_id": None,
+            "column": "visit_date",
+            "value": None,
+            "rule": "required_column",
+            "message": "needs one of the columns 'visit_date', 'visit_day', 'months'",
+        }
+    ]
+
+
+def test_declared_total_against_its_items_names_row_and_subject():
+    items = {f"alsfrs_r_q{i}": [4.0, 3.0] for i in range(1, 13)}
+    df = pd.DataFrame(
+        {
+            "subject_id": ["P1", "P2"],
+            "months": [0.0, 0.0],
+            **items,
+            "alsfrs_r_total": [48.0, 37.0],
+        }
+    )
+    # P2: 12 items of 3 sum to 36
+    assert _problems(df, source="v.csv") == [
+        {
+            "source": "v.csv",
+            "line": 1,
+            "subject_id": "P2",
+            "column": "alsfrs_r_total",
+            "value": 37.0,
+            "rule": "sum",
+            "message": "declared 37 differs from the sum of items alsfrs_r_q1..q12 = 36",
+        }
+    ]
+
+
+def test_check_duplicates_on_three_keys_and_missing_keys():
+    df = pd.DataFrame(
+        {
+            "subject_id": ["P1", "P1", "P1", "P2", "P1"],
+            "session": ["a", "a", "b", "a", "a"],
+            "acquisition_date": pd.to_datetime(["2024-01-01"] * 4 + ["2024-02-01"]),
+        }
+    )
+    ctx = _ctx("imaging.csv", [2, 3, 4, 5, 6])
+    keys = ["subject_id", "session", "acquisition_date"]
+    got = [p.__dict__ for p in check_duplicates(df, ctx, keys, "imaging session")]
+    assert got == [
+        {
+            "message": "duplicate imaging session (subject_id='P1', session='a', "
+            "acquisition_date='2024-01-01'); first seen at line 2",
+            "rule": "duplicate",
+            "source": "imaging.csv",
+            "line": 3,
+            "subject_id": "P1",
+            "column": "acquisition_date",
+            "value": pd.Timestamp("2024-01-01"),
+            "line_kind": "line",
+        }
+    ]
+    # keys the table lacks are left out; none left, or no rows: nothing to check
+    one = check_duplicates(df, ctx, ["subject_id", "session", "nope"], "session")
+    assert [(p.line, p.column, p.value) for p in one] == [
+        (3, "session", "a"),
+        (6, "session", "a"),
+    ]
+    assert check_duplicates(df, ctx, ["nope"], "x") == []
+    assert check_duplicates(df.iloc[:0], ctx, keys, "x") == []
+
+
+def test_validate_of_a_read_table_keeps_its_file_and_lines():
+    df = _table(months=[0.0, 3.0], alsfrs_r_total=[40, 52])
+    attach_source(df, "visits.csv", [2, 3])
+    with pytest.raises(DataValidationError) as info:
+        validate(df, source="renamed", today=TODAY)
+    assert info.value.source == "renamed"
+    assert str(info.value).splitlines() == [
+        "renamed: 1 problem",
+        "  visits.csv: line 3, subject P1, column alsfrs_r_total: 52 is outside 0-48 "
+        "(the ALSFRS-R total is 0-48)",
+    ]
+    assert info.value.problems.to_dict("records") == [
+        {
+            "source": "visits.csv",
+            "line": 3,
+            "subject_id": "P1",
+            "column": "alsfrs_r_total",
+            "value": 52.0,
+            "rule": "maximum",
+            "message": "52 is outside 0-48 (the ALSFRS-R total is 0-48)",
+        }
+    ]
+
+
+def test_validate_error_names_the_given_source():
+    df = _table(months=[0.0, 3.0], alsfrs_r_total=[40, 52])
+    with pytest.raises(DataValidationError) as info:
+        validate(df, source="my.csv", today=TODAY)
+    assert info.value.source == "my.csv"
+    with pytest.raises(DataValidationError) as info:
+        validate(df, today=TODAY)
+    assert info.value.source == "long-format table"
+
+
+def test_rename_problems_go_on_after_a_repeated_target():
+    assert rename_problems({"f": "subject_id", "h": "subject_id", "k": "k"}) == [
+        "'f' and 'h' are both renamed to 'subject_id'; keep one",
+        "'k' -> 'k': renames the column to itself",
+    ]
+
+
+def test_rename_columns_error_names_the_table():
+    df = pd.DataFrame({"patient": ["P1"], "subject_id": ["P2"]})
+    with pytest.raises(DataValidationError) as info:
+        rename_columns(df, {"patient": "subject_id"}, "visits.csv")
+    assert info.value.source == "visits.csv"
+
+
+def test_check_constant_within_subject_lists_subjects_in_table_order():
+    df = pd.DataFrame(
+        {
+            "subject_id": ["P2", "P2", "P1", "P1"],
+            "sex": ["male", "female", "female", "male"],
+            "age": [60.0, 61.0, 50.0, 51.0],  # a visit-level column may vary
+            5: [1, 2, 3, 4],  # not a dictionary name
+        }
+    )
+    got = check_constant_within_subject(
+        df, _ctx("t.csv", [2, 3, 4, 5]), load_dictionary()
+    )
+    assert [(p.line, p.subject_id, p.column, p.value) for p in got] == [
+        (3, "P2", "sex", "male"),
+        (5, "P1", "sex", "female"),
+    ]
+    assert (
+        check_constant_within_subject(
+            df.drop(columns="subject_id"),
+            _ctx("t.csv", [2, 3, 4, 5]),
+            load_dictionary(),
+        )
+        == []
+    )
