@@ -33,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutation"
+#: The file marking a scratch folder as this script's (only such folders are replaced).
+MARK = ".alsprog-mutation-scratch"
 #: pytest options of every mutant run: quick tests only, no cache, no xdist.
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:xdist", "-q"]
 QUICK = ["-m", "not slow and not veryslow"]
@@ -77,8 +79,11 @@ def _scratch(module: str, tests: list[str]) -> Path:
     mutate ``module`` against ``tests`` and its doctests."""
     where = WORK / _slug(module)
     if where.exists():
+        if not (where / MARK).is_file():
+            sys.exit(f"{where} exists and was not made by this script; move it away")
         shutil.rmtree(where)  # our own scratch folder, made below on an earlier run
     where.mkdir(parents=True)
+    (where / MARK).write_text("scratch copy made by scripts/mutation.py\n")
     for rel in _tracked():
         src = ROOT / rel
         if src.is_file():
