@@ -10,12 +10,10 @@ field, found before anything is built, and the file is left byte-identical.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import pickle
 import shlex
-import struct
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -24,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from npz_forge import craft as _craft
+from npz_forge import npy as _npy
+from npz_forge import npy_header as _npy_header
 from pandas.testing import assert_frame_equal, assert_index_equal, assert_series_equal
 from sklearn.base import clone
 
@@ -167,51 +168,6 @@ def _assert_same_results(m: JointModel, back: JointModel, new: pd.DataFrame) -> 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _npy(arr, *, allow_pickle: bool = False) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=allow_pickle)
-    return buf.getvalue()
-
-
-def _npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
-    """A hand-written .npy (version 1.0) header declaring ``shape``: no data."""
-    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
-    text += " " * (63 - (10 + len(text)) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
-
-
-def _members(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as zf:
-        return {i.filename: zf.read(i) for i in zf.infolist()}
-
-
-def _craft(
-    src: Path,
-    dst: Path,
-    *,
-    header: Callable[[dict], None] | None = None,
-    arrays: dict[str, object] | None = None,
-    raw: dict[str, bytes] | None = None,
-    drop: tuple[str, ...] = (),
-) -> Path:
-    """Copy a saved .npz, editing its JSON header, arrays or raw members."""
-    members = _members(src)
-    h = json.loads(np.load(io.BytesIO(members["__header__.npy"])).tobytes())
-    if header is not None:
-        header(h)
-    members["__header__.npy"] = _npy(np.frombuffer(json.dumps(h).encode(), np.uint8))
-    for key in drop:
-        del members[f"{key}.npy"]
-    for key, value in (arrays or {}).items():
-        members[f"{key}.npy"] = _npy(np.asarray(value))
-    for key, data in (raw or {}).items():
-        members[f"{key}.npy"] = data
-    with zipfile.ZipFile(dst, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return dst
 
 
 def _array(path: Path, key: str) -> np.ndarray:

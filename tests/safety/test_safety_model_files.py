@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from npz_forge import craft as _craft
+from npz_forge import npy as _npy
+from npz_forge import npy_header as _npy_header
 
 from alsprog.errors import SavedModelError
 from alsprog.models import BayesianTrajectoryModel, LinearMixedModel
@@ -132,57 +135,6 @@ def _bayes_idata(table, *, chains=1, draws=20, config=None):
 # ------------------------------------------------------------------- helpers
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _npy(arr, *, allow_pickle: bool = False) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=allow_pickle)
-    return buf.getvalue()
-
-
-def _npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
-    """A hand-written .npy (version 1.0) header declaring ``shape``: no data."""
-    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
-    text += " " * (63 - (10 + len(text)) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
-
-
-def _members(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as zf:
-        return {i.filename: zf.read(i) for i in zf.infolist()}
-
-
-def _write_zip(path: Path, members: dict[str, bytes], deflated=()) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in members.items():
-            method = zipfile.ZIP_DEFLATED if name in deflated else zipfile.ZIP_STORED
-            zf.writestr(name, data, compress_type=method)
-    return path
-
-
-def _craft(
-    src: Path,
-    dst: Path,
-    *,
-    header: Callable[[dict], None] | None = None,
-    arrays: dict[str, object] | None = None,
-    raw: dict[str, bytes] | None = None,
-    drop: tuple[str, ...] = (),
-    deflated: tuple[str, ...] = (),
-) -> Path:
-    """Copy a saved .npz, editing its JSON header, arrays or raw members."""
-    members = _members(src)
-    h = json.loads(np.load(io.BytesIO(members["__header__.npy"])).tobytes())
-    if header is not None:
-        header(h)
-    members["__header__.npy"] = _npy(np.frombuffer(json.dumps(h).encode(), np.uint8))
-    for key in drop:
-        del members[f"{key}.npy"]
-    for key, value in (arrays or {}).items():
-        members[f"{key}.npy"] = _npy(np.asarray(value))
-    for key, data in (raw or {}).items():
-        members[f"{key}.npy"] = data
-    return _write_zip(dst, members, deflated=tuple(f"{k}.npy" for k in deflated))
 
 
 def _array(path: Path, key: str) -> np.ndarray:
