@@ -546,11 +546,13 @@ def _backend_configured() -> bool:
 def _features_table(
     manifest: pd.DataFrame, results: list[Any], atlas: Atlas, stats: tuple[str, ...]
 ) -> pd.DataFrame:
+    # a session's date: the first of its images that has one (an undated FA must
+    # not hide the date of its MD)
     sessions = (
-        manifest[["subject_id", "session", "acquisition_date"]]
-        .drop_duplicates(["subject_id", "session"])
-        .sort_values(["subject_id", "session"], kind="stable")
-        .reset_index(drop=True)
+        manifest[["subject_id", "session"]]
+        .assign(acquisition_date=pd.to_datetime(manifest["acquisition_date"]))
+        .groupby(["subject_id", "session"], sort=True, as_index=False)
+        .first()
     )
     key = pd.MultiIndex.from_frame(sessions[["subject_id", "session"]])
     row_of = key.get_indexer(
