@@ -163,9 +163,7 @@ def _check_tables(tables: Iterable[str] | None) -> tuple[str, ...]:
     for t in tables:
         key = str(t).lower()
         if key not in TABLES:
-            raise ValueError(
-                f"`tables` names {t!r}; alsprog reads {', '.join(TABLES)}"
-            )
+            raise ValueError(f"`tables` names {t!r}; alsprog reads {', '.join(TABLES)}")
         out.append(key)
     return tuple(k for k in OPTIONAL if k in out)
 
@@ -251,6 +249,7 @@ def read_proact(
     Examples
     --------
     >>> import tempfile
+    >>> from alsprog.data import assemble
     >>> from alsprog.simulate import simulate_cohort, write_proact
     >>> folder = tempfile.mkdtemp()
     >>> _ = write_proact(simulate_cohort(n_patients=5, n_controls=0, seed=1), folder)
@@ -367,13 +366,17 @@ def _visits(rows: pd.DataFrame, fvc: pd.DataFrame) -> pd.DataFrame:
     keep = ["subject", "day", *VISIT_COLUMNS]
     v = rows[keep] if not rows.empty else pd.DataFrame(columns=keep)
     if not fvc.empty:
-        v = v.merge(fvc[["subject", "day", *FVC_COLUMNS]], on=["subject", "day"], how="outer")
+        v = v.merge(
+            fvc[["subject", "day", *FVC_COLUMNS]], on=["subject", "day"], how="outer"
+        )
     else:
         v = v.assign(fvc_liters=np.nan, fvc_percent_predicted=np.nan)
     v = v.sort_values(["subject", "day"], kind="stable").reset_index(drop=True)
     out = pd.DataFrame(
         {
-            "subject_id": pd.array(subject_labels(v["subject"].to_numpy()), dtype="str"),
+            "subject_id": pd.array(
+                subject_labels(v["subject"].to_numpy()), dtype="str"
+            ),
             "visit_day": v["day"].to_numpy(dtype=np.int64),
         }
     )
@@ -426,14 +429,20 @@ def _subjects(
         for i in np.flatnonzero(onset_months < 0):
             problems.append(
                 _subject_problem(
-                    f, sids[i], "Onset_Delta", onset[i],
+                    f,
+                    sids[i],
+                    "Onset_Delta",
+                    onset[i],
                     f"onset is after the subject's first visit (day {b[i]:g})",
                 )
             )
         for i in np.flatnonzero(delay < 0):
             problems.append(
                 _subject_problem(
-                    f, sids[i], "Diagnosis_Delta", diag[i],
+                    f,
+                    sids[i],
+                    "Diagnosis_Delta",
+                    diag[i],
                     f"diagnosis is before symptom onset (Onset_Delta {onset[i]:g})",
                 )
             )
@@ -447,15 +456,16 @@ def _subjects(
     t_event = np.where(died == 1, (death_day - b) / DAYS_PER_MONTH, np.nan)
     t_cens = np.where(died == 0, (last.to_numpy() - b) / DAYS_PER_MONTH, np.nan)
     time = np.where(died == 1, t_event, t_cens)
-    event = pd.array(
-        np.where(np.isnan(time), None, died == 1), dtype="boolean"
-    )
+    event = pd.array(np.where(np.isnan(time), None, died == 1), dtype="boolean")
     if death is not None:
         f = files["deathdata"]
         for i in np.flatnonzero(t_event < 0):
             problems.append(
                 _subject_problem(
-                    f, sids[i], "Death_Days", death_day[i],
+                    f,
+                    sids[i],
+                    "Death_Days",
+                    death_day[i],
                     f"death is before the subject's first visit (day {b[i]:g})",
                 )
             )

@@ -193,9 +193,7 @@ class ProactFile:
             return np.full(n, np.nan)
         text = self.cells[column].str.strip()
         miss = self.missing(column)
-        vals = np.array(
-            pd.to_numeric(text.where(~miss), errors="coerce"), dtype=float
-        )
+        vals = np.array(pd.to_numeric(text.where(~miss), errors="coerce"), dtype=float)
         bad = np.isnan(vals) & ~miss
         bad |= np.isinf(vals)
         for pos in np.flatnonzero(bad):

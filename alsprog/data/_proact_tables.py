@@ -141,9 +141,7 @@ def _sum_check(
         f.problem(int(pos), column, f"{declared[pos]:g}", why, "total_mismatch")
 
 
-def alsfrs_rows(
-    f: ProactFile, notes: list[Note], conflicts: Conflicts
-) -> pd.DataFrame:
+def alsfrs_rows(f: ProactFile, notes: list[Note], conflicts: Conflicts) -> pd.DataFrame:
     """The ALSFRS file as visit rows: ``subject``, ``day`` and :data:`VISIT_COLUMNS`.
 
     A row is ALSFRS-R when R_1-R_3 or ALSFRS_R_Total is filled (even if Q10 of the
@@ -237,8 +235,8 @@ def _finish_rows(
 ) -> pd.DataFrame:
     """Drop rows without a time, collapse exact duplicates, handle conflicts."""
     name = f.name
-    miss_day = (
-        f.missing(delta_col)[df.index.to_numpy()] & ~np.isnan(df["subject"].to_numpy())
+    miss_day = f.missing(delta_col)[df.index.to_numpy()] & ~np.isnan(
+        df["subject"].to_numpy()
     )
     if miss_day.any():
         notes.append(
@@ -322,8 +320,16 @@ def _finish_rows(
     return df.reset_index(drop=True)
 
 
-FVC_LITERS = ("Subject_Liters_Trial_1", "Subject_Liters_Trial_2", "Subject_Liters_Trial_3")
-FVC_PERCENT = ("pct_of_Normal_Trial_1", "pct_of_Normal_Trial_2", "pct_of_Normal_Trial_3")
+FVC_LITERS = (
+    "Subject_Liters_Trial_1",
+    "Subject_Liters_Trial_2",
+    "Subject_Liters_Trial_3",
+)
+FVC_PERCENT = (
+    "pct_of_Normal_Trial_1",
+    "pct_of_Normal_Trial_2",
+    "pct_of_Normal_Trial_3",
+)
 
 
 def _attempts(
@@ -485,7 +491,10 @@ def _onset_site(f: ProactFile) -> pd.Series:
     allowed = "'Onset: Bulbar', 'Onset: Limb', 'Onset: Spine', 'Onset: Limb and Bulbar', 'Onset: Other'"
     for pos in np.flatnonzero(bad.to_numpy()):
         f.problem(
-            int(pos), col, text.iloc[pos], f"is not an onset site ({allowed})",
+            int(pos),
+            col,
+            text.iloc[pos],
+            f"is not an onset site ({allowed})",
             "onset_site",
         )
     from_flags = pd.Series(pd.NA, index=text.index, dtype="str")
@@ -506,7 +515,9 @@ def _onset_site(f: ProactFile) -> pd.Series:
     clash = site.notna() & from_flags.notna() & (site != from_flags)
     for pos in np.flatnonzero(clash.to_numpy()):
         f.problem(
-            int(pos), col, text.iloc[pos],
+            int(pos),
+            col,
+            text.iloc[pos],
             f"disagrees with the row's Site_of_Onset___ flags ({from_flags.iloc[pos]})",
             "onset_site",
         )
@@ -533,7 +544,9 @@ def demographics_table(f: ProactFile) -> pd.DataFrame:
     """Sex, age at trial entry and date of birth (days, negative) per subject."""
     c_sex, c_age, c_dob = f.column("Sex"), f.column("Age"), f.column("Date_of_Birth")
     sex_text = f.text(c_sex)
-    sex = sex_text.str.lower().map({"male": "male", "female": "female", "m": "male", "f": "female"})
+    sex = sex_text.str.lower().map(
+        {"male": "male", "female": "female", "m": "male", "f": "female"}
+    )
     for pos in np.flatnonzero((sex_text.notna() & sex.isna()).to_numpy()):
         f.problem(int(pos), c_sex, sex_text.iloc[pos], "is not Male or Female", "sex")
     age = f.numbers(c_age)
@@ -545,8 +558,11 @@ def demographics_table(f: ProactFile) -> pd.DataFrame:
     late = dob > 0
     for pos in np.flatnonzero(late):
         f.problem(
-            int(pos), c_dob, f"{dob[pos]:g}",
-            "is after trial entry (birth is a negative number of days)", "dob",
+            int(pos),
+            c_dob,
+            f"{dob[pos]:g}",
+            "is after trial entry (birth is a negative number of days)",
+            "dob",
         )
     dob[late] = np.nan
     return _per_subject(
@@ -567,14 +583,19 @@ def death_table(f: ProactFile, notes: list[Note]) -> pd.DataFrame:
     contra = (died == 0) & ~np.isnan(days)
     for pos in np.flatnonzero(contra):
         f.problem(
-            int(pos), c_days, f"{days[pos]:g}",
-            "is given but Subject_Died is No", "death",
+            int(pos),
+            c_days,
+            f"{days[pos]:g}",
+            "is given but Subject_Died is No",
+            "death",
         )
     implied = np.isnan(died) & ~np.isnan(days)
     if implied.any():
         notes.append(
             Note(
-                f.name, "death_implied", int(implied.sum()),
+                f.name,
+                "death_implied",
+                int(implied.sum()),
                 f"{int(implied.sum())} rows with Death_Days and Subject_Died empty: read "
                 "as deaths",
             )
@@ -584,8 +605,8 @@ def death_table(f: ProactFile, notes: list[Note]) -> pd.DataFrame:
 
 
 def treatment_table(f: ProactFile, arm: Mapping[str, str] | None) -> pd.DataFrame:
-    """Randomised arm per subject: ``Study_Arm`` lower-cased (``Active`` ->
-    ``active``), or mapped by ``arm``."""
+    """Randomised arm per subject: ``Study_Arm`` lower-cased, spaces as ``_``
+    (``Active`` -> ``active``), or mapped by ``arm``."""
     (col,) = f.require("Study_Arm")
     text = f.text(col)
     if arm is not None:
@@ -593,20 +614,14 @@ def treatment_table(f: ProactFile, arm: Mapping[str, str] | None) -> pd.DataFram
         label = text.str.lower().map(lookup)
         for pos in np.flatnonzero((text.notna() & label.isna()).to_numpy()):
             f.problem(
-                int(pos), col, text.iloc[pos],
+                int(pos),
+                col,
+                text.iloc[pos],
                 f"is not one of the arms mapped by `arm` ({', '.join(map(repr, arm))})",
                 "arm",
             )
     else:
         label = text.str.lower().str.replace(r"\s+", "_", regex=True)
-        bad = text.notna() & ~label.str.fullmatch(r"[a-z0-9_-]+").fillna(False).astype(bool)
-        for pos in np.flatnonzero(bad.to_numpy()):
-            f.problem(
-                int(pos), col, text.iloc[pos],
-                "is not an arm label (letters, digits, '-', '_'); map it with `arm`",
-                "arm",
-            )
-        label = label.where(~bad)
     return _per_subject(f, {"arm": (col, label.to_numpy(dtype=object))})
 
 

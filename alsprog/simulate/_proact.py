@@ -70,7 +70,11 @@ _ITEM_NAMES = [
     "R_2_Orthopnea",
     "R_3_Respiratory_Insufficiency",
 ]
-_SITE_TEXT = {"bulbar": "Onset: Bulbar", "spinal": "Onset: Limb", "other": "Onset: Other"}
+_SITE_TEXT = {
+    "bulbar": "Onset: Bulbar",
+    "spinal": "Onset: Limb",
+    "other": "Onset: Other",
+}
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,7 @@ def _check_quirks(quirks: Iterable[str]) -> tuple[str, ...]:
     out = tuple(quirks)
     for q in out:
         if q not in QUIRKS:
-            raise ValueError(
-                f"unknown PRO-ACT quirk {q!r}; known: {', '.join(QUIRKS)}"
-            )
+            raise ValueError(f"unknown PRO-ACT quirk {q!r}; known: {', '.join(QUIRKS)}")
     return out
 
 
@@ -194,8 +196,8 @@ def write_proact(
     visits = visits[visits[items].notna().any(axis=1)].copy()
     first = visits.groupby("subject_id")["visit_date"].min()
     visits["delta"] = (
-        (visits["visit_date"] - visits["subject_id"].map(first)).dt.days.astype(int)
-    )
+        visits["visit_date"] - visits["subject_id"].map(first)
+    ).dt.days.astype(int)
     visits = visits.sort_values(["subject_id", "delta"], kind="stable")
     visits["sid"] = visits["subject_id"].map(ids).to_numpy()
     float_days = "float_deltas" in q
@@ -210,7 +212,9 @@ def write_proact(
     diag = onset + np.round(base["diagnostic_delay_months"].to_numpy() * DAYS_PER_MONTH)
     tables["alshistory"] = _history(ids, base, onset, diag, q, float_days)
     died = base["event_observed"].fillna(False).to_numpy(dtype=bool)
-    death_days = np.round(base["death_or_tracheostomy_months"].to_numpy() * DAYS_PER_MONTH)
+    death_days = np.round(
+        base["death_or_tracheostomy_months"].to_numpy() * DAYS_PER_MONTH
+    )
     tables["deathdata"] = pd.DataFrame(
         {
             "subject_id": ids.to_numpy(),
@@ -321,16 +325,26 @@ def _fvc(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     n_sub = len(ids)
     base_pct = np.clip(rng.normal(88.0, 14.0, n_sub), 40.0, 130.0)
-    male = (subjects.set_index("subject_id")["sex"].reindex(ids.index) == "male").to_numpy()
+    male = (
+        subjects.set_index("subject_id")["sex"].reindex(ids.index) == "male"
+    ).to_numpy()
     normal = np.where(male, 4.6, 3.4) + rng.normal(0.0, 0.4, n_sub)
     pos = ids.reindex(visits["subject_id"]).to_numpy() - 1
     total = visits["alsfrs_r_total"].to_numpy(dtype=float)
     first_total = visits.groupby("subject_id")["alsfrs_r_total"].transform("first")
     loss = np.nan_to_num(first_total.to_numpy(dtype=float) - total)
-    pct = np.clip(base_pct[pos] - 2.5 * loss + rng.normal(0.0, 4.0, len(pos)), 5.0, 140.0)
+    pct = np.clip(
+        base_pct[pos] - 2.5 * loss + rng.normal(0.0, 4.0, len(pos)), 5.0, 140.0
+    )
     liters = np.round(pct / 100.0 * normal[pos], 2)
     attempts = np.column_stack(
-        [liters, *(np.round(liters - np.abs(rng.normal(0, 0.08, len(pos))), 2) for _ in "ab")]
+        [
+            liters,
+            *(
+                np.round(liters - np.abs(rng.normal(0, 0.08, len(pos))), 2)
+                for _ in "ab"
+            ),
+        ]
     )
     attempts = np.maximum(attempts, 0.05)
     order = rng.permuted(np.tile(np.arange(3), (len(pos), 1)), axis=1)

@@ -115,7 +115,9 @@ def test_round_trip_reproduces_every_patient(cohort, truth, tmp_path):
     )
     assert c.report.n_fvc == len(ref) == c.report.n_visits
     assert c.report.n_alsfrs_r == len(truth)
-    assert c.report.count("censored") == int((~truth.groupby("subject_id")["event_observed"].first().astype(bool)).sum())
+    assert c.report.count("censored") == int(
+        (~truth.groupby("subject_id")["event_observed"].first().astype(bool)).sum()
+    )
     text = str(c.report)
     assert "PROACT_ALSFRS.csv" in text and "40 subjects" in text
 
@@ -162,7 +164,12 @@ def test_original_alsfrs_rows_never_get_an_alsfrs_r_total(cohort, truth, tmp_pat
     first = (ref["months"] == 0).to_numpy()
     assert (got.loc[first, "alsfrs_version"] == "alsfrs").all()
     assert got.loc[first, "alsfrs_r_total"].isna().all()
-    assert got.loc[first, ["alsfrs_r_q10", "alsfrs_r_q11", "alsfrs_r_q12"]].isna().all().all()
+    assert (
+        got.loc[first, ["alsfrs_r_q10", "alsfrs_r_q11", "alsfrs_r_q12"]]
+        .isna()
+        .all()
+        .all()
+    )
     assert got.loc[first, "alsfrs_r_respiratory"].isna().all()
     # items 1-9 are the same questions on both scales; the 0-40 total is q1-9 + Q10
     for k in range(1, 10):
@@ -185,7 +192,9 @@ def test_half_point_items_are_never_rounded(cohort, truth, tmp_path):
     export = write_proact(cohort, tmp_path, quirks=["half_points"])
     c, long = _read_long(tmp_path)
     raw = pd.read_csv(export.files["alsfrs"])
-    items = [c for c in raw.columns if c.startswith(("Q", "R_")) and c != "Q10_Respiratory"]
+    items = [
+        c for c in raw.columns if c.startswith(("Q", "R_")) and c != "Q10_Respiratory"
+    ]
     half = ((raw[items] % 1).fillna(0) != 0).any(axis=1)
     assert half.sum() == len(range(0, len(truth), 5))
     assert c.report.count("half_points") == half.sum()
@@ -197,7 +206,12 @@ def test_half_point_items_are_never_rounded(cohort, truth, tmp_path):
             assert np.isnan(row["alsfrs_r_total"])
             assert row[[f"alsfrs_r_q{k}" for k in range(1, 13)]].isna().all()
         else:
-            assert row["alsfrs_r_total"] == raw.set_index(["subject_id", "ALSFRS_Delta"]).loc[(int(key[0]), key[1]), "ALSFRS_R_Total"]
+            assert (
+                row["alsfrs_r_total"]
+                == raw.set_index(["subject_id", "ALSFRS_Delta"]).loc[
+                    (int(key[0]), key[1]), "ALSFRS_R_Total"
+                ]
+            )
 
 
 def test_fvc_percent_units_are_read_as_percent(cohort, tmp_path):
@@ -216,9 +230,13 @@ def test_fvc_percent_units_are_read_as_percent(cohort, tmp_path):
 
 def test_the_export_is_never_modified(cohort, tmp_path):
     write_proact(cohort, tmp_path, quirks=["duplicates", "half_points"])
-    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
+    before = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()
+    }
     read_proact(tmp_path)
-    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
+    after = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()
+    }
     assert before == after
 
 
@@ -256,9 +274,12 @@ def _row(sid, items, day, *, q5b=False, q10="", total_o="", total_r=None):
     q5 = [q[4], ""] if not q5b else ["", q[4]]
     if total_r is None:
         total_r = str(sum(items))
-    return ",".join(
-        [str(sid), *q[:4], *q5, *q[5:9], q10, *q[9:], total_o, total_r, str(day)]
-    ) + "\n"
+    return (
+        ",".join(
+            [str(sid), *q[:4], *q5, *q[5:9], q10, *q[9:], total_o, total_r, str(day)]
+        )
+        + "\n"
+    )
 
 
 FULL = [4, 4, 3, 3, 3, 3, 3, 2, 2, 4, 4, 4]  # 39
@@ -267,9 +288,7 @@ FULL = [4, 4, 3, 3, 3, 3, 3, 2, 2, 4, 4, 4]  # 39
 def _export(folder: Path, alsfrs_rows: list[str], **extra: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "PROACT_ALSFRS.csv").write_text(ALSFRS_HEAD + "".join(alsfrs_rows))
-    demo = extra.pop(
-        "demographics", "subject_id,Age,Sex\n1,60,Male\n2,55.5,Female\n"
-    )
+    demo = extra.pop("demographics", "subject_id,Age,Sex\n1,60,Male\n2,55.5,Female\n")
     (folder / "PROACT_DEMOGRAPHICS.csv").write_text(demo)
     for name, text in extra.items():
         (folder / f"PROACT_{name.upper()}.csv").write_text(text)
@@ -302,12 +321,18 @@ def test_every_problem_of_every_file_at_once(tmp_path):
 
 
 def test_subject_with_visits_but_no_demographics(tmp_path):
-    _export(tmp_path, [_row(1, FULL, 0), _row(2, FULL, 0), _row(3, FULL, 0), _row(3, FULL, 30)])
+    _export(
+        tmp_path,
+        [_row(1, FULL, 0), _row(2, FULL, 0), _row(3, FULL, 0), _row(3, FULL, 30)],
+    )
     with pytest.raises(DataValidationError) as info:
         read_proact(tmp_path)
     (p,) = info.value.problem_list
     assert (Path(p.source).name, p.line, p.subject_id, p.column) == (
-        "PROACT_ALSFRS.csv", 4, "3", "subject_id",
+        "PROACT_ALSFRS.csv",
+        4,
+        "3",
+        "subject_id",
     )
     assert "subject 3 has visits but no row in PROACT_DEMOGRAPHICS.csv" in str(p)
 
@@ -316,11 +341,16 @@ def test_missing_files_and_folders(tmp_path):
     with pytest.raises(DataValidationError, match="does not exist"):
         read_proact(tmp_path / "nowhere")
     (tmp_path / "PROACT_DEMOGRAPHICS.csv").write_text("subject_id,Age\n1,50\n")
-    with pytest.raises(DataValidationError, match=r"no ALSFRS file: looked for PROACT_ALSFRS\.csv"):
+    with pytest.raises(
+        DataValidationError, match=r"no ALSFRS file: looked for PROACT_ALSFRS\.csv"
+    ):
         read_proact(tmp_path)
     (tmp_path / "PROACT_ALSFRS.csv").write_text(ALSFRS_HEAD + _row(1, FULL, 0))
     (tmp_path / "alsfrs.csv").write_text(ALSFRS_HEAD + _row(1, FULL, 0))
-    with pytest.raises(DataValidationError, match=r"2 files name the 'alsfrs' table: PROACT_ALSFRS\.csv, alsfrs\.csv"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"2 files name the 'alsfrs' table: PROACT_ALSFRS\.csv, alsfrs\.csv",
+    ):
         read_proact(tmp_path)
 
 
@@ -349,7 +379,10 @@ def test_declared_total_must_be_the_sum_and_q5_is_a_or_b(tmp_path):
         read_proact(tmp_path)
     msgs = {(p.line, p.column): p.message for p in info.value.problem_list}
     assert msgs[(2, "ALSFRS_R_Total")] == "is not the sum of the 12 ALSFRS-R items (39)"
-    assert "both Q5a_Cutting_without_Gastrostomy (3) and" in msgs[(3, "Q5b_Cutting_with_Gastrostomy")]
+    assert (
+        "both Q5a_Cutting_without_Gastrostomy (3) and"
+        in msgs[(3, "Q5b_Cutting_with_Gastrostomy")]
+    )
     assert msgs[(4, "ALSFRS_R_Total")].startswith(
         "cannot be the ALSFRS-R total of these items: the 11 given sum to 35"
     )
@@ -476,20 +509,33 @@ def test_timeline_and_conflict_problems(tmp_path):
         "2,-310,,\n"  # a second, different onset
     )
     death = "subject_id,Subject_Died,Death_Days\n1,No,50\n"
-    _export(tmp_path, [_row(1, FULL, 0), _row(2, FULL, 0)], alshistory=hist, deathdata=death)
+    _export(
+        tmp_path, [_row(1, FULL, 0), _row(2, FULL, 0)], alshistory=hist, deathdata=death
+    )
     with pytest.raises(DataValidationError) as info:
         read_proact(tmp_path)
-    got = {(Path(p.source).name, p.line, p.column): p.message for p in info.value.problem_list}
+    got = {
+        (Path(p.source).name, p.line, p.column): p.message
+        for p in info.value.problem_list
+    }
     assert got[("PROACT_ALSHISTORY.csv", 4, "Onset_Delta")] == (
         "differs from -300 on line 3 (one value per subject)"
     )
-    assert got[("PROACT_DEATHDATA.csv", 2, "Death_Days")] == "is given but Subject_Died is No"
+    assert (
+        got[("PROACT_DEATHDATA.csv", 2, "Death_Days")]
+        == "is given but Subject_Died is No"
+    )
     hist_ok = hist.replace("2,-310,,\n", "")
     (tmp_path / "PROACT_ALSHISTORY.csv").write_text(hist_ok)
-    (tmp_path / "PROACT_DEATHDATA.csv").write_text("subject_id,Subject_Died,Death_Days\n2,Yes,-5\n")
+    (tmp_path / "PROACT_DEATHDATA.csv").write_text(
+        "subject_id,Subject_Died,Death_Days\n2,Yes,-5\n"
+    )
     with pytest.raises(DataValidationError) as info:
         read_proact(tmp_path)
     got = {(p.line, p.column): p.message for p in info.value.problem_list}
     assert got[(2, "Onset_Delta")] == "onset is after the subject's first visit (day 0)"
-    assert got[(3, "Diagnosis_Delta")] == "diagnosis is before symptom onset (Onset_Delta -300)"
+    assert (
+        got[(3, "Diagnosis_Delta")]
+        == "diagnosis is before symptom onset (Onset_Delta -300)"
+    )
     assert got[(2, "Death_Days")] == "death is before the subject's first visit (day 0)"
