@@ -54,11 +54,19 @@ def make_export(folder: Path, n_patients: int, alsfrs_rows: int, fvc_rows: int) 
     delta = alsfrs["ALSFRS_Delta"].astype(int)
     keep = np.sort(np.argsort(delta.to_numpy(), kind="stable")[:alsfrs_rows])
     alsfrs.iloc[keep].to_csv(export.files["alsfrs"], index=False)
-    kept = set(zip(alsfrs["subject_id"].iloc[keep], alsfrs["ALSFRS_Delta"].iloc[keep]))
+    kept = set(
+        zip(
+            alsfrs["subject_id"].iloc[keep],
+            alsfrs["ALSFRS_Delta"].iloc[keep],
+            strict=True,
+        )
+    )
     fvc = pd.read_csv(export.files["fvc"], dtype=str, keep_default_na=False)
     on_visit = [
         (s, d) in kept
-        for s, d in zip(fvc["subject_id"], fvc["Forced_Vital_Capacity_Delta"])
+        for s, d in zip(
+            fvc["subject_id"], fvc["Forced_Vital_Capacity_Delta"], strict=True
+        )
     ]
     fvc = fvc[on_visit]
     rng = np.random.default_rng(7)
