@@ -147,3 +147,23 @@ def test_readme_proact_lines_run(export, tmp_path, monkeypatch):
         assert main(words[1:]) == 0, line
     assert (tmp_path / "proact_report" / "report.html").is_file()
     assert (tmp_path / "proact_tables" / "report.txt").is_file()
+
+
+def test_run_check_lists_the_exports_problems(config_writer, tmp_path):
+    from alsprog.report._config import ConfigError
+
+    bad = tmp_path / "export"
+    write_proact(simulate_cohort(6, 0, seed=2), bad)
+    text = (bad / "PROACT_ALSFRS.csv").read_text().splitlines()
+    head = text[0].split(",")
+    row = text[1].split(",")
+    row[head.index("Q1_Speech")] = "7"
+    text[1] = ",".join(row)
+    (bad / "PROACT_ALSFRS.csv").write_text("\n".join(text) + "\n")
+    config = config_writer(tmp_path, data=f'proact = "{bad}"')
+    with pytest.raises(ConfigError) as info:
+        run(config, tmp_path / "out", progress=False)
+    (p,) = info.value.problem_list
+    assert (p.line, p.column, p.value) == (2, "Q1_Speech", "7")
+    assert p.source.endswith("PROACT_ALSFRS.csv")
+    assert not (tmp_path / "out").exists()
