@@ -15,11 +15,12 @@ that a first fit in a fresh process is quick.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time as _time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -352,6 +353,7 @@ class LinearMixedModel(TrajectoryModel):
             "template": design.template,
         }
         self._deviance = deviance
+        self._satt: Any = None  # the Satterthwaite state, computed when first asked
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -443,38 +445,145 @@ class LinearMixedModel(TrajectoryModel):
         names = self.fe_params_.index
         return pd.DataFrame(self._cov_beta, index=names, columns=names)
 
-    def confint(self, level: float = 0.95) -> pd.DataFrame:
+    def confint(self, level: float = 0.95, *, ddf: str = "normal") -> pd.DataFrame:
         """Wald confidence intervals of the fixed effects.
 
         Parameters
         ----------
         level : float, default 0.95
             Coverage, in (0, 1).
+        ddf : {"normal", "satterthwaite"}, default "normal"
+            ``"normal"``: normal quantiles, as lme4's ``confint(m, method =
+            "Wald")``; ``"satterthwaite"``: t quantiles on each coefficient's
+            Satterthwaite df (lmerTest's, see :meth:`contest`).
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``lower`` and ``upper``, one row per fixed effect (as lme4's
-            ``confint(m, method = "Wald")``, normal quantiles).
+            Columns ``lower`` and ``upper``, one row per fixed effect.
 
         Raises
         ------
         ValueError
-            If ``level`` is not in (0, 1).
+            If ``level`` is not in (0, 1) or ``ddf`` is not one of the choices.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"g": list("aabbccdd"), "t": [0, 1] * 4,
+        ...                    "y": [1.0, 2.1, 0.4, 1.2, 2.0, 3.3, 1.1, 1.7]})
+        >>> m = LinearMixedModel("y ~ t + (1 | g)").fit(df)
+        >>> m.confint(ddf="satterthwaite").round(3)
+                     lower  upper
+        Intercept    ...
         """
         check_is_fitted(self, ["fe_params_"])
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
-        from scipy.special import ndtri
+        from scipy import stats as st
 
-        z = float(ndtri(0.5 + level / 2))
+        tests = self._tests(np.eye(len(self.fe_params_)), ddf)
+        q = st.t.ppf(0.5 + level / 2, tests["df"])
         return pd.DataFrame(
             {
-                "lower": self.fe_params_ - z * self.bse_,
-                "upper": self.fe_params_ + z * self.bse_,
+                "lower": self.fe_params_ - q * self.bse_,
+                "upper": self.fe_params_ + q * self.bse_,
             }
         )
+
+    def contest(self, L: Any, *, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """t-tests of linear combinations of the fixed effects, as lmerTest's
+        ``contest(m, L, joint = FALSE)``.
+
+        Parameters
+        ----------
+        L : array-like, shape (p,) or (m, p), or dict of str to float
+            One contrast per row over the fixed effects (in ``fe_params_``
+            order); a dict names the coefficients, e.g. ``{"months": 1,
+            "months:onset_site[T.spinal]": 1}``.
+        ddf : {"satterthwaite", "normal"}, default "satterthwaite"
+            Denominator degrees of freedom: Satterthwaite's approximation
+            (lmerTest's default), or none (z-tests).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``estimate``, ``std_error``, ``df``, ``t``, ``p_value`` per contrast.
+
+        Raises
+        ------
+        ModelSpecificationError
+            A contrast of the wrong length, or a name that is not a fixed effect.
+        ValueError
+            An unknown ``ddf``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"g": list("aabbccdd"), "t": [0, 1] * 4,
+        ...                    "y": [1.0, 2.1, 0.4, 1.2, 2.0, 3.3, 1.1, 1.7]})
+        >>> m = LinearMixedModel("y ~ t + (1 | g)").fit(df)
+        >>> m.contest({"t": 1})[["estimate", "df"]].round(3)
+           estimate   df
+        0      0.95  3.0
+        """
+        check_is_fitted(self, ["fe_params_"])
+        names = list(self.fe_params_.index)
+        if isinstance(L, dict):
+            unknown = [k for k in L if k not in names]
+            if unknown:
+                raise ModelSpecificationError(
+                    f"contrast names {unknown}, which are not fixed effects "
+                    f"({', '.join(names)})."
+                )
+            L = [[float(L.get(n, 0.0)) for n in names]]
+        arr = np.atleast_2d(np.asarray(L, dtype=float))
+        if arr.ndim != 2 or arr.shape[1] != len(names):
+            raise ModelSpecificationError(
+                f"a contrast needs {len(names)} coefficients (one per fixed effect: "
+                f"{', '.join(names)}); got shape {np.shape(L)}."
+            )
+        return pd.DataFrame(self._tests(arr, ddf))
+
+    def _tests(self, L: npt.NDArray[np.float64], ddf: str) -> dict[str, Any]:
+        from alsprog.models.lmm._ddf import DDF_CHOICES, contrast_tests
+
+        if ddf not in DDF_CHOICES:
+            raise ValueError(
+                f"`ddf` must be one of {', '.join(map(repr, DDF_CHOICES))}; got "
+                f"{ddf!r}."
+            )
+        state = self._satterthwaite() if ddf == "satterthwaite" else None
+        return contrast_tests(
+            L, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state
+        )
+
+    def _satterthwaite(self) -> Any:
+        """The Satterthwaite state of the fit (computed once, from the fit's rows)."""
+        if self._satt is None:
+            from alsprog.models.lmm._ddf import satterthwaite_state
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                design = build_mixed_design(self.formula, self._frame)
+            stats = compute_group_stats(
+                design.X,
+                design.Z,
+                design.y,
+                design.groups,
+                len(design.group_levels),
+            )
+            tpl = self._design_info["template"]
+            self._satt = satterthwaite_state(
+                stats,
+                tpl.rows,
+                tpl.cols,
+                self.theta_.to_numpy(),
+                math.sqrt(self.scale_),
+                reml=bool(self.reml),
+            )
+        return self._satt
 
     @property
     def aic(self) -> float:
@@ -490,29 +599,39 @@ class LinearMixedModel(TrajectoryModel):
         k = len(self.fe_params_) + self._design_info["n_theta"] + 1
         return -2.0 * self.llf_ + np.log(self.n_obs_) * k
 
-    def summary(self, level: float = DEFAULT_LEVEL) -> Summary:
-        """lme4's summary: criterion, scaled residuals, random and fixed effects.
+    def summary(
+        self, level: float = DEFAULT_LEVEL, *, ddf: str | None = "satterthwaite"
+    ) -> Summary:
+        """lmerTest's summary: criterion, scaled residuals, random and fixed effects
+        with Satterthwaite t-tests.
 
-        Printed, it is lme4's ``print(summary(fit))`` line for line (numbers as R
-        formats them; see :class:`~alsprog.models.MixedSummary`).
+        Printed, it is lmerTest's ``print(summary(fit))`` line for line (numbers as
+        R formats them, significance codes included; see
+        :class:`~alsprog.models.MixedSummary`); with ``ddf=None`` it is lme4's.
 
         Parameters
         ----------
         level : float, default 0.95
-            Coverage of the Wald intervals in the fixed-effects table.
+            Coverage of the intervals in the fixed-effects table (t quantiles on
+            each coefficient's df; normal quantiles with ``ddf`` "normal" or None).
+        ddf : {"satterthwaite", "normal"} or None, default "satterthwaite"
+            Denominator degrees of freedom of the t-tests: Satterthwaite's
+            approximation as lmerTest computes it (its default), none (z-tests), or
+            None for lme4's table without tests.
 
         Returns
         -------
         MixedSummary
             Tables ``"residuals"``, ``"random"`` (variance, std_dev and correlations)
-            and ``"fixed"`` (estimate, std_error, t, ci_lower, ci_upper).
+            and ``"fixed"`` (estimate, std_error, df, t, p_value, ci_lower,
+            ci_upper; without ``df`` and ``p_value`` when ``ddf`` is None).
 
         Examples
         --------
         >>> import pandas as pd
         >>> df = pd.DataFrame({"g": list("aabbccdd"), "t": [0, 1] * 4,
         ...                    "y": [1.0, 2.1, 0.4, 1.2, 2.0, 3.3, 1.1, 1.7]})
-        >>> print(LinearMixedModel("y ~ t + (1 | g)").fit(df).summary())
+        >>> print(LinearMixedModel("y ~ t + (1 | g)").fit(df).summary(ddf=None))
         Linear mixed model fit by REML
         Formula: y ~ t + (1 | g)
         <BLANKLINE>
@@ -540,7 +659,7 @@ class LinearMixedModel(TrajectoryModel):
         from alsprog.models.lmm._summary import lmm_summary
 
         check_is_fitted(self, ["fe_params_"])
-        return lmm_summary(self, level)
+        return lmm_summary(self, level, ddf)
 
     # -------------------------------------------------------- prediction
     @property

@@ -1,0 +1,49 @@
+# Reference values of Satterthwaite inference for tests/models/test_lmm_ddf.py, run
+# offline (R is never a test dependency):
+#   cd tests/reference && Rscript lmertest_reference.R > lmertest_reference.Rout 2>&1
+# Reads sleepstudy.csv and als_sim.csv (written by lme4_reference.R / make_als_sim.py);
+# writes lmertest_reference.json.
+suppressMessages({library(lmerTest); library(jsonlite)})
+options(digits = 12)
+cat("R", R.version$major, R.version$minor, " lme4", as.character(packageVersion("lme4")),
+    " lmerTest", as.character(packageVersion("lmerTest")), "\n")
+
+sleep <- read.csv("sleepstudy.csv")
+als <- read.csv("als_sim.csv", stringsAsFactors = TRUE)
+ctrl <- lmerControl(optimizer = "bobyqa",
+                    optCtrl = list(rhobeg = 2e-3, rhoend = 1e-12, maxfun = 1e5))
+
+one <- function(name, formula, data, REML = TRUE, L = NULL) {
+  m <- lmerTest::lmer(formula, data, REML = REML, control = ctrl)
+  co <- coef(summary(m, ddf = "Satterthwaite"))
+  out <- list(
+    formula = deparse(formula), REML = REML,
+    terms = rownames(co),
+    estimate = unname(co[, "Estimate"]), se = unname(co[, "Std. Error"]),
+    df = unname(co[, "df"]), t = unname(co[, "t value"]),
+    p = unname(co[, "Pr(>|t|)"])
+  )
+  if (!is.null(L)) {
+    ct <- contest(m, L, joint = FALSE, ddf = "Satterthwaite")
+    out$contrast_L <- L
+    out$contrast <- list(estimate = ct$Estimate, se = ct[["Std. Error"]], df = ct$df,
+                         t = ct[["t value"]], p = ct[["Pr(>|t|)"]])
+  }
+  cat("\n==== ", name, "\n"); print(co); if (!is.null(L)) print(ct)
+  out
+}
+
+res <- list(
+  sleep_reml = one("sleep_reml", Reaction ~ Days + (Days | Subject), sleep,
+                   L = c(1, 10)),
+  sleep_ml = one("sleep_ml", Reaction ~ Days + (Days | Subject), sleep, REML = FALSE),
+  sleep_int = one("sleep_int", Reaction ~ Days + (1 | Subject), sleep),
+  sleep_uncorr = one("sleep_uncorr", Reaction ~ Days + (1 | Subject) + (0 + Days | Subject),
+                     sleep),
+  als_reml = one("als_reml", alsfrs_r_total ~ months * onset_site + age_at_onset +
+                   (months | subject_id), als, L = c(0, 1, 0, 0, 0, 0, 1)),
+  als_ml = one("als_ml", alsfrs_r_total ~ months * onset_site + age_at_onset +
+                 (months | subject_id), als, REML = FALSE)
+)
+writeLines(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE),
+           "lmertest_reference.json")
