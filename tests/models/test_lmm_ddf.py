@@ -145,3 +145,93 @@ def test_saved_model_gives_the_same_df(fits, tmp_path):
     np.testing.assert_allclose(
         back.contest(np.eye(7))["df"], m.contest(np.eye(7))["df"], rtol=1e-10
     )
+
+
+@pytest.mark.parametrize("name", ["sleep_reml", "als_reml"])
+def test_joint_f_test_equals_lmertest(fits, name):
+    m, r = fits[name], LMERTEST[name]
+    got = m.contest(r["joint_L"], joint=True)
+    assert list(got.columns) == ["F", "num_df", "den_df", "p_value"]
+    ref = r["joint"]
+    row = got.iloc[0]
+    assert row["F"] == pytest.approx(ref["F"], rel=1e-5)
+    assert row["num_df"] == ref["numdf"]
+    assert row["den_df"] == pytest.approx(ref["dendf"], rel=1e-5)
+    assert row["p_value"] == pytest.approx(ref["p"], rel=1e-4)
+    # a one-row contrast: F = t^2 on the t-test's df
+    one = m.contest(r["joint_L"][:1], joint=True).iloc[0]
+    t = m.contest(r["joint_L"][:1]).iloc[0]
+    assert one["F"] == pytest.approx(t["t"] ** 2, rel=1e-12)
+    assert one["den_df"] == pytest.approx(t["df"], rel=1e-12)
+    assert one["p_value"] == pytest.approx(t["p_value"], rel=1e-9)
+    # z: a chi-square test on the rank of L
+    z = m.contest(r["joint_L"], joint=True, ddf="normal").iloc[0]
+    q = len(r["joint_L"]) if np.ndim(r["joint_L"]) == 2 else 1
+    assert z["p_value"] == pytest.approx(st.chi2.sf(z["F"] * q, q), rel=1e-12)
+    with pytest.raises(ValueError, match="the contrast is zero"):
+        m.contest(np.zeros((1, len(m.fe_params_))), joint=True)
+
+
+def test_rank_deficient_joint_contrast_tests_its_rank(fits):
+    m = fits["als_reml"]
+    L = np.array(LMERTEST["als_reml"]["joint_L"], dtype=float)
+    twice = np.vstack([L, L[:1] * 2.0])  # a repeated row adds nothing
+    a = m.contest(twice, joint=True).iloc[0]
+    b = m.contest(L, joint=True).iloc[0]
+    assert a["num_df"] == 4
+    assert a["F"] == pytest.approx(b["F"], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("name", "small", "big"),
+    [
+        (
+            "lrt_sleep",
+            "Reaction ~ 1 + (Days | Subject)",
+            "Reaction ~ Days + (Days | Subject)",
+        ),
+        (
+            "lrt_als",
+            "frs ~ months + age_at_onset + (months | subject_id)",
+            "frs ~ months * onset_site + age_at_onset + (months | subject_id)",
+        ),
+    ],
+)
+def test_anova_is_lme4s_likelihood_ratio_test(sleepstudy, name, small, big):
+    data = _data("als" if "als" in name else "sleep", sleepstudy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m0 = LinearMixedModel(small).fit(data)
+        m1 = LinearMixedModel(big).fit(data)
+    a = m1.anova(m0)  # any order: sorted by the number of parameters
+    r = LMERTEST[name]
+    assert list(a.index) == [small, big]
+    np.testing.assert_array_equal(a["npar"], r["npar"])
+    for col in ("AIC", "BIC", "logLik", "deviance"):
+        np.testing.assert_allclose(a[col], r[col], rtol=1e-7)
+    assert a["Chisq"].iloc[1] == pytest.approx(r["Chisq"][1], rel=1e-5)
+    assert a["Df"].iloc[1] == r["Df"][1]
+    assert a["p_value"].iloc[1] == pytest.approx(r["p"][1], rel=1e-4)
+    assert np.isnan(a["Chisq"].iloc[0]) and np.isnan(a["p_value"].iloc[0])
+    assert m0.reml and m1.reml  # the fits given are not changed
+    ml = m0.anova(m1, refit=False)  # REML criteria, as lme4's refit = FALSE
+    assert ml["deviance"].iloc[0] == pytest.approx(-2 * m0.llf_)
+
+
+def test_anova_refusals(fits, sleepstudy):
+    m = fits["sleep_reml"]
+    with pytest.raises(ModelSpecificationError, match="pass the other fitted model"):
+        m.anova()
+    with pytest.raises(ModelSpecificationError, match="takes fitted LinearMixedModels"):
+        m.anova("m1")
+    small = LinearMixedModel("Reaction ~ Days + (1 | Subject)").fit(
+        sleepstudy.iloc[:100]
+    )
+    with pytest.raises(
+        ModelSpecificationError, match=r"different numbers of observations \(180, 100\)"
+    ):
+        m.anova(small)
+    with pytest.raises(
+        ModelSpecificationError, match="refit=False needs models of one kind"
+    ):
+        m.anova(fits["sleep_ml"], refit=False)

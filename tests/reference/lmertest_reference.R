@@ -13,7 +13,7 @@ als <- read.csv("als_sim.csv", stringsAsFactors = TRUE)
 ctrl <- lmerControl(optimizer = "bobyqa",
                     optCtrl = list(rhobeg = 2e-3, rhoend = 1e-12, maxfun = 1e5))
 
-one <- function(name, formula, data, REML = TRUE, L = NULL) {
+one <- function(name, formula, data, REML = TRUE, L = NULL, LJ = NULL) {
   m <- lmerTest::lmer(formula, data, REML = REML, control = ctrl)
   co <- coef(summary(m, ddf = "Satterthwaite"))
   out <- list(
@@ -29,21 +29,45 @@ one <- function(name, formula, data, REML = TRUE, L = NULL) {
     out$contrast <- list(estimate = ct$Estimate, se = ct[["Std. Error"]], df = ct$df,
                          t = ct[["t value"]], p = ct[["Pr(>|t|)"]])
   }
+  if (!is.null(LJ)) {
+    cj <- contest(m, LJ, joint = TRUE, ddf = "Satterthwaite")
+    out$joint_L <- LJ
+    out$joint <- list(F = cj[["F value"]], numdf = cj$NumDF, dendf = cj$DenDF,
+                      p = cj[["Pr(>F)"]])
+    print(cj)
+  }
   cat("\n==== ", name, "\n"); print(co); if (!is.null(L)) print(ct)
   out
 }
 
 res <- list(
   sleep_reml = one("sleep_reml", Reaction ~ Days + (Days | Subject), sleep,
-                   L = c(1, 10)),
+                   L = c(1, 10), LJ = diag(2)),
   sleep_ml = one("sleep_ml", Reaction ~ Days + (Days | Subject), sleep, REML = FALSE),
   sleep_int = one("sleep_int", Reaction ~ Days + (1 | Subject), sleep),
   sleep_uncorr = one("sleep_uncorr", Reaction ~ Days + (1 | Subject) + (0 + Days | Subject),
                      sleep),
   als_reml = one("als_reml", alsfrs_r_total ~ months * onset_site + age_at_onset +
-                   (months | subject_id), als, L = c(0, 1, 0, 0, 0, 0, 1)),
+                   (months | subject_id), als, L = c(0, 1, 0, 0, 0, 0, 1),
+                 LJ = rbind(c(0, 0, 1, 0, 0, 0, 0), c(0, 0, 0, 1, 0, 0, 0),
+                            c(0, 0, 0, 0, 0, 1, 0), c(0, 0, 0, 0, 0, 0, 1))),
   als_ml = one("als_ml", alsfrs_r_total ~ months * onset_site + age_at_onset +
                  (months | subject_id), als, REML = FALSE)
 )
+# likelihood-ratio tests between nested models, as lme4's anova() (refit by ML)
+lrt <- function(small, big, data) {
+  m0 <- lme4::lmer(small, data, control = ctrl)
+  m1 <- lme4::lmer(big, data, control = ctrl)
+  a <- anova(m0, m1)
+  print(a)
+  list(npar = unname(a$npar), AIC = unname(a$AIC), BIC = unname(a$BIC),
+       logLik = unname(a$logLik), deviance = unname(a$deviance),
+       Chisq = unname(a$Chisq), Df = unname(a$Df), p = unname(a[["Pr(>Chisq)"]]))
+}
+res$lrt_sleep <- lrt(Reaction ~ 1 + (Days | Subject), Reaction ~ Days + (Days | Subject),
+                     sleep)
+res$lrt_als <- lrt(alsfrs_r_total ~ months + age_at_onset + (months | subject_id),
+                   alsfrs_r_total ~ months * onset_site + age_at_onset + (months | subject_id),
+                   als)
 writeLines(toJSON(res, digits = NA, auto_unbox = TRUE, pretty = TRUE),
            "lmertest_reference.json")

@@ -35,7 +35,13 @@ import numpy.typing as npt
 
 from alsprog.models.lmm._numerics import GroupStats, _evaluate
 
-__all__ = ["DDF_CHOICES", "SatterthwaiteState", "contrast_tests", "satterthwaite_state"]
+__all__ = [
+    "DDF_CHOICES",
+    "SatterthwaiteState",
+    "contrast_tests",
+    "joint_test",
+    "satterthwaite_state",
+]
 
 Array = npt.NDArray[np.float64]
 
@@ -215,3 +221,51 @@ def contrast_tests(
             df = 2.0 * var**2 / denom
         p = 2.0 * st.t.sf(np.abs(t), df)
     return {"estimate": est, "std_error": se, "df": df, "t": t, "p_value": p}
+
+
+def _fstat_ddf(nu: Array, tol: float = 1e-8) -> float:
+    """lmerTest's denominator df of an F statistic from the df of its ``q``
+    independent t components (Fai & Cornelius 1996)."""
+    if len(nu) == 1 or np.all(np.abs(nu - nu[0]) < tol):
+        return float(nu[0])
+    if np.any(nu <= 2):
+        return 2.0
+    e = float(np.sum(nu / (nu - 2.0)))
+    return 2.0 * e / (e - len(nu))
+
+
+def joint_test(
+    L: Array,
+    beta: Array,
+    vcov_beta: Array,
+    *,
+    ddf: str,
+    state: SatterthwaiteState | None = None,
+) -> dict[str, float]:
+    """The F-test of ``L beta = 0`` (all rows at once), as lmerTest's
+    ``contest(m, L, joint = TRUE)``: ``F = sum_m (p_m'L beta)^2 / d_m / q`` over the
+    ``q`` positive eigenvalues ``d_m`` (eigenvectors ``p_m``) of ``L V L'``, its
+    denominator df from the Satterthwaite df of each component."""
+    from scipy import stats as st
+
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    d, P = np.linalg.eigh(L @ vcov_beta @ L.T)
+    order = np.argsort(d)[::-1]
+    d, P = d[order], P[:, order]
+    pos = d > max(np.sqrt(np.finfo(float).eps) * d[0], 0.0)
+    q = int(pos.sum())
+    if q == 0:
+        raise ValueError("the contrast is zero: nothing to test.")
+    PtL = (P.T @ L)[:q]
+    d = d[:q]
+    F = float(np.sum((PtL @ beta) ** 2 / d) / q)
+    if ddf == "normal":
+        den = np.inf
+        p = float(st.chi2.sf(F * q, q))
+    else:
+        assert state is not None
+        g = np.einsum("mi,kij,mj->mk", PtL, state.jacobian, PtL)
+        nu = 2.0 * d**2 / np.einsum("mk,kl,ml->m", g, state.vcov_varpar, g)
+        den = _fstat_ddf(nu)
+        p = float(st.f.sf(F, q, den))
+    return {"F": F, "num_df": float(q), "den_df": float(den), "p_value": p}

@@ -492,9 +492,11 @@ class LinearMixedModel(TrajectoryModel):
             }
         )
 
-    def contest(self, L: Any, *, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """t-tests of linear combinations of the fixed effects, as lmerTest's
-        ``contest(m, L, joint = FALSE)``.
+    def contest(
+        self, L: Any, *, ddf: str = "satterthwaite", joint: bool = False
+    ) -> pd.DataFrame:
+        """t-tests of linear combinations of the fixed effects, or their joint
+        F-test, as lmerTest's ``contest(m, L, joint = FALSE/TRUE)``.
 
         Parameters
         ----------
@@ -504,12 +506,17 @@ class LinearMixedModel(TrajectoryModel):
             "months:onset_site[T.spinal]": 1}``.
         ddf : {"satterthwaite", "normal"}, default "satterthwaite"
             Denominator degrees of freedom: Satterthwaite's approximation
-            (lmerTest's default), or none (z-tests).
+            (lmerTest's default), or none (z-tests; a chi-square test when joint).
+        joint : bool, default False
+            Test all rows at once: one F-test of ``L beta = 0`` with ``num_df`` the
+            rank of ``L`` and ``den_df`` from the Satterthwaite df of its
+            independent components (lmerTest's ``contestMD``).
 
         Returns
         -------
         pandas.DataFrame
-            ``estimate``, ``std_error``, ``df``, ``t``, ``p_value`` per contrast.
+            ``estimate``, ``std_error``, ``df``, ``t``, ``p_value`` per contrast;
+            joint: one row ``F``, ``num_df``, ``den_df``, ``p_value``.
 
         Raises
         ------
@@ -544,6 +551,15 @@ class LinearMixedModel(TrajectoryModel):
                 f"a contrast needs {len(names)} coefficients (one per fixed effect: "
                 f"{', '.join(names)}); got shape {np.shape(L)}."
             )
+        if joint:
+            from alsprog.models.lmm._ddf import joint_test
+
+            self._tests(arr[:0], ddf)  # checks ddf
+            state = self._satterthwaite() if ddf == "satterthwaite" else None
+            res = joint_test(
+                arr, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state
+            )
+            return pd.DataFrame([res])
         return pd.DataFrame(self._tests(arr, ddf))
 
     def _tests(self, L: npt.NDArray[np.float64], ddf: str) -> dict[str, Any]:
@@ -584,6 +600,109 @@ class LinearMixedModel(TrajectoryModel):
                 reml=bool(self.reml),
             )
         return self._satt
+
+    def anova(self, *others: LinearMixedModel, refit: bool = True) -> pd.DataFrame:
+        """Likelihood-ratio tests between nested mixed models, as lme4's
+        ``anova(m0, m1, ...)``.
+
+        Models are ordered by their number of parameters; each row is tested
+        against the one above it.  REML fits are refitted by maximum likelihood
+        first (``refit=True``, lme4's default: REML criteria of models with
+        different fixed effects are not comparable); the fits given are not
+        changed.
+
+        Parameters
+        ----------
+        *others : LinearMixedModel
+            Fitted models of the same rows (same number of observations).
+        refit : bool, default True
+            Refit REML fits by ML.  With ``False`` every model must be of one kind.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by formula: ``npar``, ``AIC``, ``BIC``, ``logLik``,
+            ``deviance``, ``Chisq``, ``Df``, ``p_value`` (NaN on the first row).
+
+        Raises
+        ------
+        ModelSpecificationError
+            No other model, a model that is not a fitted LinearMixedModel, or models
+            fitted to different numbers of observations.
+
+        Examples
+        --------
+        >>> from alsprog.simulate import simulate_cohort
+        >>> from alsprog.data import assemble
+        >>> c = simulate_cohort(60, seed=2)
+        >>> t = assemble(c.visits, c.subjects)
+        >>> m0 = LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)")
+        >>> m1 = LinearMixedModel(
+        ...     "alsfrs_r_total ~ months * onset_site + (months | subject_id)")
+        >>> a = m0.fit(t).anova(m1.fit(t))
+        >>> a[["npar", "Df"]].to_numpy().tolist()
+        [[6.0, nan], [8.0, 2.0]]
+        """
+        from scipy import stats as st
+
+        check_is_fitted(self, ["fe_params_"])
+        if not others:
+            raise ModelSpecificationError(
+                "anova() compares nested models: pass the other fitted model(s), "
+                "e.g. m0.anova(m1) (the F-test of some fixed effects is "
+                "contest(L, joint=True))."
+            )
+        models = [self, *others]
+        for m in others:
+            if not isinstance(m, LinearMixedModel) or not hasattr(m, "fe_params_"):
+                raise ModelSpecificationError(
+                    f"anova() takes fitted LinearMixedModels; got {type(m).__name__}."
+                )
+        sizes = {m.n_obs_ for m in models}
+        if len(sizes) > 1:
+            raise ModelSpecificationError(
+                "the models were fitted to different numbers of observations "
+                f"({', '.join(str(m.n_obs_) for m in models)}); fit them to the same "
+                "rows (drop the rows with a missing value in any model's columns)."
+            )
+        if not refit and len({bool(m.reml) for m in models}) > 1:
+            raise ModelSpecificationError(
+                "refit=False needs models of one kind (all REML or all ML)."
+            )
+        fits = []
+        for m in models:
+            if refit and m.reml:
+                params = {**m.get_params(deep=False), "reml": False}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    m = type(m)(**params).fit(m._frame)
+            fits.append(m)
+        npar = [len(m.fe_params_) + m._design_info["n_theta"] + 1 for m in fits]
+        order = np.argsort(npar, kind="stable")
+        rows = []
+        for k, i in enumerate(order):
+            m, dev = fits[i], -2.0 * fits[i].llf_
+            row = {
+                "npar": float(npar[i]),
+                "AIC": dev + 2.0 * npar[i],
+                "BIC": dev + math.log(m.n_obs_) * npar[i],
+                "logLik": m.llf_,
+                "deviance": dev,
+                "Chisq": np.nan,
+                "Df": np.nan,
+                "p_value": np.nan,
+            }
+            if k:
+                prev = rows[-1]
+                row["Chisq"] = max(prev["deviance"] - dev, 0.0)
+                row["Df"] = row["npar"] - prev["npar"]
+                row["p_value"] = (
+                    float(st.chi2.sf(row["Chisq"], row["Df"]))
+                    if row["Df"] > 0
+                    else np.nan
+                )
+            rows.append(row)
+        return pd.DataFrame(rows, index=[models[i].formula for i in order])
 
     @property
     def aic(self) -> float:
