@@ -15,7 +15,6 @@ that a first fit in a fresh process is quick.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time as _time
 import warnings
@@ -41,6 +40,7 @@ from alsprog.models._contract import (
 from alsprog.models._formula import MixedDesign, build_mixed_design
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
+from alsprog.models.lmm._inference import MixedInference
 from alsprog.models.lmm._numerics import (
     GroupStats,
     LmmEstimates,
@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 SINGULAR_TOL = 1e-4
 
 
-class LinearMixedModel(TrajectoryModel):
+class LinearMixedModel(MixedInference, TrajectoryModel):
     """Linear mixed-effects model with lme4-style formulas, fitted by exact REML or ML.
 
     The fit maximises lme4's profiled (restricted) likelihood over the relative
@@ -444,265 +444,6 @@ class LinearMixedModel(TrajectoryModel):
         check_is_fitted(self, ["fe_params_"])
         names = self.fe_params_.index
         return pd.DataFrame(self._cov_beta, index=names, columns=names)
-
-    def confint(self, level: float = 0.95, *, ddf: str = "normal") -> pd.DataFrame:
-        """Wald confidence intervals of the fixed effects.
-
-        Parameters
-        ----------
-        level : float, default 0.95
-            Coverage, in (0, 1).
-        ddf : {"normal", "satterthwaite"}, default "normal"
-            ``"normal"``: normal quantiles, as lme4's ``confint(m, method =
-            "Wald")``; ``"satterthwaite"``: t quantiles on each coefficient's
-            Satterthwaite df (lmerTest's, see :meth:`contest`).
-
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``lower`` and ``upper``, one row per fixed effect.
-
-        Raises
-        ------
-        ValueError
-            If ``level`` is not in (0, 1) or ``ddf`` is not one of the choices.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> df = pd.DataFrame({"g": list("aabbccdd"), "t": [0, 1] * 4,
-        ...                    "y": [1.0, 2.1, 0.4, 1.2, 2.0, 3.3, 1.1, 1.7]})
-        >>> m = LinearMixedModel("y ~ t + (1 | g)").fit(df)
-        >>> m.confint(ddf="satterthwaite").round(3)
-                     lower  upper
-        Intercept    ...
-        """
-        check_is_fitted(self, ["fe_params_"])
-        level = check_interval(
-            level, "level", low=0, high=1, low_closed=False, high_closed=False
-        )
-        from scipy import stats as st
-
-        tests = self._tests(np.eye(len(self.fe_params_)), ddf)
-        q = st.t.ppf(0.5 + level / 2, tests["df"])
-        return pd.DataFrame(
-            {
-                "lower": self.fe_params_ - q * self.bse_,
-                "upper": self.fe_params_ + q * self.bse_,
-            }
-        )
-
-    def contest(
-        self, L: Any, *, ddf: str = "satterthwaite", joint: bool = False
-    ) -> pd.DataFrame:
-        """t-tests of linear combinations of the fixed effects, or their joint
-        F-test, as lmerTest's ``contest(m, L, joint = FALSE/TRUE)``.
-
-        Parameters
-        ----------
-        L : array-like, shape (p,) or (m, p), or dict of str to float
-            One contrast per row over the fixed effects (in ``fe_params_``
-            order); a dict names the coefficients, e.g. ``{"months": 1,
-            "months:onset_site[T.spinal]": 1}``.
-        ddf : {"satterthwaite", "normal"}, default "satterthwaite"
-            Denominator degrees of freedom: Satterthwaite's approximation
-            (lmerTest's default), or none (z-tests; a chi-square test when joint).
-        joint : bool, default False
-            Test all rows at once: one F-test of ``L beta = 0`` with ``num_df`` the
-            rank of ``L`` and ``den_df`` from the Satterthwaite df of its
-            independent components (lmerTest's ``contestMD``).
-
-        Returns
-        -------
-        pandas.DataFrame
-            ``estimate``, ``std_error``, ``df``, ``t``, ``p_value`` per contrast;
-            joint: one row ``F``, ``num_df``, ``den_df``, ``p_value``.
-
-        Raises
-        ------
-        ModelSpecificationError
-            A contrast of the wrong length, or a name that is not a fixed effect.
-        ValueError
-            An unknown ``ddf``.
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> df = pd.DataFrame({"g": list("aabbccdd"), "t": [0, 1] * 4,
-        ...                    "y": [1.0, 2.1, 0.4, 1.2, 2.0, 3.3, 1.1, 1.7]})
-        >>> m = LinearMixedModel("y ~ t + (1 | g)").fit(df)
-        >>> m.contest({"t": 1})[["estimate", "df"]].round(3)
-           estimate   df
-        0      0.95  3.0
-        """
-        check_is_fitted(self, ["fe_params_"])
-        names = list(self.fe_params_.index)
-        if isinstance(L, dict):
-            unknown = [k for k in L if k not in names]
-            if unknown:
-                raise ModelSpecificationError(
-                    f"contrast names {unknown}, which are not fixed effects "
-                    f"({', '.join(names)})."
-                )
-            L = [[float(L.get(n, 0.0)) for n in names]]
-        arr = np.atleast_2d(np.asarray(L, dtype=float))
-        if arr.ndim != 2 or arr.shape[1] != len(names):
-            raise ModelSpecificationError(
-                f"a contrast needs {len(names)} coefficients (one per fixed effect: "
-                f"{', '.join(names)}); got shape {np.shape(L)}."
-            )
-        if joint:
-            from alsprog.models.lmm._ddf import joint_test
-
-            self._tests(arr[:0], ddf)  # checks ddf
-            state = self._satterthwaite() if ddf == "satterthwaite" else None
-            res = joint_test(
-                arr, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state
-            )
-            return pd.DataFrame([res])
-        return pd.DataFrame(self._tests(arr, ddf))
-
-    def _tests(self, L: npt.NDArray[np.float64], ddf: str) -> dict[str, Any]:
-        from alsprog.models.lmm._ddf import DDF_CHOICES, contrast_tests
-
-        if ddf not in DDF_CHOICES:
-            raise ValueError(
-                f"`ddf` must be one of {', '.join(map(repr, DDF_CHOICES))}; got "
-                f"{ddf!r}."
-            )
-        state = self._satterthwaite() if ddf == "satterthwaite" else None
-        return contrast_tests(
-            L, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state
-        )
-
-    def _satterthwaite(self) -> Any:
-        """The Satterthwaite state of the fit (computed once, from the fit's rows)."""
-        if self._satt is None:
-            from alsprog.models.lmm._ddf import satterthwaite_state
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                design = build_mixed_design(self.formula, self._frame)
-            stats = compute_group_stats(
-                design.X,
-                design.Z,
-                design.y,
-                design.groups,
-                len(design.group_levels),
-            )
-            tpl = self._design_info["template"]
-            self._satt = satterthwaite_state(
-                stats,
-                tpl.rows,
-                tpl.cols,
-                self.theta_.to_numpy(),
-                math.sqrt(self.scale_),
-                reml=bool(self.reml),
-            )
-        return self._satt
-
-    def anova(self, *others: LinearMixedModel, refit: bool = True) -> pd.DataFrame:
-        """Likelihood-ratio tests between nested mixed models, as lme4's
-        ``anova(m0, m1, ...)``.
-
-        Models are ordered by their number of parameters; each row is tested
-        against the one above it.  REML fits are refitted by maximum likelihood
-        first (``refit=True``, lme4's default: REML criteria of models with
-        different fixed effects are not comparable); the fits given are not
-        changed.
-
-        Parameters
-        ----------
-        *others : LinearMixedModel
-            Fitted models of the same rows (same number of observations).
-        refit : bool, default True
-            Refit REML fits by ML.  With ``False`` every model must be of one kind.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Indexed by formula: ``npar``, ``AIC``, ``BIC``, ``logLik``,
-            ``deviance``, ``Chisq``, ``Df``, ``p_value`` (NaN on the first row).
-
-        Raises
-        ------
-        ModelSpecificationError
-            No other model, a model that is not a fitted LinearMixedModel, or models
-            fitted to different numbers of observations.
-
-        Examples
-        --------
-        >>> from alsprog.simulate import simulate_cohort
-        >>> from alsprog.data import assemble
-        >>> c = simulate_cohort(60, seed=2)
-        >>> t = assemble(c.visits, c.subjects)
-        >>> m0 = LinearMixedModel("alsfrs_r_total ~ months + (months | subject_id)")
-        >>> m1 = LinearMixedModel(
-        ...     "alsfrs_r_total ~ months * onset_site + (months | subject_id)")
-        >>> a = m0.fit(t).anova(m1.fit(t))
-        >>> a[["npar", "Df"]].to_numpy().tolist()
-        [[6.0, nan], [8.0, 2.0]]
-        """
-        from scipy import stats as st
-
-        check_is_fitted(self, ["fe_params_"])
-        if not others:
-            raise ModelSpecificationError(
-                "anova() compares nested models: pass the other fitted model(s), "
-                "e.g. m0.anova(m1) (the F-test of some fixed effects is "
-                "contest(L, joint=True))."
-            )
-        models = [self, *others]
-        for m in others:
-            if not isinstance(m, LinearMixedModel) or not hasattr(m, "fe_params_"):
-                raise ModelSpecificationError(
-                    f"anova() takes fitted LinearMixedModels; got {type(m).__name__}."
-                )
-        sizes = {m.n_obs_ for m in models}
-        if len(sizes) > 1:
-            raise ModelSpecificationError(
-                "the models were fitted to different numbers of observations "
-                f"({', '.join(str(m.n_obs_) for m in models)}); fit them to the same "
-                "rows (drop the rows with a missing value in any model's columns)."
-            )
-        if not refit and len({bool(m.reml) for m in models}) > 1:
-            raise ModelSpecificationError(
-                "refit=False needs models of one kind (all REML or all ML)."
-            )
-        fits = []
-        for m in models:
-            if refit and m.reml:
-                params = {**m.get_params(deep=False), "reml": False}
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    m = type(m)(**params).fit(m._frame)
-            fits.append(m)
-        npar = [len(m.fe_params_) + m._design_info["n_theta"] + 1 for m in fits]
-        order = np.argsort(npar, kind="stable")
-        rows = []
-        for k, i in enumerate(order):
-            m, dev = fits[i], -2.0 * fits[i].llf_
-            row = {
-                "npar": float(npar[i]),
-                "AIC": dev + 2.0 * npar[i],
-                "BIC": dev + math.log(m.n_obs_) * npar[i],
-                "logLik": m.llf_,
-                "deviance": dev,
-                "Chisq": np.nan,
-                "Df": np.nan,
-                "p_value": np.nan,
-            }
-            if k:
-                prev = rows[-1]
-                row["Chisq"] = max(prev["deviance"] - dev, 0.0)
-                row["Df"] = row["npar"] - prev["npar"]
-                row["p_value"] = (
-                    float(st.chi2.sf(row["Chisq"], row["Df"]))
-                    if row["Df"] > 0
-                    else np.nan
-                )
-            rows.append(row)
-        return pd.DataFrame(rows, index=[models[i].formula for i in order])
 
     @property
     def aic(self) -> float:
