@@ -305,3 +305,201 @@ class MixedInference:
                 )
             rows.append(row)
         return pd.DataFrame(rows, index=[models[i].formula for i in order])
+
+    # ------------------------------------------------------------ LS means
+    def _lsmeans_setup(
+        self, specs: Any, at: Any
+    ) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
+        from alsprog._formula_text import formula_context
+        from alsprog.models.lmm._lsmeans import lsmeans_matrix, reference_grid
+
+        check_is_fitted(self, ["fe_params_"])
+        spec = self._design_info["fixed_spec"]
+        variables = [v for v in self._frame.columns if v in spec.required_variables]
+        specs = [specs] if isinstance(specs, str) else list(specs)
+        bad = [s for s in specs if s not in variables]
+        if not specs or bad:
+            raise ModelSpecificationError(
+                f"`specs` must name variables of the fixed effects "
+                f"({', '.join(variables)}); got {specs!r}."
+            )
+        if at is not None and not isinstance(at, dict):
+            raise ModelSpecificationError(
+                f"`at` must be a dict of variable -> value(s); got {at!r}."
+            )
+        grid = reference_grid(self._frame, variables, at)
+        X = np.asarray(
+            spec.get_model_matrix(grid, na_action="raise", context=formula_context()),
+            dtype=float,
+        )
+        return lsmeans_matrix(grid, X, specs)
+
+    def lsmeans(
+        self,
+        specs: str | list[str],
+        *,
+        at: dict[str, Any] | None = None,
+        level: float = 0.95,
+        ddf: str = "satterthwaite",
+    ) -> pd.DataFrame:
+        """LS means (estimated marginal means) as emmeans computes them.
+
+        Over the reference grid (every level of each factor of the fixed effects;
+        numeric covariates at their mean over the fit's rows, or at the values in
+        ``at``), the model's prediction in each cell of ``specs``, the other
+        factors averaged with equal weights (emmeans' ``emmeans(m, ~ specs,
+        at = ...)``).
+
+        Parameters
+        ----------
+        specs : str or list of str
+            The variables whose cells get a mean, e.g. ``"onset_site"`` or
+            ``["arm", "months"]`` (the first varies fastest).
+        at : dict, optional
+            Values of numeric covariates (or levels of factors) to put in the grid,
+            e.g. ``{"months": 12}`` (each arm at month 12) or ``{"months": [0, 6,
+            12]}``.
+        level : float, default 0.95
+            Coverage of the intervals.
+        ddf : {"satterthwaite", "normal"}, default "satterthwaite"
+            Degrees of freedom of the t intervals and tests (emmeans'
+            ``lmer.df = "satterthwaite"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The ``specs`` columns, then ``estimate``, ``std_error``, ``df``,
+            ``lower``, ``upper``, ``t``, ``p_value`` (the test of mean 0).
+
+        Raises
+        ------
+        ModelSpecificationError
+            ``specs`` or ``at`` naming a variable the fixed effects do not use, or
+            a level not seen in the fit.
+
+        Examples
+        --------
+        >>> from alsprog.simulate import simulate_cohort
+        >>> from alsprog.data import assemble
+        >>> from alsprog.models import LinearMixedModel
+        >>> c = simulate_cohort(80, seed=3)
+        >>> t = assemble(c.visits, c.subjects)
+        >>> m = LinearMixedModel(
+        ...     "alsfrs_r_total ~ months * onset_site + (months | subject_id)").fit(t)
+        >>> m.lsmeans("onset_site", at={"months": 12})[["onset_site", "df"]].shape
+        (2, 2)
+        """
+        from alsprog.models.lmm._ddf import contrast_tests
+
+        cells, L = self._lsmeans_setup(specs, at)
+        return self._cell_table(cells, L, level, ddf, contrast_tests)
+
+    def _cell_table(
+        self,
+        cells: pd.DataFrame,
+        L: npt.NDArray[np.float64],
+        level: float,
+        ddf: str,
+        tests: Any,
+        crit: npt.NDArray[np.float64] | None = None,
+    ) -> pd.DataFrame:
+        from scipy import stats as st
+
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
+        self._tests(L[:0], ddf)  # checks ddf
+        state = self._satterthwaite() if ddf == "satterthwaite" else None
+        r = tests(L, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state)
+        q = st.t.ppf(0.5 + level / 2, r["df"]) if crit is None else crit
+        out = cells.reset_index(drop=True).copy()
+        out["estimate"] = r["estimate"]
+        out["std_error"] = r["std_error"]
+        out["df"] = r["df"]
+        out["lower"] = r["estimate"] - q * r["std_error"]
+        out["upper"] = r["estimate"] + q * r["std_error"]
+        out["t"] = r["t"]
+        out["p_value"] = r["p_value"]
+        return out
+
+    def contrast(
+        self,
+        specs: str | list[str],
+        *,
+        method: str = "pairwise",
+        at: dict[str, Any] | None = None,
+        level: float = 0.95,
+        ddf: str = "satterthwaite",
+        adjust: str = "tukey",
+    ) -> pd.DataFrame:
+        """Differences of LS means, as emmeans' ``pairs(emmeans(...))``.
+
+        Parameters
+        ----------
+        specs, at, level, ddf
+            As for :meth:`lsmeans`.
+        method : {"pairwise"}, default "pairwise"
+            Every pair of cells, ``"a - b"`` for a before b.
+        adjust : {"tukey", "bonferroni", "none"}, default "tukey"
+            Multiplicity adjustment of the p-values and intervals (emmeans'
+            default for pairs is Tukey's, the studentized range over the number of
+            means).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``contrast``, ``estimate``, ``std_error``, ``df``, ``lower``,
+            ``upper``, ``t``, ``p_value``.
+
+        Examples
+        --------
+        >>> from alsprog.simulate import simulate_cohort
+        >>> from alsprog.data import assemble
+        >>> from alsprog.models import LinearMixedModel
+        >>> c = simulate_cohort(80, seed=3)
+        >>> t = assemble(c.visits, c.subjects)
+        >>> m = LinearMixedModel(
+        ...     "alsfrs_r_total ~ months * onset_site + (months | subject_id)").fit(t)
+        >>> m.contrast("onset_site", at={"months": 12})["contrast"].tolist()
+        ['bulbar - spinal']
+        """
+        from scipy import stats as st
+
+        from alsprog.models.lmm._ddf import contrast_tests
+        from alsprog.models.lmm._lsmeans import pairwise
+
+        if method != "pairwise":
+            raise ValueError(f"`method` must be 'pairwise'; got {method!r}.")
+        if adjust not in ("tukey", "bonferroni", "none"):
+            raise ValueError(
+                f"`adjust` must be 'tukey', 'bonferroni' or 'none'; got {adjust!r}."
+            )
+        cells, L = self._lsmeans_setup(specs, at)
+        names, D = pairwise(cells, L)
+        if not names:
+            raise ModelSpecificationError(
+                f"{specs!r} has a single cell: there is no pair to compare."
+            )
+        k, m = len(cells), len(names)
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
+        base = self._cell_table(
+            pd.DataFrame({"contrast": names}), D, level, ddf, contrast_tests
+        )
+        df = base["df"].to_numpy(dtype=float)
+        t = base["t"].to_numpy(dtype=float)
+        if adjust == "tukey" and k > 2:
+            p = st.studentized_range.sf(np.abs(t) * np.sqrt(2.0), k, df)
+            crit = st.studentized_range.ppf(level, k, df) / np.sqrt(2.0)
+        elif adjust == "bonferroni" and m > 1:
+            p = np.minimum(1.0, base["p_value"].to_numpy() * m)
+            crit = st.t.ppf(1.0 - (1.0 - level) / (2.0 * m), df)
+        else:
+            return base
+        se = base["std_error"].to_numpy()
+        est = base["estimate"].to_numpy()
+        base["lower"] = est - crit * se
+        base["upper"] = est + crit * se
+        base["p_value"] = p
+        return base
