@@ -133,7 +133,7 @@ def test_contest_refuses_bad_contrasts(fits):
     ):
         m.contest({"days": 1})
     with pytest.raises(
-        ValueError, match="`ddf` must be one of 'satterthwaite', 'normal'"
+        ValueError, match="`ddf` must be one of 'satterthwaite', 'kenward-roger', 'normal'"
     ):
         m.contest([0, 1], ddf="kr")
 
@@ -235,3 +235,43 @@ def test_anova_refusals(fits, sleepstudy):
         ModelSpecificationError, match="refit=False needs models of one kind"
     ):
         m.anova(fits["sleep_ml"], refit=False)
+
+
+@pytest.mark.parametrize(
+    "name", ["sleep_reml", "sleep_int", "sleep_uncorr", "als_reml"]
+)
+def test_kenward_roger_equals_pbkrtest(fits, name):
+    """Kenward-Roger (pbkrtest's vcovAdj and Lb_ddf, through lmerTest's
+    summary(ddf = "Kenward-Roger")): adjusted standard errors, df, t and p."""
+    m, r = fits[name], LMERTEST[name]["kr"]
+    fixed = m.summary(ddf="kenward-roger").tables["fixed"]
+    np.testing.assert_allclose(fixed["std_error"], r["se"], rtol=1e-6)
+    np.testing.assert_allclose(fixed["df"], r["df"], rtol=1e-6)
+    np.testing.assert_allclose(fixed["t"], r["t"], rtol=1e-6)
+    p, rp = fixed["p_value"].to_numpy(), np.array(r["p"])
+    np.testing.assert_allclose(p[rp < 0.01], rp[rp < 0.01], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(p[rp >= 0.01], rp[rp >= 0.01], rtol=1e-5)
+    # the adjusted covariance is never smaller than the model-based one
+    assert (fixed["std_error"] >= m.bse_ * (1 - 1e-12)).all()
+    q = st.t.ppf(0.975, r["df"])
+    ci = m.confint(ddf="kenward-roger")
+    np.testing.assert_allclose(
+        ci["upper"], m.fe_params_ + q * np.array(r["se"]), rtol=1e-6
+    )
+    assert "t-tests use Kenward-Roger's method" in str(m.summary(ddf="kenward-roger"))
+
+
+@pytest.mark.parametrize("name", ["sleep_reml", "als_reml"])
+def test_kenward_roger_joint_f_equals_pbkrtest(fits, name):
+    m, r = fits[name], LMERTEST[name]
+    got = m.contest(r["joint_L"], joint=True, ddf="kenward-roger").iloc[0]
+    ref = r["joint_kr"]
+    assert got["F"] == pytest.approx(ref["F"], rel=1e-6)
+    assert got["num_df"] == ref["numdf"]
+    assert got["den_df"] == pytest.approx(ref["dendf"], rel=1e-6)
+    assert got["p_value"] == pytest.approx(ref["p"], rel=1e-5)
+
+
+def test_kenward_roger_needs_reml(fits):
+    with pytest.raises(ModelSpecificationError, match="defined for REML fits"):
+        fits["sleep_ml"].summary(ddf="kenward-roger")

@@ -122,4 +122,14 @@ def test_lsmeans_refusals(als_fit):
     with pytest.raises(ValueError, match="`method` must be 'pairwise'"):
         als_fit.contrast("onset_site", method="trt.vs.ctrl")
     with pytest.raises(ValueError, match="`ddf` must be one of"):
-        als_fit.lsmeans("onset_site", ddf="kenward-roger")
+        als_fit.lsmeans("onset_site", ddf="kr")
+
+
+def test_kenward_roger_lsmeans_and_pairs(als_fit):
+    """emmeans' default for lmer fits: Kenward-Roger df and adjusted SEs."""
+    got = als_fit.lsmeans("onset_site", at={"months": 12}, ddf="kenward-roger")
+    _check(got, EMM["als_site_m12_kr"], ["onset_site"])
+    pairs = als_fit.contrast(
+        "onset_site", at={"months": 12}, ddf="kenward-roger", adjust="none"
+    )
+    _check(pairs, EMM["als_site_m12_kr_pairs"], ["contrast"])

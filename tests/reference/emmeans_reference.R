@@ -24,6 +24,10 @@ res$als_site_m12 <- emm_list(e12)
 res$als_site_m12_pairs <- emm_list(pairs(e12, adjust = "none"))
 res$als_site_m12_tukey <- emm_list(pairs(e12, adjust = "tukey"))
 res$als_site_m12_bonf <- emm_list(pairs(e12, adjust = "bonferroni"))
+# emmeans' default for lmer: Kenward-Roger (pbkrtest)
+ekr <- emmeans(m, ~ onset_site, at = list(months = 12), lmer.df = "kenward-roger")
+res$als_site_m12_kr <- emm_list(ekr)
+res$als_site_m12_kr_pairs <- emm_list(pairs(ekr, adjust = "none"))
 emean <- emmeans(m, ~ onset_site, lmer.df = "satterthwaite")  # months, age at means
 res$als_site_mean <- emm_list(emean)
 egrid <- emmeans(m, ~ onset_site * months, at = list(months = c(0, 6, 12)),

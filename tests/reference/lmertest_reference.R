@@ -29,6 +29,18 @@ one <- function(name, formula, data, REML = TRUE, L = NULL, LJ = NULL) {
     out$contrast <- list(estimate = ct$Estimate, se = ct[["Std. Error"]], df = ct$df,
                          t = ct[["t value"]], p = ct[["Pr(>|t|)"]])
   }
+  if (REML) {
+    kr <- coef(summary(m, ddf = "Kenward-Roger"))
+    out$kr <- list(se = unname(kr[, "Std. Error"]), df = unname(kr[, "df"]),
+                   t = unname(kr[, "t value"]), p = unname(kr[, "Pr(>|t|)"]))
+    print(kr)
+  }
+  if (!is.null(LJ) && REML) {
+    ck <- contest(m, LJ, joint = TRUE, ddf = "Kenward-Roger")
+    out$joint_kr <- list(F = ck[["F value"]], numdf = ck$NumDF, dendf = ck$DenDF,
+                         p = ck[["Pr(>F)"]])
+    print(ck)
+  }
   if (!is.null(LJ)) {
     cj <- contest(m, LJ, joint = TRUE, ddf = "Satterthwaite")
     out$joint_L <- LJ

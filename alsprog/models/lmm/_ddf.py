@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +47,7 @@ __all__ = [
 Array = npt.NDArray[np.float64]
 
 #: The denominator-df methods the fixed-effect tests take.
-DDF_CHOICES = ("satterthwaite", "normal")
+DDF_CHOICES = ("satterthwaite", "kenward-roger", "normal")
 _LOG2PI = math.log(2.0 * math.pi)
 
 
@@ -195,17 +196,23 @@ def contrast_tests(
     vcov_beta: Array,
     *,
     ddf: str,
-    state: SatterthwaiteState | None = None,
+    state: Any = None,
 ) -> dict[str, Array]:
     """Estimate, standard error, df, t and two-sided p of each row of ``L``.
 
     ``ddf="normal"``: df infinite (z-tests); ``"satterthwaite"``: ``state`` from
-    :func:`satterthwaite_state`.
+    :func:`satterthwaite_state`; ``"kenward-roger"``: ``state`` from
+    :func:`~alsprog.models.lmm._kr.kr_state`, whose adjusted covariance gives the
+    standard errors (as lmerTest and pbkrtest).
     """
     from scipy import stats as st
 
     L = np.atleast_2d(np.asarray(L, dtype=float))
     est = L @ beta
+    if ddf == "kenward-roger":
+        from alsprog.models.lmm._kr import kr_ddf
+
+        vcov_beta = state.vcov_adj
     var = np.einsum("ij,jk,ik->i", L, vcov_beta, L)
     se = np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -213,6 +220,9 @@ def contrast_tests(
     if ddf == "normal":
         df = np.full(len(L), np.inf)
         p = 2.0 * st.norm.sf(np.abs(t))
+    elif ddf == "kenward-roger":
+        df = np.array([kr_ddf(row, state)[0] for row in L])
+        p = 2.0 * st.t.sf(np.abs(t), df)
     else:
         assert state is not None
         g = np.einsum("ij,kjl,il->ik", L, state.jacobian, L)
@@ -240,7 +250,7 @@ def joint_test(
     vcov_beta: Array,
     *,
     ddf: str,
-    state: SatterthwaiteState | None = None,
+    state: Any = None,
 ) -> dict[str, float]:
     """The F-test of ``L beta = 0`` (all rows at once), as lmerTest's
     ``contest(m, L, joint = TRUE)``: ``F = sum_m (p_m'L beta)^2 / d_m / q`` over the
@@ -259,6 +269,21 @@ def joint_test(
     PtL = (P.T @ L)[:q]
     d = d[:q]
     F = float(np.sum((PtL @ beta) ** 2 / d) / q)
+    if ddf == "kenward-roger":
+        # pbkrtest's KRmodcomp: the Wald statistic on the adjusted covariance,
+        # scaled, with its denominator df (L reduced to independent rows)
+        from alsprog.models.lmm._kr import kr_ddf
+
+        lb = PtL @ beta
+        wald = float(lb @ np.linalg.solve(PtL @ state.vcov_adj @ PtL.T, lb))
+        den, scaling = kr_ddf(PtL, state)
+        F = scaling * wald / q
+        return {
+            "F": F,
+            "num_df": float(q),
+            "den_df": den,
+            "p_value": float(st.f.sf(F, q, den)),
+        }
     if ddf == "normal":
         den = np.inf
         p = float(st.chi2.sf(F * q, q))

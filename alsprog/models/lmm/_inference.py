@@ -43,6 +43,7 @@ class MixedInference:
     _design_info: dict[str, Any]
     _frame: pd.DataFrame
     _satt: Any
+    cov_re_: pd.DataFrame
 
     def confint(self, level: float = 0.95, *, ddf: str = "normal") -> pd.DataFrame:
         """Wald confidence intervals of the fixed effects.
@@ -51,10 +52,12 @@ class MixedInference:
         ----------
         level : float, default 0.95
             Coverage, in (0, 1).
-        ddf : {"normal", "satterthwaite"}, default "normal"
+        ddf : {"normal", "satterthwaite", "kenward-roger"}, default "normal"
             ``"normal"``: normal quantiles, as lme4's ``confint(m, method =
             "Wald")``; ``"satterthwaite"``: t quantiles on each coefficient's
-            Satterthwaite df (lmerTest's, see :meth:`contest`).
+            Satterthwaite df (lmerTest's, see :meth:`contest`);
+            ``"kenward-roger"``: t quantiles on the Kenward-Roger df, around the
+            adjusted standard errors (pbkrtest's; REML fits).
 
         Returns
         -------
@@ -85,11 +88,9 @@ class MixedInference:
 
         tests = self._tests(np.eye(len(self.fe_params_)), ddf)
         q = st.t.ppf(0.5 + level / 2, tests["df"])
+        se = pd.Series(tests["std_error"], index=self.fe_params_.index)
         return pd.DataFrame(
-            {
-                "lower": self.fe_params_ - q * self.bse_,
-                "upper": self.fe_params_ + q * self.bse_,
-            }
+            {"lower": self.fe_params_ - q * se, "upper": self.fe_params_ + q * se}
         )
 
     def contest(
@@ -104,9 +105,11 @@ class MixedInference:
             One contrast per row over the fixed effects (in ``fe_params_``
             order); a dict names the coefficients, e.g. ``{"months": 1,
             "months:onset_site[T.spinal]": 1}``.
-        ddf : {"satterthwaite", "normal"}, default "satterthwaite"
+        ddf : {"satterthwaite", "kenward-roger", "normal"}, default "satterthwaite"
             Denominator degrees of freedom: Satterthwaite's approximation
-            (lmerTest's default), or none (z-tests; a chi-square test when joint).
+            (lmerTest's default); Kenward-Roger's, with the adjusted covariance
+            of the fixed effects (pbkrtest's ``vcovAdj``; REML fits; joint:
+            pbkrtest's scaled F); or none (z-tests; a chi-square test when joint).
         joint : bool, default False
             Test all rows at once: one F-test of ``L beta = 0`` with ``num_df`` the
             rank of ``L`` and ``den_df`` from the Satterthwaite df of its
@@ -156,7 +159,7 @@ class MixedInference:
             from alsprog.models.lmm._ddf import joint_test
 
             self._tests(arr[:0], ddf)  # checks ddf
-            state = self._satterthwaite() if ddf == "satterthwaite" else None
+            state = self._state(ddf)
             res = joint_test(
                 arr, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state
             )
@@ -171,19 +174,60 @@ class MixedInference:
                 f"`ddf` must be one of {', '.join(map(repr, DDF_CHOICES))}; got "
                 f"{ddf!r}."
             )
-        state = self._satterthwaite() if ddf == "satterthwaite" else None
         return contrast_tests(
-            L, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state
+            L,
+            self.fe_params_.to_numpy(),
+            self._cov_beta,
+            ddf=ddf,
+            state=self._state(ddf),
         )
+
+    def _state(self, ddf: str) -> Any:
+        if ddf == "satterthwaite":
+            return self._satterthwaite()
+        if ddf == "kenward-roger":
+            return self._kenward_roger()
+        return None
+
+    def _rows(self) -> Any:
+        """The fit's design, rebuilt from its rows (after a load too)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return build_mixed_design(self.formula, self._frame)
+
+    def _kenward_roger(self) -> Any:
+        """pbkrtest's adjusted covariance of the fixed effects (computed once)."""
+        if getattr(self, "_kr", None) is None:
+            from alsprog.models.lmm._kr import kr_state
+
+            if not self.reml:
+                raise ModelSpecificationError(
+                    "Kenward-Roger inference is defined for REML fits (pbkrtest "
+                    "refits an ML fit by REML): fit with reml=True."
+                )
+            design = self._rows()
+            tpl = self._design_info["template"]
+            q = len(self.cov_re_)
+            starts = [
+                i for i in range(q) if not np.any((tpl.rows == i) & (tpl.cols < i))
+            ]
+            blocks = list(zip(starts, [*starts[1:], q], strict=True))
+            self._kr = kr_state(
+                design.X,
+                design.Z,
+                design.groups,
+                self.cov_re_.to_numpy(),
+                float(self.scale_),
+                blocks,
+            )
+        return self._kr
 
     def _satterthwaite(self) -> Any:
         """The Satterthwaite state of the fit (computed once, from the fit's rows)."""
-        if self._satt is None:
+        if getattr(self, "_satt", None) is None:
             from alsprog.models.lmm._ddf import satterthwaite_state
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                design = build_mixed_design(self.formula, self._frame)
+            design = self._rows()
             stats = compute_group_stats(
                 design.X,
                 design.Z,
@@ -361,9 +405,10 @@ class MixedInference:
             12]}``.
         level : float, default 0.95
             Coverage of the intervals.
-        ddf : {"satterthwaite", "normal"}, default "satterthwaite"
+        ddf : {"satterthwaite", "kenward-roger", "normal"}, default "satterthwaite"
             Degrees of freedom of the t intervals and tests (emmeans'
-            ``lmer.df = "satterthwaite"``).
+            ``lmer.df``; its own default is "kenward-roger", with the adjusted
+            standard errors).
 
         Returns
         -------
@@ -409,8 +454,13 @@ class MixedInference:
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
         self._tests(L[:0], ddf)  # checks ddf
-        state = self._satterthwaite() if ddf == "satterthwaite" else None
-        r = tests(L, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state)
+        r = tests(
+            L,
+            self.fe_params_.to_numpy(),
+            self._cov_beta,
+            ddf=ddf,
+            state=self._state(ddf),
+        )
         q = st.t.ppf(0.5 + level / 2, r["df"]) if crit is None else crit
         out = cells.reset_index(drop=True).copy()
         out["estimate"] = r["estimate"]

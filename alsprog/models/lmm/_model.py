@@ -354,6 +354,7 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         }
         self._deviance = deviance
         self._satt: Any = None  # the Satterthwaite state, computed when first asked
+        self._kr: Any = None  # the Kenward-Roger state, likewise
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -474,10 +475,11 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         level : float, default 0.95
             Coverage of the intervals in the fixed-effects table (t quantiles on
             each coefficient's df; normal quantiles with ``ddf`` "normal" or None).
-        ddf : {"satterthwaite", "normal"} or None, default "satterthwaite"
+        ddf : {"satterthwaite", "kenward-roger", "normal"} or None, default "satterthwaite"
             Denominator degrees of freedom of the t-tests: Satterthwaite's
-            approximation as lmerTest computes it (its default), none (z-tests), or
-            None for lme4's table without tests.
+            approximation as lmerTest computes it (its default), Kenward-Roger's
+            (with the adjusted standard errors, as pbkrtest; REML fits), none
+            (z-tests), or None for lme4's table without tests.
 
         Returns
         -------

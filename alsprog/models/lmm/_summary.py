@@ -36,6 +36,8 @@ def lmm_summary(model: Any, level: float, ddf: str | None = None) -> MixedSummar
     )
     if ddf is not None:
         tests = model._tests(np.eye(len(model.fe_params_)), ddf)
+        fixed["std_error"] = tests["std_error"]  # Kenward-Roger: adjusted
+        fixed["t"] = tests["t"]
         fixed.insert(2, "df", tests["df"])
         fixed.insert(4, "p_value", tests["p_value"])
     group = model._design_info["group"]
@@ -109,6 +111,8 @@ def lmm_summary(model: Any, level: float, ddf: str | None = None) -> MixedSummar
         title = "Linear mixed model fit by maximum likelihood"
     if ddf == "satterthwaite":
         title += ". t-tests use Satterthwaite's method"
+    elif ddf == "kenward-roger":
+        title += ". t-tests use Kenward-Roger's method"
     elif ddf == "normal":
         title += ". z-tests (normal reference distribution)"
     header["Number of obs"] = f"{model.n_obs_}, groups: {group}, {model.n_subjects_}"
