@@ -113,12 +113,12 @@ def kr_state(
                 G = G + np.swapaxes(G, 1, 2)
             H.append(G @ Si)
         H.append(np.broadcast_to(Si, Si.shape))  # residual: G = I
-        O = [h @ Xb for h in H]
+        HX = [h @ Xb for h in H]
         for r in range(m):
-            P[r] -= np.einsum("bnp,bnk->pk", O[r], TT)
-            SiOr = Si @ O[r]
+            P[r] -= np.einsum("bnp,bnk->pk", HX[r], TT)
+            SiOr = Si @ HX[r]
             for s in range(r, m):
-                Q[r, s] += np.einsum("bnp,bnk->pk", SiOr, O[s])
+                Q[r, s] += np.einsum("bnp,bnk->pk", SiOr, HX[s])
                 K[r, s] += np.einsum("bij,bji->", H[r], H[s])
     Phi = np.linalg.inv(XtSiX)
     Phi = 0.5 * (Phi + Phi.T)
