@@ -133,7 +133,8 @@ def test_contest_refuses_bad_contrasts(fits):
     ):
         m.contest({"days": 1})
     with pytest.raises(
-        ValueError, match="`ddf` must be one of 'satterthwaite', 'kenward-roger', 'normal'"
+        ValueError,
+        match="`ddf` must be one of 'satterthwaite', 'kenward-roger', 'normal'",
     ):
         m.contest([0, 1], ddf="kr")
 
@@ -220,8 +221,6 @@ def test_anova_is_lme4s_likelihood_ratio_test(sleepstudy, name, small, big):
 
 def test_anova_refusals(fits, sleepstudy):
     m = fits["sleep_reml"]
-    with pytest.raises(ModelSpecificationError, match="pass the other fitted model"):
-        m.anova()
     with pytest.raises(ModelSpecificationError, match="takes fitted LinearMixedModels"):
         m.anova("m1")
     small = LinearMixedModel("Reaction ~ Days + (1 | Subject)").fit(
@@ -275,3 +274,60 @@ def test_kenward_roger_joint_f_equals_pbkrtest(fits, name):
 def test_kenward_roger_needs_reml(fits):
     with pytest.raises(ModelSpecificationError, match="defined for REML fits"):
         fits["sleep_ml"].summary(ddf="kenward-roger")
+
+
+def _als2():
+    als = pd.read_csv(REFERENCE / "als_sim.csv", dtype={"subject_id": str})
+    age = als["age_at_onset"]
+    early = pd.Series(np.where(age < 55, "young", "old"), index=als.index)
+    # R's ifelse(NA < 55, ...) is NA: the row is dropped, as here
+    return als.assign(frs=als.pop("alsfrs_r_total"), early=early.where(age.notna()))
+
+
+@pytest.mark.parametrize(
+    ("key", "formula"),
+    [
+        ("aov_als", ALS),
+        ("aov_als2", "frs ~ months * onset_site * early + (months | subject_id)"),
+        ("aov_sleep", "Reaction ~ Days + (Days | Subject)"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("ddf", "label"),
+    [("satterthwaite", "Satterthwaite"), ("kenward-roger", "Kenward-Roger")],
+)
+def test_type3_anova_equals_lmertest(sleepstudy, key, formula, ddf, label):
+    data = {"aov_als": _data("als", sleepstudy), "aov_als2": _als2()}.get(
+        key, sleepstudy
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = LinearMixedModel(formula).fit(data)
+    a = m.anova(ddf=ddf)
+    r = LMERTEST[key][label]
+    terms = r["terms"] if isinstance(r["terms"], list) else [r["terms"]]
+    assert list(a.index) == terms
+    assert list(a.columns) == ["sum_sq", "mean_sq", "num_df", "den_df", "F", "p_value"]
+    np.testing.assert_array_equal(a["num_df"], np.atleast_1d(r["numdf"]))
+    np.testing.assert_allclose(a["F"], np.atleast_1d(r["F"]), rtol=1e-5)
+    np.testing.assert_allclose(a["den_df"], np.atleast_1d(r["dendf"]), rtol=1e-5)
+    np.testing.assert_allclose(a["sum_sq"], np.atleast_1d(r["sum_sq"]), rtol=1e-5)
+    np.testing.assert_allclose(a["mean_sq"], np.atleast_1d(r["mean_sq"]), rtol=1e-5)
+    p, rp = a["p_value"].to_numpy(), np.atleast_1d(r["p"])
+    np.testing.assert_allclose(p[rp < 0.01], rp[rp < 0.01], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(p[rp >= 0.01], rp[rp >= 0.01], rtol=1e-4)
+
+
+def test_type3_of_a_single_term_is_its_t_test(fits):
+    m = fits["sleep_reml"]
+    a = m.anova().loc["Days"]
+    t = m.contest([0, 1]).iloc[0]
+    assert a["F"] == pytest.approx(t["t"] ** 2, rel=1e-12)
+    assert a["den_df"] == pytest.approx(t["df"], rel=1e-12)
+
+
+def test_type3_refuses_other_codings(sleepstudy):
+    df = sleepstudy.assign(half=np.where(sleepstudy["Days"] < 5, "early", "late"))
+    m = LinearMixedModel("Reaction ~ C(half, contr.sum) + Days + (1 | Subject)").fit(df)
+    with pytest.raises(ModelSpecificationError, match="treatment-coded factors"):
+        m.anova()

@@ -66,6 +66,27 @@ res <- list(
   als_ml = one("als_ml", alsfrs_r_total ~ months * onset_site + age_at_onset +
                  (months | subject_id), als, REML = FALSE)
 )
+# type III ANOVA tables (lmerTest's anova(m), Satterthwaite and Kenward-Roger)
+aov3 <- function(formula, data) {
+  m <- eval(bquote(lmerTest::lmer(.(formula), data, control = ctrl)))
+  out <- list()
+  for (ddf in c("Satterthwaite", "Kenward-Roger")) {
+    a <- anova(m, type = 3, ddf = ddf)
+    print(a)
+    out[[ddf]] <- list(terms = rownames(a), sum_sq = unname(a[["Sum Sq"]]),
+                       mean_sq = unname(a[["Mean Sq"]]), numdf = unname(a$NumDF),
+                       dendf = unname(a$DenDF), F = unname(a[["F value"]]),
+                       p = unname(a[["Pr(>F)"]]))
+  }
+  out
+}
+als2 <- transform(als, early = factor(ifelse(age_at_onset < 55, "young", "old")))
+res$aov_als <- aov3(alsfrs_r_total ~ months * onset_site + age_at_onset +
+                      (months | subject_id), als)
+res$aov_als2 <- aov3(alsfrs_r_total ~ months * onset_site * early + (months | subject_id),
+                     als2)
+res$aov_sleep <- aov3(Reaction ~ Days + (Days | Subject), sleep)
+
 # likelihood-ratio tests between nested models, as lme4's anova() (refit by ML)
 lrt <- function(small, big, data) {
   m0 <- lme4::lmer(small, data, control = ctrl)

@@ -255,7 +255,10 @@ def joint_test(
     """The F-test of ``L beta = 0`` (all rows at once), as lmerTest's
     ``contest(m, L, joint = TRUE)``: ``F = sum_m (p_m'L beta)^2 / d_m / q`` over the
     ``q`` positive eigenvalues ``d_m`` (eigenvectors ``p_m``) of ``L V L'``, its
-    denominator df from the Satterthwaite df of each component."""
+    denominator df from the Satterthwaite df of each component.  With
+    Kenward-Roger, pbkrtest's ``KRmodcomp``: the Wald statistic on the adjusted
+    covariance, scaled; ``wald_F`` is the unscaled one (lmerTest's sums of
+    squares use it)."""
     from scipy import stats as st
 
     L = np.atleast_2d(np.asarray(L, dtype=float))
@@ -283,6 +286,7 @@ def joint_test(
             "num_df": float(q),
             "den_df": den,
             "p_value": float(st.f.sf(F, q, den)),
+            "wald_F": wald / q,
         }
     if ddf == "normal":
         den = np.inf
@@ -293,4 +297,4 @@ def joint_test(
         nu = 2.0 * d**2 / np.einsum("mk,kl,ml->m", g, state.vcov_varpar, g)
         den = _fstat_ddf(nu)
         p = float(st.f.sf(F, q, den))
-    return {"F": F, "num_df": float(q), "den_df": float(den), "p_value": p}
+    return {"F": F, "num_df": float(q), "den_df": float(den), "p_value": p, "wald_F": F}

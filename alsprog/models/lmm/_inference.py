@@ -163,6 +163,7 @@ class MixedInference:
             res = joint_test(
                 arr, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state
             )
+            res.pop("wald_F")
             return pd.DataFrame([res])
         return pd.DataFrame(self._tests(arr, ddf))
 
@@ -181,6 +182,31 @@ class MixedInference:
             ddf=ddf,
             state=self._state(ddf),
         )
+
+    def _type3(self, ddf: str) -> pd.DataFrame:
+        from alsprog.models.lmm._anova import type3_contrasts
+        from alsprog.models.lmm._ddf import joint_test
+
+        self._tests(np.zeros((0, len(self.fe_params_))), ddf)  # checks ddf
+        Ls = type3_contrasts(self._design_info["fixed_spec"], self._frame)
+        state = self._state(ddf)
+        rows = {}
+        for term, L in Ls.items():
+            if not len(L):
+                continue
+            r = joint_test(
+                L, self.fe_params_.to_numpy(), self._cov_beta, ddf=ddf, state=state
+            )
+            mean_sq = r["wald_F"] * float(self.scale_)  # lmerTest's, unscaled
+            rows[term] = {
+                "sum_sq": mean_sq * r["num_df"],
+                "mean_sq": mean_sq,
+                "num_df": r["num_df"],
+                "den_df": r["den_df"],
+                "F": r["F"],
+                "p_value": r["p_value"],
+            }
+        return pd.DataFrame.from_dict(rows, orient="index")
 
     def _state(self, ddf: str) -> Any:
         if ddf == "satterthwaite":
@@ -246,14 +272,23 @@ class MixedInference:
             )
         return self._satt
 
-    def anova(self, *others: Any, refit: bool = True) -> pd.DataFrame:
-        """Likelihood-ratio tests between nested mixed models, as lme4's
-        ``anova(m0, m1, ...)``.
+    def anova(
+        self, *others: Any, refit: bool = True, ddf: str = "satterthwaite"
+    ) -> pd.DataFrame:
+        """The type III ANOVA table of the fixed-effect terms (lmerTest's
+        ``anova(m)``), or likelihood-ratio tests between nested models (lme4's
+        ``anova(m0, m1, ...)``).
 
-        Models are ordered by their number of parameters; each row is tested
-        against the one above it.  REML fits are refitted by maximum likelihood
-        first (``refit=True``, lme4's default: REML criteria of models with
-        different fixed effects are not comparable); the fits given are not
+        Without other models: one F-test per term of the fixed part, of SAS's type
+        III hypothesis (each term's effects orthogonal to those of the terms that
+        contain it; factors treatment-coded, as formulaic codes them), with
+        ``ddf``'s denominator df; ``sum_sq`` and ``mean_sq`` are lmerTest's
+        (``mean_sq = F * sigma^2``, with Kenward-Roger's F before its scaling).
+
+        With other models: they are ordered by their number of parameters, each
+        row tested against the one above it.  REML fits are refitted by maximum
+        likelihood first (``refit=True``, lme4's default: REML criteria of models
+        with different fixed effects are not comparable); the fits given are not
         changed.
 
         Parameters
@@ -262,18 +297,23 @@ class MixedInference:
             Fitted models of the same rows (same number of observations).
         refit : bool, default True
             Refit REML fits by ML.  With ``False`` every model must be of one kind.
+        ddf : {"satterthwaite", "kenward-roger", "normal"}, default "satterthwaite"
+            The type III table's denominator df (see :meth:`contest`).
 
         Returns
         -------
         pandas.DataFrame
-            Indexed by formula: ``npar``, ``AIC``, ``BIC``, ``logLik``,
-            ``deviance``, ``Chisq``, ``Df``, ``p_value`` (NaN on the first row).
+            Type III: indexed by term, ``sum_sq``, ``mean_sq``, ``num_df``,
+            ``den_df``, ``F``, ``p_value``.  Models: indexed by formula, ``npar``,
+            ``AIC``, ``BIC``, ``logLik``, ``deviance``, ``Chisq``, ``Df``,
+            ``p_value`` (NaN on the first row).
 
         Raises
         ------
         ModelSpecificationError
-            No other model, a model that is not a fitted LinearMixedModel, or models
-            fitted to different numbers of observations.
+            A model that is not a fitted LinearMixedModel, models fitted to
+            different numbers of observations, or a factor that is not
+            treatment-coded (type III).
 
         Examples
         --------
@@ -288,16 +328,14 @@ class MixedInference:
         >>> a = m0.fit(t).anova(m1.fit(t))
         >>> a[["npar", "Df"]].to_numpy().tolist()
         [[6.0, nan], [8.0, 2.0]]
+        >>> list(m1.anova().index)
+        ['months', 'onset_site', 'months:onset_site']
         """
         from scipy import stats as st
 
         check_is_fitted(self, ["fe_params_"])
         if not others:
-            raise ModelSpecificationError(
-                "anova() compares nested models: pass the other fitted model(s), "
-                "e.g. m0.anova(m1) (the F-test of some fixed effects is "
-                "contest(L, joint=True))."
-            )
+            return self._type3(ddf)
         models = [self, *others]
         for m in others:
             if not isinstance(m, type(self)) or not hasattr(m, "fe_params_"):
