@@ -328,6 +328,6 @@ def test_type3_of_a_single_term_is_its_t_test(fits):
 
 def test_type3_refuses_other_codings(sleepstudy):
     df = sleepstudy.assign(half=np.where(sleepstudy["Days"] < 5, "early", "late"))
-    m = LinearMixedModel("Reaction ~ C(half, contr.sum) + Days + (1 | Subject)").fit(df)
+    m = LinearMixedModel("Reaction ~ C(half, Sum) + Days + (1 | Subject)").fit(df)
     with pytest.raises(ModelSpecificationError, match="treatment-coded factors"):
         m.anova()
