@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -167,3 +168,27 @@ def test_run_check_lists_the_exports_problems(config_writer, tmp_path):
     assert (p.line, p.column, p.value) == (2, "Q1_Speech", "7")
     assert p.source.endswith("PROACT_ALSFRS.csv")
     assert not (tmp_path / "out").exists()
+
+
+def test_run_model_table_shows_the_configured_ddf(config_writer, tiny_inputs, tmp_path):
+    """Issue 22, item 6: the mixed model's table carries df and p-values, by the
+    config's ddf (Satterthwaite by default, Kenward-Roger when asked)."""
+    config = config_writer(
+        tiny_inputs,
+        models__lmm='type = "mixed"\nformula = "alsfrs_r_total ~ months + '
+        '(months | subject_id)"\nddf = "kenward-roger"',
+        design="enabled = false",
+    )
+    out = tmp_path / "out"
+    run(config, out, progress=False)
+    fixed = pd.read_csv(out / "models" / "lmm_fixed.csv", index_col="term")
+    assert {"df", "p_value"} <= set(fixed.columns)
+    from alsprog.models import LinearMixedModel
+
+    back = LinearMixedModel.load(out / "models" / "lmm.npz")
+    assert back.ddf == "kenward-roger"
+    kr = back.summary().tables["fixed"]
+    assert fixed["df"].to_numpy() == pytest.approx(kr["df"].to_numpy(), rel=1e-9)
+    sat = back.summary(ddf="satterthwaite").tables["fixed"]
+    assert not np.allclose(kr["df"], sat["df"], rtol=1e-6)
+    assert "Kenward-Roger" in (out / "models" / "lmm_summary.txt").read_text()

@@ -89,6 +89,11 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
     strict : bool, default False
         Raise :class:`~alsprog.errors.ConvergenceError` instead of warning when the
         optimiser does not converge.
+    ddf : {"satterthwaite", "kenward-roger", "normal"}, default "satterthwaite"
+        Denominator degrees of freedom of the fixed-effect t-tests that
+        :meth:`summary` shows (and the report's model table): Satterthwaite's
+        (lmerTest's default), Kenward-Roger's (pbkrtest's; REML fits) or none
+        (z-tests).
 
     Attributes
     ----------
@@ -178,6 +183,7 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         tol: float = 1e-10,
         max_iter: int = 1000,
         strict: bool = False,
+        ddf: Literal["satterthwaite", "kenward-roger", "normal"] = "satterthwaite",
     ) -> None:
         self.formula = formula
         self.reml = reml
@@ -185,6 +191,7 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         self.tol = tol
         self.max_iter = max_iter
         self.strict = strict
+        self.ddf = ddf
 
     def _check_params(self) -> None:
         """Check the parameters (from :meth:`fit`, and :meth:`load` on a file's)."""
@@ -461,7 +468,7 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         return -2.0 * self.llf_ + np.log(self.n_obs_) * k
 
     def summary(
-        self, level: float = DEFAULT_LEVEL, *, ddf: str | None = "satterthwaite"
+        self, level: float = DEFAULT_LEVEL, *, ddf: str | None = "model"
     ) -> Summary:
         """lmerTest's summary: criterion, scaled residuals, random and fixed effects
         with Satterthwaite t-tests.
@@ -475,8 +482,9 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         level : float, default 0.95
             Coverage of the intervals in the fixed-effects table (t quantiles on
             each coefficient's df; normal quantiles with ``ddf`` "normal" or None).
-        ddf : {"satterthwaite", "kenward-roger", "normal"} or None, default "satterthwaite"
-            Denominator degrees of freedom of the t-tests: Satterthwaite's
+        ddf : {"model", "satterthwaite", "kenward-roger", "normal"} or None, default "model"
+            Denominator degrees of freedom of the t-tests (``"model"``: the
+            model's ``ddf``, Satterthwaite's by default): Satterthwaite's
             approximation as lmerTest computes it (its default), Kenward-Roger's
             (with the adjusted standard errors, as pbkrtest; REML fits), none
             (z-tests), or None for lme4's table without tests.
@@ -521,6 +529,8 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         from alsprog.models.lmm._summary import lmm_summary
 
         check_is_fitted(self, ["fe_params_"])
+        if ddf == "model":
+            ddf = self.ddf
         return lmm_summary(self, level, ddf)
 
     # -------------------------------------------------------- prediction
