@@ -392,6 +392,7 @@ def test_estimator_contract(sleepstudy):
         "tol": 1e-10,
         "max_iter": 1000,
         "strict": False,
+        "ddf": "satterthwaite",
     }
     c = clone(m)
     assert c.fit(sleepstudy) is c

@@ -331,3 +331,18 @@ def test_type3_refuses_other_codings(sleepstudy):
     m = LinearMixedModel("Reaction ~ C(half, Sum) + Days + (1 | Subject)").fit(df)
     with pytest.raises(ModelSpecificationError, match="treatment-coded factors"):
         m.anova()
+
+
+def test_flat_criterion_warns_as_lme4(sleepstudy):
+    """Issue 22, item 5: a random-effects column that repeats another leaves the
+    criterion flat along a ridge of theta; lme4 says 'nearly unidentifiable'."""
+    from alsprog.errors import ModelSpecificationWarning
+
+    df = sleepstudy.assign(two=2.0)
+    with pytest.warns(ModelSpecificationWarning, match="nearly flat along theta") as w:
+        LinearMixedModel("Reaction ~ Days + (1 + two | Subject)").fit(df)
+    assert "not identifiable" in str(w[0].message)
+    # an identifiable model fits without it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModelSpecificationWarning)
+        LinearMixedModel("Reaction ~ Days + (Days | Subject)").fit(sleepstudy)
