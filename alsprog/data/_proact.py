@@ -13,7 +13,7 @@ and :mod:`alsprog.data._proact_tables`; validation of the result to
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -426,26 +426,22 @@ def _subjects(
     delay = (diag - onset) / DAYS_PER_MONTH
     if hist is not None:
         f = files["alshistory"]
-        for i in np.flatnonzero(onset_months < 0):
-            problems.append(
-                _subject_problem(
-                    f,
-                    sids[i],
-                    "Onset_Delta",
-                    onset[i],
-                    f"onset is after the subject's first visit (day {b[i]:g})",
-                )
-            )
-        for i in np.flatnonzero(delay < 0):
-            problems.append(
-                _subject_problem(
-                    f,
-                    sids[i],
-                    "Diagnosis_Delta",
-                    diag[i],
-                    f"diagnosis is before symptom onset (Onset_Delta {onset[i]:g})",
-                )
-            )
+        problems += _flagged(
+            f,
+            sids,
+            onset_months < 0,
+            "Onset_Delta",
+            onset,
+            lambda i: f"onset is after the subject's first visit (day {b[i]:g})",
+        )
+        problems += _flagged(
+            f,
+            sids,
+            delay < 0,
+            "Diagnosis_Delta",
+            diag,
+            lambda i: f"diagnosis is before symptom onset (Onset_Delta {onset[i]:g})",
+        )
     age = num(demo, "age")
     dob = num(demo, "dob_day")
     age_base = np.where(
@@ -459,16 +455,14 @@ def _subjects(
     event = pd.array(np.where(np.isnan(time), None, died == 1), dtype="boolean")
     if death is not None:
         f = files["deathdata"]
-        for i in np.flatnonzero(t_event < 0):
-            problems.append(
-                _subject_problem(
-                    f,
-                    sids[i],
-                    "Death_Days",
-                    death_day[i],
-                    f"death is before the subject's first visit (day {b[i]:g})",
-                )
-            )
+        problems += _flagged(
+            f,
+            sids,
+            t_event < 0,
+            "Death_Days",
+            death_day,
+            lambda i: f"death is before the subject's first visit (day {b[i]:g})",
+        )
         unknown = int(((died == 1) & np.isnan(death_day)).sum())
         if unknown:
             notes.append(
@@ -518,6 +512,21 @@ def _subjects(
 
 def _na(values: np.ndarray) -> list[object]:
     return [None if (v is None or v is pd.NA or v != v) else v for v in values]
+
+
+def _flagged(
+    f: ProactFile,
+    sids: pd.Index,
+    bad: np.ndarray,
+    column: str,
+    values: np.ndarray,
+    message: Callable[[int], str],
+) -> list[Problem]:
+    """A timeline problem for every subject where ``bad``, at its first row."""
+    return [
+        _subject_problem(f, sids[i], column, values[i], message(int(i)))
+        for i in np.flatnonzero(bad)
+    ]
 
 
 def _subject_problem(

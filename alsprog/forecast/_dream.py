@@ -28,9 +28,8 @@ import numpy as np
 import pandas as pd
 
 from alsprog._progress import progress_bar
-from alsprog._random import child_seed
 from alsprog._validation import check_columns
-from alsprog.forecast._table import forecast_table
+from alsprog.forecast._table import fit_and_forecast
 
 __all__ = ["DREAM_END", "DREAM_START", "dream_backtest", "dream_slopes"]
 
@@ -146,15 +145,14 @@ def dream_backtest(
         list(models.items()), desc="backtest (DREAM)", unit="model", progress=progress
     ):
         t0 = _time.perf_counter()
-        model = reseed(est, rng)
-        model.fit(train)
-        f = forecast_table(
-            model,
+        f = fit_and_forecast(
+            reseed(est, rng),
+            train,
             hist,
             at,
+            rng,
             level=level,
             n_samples=n_samples,
-            seed=child_seed(rng),
             time=time,
         )
         mean = f.set_index([subject, time])["mean"]

@@ -30,7 +30,7 @@ from alsprog.forecast._columns import (
     table_columns,
 )
 from alsprog.forecast._split import history_and_later, split_patients
-from alsprog.forecast._table import MAX_SAMPLES, forecast_table
+from alsprog.forecast._table import MAX_SAMPLES, fit_and_forecast
 
 __all__ = ["backtest", "calibration", "crps_draws", "evaluate"]
 
@@ -619,15 +619,14 @@ def backtest(
         elif name == "true_curve" and est is None:
             f = _true_curve(cohort, at)
         else:
-            model = reseeded(est, rng)
-            model.fit(train)
-            f = forecast_table(
-                model,
+            f = fit_and_forecast(
+                reseeded(est, rng),
+                train,
                 hist,
                 at,
+                rng,
                 level=level,
                 n_samples=n_samples,
-                seed=child_seed(rng),
                 time=time,
             )
         timings[name] = _time.perf_counter() - t0
