@@ -51,7 +51,11 @@ def add_simulate_parser(sub: argparse._SubParsersAction) -> None:
         help="also write NIfTI feature maps and an atlas (BIDS derivatives)",
     )
     p.add_argument(
-        "--format", choices=("csv", "parquet"), default="csv", help="table format (csv)"
+        "--format",
+        choices=("csv", "parquet", "proact"),
+        default="csv",
+        help="table format (csv); proact: the patients as a PRO-ACT export "
+        "(PROACT_ALSFRS.csv, ...) for `alsprog import proact`",
     )
     p.set_defaults(handler=cmd_simulate)
 
@@ -84,7 +88,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"{args.format}" + (" --nifti" if args.nifti else "")
     )  # recorded in the folder's manifest
     with atomic_dir(out, command=command, force=args.force) as tmp:
-        files = _write_inputs(cohort, tmp, fmt=args.format)
+        if args.format == "proact":
+            from alsprog.simulate import write_proact
+
+            export = write_proact(cohort, tmp, seed=args.seed)
+            files = sorted(export.files.values())
+        else:
+            files = _write_inputs(cohort, tmp, fmt=args.format)
         if args.nifti:
             from alsprog.simulate._nifti import nifti_size
 

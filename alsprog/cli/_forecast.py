@@ -126,6 +126,15 @@ def add_backtest_parser(sub: argparse._SubParsersAction) -> None:
         default="delta_fs + onset_site",
         help="joint model: covariates of the event hazard (delta_fs + onset_site)",
     )
+    p.add_argument(
+        "--protocol",
+        choices=("horizons", "dream"),
+        default="horizons",
+        help="horizons: score at --horizons; dream: the DREAM challenge (months 0-3 "
+        "in, the slope from the first visit after month 3 to the last up to month "
+        "12 out, RMSD and Pearson r beside the training-mean and zero references; "
+        "Kuffner et al. 2015) (horizons)",
+    )
     p.add_argument("--history-months", type=float, default=3.0, help="(3)")
     p.add_argument("--horizons", type=float, nargs="+", default=[6.0, 12.0])
     p.add_argument(
@@ -176,11 +185,18 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         level=args.level,
         seed=args.seed,
         progress=_progress(args),
+        protocol=args.protocol,
     )
     if args.out:
         with atomic_path(Path(args.out)) as tmp:
             res.to_csv(tmp, index=False)
     cols = ["model", "horizon", "n", "rmse", "bias", "coverage", "crps", "slope_rmsd"]
+    if args.protocol == "dream":
+        cols = ["model", "n", "rmsd", "r", "mean_observed", "mean_predicted"]
+        print(
+            f"DREAM protocol: {res.attrs['n_scored']} of {res.attrs['n_test']} test "
+            "patients have a visit after month 3 and a later one up to month 12"
+        )
     print(res[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"seed {args.seed}" + (f"; table in {args.out}" if args.out else ""))
     logger.info("alsprog backtest: seed %d, models %s", args.seed, args.models)

@@ -25,6 +25,7 @@ from alsprog.cli._data import (
 )
 from alsprog.cli._forecast import add_backtest_parser, add_forecast_parser
 from alsprog.cli._imaging import add_classify_parser, add_features_parser
+from alsprog.cli._import import add_import_parser
 from alsprog.cli._logging import _routed
 from alsprog.cli._options import _global_options, _Parser, _SubParsers
 from alsprog.cli._pipeline import add_demo_parser, add_run_parser
@@ -38,6 +39,7 @@ _COMMANDS = (
     add_simulate_parser,
     add_validate_parser,
     add_assemble_parser,
+    add_import_parser,
     add_features_parser,
     add_classify_parser,
     add_power_parser,

@@ -24,6 +24,7 @@ from alsprog._random import as_generator
 from alsprog._validation import check_choice, check_int, check_interval
 from alsprog.design._trial import TrialDesign
 from alsprog.errors import ModelSpecificationError
+from alsprog.models._contract import outcome_bounds
 
 __all__ = ["BaselineMarker", "Enrichment", "adjusted_design", "enriched_design"]
 
@@ -284,7 +285,9 @@ def enriched_design(
     cov = np.cov(bk, rowvar=False)
     return replace(
         design,
-        mean_intercept=float(np.clip(design.mean_intercept + mean[0], 0, 48)),
+        mean_intercept=float(
+            np.clip(design.mean_intercept + mean[0], *outcome_bounds(design.outcome))
+        ),
         mean_slope=float(design.mean_slope + mean[1]),
         sig2_int=float(cov[0, 0]),
         sig2_slope=float(cov[1, 1]),

@@ -52,7 +52,8 @@ class TrialDesign:
         residual variance (defaults: intercept SD 5, slope SD 0.6, residual SD 2;
         docs/domain.md §7).
     mean_intercept : float, default 38.0
-        Mean ALSFRS-R at randomisation (used by simulations).
+        Mean outcome at randomisation (used by simulations), within the outcome's
+        range in the data dictionary (0-48 for the ALSFRS-R total).
     alpha : float, default 0.05
         Two-sided type I error.
     power : float, default 0.8
@@ -65,6 +66,9 @@ class TrialDesign:
         monotone (a patient missing at a visit is missing afterwards) and
         non-informative.  The analytic formulas and
         :func:`~alsprog.design.simulate_power` both use it, so their powers agree.
+    outcome : str, default "alsfrs_r_total"
+        The outcome the slopes are in (``fvc_percent_predicted``: % of predicted
+        per month); its dictionary range bounds ``mean_intercept``.
 
     Examples
     --------
@@ -89,6 +93,7 @@ class TrialDesign:
     power: float = 0.8
     allocation_ratio: float = 1.0
     retention: tuple[float, ...] | None = None
+    outcome: str = "alsfrs_r_total"
 
     def __post_init__(self) -> None:
         e = ModelSpecificationError
@@ -101,7 +106,12 @@ class TrialDesign:
         if self.mean_slope == 0:
             raise e("`mean_slope` must not be 0: there is no decline to slow.")
         check_interval(self.slowing, "slowing", error=e)
-        check_interval(self.mean_intercept, "mean_intercept", low=0, high=48, error=e)
+        from alsprog.models._contract import outcome_bounds
+
+        if not isinstance(self.outcome, str):
+            raise e(f"`outcome` must be a column name (str); got {self.outcome!r}.")
+        lo, hi = outcome_bounds(self.outcome)
+        check_interval(self.mean_intercept, "mean_intercept", low=lo, high=hi, error=e)
         check_level(self.alpha, "alpha", error=e)
         check_level(self.power, "power", error=e)
         check_interval(
@@ -316,6 +326,9 @@ class TrialDesign:
             (n for n in fe.index if n in ("Intercept", "(Intercept)")), None
         )
         mean_intercept = float(fe[icpt_fixed]) if icpt_fixed is not None else 38.0
+        cols = getattr(model, "columns_", None)
+        outcome = str(getattr(cols, "outcome", None) or "alsfrs_r_total")
+        lo, hi = getattr(model, "outcome_bounds_", (0.0, 48.0))
         fields = dict(
             visit_months=tuple(float(x) for x in visit_months),
             mean_slope=float(fe[t]),
@@ -324,7 +337,8 @@ class TrialDesign:
             sig2_slope=sig2_slope,
             cov_int_slope=cov_is,
             sig2_e=float(model.scale_),
-            mean_intercept=min(max(mean_intercept, 0.0), 48.0),
+            mean_intercept=min(max(mean_intercept, lo), hi),
+            outcome=outcome,
         )
         fields.update(kwargs)
         return cls(**fields)

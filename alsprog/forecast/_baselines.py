@@ -419,6 +419,15 @@ class DeltaFSBaseline(_LineBaseline):
     (10, ['subject_id', 'months', 'mean', 'median'])
     """
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.outcome != "alsfrs_r_total":
+            raise ModelSpecificationError(
+                "DeltaFSBaseline extrapolates ΔFS, the ALSFRS-R points lost per month "
+                f"since onset: it forecasts 'alsfrs_r_total' only, not "
+                f"{self.outcome!r} (use PatientOLSBaseline or a model for it)."
+            )
+
     def _lines(self, history: pd.DataFrame) -> pd.DataFrame:
         f = self._features(history)
         if "delta_fs" in f.columns:

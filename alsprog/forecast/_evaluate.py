@@ -30,7 +30,7 @@ from alsprog.forecast._columns import (
     table_columns,
 )
 from alsprog.forecast._split import history_and_later, split_patients
-from alsprog.forecast._table import MAX_SAMPLES, forecast_table
+from alsprog.forecast._table import MAX_SAMPLES, fit_and_forecast
 
 __all__ = ["backtest", "calibration", "crps_draws", "evaluate"]
 
@@ -419,6 +419,7 @@ def backtest(
     progress: bool | None = None,
     subject: str | None = None,
     time: str | None = None,
+    protocol: str = "horizons",
 ) -> Any:
     """Split patients, fit each model on one part, forecast the other, score.
 
@@ -483,6 +484,16 @@ def backtest(
         sigmoid model on a renamed months-since-onset column next to mixed models
         on ``visit_month`` (a trajectory model whose own time differs then
         advances it with this one; baselines must use this one).
+    protocol : {"horizons", "dream"}, default "horizons"
+        ``"dream"``: the DREAM ALS Prediction challenge (Küffner et al., Nat
+        Biotechnol 2015): each test patient's visits in months 0-3 are the history
+        and the target is the slope from its first visit after month 3 to its last
+        visit up to month 12 (:func:`~alsprog.forecast._dream.dream_slopes`); a
+        model predicts it from its forecast means at those two visits.  The table
+        then has one row per model, ``model, n, rmsd, r, mean_observed,
+        mean_predicted, seconds``, with the no-skill references ``training_mean``
+        (the training patients' mean slope) and ``zero``; ``history_months``,
+        ``horizons``, ``tol_months`` and ``reference`` do not apply.
 
     Returns
     -------
@@ -504,6 +515,13 @@ def backtest(
     8
     """
     level = check_level(level)
+    if protocol not in ("horizons", "dream"):
+        raise ValueError(f"`protocol` must be 'horizons' or 'dream'; got {protocol!r}.")
+    if protocol == "dream" and (reference or return_forecasts):
+        raise ValueError(
+            "protocol='dream' scores slopes only: `reference` and `return_forecasts` "
+            "apply to protocol='horizons'."
+        )
     check_interval(history_months, "history_months", low=0.0)
     check_interval(test_fraction, "test_fraction", low=0, high=1, low_closed=False)
     horizons = sorted(float(check_interval(h, "horizons", low=0.0)) for h in horizons)
@@ -541,11 +559,27 @@ def backtest(
     )
     check_columns(table, "data", [subject, time, outcome])
     if reference is None:
-        reference = cohort is not None
+        reference = cohort is not None and protocol == "horizons"
     if reference and cohort is None:
         raise ValueError("`reference=True` needs a simulated Cohort as `data`.")
     rng = as_generator(seed)
     train, test = split_patients(table, outcome, test_fraction, rng, subject)
+    if protocol == "dream":
+        from alsprog.forecast._dream import dream_backtest
+
+        return dream_backtest(
+            models,
+            train,
+            test,
+            rng=rng,
+            reseed=reseeded,
+            outcome=outcome,
+            subject=subject,
+            time=time,
+            level=level,
+            n_samples=n_samples,
+            progress=progress,
+        )
     hist, later = history_and_later(
         test, history_months, tol_months, subject=subject, time=time
     )
@@ -585,15 +619,14 @@ def backtest(
         elif name == "true_curve" and est is None:
             f = _true_curve(cohort, at)
         else:
-            model = reseeded(est, rng)
-            model.fit(train)
-            f = forecast_table(
-                model,
+            f = fit_and_forecast(
+                reseeded(est, rng),
+                train,
                 hist,
                 at,
+                rng,
                 level=level,
                 n_samples=n_samples,
-                seed=child_seed(rng),
                 time=time,
             )
         timings[name] = _time.perf_counter() - t0

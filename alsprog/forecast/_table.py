@@ -20,12 +20,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._random import as_generator
+from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_int, check_level
 from alsprog.data._history import ModelColumns, Prepared, prepare_history, with_draws
 from alsprog.forecast._columns import fitted_columns, set_table_columns
 
-__all__ = ["MAX_SAMPLES", "forecast_table", "layout"]
+__all__ = ["MAX_SAMPLES", "fit_and_forecast", "forecast_table", "layout"]
 
 #: Most predictive draws per forecast row accepted.
 MAX_SAMPLES = 1_000_000
@@ -91,3 +91,28 @@ def forecast_table(
         given_alive=bool(given_alive),
     )
     return layout(prep, cols, axis, rows.stats, rows.draws)
+
+
+def fit_and_forecast(
+    model: Any,
+    train: pd.DataFrame,
+    history: pd.DataFrame,
+    at: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    level: float,
+    n_samples: int | None,
+    time: str,
+) -> pd.DataFrame:
+    """Fit ``model`` on ``train`` and forecast ``history``'s patients at ``at``
+    (the forecast's seed drawn from ``rng``): one backtest step."""
+    model.fit(train)
+    return forecast_table(
+        model,
+        history,
+        at,
+        level=level,
+        n_samples=n_samples,
+        seed=child_seed(rng),
+        time=time,
+    )

@@ -274,25 +274,7 @@ def _print_matrix(
 
 def _coefmat(coef: np.ndarray, digits: int) -> list[list[str]]:
     """Cells of R's ``printCoefmat`` for columns estimate, std. error, t value."""
-    cs = coef[:, :2]
-    acs = np.abs(cs[np.isfinite(cs) & (cs != 0)])
-    cells = [[""] * 3 for _ in range(len(coef))]
-    if np.isfinite(cs).any():
-        if acs.size:
-            digmin = 1 + np.floor(np.log10([acs.min(), acs.max()]))
-        else:
-            digmin = np.array([1.0])
-        nd = max(1.0, float(np.max(digits - digmin)))
-        flat = [_r_round(v, nd) for v in cs.T.ravel()]  # R formats column-major
-        strs = r_format(flat, digits)
-        n = len(coef)
-        for j in range(2):
-            for i in range(n):
-                s = strs[j * n + i]
-                v = float(cs[i, j])
-                if (v == 0) != (float(s) == 0):  # a non-zero rounded to 0, or back
-                    s = r_format([v], max(1, digits - 1))[0]
-                cells[i][j] = s
+    cells = [[*row, ""] for row in _coef_cells(coef[:, :2], digits)]
     tst = r_format(
         [_r_round(v, max(1, min(5, digits - 1))) for v in coef[:, 2]], digits
     )
@@ -303,6 +285,55 @@ def _coefmat(coef: np.ndarray, digits: int) -> list[list[str]]:
             if math.isnan(float(coef[i, j])):
                 cells[i][j] = "NaN" if j < 2 else "NA"
     return cells
+
+
+def _coef_cells(cs: np.ndarray, digits: int) -> list[list[str]]:
+    """R's ``printCoefmat`` cells of its jointly formatted columns (``cs.ind``)."""
+    n, k = cs.shape
+    cells = [[""] * k for _ in range(n)]
+    acs = np.abs(cs[np.isfinite(cs) & (cs != 0)])
+    if not np.isfinite(cs).any():
+        return cells
+    digmin = 1 + np.floor(np.log10([acs.min(), acs.max()])) if acs.size else [1.0]
+    nd = max(1.0, float(np.max(digits - np.asarray(digmin))))
+    flat = [_r_round(v, nd) for v in cs.T.ravel()]  # R formats column-major
+    strs = r_format(flat, digits)
+    for j in range(k):
+        for i in range(n):
+            s = strs[j * n + i]
+            v = float(cs[i, j])
+            if (v == 0) != (float(s) == 0):  # a non-zero rounded to 0, or back
+                s = r_format([v], max(1, digits - 1))[0]
+            cells[i][j] = s
+    return cells
+
+
+#: R's significance codes (``symnum`` in ``printCoefmat``).
+_STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."), (1.0, " "))
+SIGNIF_LEGEND = "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"
+
+
+def _coefmat_tests(coef: np.ndarray, digits: int) -> tuple[list[list[str]], bool]:
+    """Cells of R's ``printCoefmat`` for estimate, std. error, [df,] t and p (lme4's
+    print of lmerTest's table: estimate, std. error and df formatted together, p
+    as ``format.pval``), and whether significance stars are shown (R shows them,
+    and the legend, only when some p is below 0.1)."""
+    k = 3 if coef.shape[1] == 5 else 2
+    cells = _coef_cells(coef[:, :k].astype(float), digits)
+    dig_tst = max(1, min(5, digits - 1))
+    tst = r_format([_r_round(v, dig_tst) for v in coef[:, k]], digits)
+    pvals = coef[:, k + 1].astype(float)
+    pv = _format_pval(list(pvals), dig_tst)
+    stars = bool(np.any(pvals[~np.isnan(pvals)] < 0.1))
+    out = []
+    for i in range(len(coef)):
+        row = [*cells[i], tst[i], pv[i]]
+        if stars:
+            p = float(pvals[i])
+            star = next((s for cut, s in _STARS if p <= cut), " ") if p == p else " "
+            row.append(star.ljust(3))  # R's format(): left-justified, one width
+        out.append(row)
+    return out, stars
 
 
 def _cell_strings(col: pd.Series, digits: int) -> list[str]:
@@ -593,15 +624,30 @@ class MixedSummary(Summary):
 
     def _fixed_lines(self) -> list[str]:
         fixed = self.tables["fixed"]
-        coef = fixed[["estimate", "std_error", "t"]].to_numpy(dtype=float)
         names = [_r_name(str(n)) for n in fixed.index]
         lines = ["", "Fixed effects:"]
-        lines += _print_matrix(
-            _coefmat(coef, self.digits),
-            ["Estimate", "Std. Error", "t value"],
-            names,
-            right=True,
-        )
+        if "p_value" not in fixed.columns:
+            coef = fixed[["estimate", "std_error", "t"]].to_numpy(dtype=float)
+            lines += _print_matrix(
+                _coefmat(coef, self.digits),
+                ["Estimate", "Std. Error", "t value"],
+                names,
+                right=True,
+            )
+        else:
+            z = bool(np.all(np.isinf(fixed["df"].to_numpy(dtype=float))))
+            cols = ["estimate", "std_error", "t", "p_value"]
+            heads = ["Estimate", "Std. Error", "z value", "Pr(>|z|)", ""]
+            if not z:
+                cols.insert(2, "df")
+                heads = ["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)", ""]
+            coef = fixed[cols].to_numpy(dtype=float)
+            cells, stars = _coefmat_tests(coef, self.digits)
+            lines += _print_matrix(
+                cells, heads if stars else heads[:-1], names, right=True
+            )
+            if stars:
+                lines += ["---", SIGNIF_LEGEND]
         fc = self.fixed_corr
         p = len(names)
         if fc is not None and 1 < p <= 12:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["calibration_curve", "fan_chart"]
@@ -116,7 +117,14 @@ def fan_chart(
             zorder=3,
             label="later visits",
         )
-    ax.set_ylim(0, 48)
+    from alsprog.models._contract import outcome_bounds
+
+    lo, hi = outcome_bounds(outcome)
+    if outcome.startswith("alsfrs") and np.isfinite(lo) and np.isfinite(hi):
+        ax.set_ylim(lo, hi)  # a rating scale: its full range
+    else:  # the data's range, within the dictionary's bounds (FVC: 0-250 %)
+        y0, y1 = ax.get_ylim()
+        ax.set_ylim(max(y0, lo), min(y1, hi))
     ax.set_xlabel("months since first visit" if time == "months" else time)
     ax.set_ylabel("ALSFRS-R total" if outcome == "alsfrs_r_total" else outcome)
     ax.set_title(str(subject))

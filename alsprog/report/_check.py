@@ -47,6 +47,7 @@ class CheckResult:
     warnings: list[str] = field(default_factory=list)  # alsprog's own
     library_warnings: list[str] = field(default_factory=list)  # other libraries'
     columns: set[str] = field(default_factory=set)
+    proact: Any = None  # the ProactCohort read from data.proact
 
 
 def model_params(config: RunConfig, m: ModelConfig) -> dict[str, Any]:
@@ -122,7 +123,7 @@ def _headers(path: Path, rename: dict[str, str] | None = None) -> list[str]:
         return []
 
 
-def _expected_columns(config: RunConfig) -> set[str]:
+def _expected_columns(config: RunConfig, proact: Any = None) -> set[str]:
     """Columns the assembled table will have, from the input files' headers."""
     from alsprog.data._dictionary import load_dictionary
 
@@ -130,6 +131,8 @@ def _expected_columns(config: RunConfig) -> set[str]:
     for p in (config.data.visits, config.data.subjects, config.data.imaging):
         if p is not None and p.is_file():
             cols |= set(_headers(p, config.data.rename))
+    if proact is not None:
+        cols |= set(proact.visits.columns) | set(proact.subjects.columns)
     dd = load_dictionary()
     for total, items in dd.sum_fields().items():
         if any(i in cols for i in items) or (
@@ -298,17 +301,29 @@ def check_run(config: RunConfig, out: Path, *, force: bool = False) -> CheckResu
             tables[key] = reader(p, rename=config.data.rename)
         except DataValidationError as exc:
             _add_error(res.problems, exc)
-    res.columns = _expected_columns(config)
+    if config.data.proact is not None and config.data.proact.is_dir():
+        from alsprog.data import read_proact
+
+        try:
+            res.proact = read_proact(config.data.proact)
+            tables["visits"] = res.proact.visits
+            tables["subjects"] = res.proact.subjects
+        except DataValidationError as exc:
+            _add_error(res.problems, exc)
+    res.columns = _expected_columns(config, res.proact)
     ok = {"visits", "subjects"} <= set(tables) and (
         config.data.imaging is None or "imaging" in tables
     )
     if ok:
+        visits, subjects = config.data.visits, config.data.subjects
+        if res.proact is not None:
+            visits, subjects = res.proact.visits, res.proact.subjects
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 res.table = assemble(
-                    config.data.visits,
-                    config.data.subjects,
+                    visits,
+                    subjects,
                     config.data.imaging,
                     window_days=config.data.window_days,
                     rename=config.data.rename,
@@ -328,7 +343,9 @@ def check_run(config: RunConfig, out: Path, *, force: bool = False) -> CheckResu
     def readable(p: Path | None) -> bool:
         return p is not None and p.is_file() and bool(_headers(p))
 
-    if readable(config.data.visits) and readable(config.data.subjects):
+    if res.proact is not None or (
+        readable(config.data.visits) and readable(config.data.subjects)
+    ):
         defer = config.imaging is not None or (
             config.data.imaging is not None and not readable(config.data.imaging)
         )

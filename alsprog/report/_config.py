@@ -82,9 +82,10 @@ class RunSettings:
 class DataConfig:
     """``[data]``: the input tables and the outcome."""
 
-    visits: Path
-    subjects: Path
+    visits: Path | None = None
+    subjects: Path | None = None
     imaging: Path | None = None
+    proact: Path | None = None
     window_days: float = 45.0
     outcome: str = "alsfrs_r_total"
     time: str = "months"
@@ -224,7 +225,7 @@ class RunConfig:
     def input_paths(self) -> dict[str, Path]:
         """Every input path by its config key (``data.visits``, ``imaging.root``...)."""
         out = {}
-        for key in ("visits", "subjects", "imaging"):
+        for key in ("visits", "subjects", "imaging", "proact"):
             p = getattr(self.data, key)
             if p is not None:
                 out[f"data.{key}"] = p
@@ -324,6 +325,9 @@ def _check_value(k: Key, v: Any, key: str, c: _Collector, base: Path) -> Any:
         if key != "run.out":
             if not p.exists():
                 c.add(key, f"{v!r} does not exist (looked for {p})", v)
+            elif key == "data.proact":
+                if not p.is_dir():
+                    c.add(key, f"{v!r} is not a folder (the unpacked export) ({p})", v)
             elif key != "imaging.root" and not p.is_file():
                 c.add(key, f"{v!r} is not a file ({p})", v)
         return p
@@ -450,7 +454,11 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
             continue
         values[name] = _section(raw[name], name, keys, c, base)
     if "data" not in raw:
-        c.add("data", "the [data] section is required (visits and subjects tables)")
+        c.add(
+            "data",
+            "the [data] section is required (visits and subjects tables, or a PRO-ACT "
+            "export: proact)",
+        )
 
     models: list[ModelConfig] = []
     raw_models = raw.get("models", {})
@@ -540,8 +548,24 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
             "([imaging] root and atlas), not both",
             str(data["imaging"]),
         )
-    if "visits" not in data or "subjects" not in data:
-        return None
+    raw_data = raw.get("data", {}) if isinstance(raw.get("data"), Mapping) else {}
+    if "proact" in raw_data:
+        for key in ("visits", "subjects"):
+            if key in raw_data:
+                c.add(
+                    f"data.{key}",
+                    "give either the visits and subjects tables or a PRO-ACT export "
+                    "(data.proact), not both",
+                    raw_data[key],
+                )
+        if "proact" not in data:
+            return None
+    else:
+        for key in ("visits", "subjects"):
+            if "data" in raw and key not in raw_data:
+                c.add(f"data.{key}", "is required but missing (or give data.proact)")
+        if "visits" not in data or "subjects" not in data:
+            return None
     img = values.get("imaging")
     imaging = ImagingConfig(**img) if img and "root" in img and "atlas" in img else None
     return RunConfig(

@@ -111,9 +111,12 @@ def keep_inputs(
     data = config.data
     new_data = replace(
         data,
-        visits=put_file(data.visits, "data.visits"),
-        subjects=put_file(data.subjects, "data.subjects"),
+        visits=put_file(data.visits, "data.visits") if data.visits else None,
+        subjects=put_file(data.subjects, "data.subjects") if data.subjects else None,
         imaging=put_file(data.imaging, "data.imaging") if data.imaging else None,
+        proact=_keep_proact(data.proact, place("proact", "data.proact"), copy, tables)
+        if data.proact
+        else None,
     )
     new_img = config.imaging
     if config.imaging is not None:
@@ -153,6 +156,19 @@ def keep_inputs(
     how = "hard-linked" if mode == "link" else "copied"
     said.insert(0, f"inputs/ ({mode}): {', '.join(tables)} {how}")
     return replace(config, data=new_data, imaging=new_img), said
+
+
+def _keep_proact(src: Path, dst: Path, copy: Any, kept: list[str]) -> Path:
+    """The PRO-ACT files alsprog reads (not labs, vital signs, ...) into ``dst``."""
+    from alsprog.data._proact_files import TABLES, find_files
+
+    paths, _, _ = find_files(src)
+    dst.mkdir()
+    for key in TABLES:
+        if key in paths:
+            copy(str(paths[key]), str(dst / paths[key].name))
+            kept.append(f"{dst.name}/{paths[key].name}")
+    return dst
 
 
 def _keep_tree(root: Path, dst: Path, mode: str, folder: Path) -> tuple[Path, str]:

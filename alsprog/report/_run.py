@@ -381,6 +381,7 @@ def run(
             progress=progress,
             say=steps.say,
             checked_table=checked.table,
+            proact=checked.proact,
         )
         with steps.stage("check", "keeping the inputs beside the outputs"):
             kept, how = keep_inputs(cfg, tmp / "inputs", cfg.run.inputs)

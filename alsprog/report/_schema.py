@@ -72,8 +72,27 @@ _STATIC: dict[str, tuple[Key, ...]] = {
         ),
     ),
     "data": (
-        Key("visits", "path", None, "Visits table (CSV/TSV/Parquet).", required=True),
-        Key("subjects", "path", None, "Subjects table.", required=True),
+        Key(
+            "visits",
+            "path",
+            None,
+            "Visits table (CSV/TSV/Parquet). Required unless `proact` is given.",
+        ),
+        Key(
+            "subjects",
+            "path",
+            None,
+            "Subjects table. Required unless `proact` is given.",
+        ),
+        Key(
+            "proact",
+            "path",
+            None,
+            "An unpacked PRO-ACT export (folder), in place of `visits` and "
+            "`subjects`: read by `alsprog.data.read_proact` (its import report is "
+            "shown in the cohort section); `outcome` may then be "
+            "`fvc_percent_predicted`.",
+        ),
         Key(
             "imaging",
             "path",

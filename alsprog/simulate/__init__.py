@@ -13,11 +13,14 @@ from alsprog.simulate._cohort import Cohort, simulate_cohort
 from alsprog.simulate._nifti import write_nifti
 from alsprog.simulate._oracle import oracle_forecast
 from alsprog.simulate._params import CohortParams
+from alsprog.simulate._proact import ProactExport, write_proact
 
 __all__ = [
     "Cohort",
     "CohortParams",
+    "ProactExport",
     "oracle_forecast",
     "simulate_cohort",
     "write_nifti",
+    "write_proact",
 ]

@@ -138,6 +138,20 @@ class Cohort:
             f"{len(self.imaging)} imaging sessions, seed={self.seed!r})"
         )
 
+    def to_proact(self, folder: Any, **kwargs: Any) -> Any:
+        """Write the patients as a PRO-ACT export: :func:`alsprog.simulate.write_proact`.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> export = simulate_cohort(2, 0, seed=1).to_proact(tempfile.mkdtemp())
+        >>> export.subject_ids.tolist()
+        [1, 2]
+        """
+        from alsprog.simulate._proact import write_proact
+
+        return write_proact(self, folder, **kwargs)
+
 
 def simulate_cohort(
     n_patients: int,

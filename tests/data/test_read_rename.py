@@ -134,7 +134,7 @@ def test_assemble_applies_the_mapping_to_every_table(tmp_path):
             "subject columns (group) and no visit or imaging columns",
         ),
         (
-            ["patient", "arm"],
+            ["patient", "dose"],
             "subjects",
             "no visit, subject or imaging column of the data dictionary",
         ),

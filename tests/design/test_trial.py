@@ -95,3 +95,40 @@ def test_from_model_errors():
     m = LinearMixedModel("frs ~ months + (months | subject_id)").fit(_lmm_data(n=60))
     with pytest.raises(ModelSpecificationError, match="no fixed effect 'days'"):
         TrialDesign.from_model(m, time="days")
+
+
+def test_design_on_another_outcome_takes_its_dictionary_range():
+    """FVC % of predicted (issue 21): a mean of 88 is valid there, not for the
+    ALSFRS-R total; from_model keeps the model's outcome and clamps to its range."""
+    import numpy as np
+    import pandas as pd
+
+    from alsprog.design import TrialDesign
+    from alsprog.errors import ModelSpecificationError
+    from alsprog.models import LinearMixedModel
+
+    d = TrialDesign(mean_intercept=88.0, outcome="fvc_percent_predicted")
+    assert d.outcome == "fvc_percent_predicted"
+    with pytest.raises(ModelSpecificationError, match="mean_intercept"):
+        TrialDesign(mean_intercept=88.0)
+    with pytest.raises(ModelSpecificationError, match="mean_intercept"):
+        TrialDesign(mean_intercept=251.0, outcome="fvc_percent_predicted")
+    rng = np.random.default_rng(3)
+    n, t = 60, np.array([0.0, 3, 6, 9, 12])
+    b0 = rng.normal(85, 10, n)
+    b1 = rng.normal(-2.0, 0.5, n)
+    df = pd.DataFrame(
+        {
+            "subject_id": np.repeat([f"S{i}" for i in range(n)], 5),
+            "months": np.tile(t, n),
+            "fvc_percent_predicted": (b0[:, None] + b1[:, None] * t).ravel()
+            + rng.normal(0, 3, 5 * n),
+        }
+    )
+    m = LinearMixedModel("fvc_percent_predicted ~ months + (months | subject_id)").fit(
+        df
+    )
+    d = TrialDesign.from_model(m, [0, 3, 6, 9, 12])
+    assert d.outcome == "fvc_percent_predicted"
+    assert d.mean_intercept == pytest.approx(float(m.fe_params_["Intercept"]))
+    assert 80 < d.mean_intercept < 90

@@ -105,6 +105,18 @@ def test_sigmoid_formula_must_not_contain_time(sigmoid_data):
         m.fit(sigmoid_data)
 
 
+def test_sigmoid_refuses_an_outcome_on_another_scale(sigmoid_data):
+    """The D50 curve runs from 48 to 0: FVC % of predicted (0-250 in the data
+    dictionary) is refused before sampling (issue 21)."""
+    df = sigmoid_data.rename(columns={"frs": "fvc_percent_predicted"})
+    m = BayesianTrajectoryModel("sigmoid", formula="fvc_percent_predicted ~ 1")
+    with pytest.raises(
+        ModelSpecificationError,
+        match=r"'fvc_percent_predicted' ranges over 0-250\. Use kind='linear'",
+    ):
+        m.fit(df)
+
+
 @pytest.mark.parametrize("method", ["summary", "loo", "save"])
 def test_methods_need_a_fit(method, tmp_path):
     m = BayesianTrajectoryModel()

@@ -343,8 +343,18 @@ def test_summary_tables_and_text(sleep_fit):
     assert isinstance(s, Summary)
     assert set(s.tables) == {"residuals", "random", "fixed"}
     fixed = s.tables["fixed"]
-    assert list(fixed.columns) == ["estimate", "std_error", "t", "ci_lower", "ci_upper"]
+    # lmerTest's table (issue 22): df and p of the Satterthwaite t-tests
+    assert list(fixed.columns) == [
+        "estimate",
+        "std_error",
+        "df",
+        "t",
+        "p_value",
+        "ci_lower",
+        "ci_upper",
+    ]
     assert fixed.loc["Days", "t"] == pytest.approx(6.771, abs=1e-3)  # lme4 t value
+    assert fixed.loc["Days", "df"] == pytest.approx(17.0, abs=1e-3)
     # lme4 scaled residuals: Min -3.9536, Max 5.1793 (lme4_reference.Rout)
     assert s.tables["residuals"]["Min"].iloc[0] == pytest.approx(-3.953563861, rel=1e-5)
     assert s.tables["residuals"]["Max"].iloc[0] == pytest.approx(5.179256574, rel=1e-5)
@@ -382,6 +392,7 @@ def test_estimator_contract(sleepstudy):
         "tol": 1e-10,
         "max_iter": 1000,
         "strict": False,
+        "ddf": "satterthwaite",
     }
     c = clone(m)
     assert c.fit(sleepstudy) is c

@@ -2,8 +2,10 @@
 every other model's tables have no stray index header and one number of decimals per
 column (issue 18, item 12).
 
-The reference printout is tests/reference/lme4_summary_print.Rout (R 4.2.2, lme4
-1.1.31, R's default ``digits = 7``), written offline by lme4_summary_print.R.
+The reference printouts are tests/reference/lme4_summary_print.Rout (R 4.2.2, lme4
+1.1.31, R's default ``digits = 7``), written offline by lme4_summary_print.R
+(``summary(ddf=None)``), and lmertest_summary_print.Rout (lmerTest 3.1.3, by
+lmertest_summary_print.R: the default Satterthwaite t-tests, issue 22).
 """
 
 from __future__ import annotations
@@ -47,13 +49,20 @@ def sleep_fit(sleepstudy) -> LinearMixedModel:
     return LinearMixedModel("Reaction ~ Days + (Days | Subject)").fit(sleepstudy)
 
 
-def lme4_printout(name: str) -> list[str]:
+def lme4_printout(name: str, file: str = "lme4_summary_print.Rout") -> list[str]:
     """lme4's lines for one case: the class tag, ``Data:``/``Control:`` lines (R call
-    details) and the optimiser's report after the tables left out, trailing blanks cut."""
-    text = (REFERENCE / "lme4_summary_print.Rout").read_text()
+    details) and the optimiser's report after the tables left out, trailing blanks cut;
+    lmerTest's title (wrapped by R, with its class tag) on one line."""
+    text = (REFERENCE / file).read_text()
     block = text.split(f"==== {name}\n", 1)[1].split("==== end\n", 1)[0]
+    raw = block.splitlines()
+    if "lmertest" in file:
+        at = next(i for i, line in enumerate(raw) if line.startswith("Formula:"))
+        title = " ".join(line.strip() for line in raw[:at])
+        title = re.sub(r"\s*\[\s*lmerModLmerTest\]", "", title).replace(" .", ".")
+        raw = [title, *raw[at:]]
     lines: list[str] = []
-    for line in block.splitlines():
+    for line in raw:
         if line.startswith(("   Data:", "Control:")):
             continue
         if line.startswith("    ") and lines[-1].startswith("Formula:"):
@@ -91,7 +100,7 @@ def test_lmm_summary_is_lme4s_printout(name, sleepstudy):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # noise_int: singular fit warning
         m = LinearMixedModel(formula, reml=reml).fit(_data(name, sleepstudy))
-    s = m.summary()
+    s = m.summary(ddf=None)
     assert isinstance(s, MixedSummary) and isinstance(s, Summary)
     ours = str(s).splitlines()
     expected = lme4_printout(name)
@@ -100,9 +109,31 @@ def test_lmm_summary_is_lme4s_printout(name, sleepstudy):
     assert ours[len(expected) :] == NOTES.get(name, [])
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_lmm_summary_is_lmertests_printout(name, sleepstudy):
+    """The default summary: lmerTest's, Satterthwaite df, p-values and stars."""
+    formula, reml = CASES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = LinearMixedModel(formula, reml=reml).fit(_data(name, sleepstudy))
+    ours = str(m.summary()).splitlines()
+    expected = lme4_printout(name, "lmertest_summary_print.Rout")
+    assert len(ours) >= len(expected)
+    for mine, theirs in zip(ours, expected, strict=False):
+        if mine != theirs:
+            # the df's last printed decimal: both are numerical derivatives (lmerTest's
+            # numDeriv and ours agree to 1e-7 relative), so the layout must be the
+            # same and the numbers within 1e-6
+            a, b = mine.split(), theirs.split()
+            assert len(mine) == len(theirs) and len(a) == len(b), (mine, theirs)
+            for x, y in zip(a, b, strict=True):
+                assert x == y or float(x) == pytest.approx(float(y), rel=1e-6)
+    assert ours[len(expected) :] == NOTES.get(name, [])
+
+
 def test_lmm_summary_sleepstudy_text_exact(sleep_fit):
     # the whole printout, spelled out (lme4_summary_print.Rout, sleep_reml)
-    assert str(sleep_fit.summary()) == "\n".join(
+    assert str(sleep_fit.summary(ddf=None)) == "\n".join(
         [
             "Linear mixed model fit by REML",
             "Formula: Reaction ~ Days + (Days | Subject)",
@@ -150,7 +181,7 @@ def test_lmm_summary_formulaic_names(cohort):
     at = lines.index("Random effects:")
     assert lines[at + 1] == " Groups     Name        Variance Std.Dev. Corr"
     assert lines[at + 5] == f"Number of obs: {m.n_obs_}, groups:  subject_id, 120"
-    assert lines[at + 11].startswith("onset_site[T.other]          2.0")
+    assert lines[at + 11].startswith("onset_site[T.other]           2.03161")
     # 7 fixed effects: R's abbreviate() names (checked in R 4.2.2) and its wrapping of
     # the correlation matrix at 80 characters
     at = lines.index("Correlation of Fixed Effects:")

@@ -113,3 +113,34 @@ def test_fan_chart_reads_the_forecast_columns_of_a_renamed_model():
     )
     assert line.get_ydata()[0] == h["frs"].iloc[-1]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("visit_month", "frs")
+
+
+def test_fan_chart_axis_follows_the_outcome():
+    """ALSFRS-R on its full 0-48 scale; FVC % on the data's range, never below the
+    dictionary's 0 (issue 21: FVC as an outcome)."""
+    h = pd.DataFrame({"subject_id": ["A"] * 2, "months": [0.0, 3.0]})
+    f = pd.DataFrame(
+        {
+            "subject_id": ["A"] * 2,
+            "months": [6.0, 9.0],
+            "median": [70.0, 64.0],
+            "lower": [55.0, 2.0],
+            "upper": [85.0, 90.0],
+        }
+    )
+    ax = fan_chart(
+        h.assign(alsfrs_r_total=[40.0, 37.0]),
+        f.assign(median=[35.0, 33.0], lower=[30.0, 27.0], upper=[39.0, 38.0]),
+        "A",
+    )
+    assert ax.get_ylim() == (0.0, 48.0)
+    plt.close("all")
+    ax = fan_chart(
+        h.assign(fvc_percent_predicted=[88.0, 80.0]),
+        f,
+        "A",
+        outcome="fvc_percent_predicted",
+    )
+    lo, hi = ax.get_ylim()
+    assert lo == 0.0 and 90.0 < hi < 100.0
+    assert ax.get_ylabel() == "fvc_percent_predicted"

@@ -158,6 +158,15 @@ def prepare_design(
                 f"Formula {formula!r}: the sigmoid model's per-subject D50 and dx "
                 "effects are implied; remove the random-effects term."
             )
+        from alsprog.models._contract import outcome_bounds
+
+        bounds = outcome_bounds(parsed.outcome)
+        if bounds != (0.0, 48.0) and bounds != (-np.inf, np.inf):
+            raise ModelSpecificationError(
+                f"Formula {formula!r}: the sigmoid model is the D50 curve of the "
+                f"ALSFRS-R total, 48 / (1 + exp((t - D50) / dx)); {parsed.outcome!r} "
+                f"ranges over {bounds[0]:g}-{bounds[1]:g}. Use kind='linear' for it."
+            )
         used = set(check_formula(parsed.fixed, kind="rhs").variables)
         if time in used:
             raise ModelSpecificationError(

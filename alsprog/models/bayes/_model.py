@@ -54,7 +54,12 @@ from alsprog.models.bayes._posterior import (
     subject_loo,
     table_rows,
 )
-from alsprog.models.bayes._priors import Prior, default_priors, merge_priors
+from alsprog.models.bayes._priors import (
+    Prior,
+    default_priors,
+    merge_priors,
+    outcome_defaults,
+)
 from alsprog.models.bayes._sampling import (
     ESS_BULK_MIN,
     PARAM_RANGES,
@@ -97,7 +102,11 @@ class BayesianTrajectoryModel(TrajectoryModel):
     priors : dict of str to Prior, optional
         Priors merged over :meth:`default_priors` in ``fit``; keys also include
         per-term forms such as ``"beta[age_at_onset]"`` (linear) or
-        ``"d50_beta[onset_site[T.spinal]]"`` (sigmoid).
+        ``"d50_beta[onset_site[T.spinal]]"`` (sigmoid).  The defaults are on the
+        ALSFRS-R scale; a linear model of another outcome the data dictionary
+        bounds (``fvc_percent_predicted``, an imaging feature) gets them scaled to
+        its data as rstanarm scales its defaults (see
+        :func:`~alsprog.models.bayes._priors.outcome_defaults`).
     sampler : {"numpyro", "nutpie", "pymc"}, default "numpyro"
         NUTS implementation: numpyro through JAX (``pm.sample(nuts_sampler=
         "numpyro")``), nutpie, or PyMC's own.  ``"blackjax"`` is refused: PyMC 5.28's
@@ -304,6 +313,12 @@ class BayesianTrajectoryModel(TrajectoryModel):
             )
         return can if self.marginalize is None else bool(self.marginalize)
 
+    def _merged_priors(self, d: BayesDesign) -> dict[str, Prior]:
+        defaults = outcome_defaults(self.kind, self.likelihood, d.outcome, d.y, d.t)
+        return merge_priors(
+            self.kind, self.likelihood, self.priors, d.fe_names, defaults=defaults
+        )
+
     def _prepare(self, df: pd.DataFrame) -> BayesDesign:
         return prepare_design(
             df,
@@ -382,7 +397,7 @@ class BayesianTrajectoryModel(TrajectoryModel):
         marginal = self._check_params()
         rng = as_generator(self.seed)
         design = self._prepare(df)
-        priors = merge_priors(self.kind, self.likelihood, self.priors, design.fe_names)
+        priors = self._merged_priors(design)
         model = self._build(design, priors, marginal)
         var_names = self._population_vars()
         if not marginal:
@@ -737,7 +752,7 @@ class BayesianTrajectoryModel(TrajectoryModel):
         draws = check_int(draws, "draws", low=1)
         rng = as_generator(seed)
         design = self._prepare(df)
-        priors = merge_priors(self.kind, self.likelihood, self.priors, design.fe_names)
+        priors = self._merged_priors(design)
         model = self._build(design, priors, marginal=False)
         with model:
             return pm.sample_prior_predictive(

@@ -318,11 +318,65 @@ def default_priors(
     return out
 
 
+def outcome_defaults(
+    kind: str,
+    likelihood: str,
+    outcome: str,
+    y: Any,
+    t: Any,
+) -> dict[str, Prior]:
+    """The default priors for a fit of ``outcome``: :func:`default_priors` (on the
+    ALSFRS-R scale) for the ALSFRS-R total or a column the data dictionary does not
+    bound (a renamed total); for a linear model of another dictionary outcome (FVC
+    % of predicted, an imaging feature), the same families scaled to the data as
+    rstanarm scales its defaults: intercept ``Normal(mean(y), 2.5 sd(y))``, slope
+    ``Normal(0, 2.5 sd(y) / sd(t))``, ``beta`` ``Normal(0, 2.5 sd(y))``, subject
+    SDs ``HalfNormal(sd(y))`` and ``HalfNormal(sd(y) / sd(t))``, residual SD
+    ``HalfNormal(sd(y))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([80.0, 90, 70, 100]); t = np.array([0.0, 3, 6, 9])
+    >>> outcome_defaults("linear", "normal", "fvc_percent_predicted", y, t)["intercept"]
+    Prior('Normal', mu=85.0, sigma=32.27486121839514)
+    >>> outcome_defaults("linear", "normal", "alsfrs_r_total", y, t)["intercept"]
+    Prior('Normal', mu=36.0, sigma=12.0)
+    """
+    import math
+
+    import numpy as np
+
+    from alsprog.models._contract import outcome_bounds
+
+    out = default_priors(kind, likelihood)
+    bounds = outcome_bounds(outcome)
+    if kind != "linear" or bounds == (0.0, 48.0) or bounds == (-math.inf, math.inf):
+        return out
+    y = np.asarray(y, dtype=float)
+    t = np.asarray(t, dtype=float)
+    sd_y = float(np.std(y, ddof=1)) if len(y) > 1 else 0.0
+    sd_t = float(np.std(t, ddof=1)) if len(t) > 1 else 0.0
+    if not (sd_y > 0 and sd_t > 0):
+        return out  # a constant outcome or time: the fit's own checks say why
+    out.update(
+        intercept=Prior("Normal", mu=float(np.mean(y)), sigma=2.5 * sd_y),
+        slope=Prior("Normal", mu=0.0, sigma=2.5 * sd_y / sd_t),
+        beta=Prior("Normal", mu=0.0, sigma=2.5 * sd_y),
+        sd_intercept=Prior("HalfNormal", sigma=sd_y),
+        sd_slope=Prior("HalfNormal", sigma=sd_y / sd_t),
+        sigma=Prior("HalfNormal", sigma=sd_y),
+    )
+    return out
+
+
 def merge_priors(
     kind: str,
     likelihood: str,
     priors: Mapping[str, Any] | None,
     terms: Sequence[str],
+    *,
+    defaults: Mapping[str, Prior] | None = None,
 ) -> dict[str, Prior]:
     """Merge user priors over the defaults, checking every key.
 
@@ -335,7 +389,7 @@ def merge_priors(
         An unknown key (the message lists the valid ones) or a value that is not a
         prior.
     """
-    out = default_priors(kind, likelihood)
+    out = dict(defaults) if defaults is not None else default_priors(kind, likelihood)
     if priors is None:
         return out
     if not isinstance(priors, Mapping):

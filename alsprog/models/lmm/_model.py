@@ -19,7 +19,7 @@ import os
 import time as _time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ from alsprog._validation import check_choice, check_interval, check_is_fitted
 from alsprog.errors import (
     ConvergenceWarning,
     ModelSpecificationError,
+    ModelSpecificationWarning,
     not_converged,
 )
 from alsprog.models._contract import (
@@ -40,6 +41,7 @@ from alsprog.models._contract import (
 from alsprog.models._formula import MixedDesign, build_mixed_design
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
+from alsprog.models.lmm._inference import MixedInference
 from alsprog.models.lmm._numerics import (
     GroupStats,
     LmmEstimates,
@@ -58,7 +60,7 @@ logger = logging.getLogger(__name__)
 SINGULAR_TOL = 1e-4
 
 
-class LinearMixedModel(TrajectoryModel):
+class LinearMixedModel(MixedInference, TrajectoryModel):
     """Linear mixed-effects model with lme4-style formulas, fitted by exact REML or ML.
 
     The fit maximises lme4's profiled (restricted) likelihood over the relative
@@ -88,6 +90,11 @@ class LinearMixedModel(TrajectoryModel):
     strict : bool, default False
         Raise :class:`~alsprog.errors.ConvergenceError` instead of warning when the
         optimiser does not converge.
+    ddf : {"satterthwaite", "kenward-roger", "normal"}, default "satterthwaite"
+        Denominator degrees of freedom of the fixed-effect t-tests that
+        :meth:`summary` shows (and the report's model table): Satterthwaite's
+        (lmerTest's default), Kenward-Roger's (pbkrtest's; REML fits) or none
+        (z-tests).
 
     Attributes
     ----------
@@ -177,6 +184,7 @@ class LinearMixedModel(TrajectoryModel):
         tol: float = 1e-10,
         max_iter: int = 1000,
         strict: bool = False,
+        ddf: Literal["satterthwaite", "kenward-roger", "normal"] = "satterthwaite",
     ) -> None:
         self.formula = formula
         self.reml = reml
@@ -184,6 +192,7 @@ class LinearMixedModel(TrajectoryModel):
         self.tol = tol
         self.max_iter = max_iter
         self.strict = strict
+        self.ddf = ddf
 
     def _check_params(self) -> None:
         """Check the parameters (from :meth:`fit`, and :meth:`load` on a file's)."""
@@ -264,6 +273,8 @@ class LinearMixedModel(TrajectoryModel):
                 "max_iter."
             )
             not_converged(msg, strict=bool(self.strict), stacklevel=2)
+        if not self.singular_ and est.converged:
+            self._warn_flat(stats, est.theta)
         if self.singular_:
             at = [
                 tpl.names[i] for i in np.flatnonzero(diag & (est.theta < SINGULAR_TOL))
@@ -276,6 +287,32 @@ class LinearMixedModel(TrajectoryModel):
                 stacklevel=2,
             )
         return self
+
+    def _warn_flat(self, stats: GroupStats, theta: npt.NDArray[np.float64]) -> None:
+        """Warn when the criterion is flat along some direction of theta (lme4:
+        "Model is nearly unidentifiable")."""
+        from alsprog.models.lmm._identify import flat_directions
+
+        tpl = self._design_info["template"]
+        ratio, U = flat_directions(
+            theta, stats, tpl.rows, tpl.cols, reml=bool(self.reml)
+        )
+        if not len(ratio):
+            return
+        names = list(tpl.names)
+        u = U[:, 0]
+        along = " + ".join(
+            f"{u[i]:.2f} {names[i]}" for i in np.argsort(-np.abs(u)) if abs(u[i]) > 0.05
+        )
+        warnings.warn(
+            f"the {'REML criterion' if self.reml else 'deviance'} is nearly flat along "
+            f"theta direction ({along}) (Hessian eigenvalue {ratio[0]:.1e} of the "
+            "largest): the random-effect variances are not identifiable; a random "
+            "effect that repeats another, or that is also a fixed effect of its "
+            "grouping factor? (lme4: 'Model is nearly unidentifiable')",
+            ModelSpecificationWarning,
+            stacklevel=3,
+        )
 
     def _set_fitted(
         self, design: MixedDesign, stats: GroupStats, est: LmmEstimates
@@ -352,6 +389,8 @@ class LinearMixedModel(TrajectoryModel):
             "template": design.template,
         }
         self._deviance = deviance
+        self._satt: Any = None  # the Satterthwaite state, computed when first asked
+        self._kr: Any = None  # the Kenward-Roger state, likewise
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -443,39 +482,6 @@ class LinearMixedModel(TrajectoryModel):
         names = self.fe_params_.index
         return pd.DataFrame(self._cov_beta, index=names, columns=names)
 
-    def confint(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald confidence intervals of the fixed effects.
-
-        Parameters
-        ----------
-        level : float, default 0.95
-            Coverage, in (0, 1).
-
-        Returns
-        -------
-        pandas.DataFrame
-            Columns ``lower`` and ``upper``, one row per fixed effect (as lme4's
-            ``confint(m, method = "Wald")``, normal quantiles).
-
-        Raises
-        ------
-        ValueError
-            If ``level`` is not in (0, 1).
-        """
-        check_is_fitted(self, ["fe_params_"])
-        level = check_interval(
-            level, "level", low=0, high=1, low_closed=False, high_closed=False
-        )
-        from scipy.special import ndtri
-
-        z = float(ndtri(0.5 + level / 2))
-        return pd.DataFrame(
-            {
-                "lower": self.fe_params_ - z * self.bse_,
-                "upper": self.fe_params_ + z * self.bse_,
-            }
-        )
-
     @property
     def aic(self) -> float:
         """Akaike information criterion ``-2 llf + 2 k`` (k: fixed + variance params + 1)."""
@@ -490,29 +496,41 @@ class LinearMixedModel(TrajectoryModel):
         k = len(self.fe_params_) + self._design_info["n_theta"] + 1
         return -2.0 * self.llf_ + np.log(self.n_obs_) * k
 
-    def summary(self, level: float = DEFAULT_LEVEL) -> Summary:
-        """lme4's summary: criterion, scaled residuals, random and fixed effects.
+    def summary(
+        self, level: float = DEFAULT_LEVEL, *, ddf: str | None = "model"
+    ) -> Summary:
+        """lmerTest's summary: criterion, scaled residuals, random and fixed effects
+        with Satterthwaite t-tests.
 
-        Printed, it is lme4's ``print(summary(fit))`` line for line (numbers as R
-        formats them; see :class:`~alsprog.models.MixedSummary`).
+        Printed, it is lmerTest's ``print(summary(fit))`` line for line (numbers as
+        R formats them, significance codes included; see
+        :class:`~alsprog.models.MixedSummary`); with ``ddf=None`` it is lme4's.
 
         Parameters
         ----------
         level : float, default 0.95
-            Coverage of the Wald intervals in the fixed-effects table.
+            Coverage of the intervals in the fixed-effects table (t quantiles on
+            each coefficient's df; normal quantiles with ``ddf`` "normal" or None).
+        ddf : {"model", "satterthwaite", "kenward-roger", "normal"} or None, default "model"
+            Denominator degrees of freedom of the t-tests (``"model"``: the
+            model's ``ddf``, Satterthwaite's by default): Satterthwaite's
+            approximation as lmerTest computes it (its default), Kenward-Roger's
+            (with the adjusted standard errors, as pbkrtest; REML fits), none
+            (z-tests), or None for lme4's table without tests.
 
         Returns
         -------
         MixedSummary
             Tables ``"residuals"``, ``"random"`` (variance, std_dev and correlations)
-            and ``"fixed"`` (estimate, std_error, t, ci_lower, ci_upper).
+            and ``"fixed"`` (estimate, std_error, df, t, p_value, ci_lower,
+            ci_upper; without ``df`` and ``p_value`` when ``ddf`` is None).
 
         Examples
         --------
         >>> import pandas as pd
         >>> df = pd.DataFrame({"g": list("aabbccdd"), "t": [0, 1] * 4,
         ...                    "y": [1.0, 2.1, 0.4, 1.2, 2.0, 3.3, 1.1, 1.7]})
-        >>> print(LinearMixedModel("y ~ t + (1 | g)").fit(df).summary())
+        >>> print(LinearMixedModel("y ~ t + (1 | g)").fit(df).summary(ddf=None))
         Linear mixed model fit by REML
         Formula: y ~ t + (1 | g)
         <BLANKLINE>
@@ -540,7 +558,9 @@ class LinearMixedModel(TrajectoryModel):
         from alsprog.models.lmm._summary import lmm_summary
 
         check_is_fitted(self, ["fe_params_"])
-        return lmm_summary(self, level)
+        if ddf == "model":
+            ddf = self.ddf
+        return lmm_summary(self, level, ddf)
 
     # -------------------------------------------------------- prediction
     @property

@@ -20,9 +20,11 @@ from alsprog.models._summary import MixedSummary
 __all__ = ["lmm_summary"]
 
 
-def lmm_summary(model: Any, level: float) -> MixedSummary:
-    """The :class:`MixedSummary` of a fitted ``LinearMixedModel`` at ``level``."""
-    ci = model.confint(level)
+def lmm_summary(model: Any, level: float, ddf: str | None = None) -> MixedSummary:
+    """The :class:`MixedSummary` of a fitted ``LinearMixedModel`` at ``level``:
+    lme4's without ``ddf``, lmerTest's (``df``, ``p_value``, t-based intervals) with
+    ``ddf="satterthwaite"``, z-tests with ``ddf="normal"``."""
+    ci = model.confint(level, ddf=ddf or "normal")
     fixed = pd.DataFrame(
         {
             "estimate": model.fe_params_,
@@ -32,6 +34,12 @@ def lmm_summary(model: Any, level: float) -> MixedSummary:
             "ci_upper": ci["upper"],
         }
     )
+    if ddf is not None:
+        tests = model._tests(np.eye(len(model.fe_params_)), ddf)
+        fixed["std_error"] = tests["std_error"]  # Kenward-Roger: adjusted
+        fixed["t"] = tests["t"]
+        fixed.insert(2, "df", tests["df"])
+        fixed.insert(4, "p_value", tests["p_value"])
     group = model._design_info["group"]
     tpl = model._design_info["template"]
     names = list(model.cov_re_.index)
@@ -101,6 +109,12 @@ def lmm_summary(model: Any, level: float) -> MixedSummary:
             "deviance": f"{-2 * model.llf_:.1f}",
         }
         title = "Linear mixed model fit by maximum likelihood"
+    if ddf == "satterthwaite":
+        title += ". t-tests use Satterthwaite's method"
+    elif ddf == "kenward-roger":
+        title += ". t-tests use Kenward-Roger's method"
+    elif ddf == "normal":
+        title += ". z-tests (normal reference distribution)"
     header["Number of obs"] = f"{model.n_obs_}, groups: {group}, {model.n_subjects_}"
     cb = np.asarray(model.cov_params().to_numpy(), dtype=float)
     se = np.sqrt(np.diag(cb))

@@ -80,6 +80,8 @@ class RunContext:
         Reports a line of progress (the run logs and prints it).
     checked_table : pandas.DataFrame or None
         The long table the check stage assembled (without NIfTI features).
+    proact : alsprog.data.ProactCohort or None
+        The PRO-ACT export read by the check stage (``[data] proact``).
     seeds : dict of str to int
         The seed of every step so far, by label (for ``run.log``).
     notes : dict of str to list of str
@@ -104,6 +106,7 @@ class RunContext:
     progress: bool | None = None
     say: Callable[[str], None] = _silent
     checked_table: pd.DataFrame | None = None
+    proact: Any = None
     seeds: dict[str, int] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)

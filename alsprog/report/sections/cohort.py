@@ -68,6 +68,8 @@ def stage_assemble(ctx: RunContext) -> Cohort:
         ctx.note(
             "assemble", f"left out constant imaging feature(s): {', '.join(constant)}"
         )
+    if ctx.proact is not None:
+        _note_import(ctx)
     write_table(table, ctx.out / "table.parquet")
     write_table(table, ctx.out / "table.csv")
     description = describe_cohort(table, outcome=cfg.data.outcome)
@@ -101,6 +103,23 @@ def stage_assemble(ctx: RunContext) -> Cohort:
     )
 
 
+def _note_import(ctx: RunContext) -> None:
+    """The PRO-ACT import summary: in the cohort section and ``proact_import.txt``."""
+    r = ctx.proact.report
+    ctx.note(
+        "assemble",
+        f"PRO-ACT export {r.folder}: {r.n_subjects} subjects, {r.n_visits} visits "
+        f"({r.n_alsfrs_r} ALSFRS-R, {r.n_alsfrs_original} original ALSFRS only, "
+        f"{r.n_fvc} FVC); the full import report is in proact_import.txt",
+    )
+    for n in r.notes:
+        ctx.note("assemble", f"import: {n}")
+    from alsprog._io import atomic_path
+
+    with atomic_path(ctx.out / "proact_import.txt") as tmp:
+        tmp.write_text(str(r) + "\n", encoding="utf-8")
+
+
 def _assembled(ctx: RunContext) -> pd.DataFrame:
     """The checked table, or with NIfTI features the table assembled with them."""
     import warnings as _w
@@ -113,9 +132,12 @@ def _assembled(ctx: RunContext) -> pd.DataFrame:
         return ctx.checked_table
     with _w.catch_warnings():
         _w.simplefilter("always")
+        visits, subjects = cfg.data.visits, cfg.data.subjects
+        if ctx.proact is not None:
+            visits, subjects = ctx.proact.visits, ctx.proact.subjects
         return assemble(
-            cfg.data.visits,
-            cfg.data.subjects,
+            visits,
+            subjects,
             ctx.result("imaging", Imaging).features,
             window_days=cfg.data.window_days,
             rename=cfg.data.rename,

@@ -58,14 +58,16 @@ class Forecasts:
     calibration: pd.DataFrame | None = None
 
 
-def _baseline(name: str, history_months: float, seed: int) -> Any:
+def _baseline(name: str, history_months: float, seed: int, outcome: str) -> Any:
     from alsprog.forecast import DeltaFSBaseline, PatientOLSBaseline, RandomForestSlope
 
     if name == "delta_fs":
-        return DeltaFSBaseline(history_months=history_months)
+        return DeltaFSBaseline(history_months=history_months, outcome=outcome)
     if name == "patient_ols":
-        return PatientOLSBaseline(history_months=history_months)
-    return RandomForestSlope(history_months=history_months, random_state=seed)
+        return PatientOLSBaseline(history_months=history_months, outcome=outcome)
+    return RandomForestSlope(
+        history_months=history_months, random_state=seed, outcome=outcome
+    )
 
 
 def stage_forecast(ctx: RunContext) -> Forecasts:
@@ -162,7 +164,16 @@ def _backtest_models(ctx: RunContext, patients: pd.DataFrame) -> dict[str, Any]:
                     shift=fc.recalibrate == "shift",
                 )
     for b in fc.baselines:
-        models[b] = _baseline(b, fc.history_months, ctx.seed(f"forecast.baseline.{b}"))
+        if b == "delta_fs" and cfg.data.outcome != "alsfrs_r_total":
+            ctx.note(
+                "forecast",
+                f"baseline delta_fs left out: ΔFS extrapolates ALSFRS-R points, not "
+                f"{cfg.data.outcome}",
+            )
+            continue
+        models[b] = _baseline(
+            b, fc.history_months, ctx.seed(f"forecast.baseline.{b}"), cfg.data.outcome
+        )
     return models
 
 
