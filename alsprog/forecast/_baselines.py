@@ -54,6 +54,21 @@ _SUBSCORES = (
 )
 
 
+def on_alsfrs_r_scale(outcome: str) -> bool:
+    """Whether ``outcome`` is on the ALSFRS-R total's 0-48 scale: the total itself,
+    or a column the data dictionary does not bound (a renamed total such as
+    ``frs``); not FVC, an item, a subscore or an imaging feature.
+
+    Examples
+    --------
+    >>> on_alsfrs_r_scale("frs"), on_alsfrs_r_scale("fvc_percent_predicted")
+    (True, False)
+    """
+    from alsprog.models._contract import outcome_bounds
+
+    return outcome_bounds(outcome) in ((0.0, 48.0), (-np.inf, np.inf))
+
+
 def _ols_slope(t: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:
     tc = t - t.mean()
     ss = float(tc @ tc)
@@ -421,11 +436,11 @@ class DeltaFSBaseline(_LineBaseline):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if self.outcome != "alsfrs_r_total":
+        if not on_alsfrs_r_scale(self.outcome):
             raise ModelSpecificationError(
                 "DeltaFSBaseline extrapolates ΔFS, the ALSFRS-R points lost per month "
-                f"since onset: it forecasts 'alsfrs_r_total' only, not "
-                f"{self.outcome!r} (use PatientOLSBaseline or a model for it)."
+                f"since onset: it forecasts the ALSFRS-R total, not {self.outcome!r} "
+                "(use PatientOLSBaseline or a model for it)."
             )
 
     def _lines(self, history: pd.DataFrame) -> pd.DataFrame:

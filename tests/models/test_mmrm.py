@@ -383,3 +383,28 @@ def test_not_converged_is_reported(trial):
     assert m.converged_ is False
     with pytest.raises(ConvergenceError, match="Newton step would still lower"):
         MMRM(FORMULA, reference="placebo", max_iter=2, strict=True).fit(trial.dropna())
+
+
+def test_numeric_arm_codes_match_a_numeric_reference():
+    """An arm column coded 0/1 is read as text by the data dictionary (``arm`` is a
+    dictionary column since issue 21); ``reference=0`` still names its level."""
+    rng = np.random.default_rng(4)
+    n, visits = 40, np.array([0.0, 3.0, 6.0])
+    arm = np.repeat(np.arange(n) % 2, 3)
+    df = pd.DataFrame(
+        {
+            "subject_id": np.repeat([f"S{i}" for i in range(n)], 3),
+            "visit": np.tile(visits, n),
+            "arm": arm,
+            "chg": -0.9 * np.tile(visits, n) + 0.3 * np.tile(visits, n) * arm
+            + rng.normal(0, 1, 3 * n),
+        }
+    )
+    m = MMRM("chg ~ visit * arm", subject="subject_id", visit="visit", arm="arm",
+             reference=0).fit(df)  # fmt: skip
+    text = MMRM("chg ~ visit * arm", subject="subject_id", visit="visit", arm="arm",
+                reference="0").fit(df)  # fmt: skip
+    np.testing.assert_allclose(m.fe_params_, text.fe_params_, rtol=1e-12)
+    with pytest.raises(ModelSpecificationError, match="`reference` 2 is not a level"):
+        MMRM("chg ~ visit * arm", subject="subject_id", visit="visit", arm="arm",
+             reference=2).fit(df)  # fmt: skip

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,21 @@ from alsprog.errors import ModelSpecificationError
 from alsprog.models._formula import build_mixed_design
 from alsprog.models.lmm._numerics import compute_group_stats
 
-__all__ = ["MixedInference"]
+__all__ = ["MixedInference", "forget_derived"]
+
+#: Quantities derived from a fit once asked for (the Satterthwaite and
+#: Kenward-Roger states), kept beside the model, not in it: using a fitted model
+#: never changes it (tests/models/test_no_mutation.py).
+_DERIVED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _derived(model: Any) -> dict[str, Any]:
+    return _DERIVED.setdefault(model, {})
+
+
+def forget_derived(model: Any) -> None:
+    """Drop what was derived from ``model``'s previous fit (a refit or a load)."""
+    _DERIVED.pop(model, None)
 
 
 class MixedInference:
@@ -42,7 +57,6 @@ class MixedInference:
     _cov_beta: npt.NDArray[np.float64]
     _design_info: dict[str, Any]
     _frame: pd.DataFrame
-    _satt: Any
     cov_re_: pd.DataFrame
 
     def confint(self, level: float = 0.95, *, ddf: str = "normal") -> pd.DataFrame:
@@ -223,7 +237,8 @@ class MixedInference:
 
     def _kenward_roger(self) -> Any:
         """pbkrtest's adjusted covariance of the fixed effects (computed once)."""
-        if getattr(self, "_kr", None) is None:
+        cache = _derived(self)
+        if "kr" not in cache:
             from alsprog.models.lmm._kr import kr_state
 
             if not self.reml:
@@ -238,7 +253,7 @@ class MixedInference:
                 i for i in range(q) if not np.any((tpl.rows == i) & (tpl.cols < i))
             ]
             blocks = list(zip(starts, [*starts[1:], q], strict=True))
-            self._kr = kr_state(
+            cache["kr"] = kr_state(
                 design.X,
                 design.Z,
                 design.groups,
@@ -246,11 +261,12 @@ class MixedInference:
                 float(self.scale_),
                 blocks,
             )
-        return self._kr
+        return cache["kr"]
 
     def _satterthwaite(self) -> Any:
         """The Satterthwaite state of the fit (computed once, from the fit's rows)."""
-        if getattr(self, "_satt", None) is None:
+        cache = _derived(self)
+        if "satt" not in cache:
             from alsprog.models.lmm._ddf import satterthwaite_state
 
             design = self._rows()
@@ -262,7 +278,7 @@ class MixedInference:
                 len(design.group_levels),
             )
             tpl = self._design_info["template"]
-            self._satt = satterthwaite_state(
+            cache["satt"] = satterthwaite_state(
                 stats,
                 tpl.rows,
                 tpl.cols,
@@ -270,7 +286,7 @@ class MixedInference:
                 math.sqrt(self.scale_),
                 reml=bool(self.reml),
             )
-        return self._satt
+        return cache["satt"]
 
     def anova(
         self, *others: Any, refit: bool = True, ddf: str = "satterthwaite"

@@ -19,7 +19,7 @@ import os
 import time as _time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ from alsprog.models._contract import (
 from alsprog.models._formula import MixedDesign, build_mixed_design
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
-from alsprog.models.lmm._inference import MixedInference
+from alsprog.models.lmm._inference import MixedInference, forget_derived
 from alsprog.models.lmm._numerics import (
     GroupStats,
     LmmEstimates,
@@ -389,8 +389,7 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
             "template": design.template,
         }
         self._deviance = deviance
-        self._satt: Any = None  # the Satterthwaite state, computed when first asked
-        self._kr: Any = None  # the Kenward-Roger state, likewise
+        forget_derived(self)  # the Satterthwaite and Kenward-Roger states
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:

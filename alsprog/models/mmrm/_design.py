@@ -99,12 +99,18 @@ def build_design(model: Any, df: pd.DataFrame) -> dict:
             f"Arm column {model.arm!r} has {len(arms)} level(s); contrasts need 2."
         )
     if model.reference is not None:
-        if model.reference not in arms:
-            raise ModelSpecificationError(
-                f"`reference` {model.reference!r} is not a level of {model.arm!r} "
-                f"({', '.join(map(repr, arms))})."
-            )
-        arms = [model.reference] + [a for a in arms if a != model.reference]
+        ref = model.reference
+        if ref not in arms:
+            # an arm column the data dictionary reads as text ('0', '1') still
+            # matches a reference given as a number (0, 0.0)
+            same = [a for a in arms if _same_level(a, ref)]
+            if len(same) != 1:
+                raise ModelSpecificationError(
+                    f"`reference` {model.reference!r} is not a level of {model.arm!r} "
+                    f"({', '.join(map(repr, arms))})."
+                )
+            ref = same[0]
+        arms = [ref] + [a for a in arms if a != ref]
     sub[model.arm] = pd.Categorical(acol, categories=arms)
     dup = sub.duplicated([model.subject, model.visit])
     if dup.any():
@@ -228,3 +234,14 @@ def visit_values(col: pd.Series) -> pd.Series:
     if given.any() and bool(num[given].notna().all()):
         return num.astype(float)
     return col
+
+
+def _same_level(level: Any, value: Any) -> bool:
+    """``level`` (as the data holds it) and ``value`` name the same arm: equal
+    text, or equal numbers (``'0'`` and ``0.0``)."""
+    if str(level) == str(value):
+        return True
+    try:
+        return float(level) == float(value)
+    except (TypeError, ValueError):
+        return False

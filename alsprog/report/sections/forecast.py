@@ -23,6 +23,7 @@ from alsprog.errors import (
     ModelSpecificationError,
     NotFittedError,
 )
+from alsprog.forecast._baselines import on_alsfrs_r_scale
 from alsprog.report._figures import FigureOut, new_figure, png
 from alsprog.report._html import Figures, notes_html, table_html
 from alsprog.report.sections._base import RunContext, Section
@@ -164,7 +165,7 @@ def _backtest_models(ctx: RunContext, patients: pd.DataFrame) -> dict[str, Any]:
                     shift=fc.recalibrate == "shift",
                 )
     for b in fc.baselines:
-        if b == "delta_fs" and cfg.data.outcome != "alsfrs_r_total":
+        if b == "delta_fs" and not on_alsfrs_r_scale(cfg.data.outcome):
             ctx.note(
                 "forecast",
                 f"baseline delta_fs left out: ΔFS extrapolates ALSFRS-R points, not "
