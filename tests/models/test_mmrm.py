@@ -396,7 +396,8 @@ def test_numeric_arm_codes_match_a_numeric_reference():
             "subject_id": np.repeat([f"S{i}" for i in range(n)], 3),
             "visit": np.tile(visits, n),
             "arm": arm,
-            "chg": -0.9 * np.tile(visits, n) + 0.3 * np.tile(visits, n) * arm
+            "chg": -0.9 * np.tile(visits, n)
+            + 0.3 * np.tile(visits, n) * arm
             + rng.normal(0, 1, 3 * n),
         }
     )
