@@ -197,3 +197,19 @@ def sigmoid_fit(sigmoid_data):
         progress=False,
     )
     return quiet_fit(m, sigmoid_data)
+
+
+def logp_terms(model, point, names=()):
+    """A PyMC model's log-density terms at ``point`` (no Jacobian), summed per
+    variable, and the named deterministics (compiled with FAST_COMPILE)."""
+    import pytensor
+
+    outs = model.replace_rvs_by_values(
+        [*model.logp(jacobian=False, sum=False), *(model[n] for n in names)]
+    )
+    f = pytensor.function(
+        model.value_vars, outs, mode="FAST_COMPILE", on_unused_input="ignore"
+    )
+    res = f(**point)
+    k = len(model.free_RVs) + len(model.observed_RVs) + len(model.potentials)
+    return [float(np.sum(r)) for r in res[:k]], res[k:]

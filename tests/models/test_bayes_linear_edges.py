@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bayes_fixtures import logp_terms
 from numpy.testing import assert_allclose
 from scipy import stats
 
@@ -233,21 +234,6 @@ def _build(**kw):
     return build_linear_model(**{**args, **kw})
 
 
-def _evaluate(model, point, names):
-    """logp terms (no Jacobian) per free variable and the named deterministics."""
-    import pytensor
-
-    outs = model.replace_rvs_by_values(
-        [*model.logp(jacobian=False, sum=False), *(model[n] for n in names)]
-    )
-    f = pytensor.function(
-        model.value_vars, outs, mode="FAST_COMPILE", on_unused_input="ignore"
-    )
-    res = f(**point)
-    k = len(model.free_RVs) + len(model.observed_RVs) + len(model.potentials)
-    return [float(np.sum(r)) for r in res[:k]], res[k:]
-
-
 def _values(extra=None):
     u = (PT["rho"] + 1) / 2
     v = {
@@ -302,7 +288,7 @@ def test_marginal_model_variables_and_dims():
 
 
 def test_marginal_model_logp_at_a_point_matches_scipy():
-    terms, (beta, sd, corr) = _evaluate(
+    terms, (beta, sd, corr) = logp_terms(
         _build(), _values(), ["beta", "subject_sd", "subject_corr"]
     )
     # beta on the formula's scale: intercept = centred one - column means' beta
@@ -319,7 +305,7 @@ def test_marginal_model_logp_at_a_point_matches_scipy():
 def test_marginal_model_uses_the_stats_it_is_given():
     # stats of another outcome (y + 1) must replace those of ``y``
     other = subject_stats(Y + 1.0, X, MONTHS, GROUPS, G)
-    terms, _ = _evaluate(_build(stats=other, y=None), _values(), [])
+    terms, _ = logp_terms(_build(stats=other, y=None), _values(), [])
     sd = [PT["sd0"], PT["sd1"]]
     ref = [
         stats.multivariate_normal(
@@ -339,14 +325,14 @@ def test_time_term_takes_slope_or_its_own_term_prior_and_others_theirs():
         "beta": Prior("Normal", mu=1.0, sigma=2.0),
         "intercept": Prior("Normal", mu=30.0, sigma=4.0),
     }
-    terms, _ = _evaluate(_build(priors=priors), _values(), [])
+    terms, _ = logp_terms(_build(priors=priors), _values(), [])
     assert_allclose(terms[0], stats.norm(30.0, 4.0).logpdf(PT["ic"]), rtol=1e-7)
     ref = stats.norm(-2.0, 0.3).logpdf(PT["bm"]) + stats.norm(1, 2).logpdf(PT["ba"])
     assert_allclose(terms[1], ref, rtol=1e-7)
     # a ``beta[months]`` prior wins over ``slope``; ``beta[age]`` over ``beta``
     priors["beta[months]"] = Prior("Normal", mu=0.5, sigma=0.2)
     priors["beta[age]"] = Prior("Normal", mu=-1.0, sigma=0.1)
-    terms, _ = _evaluate(_build(priors=priors), _values(), [])
+    terms, _ = logp_terms(_build(priors=priors), _values(), [])
     ref = stats.norm(0.5, 0.2).logpdf(PT["bm"]) + stats.norm(-1, 0.1).logpdf(PT["ba"])
     assert_allclose(terms[1], ref, rtol=1e-7)
 
@@ -370,7 +356,7 @@ def test_mixed_prior_families_become_one_variable_each():
         }
     )
     del point["_beta_rest"]
-    terms, (beta,) = _evaluate(m, point, ["beta"])
+    terms, (beta,) = logp_terms(m, point, ["beta"])
     assert_allclose(beta, _beta_point(), rtol=1e-13)
     assert_allclose(terms[2], stats.t(3, 0, 1).logpdf(PT["ba"]), rtol=1e-7)
 
@@ -380,7 +366,7 @@ def test_intercept_in_another_column_and_intercept_only():
     coords = {**COORDS, "term": ["months", "Intercept"]}
     m = _build(X=X[:, [1, 0]], coords=coords)
     point = _values({"_beta_rest": np.array([PT["bm"]])})
-    terms, (beta,) = _evaluate(m, point, ["beta"])
+    terms, (beta,) = logp_terms(m, point, ["beta"])
     assert_allclose(beta, [PT["bm"], PT["ic"] - MONTHS.mean() * PT["bm"]], rtol=1e-13)
     # the time column's prior is still ``slope``
     assert_allclose(terms[1], stats.norm(-1.0, 1.0).logpdf(PT["bm"]), rtol=1e-7)
@@ -392,7 +378,7 @@ def test_intercept_in_another_column_and_intercept_only():
     ]
     point = _values()
     del point["_beta_rest"]
-    terms, (beta,) = _evaluate(m, point, ["beta"])
+    terms, (beta,) = logp_terms(m, point, ["beta"])
     assert_allclose(beta, [PT["ic"]], rtol=1e-15)
 
 
@@ -402,7 +388,7 @@ def test_without_intercept_every_column_gets_its_term_prior():
     assert [v.name for v in m.free_RVs][0] == "_beta"
     point = _values({"_beta": np.array([PT["bm"], PT["ba"]])})
     del point["_beta_rest"], point["_beta_intercept_centred"]
-    terms, (beta,) = _evaluate(m, point, ["beta"])
+    terms, (beta,) = logp_terms(m, point, ["beta"])
     assert_allclose(beta, [PT["bm"], PT["ba"]], rtol=1e-15)  # no centring
     ref = stats.norm(-1.0, 1.0).logpdf(PT["bm"]) + stats.norm(0, 5).logpdf(PT["ba"])
     assert_allclose(terms[0], ref, rtol=1e-7)
@@ -433,7 +419,7 @@ def test_full_model_effects_and_outcome_logp_match_scipy(likelihood):
     extra = {"_z": z}
     if likelihood == "student_t":
         extra["nu_log__"] = np.log(4.5)
-    terms, (b,) = _evaluate(m, _values(extra), ["subject_effects"])
+    terms, (b,) = logp_terms(m, _values(extra), ["subject_effects"])
     rho = PT["rho"]
     ref_b = np.column_stack(
         [

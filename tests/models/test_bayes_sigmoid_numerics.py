@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+from bayes_fixtures import logp_terms
 from numpy.testing import assert_allclose
 from scipy import stats
 
@@ -108,21 +109,6 @@ def _build(**kw):
     return build_sigmoid_model(**{**args, **kw})
 
 
-def _evaluate(model, point, names):
-    """logp terms (no Jacobian) per variable and the named deterministics."""
-    import pytensor
-
-    outs = model.replace_rvs_by_values(
-        [*model.logp(jacobian=False, sum=False), *(model[n] for n in names)]
-    )
-    f = pytensor.function(
-        model.value_vars, outs, mode="FAST_COMPILE", on_unused_input="ignore"
-    )
-    res = f(**point)
-    k = len(model.free_RVs) + len(model.observed_RVs)
-    return [float(np.sum(r)) for r in res[:k]], res[k:]
-
-
 def _values(extra=None):
     u = (PT["rho"] + 1) / 2
     v = {
@@ -188,7 +174,7 @@ def test_model_variables_dims_and_observed_data():
 
 
 def test_logp_at_a_point_matches_scipy():
-    terms, (beta, sd, corr, b) = _evaluate(
+    terms, (beta, sd, corr, b) = logp_terms(
         _build(),
         _values(),
         ["beta", "subject_sd", "subject_corr", "subject_effects"],
@@ -226,7 +212,7 @@ def test_student_t_likelihood_adds_nu_with_its_prior():
     assert [v.name for v in m.observed_RVs] == ["frs"]
     assert m.named_vars_to_dims["frs"] == ("obs",)
     assert np.array_equal(m.rvs_to_values[m["frs"]].data, Y)
-    terms, _ = _evaluate(m, _values({"nu_log__": np.log(5.5)}), [])
+    terms, _ = logp_terms(m, _values({"nu_log__": np.log(5.5)}), [])
     _, _, mu = _by_hand()
     assert_allclose(terms[-2], stats.gamma(2.0, scale=10.0).logpdf(5.5), rtol=1e-7)
     ref = stats.t(5.5, mu, PT["sigma"]).logpdf(Y).sum()
@@ -239,7 +225,7 @@ def test_intercept_only_model_has_no_rest_and_no_centring():
     assert names[:3] == ["_d50_intercept_centred", "_dx_intercept_centred", "_sd_d50"]
     point = _values()
     del point["_d50_rest"], point["_dx_rest"]
-    terms, (beta,) = _evaluate(m, point, ["beta"])
+    terms, (beta,) = logp_terms(m, point, ["beta"])
     assert_allclose(beta, PT["ic"][:, None], rtol=1e-15)
     b = _by_hand()[1]
     mu = _closed_form(
