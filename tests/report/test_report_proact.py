@@ -50,6 +50,7 @@ def test_run_on_a_proact_folder(config_writer, export, tmp_path):
     assert cfg.data.proact is not None and cfg.data.visits is None
 
 
+@pytest.mark.slow
 def test_run_with_fvc_as_the_outcome(config_writer, export, tmp_path):
     config = config_writer(
         tmp_path,
@@ -170,6 +171,7 @@ def test_run_check_lists_the_exports_problems(config_writer, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_run_model_table_shows_the_configured_ddf(config_writer, tiny_inputs, tmp_path):
     """Issue 22, item 6: the mixed model's table carries df and p-values, by the
     config's ddf (Satterthwaite by default, Kenward-Roger when asked)."""
