@@ -12,9 +12,7 @@ and its report to :mod:`alsprog.data._proact`.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,20 +41,6 @@ TABLES = (
     "fvc",
     "treatment",
     "riluzole",
-)
-
-#: The other tables of the export, found and named in the report but not read.
-KNOWN_UNREAD = (
-    "vitalsigns",
-    "svc",
-    "labs",
-    "adverseevents",
-    "conmeds",
-    "elescorial",
-    "familyhistory",
-    "handgripstrength",
-    "musclestrength",
-    "atassi",
 )
 
 
@@ -276,15 +260,3 @@ def read_file(path: Path) -> ProactFile:
 def subject_labels(ids: np.ndarray) -> np.ndarray:
     """Integer subject ids as alsprog's text ids (``329.0`` -> ``"329"``)."""
     return np.array([str(int(v)) for v in ids], dtype=object)
-
-
-def first_problems(files: Sequence[ProactFile]) -> list[Problem]:
-    """Every problem recorded in ``files``, in file order."""
-    out: list[Problem] = []
-    for f in files:
-        out.extend(f.problems)
-    return out
-
-
-def display(path: str | os.PathLike[str]) -> str:
-    return str(Path(path))

@@ -498,7 +498,6 @@ def _onset_site(f: ProactFile) -> pd.Series:
             "onset_site",
         )
     from_flags = pd.Series(pd.NA, index=text.index, dtype="str")
-    n_flags = np.zeros(len(text), dtype=int)
     for suffix, value in ONSET_FLAGS.items():
         fcol = f.column(f"Site_of_Onset___{suffix}")
         if fcol is None:
@@ -510,7 +509,6 @@ def _onset_site(f: ProactFile) -> pd.Series:
         on = v == 1
         several = on & from_flags.notna().to_numpy() & (from_flags != value).to_numpy()
         from_flags[on] = value
-        n_flags += on
         from_flags[several] = "other"  # bulbar and limb both flagged
     clash = site.notna() & from_flags.notna() & (site != from_flags)
     for pos in np.flatnonzero(clash.to_numpy()):

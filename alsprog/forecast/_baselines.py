@@ -36,7 +36,7 @@ from alsprog._validation import (
 )
 from alsprog.data._history import ModelColumns, Prepared
 from alsprog.errors import ModelSpecificationError
-from alsprog.models._contract import ForecastRows, outcome_bounds
+from alsprog.models._contract import ForecastRows, on_alsfrs_r_scale, outcome_bounds
 
 __all__ = [
     "DeltaFSBaseline",
@@ -52,21 +52,6 @@ _SUBSCORES = (
     "alsfrs_r_gross_motor",
     "alsfrs_r_respiratory",
 )
-
-
-def on_alsfrs_r_scale(outcome: str) -> bool:
-    """Whether ``outcome`` is on the ALSFRS-R total's 0-48 scale: the total itself,
-    or a column the data dictionary does not bound (a renamed total such as
-    ``frs``); not FVC, an item, a subscore or an imaging feature.
-
-    Examples
-    --------
-    >>> on_alsfrs_r_scale("frs"), on_alsfrs_r_scale("fvc_percent_predicted")
-    (True, False)
-    """
-    from alsprog.models._contract import outcome_bounds
-
-    return outcome_bounds(outcome) in ((0.0, 48.0), (-np.inf, np.inf))
 
 
 def _ols_slope(t: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:

@@ -77,6 +77,19 @@ def outcome_bounds(column: str) -> tuple[float, float]:
     return (lo, hi)
 
 
+def on_alsfrs_r_scale(column: str) -> bool:
+    """Whether ``column`` is on the ALSFRS-R total's 0-48 scale: the total itself,
+    or a column the data dictionary does not bound (a renamed total such as
+    ``frs``); not FVC, an item, a subscore or an imaging feature.
+
+    Examples
+    --------
+    >>> on_alsfrs_r_scale("frs"), on_alsfrs_r_scale("fvc_percent_predicted")
+    (True, False)
+    """
+    return outcome_bounds(column) in ((0.0, 48.0), (-math.inf, math.inf))
+
+
 @dataclass(frozen=True)
 class ForecastRows:
     """A model's forecast of the future rows of a prepared history.

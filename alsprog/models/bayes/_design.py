@@ -158,10 +158,10 @@ def prepare_design(
                 f"Formula {formula!r}: the sigmoid model's per-subject D50 and dx "
                 "effects are implied; remove the random-effects term."
             )
-        from alsprog.models._contract import outcome_bounds
+        from alsprog.models._contract import on_alsfrs_r_scale, outcome_bounds
 
-        bounds = outcome_bounds(parsed.outcome)
-        if bounds != (0.0, 48.0) and bounds != (-np.inf, np.inf):
+        if not on_alsfrs_r_scale(parsed.outcome):
+            bounds = outcome_bounds(parsed.outcome)
             raise ModelSpecificationError(
                 f"Formula {formula!r}: the sigmoid model is the D50 curve of the "
                 f"ALSFRS-R total, 48 / (1 + exp((t - D50) / dx)); {parsed.outcome!r} "

@@ -343,15 +343,13 @@ def outcome_defaults(
     >>> outcome_defaults("linear", "normal", "alsfrs_r_total", y, t)["intercept"]
     Prior('Normal', mu=36.0, sigma=12.0)
     """
-    import math
 
     import numpy as np
 
-    from alsprog.models._contract import outcome_bounds
+    from alsprog.models._contract import on_alsfrs_r_scale
 
     out = default_priors(kind, likelihood)
-    bounds = outcome_bounds(outcome)
-    if kind != "linear" or bounds == (0.0, 48.0) or bounds == (-math.inf, math.inf):
+    if kind != "linear" or on_alsfrs_r_scale(outcome):
         return out
     y = np.asarray(y, dtype=float)
     t = np.asarray(t, dtype=float)

@@ -230,10 +230,13 @@ class MixedInference:
         return None
 
     def _rows(self) -> Any:
-        """The fit's design, rebuilt from its rows (after a load too)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return build_mixed_design(self.formula, self._frame)
+        """The fit's design, rebuilt once from its rows (after a load too)."""
+        cache = _derived(self)
+        if "design" not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cache["design"] = build_mixed_design(self.formula, self._frame)
+        return cache["design"]
 
     def _kenward_roger(self) -> Any:
         """pbkrtest's adjusted covariance of the fixed effects (computed once)."""
@@ -585,9 +588,6 @@ class MixedInference:
                 f"{specs!r} has a single cell: there is no pair to compare."
             )
         k, m = len(cells), len(names)
-        level = check_interval(
-            level, "level", low=0, high=1, low_closed=False, high_closed=False
-        )
         base = self._cell_table(
             pd.DataFrame({"contrast": names}), D, level, ddf, contrast_tests
         )

@@ -23,7 +23,7 @@ from alsprog.errors import (
     ModelSpecificationError,
     NotFittedError,
 )
-from alsprog.forecast._baselines import on_alsfrs_r_scale
+from alsprog.models._contract import on_alsfrs_r_scale
 from alsprog.report._figures import FigureOut, new_figure, png
 from alsprog.report._html import Figures, notes_html, table_html
 from alsprog.report.sections._base import RunContext, Section
