@@ -84,8 +84,15 @@ def evaluate(theta: Array, st: BatchStats, *, gradient: bool = True) -> _Eval:
     """REML criterion (and its gradient in theta) of every trial at ``theta``.
 
     Every 2 x 2 per-patient matrix is held as its components (arrays of shape
-    ``(K, G)``), so each step is an element-wise pass over patients.
+    ``(K, G)``), so each step is an element-wise pass over patients.  A trial whose
+    numbers break down gives a non-finite criterion or gradient, quietly: the
+    optimiser leaves such a trial unconverged.
     """
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return _evaluate(theta, st, gradient)
+
+
+def _evaluate(theta: Array, st: BatchStats, gradient: bool) -> _Eval:
     K, G, r = st.U.shape
     p = 2 * r
     l0, l1, l2 = (theta[:, j : j + 1] for j in range(3))
@@ -208,7 +215,11 @@ def batch_reml(
     # start strictly inside: at 0 the criterion is flat in a diagonal entry
     theta[:, [0, 2]] = np.maximum(theta[:, [0, 2]], 1e-4)
     cur = evaluate(theta, st)
-    done = np.zeros(K, dtype=bool)
+    # a trial whose criterion or gradient is not finite at the start (a rank-deficient
+    # design, a degenerate outcome) is left unconverged for the caller's one-by-one
+    # refit; it must not stop the others
+    failed = ~(np.isfinite(cur.deviance) & np.isfinite(cur.grad).all(axis=1))
+    done = failed.copy()
     lower = np.array([0.0, -np.inf, 0.0])
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007
@@ -226,6 +237,11 @@ def batch_reml(
             tj[:, j] += step
             H[:, :, j] = (evaluate(tj, sub).grad - g) / step[:, None]
         H = 0.5 * (H + np.swapaxes(H, 1, 2))
+        # a Hessian that is not finite (the criterion broke down near this theta):
+        # no step, the trial stops unconverged
+        broken = ~np.isfinite(H).all(axis=(1, 2))
+        H[broken] = np.eye(3)
+        g = np.where(broken[:, None], 0.0, g)
         # hold coordinates at their lower bound when the gradient pushes outward
         fixed = (th <= lower + 1e-12) & (g > 0)
         Hf = H.copy()
@@ -269,7 +285,8 @@ def batch_reml(
         idx = np.flatnonzero(act)
         theta[idx] = new_th
         _assign(cur, new, idx)
-        done[idx[small]] = True
+        done[idx[small | broken]] = True
+        failed[idx[broken]] = True
     sigma2 = cur.r2 / (st.n - 2 * st.U.shape[2])
     return BatchFit(
         theta=theta,
@@ -277,7 +294,7 @@ def batch_reml(
         cov_beta=sigma2[:, None, None] * cur.Cinv,
         sigma2=sigma2,
         deviance=cur.deviance,
-        converged=done,
+        converged=done & ~failed,
         n_iter=it,
     )
 

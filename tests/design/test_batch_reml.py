@@ -197,6 +197,30 @@ def test_rank_deficient_trial_is_infinite_and_leaves_the_others():
         np.testing.assert_allclose(ev.beta[k], ref["beta"], rtol=1e-9, atol=1e-10)
 
 
+def test_broken_trials_stay_unconverged_and_leave_the_others():
+    # trial 1 randomised nobody to treatment (infinite criterion everywhere), trial 2
+    # has one visit per patient (its gradient is NaN): both stop unconverged, without
+    # a LinAlgError, while trials 0 and 3 reach the optimum they reach alone
+    mask, y, U = _data(4, 8, seed=21, markers=0)
+    U = U.copy()
+    mask = mask.copy()
+    U[1, :, 1] = 0.0
+    mask[2, :, 1:] = 0.0
+    for start in (LME4_START, np.zeros(3)):
+        fit = batch_reml(_stats(mask, y, U), start)
+        assert fit.converged.tolist() == [True, False, False, True]
+        assert fit.deviance[1] == np.inf
+        for k in (0, 3):
+            alone = batch_reml(
+                _stats(mask[k : k + 1], y[k : k + 1], U[k : k + 1]), start
+            )
+            np.testing.assert_allclose(fit.theta[k], alone.theta[0], rtol=1e-12)
+            np.testing.assert_allclose(fit.beta[k], alone.beta[0], rtol=1e-12)
+            assert fit.deviance[k] == pytest.approx(
+                -2 * _lmm_fit(mask[k], y[k], U[k]).llf_, abs=1e-6
+            )
+
+
 def test_patient_without_visits_counts_for_nothing():
     mask, y, U = _data(1, 6, seed=7)
     th = np.array([[1.2, 0.1, 0.6]])
