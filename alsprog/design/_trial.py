@@ -309,14 +309,14 @@ class TrialDesign:
                 f"the model has no fixed effect {t!r} (terms: {', '.join(fe.index)}); "
                 "pass time=... naming the slope term."
             )
-        cov = model.cov_re_
+        cov, extra = _subject_covariance(model, t)
         names = list(cov.index)
         icpt = next((n for n in names if n in ("Intercept", "(Intercept)")), None)
         if icpt is None:
             raise ModelSpecificationError(
                 "the model has no random intercept; fit (1 + time | subject)."
             )
-        sig2_int = float(cov.loc[icpt, icpt])
+        sig2_int = float(cov.loc[icpt, icpt]) + extra
         if t in names:
             sig2_slope = float(cov.loc[t, t])
             cov_is = float(cov.loc[icpt, t])
@@ -352,3 +352,32 @@ class TrialDesign:
             f"power={self.power:g}, allocation_ratio={self.allocation_ratio:g}, "
             f"retention={None if self.retention is None else list(self.retention)})"
         )
+
+
+def _subject_covariance(model: Any, time: str) -> tuple[Any, float]:
+    """The subjects' random-effects covariance of a fitted mixed model, and the
+    intercept variance of its other grouping factors (sites): with several factors
+    the subject factor is the one with the most levels, and a site intercept adds
+    to each patient's intercept variance (it leaves within-patient slopes alone)."""
+    cov = model.cov_re_
+    if not isinstance(cov, dict):
+        return cov, 0.0
+    subject = model._design_info["group"]
+    extra = 0.0
+    for name, c in cov.items():
+        if name == subject:
+            continue
+        if list(c.index) not in (["Intercept"], ["(Intercept)"]):
+            raise ModelSpecificationError(
+                f"the model's grouping factor {name!r} has random effects "
+                f"{', '.join(map(str, c.index))}; a trial design takes a random "
+                f"intercept per {name!r} only (its slope variance would make "
+                f"patients of one {name!r} decline alike, which the slope formulas "
+                "do not model)."
+            )
+        extra += float(c.iloc[0, 0])
+    if time not in cov[subject].index and any(time in c.index for c in cov.values()):
+        raise ModelSpecificationError(
+            f"the random slope of {time!r} is not on the subject factor {subject!r}."
+        )
+    return cov[subject], extra

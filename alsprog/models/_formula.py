@@ -57,6 +57,14 @@ class RandomTerm:
     expr: str
     group: str
     correlated: bool = True
+    #: The columns whose combination is the grouping factor (``("subject", "site")``
+    #: for lme4's ``subject:site``); empty means ``(group,)``.
+    columns: tuple[str, ...] = ()
+
+    @property
+    def group_columns(self) -> tuple[str, ...]:
+        """The grouping factor's columns (one for a plain column)."""
+        return self.columns or (self.group,)
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,7 @@ def _split_top_level(text: str, sep: str) -> list[str]:
     return parts
 
 
-def _parse_random_term(piece: str, formula: str) -> RandomTerm:
+def _parse_random_term(piece: str, formula: str) -> list[RandomTerm]:
     inner = piece.strip()[1:-1]
     if "||" in inner:
         lhs, _, rhs = inner.partition("||")
@@ -172,12 +180,43 @@ def _parse_random_term(piece: str, formula: str) -> RandomTerm:
             f"Random-effects term {piece.strip()!r} has nothing left of '|'; "
             "write '(1 | group)' for a random intercept."
         )
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", rhs):
-        raise ModelSpecificationError(
-            f"Grouping factor {rhs!r} in {piece.strip()!r} is not a plain column name; "
-            "nested or crossed grouping ('a/b', 'a:b') is not supported yet."
-        )
-    return RandomTerm(expr=lhs, group=rhs, correlated=correlated)
+    return [
+        RandomTerm(expr=lhs, group=":".join(cols), correlated=correlated, columns=cols)
+        for cols in _grouping_factors(rhs, piece.strip(), formula)
+    ]
+
+
+def _grouping_factors(rhs: str, piece: str, formula: str) -> list[tuple[str, ...]]:
+    """The grouping factors of ``a``, ``a:b`` or ``a/b`` as lme4 expands them.
+
+    ``a/b/c`` means ``a + b:a + c:b:a`` (lme4 names the nested factor inner first and
+    lists it first: ``(1 | a/b)`` is ``(1 | b:a) + (1 | a)``).
+    """
+    parts = [p.strip() for p in rhs.split("/")]
+    nests = []
+    for part in parts:
+        cols = tuple(c.strip() for c in part.split(":"))
+        for c in cols:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", c):
+                raise ModelSpecificationError(
+                    f"Grouping factor {rhs!r} in {piece!r} of {formula!r} must be "
+                    "column names joined by ':' (interaction) or '/' (nesting), e.g. "
+                    f"'(1 | site/subject_id)'; {c!r} is not a column name."
+                )
+        if len(set(cols)) != len(cols):
+            raise ModelSpecificationError(
+                f"Grouping factor {part!r} in {piece!r} names a column twice."
+            )
+        nests.append(cols)
+    out: list[tuple[str, ...]] = []
+    for k in range(len(nests)):
+        cols = tuple(c for part in reversed(nests[: k + 1]) for c in part)
+        if len(set(cols)) != len(cols):
+            raise ModelSpecificationError(
+                f"Grouping factor {rhs!r} in {piece!r} nests a column in itself."
+            )
+        out.append(cols)
+    return out[::-1]
 
 
 def parse_mixed_formula(formula: str) -> ParsedFormula:
@@ -234,7 +273,7 @@ def parse_mixed_formula(formula: str) -> ParsedFormula:
                     f"Cannot read term {s!r} in {formula!r}; random-effects terms must "
                     "be parenthesised and added with '+', e.g. '+ (1 | subject_id)'."
                 )
-            random.append(_parse_random_term(s, formula))
+            random.extend(_parse_random_term(s, formula))
         else:
             fixed.append(s)
     _split_top_level(lhs, "+")  # parenthesis check on the outcome
@@ -301,6 +340,82 @@ def _template(terms: list[tuple[str, list[str]]]) -> ThetaTemplate:
     )
 
 
+@dataclass
+class FixedPart:
+    """The complete rows of a formula's columns and its fixed-effects design."""
+
+    frame: pd.DataFrame
+    y: npt.NDArray[np.float64]
+    X: npt.NDArray[np.float64]
+    fe_names: list[str]
+    fixed_spec: Any
+    variables: list[str]
+    n_dropped: int
+    complete: npt.NDArray[np.bool_]
+
+
+def fixed_part(
+    formula: str,
+    parsed: ParsedFormula,
+    df: pd.DataFrame,
+    group_columns: tuple[str, ...],
+) -> FixedPart:
+    """Check the grouping columns, drop incomplete rows (warning) and build y and X.
+
+    Raises
+    ------
+    ModelSpecificationError
+        A grouping column that is not in the data, no complete rows, an outcome that
+        is not one numeric column.
+    """
+    for group in group_columns:
+        if group not in df.columns:
+            raise ModelSpecificationError(
+                f"Grouping factor {group!r} in {formula!r} is not a column of the "
+                f"data; the data has {', '.join(map(str, df.columns))}."
+            )
+    df = _validate_table(df, list(check_formula(formula, columns=df.columns).variables))
+    fixed_text = f"{parsed.outcome} ~ {parsed.fixed}"
+
+    all_text = " ".join([fixed_text, *(t.expr for t in parsed.random)])
+    variables = list(dict.fromkeys([*_variables(all_text, df.columns), *group_columns]))
+    sub = df.loc[:, variables]
+    complete = sub.notna().all(axis=1).to_numpy()
+    n_dropped = int((~complete).sum())
+    if n_dropped:
+        counts = sub.isna().sum()
+        detail = ", ".join(f"{k}: {v}" for k, v in counts.items() if v)
+        warnings.warn(
+            f"Dropped {n_dropped} of {len(df)} rows with a missing value in the "
+            f"model's columns ({detail}).",
+            DataWarning,
+            stacklevel=4,
+        )
+        sub = sub.loc[complete]
+    if len(sub) == 0:
+        raise ModelSpecificationError(
+            f"No complete rows left for {formula!r} after dropping missing values."
+        )
+
+    mm = _materialize(fixed_text, sub, "fixed-effects design")
+    y_frame, x_frame = mm.lhs, mm.rhs
+    if y_frame.shape[1] != 1:
+        raise ModelSpecificationError(
+            f"Outcome {parsed.outcome!r} must be one numeric column; it expands to "
+            f"{y_frame.shape[1]} columns (is it categorical?)."
+        )
+    return FixedPart(
+        frame=sub,
+        y=np.asarray(y_frame, dtype=float).ravel(),
+        X=np.asarray(x_frame, dtype=float),
+        fe_names=[str(c) for c in x_frame.columns],
+        fixed_spec=x_frame.model_spec,
+        variables=variables,
+        n_dropped=n_dropped,
+        complete=complete,
+    )
+
+
 def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
     """Build y, X, Z, the grouping and the Lambda template from a formula and data.
 
@@ -347,50 +462,16 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
             "'(1 | subject_id)' (or use an ordinary linear model)."
         )
     groups = sorted({t.group for t in parsed.random})
-    if len(groups) > 1:
+    if len(groups) > 1 or any(len(t.group_columns) > 1 for t in parsed.random):
         raise ModelSpecificationError(
             f"Formula {formula!r} has {len(groups)} grouping factors "
-            f"({', '.join(groups)}); only one grouping factor is supported for now."
+            f"({', '.join(groups)}); build_mixed_design reads one plain grouping "
+            "column (LinearMixedModel fits several)."
         )
     group = groups[0]
-    if group not in df.columns:
-        raise ModelSpecificationError(
-            f"Grouping factor {group!r} in {formula!r} is not a column of the data; "
-            f"the data has {', '.join(map(str, df.columns))}."
-        )
-    df = _validate_table(df, list(check_formula(formula, columns=df.columns).variables))
-    fixed_text = f"{parsed.outcome} ~ {parsed.fixed}"
-
-    all_text = " ".join([fixed_text, *(t.expr for t in parsed.random)])
-    variables = list(dict.fromkeys([*_variables(all_text, df.columns), group]))
-    sub = df.loc[:, variables]
-    complete = sub.notna().all(axis=1).to_numpy()
-    n_dropped = int((~complete).sum())
-    if n_dropped:
-        counts = sub.isna().sum()
-        detail = ", ".join(f"{k}: {v}" for k, v in counts.items() if v)
-        warnings.warn(
-            f"Dropped {n_dropped} of {len(df)} rows with a missing value in the "
-            f"model's columns ({detail}).",
-            DataWarning,
-            stacklevel=3,
-        )
-        sub = sub.loc[complete]
-    if len(sub) == 0:
-        raise ModelSpecificationError(
-            f"No complete rows left for {formula!r} after dropping missing values."
-        )
-
-    mm = _materialize(fixed_text, sub, "fixed-effects design")
-    y_frame, x_frame = mm.lhs, mm.rhs
-    if y_frame.shape[1] != 1:
-        raise ModelSpecificationError(
-            f"Outcome {parsed.outcome!r} must be one numeric column; it expands to "
-            f"{y_frame.shape[1]} columns (is it categorical?)."
-        )
-    y = np.asarray(y_frame, dtype=float).ravel()
-    X = np.asarray(x_frame, dtype=float)
-    fe_names = [str(c) for c in x_frame.columns]
+    fx = fixed_part(formula, parsed, df, (group,))
+    sub, y, X, fe_names = fx.frame, fx.y, fx.X, fx.fe_names
+    variables, n_dropped, complete = fx.variables, fx.n_dropped, fx.complete
 
     z_blocks: list[npt.NDArray[np.float64]] = []
     terms: list[tuple[str, list[str]]] = []
@@ -438,33 +519,14 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
             f"Grouping factor {group!r} has {G} level(s); a random effect needs at "
             "least 2 groups."
         )
-    if n <= p:
-        raise ModelSpecificationError(
-            f"Too few observations: {n} complete rows for {p} fixed effects."
-        )
     if n <= G * q:
         raise ModelSpecificationError(
             f"Too few observations: {n} complete rows <= {G * q} random effects "
             f"({q} per level of {group!r} x {G} levels); the random-effects "
             "parameters and the residual variance are not identifiable."
         )
-    _check_rank(X, fe_names, formula)
-    if np.ptp(y) == 0:
-        raise ModelSpecificationError(
-            f"The outcome {parsed.outcome!r} of {formula!r} is constant (every one of "
-            f"the {n} complete rows is {y[0]:g}); a mixed model needs an outcome that "
-            "varies."
-        )
-    if X.shape[1]:
-        coef = np.linalg.lstsq(X, y, rcond=None)[0]
-        if np.linalg.norm(y - X @ coef) <= 1e-10 * np.linalg.norm(y - y.mean()):
-            raise ModelSpecificationError(
-                f"The fixed effects of {formula!r} fit the outcome {parsed.outcome!r} "
-                "exactly (no residual variation is left); a mixed model needs "
-                "noise around the fixed part. Check that the outcome is not computed "
-                "from the covariates."
-            )
-    _warn_fixed_and_random(x_frame.model_spec, group, formula)
+    check_fixed_fit(y, X, fe_names, formula, parsed.outcome)
+    _warn_fixed_and_random(fx.fixed_spec, group, formula)
     return MixedDesign(
         y=y,
         X=X,
@@ -479,11 +541,43 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
         n_dropped=n_dropped,
         row_index=sub.index,
         row_positions=np.flatnonzero(complete),
-        fixed_spec=x_frame.model_spec,
+        fixed_spec=fx.fixed_spec,
         random_specs=random_specs,
         variables=variables,
         frame=sub,
     )
+
+
+def check_fixed_fit(
+    y: npt.NDArray[np.float64],
+    X: npt.NDArray[np.float64],
+    fe_names: list[str],
+    formula: str,
+    outcome: str,
+) -> None:
+    """Refuse fixed effects nobody can fit: too few rows, collinear columns, a
+    constant outcome, or an outcome the fixed part reproduces exactly."""
+    n, p = X.shape
+    if n <= p:
+        raise ModelSpecificationError(
+            f"Too few observations: {n} complete rows for {p} fixed effects."
+        )
+    _check_rank(X, fe_names, formula)
+    if np.ptp(y) == 0:
+        raise ModelSpecificationError(
+            f"The outcome {outcome!r} of {formula!r} is constant (every one of "
+            f"the {n} complete rows is {y[0]:g}); a mixed model needs an outcome that "
+            "varies."
+        )
+    if X.shape[1]:
+        coef = np.linalg.lstsq(X, y, rcond=None)[0]
+        if np.linalg.norm(y - X @ coef) <= 1e-10 * np.linalg.norm(y - y.mean()):
+            raise ModelSpecificationError(
+                f"The fixed effects of {formula!r} fit the outcome {outcome!r} "
+                "exactly (no residual variation is left); a mixed model needs "
+                "noise around the fixed part. Check that the outcome is not computed "
+                "from the covariates."
+            )
 
 
 def _validate_table(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

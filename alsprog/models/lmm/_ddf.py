@@ -41,6 +41,7 @@ __all__ = [
     "SatterthwaiteState",
     "contrast_tests",
     "joint_test",
+    "satterthwaite_from",
     "satterthwaite_state",
 ]
 
@@ -156,15 +157,35 @@ def satterthwaite_state(
 ) -> SatterthwaiteState:
     """The covariance of ``(theta, sigma)`` and the Jacobian of ``vcov(beta)`` at a
     fit's optimum (see the module docstring)."""
+    q = stats.q
+    return satterthwaite_from(
+        lambda th: _evaluate(_lambda(th, rows, cols, q), stats, reml),
+        stats.n,
+        stats.p,
+        theta,
+        sigma,
+        reml=reml,
+    )
+
+
+def satterthwaite_from(
+    pieces: Callable[[Array], Any],
+    n: int,
+    p: int,
+    theta: Array,
+    sigma: float,
+    *,
+    reml: bool,
+) -> SatterthwaiteState:
+    """:func:`satterthwaite_state` for any likelihood: ``pieces(theta)`` gives the
+    penalised least-squares solution at ``theta`` (attributes ``logdet_v``, ``r2``,
+    ``logdet_c`` and ``C_chol``), one grouping factor's or several's."""
     from scipy import linalg
 
-    q, p, n = stats.q, stats.p, stats.n
-
-    def pieces(vp: Array):  # type: ignore[no-untyped-def]
-        return _evaluate(_lambda(vp[:-1], rows, cols, q), stats, reml)
-
     def deviance(vp: Array) -> float:
-        pc = pieces(vp)
+        pc = pieces(vp[:-1])
+        if pc is None:
+            return math.inf
         s2 = float(vp[-1]) ** 2
         dev = pc.logdet_v + pc.r2 / s2 + n * (_LOG2PI + math.log(s2))
         if reml:
@@ -172,7 +193,7 @@ def satterthwaite_state(
         return dev
 
     def vcov_beta(vp: Array) -> Array:
-        pc = pieces(vp)
+        pc = pieces(vp[:-1])
         cinv = linalg.cho_solve((pc.C_chol, True), np.eye(p))
         return float(vp[-1]) ** 2 * 0.5 * (cinv + cinv.T)
 

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from alsprog._validation import check_choice, check_interval
 from alsprog.data._history import ModelColumns, Prepared
 from alsprog.errors import ModelSpecificationError
 from alsprog.models._contract import ForecastRows
@@ -204,3 +205,71 @@ def prediction_design(
     if Z.shape[0] != X.shape[0]:
         Z = np.broadcast_to(Z[:1], (X.shape[0], Z.shape[1])).copy()
     return X, Z, ok
+
+
+def lmm_subject_trajectories(
+    model: Any,
+    times: Any,
+    subjects: Any,
+    level: float,
+    interval: str,
+) -> pd.DataFrame:
+    """Each subject's predicted trajectory at ``times`` with pointwise intervals (see
+    :meth:`LinearMixedModel.subject_trajectories
+    <alsprog.models.LinearMixedModel.subject_trajectories>`)."""
+    level = check_interval(
+        level, "level", low=0, high=1, low_closed=False, high_closed=False
+    )
+    check_choice(interval, "interval", ("prediction", "confidence"))
+    info = model._design_info
+    group, tcol = info["group"], model.time
+    if tcol not in info["variables"]:
+        raise ModelSpecificationError(
+            f"Time column {tcol!r} is not used by {model.formula!r}; set `time` to "
+            "the model's time column."
+        )
+    if times is None:
+        lo, hi = model._time_range
+        times = np.linspace(lo, hi, 25)
+    t = np.asarray(times, dtype=float).ravel()
+    if t.size == 0 or not np.all(np.isfinite(t)):
+        raise ValueError(f"`times` must be finite numbers; got {times!r}.")
+    levels: pd.Index = info["levels"]
+    if subjects is None:
+        idx = np.arange(len(levels))
+    else:
+        idx = levels.get_indexer(pd.Index(list(subjects)))
+        if np.any(idx < 0):
+            unknown = [s for s, i in zip(subjects, idx, strict=True) if i < 0]
+            raise ModelSpecificationError(
+                f"Subject(s) {', '.join(map(repr, unknown[:5]))} were not in the fitted "
+                "data; use predict(df, include_random=False) for new subjects."
+            )
+    base = model._first_rows.iloc[idx]
+    rows = base.loc[base.index.repeat(len(t))].reset_index(drop=True)
+    rows[tcol] = np.tile(t, len(idx))
+    X, Z, _ = model._fixed_matrix(rows)
+    gi = np.repeat(idx, len(t))
+    beta = model.fe_params_.to_numpy()
+    b = model.random_effects_.to_numpy()
+    mean = X @ beta + np.einsum("nq,nq->n", Z, b[gi])
+    D = model._Q[gi] @ model._ZtX[gi]  # (m, q, p)
+    xe = X - np.einsum("nq,nqp->np", Z, D)
+    var = np.einsum("np,pr,nr->n", xe, model._cov_beta, xe)
+    var += model.scale_ * np.einsum("nq,nqr,nr->n", Z, model._Q[gi], Z)
+    if interval == "prediction":
+        var += model.scale_
+    se = np.sqrt(np.maximum(var, 0.0))
+    from scipy.special import ndtri
+
+    z = float(ndtri(0.5 + level / 2))
+    return pd.DataFrame(
+        {
+            group: np.asarray(levels)[gi],
+            tcol: rows[tcol].to_numpy(),
+            "mean": mean,
+            "se": se,
+            "lower": mean - z * se,
+            "upper": mean + z * se,
+        }
+    )

@@ -59,29 +59,56 @@ class MixedInference:
     _frame: pd.DataFrame
     cov_re_: pd.DataFrame
 
-    def confint(self, level: float = 0.95, *, ddf: str = "normal") -> pd.DataFrame:
-        """Wald confidence intervals of the fixed effects.
+    def confint(
+        self,
+        level: float = 0.95,
+        *,
+        method: str = "wald",
+        ddf: str = "normal",
+    ) -> pd.DataFrame:
+        """Confidence intervals: Wald intervals of the fixed effects, or
+        profile-likelihood intervals of every parameter (lme4's ``confint(m,
+        method = "profile")``).
 
         Parameters
         ----------
         level : float, default 0.95
             Coverage, in (0, 1).
+        method : {"wald", "profile"}, default "wald"
+            ``"wald"``: estimate -/+ quantile x standard error for each fixed
+            effect, the quantile from ``ddf``.  ``"profile"``: lme4's profile
+            intervals of the random-effect standard deviations and correlations,
+            the residual standard deviation and the fixed effects: where the
+            signed square root of the change in ML deviance (the other
+            parameters optimised) crosses ``-/+ sqrt(qchisq(level, 1))``.  A REML
+            fit is profiled through its ML refit, as lme4 does.  lme4
+            interpolates the limits from a spline through the profile; here they
+            are solved for directly, so they agree with lme4's to about 5e-5
+            relative (see :func:`~alsprog.models.lmm._profile.profile_model`).
         ddf : {"normal", "satterthwaite", "kenward-roger"}, default "normal"
-            ``"normal"``: normal quantiles, as lme4's ``confint(m, method =
-            "Wald")``; ``"satterthwaite"``: t quantiles on each coefficient's
-            Satterthwaite df (lmerTest's, see :meth:`contest`);
+            Wald intervals only. ``"normal"``: normal quantiles, as lme4's
+            ``confint(m, method = "Wald")``; ``"satterthwaite"``: t quantiles on
+            each coefficient's Satterthwaite df (lmerTest's, see :meth:`contest`);
             ``"kenward-roger"``: t quantiles on the Kenward-Roger df, around the
             adjusted standard errors (pbkrtest's; REML fits).
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``lower`` and ``upper``, one row per fixed effect.
+            Columns ``lower`` and ``upper``.  Wald: one row per fixed effect.
+            Profile: in lme4's row order, ``sd_<effect>|<group>`` and
+            ``cor_<effect>.<effect>|<group>`` for each random-effects term (lme4's
+            ``.sig01, .sig02, ...``; for ``(months | subject_id)``:
+            ``sd_Intercept|subject_id``, ``cor_months.Intercept|subject_id``,
+            ``sd_months|subject_id``), ``sigma`` (lme4's ``.sigma``), then the
+            fixed effects.  A standard deviation whose profile does not cross
+            before 0 has lower limit 0, a correlation -1 or 1, as in lme4.
 
         Raises
         ------
         ValueError
-            If ``level`` is not in (0, 1) or ``ddf`` is not one of the choices.
+            If ``level`` is not in (0, 1), ``method`` or ``ddf`` is not one of
+            the choices, or ``ddf`` is given with ``method="profile"``.
 
         Examples
         --------
@@ -98,6 +125,17 @@ class MixedInference:
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
+        if method not in ("wald", "profile"):
+            raise ValueError(f"`method` must be 'wald' or 'profile'; got {method!r}.")
+        if method == "profile":
+            from alsprog.models.lmm._profile import profile_model
+
+            if ddf != "normal":
+                raise ValueError(
+                    f"`ddf` applies to Wald intervals; got ddf={ddf!r} with "
+                    "method='profile' (profile intervals use no df)."
+                )
+            return profile_model(self, level).intervals
         from scipy import stats as st
 
         tests = self._tests(np.eye(len(self.fe_params_)), ddf)
@@ -235,7 +273,12 @@ class MixedInference:
         if "design" not in cache:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                cache["design"] = build_mixed_design(self.formula, self._frame)
+                if self._multi is not None:
+                    from alsprog.models.lmm._multi_design import build_multi_design
+
+                    cache["design"] = build_multi_design(self.formula, self._frame)
+                else:
+                    cache["design"] = build_mixed_design(self.formula, self._frame)
         return cache["design"]
 
     def _kenward_roger(self) -> Any:
@@ -250,6 +293,9 @@ class MixedInference:
                     "refits an ML fit by REML): fit with reml=True."
                 )
             design = self._rows()
+            if self._multi is not None:
+                cache["kr"] = _multi_kenward_roger(self, design)
+                return cache["kr"]
             tpl = self._design_info["template"]
             q = len(self.cov_re_)
             starts = [
@@ -272,6 +318,9 @@ class MixedInference:
         if "satt" not in cache:
             from alsprog.models.lmm._ddf import satterthwaite_state
 
+            if self._multi is not None:
+                cache["satt"] = _multi_satterthwaite(self, self._rows())
+                return cache["satt"]
             design = self._rows()
             stats = compute_group_stats(
                 design.X,
@@ -607,3 +656,31 @@ class MixedInference:
         base["upper"] = est + crit * se
         base["p_value"] = p
         return base
+
+
+def _multi_satterthwaite(model: Any, design: Any) -> Any:
+    """The Satterthwaite state of a fit with several grouping factors."""
+    from alsprog.models.lmm._ddf import satterthwaite_from
+    from alsprog.models.lmm._multi import MultiStats, multi_pieces
+
+    st = MultiStats.of(design)
+    reml = bool(model.reml)
+    return satterthwaite_from(
+        lambda th: multi_pieces(th, design, st, reml),
+        st.n,
+        st.p,
+        model.theta_.to_numpy(),
+        math.sqrt(model.scale_),
+        reml=reml,
+    )
+
+
+def _multi_kenward_roger(model: Any, design: Any) -> Any:
+    """pbkrtest's adjusted covariance for a fit with several grouping factors."""
+    from alsprog.models.lmm._kr import kr_state_factors
+
+    factors = [
+        (f.Z, f.codes, model.cov_re_[f.name].to_numpy(), f.terms)
+        for f in design.factors
+    ]
+    return kr_state_factors(design.X, factors, float(model.scale_))

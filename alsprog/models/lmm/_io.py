@@ -68,7 +68,12 @@ _WHAT = "an alsprog mixed-model .npz file (written by LinearMixedModel.save)"
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted :class:`~alsprog.models.LinearMixedModel` to ``path``
     (atomically): the header and arrays of :func:`mixed_fields`."""
-    header, arrays = mixed_fields(model, path)
+    if getattr(model, "_multi", None) is not None:  # several grouping factors
+        from alsprog.models.lmm._multi_io import multi_fields
+
+        header, arrays = multi_fields(model, path, FORMAT)
+    else:
+        header, arrays = mixed_fields(model, path)
     write_saved(path, header, arrays)
 
 
@@ -175,8 +180,12 @@ def load_model(cls: Any, path: str | os.PathLike[str]) -> Any:
     docstring); a refusal is a :class:`~alsprog.errors.SavedModelError` naming the
     file and the field.
     """
+    from alsprog.models.lmm._multi_io import is_multi_header, restore_multi
+
     header, saved = read_saved(path, what=_WHAT)
     with saved:
+        if is_multi_header(header):
+            return restore_multi(cls, header, saved, FORMAT)
         return restore_mixed(cls, header, saved)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KRState", "kr_ddf", "kr_state"]
+__all__ = ["KRState", "kr_ddf", "kr_state", "kr_state_factors"]
 
 Array = npt.NDArray[np.float64]
 
@@ -85,9 +85,45 @@ def kr_state(
         The random-effects terms as column ranges of ``Z`` (uncorrelated terms
         have no covariance parameter between them).
     """
-    comps = _components(blocks)
+    return kr_state_factors(X, [(Z, groups, cov_re, blocks)], sigma2)
+
+
+def _row_blocks(codes: list[npt.NDArray[np.intp]]) -> npt.NDArray[np.intp]:
+    """Each row's block of the marginal covariance: rows sharing a level of any
+    factor, transitively (a site with its subjects; a whole crossed design)."""
+    if len(codes) == 1:
+        return codes[0]
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    sizes = [int(c.max()) + 1 for c in codes]
+    offs = np.cumsum([0, *sizes[:-1]])
+    first = codes[0] + offs[0]
+    rows = np.concatenate([first for _ in codes[1:]])
+    cols = np.concatenate([c + o for c, o in zip(codes[1:], offs[1:], strict=True)])
+    n_nodes = int(sum(sizes))
+    graph = sparse.coo_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(n_nodes, n_nodes)
+    )
+    _, label = connected_components(graph, directed=False)
+    return label[first].astype(np.intp)
+
+
+def kr_state_factors(
+    X: Array,
+    factors: list[tuple[Array, npt.NDArray[np.intp], Array, list[tuple[int, int]]]],
+    sigma2: float,
+) -> KRState:
+    """:func:`kr_state` for one or several grouping factors.
+
+    ``factors`` holds, per grouping factor, ``(Z, codes, cov_re, blocks)`` as
+    :func:`kr_state` takes them; the variance components are every factor's terms'
+    covariance elements (pbkrtest's ``get_SigmaG``), then the residual variance.
+    """
+    comps = [(f, a, c) for f, fac in enumerate(factors) for a, c in _components(fac[3])]
     m = len(comps) + 1
     p = X.shape[1]
+    groups = _row_blocks([fac[1] for fac in factors])
     order = np.argsort(groups, kind="stable")
     g_sorted = groups[order]
     starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
@@ -96,21 +132,32 @@ def kr_state(
     Q = np.zeros((m, m, p, p))
     K = np.zeros((m, m))
     XtSiX = np.zeros((p, p))
+    single = len(factors) == 1
     for n in np.unique(sizes):
         sel = starts[sizes == n]
         idx = order[sel[:, None] + np.arange(n)[None, :]]  # (B, n) row numbers
         Xb = X[idx]  # (B, n, p)
-        Zb = Z[idx]  # (B, n, q)
-        Sig = np.einsum("bia,ac,bjc->bij", Zb, cov_re, Zb) + sigma2 * np.eye(n)
+        Sig = sigma2 * np.eye(n) + np.zeros((len(sel), 1, 1))
+        parts = []
+        for Zf, codes, cov_re, _ in factors:
+            Zb = Zf[idx]  # (B, n, q)
+            cb = codes[idx]
+            same = None if single else (cb[:, :, None] == cb[:, None, :])
+            parts.append((Zb, same))
+            S_f = np.einsum("bia,ac,bjc->bij", Zb, cov_re, Zb)
+            Sig = Sig + (S_f if same is None else S_f * same)
         Si = np.linalg.inv(Sig)
         Si = 0.5 * (Si + np.swapaxes(Si, 1, 2))
         TT = Si @ Xb
         XtSiX += np.einsum("bnp,bnk->pk", Xb, TT)
         H = []
-        for a, c in comps:
+        for f, a, c in comps:
+            Zb, same = parts[f]
             G = np.einsum("bi,bj->bij", Zb[..., a], Zb[..., c])
             if a != c:
                 G = G + np.swapaxes(G, 1, 2)
+            if same is not None:
+                G = G * same
             H.append(G @ Si)
         H.append(np.broadcast_to(Si, Si.shape))  # residual: G = I
         HX = [h @ Xb for h in H]

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._validation import check_choice, check_interval, check_is_fitted
+from alsprog._validation import check_choice, check_is_fitted
 from alsprog.errors import (
     ConvergenceWarning,
     ModelSpecificationError,
@@ -38,10 +38,15 @@ from alsprog.models._contract import (
     TrajectoryModel,
     outcome_bounds,
 )
-from alsprog.models._formula import MixedDesign, build_mixed_design
+from alsprog.models._formula import (
+    MixedDesign,
+    build_mixed_design,
+    parse_mixed_formula,
+)
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
 from alsprog.models.lmm._inference import MixedInference, forget_derived
+from alsprog.models.lmm._multi_design import needs_multi
 from alsprog.models.lmm._numerics import (
     GroupStats,
     LmmEstimates,
@@ -228,6 +233,10 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, k)
         self._check_params()
+        if needs_multi(parse_mixed_formula(self.formula)):  # several grouping factors
+            from alsprog.models.lmm._multi_model import fit_multi_model
+
+            return fit_multi_model(self, df, SINGULAR_TOL)
         t0 = _time.perf_counter()
         with single_blas_thread():
             design = build_mixed_design(self.formula, df)
@@ -389,6 +398,7 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
             "template": design.template,
         }
         self._deviance = deviance
+        self._multi = None  # one grouping factor (see _multi_model)
         forget_derived(self)  # the Satterthwaite and Kenward-Roger states
 
     # ------------------------------------------------------------ persistence
@@ -609,8 +619,10 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
             Naming ``time=`` to set: the forecasts could not move with time.
         """
         from alsprog.models.lmm._forecast import check_time_in_formula
+        from alsprog.models.lmm._multi_model import refuse_multi
 
         check_is_fitted(self, ["fe_params_"])
+        refuse_multi(self, "Forecasting new patients")
         check_time_in_formula(self, self, str(self.time))
 
     def forecast_rows(
@@ -633,8 +645,10 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         :func:`alsprog.forecast.forecast` is the public entry point.
         """
         from alsprog.models.lmm._forecast import lmm_forecast_rows
+        from alsprog.models.lmm._multi_model import refuse_multi
 
         check_is_fitted(self, ["fe_params_"])
+        refuse_multi(self, "Forecasting new patients")
         return lmm_forecast_rows(
             self, history, level=level, n_samples=n_samples, rng=rng
         )
@@ -676,6 +690,10 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
             raise TypeError(
                 f"`df` must be a pandas DataFrame; got {type(df).__name__}."
             )
+        if self._multi is not None:
+            from alsprog.models.lmm._multi_model import multi_predict
+
+            return multi_predict(self, df, include_random)
         X, Z, ok = self._fixed_matrix(df)
         out = np.full(len(df), np.nan)
         pred = X @ self.fe_params_.to_numpy()
@@ -733,60 +751,9 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         ModelSpecificationError
             If a subject was not in the fit or the time column is not in the model.
         """
-        check_is_fitted(self, ["fe_params_"])
-        level = check_interval(
-            level, "level", low=0, high=1, low_closed=False, high_closed=False
-        )
-        check_choice(interval, "interval", ("prediction", "confidence"))
-        info = self._design_info
-        group, tcol = info["group"], self.time
-        if tcol not in info["variables"]:
-            raise ModelSpecificationError(
-                f"Time column {tcol!r} is not used by {self.formula!r}; set `time` to "
-                "the model's time column."
-            )
-        if times is None:
-            lo, hi = self._time_range
-            times = np.linspace(lo, hi, 25)
-        t = np.asarray(times, dtype=float).ravel()
-        if t.size == 0 or not np.all(np.isfinite(t)):
-            raise ValueError(f"`times` must be finite numbers; got {times!r}.")
-        levels: pd.Index = info["levels"]
-        if subjects is None:
-            idx = np.arange(len(levels))
-        else:
-            idx = levels.get_indexer(pd.Index(list(subjects)))
-            if np.any(idx < 0):
-                unknown = [s for s, i in zip(subjects, idx, strict=True) if i < 0]
-                raise ModelSpecificationError(
-                    f"Subject(s) {', '.join(map(repr, unknown[:5]))} were not in the fitted "
-                    "data; use predict(df, include_random=False) for new subjects."
-                )
-        base = self._first_rows.iloc[idx]
-        rows = base.loc[base.index.repeat(len(t))].reset_index(drop=True)
-        rows[tcol] = np.tile(t, len(idx))
-        X, Z, _ = self._fixed_matrix(rows)
-        gi = np.repeat(idx, len(t))
-        beta = self.fe_params_.to_numpy()
-        b = self.random_effects_.to_numpy()
-        mean = X @ beta + np.einsum("nq,nq->n", Z, b[gi])
-        D = self._Q[gi] @ self._ZtX[gi]  # (m, q, p)
-        xe = X - np.einsum("nq,nqp->np", Z, D)
-        var = np.einsum("np,pr,nr->n", xe, self._cov_beta, xe)
-        var += self.scale_ * np.einsum("nq,nqr,nr->n", Z, self._Q[gi], Z)
-        if interval == "prediction":
-            var += self.scale_
-        se = np.sqrt(np.maximum(var, 0.0))
-        from scipy.special import ndtri
+        from alsprog.models.lmm._forecast import lmm_subject_trajectories
+        from alsprog.models.lmm._multi_model import refuse_multi
 
-        z = float(ndtri(0.5 + level / 2))
-        return pd.DataFrame(
-            {
-                group: np.asarray(levels)[gi],
-                tcol: rows[tcol].to_numpy(),
-                "mean": mean,
-                "se": se,
-                "lower": mean - z * se,
-                "upper": mean + z * se,
-            }
-        )
+        check_is_fitted(self, ["fe_params_"])
+        refuse_multi(self, "subject_trajectories")
+        return lmm_subject_trajectories(self, times, subjects, level, interval)

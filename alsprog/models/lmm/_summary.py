@@ -40,25 +40,22 @@ def lmm_summary(model: Any, level: float, ddf: str | None = None) -> MixedSummar
         fixed["t"] = tests["t"]
         fixed.insert(2, "df", tests["df"])
         fixed.insert(4, "p_value", tests["p_value"])
-    group = model._design_info["group"]
-    tpl = model._design_info["template"]
-    names = list(model.cov_re_.index)
-    cov = model.cov_re_.to_numpy()
-    sd = np.sqrt(np.diag(cov))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / np.outer(sd, sd)
+    blocks = random_blocks(model)
     rows = []
-    for i, nm in enumerate(names):
-        row: dict[str, object] = {
-            "group": group if i == 0 else "",
-            "name": nm,
-            "variance": sd[i] ** 2,
-            "std_dev": sd[i],
-        }
-        for j in range(len(names) - 1):
-            free = j < i and bool(np.any((tpl.rows == i) & (tpl.cols == j)))
-            row[f"corr_{names[j]}"] = corr[i, j] if free else np.nan
-        rows.append(row)
+    for group, names, cov in blocks:
+        sd = np.sqrt(np.diag(cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / np.outer(sd, sd)
+        for i, nm in enumerate(names):
+            row: dict[str, object] = {
+                "group": group if i == 0 else "",
+                "name": nm,
+                "variance": sd[i] ** 2,
+                "std_dev": sd[i],
+            }
+            for j in range(i):
+                row[f"corr_{names[j]}"] = corr[i, j]
+            rows.append(row)
     rows.append(
         {
             "group": "Residual",
@@ -68,16 +65,19 @@ def lmm_summary(model: Any, level: float, ddf: str | None = None) -> MixedSummar
         }
     )
     random = pd.DataFrame(rows).set_index(["group", "name"])
-    # lme4's terms: a new one starts at an effect tied to no earlier effect
-    starts = [
-        i for i in range(len(names)) if not np.any((tpl.rows == i) & (tpl.cols < i))
-    ]
-    bounds = list(zip(starts, [*starts[1:], len(names)], strict=True))
-    terms = [(group, names[a:b]) for a, b in bounds]
-    correlations = [
-        pd.DataFrame(corr[a:b, a:b], index=names[a:b], columns=names[a:b])
-        for a, b in bounds
-    ]
+    terms = [(group, list(names)) for group, names, _ in blocks]
+    correlations = []
+    for _, names, cov in blocks:
+        sd = np.sqrt(np.diag(cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correlations.append(
+                pd.DataFrame(cov / np.outer(sd, sd), index=names, columns=names)
+            )
+    group_sizes = (
+        {model._design_info["group"]: model.n_subjects_}
+        if model._multi is None
+        else {f["name"]: len(f["levels"]) for f in model._multi["factors"]}
+    )
     sr = model.resid_.to_numpy() / np.sqrt(model.scale_)
     resid = pd.DataFrame(
         [np.quantile(sr, [0, 0.25, 0.5, 0.75, 1])],
@@ -115,7 +115,9 @@ def lmm_summary(model: Any, level: float, ddf: str | None = None) -> MixedSummar
         title += ". t-tests use Kenward-Roger's method"
     elif ddf == "normal":
         title += ". z-tests (normal reference distribution)"
-    header["Number of obs"] = f"{model.n_obs_}, groups: {group}, {model.n_subjects_}"
+    header["Number of obs"] = f"{model.n_obs_}, groups: " + "; ".join(
+        f"{g}, {n}" for g, n in group_sizes.items()
+    )
     cb = np.asarray(model.cov_params().to_numpy(), dtype=float)
     se = np.sqrt(np.diag(cb))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -137,7 +139,7 @@ def lmm_summary(model: Any, level: float, ddf: str | None = None) -> MixedSummar
         criterion=criterion,
         terms=terms,
         correlations=correlations,
-        groups={group: model.n_subjects_},
+        groups=group_sizes,
         n_obs=model.n_obs_,
         fixed_corr=fixed_corr,
         captions={
@@ -147,3 +149,29 @@ def lmm_summary(model: Any, level: float, ddf: str | None = None) -> MixedSummar
         },
         notes=notes,
     )
+
+
+def random_blocks(model: Any) -> list[tuple[str, list[str], np.ndarray]]:
+    """The random-effects terms in lme4's order: (group, effect names, covariance).
+
+    A term is a set of effects with a free correlation (lme4's ``(a + b | g)``);
+    ``(a || g)`` gives one term per effect.
+    """
+    if model._multi is not None:  # terms in theta (lme4's) order
+        return [
+            (
+                group,
+                list(model.cov_re_[group].index[a:b]),
+                model.cov_re_[group].to_numpy()[a:b, a:b],
+            )
+            for group, a, b in model._multi["terms"]
+        ]
+    group = model._design_info["group"]
+    tpl = model._design_info["template"]
+    names = list(model.cov_re_.index)
+    cov = model.cov_re_.to_numpy()
+    starts = [
+        i for i in range(len(names)) if not np.any((tpl.rows == i) & (tpl.cols < i))
+    ]
+    bounds = list(zip(starts, [*starts[1:], len(names)], strict=True))
+    return [(group, names[a:b], cov[a:b, a:b]) for a, b in bounds]

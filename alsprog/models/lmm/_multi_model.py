@@ -1,0 +1,240 @@
+"""A :class:`~alsprog.models.LinearMixedModel` with several grouping factors.
+
+Owns: :func:`fit_multi_model` (the fit of ``(1 | site) + (months | subject_id)``,
+nested ``(1 | site/subject_id)`` and crossed designs, setting the model's fitted
+attributes: per-factor ``random_effects_`` and ``cov_re_`` dictionaries, lme4's
+theta, the singular-fit warning), :func:`multi_predict` (conditional predictions,
+unseen levels at 0 as lme4's ``allow.new.levels``) and :func:`refuse_multi` (the
+clear error of the methods that need one subject factor).
+Leaves: the design to :mod:`alsprog.models.lmm._multi_design`, the likelihood to
+:mod:`alsprog.models.lmm._multi`, the one-factor fit to
+:mod:`alsprog.models.lmm._model`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+import warnings
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from alsprog.errors import ConvergenceWarning, ModelSpecificationError, not_converged
+from alsprog.models._contract import outcome_bounds
+from alsprog.models._threads import single_blas_thread
+
+__all__ = ["fit_multi_model", "multi_predict", "refuse_multi", "set_multi_state"]
+
+logger = logging.getLogger(__name__)
+
+
+def fit_multi_model(model: Any, df: pd.DataFrame, singular_tol: float) -> Any:
+    """Fit ``model`` (a LinearMixedModel whose formula has several grouping
+    factors) to ``df`` and set its fitted attributes; returns ``model``."""
+    from alsprog.models.lmm._multi import fit_multi
+    from alsprog.models.lmm._multi_design import build_multi_design
+
+    t0 = _time.perf_counter()
+    with single_blas_thread():
+        design = build_multi_design(model.formula, df)
+        est = fit_multi(
+            design,
+            reml=bool(model.reml),
+            tol=float(model.tol),
+            max_iter=int(model.max_iter),
+        )
+    set_multi_state(model, design, est)
+    logger.info(
+        "LinearMixedModel: %d rows, grouping factors %s, %d evaluations, %.3f s",
+        design.X.shape[0],
+        ", ".join(f"{f.name} ({f.n_levels})" for f in design.factors),
+        est.n_iter,
+        _time.perf_counter() - t0,
+    )
+    diag = np.isfinite(design.theta_lower)
+    model.singular_ = bool(np.any(est.theta[diag] < singular_tol))
+    if not est.converged:
+        not_converged(
+            f"REML/ML optimisation did not converge ({est.message}); rescale the "
+            "time variable or raise max_iter.",
+            strict=bool(model.strict),
+            stacklevel=3,
+        )
+    if model.singular_:
+        at = [
+            design.theta_names[i]
+            for i in np.flatnonzero(diag & (est.theta < singular_tol))
+        ]
+        warnings.warn(
+            f"boundary (singular) fit: the variance of {', '.join(at)} is estimated "
+            "at (or near) zero; consider a simpler random-effects structure "
+            "(lme4: see help('isSingular')).",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return model
+
+
+def set_multi_state(model: Any, design: Any, est: Any) -> None:
+    """Set a model's fitted attributes from a design and its estimates (from a fit,
+    or a saved model's theta); ``singular_`` and ``_time_range`` are the caller's."""
+    from alsprog.models.lmm._inference import forget_derived
+
+    beta = est.beta
+    fitted = design.X @ beta
+    for f, b in zip(design.factors, est.b, strict=True):
+        fitted = fitted + np.einsum("nq,nq->n", f.Z, b[f.codes])
+    fe = design.fe_names
+    model.fe_params_ = pd.Series(beta, index=fe)
+    model.bse_ = pd.Series(np.sqrt(np.diag(est.cov_beta)), index=fe)
+    model.scale_ = float(est.sigma2)
+    model.llf_ = -0.5 * float(est.deviance)
+    model.theta_ = pd.Series(est.theta, index=design.theta_names, name="theta")
+    model.cov_re_ = {}
+    model.random_effects_ = {}
+    for f, b in zip(design.factors, est.b, strict=True):
+        lam = f.factor(est.theta)
+        model.cov_re_[f.name] = pd.DataFrame(
+            est.sigma2 * lam @ lam.T, index=f.re_names, columns=f.re_names
+        )
+        model.random_effects_[f.name] = pd.DataFrame(
+            b, index=f.levels.copy(), columns=f.re_names
+        )
+    model.converged_ = bool(est.converged)
+    model.n_obs_ = int(design.X.shape[0])
+    model.n_subjects_ = int(design.factors[0].n_levels)
+    model.outcome_bounds_ = outcome_bounds(design.outcome)
+    model.n_dropped_ = int(design.n_dropped)
+    model.n_iter_ = int(est.n_iter)
+    model.resid_ = pd.Series(design.y - fitted, index=design.row_index, name="resid")
+    model._cov_beta = est.cov_beta
+    model._deviance = float(est.deviance)
+    model._frame = design.frame
+    model._design_info = {
+        "fixed_spec": design.fixed_spec,
+        "random_specs": [],
+        "group": design.factors[0].name,
+        "outcome": design.outcome,
+        "variables": design.variables,
+        "levels": design.factors[0].levels,
+        "n_theta": design.n_theta,
+        "template": None,
+    }
+    terms = []
+    for f in design.factors:
+        for a, b in f.terms:
+            first = int(min(f.theta_index[(f.rows >= a) & (f.rows < b)]))
+            terms.append((first, f.name, a, b))
+    model._multi = {
+        "factors": [
+            {
+                "name": f.name,
+                "columns": f.columns,
+                "levels": f.levels,
+                "re_names": f.re_names,
+                "random_specs": f.random_specs,
+            }
+            for f in design.factors
+        ],
+        "terms": [(g, a, b) for _, g, a, b in sorted(terms)],
+    }
+    forget_derived(model)
+
+
+def _factor_matrix(
+    specs: list[tuple[Any, list[str]]], sub: pd.DataFrame
+) -> npt.NDArray[np.float64]:
+    from alsprog._formula_text import formula_context
+
+    blocks = []
+    for spec, names in specs:
+        mm = spec.get_model_matrix(sub, na_action="raise", context=formula_context())
+        arr = np.asarray(mm, dtype=float)
+        cols = [str(c) for c in mm.columns]
+        if arr.shape[0] != len(sub):  # intercept-only on an empty frame
+            arr = np.broadcast_to(arr[:1], (len(sub), arr.shape[1]))
+        blocks.append(arr[:, [cols.index(n) for n in names]])
+    return np.hstack(blocks)
+
+
+def multi_predict(model: Any, df: pd.DataFrame, include_random: bool) -> pd.Series:
+    """``X beta + sum over factors of Z_f b_f`` (levels not seen in the fit: 0)."""
+    from formulaic.errors import DataMismatchWarning
+
+    from alsprog._formula_text import formula_context
+
+    info = model._design_info
+    gcols = {c for f in model._multi["factors"] for c in f["columns"]}
+    try:
+        fixed_vars = set(info["fixed_spec"].required_variables)
+    except Exception:  # formulaic without the attribute: grouping columns too
+        fixed_vars = gcols
+    needed = [
+        v
+        for v in info["variables"]
+        if v != info["outcome"] and (v not in gcols or v in fixed_vars)
+    ]
+    if include_random:
+        missing_g = sorted(c for c in gcols if c not in df.columns)
+        if missing_g:
+            raise ModelSpecificationError(
+                f"Data for prediction lacks the grouping column(s) "
+                f"{', '.join(map(repr, missing_g))}; pass them or use "
+                "include_random=False."
+            )
+    missing = [v for v in needed if v not in df.columns]
+    if missing:
+        raise ModelSpecificationError(
+            f"Data for prediction lacks column(s) {', '.join(map(repr, missing))} "
+            f"used by {model.formula!r}."
+        )
+    ok = df[needed].notna().all(axis=1).to_numpy() if needed else np.ones(len(df), bool)
+    sub = df.loc[ok, needed] if needed else pd.DataFrame(index=df.index[ok])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataMismatchWarning)
+            X = np.asarray(
+                info["fixed_spec"].get_model_matrix(
+                    sub, na_action="raise", context=formula_context()
+                ),
+                dtype=float,
+            )
+            if X.shape[0] != len(sub):
+                X = np.broadcast_to(X[:1], (len(sub), X.shape[1]))
+            pred = X @ model.fe_params_.to_numpy()
+            if include_random:
+                for f in model._multi["factors"]:
+                    Z = _factor_matrix(f["random_specs"], sub)
+                    cols = list(f["columns"])
+                    vals = df.loc[ok, cols]
+                    label = (
+                        vals[cols[0]].astype(str) if len(cols) > 1 else vals[cols[0]]
+                    )
+                    for c in cols[1:]:
+                        label = label + ":" + vals[c].astype(str)
+                    idx = f["levels"].get_indexer(label)
+                    seen = idx >= 0
+                    b = model.random_effects_[f["name"]].to_numpy()
+                    pred[seen] += np.einsum("nq,nq->n", Z[seen], b[idx[seen]])
+    except ModelSpecificationError:
+        raise
+    except Exception as exc:
+        raise ModelSpecificationError(
+            f"Cannot build the design for prediction: {exc}"
+        ) from exc
+    out = np.full(len(df), np.nan)
+    out[ok] = pred
+    return pd.Series(out, index=df.index, name="predicted")
+
+
+def refuse_multi(model: Any, what: str) -> None:
+    """Raise for a method that needs a model with one subject grouping factor."""
+    if getattr(model, "_multi", None) is not None:
+        names = ", ".join(f["name"] for f in model._multi["factors"])
+        raise ModelSpecificationError(
+            f"{what} is available for models with one grouping factor; this model "
+            f"has several ({names}). Fit '(months | subject_id)' alone for it."
+        )
