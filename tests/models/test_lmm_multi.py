@@ -30,7 +30,8 @@ from alsprog.models.lmm._multi import fit_multi
 from alsprog.models.lmm._multi_design import build_multi_design
 
 REF = Path(__file__).resolve().parents[1] / "reference"
-CASES = json.loads((REF / "lme4_multi_reference.json").read_text())
+REFERENCE = json.loads((REF / "lme4_multi_reference.json").read_text())
+CASES = {k: v for k, v in REFERENCE.items() if "formula" in v}
 DATA = {
     "pastes": "Pastes",
     "penicillin": "Penicillin",
@@ -229,15 +230,59 @@ def test_summary_lists_every_factor_as_lme4():
     assert m.aic == pytest.approx(-2 * m.llf_ + 2 * (4 + 4 + 1))
 
 
-def test_methods_needing_one_subject_factor_say_so():
+def test_forecasting_new_patients_needs_one_factor():
     m = _fit("site_reml")
     with pytest.raises(
-        ModelSpecificationError,
-        match=r"subject_trajectories.*several \(subject_id, site\)",
+        ModelSpecificationError, match=r"Forecasting.*several \(subject_id, site\)"
     ):
-        m.subject_trajectories([0.0, 6.0])
-    with pytest.raises(ModelSpecificationError, match="Forecasting new patients"):
         m.check_forecast_time("months")
+
+
+def test_subject_trajectories_equal_the_dense_conditional_normal():
+    # brute force: the joint conditional normal of (beta, u) given theta and sigma,
+    # sigma^2 M^-1 with M the dense penalised least-squares matrix
+    from scipy import linalg
+
+    m = _fit("site_reml")
+    design = build_multi_design(SITE_FORMULA, _data("site_reml"))
+    blocks, lams = [], []
+    for f in design.factors:
+        Zf = np.zeros((len(design.y), f.q * f.n_levels))
+        for j in range(f.q):
+            Zf[np.arange(len(design.y)), f.codes * f.q + j] = f.Z[:, j]
+        blocks.append(Zf)
+        lams.append(np.kron(np.eye(f.n_levels), f.factor(m.theta_.to_numpy())))
+    Z, Lam = np.hstack(blocks), linalg.block_diag(*lams)
+    X = design.X
+    ZL = Z @ Lam
+    M = np.block([[ZL.T @ ZL + np.eye(ZL.shape[1]), ZL.T @ X], [X.T @ ZL, X.T @ X]])
+    tr = m.subject_trajectories([0.0, 7.5], subjects=["P003", "P150"], level=0.9)
+    assert list(tr.columns) == ["subject_id", "months", "mean", "se", "lower", "upper"]
+    df = _data("site_reml")
+    site = {s: df.loc[df["subject_id"] == s, "site"].iloc[0] for s in ["P003", "P150"]}
+    beta = m.fe_params_.to_numpy()
+    for _, row in tr.iterrows():
+        s, t = row["subject_id"], row["months"]
+        placebo = float(df.loc[df["subject_id"] == s, "arm"].iloc[0] == "placebo")
+        x = np.array([1.0, t, placebo, t * placebo])
+        z = np.zeros(Z.shape[1])
+        g = list(design.factors[0].levels).index(s)
+        z[2 * g : 2 * g + 2] = [1.0, t]
+        h = list(design.factors[1].levels).index(site[s])
+        z[2 * design.factors[0].n_levels + h] = 1.0
+        b = np.concatenate(
+            [m.random_effects_[f.name].to_numpy().ravel() for f in design.factors]
+        )
+        assert row["mean"] == pytest.approx(x @ beta + z @ b, rel=1e-8)
+        v = np.concatenate([Lam.T @ z, x])
+        var = m.scale_ * v @ np.linalg.solve(M, v)
+        assert row["se"] == pytest.approx(np.sqrt(var), rel=1e-6)
+        assert row["upper"] - row["mean"] == pytest.approx(
+            1.6448536 * row["se"], rel=1e-6
+        )
+    pred = m.subject_trajectories([3.0], subjects=["P003"], interval="prediction")
+    conf = m.subject_trajectories([3.0], subjects=["P003"])
+    assert pred["se"].iloc[0] ** 2 == pytest.approx(conf["se"].iloc[0] ** 2 + m.scale_)
 
 
 def test_too_many_dense_random_effects_are_refused(monkeypatch):
@@ -338,3 +383,40 @@ def test_a_tampered_saved_estimate_is_refused(tmp_path):
     write_saved(bad, header, arrays)
     with pytest.raises(SavedModelError, match=r"bad.npz: field 'fe_params' differs"):
         LinearMixedModel.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("formula", "subject"),
+    [
+        ("y ~ t + (1 | site) + (t | patient)", "patient"),
+        ("y ~ t + (1 | site/patient)", "patient"),
+        ("y ~ t + (1 | site) + (1 | subject_id)", "subject_id"),
+        ("y ~ t + (1 | patient:site) + (1 | site)", "patient"),
+    ],
+)
+def test_required_columns_name_the_patients_column(formula, subject):
+    assert LinearMixedModel(formula, time="t").required_columns().subject == subject
+
+
+def test_fitted_columns_name_the_subject_factor():
+    m = _fit("site_nested")
+    assert m.columns_.subject == "subject_id"
+    assert m.n_subjects_ == 228
+
+
+@pytest.mark.parametrize("ddf", ["satterthwaite", "kenward-roger"])
+def test_lsmeans_and_contrast_equal_emmeans(ddf):
+    ref = REFERENCE[f"site_lsmeans_{ddf.replace('-', '_')}"]
+    m = _fit("site_reml")
+    ls = m.lsmeans("arm", at={"months": 12}, ddf=ddf)
+    assert list(ls["arm"]) == ref["arm"]
+    np.testing.assert_allclose(ls["estimate"], ref["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(ls["std_error"], ref["se"], rtol=1e-4)
+    np.testing.assert_allclose(ls["df"], ref["df"], rtol=1e-4)
+    c = m.contrast("arm", at={"months": 12}, ddf=ddf).iloc[0]
+    assert c["contrast"] == ref["contrast"]
+    assert c["estimate"] == pytest.approx(ref["contrast_estimate"], rel=1e-6)
+    assert c["std_error"] == pytest.approx(ref["contrast_se"], rel=1e-4)
+    assert c["df"] == pytest.approx(ref["contrast_df"], rel=1e-4)
+    assert c["t"] == pytest.approx(ref["contrast_t"], rel=1e-4)
+    assert c["p_value"] == pytest.approx(ref["contrast_p"], rel=1e-4)

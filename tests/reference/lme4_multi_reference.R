@@ -3,7 +3,7 @@
 #   cd tests/reference && Rscript lme4_multi_reference.R > lme4_multi_reference.Rout 2>&1
 # Writes Pastes.csv, Penicillin.csv, cake.csv (lme4's data sets) and
 # lme4_multi_reference.json.  site_sim.csv comes from make_site_sim.py.
-suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
+suppressMessages({library(lme4); library(lmerTest); library(emmeans); library(jsonlite)})
 options(digits = 12)
 cat("R", R.version$major, R.version$minor, " lme4", as.character(packageVersion("lme4")),
     " lmerTest", as.character(packageVersion("lmerTest")),
@@ -75,4 +75,16 @@ ref <- list(
   site_uncorrelated = one("site_uncorrelated",
                           alsfrs_r_total ~ months + arm + (months || subject_id) + (1 | site), site)
 )
+# LS means of each arm at month 12 and their contrast (emmeans, Satterthwaite and KR df)
+m <- lmer(alsfrs_r_total ~ months * arm + (1 | site) + (months | subject_id), site,
+          control = ctrl)
+for (ddf in c("satterthwaite", "kenward-roger")) {
+  em <- emmeans(m, ~ arm, at = list(months = 12), lmer.df = ddf)
+  es <- summary(em); ct <- summary(pairs(em))
+  ref[[paste0("site_lsmeans_", gsub("-", "_", ddf))]] <- list(
+    arm = as.character(es$arm), estimate = es$emmean, se = es$SE, df = es$df,
+    contrast = as.character(ct$contrast), contrast_estimate = ct$estimate,
+    contrast_se = ct$SE, contrast_df = ct$df, contrast_t = ct$t.ratio,
+    contrast_p = ct$p.value)
+}
 writeLines(toJSON(ref, digits = NA, auto_unbox = TRUE, pretty = TRUE), "lme4_multi_reference.json")

@@ -131,7 +131,22 @@ def mixed_required_columns(formula: str, time: Any) -> ModelColumns:
             "the grouping column is named there."
         )
     t = str(time)
-    return ModelColumns.of(parsed.outcome, parsed.random[0].group, t, [t])
+    return ModelColumns.of(parsed.outcome, _subject_column(parsed, t), t, [t])
+
+
+def _subject_column(parsed: Any, time: str) -> str:
+    """The patients' column among a formula's grouping columns: ``subject_id`` when
+    grouped by it, else the group of a random slope of ``time``, else the innermost
+    nested factor's column (``subject`` of ``site/subject``)."""
+    import re
+
+    terms = parsed.random
+    if any("subject_id" in t.group_columns for t in terms):
+        return "subject_id"
+    for t in terms:
+        if time in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", t.expr):
+            return str(t.group_columns[0])
+    return str(max(terms, key=lambda t: len(t.group_columns)).group_columns[0])
 
 
 def check_time_in_formula(model: Any, lmm: Any, time: str) -> None:
@@ -248,15 +263,20 @@ def lmm_subject_trajectories(
     base = model._first_rows.iloc[idx]
     rows = base.loc[base.index.repeat(len(t))].reset_index(drop=True)
     rows[tcol] = np.tile(t, len(idx))
-    X, Z, _ = model._fixed_matrix(rows)
     gi = np.repeat(idx, len(t))
-    beta = model.fe_params_.to_numpy()
-    b = model.random_effects_.to_numpy()
-    mean = X @ beta + np.einsum("nq,nq->n", Z, b[gi])
-    D = model._Q[gi] @ model._ZtX[gi]  # (m, q, p)
-    xe = X - np.einsum("nq,nqp->np", Z, D)
-    var = np.einsum("np,pr,nr->n", xe, model._cov_beta, xe)
-    var += model.scale_ * np.einsum("nq,nqr,nr->n", Z, model._Q[gi], Z)
+    if model._multi is not None:  # several grouping factors: the sparse system
+        from alsprog.models.lmm._multi_model import multi_mean_var
+
+        mean, var = multi_mean_var(model, rows)
+    else:
+        X, Z, _ = model._fixed_matrix(rows)
+        beta = model.fe_params_.to_numpy()
+        b = model.random_effects_.to_numpy()
+        mean = X @ beta + np.einsum("nq,nq->n", Z, b[gi])
+        D = model._Q[gi] @ model._ZtX[gi]  # (m, q, p)
+        xe = X - np.einsum("nq,nqp->np", Z, D)
+        var = np.einsum("np,pr,nr->n", xe, model._cov_beta, xe)
+        var += model.scale_ * np.einsum("nq,nqr,nr->n", Z, model._Q[gi], Z)
     if interval == "prediction":
         var += model.scale_
     se = np.sqrt(np.maximum(var, 0.0))

@@ -71,7 +71,10 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
     The fit maximises lme4's profiled (restricted) likelihood over the relative
     covariance factor theta, using per-subject sufficient statistics so that every
     likelihood evaluation is a vectorised pass over subjects, with the exact gradient.
-    Estimates agree with ``lme4::lmer`` (see ``tests/reference``).
+    Several grouping factors take lme4's sparse penalised least squares instead,
+    factored blockwise (the factor with the most levels level by level, the others'
+    Schur complement densely; at most 4,000 random effects outside the first
+    factor). Estimates agree with ``lme4::lmer`` (see ``tests/reference``).
 
     Parameters
     ----------
@@ -81,7 +84,13 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         The fixed part is read by formulaic (treatment coding, first level as
         reference, names such as ``onset_site[T.spinal]``); random terms may be
         ``(1 | g)``, ``(months | g)``, ``(1 | g) + (0 + months | g)`` or
-        ``(months || g)``.  One grouping factor only.
+        ``(months || g)``, on one grouping factor or several: crossed
+        ``(1 | site) + (months | subject_id)``, nested ``(1 | site/subject_id)``
+        (= ``(1 | site) + (1 | subject_id:site)``) or an interaction
+        ``(1 | site:subject_id)``.  With several factors ``random_effects_`` and
+        ``cov_re_`` are dictionaries by factor (lme4's ``ranef`` and ``VarCorr``
+        lists), the subject is the first column of the factor with the most
+        levels, and forecasting new patients is refused (one subject factor only).
     reml : bool, default True
         REML (``True``, lme4's default) or maximum likelihood.
     time : str, default "months"
@@ -107,14 +116,16 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
         Fixed-effect estimates.
     bse_ : pandas.Series
         Their standard errors, from ``sigma^2 (X'V^{-1}X)^{-1}`` as in lme4.
-    cov_re_ : pandas.DataFrame
-        Covariance matrix of the random effects.
+    cov_re_ : pandas.DataFrame or dict of str to pandas.DataFrame
+        Covariance matrix of the random effects (one per grouping factor, by
+        lme4's factor name such as ``"subject_id:site"``, with several).
     scale_ : float
         Residual variance.
     llf_ : float
         REML or ML log-likelihood on lme4's scale (``REMLcrit = -2 * llf_``).
-    random_effects_ : pandas.DataFrame
-        Conditional modes (BLUPs), one row per group level.
+    random_effects_ : pandas.DataFrame or dict of str to pandas.DataFrame
+        Conditional modes (BLUPs), one row per group level (one table per grouping
+        factor with several; unseen levels predict 0, lme4's ``allow.new.levels``).
     theta_ : pandas.Series
         Relative covariance parameters (lme4's ``getME(m, "theta")``).
     converged_ : bool
@@ -137,9 +148,8 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
     Raises
     ------
     ModelSpecificationError
-        From :meth:`fit`, for an unreadable formula, unknown column, several grouping
-        factors, a grouping factor with one level, collinear fixed effects or too few
-        observations.
+        From :meth:`fit`, for an unreadable formula, unknown column, a grouping
+        factor with one level, collinear fixed effects or too few observations.
 
     Warns
     -----
@@ -752,8 +762,6 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
             If a subject was not in the fit or the time column is not in the model.
         """
         from alsprog.models.lmm._forecast import lmm_subject_trajectories
-        from alsprog.models.lmm._multi_model import refuse_multi
 
         check_is_fitted(self, ["fe_params_"])
-        refuse_multi(self, "subject_trajectories")
         return lmm_subject_trajectories(self, times, subjects, level, interval)

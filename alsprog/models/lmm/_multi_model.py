@@ -26,7 +26,13 @@ from alsprog.errors import ConvergenceWarning, ModelSpecificationError, not_conv
 from alsprog.models._contract import outcome_bounds
 from alsprog.models._threads import single_blas_thread
 
-__all__ = ["fit_multi_model", "multi_predict", "refuse_multi", "set_multi_state"]
+__all__ = [
+    "fit_multi_model",
+    "multi_mean_var",
+    "multi_predict",
+    "refuse_multi",
+    "set_multi_state",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +119,28 @@ def set_multi_state(model: Any, design: Any, est: Any) -> None:
     model._cov_beta = est.cov_beta
     model._deviance = float(est.deviance)
     model._frame = design.frame
+    # the subject: the first column of the factor with the most levels (subject_id
+    # of '(1 | site/subject_id)' too); its first row gives its covariates and levels
+    subject = design.factors[0].columns[0]
+    codes, levels = pd.factorize(design.frame[subject], sort=True)
+    first = np.full(len(levels), -1, dtype=np.intp)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    model._first_rows = design.frame.iloc[first][design.variables].reset_index(
+        drop=True
+    )
+    tv = (
+        pd.to_numeric(design.frame[model.time], errors="coerce")
+        if model.time in design.frame.columns
+        else pd.Series([np.nan])
+    )
+    model._time_range = (float(tv.min()), float(tv.max()))
     model._design_info = {
         "fixed_spec": design.fixed_spec,
         "random_specs": [],
-        "group": design.factors[0].name,
+        "group": subject,
         "outcome": design.outcome,
         "variables": design.variables,
-        "levels": design.factors[0].levels,
+        "levels": pd.Index(levels, name=subject),
         "n_theta": design.n_theta,
         "template": None,
     }
@@ -228,6 +249,63 @@ def multi_predict(model: Any, df: pd.DataFrame, include_random: bool) -> pd.Seri
     out = np.full(len(df), np.nan)
     out[ok] = pred
     return pd.Series(out, index=df.index, name="predicted")
+
+
+def multi_mean_var(
+    model: Any, rows: pd.DataFrame
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Conditional mean ``x'beta + z'b`` of rows of fitted subjects and its variance
+    given theta and sigma: ``sigma^2 [x; Lambda'z]' M^-1 [x; Lambda'z]`` with ``M``
+    the penalised least-squares system (lme4's ``[L, RZX; 0, RX]`` factor)."""
+    from scipy import linalg
+
+    from alsprog._formula_text import formula_context
+    from alsprog.models.lmm._multi import MultiStats, _fsolve, multi_pieces
+
+    design = model._rows()
+    st = MultiStats.of(design)
+    theta = model.theta_.to_numpy()
+    pc = multi_pieces(theta, design, st, bool(model.reml))
+    X = np.asarray(
+        model._design_info["fixed_spec"].get_model_matrix(
+            rows, na_action="raise", context=formula_context()
+        ),
+        dtype=float,
+    )
+    if X.shape[0] != len(rows):
+        X = np.broadcast_to(X[:1], (len(rows), X.shape[1]))
+    m, p = len(rows), X.shape[1]
+    mean = X @ model.fe_params_.to_numpy()
+    ar = np.zeros((st.qr, m))
+    for k, f in enumerate(design.factors):
+        Z = _factor_matrix(f.random_specs, rows)
+        cols = list(f.columns)
+        label = rows[cols[0]].astype(str) if len(cols) > 1 else rows[cols[0]]
+        for c in cols[1:]:
+            label = label + ":" + rows[c].astype(str)
+        idx = f.levels.get_indexer(label)
+        b = model.random_effects_[f.name].to_numpy()
+        mean += np.einsum("nq,nq->n", Z, b[idx])
+        a = Z @ f.factor(theta)  # rows of (Lambda'z)'
+        if k == 0:
+            g1, a1 = idx, a.T  # (q1, m)
+        else:
+            o = st.offsets[k - 1]
+            pos = o + idx[:, None] * f.q + np.arange(f.q)
+            ar[pos.T, np.arange(m)] = a.T
+    v1 = _fsolve(pc.L1[:, :, g1], a1[:, None, :])[:, 0, :]  # (q1, m)
+    q1 = v1.shape[0]
+    rzx = np.einsum("iam,im->am", pc.c1[:, :p, :][:, :, g1], v1)  # (p, m)
+    var = (v1 * v1).sum(axis=0)
+    if st.qr:
+        Wr = pc.W[(g1[:, None] * q1 + np.arange(q1)).ravel()].toarray()
+        Wv = np.einsum("miq,im->qm", Wr.reshape(m, q1, -1), v1)
+        vr = linalg.solve_triangular(pc.Lr, ar - Wv, lower=True)
+        rzx += pc.cr[:, :p].T @ vr
+        var += (vr * vr).sum(axis=0)
+    v2 = linalg.solve_triangular(pc.C_chol, X.T - rzx, lower=True)
+    var += (v2 * v2).sum(axis=0)
+    return mean, model.scale_ * var
 
 
 def refuse_multi(model: Any, what: str) -> None:
