@@ -31,6 +31,10 @@ def single_blas_thread() -> Iterator[None]:
     3.0
     """
     if not _CONTROLLER:
+        # load scipy's own BLAS (scipy-openblas) first: the controller only limits
+        # the libraries loaded when it is made
+        import scipy.linalg  # noqa: F401
+
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover - scikit-learn always brings it

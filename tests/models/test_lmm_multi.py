@@ -420,3 +420,13 @@ def test_lsmeans_and_contrast_equal_emmeans(ddf):
     assert c["df"] == pytest.approx(ref["contrast_df"], rel=1e-4)
     assert c["t"] == pytest.approx(ref["contrast_t"], rel=1e-4)
     assert c["p_value"] == pytest.approx(ref["contrast_p"], rel=1e-4)
+
+
+def test_a_site_confounded_with_a_fixed_effect_is_flagged_unidentifiable():
+    # sites made of one arm each: the site intercepts repeat the arm effect
+    df = _data("site_reml")
+    df["site"] = np.where(df["arm"] == "placebo", "S_p", "S_a")
+    with pytest.warns(ModelSpecificationWarning, match=r"nearly flat.*site\.Intercept"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            LinearMixedModel(SITE_FORMULA).fit(df)

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from alsprog.models.lmm._numerics import GroupStats, profiled_deviance
 
-__all__ = ["flat_directions"]
+__all__ = ["flat_directions", "flat_from_hessian", "warn_flat"]
 
 Array = npt.NDArray[np.float64]
 
@@ -70,3 +70,38 @@ def flat_directions(
     ratio = w / top
     flat = ratio < FLAT_RATIO
     return ratio[flat], U[:, flat]
+
+
+def flat_from_hessian(H: Array) -> tuple[Array, Array]:
+    """:func:`flat_directions` of a given Hessian (the eigenvalue ratios under
+    ``FLAT_RATIO`` and their unit directions)."""
+    w, U = np.linalg.eigh(0.5 * (H + H.T))
+    top = float(np.max(np.abs(w))) if len(w) else 0.0
+    if top == 0.0:
+        return np.ones(len(w)), U
+    ratio = w / top
+    flat = ratio < FLAT_RATIO
+    return ratio[flat], U[:, flat]
+
+
+def warn_flat(ratio: Array, U: Array, names: list[str], reml: bool) -> None:
+    """lme4's "Model is nearly unidentifiable" as alsprog words it."""
+    import warnings
+
+    from alsprog.errors import ModelSpecificationWarning
+
+    if not len(ratio):
+        return
+    u = U[:, 0]
+    along = " + ".join(
+        f"{u[i]:.2f} {names[i]}" for i in np.argsort(-np.abs(u)) if abs(u[i]) > 0.05
+    )
+    warnings.warn(
+        f"the {'REML criterion' if reml else 'deviance'} is nearly flat along "
+        f"theta direction ({along}) (Hessian eigenvalue {ratio[0]:.1e} of the "
+        "largest): the random-effect variances are not identifiable; a random "
+        "effect that repeats another, or that is also a fixed effect of its "
+        "grouping factor? (lme4: 'Model is nearly unidentifiable')",
+        ModelSpecificationWarning,
+        stacklevel=4,
+    )

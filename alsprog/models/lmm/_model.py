@@ -29,7 +29,6 @@ from alsprog._validation import check_choice, check_is_fitted
 from alsprog.errors import (
     ConvergenceWarning,
     ModelSpecificationError,
-    ModelSpecificationWarning,
     not_converged,
 )
 from alsprog.models._contract import (
@@ -310,28 +309,13 @@ class LinearMixedModel(MixedInference, TrajectoryModel):
     def _warn_flat(self, stats: GroupStats, theta: npt.NDArray[np.float64]) -> None:
         """Warn when the criterion is flat along some direction of theta (lme4:
         "Model is nearly unidentifiable")."""
-        from alsprog.models.lmm._identify import flat_directions
+        from alsprog.models.lmm._identify import flat_directions, warn_flat
 
         tpl = self._design_info["template"]
         ratio, U = flat_directions(
             theta, stats, tpl.rows, tpl.cols, reml=bool(self.reml)
         )
-        if not len(ratio):
-            return
-        names = list(tpl.names)
-        u = U[:, 0]
-        along = " + ".join(
-            f"{u[i]:.2f} {names[i]}" for i in np.argsort(-np.abs(u)) if abs(u[i]) > 0.05
-        )
-        warnings.warn(
-            f"the {'REML criterion' if self.reml else 'deviance'} is nearly flat along "
-            f"theta direction ({along}) (Hessian eigenvalue {ratio[0]:.1e} of the "
-            "largest): the random-effect variances are not identifiable; a random "
-            "effect that repeats another, or that is also a fixed effect of its "
-            "grouping factor? (lme4: 'Model is nearly unidentifiable')",
-            ModelSpecificationWarning,
-            stacklevel=3,
-        )
+        warn_flat(ratio, U, list(tpl.names), bool(self.reml))
 
     def _set_fitted(
         self, design: MixedDesign, stats: GroupStats, est: LmmEstimates

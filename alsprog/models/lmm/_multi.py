@@ -122,10 +122,11 @@ class MultiStats:
     Rr: Array  # (qr, p + 1)
     cross: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], Array]]
     offsets: list[int]  # start of each other factor in the dense block
-    w_template: Any  # csr pattern of W = L1^-1 Lambda1' Z1'Zr Lambda_r
-    w_perm: npt.NDArray[np.intp]
-    lam_template: Any  # csr pattern of the other factors' block-diagonal Lambda
-    lam_theta: npt.NDArray[np.intp]  # theta index of each stored entry
+    #: per pair of other factors (f, f'), the pairs of (first-factor level, level)
+    #: couples sharing a first-factor level and where their W'W block goes
+    ww: list[tuple[int, int, npt.NDArray[np.intp], npt.NDArray[np.intp], Array]]
+    #: per other factor, the dense-block rows of each couple's effects (qf, P)
+    rows_r: list[npt.NDArray[np.intp]]
 
     @property
     def qr(self) -> int:
@@ -141,20 +142,16 @@ class MultiStats:
         n, p = X.shape
         Xy = np.column_stack([X, y])
         f1, rest = design.factors[0], design.factors[1:]
-        G1, q1 = f1.n_levels, f1.q
+        G1 = f1.n_levels
         S1 = np.ascontiguousarray(_grouped(f1.codes, f1.Z, f1.Z, G1).transpose(1, 2, 0))
         R1 = np.ascontiguousarray(_grouped(f1.codes, f1.Z, Xy, G1).transpose(1, 2, 0))
         offsets, off = [], 0
-        blocks, lr, lc, lt = [], [], [], []
+        blocks = []
         for f in rest:
             offsets.append(off)
             rows = np.repeat(np.arange(n), f.q)
             cols = off + (f.codes[:, None] * f.q + np.arange(f.q)).ravel()
             blocks.append((rows, cols, f.Z.ravel()))
-            base = off + np.arange(f.n_levels)[:, None] * f.q
-            lr.append((base + f.rows).ravel())
-            lc.append((base + f.cols).ravel())
-            lt.append(np.broadcast_to(f.theta_index, (f.n_levels, len(f.rows))).ravel())
             off += f.q * f.n_levels
         qr = off
         if qr:
@@ -170,16 +167,9 @@ class MultiStats:
             )
             Srr = np.asarray((Zr.T @ Zr).toarray())
             Rr = np.asarray(Zr.T @ Xy)
-            rr, cc = np.concatenate(lr), np.concatenate(lc)
-            lam_t = sparse.csr_matrix(
-                (np.arange(1, len(rr) + 1, dtype=float), (rr, cc)), shape=(qr, qr)
-            )
-            lam_theta = np.concatenate(lt)[(lam_t.data - 1).astype(np.intp)]
         else:
             Srr, Rr = np.zeros((0, 0)), np.zeros((0, p + 1))
-            lam_t, lam_theta = None, np.zeros(0, np.intp)
-        cross = []
-        wr, wc = [], []
+        cross, rows_r = [], []
         for f, o in zip(rest, offsets, strict=True):
             key = f1.codes.astype(np.int64) * f.n_levels + f.codes
             uniq, inv = np.unique(key, return_inverse=True)
@@ -187,20 +177,28 @@ class MultiStats:
             ph = (uniq % f.n_levels).astype(np.intp)
             B = _grouped(inv.astype(np.intp), f1.Z, f.Z, len(uniq))
             cross.append((pg, ph, np.ascontiguousarray(B.transpose(1, 2, 0))))
-            # entries (i, a, pair) -> row pg*q1 + i, column o + ph*qf + a
-            r = pg[None, None, :] * q1 + np.arange(q1)[:, None, None]
-            c = o + ph[None, None, :] * f.q + np.arange(f.q)[None, :, None]
-            r, c = np.broadcast_arrays(r, c)
-            wr.append(r.ravel())
-            wc.append(c.ravel())
-        if cross:
-            rr, cc = np.concatenate(wr), np.concatenate(wc)
-            tmpl = sparse.csr_matrix(
-                (np.arange(1, len(rr) + 1, dtype=float), (rr, cc)), shape=(G1 * q1, qr)
-            )
-            perm = (tmpl.data - 1).astype(np.intp)
-        else:
-            tmpl, perm = None, np.zeros(0, np.intp)
+            rows_r.append(o + np.arange(f.q)[:, None] + ph[None, :] * f.q)
+        ww = []
+        for a in range(len(rest)):
+            for b in range(a, len(rest)):
+                # every couple of a's pairs and b's pairs with the same first level
+                ga, gb = cross[a][0], cross[b][0]
+                order_b = np.argsort(gb, kind="stable")
+                lo = np.searchsorted(gb[order_b], ga, side="left")
+                hi = np.searchsorted(gb[order_b], ga, side="right")
+                cnt = hi - lo
+                pa = np.repeat(np.arange(len(ga)), cnt)
+                pb = order_b[
+                    np.concatenate(
+                        [np.arange(x, y) for x, y in zip(lo, hi, strict=True)]
+                    )
+                    if len(ga)
+                    else np.zeros(0, np.intp)
+                ].astype(np.intp)
+                flat = (rows_r[a][:, None, pa] * qr + rows_r[b][None, :, pb]).astype(
+                    np.intp
+                )  # (qa, qb, couples)
+                ww.append((a, b, pa, pb, flat))
         return cls(
             n=n,
             p=p,
@@ -213,10 +211,8 @@ class MultiStats:
             Rr=Rr,
             cross=cross,
             offsets=offsets,
-            w_template=tmpl,
-            w_perm=perm,
-            lam_template=lam_t,
-            lam_theta=lam_theta,
+            ww=ww,
+            rows_r=rows_r,
         )
 
 
@@ -232,17 +228,51 @@ class MultiPieces:
     C_chol: Array  # lower Cholesky factor of RX'RX
     L1: Array  # (q1, q1, G1)
     Lr: Array  # (qr, qr)
-    W: Any  # csr (G1 q1, qr), rows level-major
+    W: list[Array]  # per other factor: L1^-1 Lambda1' Z1'Zf Lambda_f, (q1, qf, P)
     c1: Array  # (q1, p + 1, G1)
     cr: Array  # (qr, p + 1)
     lam1: Array
-    lam_r: Any  # sparse block-diagonal factor of the other factors
+    lams: list[Array]  # the other factors' q_f x q_f factors
 
 
-def _lambda_rest(st: MultiStats, theta: Array) -> Any:
-    lam = st.lam_template.copy()
-    lam.data = theta[st.lam_theta]
-    return lam
+def _lam_rest(
+    design: MultiDesign, st: MultiStats, lams: list[Array], M: Array, trans: bool
+) -> Array:
+    """``Lambda_r' M`` (``trans``) or ``Lambda_r M`` for the other factors'
+    block-diagonal factor, on the rows of ``M`` (qr x k)."""
+    out = np.empty_like(M)
+    for f, o, lam in zip(design.factors[1:], st.offsets, lams, strict=True):
+        blk = M[o : o + f.q * f.n_levels].reshape(f.n_levels, f.q, -1)
+        mat = lam.T if trans else lam
+        out[o : o + f.q * f.n_levels] = np.einsum("ij,gjk->gik", mat, blk).reshape(
+            f.q * f.n_levels, -1
+        )
+    return out
+
+
+def _wt(W: list[Array], st: MultiStats, c: Array) -> Array:
+    """``W' c`` for ``c`` (q1, k, G1): (qr, k)."""
+    k = c.shape[1]
+    out = np.zeros((st.qr, k))
+    for Wf, (pg, _, _), rows in zip(W, st.cross, st.rows_r, strict=True):
+        T = np.einsum("iap,imp->amp", Wf, c[:, :, pg])  # (qf, k, P)
+        idx = np.repeat(rows.ravel(), k) * k + np.tile(np.arange(k), rows.size)
+        out += np.bincount(
+            idx, weights=T.transpose(0, 2, 1).ravel(), minlength=st.qr * k
+        ).reshape(st.qr, k)
+    return out
+
+
+def _w(W: list[Array], st: MultiStats, v: Array, G1: int) -> Array:
+    """``W v`` for ``v`` (qr, k): (q1, k, G1)."""
+    q1, k = W[0].shape[0] if W else 0, v.shape[1]
+    out = np.zeros((q1, k, G1))
+    for Wf, (pg, _, _), rows in zip(W, st.cross, st.rows_r, strict=True):
+        T = np.einsum("iap,apm->imp", Wf, v[rows])  # (q1, k, P)
+        for i in range(q1):
+            for m in range(k):
+                out[i, m] += np.bincount(pg, weights=T[i, m], minlength=G1)
+    return out
 
 
 def multi_pieces(
@@ -263,27 +293,34 @@ def multi_pieces(
         return None
     c1 = _fsolve(L1, np.tensordot(lam1.T, st.R1, axes=(1, 0)))
     logdet_v = 2.0 * float(np.log(L1[np.arange(q1), np.arange(q1)]).sum())
+    lams = [f.factor(theta) for f in design.factors[1:]]
     if st.qr:
-        lam_r = _lambda_rest(st, theta)
-        vals = []
-        for f, (pg, _, B) in zip(design.factors[1:], st.cross, strict=True):
-            V = _sandwich(lam1, B, f.factor(theta))  # (q1, qf, P)
-            vals.append(_fsolve(L1[:, :, pg], V).ravel())
-        W = st.w_template.copy()
-        W.data = np.concatenate(vals)[st.w_perm]
-        M = np.asarray(lam_r.T @ st.Srr)
-        Arr = np.asarray(lam_r.T @ M.T).T + np.eye(st.qr)
-        Sc = Arr - np.asarray((W.T @ W).toarray())
+        W = [
+            _fsolve(L1[:, :, pg], _sandwich(lam1, B, lam))
+            for lam, (pg, _, B) in zip(lams, st.cross, strict=True)
+        ]
+        Arr = _lam_rest(design, st, lams, st.Srr, True)
+        Arr = _lam_rest(design, st, lams, np.ascontiguousarray(Arr.T), True).T
+        same = np.zeros(st.qr * st.qr)
+        other = np.zeros(st.qr * st.qr)  # blocks (a, b), a < b: their transposes too
+        for a, b, pa, pb, flat in st.ww:
+            blk = np.einsum("iap,ibp->abp", W[a][:, :, pa], W[b][:, :, pb])
+            acc = same if a == b else other
+            acc += np.bincount(flat.ravel(), weights=blk.ravel(), minlength=acc.size)
+        WW = same.reshape(st.qr, st.qr)
+        if len(W) > 1:
+            o2 = other.reshape(st.qr, st.qr)
+            WW = WW + o2 + o2.T
+        Sc = Arr + np.eye(st.qr) - WW
         try:
             Lr = linalg.cholesky(0.5 * (Sc + Sc.T), lower=True, check_finite=False)
         except linalg.LinAlgError:
             return None
-        c1_rows = np.moveaxis(c1, 2, 0).reshape(-1, p + 1)  # level-major rows
-        rhs = np.asarray(lam_r.T @ st.Rr) - np.asarray(W.T @ c1_rows)
+        rhs = _lam_rest(design, st, lams, st.Rr, True) - _wt(W, st, c1)
         cr = linalg.solve_triangular(Lr, rhs, lower=True, check_finite=False)
         logdet_v += 2.0 * float(np.log(np.diag(Lr)).sum())
     else:
-        W, Lr, cr, lam_r = None, np.zeros((0, 0)), np.zeros((0, p + 1)), None
+        W, Lr, cr = [], np.zeros((0, 0)), np.zeros((0, p + 1))
     cX = c1[:, :p, :]
     cy = c1[:, p, :]
     CtC = st.XtX - np.einsum("iag,ibg->ab", cX, cX) - cr[:, :p].T @ cr[:, :p]
@@ -314,7 +351,7 @@ def multi_pieces(
         c1=c1,
         cr=cr,
         lam1=lam1,
-        lam_r=lam_r,
+        lams=lams,
     )
 
 
@@ -326,19 +363,19 @@ def conditional_modes(
 
     p = st.p
     beta = pc.beta
-    q1, G1 = pc.c1.shape[0], pc.c1.shape[2]
+    G1 = pc.c1.shape[2]
     d1 = pc.c1[:, p, :] - np.einsum("iag,a->ig", pc.c1[:, :p, :], beta)
     out = []
     if st.qr:
         dr = pc.cr[:, p] - pc.cr[:, :p] @ beta
         ur = linalg.solve_triangular(pc.Lr, dr, lower=True, trans="T")
-        d1 = d1 - np.asarray(pc.W @ ur).reshape(G1, q1).T
+        d1 = d1 - _w(pc.W, st, ur[:, None], G1)[:, 0, :]
     else:
         ur = np.zeros(0)
     u1 = _bsolve(pc.L1, d1[:, None, :])[:, 0, :]  # (q1, G1)
     out.append((pc.lam1 @ u1).T)
     if st.qr:
-        br = np.asarray(pc.lam_r @ ur)
+        br = _lam_rest(design, st, pc.lams, ur[:, None], False)[:, 0]
         for f, o in zip(design.factors[1:], st.offsets, strict=True):
             out.append(br[o : o + f.q * f.n_levels].reshape(f.n_levels, f.q))
     return out
@@ -358,6 +395,8 @@ class MultiFit:
     n_iter: int
     message: str
     pieces: MultiPieces
+    #: The criterion's Hessian in the free theta coordinates and their positions.
+    hessian: tuple[Array, Array] | None = None
 
 
 def fit_multi(
@@ -425,8 +464,8 @@ def fit_multi(
         options={"ftol": tol, "gtol": 1e-8, "maxiter": max_iter, "maxls": 50},
     )
     theta = np.where(np.isfinite(lower), np.maximum(res.x, lower), res.x)
-    theta, optimum = _newton_polish(dev, theta, lower)
-    return multi_estimates(
+    theta, optimum, hess = _newton_polish(dev, theta, lower)
+    est = multi_estimates(
         design,
         st,
         theta,
@@ -435,6 +474,8 @@ def fit_multi(
         n_iter=count[0],
         message=str(res.message),
     )
+    est.hessian = hess
+    return est
 
 
 def multi_estimates(
@@ -481,7 +522,7 @@ def _cho_inv(C_chol: Array) -> Array:
 
 def _newton_polish(
     dev: Any, theta: Array, lower: Array, steps: int = 4
-) -> tuple[Array, bool]:
+) -> tuple[Array, bool, tuple[Array, Array] | None]:
     """Newton steps on the free coordinates (central-difference gradient and
     Hessian), each kept only when it lowers the criterion; and whether the point
     is an optimum: the Newton decrement ``g'H^-1 g`` (a change of the criterion,
@@ -500,6 +541,7 @@ def _newton_polish(
         if f1 <= f0 + 1e-9:
             theta, f0 = cand, min(f0, f1)
     ok = False
+    last: tuple[Array, Array] | None = None
     for _ in range(steps):
         at_bound = np.isfinite(lower) & (theta <= lower + 1e-8)
         h = 1e-4 * np.maximum(1.0, np.abs(theta))
@@ -507,10 +549,10 @@ def _newton_polish(
             e = np.zeros(k)
             e[i] = 1e-6
             if dev(theta + e) < f0 - 1e-8:
-                return theta, False
+                return theta, False, last
         idx = np.flatnonzero(~at_bound)
         if not len(idx):
-            return theta, True
+            return theta, True, None
         m = len(idx)
         H = np.empty((m, m))
         g = np.empty(m)
@@ -528,18 +570,19 @@ def _newton_polish(
                 e[i], e[j] = h[i], h[j]
                 fpp = dev(theta + e)
                 H[a, b] = H[b, a] = (fpp - fp[a] - fp[b] + f0) / (h[i] * h[j])
+        last = (H, idx)
         if not (np.all(np.isfinite(H)) and np.all(np.linalg.eigvalsh(H) > 0)):
-            return theta, False
+            return theta, False, last
         step = np.linalg.solve(H, g)
         decrement = float(g @ step)
         ok = decrement < 1e-6
         if decrement < 1e-10:
-            return theta, True
+            return theta, True, last
         cand = theta.copy()
         cand[idx] -= step
         cand = np.where(np.isfinite(lower), np.maximum(cand, lower), cand)
         f1 = dev(cand)
         if not f1 < f0:
-            return theta, ok
+            return theta, ok, last
         theta, f0 = cand, f1
-    return theta, ok
+    return theta, ok, last

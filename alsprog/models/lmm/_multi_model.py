@@ -69,6 +69,14 @@ def fit_multi_model(model: Any, df: pd.DataFrame, singular_tol: float) -> Any:
             strict=bool(model.strict),
             stacklevel=3,
         )
+    if not model.singular_ and est.hessian is not None:
+        from alsprog.models.lmm._identify import flat_from_hessian, warn_flat
+
+        H, idx = est.hessian
+        if np.all(np.isfinite(H)):
+            ratio, U = flat_from_hessian(H)
+            names = [design.theta_names[i] for i in idx]
+            warn_flat(ratio, U, names, bool(model.reml))
     if model.singular_:
         at = [
             design.theta_names[i]
@@ -294,12 +302,17 @@ def multi_mean_var(
             pos = o + idx[:, None] * f.q + np.arange(f.q)
             ar[pos.T, np.arange(m)] = a.T
     v1 = _fsolve(pc.L1[:, :, g1], a1[:, None, :])[:, 0, :]  # (q1, m)
-    q1 = v1.shape[0]
     rzx = np.einsum("iam,im->am", pc.c1[:, :p, :][:, :, g1], v1)  # (p, m)
     var = (v1 * v1).sum(axis=0)
     if st.qr:
-        Wr = pc.W[(g1[:, None] * q1 + np.arange(q1)).ravel()].toarray()
-        Wv = np.einsum("miq,im->qm", Wr.reshape(m, q1, -1), v1)
+        # W' v1 for each row: its first-factor level's couples only
+        Wv = np.zeros((st.qr, m))
+        for Wf, (pg, _, _), rows in zip(pc.W, st.cross, st.rows_r, strict=True):
+            for r in range(m):
+                sel = np.flatnonzero(pg == g1[r])
+                if len(sel):
+                    T = np.einsum("iap,i->ap", Wf[:, :, sel], v1[:, r])
+                    np.add.at(Wv[:, r], rows[:, sel].ravel(), T.ravel())
         vr = linalg.solve_triangular(pc.Lr, ar - Wv, lower=True)
         rzx += pc.cr[:, :p].T @ vr
         var += (vr * vr).sum(axis=0)
