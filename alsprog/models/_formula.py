@@ -416,6 +416,41 @@ def fixed_part(
     )
 
 
+def parse_for_data(formula: str, df: Any) -> ParsedFormula:
+    """:func:`parse_mixed_formula` for a fit: ``df`` must be a DataFrame and the
+    formula must have a random-effects term."""
+    if not isinstance(df, pd.DataFrame):
+        raise ModelSpecificationError(
+            f"Data must be a pandas DataFrame; got {type(df).__name__}."
+        )
+    parsed = parse_mixed_formula(formula)
+    if not parsed.random:
+        raise ModelSpecificationError(
+            f"Formula {formula!r} has no random-effects term; add one such as "
+            "'(1 | subject_id)' (or use an ordinary linear model)."
+        )
+    return parsed
+
+
+def term_pieces(
+    term: RandomTerm, sub: pd.DataFrame
+) -> tuple[Any, list[tuple[list[str], npt.NDArray[np.float64]]]]:
+    """A random-effects term's formulaic spec and its blocks of columns: one block
+    (names, Z columns), or one per column for lme4's uncorrelated ``||``."""
+    zm = _materialize(
+        term.expr, sub, f"random-effects design of ({term.expr} | {term.group})"
+    )
+    names = [str(c) for c in zm.columns]
+    if not names:
+        raise ModelSpecificationError(
+            f"Random-effects term ({term.expr} | {term.group}) has no columns."
+        )
+    zarr = np.asarray(zm, dtype=float)
+    if term.correlated:
+        return zm.model_spec, [(names, zarr)]
+    return zm.model_spec, [([nm], zarr[:, [j]]) for j, nm in enumerate(names)]
+
+
 def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
     """Build y, X, Z, the grouping and the Lambda template from a formula and data.
 
@@ -451,16 +486,7 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
     >>> d.fe_names, d.re_names, d.X.shape, d.Z.shape
     (['Intercept', 't'], ['Intercept'], (4, 2), (4, 1))
     """
-    if not isinstance(df, pd.DataFrame):
-        raise ModelSpecificationError(
-            f"Data must be a pandas DataFrame; got {type(df).__name__}."
-        )
-    parsed = parse_mixed_formula(formula)
-    if not parsed.random:
-        raise ModelSpecificationError(
-            f"Formula {formula!r} has no random-effects term; add one such as "
-            "'(1 | subject_id)' (or use an ordinary linear model)."
-        )
+    parsed = parse_for_data(formula, df)
     groups = sorted({t.group for t in parsed.random})
     if len(groups) > 1 or any(len(t.group_columns) > 1 for t in parsed.random):
         raise ModelSpecificationError(
@@ -477,23 +503,11 @@ def build_mixed_design(formula: str, df: pd.DataFrame) -> MixedDesign:
     terms: list[tuple[str, list[str]]] = []
     random_specs = []
     for term in parsed.random:
-        zm = _materialize(
-            term.expr, sub, f"random-effects design of ({term.expr} | {term.group})"
-        )
-        names = [str(c) for c in zm.columns]
-        if not names:
-            raise ModelSpecificationError(
-                f"Random-effects term ({term.expr} | {term.group}) has no columns."
-            )
-        random_specs.append(zm.model_spec)
-        zarr = np.asarray(zm, dtype=float)
-        if term.correlated:
-            terms.append((term.expr, names))
+        spec, pieces = term_pieces(term, sub)
+        random_specs.append(spec)
+        for names, zarr in pieces:
+            terms.append((term.expr if term.correlated else names[0], names))
             z_blocks.append(zarr)
-        else:
-            for j, nm in enumerate(names):
-                terms.append((nm, [nm]))
-                z_blocks.append(zarr[:, [j]])
     re_names = [n for _, cn in terms for n in cn]
     dup = sorted({n for n in re_names if re_names.count(n) > 1})
     if dup:

@@ -168,17 +168,23 @@ def check_time_in_formula(model: Any, lmm: Any, time: str) -> None:
 
 
 def prediction_design(
-    info: dict[str, Any], formula: str, df: pd.DataFrame
+    info: dict[str, Any],
+    formula: str,
+    df: pd.DataFrame,
+    exclude: set[str] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Fixed- and random-effects designs ``X``, ``Z`` of the complete rows of ``df``
-    under a fitted mixed model's design (``info``), and the row mask.
+    under a fitted mixed model's design (``info``), and the row mask.  The rows need
+    every model column but the outcome and the grouping column (``exclude``: the
+    columns that are not needed, the grouping column by default).
 
     Raises
     ------
     ModelSpecificationError
         If a column the formula uses is absent or a category was not seen in the fit.
     """
-    needed = [v for v in info["variables"] if v not in (info["outcome"], info["group"])]
+    drop = {info["group"]} if exclude is None else exclude
+    needed = [v for v in info["variables"] if v != info["outcome"] and v not in drop]
     missing = [v for v in needed if v not in df.columns]
     if missing:
         raise ModelSpecificationError(

@@ -26,14 +26,20 @@ import pandas as pd
 from alsprog.errors import ModelSpecificationError
 from alsprog.models._formula import (
     ParsedFormula,
-    _materialize,
     _warn_fixed_and_random,
     check_fixed_fit,
     fixed_part,
-    parse_mixed_formula,
+    parse_for_data,
+    term_pieces,
 )
 
-__all__ = ["FactorDesign", "MultiDesign", "build_multi_design", "needs_multi"]
+__all__ = [
+    "FactorDesign",
+    "MultiDesign",
+    "build_multi_design",
+    "level_labels",
+    "needs_multi",
+]
 
 Array = npt.NDArray[np.float64]
 
@@ -126,14 +132,19 @@ def needs_multi(parsed: ParsedFormula) -> bool:
     return len(groups) > 1 or any(len(t.group_columns) > 1 for t in parsed.random)
 
 
-def _codes(sub: pd.DataFrame, columns: tuple[str, ...]) -> tuple[Array, pd.Index]:
+def level_labels(rows: pd.DataFrame, columns: list[str] | tuple[str, ...]) -> pd.Series:
+    """A grouping factor's level of each row: the column's value, or the columns'
+    values joined by ``":"`` (lme4's labels of ``site:subject_id``)."""
     if len(columns) == 1:
-        codes, levels = pd.factorize(sub[columns[0]], sort=True)
-        return codes.astype(np.intp), pd.Index(levels, name=columns[0])
-    labels = sub[columns[0]].astype(str)
+        return rows[columns[0]]
+    labels = rows[columns[0]].astype(str)
     for c in columns[1:]:
-        labels = labels + ":" + sub[c].astype(str)
-    codes, levels = pd.factorize(labels, sort=True)
+        labels = labels + ":" + rows[c].astype(str)
+    return labels
+
+
+def _codes(sub: pd.DataFrame, columns: tuple[str, ...]) -> tuple[Array, pd.Index]:
+    codes, levels = pd.factorize(level_labels(sub, columns), sort=True)
     return codes.astype(np.intp), pd.Index(levels, name=":".join(columns))
 
 
@@ -164,18 +175,9 @@ def build_multi_design(formula: str, df: pd.DataFrame) -> MultiDesign:
     ...                    "site": list("aabbab"), "s": list("uvwuvw")})
     >>> d = build_multi_design("y ~ 1 + (1 | site) + (1 | s)", df)
     >>> [f.name for f in d.factors], d.theta_names
-    (['s', 'site'], ['s.(Intercept)', 'site.(Intercept)'])
+    (['s', 'site'], ['s.Intercept', 'site.Intercept'])
     """
-    if not isinstance(df, pd.DataFrame):
-        raise ModelSpecificationError(
-            f"Data must be a pandas DataFrame; got {type(df).__name__}."
-        )
-    parsed = parse_mixed_formula(formula)
-    if not parsed.random:
-        raise ModelSpecificationError(
-            f"Formula {formula!r} has no random-effects term; add one such as "
-            "'(1 | subject_id)' (or use an ordinary linear model)."
-        )
+    parsed = parse_for_data(formula, df)
     group_columns = tuple(
         dict.fromkeys(c for t in parsed.random for c in t.group_columns)
     )
@@ -185,25 +187,10 @@ def build_multi_design(formula: str, df: pd.DataFrame) -> MultiDesign:
     by_factor: dict[str, list[tuple[int, list[str], Array, Any]]] = {}
     cols_of: dict[str, tuple[str, ...]] = {}
     for pos, term in enumerate(parsed.random):
-        zm = _materialize(
-            term.expr, sub, f"random-effects design of ({term.expr} | {term.group})"
-        )
-        names = [str(c) for c in zm.columns]
-        if not names:
-            raise ModelSpecificationError(
-                f"Random-effects term ({term.expr} | {term.group}) has no columns."
-            )
-        zarr = np.asarray(zm, dtype=float)
+        spec, pieces = term_pieces(term, sub)
         cols_of[term.group] = term.group_columns
-        pieces = (
-            [(names, zarr)]
-            if term.correlated
-            else [([nm], zarr[:, [j]]) for j, nm in enumerate(names)]
-        )
         for nm, za in pieces:
-            by_factor.setdefault(term.group, []).append(
-                (pos, nm, za, (zm.model_spec, nm))
-            )
+            by_factor.setdefault(term.group, []).append((pos, nm, za, (spec, nm)))
     factors: list[FactorDesign] = []
     term_order: list[tuple[int, int, str, int]] = []  # (nlevels, pos, group, k)
     for group, terms in by_factor.items():

@@ -25,6 +25,7 @@ import pandas as pd
 from alsprog.errors import ConvergenceWarning, ModelSpecificationError, not_converged
 from alsprog.models._contract import outcome_bounds
 from alsprog.models._threads import single_blas_thread
+from alsprog.models.lmm._multi_design import level_labels
 
 __all__ = [
     "fit_multi_model",
@@ -191,9 +192,7 @@ def _factor_matrix(
 
 def multi_predict(model: Any, df: pd.DataFrame, include_random: bool) -> pd.Series:
     """``X beta + sum over factors of Z_f b_f`` (levels not seen in the fit: 0)."""
-    from formulaic.errors import DataMismatchWarning
-
-    from alsprog._formula_text import formula_context
+    from alsprog.models.lmm._forecast import prediction_design
 
     info = model._design_info
     gcols = {c for f in model._multi["factors"] for c in f["columns"]}
@@ -201,11 +200,6 @@ def multi_predict(model: Any, df: pd.DataFrame, include_random: bool) -> pd.Seri
         fixed_vars = set(info["fixed_spec"].required_variables)
     except Exception:  # formulaic without the attribute: grouping columns too
         fixed_vars = gcols
-    needed = [
-        v
-        for v in info["variables"]
-        if v != info["outcome"] and (v not in gcols or v in fixed_vars)
-    ]
     if include_random:
         missing_g = sorted(c for c in gcols if c not in df.columns)
         if missing_g:
@@ -214,46 +208,21 @@ def multi_predict(model: Any, df: pd.DataFrame, include_random: bool) -> pd.Seri
                 f"{', '.join(map(repr, missing_g))}; pass them or use "
                 "include_random=False."
             )
-    missing = [v for v in needed if v not in df.columns]
-    if missing:
-        raise ModelSpecificationError(
-            f"Data for prediction lacks column(s) {', '.join(map(repr, missing))} "
-            f"used by {model.formula!r}."
-        )
-    ok = df[needed].notna().all(axis=1).to_numpy() if needed else np.ones(len(df), bool)
-    sub = df.loc[ok, needed] if needed else pd.DataFrame(index=df.index[ok])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DataMismatchWarning)
-            X = np.asarray(
-                info["fixed_spec"].get_model_matrix(
-                    sub, na_action="raise", context=formula_context()
-                ),
-                dtype=float,
-            )
-            if X.shape[0] != len(sub):
-                X = np.broadcast_to(X[:1], (len(sub), X.shape[1]))
-            pred = X @ model.fe_params_.to_numpy()
-            if include_random:
-                for f in model._multi["factors"]:
-                    Z = _factor_matrix(f["random_specs"], sub)
-                    cols = list(f["columns"])
-                    vals = df.loc[ok, cols]
-                    label = (
-                        vals[cols[0]].astype(str) if len(cols) > 1 else vals[cols[0]]
-                    )
-                    for c in cols[1:]:
-                        label = label + ":" + vals[c].astype(str)
-                    idx = f["levels"].get_indexer(label)
-                    seen = idx >= 0
-                    b = model.random_effects_[f["name"]].to_numpy()
-                    pred[seen] += np.einsum("nq,nq->n", Z[seen], b[idx[seen]])
-    except ModelSpecificationError:
-        raise
-    except Exception as exc:
-        raise ModelSpecificationError(
-            f"Cannot build the design for prediction: {exc}"
-        ) from exc
+    X, _, ok = prediction_design(info, model.formula, df, exclude=gcols - fixed_vars)
+    pred = X @ model.fe_params_.to_numpy()
+    if include_random:
+        sub = df.loc[ok]
+        try:
+            for f in model._multi["factors"]:
+                Z = _factor_matrix(f["random_specs"], sub)
+                idx = f["levels"].get_indexer(level_labels(sub, list(f["columns"])))
+                seen = idx >= 0
+                b = model.random_effects_[f["name"]].to_numpy()
+                pred[seen] += np.einsum("nq,nq->n", Z[seen], b[idx[seen]])
+        except Exception as exc:
+            raise ModelSpecificationError(
+                f"Cannot build the design for prediction: {exc}"
+            ) from exc
     out = np.full(len(df), np.nan)
     out[ok] = pred
     return pd.Series(out, index=df.index, name="predicted")
@@ -287,11 +256,7 @@ def multi_mean_var(
     ar = np.zeros((st.qr, m))
     for k, f in enumerate(design.factors):
         Z = _factor_matrix(f.random_specs, rows)
-        cols = list(f.columns)
-        label = rows[cols[0]].astype(str) if len(cols) > 1 else rows[cols[0]]
-        for c in cols[1:]:
-            label = label + ":" + rows[c].astype(str)
-        idx = f.levels.get_indexer(label)
+        idx = f.levels.get_indexer(level_labels(rows, list(f.columns)))
         b = model.random_effects_[f.name].to_numpy()
         mean += np.einsum("nq,nq->n", Z, b[idx])
         a = Z @ f.factor(theta)  # rows of (Lambda'z)'
