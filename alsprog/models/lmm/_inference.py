@@ -83,8 +83,9 @@ class MixedInference:
             parameters optimised) crosses ``-/+ sqrt(qchisq(level, 1))``.  A REML
             fit is profiled through its ML refit, as lme4 does.  lme4
             interpolates the limits from a spline through the profile; here they
-            are solved for directly, so they agree with lme4's to about 5e-5
-            relative (see :func:`~alsprog.models.lmm._profile.profile_model`).
+            are solved for directly, so they agree with lme4's to about 1e-4
+            relative (lme4's interpolation error; see
+            :func:`~alsprog.models.lmm._profile.profile_model`).
         ddf : {"normal", "satterthwaite", "kenward-roger"}, default "normal"
             Wald intervals only. ``"normal"``: normal quantiles, as lme4's
             ``confint(m, method = "Wald")``; ``"satterthwaite"``: t quantiles on
