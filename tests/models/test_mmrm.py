@@ -203,13 +203,16 @@ def test_criterion_gradient_matches_finite_differences(trial, structure):
 
 
 def test_covariance_structures_closed_form():
-    S = covariance_from_params([np.log(2.0), np.arctanh(0.5)], "ar1", 3)
+    """mmrm's parameterisation (src/covariance.h): rho = phi / sqrt(1 + phi^2) for
+    AR(1); rho = expit(phi) (1 + a) - a, a = 1/(T-1), for compound symmetry;
+    unstructured L = D L0 with log D first, then L0 below the diagonal by rows."""
+    S = covariance_from_params([np.log(2.0), 0.5 / np.sqrt(0.75)], "ar1", 3)
     assert_allclose(S, 4 * np.array([[1, 0.5, 0.25], [0.5, 1, 0.5], [0.25, 0.5, 1]]))
-    z = np.log((1 + 0.3 * 2) / (1 - 0.3))  # inverse of rho = (e^z - 1)/(e^z + T - 1)
-    S = covariance_from_params([0.0, z], "compound_symmetry", 3)
+    u = (0.3 + 0.5) / 1.5
+    S = covariance_from_params([0.0, np.log(u / (1 - u))], "compound_symmetry", 3)
     assert_allclose(S, 0.7 * np.eye(3) + 0.3, rtol=1e-12)
     L = np.array([[1.0, 0, 0], [0.5, 2.0, 0], [-0.2, 0.1, 0.5]])
-    th = [0.0, 0.5, -0.2, np.log(2.0), 0.1, np.log(0.5)]
+    th = [0.0, np.log(2.0), np.log(0.5), 0.25, -0.4, 0.2]
     assert_allclose(covariance_from_params(th, "unstructured", 3), L @ L.T, rtol=1e-12)
 
 
@@ -269,7 +272,8 @@ def test_default_reference_is_first_level(trial):
             ModelSpecificationError,
             r"`reference` 'sham' is not a level",
         ),
-        ({"covariance": "toeplitz"}, ValueError, r"`covariance` must be one of"),
+        ({"covariance": "banded"}, ValueError, r"`covariance` must be one of"),
+        ({"method": "reml"}, ValueError, r"`method` must be one of"),
         ({"tol": -1.0}, ValueError, r"`tol` must be in"),
         ({"max_iter": 0}, ValueError, r"`max_iter` must be an integer >= 1"),
         (

@@ -285,9 +285,12 @@ FORGED = {
     "format": ({"header": _set("format", 99)}, r"field 'format' is 99"),
     "missing": ({"drop": ["cov"]}, r"field 'cov' is missing"),
     "shape": ({"replace": {"cov": np.eye(5)}}, r"field 'cov' has shape \(5, 5\)"),
-    "nan": ({"replace": {"cov": np.full((4, 4), np.nan)}}, r"field 'cov' holds nan"),
+    "nan": (
+        {"replace": {"cov": np.full((1, 4, 4), np.nan)}},
+        r"field 'cov' holds nan",
+    ),
     "non_pd": (
-        {"replace": {"cov": _non_pd(SIGMA)}},
+        {"replace": {"cov": _non_pd(SIGMA)[None]}},
         r"field 'cov' is not positive definite",
     ),
     "formula": (
@@ -295,8 +298,8 @@ FORGED = {
         r"field 'params.formula' is refused",
     ),
     "covariance": (
-        {"header": _set("params.covariance", "toeplitz")},
-        r"field 'params.covariance' is refused: `covariance` must be one of .*got 'toeplitz'",
+        {"header": _set("params.covariance", "banded")},
+        r"field 'params.covariance' is refused: `covariance` must be one of .*got 'banded'",
     ),
     "theta": (
         {"replace": {"theta": np.zeros(10)}},
@@ -344,11 +347,25 @@ def test_registered_with_its_config_keys():
 
     assert MODELS["mmrm"] is MMRM
     keys = {k.name: k for k in model_keys()}
-    assert keys["covariance"].choices == ("unstructured", "compound_symmetry", "ar1")
+    assert keys["covariance"].choices[:9] == (
+        "unstructured",
+        "toeplitz",
+        "heterogeneous_toeplitz",
+        "ar1",
+        "heterogeneous_ar1",
+        "compound_symmetry",
+        "heterogeneous_compound_symmetry",
+        "ante_dependence",
+        "heterogeneous_ante_dependence",
+    )
+    assert set(keys["covariance"].choices[9:]) == {
+        "us", "toep", "toeph", "ar1h", "cs", "csh", "ad", "adh"
+    }  # fmt: skip
+    assert keys["method"].choices == ("REML", "ML")
     assert {"visit", "arm", "subject"} <= set(keys)
     assert keys["reference"].kind == "str"  # an arm level in a config (a name)
     assert keys["reference"].applies == ("mmrm",)
-    assert MMRM.column_params == ("subject", "visit", "arm")
+    assert MMRM.column_params == ("subject", "visit", "arm", "group", "weights")
     assert MMRM.data_defaults({}, outcome="chg", time="months") == {
         "formula": "chg ~ visit * arm"
     }
@@ -388,3 +405,32 @@ def test_reml_aic_and_bic_count_the_covariance_parameters(fitted):
     assert fitted.bic == pytest.approx(
         -2 * fitted.llf_ + k * np.log(fitted.n_subjects_), rel=1e-12
     )
+
+
+def test_forecast_with_group_covariance_and_weights():
+    """A new patient's forecast uses their arm's covariance, scaled by the weights
+    of their rows (W^-1/2 Sigma W^-1/2)."""
+    df = _trial(120, seed=3).assign(w=lambda d: 0.5 + (d.index % 3) / 2)
+    m = MMRM(FORMULA, reference="placebo", group="arm", weights="w").fit(df)
+    # the group column is the arm: its levels in the arm's order, reference first
+    assert m.converged_ and list(m.covs_) == ["placebo", "active"]
+    hist = pd.DataFrame(
+        [("N1", 3, "active", 31.0, 2.0), ("N1", 6, "active", 29.0, 0.5)],
+        columns=["subject_id", "visit", "arm", "score", "w"],
+    )
+    # the rows to forecast carry the last history row's covariates (w = 0.5)
+    f = forecast(m, hist, [9, 12], level=0.9)
+    names = list(m.fe_params_.index)
+    b, C = m.fe_params_.to_numpy(), m._Cinv
+    s = np.sqrt(np.array([2.0, 0.5, 0.5, 0.5]))
+    S = m.covs_["active"].to_numpy() / np.outer(s, s)
+    Xo = np.array([_x(names, v, "active") for v in (3, 6)])
+    Xf = np.array([_x(names, v, "active") for v in (9, 12)])
+    K = S[2:, :2] @ np.linalg.inv(S[:2, :2])
+    mean = Xf @ b + K @ (np.array([31.0, 29.0]) - Xo @ b)
+    A = Xf - K @ Xo
+    cov = S[2:, 2:] - K @ S[:2, 2:] + A @ C @ A.T
+    np.testing.assert_allclose(f["loc"], mean, rtol=1e-10)
+    np.testing.assert_allclose(f["scale"] ** 2, np.diag(cov), rtol=1e-9)
+    with pytest.raises(ModelSpecificationError, match="'other' .* was not in the fit"):
+        forecast(m, hist.assign(arm="other"), [12])

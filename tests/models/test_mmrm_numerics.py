@@ -26,6 +26,8 @@ STRUCTURES = ("unstructured", "compound_symmetry", "ar1")
 
 
 # ------------------------------------------------------------ covariance structures
+# mmrm's parameterisation (src/covariance.h, src/utils.h of openpharma/mmrm); every
+# structure is checked entry by entry in tests/models/test_mmrm_structures.py.
 @pytest.mark.parametrize("T", [1, 2, 3, 4, 5])
 def test_n_cov_params(T):
     k = n_cov_params("unstructured", T)
@@ -34,19 +36,16 @@ def test_n_cov_params(T):
     assert n_cov_params("ar1", T) == 2
 
 
-def test_unstructured_is_the_column_major_cholesky_with_log_diagonal():
-    theta = np.array([0.3, -0.7, 1.2, -0.2, 0.5, 0.1])  # l00 l10 l20 l11 l21 l22
-    L = np.array(
-        [
-            [np.exp(0.3), 0.0, 0.0],
-            [-0.7, np.exp(-0.2), 0.0],
-            [1.2, 0.5, np.exp(0.1)],
-        ]
-    )
+def test_unstructured_is_mmrm_s_scaled_unit_cholesky():
+    # theta = log sd_0, log sd_1, log sd_2, l10, l20, l21; L = diag(sd) L0
+    theta = np.array([0.3, -0.2, 0.1, -0.7, 1.2, 0.5])
+    sd = np.exp([0.3, -0.2, 0.1])
+    L0 = np.array([[1.0, 0.0, 0.0], [-0.7, 1.0, 0.0], [1.2, 0.5, 1.0]])
+    L = sd[:, None] * L0
     got = covariance_from_params(theta, "unstructured", 3)
     np.testing.assert_allclose(got, L @ L.T, rtol=1e-14)
     # theta itself is left alone
-    np.testing.assert_array_equal(theta, [0.3, -0.7, 1.2, -0.2, 0.5, 0.1])
+    np.testing.assert_array_equal(theta, [0.3, -0.2, 0.1, -0.7, 1.2, 0.5])
     # one visit: the variance exp(2 theta)
     assert covariance_from_params([0.4], "unstructured", 1)[0, 0] == pytest.approx(
         np.exp(0.8)
@@ -58,37 +57,35 @@ def test_compound_symmetry_entries(T):
     log_sigma, z = 0.4, 0.9
     got = covariance_from_params([log_sigma, z], "compound_symmetry", T)
     s2 = np.exp(2 * log_sigma)
-    rho = (np.exp(z) - 1) / (np.exp(z) + T - 1)
+    a = 1 / (T - 1)
+    rho = (1 + a) / (1 + np.exp(-z)) - a
     for j in range(T):
         for k in range(T):
             assert got[j, k] == pytest.approx(s2 if j == k else s2 * rho, rel=1e-14)
-    # z = 0 is independence; z -> -inf reaches the PD limit rho = -1/(T-1)
-    np.testing.assert_allclose(
-        covariance_from_params([0.0, 0.0], "compound_symmetry", T),
-        np.eye(T),
-        atol=1e-15,
-    )
+    # z -> -inf reaches the PD limit rho = -1/(T-1), z -> inf rho = 1
     lo = covariance_from_params([0.0, -40.0], "compound_symmetry", T)
     assert lo[0, 1] == pytest.approx(-1.0 / (T - 1), rel=1e-12)
+    hi = covariance_from_params([0.0, 40.0], "compound_symmetry", T)
+    assert hi[0, 1] == pytest.approx(1.0, rel=1e-12)
 
 
 def test_ar1_entries():
     log_sigma, z, T = -0.3, 0.6, 4
     got = covariance_from_params([log_sigma, z], "ar1", T)
-    s2, rho = np.exp(2 * log_sigma), np.tanh(z)
+    s2, rho = np.exp(2 * log_sigma), z / np.sqrt(1 + z * z)
     for j in range(T):
         for k in range(T):
             assert got[j, k] == pytest.approx(s2 * rho ** abs(j - k), rel=1e-14)
     neg = covariance_from_params([0.0, -0.5], "ar1", 3)
-    r = np.tanh(-0.5)
+    r = -0.5 / np.sqrt(1.25)
     np.testing.assert_allclose(
         neg, [[1, r, r * r], [r, 1, r], [r * r, r, 1]], rtol=1e-14
     )
 
 
 def test_unknown_structure_is_an_error_naming_it():
-    with pytest.raises(ValueError, match="unknown structure 'toeplitz'"):
-        covariance_from_params([0.0, 0.0], "toeplitz", 3)
+    with pytest.raises(ValueError, match="unknown structure 'banded'"):
+        covariance_from_params([0.0, 0.0], "banded", 3)
 
 
 @pytest.mark.parametrize("structure", STRUCTURES)
@@ -113,16 +110,17 @@ def test_cov_jacobian_matches_central_differences(structure):
 
 
 def test_cov_jacobian_closed_form_for_ar1():
-    # d Sigma / d log sigma = 2 Sigma; d Sigma_jk / dz = s2 |j-k| rho^(|j-k|-1) (1 - rho^2)
+    # d Sigma / d log sigma = 2 Sigma;
+    # d Sigma_jk / dz = s2 |j-k| rho^(|j-k|-1) (1 + z^2)^(-3/2)
     theta = np.array([0.1, -0.4])
     J = cov_jacobian(theta, "ar1", 3)
     S = covariance_from_params(theta, "ar1", 3)
     np.testing.assert_allclose(J[0], 2 * S, rtol=1e-14)
-    s2, rho = np.exp(0.2), np.tanh(-0.4)
+    s2, rho = np.exp(0.2), -0.4 / np.sqrt(1.16)
     for j in range(3):
         for k in range(3):
             lag = abs(j - k)
-            want = 0.0 if lag == 0 else s2 * lag * rho ** (lag - 1) * (1 - rho**2)
+            want = 0.0 if lag == 0 else s2 * lag * rho ** (lag - 1) * 1.16**-1.5
             assert J[1, j, k] == pytest.approx(want, rel=1e-13, abs=1e-15)
 
 
@@ -134,8 +132,8 @@ def test_start_params_round_trip_and_fallbacks():
         covariance_from_params(th, "unstructured", 3), S, rtol=1e-13
     )
     L = np.linalg.cholesky(S)
-    np.testing.assert_allclose(th[0], np.log(L[0, 0]), rtol=1e-14)
-    np.testing.assert_allclose(th[1:3], L[1:, 0], rtol=1e-14)
+    np.testing.assert_allclose(th[:3], np.log(np.diag(L)), rtol=1e-14)
+    np.testing.assert_allclose(th[3:5], L[1:, 0] / np.diag(L)[1:], rtol=1e-14)
     # not positive definite: the diagonal alone
     bad = np.array([[4.0, 3.0], [3.0, 1.0]])
     thb = start_params(bad, "unstructured")
@@ -147,9 +145,12 @@ def test_start_params_round_trip_and_fallbacks():
     th32 = start_params(S.astype(np.float32), "unstructured")
     assert th32.dtype == np.float64
     np.testing.assert_allclose(th32, th, rtol=1e-6)
+    # homogeneous structures: log of the root mean variance, then the correlation
     for structure in ("compound_symmetry", "ar1"):
         th2 = start_params(S, structure)
-        np.testing.assert_allclose(th2, [0.5 * np.log(3.0), 0.0], rtol=1e-14)
+        assert th2[0] == pytest.approx(0.5 * np.log(3.0), rel=1e-14)
+        R = covariance_from_params(th2, structure, 3) / 3.0
+        assert np.all(np.linalg.eigvalsh(R) > 0)
 
 
 # ------------------------------------------------------------------- the criterion

@@ -90,12 +90,14 @@ def _check_identifiable(
     formula: str,
     visit_col: str,
     structure: str,
+    where: str = "",
 ) -> None:
     """Refuse data whose visit covariance cannot be estimated (before optimising).
 
     The fixed effects must leave residual variation (not fit the outcome exactly),
     at every visit; with an unstructured covariance every visit needs two subjects
-    and every pair of visits one subject seen at both.
+    and every pair of visits one subject seen at both.  ``where`` (e.g. ``" in
+    group 'A'"``) is added to the messages of a group-specific covariance.
     """
     outcome = formula.split("~")[0].strip()
     tiny = 1e-10 * float(np.max(np.abs(y)))
@@ -113,7 +115,8 @@ def _check_identifiable(
             j = int(few[0])
             raise ModelSpecificationError(
                 f"Visit {_py(visits[j])!r} ({visit_col!r}) has {int(n_at[j])} "
-                "subject; an unstructured covariance needs at least 2 per visit. Drop "
+                f"subject{where}; an unstructured covariance needs at least 2 per "
+                "visit. Drop "
                 "or merge that visit, or use covariance='compound_symmetry' or 'ar1'."
             )
     for j in range(T):
@@ -141,7 +144,7 @@ def _check_identifiable(
     if never.size:
         j, k = map(int, never[0])
         raise ModelSpecificationError(
-            f"No subject has both visit {_py(visits[j])!r} and visit "
+            f"No subject{where} has both visit {_py(visits[j])!r} and visit "
             f"{_py(visits[k])!r}; their covariance cannot be estimated with an "
             "unstructured covariance. Use covariance='compound_symmetry' or 'ar1'."
         )

@@ -2,9 +2,11 @@
 groups and LS-means reference grid.
 
 Owns: :func:`build_design` (the rows an :class:`~alsprog.models.MMRM` uses, checked
-and laid out: the visit and arm levels, the formulaic design and its model spec,
-the data grouped by observed-visit pattern, a starting covariance, the reference
-grid of the least-squares means), run by ``fit`` and by ``load`` on the saved rows.
+and laid out: the visit, arm and covariance-group levels, the observation weights,
+the formulaic design and its model spec, the data grouped by covariance group and
+observed-visit pattern, a starting covariance per group, the reference grid of the
+least-squares means with equal and proportional weights), run by ``fit`` and by
+``load`` on the saved rows.
 Leaves: the REML fit and inference to :mod:`alsprog.models.mmrm._model`; the checks'
 messages to :mod:`alsprog.models.mmrm._checks`; the numerics to
 :mod:`alsprog.models.mmrm._numerics`.
@@ -27,6 +29,7 @@ from alsprog.models.mmrm._checks import (
     _numeric_design,
     _py,
 )
+from alsprog.models.mmrm._covariance import canonical_structure
 from alsprog.models.mmrm._numerics import build_patterns
 
 __all__ = ["build_design", "visit_values"]
@@ -50,12 +53,13 @@ def build_design(model: Any, df: pd.DataFrame) -> dict:
             "LinearMixedModel for '(x | g)' terms)."
         )
     required = set(check_formula(model.formula, kind="fixed").variables)
-    cols = [model.subject, model.visit, model.arm]
+    extra = [c for c in (model.group, model.weights) if c is not None]
+    cols = list(dict.fromkeys([model.subject, model.visit, model.arm, *extra]))
     missing = sorted((required | set(cols)) - set(df.columns))
     if missing:
         raise ModelSpecificationError(
             f"Unknown column(s) {', '.join(map(repr, missing))} (formula "
-            f"{model.formula!r}, subject/visit/arm); the data has "
+            f"{model.formula!r}, subject/visit/arm/group/weights); the data has "
             f"{', '.join(map(str, df.columns))}."
         )
     df = validate_model_columns(df, [*required, *cols])
@@ -89,6 +93,7 @@ def build_design(model: Any, df: pd.DataFrame) -> dict:
             "at least 2 scheduled visits."
         )
     sub[model.visit] = pd.Categorical(vcol, categories=visits)
+    T = len(visits)
     acol = sub[model.arm]
     if isinstance(acol.dtype, pd.CategoricalDtype):
         arms = [a for a in acol.cat.categories if (acol == a).any()]
@@ -134,28 +139,33 @@ def build_design(model: Any, df: pd.DataFrame) -> dict:
     _check_rank(X, names, model.formula)
     subj_codes = pd.factorize(sub[model.subject])[0].astype(np.intp)
     vis_codes = sub[model.visit].cat.codes.to_numpy().astype(np.intp)
-    patterns = build_patterns(y, X, subj_codes, vis_codes)
+    groups, group_codes = _group_codes(model, sub, subj_codes)
+    weights = _weights(model, sub)
+    patterns = build_patterns(y, X, subj_codes, vis_codes, group_codes, weights)
     # start: residual covariance of OLS, pairwise
     beta_ols = np.linalg.lstsq(X, y, rcond=None)[0]
     res = y - X @ beta_ols
-    _check_identifiable(
-        y,
-        res,
-        subj_codes,
-        vis_codes,
-        visits,
-        model.formula,
-        model.visit,
-        model.covariance,
+    structure = canonical_structure(model.covariance)
+    gc = np.zeros(len(y), dtype=np.intp) if group_codes is None else group_codes
+    for g, level in enumerate(groups):
+        at = gc == g
+        _check_identifiable(
+            y[at],
+            res[at],
+            subj_codes[at],
+            vis_codes[at],
+            visits,
+            model.formula,
+            model.visit,
+            structure,
+            where="" if group_codes is None else f" in group {_py(level)!r}",
+        )
+    Sigma0 = np.stack(
+        [
+            _empirical_cov(subj_codes[gc == g], vis_codes[gc == g], res[gc == g], T)
+            for g in range(len(groups))
+        ]
     )
-    wide = pd.DataFrame({"s": subj_codes, "v": vis_codes, "r": res}).pivot(
-        index="s", columns="v", values="r"
-    )
-    Sigma0 = wide.cov(min_periods=2).to_numpy()
-    Sigma0 = np.where(np.isfinite(Sigma0), Sigma0, 0.0)
-    dvar = np.diag(Sigma0).copy()
-    dvar[~(dvar > 0)] = np.var(res) if np.var(res) > 0 else 1.0
-    np.fill_diagonal(Sigma0, dvar)
     # reference grid for LS means: visit x arm, numeric covariates at their mean,
     # other factors crossed and averaged with equal weights
     grid = _reference_grid(model, sub, required, visits, arms, mm.rhs.model_spec)
@@ -169,6 +179,8 @@ def build_design(model: Any, df: pd.DataFrame) -> dict:
         "n_subjects": int(subj_codes.max() + 1),
         "n_dropped": n_dropped,
         "Sigma0": Sigma0,
+        "groups": groups,
+        "structure": structure,
         "grid": grid,
         "spec": mm.rhs.model_spec,
         "frame": frame,
@@ -177,9 +189,76 @@ def build_design(model: Any, df: pd.DataFrame) -> dict:
             "X": X,
             "subject": subj_codes,
             "visit": vis_codes,
+            "group": gc,
+            "weights": np.ones(len(y)) if weights is None else weights,
             "levels": pd.Index(pd.unique(sub[model.subject])),
         },
     }
+
+
+def _group_codes(
+    model: Any, sub: pd.DataFrame, subj: np.ndarray
+) -> tuple[list, np.ndarray | None]:
+    """The covariance groups' levels (sorted, or a categorical's order) and each
+    row's group index; ``([None], None)`` without ``group``."""
+    if model.group is None:
+        return [None], None
+    col = sub[model.group]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        levels = [a for a in col.cat.categories if (col == a).any()]
+    else:
+        levels = sorted(col.unique())
+    codes = pd.Index(levels).get_indexer(col).astype(np.intp)
+    first = np.full(int(subj.max()) + 1, -1, dtype=np.intp)
+    first[subj[::-1]] = codes[::-1]
+    bad = np.flatnonzero(first[subj] != codes)
+    if bad.size:
+        row = sub.iloc[int(bad[0])]
+        raise ModelSpecificationError(
+            f"Subject {_py(row[model.subject])!r} has more than one value of the "
+            f"covariance group column {model.group!r} (e.g. {_py(row[model.group])!r} "
+            f"and {_py(levels[first[subj[bad[0]]]])!r}); a subject belongs to one "
+            "group."
+        )
+    return levels, codes
+
+
+def _weights(model: Any, sub: pd.DataFrame) -> np.ndarray | None:
+    """The observation weights (finite, positive), or None without ``weights``."""
+    if model.weights is None:
+        return None
+    col = sub[model.weights]
+    try:
+        w = col.to_numpy(dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ModelSpecificationError(
+            f"The weights column {model.weights!r} must hold numbers; got values such "
+            f"as {_py(col.iloc[0])!r}."
+        ) from exc
+    bad = np.flatnonzero(~(np.isfinite(w) & (w > 0)))
+    if bad.size:
+        raise ModelSpecificationError(
+            f"The weights column {model.weights!r} is {float(w[bad[0]])!r} at row "
+            f"{int(bad[0])} ({bad.size} such row(s)); weights must be finite and "
+            "positive."
+        )
+    return w
+
+
+def _empirical_cov(
+    subj: np.ndarray, vis: np.ndarray, res: np.ndarray, T: int
+) -> np.ndarray:
+    """Pairwise covariance over visits of the OLS residuals (a starting value)."""
+    wide = pd.DataFrame({"s": subj, "v": vis, "r": res}).pivot(
+        index="s", columns="v", values="r"
+    )
+    wide = wide.reindex(columns=range(T))
+    S = wide.cov(min_periods=2).to_numpy()
+    S = np.where(np.isfinite(S), S, 0.0)
+    dvar = np.diag(S).copy()
+    dvar[~(dvar > 0)] = np.var(res) if np.var(res) > 0 else 1.0
+    np.fill_diagonal(S, dvar)
+    return S
 
 
 def _reference_grid(
@@ -206,13 +285,24 @@ def _reference_grid(
             grid[v] = pd.Categorical(grid[v], categories=levels[v])
     Xg = np.asarray(spec.get_model_matrix(grid, context=formula_context()), dtype=float)
     keys = pd.MultiIndex.from_frame(grid[[model.visit, model.arm]].astype(object))
-    L = (
-        pd.DataFrame(Xg)
-        .groupby([keys.get_level_values(0), keys.get_level_values(1)], sort=False)
-        .mean()
-    )
+    by = [keys.get_level_values(0), keys.get_level_values(1)]
+    L = pd.DataFrame(Xg).groupby(by, sort=False).mean()
     L.index = L.index.set_names(["visit", "arm"])
-    return {"L": L}
+    # emmeans' weights = "proportional": the other factors' combinations weighted
+    # by how many rows of the data hold them
+    factors = [v for v in levels if v not in (model.visit, model.arm)]
+    if factors:
+        counts = sub[factors].astype(object).value_counts()
+        at = pd.MultiIndex.from_frame(grid[factors].astype(object))
+        if len(factors) == 1:
+            counts.index = pd.MultiIndex.from_arrays([counts.index], names=factors)
+        w = counts.reindex(at, fill_value=0).to_numpy(dtype=float)
+    else:
+        w = np.ones(len(grid))
+    Lw = pd.DataFrame(Xg * w[:, None]).groupby(by, sort=False).sum()
+    Lp = Lw.div(pd.Series(w).groupby(by, sort=False).sum().to_numpy(), axis=0)
+    Lp.index = L.index
+    return {"L": L, "L_proportional": Lp}
 
 
 def visit_values(col: pd.Series) -> pd.Series:

@@ -1,6 +1,7 @@
 """Conditional multivariate-normal forecasts from a fitted MMRM.
 
-Owns: the design of new rows under a fitted :class:`~alsprog.models.MMRM`
+Owns: a subject's covariance over visits (:func:`subject_sigma`), the design of new
+rows under a fitted :class:`~alsprog.models.MMRM`
 (:func:`row_design`, through the fit's formulaic model spec, as the reference grid
 of the LS means is built), the visit levels of new rows (:func:`visit_codes`), one
 patient's future visits given their observed ones (:func:`conditional_mvn`: the
@@ -12,7 +13,9 @@ Leaves: the fit to :mod:`alsprog.models.mmrm._model`; the censored-normal band a
 the matrix square root to :mod:`alsprog.models._gaussian`; splitting a history
 from the rows to forecast to :mod:`alsprog.data._history`.
 
-With ``Sigma`` the fitted covariance over visits, ``o`` a patient's observed
+With ``Sigma`` the fitted covariance over visits (the patient's covariance group's,
+as ``W^{-1/2} Sigma W^{-1/2}`` with the weights of their rows, weight 1 at visits
+without a row: :func:`subject_sigma`), ``o`` a patient's observed
 visits and ``f`` the visits to forecast: ``K = S_fo S_oo^-1``, mean
 ``X_f b + K (y_o - X_o b)``, covariance ``S_ff - K S_of + A C A'`` with
 ``A = X_f - K X_o`` and ``C = Cov(b)`` (the patient was not in the fit, so ``b``'s
@@ -34,6 +37,7 @@ from alsprog.models._contract import ForecastRows
 from alsprog.models._gaussian import normal_band, psd_sqrt
 
 __all__ = [
+    "subject_sigma",
     "conditional_mvn",
     "mmrm_forecast_rows",
     "mmrm_trajectories",
@@ -80,6 +84,51 @@ def _as_number(v: object) -> object:
 def _plain(v: object) -> object:
     item = getattr(v, "item", None)
     return item() if callable(item) else v
+
+
+def subject_sigma(
+    model: Any, rows: pd.DataFrame | None, visits: npt.NDArray[np.intp]
+) -> Array:
+    """One subject's covariance over all visits: their group's ``Sigma`` with the
+    weights ``w`` of ``rows`` (at visit indices ``visits``) as ``W^{-1/2} Sigma
+    W^{-1/2}`` (weight 1 at visits without a row).
+
+    Raises
+    ------
+    ModelSpecificationError
+        A group or weights column absent from ``rows``, a group level not in the
+        fit, or a weight that is not positive.
+    """
+    g = 0
+    if model.group is not None:
+        if rows is None or model.group not in rows.columns or not len(rows):
+            raise ModelSpecificationError(
+                f"Rows of a subject lack the covariance group column {model.group!r}."
+            )
+        level = rows[model.group].iloc[0]
+        hit = [i for i, lv in enumerate(model.groups_) if lv == level]
+        if not hit:
+            raise ModelSpecificationError(
+                f"Group {_plain(level)!r} ({model.group!r}) was not in the fit (its "
+                f"groups: {', '.join(repr(_plain(a)) for a in model.groups_)})."
+            )
+        g = hit[0]
+    sigma = model._sigmas[g]
+    if model.weights is None or rows is None or not len(rows):
+        return sigma
+    if model.weights not in rows.columns:
+        raise ModelSpecificationError(
+            f"Rows of a subject lack the weights column {model.weights!r}."
+        )
+    w = pd.to_numeric(rows[model.weights], errors="coerce").to_numpy(dtype=float)
+    if not np.all(np.isfinite(w) & (w > 0)):
+        raise ModelSpecificationError(
+            f"The weights column {model.weights!r} must be finite and positive; got "
+            f"{w.tolist()!r}."
+        )
+    s = np.ones(sigma.shape[0])
+    s[visits] = np.sqrt(w)
+    return sigma / np.outer(s, s)
 
 
 def row_design(model: Any, rows: pd.DataFrame, visits: npt.NDArray[np.intp]) -> Array:
@@ -201,7 +250,6 @@ def mmrm_forecast_rows(
     predictive censored at the outcome's bounds, its ``loc`` and ``scale``, and
     draws (joint over each patient's future visits) when asked."""
     cols = model.columns_
-    sigma = model.cov_.to_numpy()
     beta = model.fe_params_.to_numpy()
     cov_beta = model._Cinv
     n = len(prep.subjects)
@@ -236,8 +284,9 @@ def mmrm_forecast_rows(
         if not len(rows):
             roots.append(np.zeros((0, 0)))
             continue
+        both = pd.concat([observed.iloc[seen], future.iloc[rows]])
         m, cov, _ = conditional_mvn(
-            sigma,
+            subject_sigma(model, both, np.r_[o_vis[seen], f_vis[rows]]),
             cov_beta,
             beta,
             (Xo[seen], yo[seen], o_vis[seen]),
@@ -293,7 +342,6 @@ def mmrm_trajectories(
                 "not in the fitted data; forecast new patients with "
                 "alsprog.forecast.forecast."
             )
-    sigma = model.cov_.to_numpy()
     beta = model.fe_params_.to_numpy()
     codes = rows["subject"]
     of = _by_patient(codes, len(levels))
@@ -309,7 +357,7 @@ def mmrm_trajectories(
         seen = of[g]
         sl = slice(j * k, (j + 1) * k)
         m, cov, fixed = conditional_mvn(
-            sigma,
+            _fitted_sigma(model, seen),
             model._Cinv,
             beta,
             (rows["X"][seen], rows["y"][seen], rows["visit"][seen]),
@@ -355,12 +403,22 @@ def mmrm_predict(model: Any, df: pd.DataFrame) -> pd.Series:
             levels: pd.Index = rows["levels"]
             which = np.asarray(levels.get_indexer(sub[model.subject]))
             of = _by_patient(rows["subject"], len(levels))
-            sigma = model.cov_.to_numpy()
             for g in np.unique(which[which >= 0]):
                 at, seen = np.flatnonzero(which == g), of[g]
                 o = rows["visit"][seen]
+                sigma = _fitted_sigma(model, seen)
                 r = rows["y"][seen] - rows["X"][seen] @ beta
                 gain = np.linalg.solve(sigma[np.ix_(o, o)], r)
                 pred[at] += sigma[np.ix_(vis[at], o)] @ gain
         out[ok] = pred
     return pd.Series(out, index=df.index, name="predicted")
+
+
+def _fitted_sigma(model: Any, seen: npt.NDArray[np.intp]) -> Array:
+    """A fitted subject's covariance over all visits (their group's, scaled by
+    their weights at their observed visits)."""
+    rows = model._rows
+    sigma = model._sigmas[int(rows["group"][seen[0]])]
+    s = np.ones(sigma.shape[0])
+    s[rows["visit"][seen]] = np.sqrt(rows["weights"][seen])
+    return sigma / np.outer(s, s)

@@ -2,9 +2,10 @@
 
 Owns: the fields of a saved :class:`~alsprog.models.MMRM` (a JSON header
 ``{"model", "version", "format", "params", "names", "scalars", "frame"}``, the
-estimates ``fe_params``, ``cov_beta``, ``cov``, ``theta`` and, when the fit had
-one, ``theta_cov``, and the model's columns of the rows used in the fit) and their
-checks before anything is built: every field present with its JSON type, the
+estimates ``fe_params``, ``cov_beta``, ``cov`` (one visit covariance per covariance
+group, (G, T, T)), ``theta`` (mmrm's parameterisation, format 2) and, when the fit
+had one, ``theta_cov``, and the model's columns of the rows used in the fit, group
+and weights columns included) and their checks before anything is built: every field present with its JSON type, the
 class, version and format, the parameters, the formula through
 :func:`alsprog._formula_text.check_formula` (before formulaic sees it), every
 array's declared shape against the header's counts; then the values (finite,
@@ -44,7 +45,7 @@ from alsprog.models._npz_frames import (
 __all__ = ["FORMAT", "load_model", "save_model"]
 
 #: Layout version of the file (bumped when the fields change).
-FORMAT = 1
+FORMAT = 2  # 2: mmrm's covariance parameterisation, groups, weights, ML
 _WHAT = "an alsprog MMRM .npz file (written by MMRM.save)"
 _PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "formula": (str,),
@@ -53,11 +54,22 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "arm": (str,),
     "reference": (type(None), str, bool, int, float),
     "covariance": (str,),
+    "method": (str,),
+    "group": (type(None), str),
+    "weights": (type(None), str),
     "tol": (int, float),
     "max_iter": (int,),
     "strict": (bool,),
 }
-_SCALARS = ("llf", "converged", "n_obs", "n_subjects", "n_dropped", "n_visits")
+_SCALARS = (
+    "llf",
+    "converged",
+    "n_obs",
+    "n_subjects",
+    "n_dropped",
+    "n_visits",
+    "n_groups",
+)
 
 
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
@@ -84,7 +96,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
     arrays.update(
         fe_params=model.fe_params_.to_numpy(),
         cov_beta=model._Cinv,
-        cov=model.cov_.to_numpy(),
+        cov=model._sigmas,
         theta=np.asarray(model.theta_, dtype=float),
     )
     if model._theta_cov is not None:
@@ -105,6 +117,7 @@ def save_model(model: Any, path: str | os.PathLike[str]) -> None:
             "n_subjects": model.n_subjects_,
             "n_dropped": model.n_dropped_,
             "n_visits": len(model.visits_),
+            "n_groups": len(model.groups_),
             "theta_cov": model._theta_cov is not None,
         },
         "frame": frame_spec,
@@ -127,6 +140,7 @@ def load_model(cls: Any, path: str | os.PathLike[str]) -> Any:
 def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict:
     """Check every field of the JSON header and the members it implies; read
     nothing.  Returns the counts and names the rest of the load uses."""
+    from alsprog.models.mmrm._covariance import canonical_structure
     from alsprog.models.mmrm._numerics import n_cov_params
 
     ch = Check(saved.path, cls.__name__)
@@ -151,21 +165,26 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
     llf = ch.number(sc, "llf", "scalars")
     converged = ch.get(sc, "converged", bool, "scalars")
     n = ch.count(sc, "n_obs", "scalars", low=1)
-    G = ch.count(sc, "n_subjects", "scalars", low=1)
+    n_subj = ch.count(sc, "n_subjects", "scalars", low=1)
     n_dropped = ch.count(sc, "n_dropped", "scalars")
     T = ch.count(sc, "n_visits", "scalars", low=2)
+    G = ch.count(sc, "n_groups", "scalars", low=1)
     has_theta_cov = ch.get(sc, "theta_cov", bool, "scalars")
-    if G > n or T > n or len(fe) >= n:
+    if n_subj > n or T > n or G > n_subj or len(fe) >= n:
         ch.fail(
             "scalars.n_obs",
-            f"is {n}: fewer rows than {G} subjects, {T} visits or {len(fe)} fixed "
+            f"is {n}: fewer rows than {n_subj} subjects, {T} visits, {G} groups or "
+            f"{len(fe)} fixed "
             "effects allow; the file is inconsistent.",
         )
-    P, k = len(fe), n_cov_params(params["covariance"], T)
+    if params["group"] is None and G != 1:
+        ch.fail("scalars.n_groups", f"is {G} but the model has no group column.")
+    P = len(fe)
+    k = n_cov_params(canonical_structure(params["covariance"]), T) * G
     shapes = {
         "fe_params": (P,),
         "cov_beta": (P, P),
-        "cov": (T, T),
+        "cov": (G, T, T),
         "theta": (k,),
         **({"theta_cov": (k, k)} if has_theta_cov else {}),
     }
@@ -185,7 +204,8 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
         "fe": fe,
         "variables": variables,
         "n_obs": n,
-        "n_subjects": G,
+        "n_subjects": n_subj,
+        "n_groups": G,
         "n_dropped": n_dropped,
         "n_visits": T,
         "llf": llf,
@@ -209,7 +229,8 @@ def _check_formula(
         raise SavedModelError(
             f"{saved.path}: field 'params.formula' is refused: {exc}"
         ) from exc
-    cols = [params["subject"], params["visit"], params["arm"]]
+    extra = [params[c] for c in ("group", "weights") if params[c] is not None]
+    cols = [params["subject"], params["visit"], params["arm"], *extra]
     used = list(dict.fromkeys([*sorted(set(checked.variables)), *cols]))
     if used != variables:
         saved.fail(
@@ -227,7 +248,7 @@ def _check_values(saved: SavedFile, values: dict[str, npt.NDArray[Any]]) -> None
             continue
         arr = values[key]
         tol = 1e-8 * max(1.0, float(np.max(np.abs(arr))))
-        if not np.allclose(arr, arr.T, rtol=1e-8, atol=tol):
+        if not np.allclose(arr, np.swapaxes(arr, -1, -2), rtol=1e-8, atol=tol):
             saved.fail(key, "is not symmetric; expected a covariance matrix.")
         try:
             np.linalg.cholesky(arr)
@@ -246,8 +267,9 @@ def _agree(saved: SavedFile, field: str, mine: Any, ref: Any, rtol: float) -> No
 
 
 def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
+    from alsprog.models.mmrm._covariance import canonical_structure
     from alsprog.models.mmrm._design import build_design
-    from alsprog.models.mmrm._numerics import covariance_from_params, evaluate_reml
+    from alsprog.models.mmrm._numerics import evaluate_reml, sigmas_from_params
 
     p = saved.path
     # 1. the header and every member's declared shape and dtype; nothing read yet
@@ -258,8 +280,11 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     # 3. the values, now that every read is bounded by the declared counts
     values = {key: saved.array(key) for key in h["arrays"]}
     _check_values(saved, values)
-    implied = covariance_from_params(
-        values["theta"], params["covariance"], h["n_visits"]
+    implied = sigmas_from_params(
+        values["theta"],
+        canonical_structure(params["covariance"]),
+        h["n_visits"],
+        h["n_groups"],
     )
     _agree(saved, "cov", implied, values["cov"], 1e-9)
     frame = decode_frame(header["frame"], "frame", saved)
@@ -287,6 +312,7 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
         ("scalars.n_obs", h["n_obs"], d["n"]),
         ("scalars.n_subjects", h["n_subjects"], d["n_subjects"]),
         ("scalars.n_visits", h["n_visits"], len(d["visits"])),
+        ("scalars.n_groups", h["n_groups"], len(d["groups"])),
     ]:
         if want != got:
             saved.fail(
@@ -295,11 +321,16 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
                 "inconsistent.",
             )
     # 5. the estimates are the GLS fit of those rows under the saved covariance
-    ev = evaluate_reml(values["cov"], d["patterns"], False)
+    ev = evaluate_reml(
+        values["cov"], d["patterns"], False, reml=params["method"] == "REML"
+    )
     _agree(saved, "fe_params", ev.beta, values["fe_params"], 1e-8)
     _agree(saved, "cov_beta", ev.Cinv, values["cov_beta"], 1e-8)
     if not math.isclose(-0.5 * ev.value, h["llf"], rel_tol=1e-8, abs_tol=1e-8):
-        saved.fail("scalars.llf", "differs from the saved rows' REML log-likelihood.")
+        saved.fail(
+            "scalars.llf",
+            f"differs from the saved rows' {params['method']} log-likelihood.",
+        )
     d["n_dropped"] = h["n_dropped"]
     model._set_state(
         d,

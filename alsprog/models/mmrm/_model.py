@@ -1,10 +1,13 @@
-"""Mixed model for repeated measures (MMRM) at scheduled visits, fitted by REML.
+"""Mixed model for repeated measures (MMRM) at scheduled visits, fitted by REML or ML
+as the R package mmrm fits it.
 
-Owns: :class:`MMRM` (generalised least squares with an unstructured, compound-symmetry
-or AR(1) within-subject covariance over visits, REML), least-squares means per visit x
-arm, and treatment contrasts with Satterthwaite degrees of freedom.
-Leaves: the REML criterion and covariance structures to
-:mod:`alsprog.models.mmrm._numerics`; the checked rows, design and reference grid to
+Owns: :class:`MMRM` (generalised least squares with a within-subject covariance over
+visits of any of mmrm's structures, optionally one per level of a group column and
+with observation weights, REML or ML), least-squares means per visit x arm, and
+treatment contrasts with Satterthwaite degrees of freedom.
+Leaves: the criteria to :mod:`alsprog.models.mmrm._numerics`; the covariance
+structures to :mod:`alsprog.models.mmrm._covariance`; the optimisation to
+:mod:`alsprog.models.mmrm._optimise`; the checked rows, design and reference grid to
 :mod:`alsprog.models.mmrm._design`; forecasts of new patients, fitted subjects'
 trajectories and predictions (the conditional multivariate normal over visits) to
 :mod:`alsprog.models.mmrm._forecast`; the saved file to
@@ -26,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import linalg
 from scipy.special import ndtri
 
 from alsprog._formula_text import check_formula
@@ -39,19 +41,16 @@ from alsprog.models._contract import DEFAULT_LEVEL, TrajectoryModel, outcome_bou
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
 from alsprog.models.mmrm._checks import (
-    _assess_convergence,
     _text,
 )
 from alsprog.models.mmrm._design import build_design
 from alsprog.models.mmrm._numerics import (
     contrast_variance_grad,
-    cov_jacobian,
-    covariance_from_params,
-    evaluate_reml,
     n_cov_params,
-    numerical_hessian,
     start_params,
+    theta_gradient,
 )
+from alsprog.models.mmrm._optimise import optimise
 
 if TYPE_CHECKING:
     from alsprog.data._history import ModelColumns, Prepared
@@ -62,12 +61,31 @@ __all__ = ["MMRM"]
 logger = logging.getLogger(__name__)
 
 Array = npt.NDArray[np.float64]
-Structure = Literal["unstructured", "compound_symmetry", "ar1"]
+Structure = Literal[
+    "unstructured",
+    "toeplitz",
+    "heterogeneous_toeplitz",
+    "ar1",
+    "heterogeneous_ar1",
+    "compound_symmetry",
+    "heterogeneous_compound_symmetry",
+    "ante_dependence",
+    "heterogeneous_ante_dependence",
+    "us",
+    "toep",
+    "toeph",
+    "ar1h",
+    "cs",
+    "csh",
+    "ad",
+    "adh",
+]
 
 
 # --------------------------------------------------------------------- estimator
 class MMRM(TrajectoryModel):
-    """Mixed model for repeated measures: GLS over scheduled visits, fitted by REML.
+    """Mixed model for repeated measures: GLS over scheduled visits, fitted by REML
+    or ML as the R package mmrm fits it.
 
     The primary analysis of most ALS trials: change from baseline at each scheduled
     visit, with a within-subject covariance over visits (unstructured by default),
@@ -89,8 +107,23 @@ class MMRM(TrajectoryModel):
         Reference level of ``arm`` (e.g. ``"placebo"``); by default the first level
         (a categorical's first category, else the smallest value).  From Python any
         value of the column works (a numeric arm's ``0``).
-    covariance : {"unstructured", "compound_symmetry", "ar1"}, default "unstructured"
-        Within-subject covariance over visits (AR(1) by visit index).
+    covariance : str, default "unstructured"
+        Within-subject covariance over visits (lags by visit index): one of the R
+        package mmrm's structures, by name or by mmrm's short name (``us``,
+        ``toep``, ``toeph``, ``ar1``, ``ar1h``, ``cs``, ``csh``, ``ad``, ``adh``).
+        :attr:`theta_` is mmrm's parameter vector of the structure (see
+        :mod:`alsprog.models.mmrm._covariance`).
+    method : {"REML", "ML"}, default "REML"
+        Restricted or full maximum likelihood.  The fixed effects' covariance is
+        ``(X'V^{-1}X)^{-1}`` under both (as mmrm; nlme::gls scales its ML one by
+        ``N / (N - p)``).
+    group : str, optional
+        A column constant within subject: a separate covariance of the chosen
+        structure for each of its levels (mmrm's ``us(visit | group / subject)``).
+    weights : str, optional
+        A column of positive observation weights ``w``: a subject's covariance is
+        ``W^{-1/2} Sigma W^{-1/2}`` (mmrm's ``weights``; nlme's
+        ``varFixed(~ 1 / w)``).
     tol : float, default 1e-10
         Relative tolerance of the optimiser.
     max_iter : int, default 500
@@ -102,15 +135,24 @@ class MMRM(TrajectoryModel):
     fe_params_, bse_ : pandas.Series
         Fixed effects and standard errors (GLS, ``C^{-1}``).
     cov_ : pandas.DataFrame
-        Estimated visit covariance matrix.
+        Estimated visit covariance matrix; with ``group``, the groups' matrices
+        stacked, rows indexed by (group, visit).
+    covs_ : dict
+        Each group's covariance matrix (key None without ``group``).
+    theta_ : ndarray
+        The covariance parameters, the groups' concatenated in group order (mmrm's
+        ``theta_est``).
     llf_ : float
-        REML log-likelihood (``-0.5 * criterion``).
+        REML or ML log-likelihood (``-0.5 * criterion``; with weights it holds
+        ``0.5 sum log w``, as mmrm's and nlme's do).
     lsmeans_ : pandas.DataFrame
         Least-squares mean per visit x arm (numeric covariates at their mean, other
         factors averaged with equal weights): ``estimate, std_error, df, ci_lower,
         ci_upper``.
     visits_, arms_ : list
         Visit and arm levels in model order.
+    groups_ : list
+        The covariance groups' levels (``[None]`` without ``group``).
     converged_ : bool
     n_obs_, n_subjects_, n_dropped_ : int
 
@@ -147,7 +189,7 @@ class MMRM(TrajectoryModel):
     """
 
     #: The columns a run config's parameters name (checked against its tables).
-    column_params = ("subject", "visit", "arm")
+    column_params = ("subject", "visit", "arm", "group", "weights")
     #: As :meth:`fit` checks them.
     param_ranges = {"tol": "(0, 1]", "max_iter": "[1, inf]"}
     description = "MMRM ({covariance} covariance)"
@@ -161,6 +203,9 @@ class MMRM(TrajectoryModel):
         arm: str = "arm",
         reference: str | None = None,
         covariance: Structure = "unstructured",
+        method: Literal["REML", "ML"] = "REML",
+        group: str | None = None,
+        weights: str | None = None,
         tol: float = 1e-10,
         max_iter: int = 500,
         strict: bool = False,
@@ -171,13 +216,16 @@ class MMRM(TrajectoryModel):
         self.arm = arm
         self.reference = reference
         self.covariance = covariance
+        self.method = method
+        self.group = group
+        self.weights = weights
         self.tol = tol
         self.max_iter = max_iter
         self.strict = strict
 
     # ------------------------------------------------------------------- fit
     def fit(self, df: pd.DataFrame) -> MMRM:
-        """Fit by REML.
+        """Fit by REML or ML (:attr:`method`).
 
         Parameters
         ----------
@@ -203,8 +251,6 @@ class MMRM(TrajectoryModel):
             return self._fit(df)
 
     def _fit(self, df: pd.DataFrame) -> MMRM:
-        from scipy import optimize
-
         for attr in [
             a for a in vars(self) if a.endswith("_") and not a.startswith("__")
         ]:
@@ -215,89 +261,30 @@ class MMRM(TrajectoryModel):
                 raise TypeError(
                     f"`{name}` must be a column name (str); got {getattr(self, name)!r}."
                 )
+        for name in ("group", "weights"):
+            if not isinstance(getattr(self, name), str | None):
+                raise TypeError(
+                    f"`{name}` must be a column name (str) or None; got "
+                    f"{getattr(self, name)!r}."
+                )
         d = build_design(self, df)
         T = len(d["visits"])
-        patterns = d["patterns"]
-        structure = self.covariance
-        k = n_cov_params(structure, T)
+        n_groups = len(d["groups"])
+        structure = d["structure"]
+        k = n_cov_params(structure, T) * n_groups
         if d["n"] - d["p"] <= k:
             raise ModelSpecificationError(
-                f"Too few observations: {d['n']} rows for {d['p']} fixed effects and {k} "
-                f"covariance parameters ({structure}, {T} visits)."
+                f"Too few observations: {d['n']} rows for {d['p']} fixed effects "
+                f"and {k} covariance parameters ({structure}, {T} visits, "
+                f"{n_groups} group(s))."
             )
-        theta0 = start_params(d["Sigma0"], structure)
-
-        def fun(th: Array) -> tuple[float, Array]:
-            try:
-                Sig = covariance_from_params(th, structure, T)
-                ev = evaluate_reml(Sig, patterns, True)
-            except (np.linalg.LinAlgError, linalg.LinAlgError, FloatingPointError):
-                return np.inf, np.zeros_like(th)
-            J = cov_jacobian(th, structure, T)
-            G = cast(Array, ev.grad_sigma)
-            return ev.value, np.einsum("kij,ij->k", J, G)
-
-        res = optimize.minimize(
-            fun,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            options={
-                "ftol": self.tol * 1e-3,
-                "gtol": 1e-9,
-                "maxiter": self.max_iter,
-                "maxls": 50,
-            },
-        )
-        theta = res.x
-        H = numerical_hessian(lambda t: fun(t)[1], theta)
-        g = fun(theta)[1]
-        newton = np.full_like(theta, np.inf)
-        try:
-            if np.all(np.linalg.eigvalsh(H) > 0):
-                newton = np.linalg.solve(H, g)
-                cand = theta - newton
-                if fun(cand)[0] <= res.fun + 1e-12 * abs(res.fun):
-                    theta = cand
-        except np.linalg.LinAlgError:
-            pass
-        Sigma = covariance_from_params(theta, structure, T)
-        ev = evaluate_reml(Sigma, patterns, False)
-        evals = np.linalg.eigvalsh(0.5 * (H + H.T))
-        converged, decrement = _assess_convergence(ev.value, fun(theta)[1], H, evals)
-        self._set_state(
-            d,
-            theta=theta,
-            sigma=Sigma,
-            beta=ev.beta,
-            cinv=ev.Cinv,
-            llf=float(-0.5 * ev.value),
-            theta_cov=(
-                2.0 * np.linalg.inv(0.5 * (H + H.T)) if evals.min() > 0 else None
-            ),
-            converged=converged,
-        )
-        if not converged:
-            if not np.isfinite(ev.value):
-                why = "the REML criterion is not finite"
-            elif not evals.min() > 0:
-                why = (
-                    "the REML Hessian is not positive definite (a boundary or "
-                    "unidentified covariance)"
-                )
-            else:
-                why = (
-                    "a Newton step would still lower the REML criterion by "
-                    f"{decrement / 2:.1e}"
-                )
-            fix = (
-                f"raise max_iter (now {self.max_iter}), try "
-                if res.status == 1
-                else "try "
-            )
+        theta0 = np.concatenate([start_params(S0, structure) for S0 in d["Sigma0"]])
+        fit = optimise(d["patterns"], structure, T, n_groups, theta0, self)
+        self._set_state(d, **fit.state)
+        if not fit.state["converged"]:
             msg = (
-                f"MMRM REML optimisation did not converge: {why}; the optimiser said "
-                f"{_text(res.message)!r}. {fix.capitalize()}"
+                f"MMRM {self.method} optimisation did not converge: {fit.why}; the "
+                f"optimiser said {_text(fit.message)!r}. {fit.fix.capitalize()}"
                 "covariance='compound_symmetry' or check for sparse visits."
             )
             not_converged(msg, strict=bool(self.strict), stacklevel=3)
@@ -316,21 +303,38 @@ class MMRM(TrajectoryModel):
         converged: bool,
     ) -> None:
         """Set the fitted attributes (from :meth:`fit`, or :meth:`load` with the
-        saved estimates and the design rebuilt from the saved rows)."""
+        saved estimates and the design rebuilt from the saved rows).  ``sigma`` is
+        (G, T, T), one covariance per group (G = 1 without ``group``)."""
         names = d["fe_names"]
+        visits = list(d["visits"])
+        sigmas = np.asarray(sigma, dtype=float).reshape(-1, len(visits), len(visits))
         self.fe_params_ = pd.Series(beta, index=names)
         self.bse_ = pd.Series(np.sqrt(np.diag(cinv)), index=names)
-        self.cov_ = pd.DataFrame(sigma, index=d["visits"], columns=d["visits"])
+        self.covs_ = {
+            g: pd.DataFrame(S, index=visits, columns=visits)
+            for g, S in zip(d["groups"], sigmas, strict=True)
+        }
+        if self.group is None:
+            self.cov_ = self.covs_[None]
+        else:
+            self.cov_ = pd.concat(
+                list(self.covs_.values()),
+                keys=list(self.covs_),
+                names=[self.group, self.visit],
+            )
         self.llf_ = llf
-        self.theta_ = theta
-        self.visits_ = list(d["visits"])
+        self.theta_ = np.asarray(theta, dtype=float)
+        self.visits_ = visits
         self.arms_ = list(d["arms"])
+        self.groups_ = list(d["groups"])
         self.converged_ = converged
         self.n_obs_ = int(d["n"])
         self.n_subjects_ = int(d["n_subjects"])
         self.n_dropped_ = int(d["n_dropped"])
         self.outcome_bounds_ = outcome_bounds(self.required_columns().outcome)
+        self._structure = d["structure"]
         self._patterns = d["patterns"]
+        self._sigmas = sigmas
         self._Cinv = cinv
         self._theta_cov = theta_cov
         self._grid = d["grid"]
@@ -346,18 +350,15 @@ class MMRM(TrajectoryModel):
         v = float(c @ self._Cinv @ c)
         if self._theta_cov is None:
             return v, float("nan")
-        T = len(self.visits_)
-        Sigma = self.cov_.to_numpy()
-        Gs = contrast_variance_grad(Sigma, self._patterns, self._Cinv, c)
-        J = cov_jacobian(self.theta_, self.covariance, T)
-        g = np.einsum("kij,ij->k", J, Gs)
+        Gs = contrast_variance_grad(self._sigmas, self._patterns, self._Cinv, c)
+        g = theta_gradient(self.theta_, self._structure, Gs)
         denom = float(g @ self._theta_cov @ g)
         return v, (2 * v * v / denom if denom > 0 else float("inf"))
 
-    def _lsmeans(self, level: float) -> pd.DataFrame:
+    def _lsmeans(self, level: float, weights: str = "equal") -> pd.DataFrame:
         from scipy.stats import t as tdist
 
-        L = self._grid["L"]
+        L = self._grid["L" if weights == "equal" else "L_proportional"]
         rows = []
         for key, c in L.iterrows():
             c = c.to_numpy()
@@ -378,12 +379,21 @@ class MMRM(TrajectoryModel):
             )
         return pd.DataFrame(rows)
 
-    def lsmeans(self, level: float = 0.95) -> pd.DataFrame:
+    def lsmeans(
+        self,
+        level: float = 0.95,
+        weights: Literal["equal", "proportional"] = "equal",
+    ) -> pd.DataFrame:
         """Least-squares means per visit x arm with Satterthwaite intervals.
 
         Parameters
         ----------
         level : float, default 0.95
+        weights : {"equal", "proportional"}, default "equal"
+            How the other factors of the formula are averaged over (numeric
+            covariates are at their mean): equally, or in proportion to how many
+            rows of the data hold each combination of their levels (emmeans'
+            ``weights = "proportional"``).
 
         Returns
         -------
@@ -394,10 +404,14 @@ class MMRM(TrajectoryModel):
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
-        return self._lsmeans(level)
+        check_choice(weights, "weights", ("equal", "proportional"))
+        return self._lsmeans(level, weights)
 
     def contrast(
-        self, visit: object | None = None, level: float = 0.95
+        self,
+        visit: object | None = None,
+        level: float = 0.95,
+        weights: Literal["equal", "proportional"] = "equal",
     ) -> pd.DataFrame:
         """Each arm minus the reference arm at one visit (the final visit by default).
 
@@ -406,6 +420,8 @@ class MMRM(TrajectoryModel):
         visit : optional
             A visit level; the last scheduled visit by default.
         level : float, default 0.95
+        weights : {"equal", "proportional"}, default "equal"
+            The LS means' weights over the other factors (see :meth:`lsmeans`).
 
         Returns
         -------
@@ -425,12 +441,13 @@ class MMRM(TrajectoryModel):
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
+        check_choice(weights, "weights", ("equal", "proportional"))
         visit = self.visits_[-1] if visit is None else visit
         if visit not in self.visits_:
             raise ModelSpecificationError(
                 f"Visit {visit!r} is not one of the fitted visits {self.visits_!r}."
             )
-        L = self._grid["L"]
+        L = self._grid["L" if weights == "equal" else "L_proportional"]
         ref = self.arms_[0]
         out = []
         for arm in self.arms_[1:]:
@@ -479,7 +496,8 @@ class MMRM(TrajectoryModel):
         from alsprog.data._history import ModelColumns
 
         check_is_fitted(self, ["fe_params_"])
-        variables = check_formula(self.formula, kind="fixed").variables
+        variables = list(check_formula(self.formula, kind="fixed").variables)
+        variables += [v for v in (self.group, self.weights) if v is not None]
         c = self.required_columns()
         return ModelColumns.of(c.outcome, c.subject, c.time, variables)
 
@@ -656,14 +674,14 @@ class MMRM(TrajectoryModel):
 
     @property
     def aic(self) -> float:
-        """REML AIC, ``-2 llf + 2 k`` with ``k`` the covariance parameters (as SAS
-        PROC MIXED and R's mmrm count them under REML)."""
+        """AIC, ``-2 llf + 2 k`` with ``k`` the covariance parameters (as SAS PROC
+        MIXED and R's mmrm's ``AIC`` count them, under ML too)."""
         check_is_fitted(self, ["fe_params_"])
         return float(-2.0 * self.llf_ + 2.0 * len(self.theta_))
 
     @property
     def bic(self) -> float:
-        """REML BIC, ``-2 llf + k log(n_subjects)`` (the subjects are the
+        """BIC, ``-2 llf + k log(n_subjects)`` (the subjects are the
         independent units, as in SAS PROC MIXED and R's mmrm)."""
         check_is_fitted(self, ["fe_params_"])
         k = len(self.theta_)
@@ -697,13 +715,14 @@ class MMRM(TrajectoryModel):
         )
         header = {
             "Formula": self.formula,
-            "Covariance": self.covariance,
-            "REML criterion at convergence": f"{-2 * self.llf_:.1f}",
+            "Covariance": self.covariance
+            + ("" if self.group is None else f" by {self.group}"),
+            f"{self.method} criterion at convergence": f"{-2 * self.llf_:.1f}",
             "Number of obs": f"{self.n_obs_}, subjects: {self.n_subjects_}",
         }
         notes = [] if self.converged_ else ["optimiser did not converge"]
         return Summary(
-            "MMRM fit by REML",
+            f"MMRM fit by {self.method}",
             header,
             {
                 "fixed": fixed,
