@@ -431,7 +431,7 @@ def _section(
                 v,
             )
             continue
-        value = _check_value(k, v, f"{prefix}.{key}", c, base)
+        value = _check_value(k.for_type(model_type), v, f"{prefix}.{key}", c, base)
         if value is not _MISSING:
             out[key] = value
     for k in keys:

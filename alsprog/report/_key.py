@@ -34,6 +34,18 @@ class Key:
     applies: tuple[str, ...] | None = None
     #: models only: each type's default, when the types disagree
     by_type: tuple[tuple[str, Any], ...] | None = None
+    #: models only: each type's allowed values, when the types disagree (``choices``
+    #: is then their union)
+    choices_by_type: tuple[tuple[str, tuple[Any, ...]], ...] | None = None
+
+    def for_type(self, model_type: str | None) -> Key:
+        """The key as ``model_type`` takes it (its own allowed values)."""
+        from dataclasses import replace
+
+        if model_type is None or self.choices_by_type is None:
+            return self
+        own = dict(self.choices_by_type).get(model_type)
+        return self if own is None else replace(self, choices=own)
 
 
 class Shown(str):

@@ -175,9 +175,17 @@ def model_keys() -> tuple[Key, ...]:
                 continue
             entry = found.setdefault(
                 k.name,
-                {"kind": kind, "help": "", "defaults": {}, "range": {}, "types": []},
+                {
+                    "kind": kind,
+                    "help": "",
+                    "defaults": {},
+                    "range": {},
+                    "types": [],
+                    "choices": {},
+                },
             )
             entry["types"].append(tname)
+            entry["choices"][tname] = kind[1]
             if not entry["help"]:
                 entry["help"] = param_help(cls, k.name)
             if k.name in ranges and not entry["range"]:
@@ -190,6 +198,12 @@ def model_keys() -> tuple[Key, ...]:
                 entry["defaults"][tname] = k.default
     for name, e in found.items():
         kind, choices = e["kind"], e["kind"][1]
+        own = e["choices"]
+        by_choice = None
+        if any(c != choices for c in own.values()):  # e.g. each model's `ddf`
+            union = [c for cs in own.values() for c in cs or ()]
+            choices = tuple(dict.fromkeys(union))
+            by_choice = tuple((t, tuple(c or ())) for t, c in own.items())
         per_type = e["defaults"]
         firsts = list(per_type.values())
         common = all(_same(v, firsts[0]) for v in firsts)
@@ -202,6 +216,7 @@ def model_keys() -> tuple[Key, ...]:
                 choices=choices,
                 applies=None if len(e["types"]) == len(types_) else tuple(e["types"]),
                 by_type=None if common else tuple(per_type.items()),
+                choices_by_type=by_choice,
                 **e["range"],
             )
         )

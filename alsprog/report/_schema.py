@@ -457,8 +457,19 @@ def config_reference() -> str:
                 "`" not in meaning or (name == "models" and not listed_all)
             ):
                 which = "Any" if k.kind == "strs" else "One"
-                listed = ", ".join(f"`{c}`" for c in k.choices)
-                meaning += f" {which} of {listed}."
+                if k.choices_by_type is not None:
+                    meaning += (
+                        " "
+                        + "; ".join(
+                            f"{t}: {which.lower()} of "
+                            + ", ".join(f"`{c}`" for c in cs)
+                            for t, cs in k.choices_by_type
+                        )
+                        + "."
+                    )
+                else:
+                    listed = ", ".join(f"`{c}`" for c in k.choices)
+                    meaning += f" {which} of {listed}."
             if (k.low is not None or k.high is not None) and k.name not in (
                 "seed",
                 "n_jobs",

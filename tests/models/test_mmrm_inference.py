@@ -567,7 +567,7 @@ def fev_ar1_model(fev):
 def test_mmrm_inference_matches_mmrm_on_fev_ar1(fev_ar1_model):
     """A fitted MMRM through the adapter against mmrm's snapshots and tests
     (_snaps/kenwardroger.md, _snaps/empirical.md, test-between-within.R)."""
-    from alsprog.models.mmrm._kr import mmrm_inference
+    from alsprog.models.mmrm._inference import mmrm_inference
 
     m = fev_ar1_model
     kr = mmrm_inference(m, [0, 1], ddf="kenward-roger")
@@ -599,7 +599,7 @@ def test_mmrm_inference_matches_mmrm_on_fev_ar1(fev_ar1_model):
 def test_mmrm_inference_weighted_matches_clubsandwich(ref, fev):
     """weights = "WEIGHT" (mmrm's weights; gls's varFixed(~ 1/WEIGHT)): the sandwich
     of the fitted model against clubSandwich, CR0 and CR3 (flavour-free)."""
-    from alsprog.models.mmrm._kr import mmrm_inference
+    from alsprog.models.mmrm._inference import mmrm_inference
 
     m = _fit_fev(fev, covariance="ar1", weights="WEIGHT")
     f = ref["gls"]["fev_ar1_weighted"]
@@ -610,7 +610,7 @@ def test_mmrm_inference_weighted_matches_clubsandwich(ref, fev):
 
 
 def test_mmrm_inference_unstructured_kr_linear_matches_sas(fev):
-    from alsprog.models.mmrm._kr import mmrm_inference
+    from alsprog.models.mmrm._inference import mmrm_inference
 
     m = _fit_fev(fev, covariance="unstructured")
     t = mmrm_inference(m, [0, 1], ddf="kenward-roger-linear")
@@ -620,7 +620,7 @@ def test_mmrm_inference_unstructured_kr_linear_matches_sas(fev):
 
 
 def test_mmrm_inference_refuses(fev_ar1_model):
-    from alsprog.models.mmrm._kr import mmrm_inference
+    from alsprog.models.mmrm._inference import mmrm_inference
 
     m = fev_ar1_model
     with pytest.raises(ModelSpecificationError, match="'wald'"):
@@ -631,3 +631,55 @@ def test_mmrm_inference_refuses(fev_ar1_model):
         mmrm_inference(m, [0, 1], ddf="kenward-roger", vcov="cr2")
     with pytest.raises(ModelSpecificationError, match="2 columns"):
         mmrm_inference(m, [0, 1, 0])
+
+
+# ------------------------------------------------- the fit's own ddf and vcov
+def test_fit_with_kenward_roger_reports_mmrm_numbers(fev):
+    # FEV1 ~ ARMCD with ar1: the coefficient of ARMCD equals mmrm's Kenward-Roger
+    # snapshot (_snaps/kenwardroger.md), in the summary and as the LS-mean contrast
+    # (one arm factor: the contrast at any visit is that coefficient)
+    m = _fit_fev(fev, covariance="ar1", ddf="kenward-roger")
+    row = m.summary().tables["fixed"].iloc[1]
+    assert row["estimate"] == pytest.approx(4.22574283798881, rel=1e-6)
+    assert row["std_error"] == pytest.approx(0.958582835484051, rel=1e-6)
+    assert row["df"] == pytest.approx(188.469542953831, rel=1e-6)
+    assert row["p_value"] == pytest.approx(1.74717113178929e-05, rel=1e-5)
+    c = m.contrast(visit="VIS4").iloc[0]
+    assert c["std_error"] == pytest.approx(0.958582835484051, rel=1e-6)
+    assert c["df"] == pytest.approx(188.469542953831, rel=1e-6)
+    assert "Kenward-Roger df" in str(m.summary())
+    lin = _fit_fev(fev, covariance="ar1", ddf="kenward-roger-linear")
+    assert lin.contrast(visit="VIS4")["std_error"].iloc[0] == pytest.approx(
+        np.sqrt(0.922715039314076), rel=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("kw", "v11", "df"),
+    [
+        ({"ddf": "residual"}, 0.681966674143019, 535),
+        ({"ddf": "residual", "vcov": "cr2"}, 0.689265455017577, 535),
+        ({"ddf": "residual", "vcov": "cr3"}, 0.696645916580453, 535),
+        ({"ddf": "between-within"}, None, 195),
+    ],
+)
+def test_fit_with_a_sandwich_or_other_ddf(fev, fev_ar1_model, kw, v11, df):
+    m = _fit_fev(fev, covariance="ar1", **kw)
+    c = m.contrast(visit="VIS4").iloc[0]
+    se = fev_ar1_model.bse_.iloc[1] if v11 is None else np.sqrt(v11)
+    assert c["std_error"] == pytest.approx(se, rel=1e-6)
+    assert c["df"] == df
+    assert m.lsmeans()["df"].iloc[0] > 0
+    words = m.summary().captions["fixed"]
+    assert words.startswith("Fixed effects (")
+    if v11 is not None:
+        assert (kw.get("vcov") or "cr0").upper() + " covariance" in words
+
+
+def test_kenward_roger_needs_reml_and_its_own_covariance(fev):
+    with pytest.raises(ModelSpecificationError, match="needs a REML fit"):
+        _fit_fev(fev, covariance="ar1", method="ML", ddf="kenward-roger")
+    with pytest.raises(ModelSpecificationError, match="vcov='cr2' goes with"):
+        _fit_fev(fev, covariance="ar1", ddf="kenward-roger", vcov="cr2")
+    with pytest.raises(ValueError, match="`vcov` must be one of"):
+        _fit_fev(fev, covariance="ar1", vcov="hc3")

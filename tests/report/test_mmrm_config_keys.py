@@ -68,3 +68,23 @@ def test_group_and_weights_columns_are_checked_against_the_data(tmp_path):
     text = "\n".join(problems)
     assert "key models.trial.group: column 'site' is not in the data" in text
     assert "key models.trial.weights: column 'w' is not in the data" in text
+
+
+def test_ddf_and_vcov_take_each_model_types_own_values(tmp_path):
+    # `ddf` is a key of both the mixed model and the MMRM, with different choices
+    body = 'ddf = "between-within"\nvcov = "cr2"\n'
+    config = load_config(_config(tmp_path, body))
+    (m,) = [m for m in config.models if m.name == "trial"]
+    assert model_params(config, m)["ddf"] == "between-within"
+    assert model_params(config, m)["vcov"] == "cr2"
+    bad = _config(tmp_path, 'ddf = "normal"\n')
+    with pytest.raises(ConfigError, match=r"models\.trial\.ddf: 'normal' is not one of"):
+        load_config(bad)
+    mixed = tmp_path / "mixed.toml"
+    mixed.write_text(
+        '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n\n[models.lmm]\n'
+        'type = "mixed"\nformula = "alsfrs_r_total ~ months + (1 | subject_id)"\n'
+        'ddf = "residual"\n'
+    )
+    with pytest.raises(ConfigError, match=r"models\.lmm\.ddf: 'residual' is not one"):
+        load_config(mixed)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
 from typing import Any
 
 import numpy as np
@@ -22,24 +21,14 @@ import pandas as pd
 
 from alsprog._validation import check_interval, check_is_fitted
 from alsprog.errors import ModelSpecificationError
+from alsprog.models._derived import derived, forget_derived
 from alsprog.models._formula import build_mixed_design
 from alsprog.models.lmm._numerics import compute_group_stats
 
 __all__ = ["MixedInference", "forget_derived"]
 
-#: Quantities derived from a fit once asked for (the Satterthwaite and
-#: Kenward-Roger states), kept beside the model, not in it: using a fitted model
-#: never changes it (tests/models/test_no_mutation.py).
-_DERIVED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
 def _derived(model: Any) -> dict[str, Any]:
-    return _DERIVED.setdefault(model, {})
-
-
-def forget_derived(model: Any) -> None:
-    """Drop what was derived from ``model``'s previous fit (a refit or a load)."""
-    _DERIVED.pop(model, None)
+    return derived(model)
 
 
 class MixedInference:

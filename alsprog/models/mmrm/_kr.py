@@ -9,7 +9,9 @@ observed as mmrm's ``theta_vcov`` or expected as pbkrtest's), between-within
 multi-row Satterthwaite F test (:func:`satterthwaite_md`, :func:`md_denom_df`) and
 the t / F tests of a contrast (:func:`contrast_test`); the adapter to a fitted
 :class:`~alsprog.models.MMRM` (:func:`model_blocks`, :func:`mmrm_inference`).
-Leaves: the sandwich covariances to :mod:`alsprog.models.mmrm._sandwich`; covariance
+Leaves: the adapter to a fitted :class:`~alsprog.models.MMRM` to
+:mod:`alsprog.models.mmrm._inference`; the sandwich covariances to
+:mod:`alsprog.models.mmrm._sandwich`; covariance
 structures, their Jacobians and the fit to :mod:`alsprog.models.mmrm._numerics` and
 :mod:`alsprog.models.mmrm._model`.
 
@@ -42,16 +44,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from alsprog.errors import ModelSpecificationError
-from alsprog.models.mmrm._sandwich import SandwichType, SubjectBlock
+from alsprog.models.mmrm._sandwich import SubjectBlock
 
 if TYPE_CHECKING:
-    from alsprog.models.mmrm._model import MMRM
+    pass
 
 __all__ = [
     "KRComponents",
@@ -61,8 +63,6 @@ __all__ = [
     "kr_df",
     "kr_vcov",
     "md_denom_df",
-    "mmrm_inference",
-    "model_blocks",
     "reml_information",
     "residual_df",
     "satterthwaite_md",
@@ -609,187 +609,3 @@ def contrast_test(
         "f_stat": f,
         "p_value": float(stats.f.sf(f, q, df)),
     }
-
-
-DDF = ("satterthwaite", "kenward-roger", "kenward-roger-linear", "between-within",
-       "residual")  # fmt: skip
-VCOV = ("model", "cr0", "cr2", "cr3")
-
-
-def model_blocks(model: MMRM, *, order: int = 1) -> list[SubjectBlock]:
-    """A fitted MMRM's visit patterns as :class:`SubjectBlock`s with the
-    covariance's exact derivatives in the model's ``theta`` (mmrm's parameterisation,
-    groups' parameters concatenated; weighted fits as ``W^1/2 X``, ``W^1/2 y`` under
-    the group's ``Sigma``, which is the same GLS).
-
-    Parameters
-    ----------
-    model : MMRM
-        Fitted.
-    order : {1, 2}, default 1
-        2 adds the second derivatives (Kenward-Roger, observed information).
-    """
-    from alsprog.models.mmrm._covariance import (
-        covariance_and_derivatives,
-        n_cov_params,
-    )
-
-    structure = model._structure
-    T = len(model.visits_)
-    k = n_cov_params(structure, T)
-    sigmas = model._sigmas
-    G = sigmas.shape[0]
-    kt = G * k
-    beta = model.fe_params_.to_numpy()
-    derivs = [
-        covariance_and_derivatives(
-            model.theta_[g * k : (g + 1) * k], structure, T, order=order
-        )  # fmt: skip
-        for g in range(G)
-    ]
-    out = []
-    for pt in model._patterns:
-        Y, X = pt.weighted()
-        ix = pt.idx
-        g = pt.group
-        cd = derivs[g]
-        sl = slice(g * k, (g + 1) * k)
-        d = len(ix)
-        assert cd.jac is not None
-        dS = np.zeros((kt, d, d))
-        dS[sl] = cd.jac[:, ix][:, :, ix]
-        d2S = None
-        if order >= 2:
-            assert cd.hess is not None
-            d2S = np.zeros((kt, kt, d, d))
-            d2S[sl, sl] = cd.hess[:, :, ix][:, :, :, ix]
-        out.append(
-            SubjectBlock(
-                X=X,
-                Sigma=sigmas[g][np.ix_(ix, ix)],
-                resid=Y - X @ beta,
-                dSigma=dS,
-                d2Sigma=d2S,
-            )
-        )
-    return out
-
-
-def mmrm_inference(
-    model: MMRM,
-    L: npt.ArrayLike,
-    *,
-    ddf: str = "satterthwaite",
-    vcov: str | None = None,
-) -> dict[str, float]:
-    """Test ``L beta`` on a fitted MMRM as R's mmrm does (``df_1d`` / ``df_md``).
-
-    Parameters
-    ----------
-    model : MMRM
-        Fitted (REML for Kenward-Roger).
-    L : array-like, shape (p,) or (q, p)
-        One contrast (t test) or several (F test).
-    ddf : {"satterthwaite", "kenward-roger", "kenward-roger-linear",
-        "between-within", "residual"}, default "satterthwaite"
-    vcov : {"model", "cr0", "cr2", "cr3"}, optional
-        Covariance of the fixed effects; by default mmrm's: the Kenward-Roger
-        adjusted one for the Kenward-Roger ddf (the only one allowed there),
-        ``"cr0"`` for ``"residual"``, the model's otherwise.  With a sandwich,
-        ``"satterthwaite"`` is mmrm's empirical Satterthwaite.
-
-    Returns
-    -------
-    dict
-        One row: ``estimate, std_error, df, t, p_value``; several: ``num_df,
-        denom_df, f_stat, p_value``.
-
-    Raises
-    ------
-    ModelSpecificationError
-        Unknown ``ddf`` or ``vcov``, a sandwich with Kenward-Roger, Kenward-Roger on
-        an ML fit, ``L`` of the wrong width.
-    """
-    from alsprog._validation import check_is_fitted
-    from alsprog.models.mmrm._sandwich import sandwich_df, sandwich_vcov
-
-    check_is_fitted(model, ["fe_params_"])
-    if ddf not in DDF:
-        raise ModelSpecificationError(f"`ddf` {ddf!r} is not one of {list(DDF)}.")
-    kr = ddf.startswith("kenward-roger")
-    if vcov is None:
-        vcov = "cr0" if ddf == "residual" else "model"
-    if vcov not in VCOV:
-        raise ModelSpecificationError(f"`vcov` {vcov!r} is not one of {list(VCOV)}.")
-    if kr and vcov != "model":
-        raise ModelSpecificationError(
-            f"Kenward-Roger ddf use the Kenward-Roger covariance; got vcov={vcov!r} "
-            "(use ddf='satterthwaite' with a sandwich)."
-        )
-    if kr and getattr(model, "method", "REML") != "REML":
-        raise ModelSpecificationError(
-            f"Kenward-Roger needs a REML fit; this one is {model.method!r}."
-        )
-    beta = model.fe_params_.to_numpy()
-    p = len(beta)
-    Lm = np.atleast_2d(np.asarray(L, dtype=float))
-    if Lm.ndim != 2 or Lm.shape[1] != p:
-        raise ModelSpecificationError(
-            f"`L` must have {p} columns (one per fixed effect); got shape "
-            f"{np.shape(L)}."
-        )
-    one = Lm.shape[0] == 1
-    if kr:
-        kc = kr_components(model_blocks(model, order=2))
-        W = np.linalg.inv(reml_information(kc))
-        V = kr_vcov(kc, W, linear=ddf == "kenward-roger-linear")
-        m, lam = kr_df(Lm, kc, W)
-        return contrast_test(beta, V, Lm, m, f_scaling=lam)
-    if vcov == "model":
-        V = np.asarray(model._Cinv, dtype=float)
-        sw = None
-    else:
-        sw = sandwich_vcov(
-            model_blocks(model), model._Cinv, type=cast(SandwichType, vcov)
-        )
-        V = sw.vcov
-    if ddf == "residual":
-        df = residual_df(model.n_obs_, p)
-        return contrast_test(beta, V, Lm, df)
-    if ddf == "between-within":
-        names = list(model.fe_params_.index)
-        icpt = next(
-            (i for i, n in enumerate(names) if n in ("Intercept", "(Intercept)")),
-            None,
-        )
-        rows = model._rows
-        df = between_within_df(rows["X"], rows["subject"], Lm, intercept=icpt)
-        return contrast_test(beta, V, Lm, df)
-    # Satterthwaite
-    if sw is not None:
-        res = sw
-
-        def df_of(c: Array) -> float:
-            return sandwich_df(res, c)
-    else:
-        if getattr(model, "method", "REML") == "REML":
-            kc = kr_components(model_blocks(model, order=2))
-            W = np.linalg.inv(reml_information(kc))
-        else:
-            if model._theta_cov is None:
-                raise ModelSpecificationError(
-                    "Satterthwaite ddf need the covariance of theta, which this fit "
-                    "lacks (its Hessian was not positive definite)."
-                )
-            kc = kr_components(model_blocks(model))
-            W = np.asarray(model._theta_cov, dtype=float)
-
-        def df_of(c: Array) -> float:
-            Vc = V @ c
-            g = -np.einsum("p,rpq,q->r", Vc, kc.P, Vc)
-            v = float(c @ Vc)
-            return 2.0 * v * v / float(g @ W @ g)
-
-    if one:
-        return contrast_test(beta, V, Lm[0], df_of(Lm[0]))
-    return satterthwaite_md(beta, V, Lm, df_of)

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.special import ndtri
 
 from alsprog._formula_text import check_formula
 from alsprog._validation import check_choice, check_interval, check_is_fitted
@@ -38,6 +37,7 @@ from alsprog.errors import (
     not_converged,
 )
 from alsprog.models._contract import DEFAULT_LEVEL, TrajectoryModel, outcome_bounds
+from alsprog.models._derived import forget_derived
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
 from alsprog.models.mmrm._checks import (
@@ -124,6 +124,18 @@ class MMRM(TrajectoryModel):
         A column of positive observation weights ``w``: a subject's covariance is
         ``W^{-1/2} Sigma W^{-1/2}`` (mmrm's ``weights``; nlme's
         ``varFixed(~ 1 / w)``).
+    ddf : {"satterthwaite", "kenward-roger", "kenward-roger-linear", \
+"between-within", "residual"}, default "satterthwaite"
+        Denominator degrees of freedom of the LS means, contrasts and the summary's
+        coefficient tests, as R's mmrm computes them (Kenward-Roger: REML fits,
+        with its adjusted covariance; "linear" drops the second-derivative term).
+    vcov : {"model", "cr0", "cr2", "cr3"}, optional
+        Covariance of the fixed effects in those tests: model-based, or the
+        cluster-robust sandwich CR0, CR2 (bias-reduced) or CR3 (jackknife), as mmrm's
+        "Empirical", "Empirical-Bias-Reduced" and "Empirical-Jackknife"; by default
+        mmrm's: the Kenward-Roger covariance with Kenward-Roger ddf, CR0 with
+        "residual", model-based otherwise (Satterthwaite with a sandwich is mmrm's
+        empirical Satterthwaite).
     tol : float, default 1e-10
         Relative tolerance of the optimiser.
     max_iter : int, default 500
@@ -206,6 +218,14 @@ class MMRM(TrajectoryModel):
         method: Literal["REML", "ML"] = "REML",
         group: str | None = None,
         weights: str | None = None,
+        ddf: Literal[
+            "satterthwaite",
+            "kenward-roger",
+            "kenward-roger-linear",
+            "between-within",
+            "residual",
+        ] = "satterthwaite",
+        vcov: Literal["model", "cr0", "cr2", "cr3"] | None = None,
         tol: float = 1e-10,
         max_iter: int = 500,
         strict: bool = False,
@@ -219,6 +239,8 @@ class MMRM(TrajectoryModel):
         self.method = method
         self.group = group
         self.weights = weights
+        self.ddf = ddf
+        self.vcov = vcov
         self.tol = tol
         self.max_iter = max_iter
         self.strict = strict
@@ -256,6 +278,18 @@ class MMRM(TrajectoryModel):
         ]:
             delattr(self, attr)
         self.check_params()
+        if str(self.ddf).startswith("kenward-roger"):
+            if self.method != "REML":
+                raise ModelSpecificationError(
+                    f"ddf={self.ddf!r} needs a REML fit (Kenward-Roger is defined for "
+                    "REML); set method='REML' or another ddf."
+                )
+            if self.vcov not in (None, "model"):
+                raise ModelSpecificationError(
+                    f"ddf={self.ddf!r} uses its own adjusted covariance; vcov="
+                    f"{self.vcov!r} goes with ddf='satterthwaite' (mmrm's empirical "
+                    "Satterthwaite) or 'residual'."
+                )
         for name in ("subject", "visit", "arm"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(
@@ -342,9 +376,32 @@ class MMRM(TrajectoryModel):
         self._spec = d["spec"]
         self._frame = d["frame"]
         self._rows = d["rows"]
+        forget_derived(self)  # the Kenward-Roger and sandwich states of a refit
         self.lsmeans_ = self._lsmeans(0.95)
 
     # ----------------------------------------------------------- inference
+    def _var_df(self, c: Array) -> tuple[float, float]:
+        """(variance of c'beta, its ddf) with the fit's ``ddf`` and ``vcov``."""
+        if self.ddf == "satterthwaite" and self.vcov in (None, "model"):
+            return self._satterthwaite(c)
+        from alsprog.models.mmrm._inference import contrast_var_df
+
+        return contrast_var_df(self, c)
+
+    def _inference_words(self) -> str:
+        """``"Kenward-Roger df"``, ``"Satterthwaite df, CR2 covariance"``, ..."""
+        words = {
+            "satterthwaite": "Satterthwaite",
+            "kenward-roger": "Kenward-Roger",
+            "kenward-roger-linear": "Kenward-Roger-Linear",
+            "between-within": "between-within",
+            "residual": "residual",
+        }[str(self.ddf)]
+        vcov = self.vcov or ("cr0" if self.ddf == "residual" else "model")
+        return f"{words} df" + (
+            "" if vcov == "model" else f", {vcov.upper()} covariance"
+        )
+
     def _satterthwaite(self, c: Array) -> tuple[float, float]:
         """(variance of c'beta, Satterthwaite df)."""
         v = float(c @ self._Cinv @ c)
@@ -363,7 +420,7 @@ class MMRM(TrajectoryModel):
         for key, c in L.iterrows():
             c = c.to_numpy()
             est = float(c @ self.fe_params_.to_numpy())
-            v, df = self._satterthwaite(c)
+            v, df = self._var_df(c)
             q = float(tdist.ppf(0.5 + level / 2, df))
             se = np.sqrt(v)
             rows.append(
@@ -453,7 +510,7 @@ class MMRM(TrajectoryModel):
         for arm in self.arms_[1:]:
             c = (L.loc[(visit, arm)] - L.loc[(visit, ref)]).to_numpy()
             est = float(c @ self.fe_params_.to_numpy())
-            v, df = self._satterthwaite(c)
+            v, df = self._var_df(c)
             se = float(np.sqrt(v))
             t = est / se
             q = float(tdist.ppf(0.5 + level / 2, df))
@@ -703,16 +760,9 @@ class MMRM(TrajectoryModel):
         level = check_interval(
             level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
-        z = float(ndtri(0.5 + level / 2))
-        fixed = pd.DataFrame(
-            {
-                "estimate": self.fe_params_,
-                "std_error": self.bse_,
-                "t": self.fe_params_ / self.bse_,
-                "ci_lower": self.fe_params_ - z * self.bse_,
-                "ci_upper": self.fe_params_ + z * self.bse_,
-            }
-        )
+        from alsprog.models.mmrm._inference import coefficient_table
+
+        fixed = coefficient_table(self, level)
         header = {
             "Formula": self.formula,
             "Covariance": self.covariance
@@ -731,9 +781,9 @@ class MMRM(TrajectoryModel):
                 "contrast": self.contrast(level=level),
             },
             captions={
-                "fixed": "Fixed effects (Wald, normal)",
+                "fixed": f"Fixed effects ({self._inference_words()})",
                 "covariance": "Covariance over visits",
-                "lsmeans": "Least-squares means (Satterthwaite df)",
+                "lsmeans": f"Least-squares means ({self._inference_words()})",
                 "contrast": "Treatment contrast at the final visit",
             },
             notes=notes,
