@@ -129,9 +129,7 @@ def test_variance_components_and_conditional_modes_equal_lme4(case):
     np.testing.assert_allclose(m.predict(head), r["fitted_head"], rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "case", sorted(c for c in CASES if "satterthwaite" in CASES[c])
-)
+@pytest.mark.parametrize("case", _cases(lambda c: "satterthwaite" in CASES[c]))
 def test_satterthwaite_and_kenward_roger_equal_lmertest(case):
     r = CASES[case]
     m = _fit(case)
@@ -363,7 +361,7 @@ def test_save_and_load_give_the_same_model(tmp_path):
         pd.testing.assert_frame_equal(back.cov_re_[g], m.cov_re_[g], rtol=1e-10)
     assert back.llf_ == pytest.approx(m.llf_, rel=1e-12)
     assert (back.singular_, back.converged_, back.n_obs_) == (False, True, 1070)
-    assert str(back.summary()) == str(m.summary())
+    assert str(back.summary(ddf=None)) == str(m.summary(ddf=None))
     rows = _data("site_reml").head(7)
     np.testing.assert_allclose(back.predict(rows), m.predict(rows), rtol=1e-10)
 

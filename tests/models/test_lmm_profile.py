@@ -61,7 +61,6 @@ QUICK = [
     "sleep_boundary",
     "sleep_singular",
     "sleep_null",
-    "als_reml",
 ]
 #: lme4's spline against the crossing points: 2e-4 relative, but where lme4 warns
 #: "non-monotonic profile ... falling back to linear interpolation" (the 3 x 3
