@@ -80,19 +80,20 @@ class _Eval:
     r2: Array  # (K,)
 
 
+def _quiet_evaluate(theta: Array, st: BatchStats) -> _Eval:
+    """:func:`evaluate` without floating-point warnings: a trial whose numbers break
+    down gives a non-finite criterion or gradient, which the optimiser handles (it
+    leaves that trial unconverged)."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return evaluate(theta, st)
+
+
 def evaluate(theta: Array, st: BatchStats, *, gradient: bool = True) -> _Eval:
     """REML criterion (and its gradient in theta) of every trial at ``theta``.
 
     Every 2 x 2 per-patient matrix is held as its components (arrays of shape
-    ``(K, G)``), so each step is an element-wise pass over patients.  A trial whose
-    numbers break down gives a non-finite criterion or gradient, quietly: the
-    optimiser leaves such a trial unconverged.
+    ``(K, G)``), so each step is an element-wise pass over patients.
     """
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        return _evaluate(theta, st, gradient)
-
-
-def _evaluate(theta: Array, st: BatchStats, gradient: bool) -> _Eval:
     K, G, r = st.U.shape
     p = 2 * r
     l0, l1, l2 = (theta[:, j : j + 1] for j in range(3))
@@ -214,7 +215,7 @@ def batch_reml(
     theta = np.broadcast_to(np.asarray(theta0, float), (K, 3)).copy()
     # start strictly inside: at 0 the criterion is flat in a diagonal entry
     theta[:, [0, 2]] = np.maximum(theta[:, [0, 2]], 1e-4)
-    cur = evaluate(theta, st)
+    cur = _quiet_evaluate(theta, st)
     # a trial whose criterion or gradient is not finite at the start (a rank-deficient
     # design, a degenerate outcome) is left unconverged for the caller's one-by-one
     # refit; it must not stop the others
@@ -235,7 +236,7 @@ def batch_reml(
             step = 1e-6 * np.maximum(1.0, np.abs(th[:, j]))
             tj = th.copy()
             tj[:, j] += step
-            H[:, :, j] = (evaluate(tj, sub).grad - g) / step[:, None]
+            H[:, :, j] = (_quiet_evaluate(tj, sub).grad - g) / step[:, None]
         H = 0.5 * (H + np.swapaxes(H, 1, 2))
         # a Hessian that is not finite (the criterion broke down near this theta):
         # no step, the trial stops unconverged
@@ -259,7 +260,7 @@ def batch_reml(
         decrement = -np.einsum("ki,ki->k", gf, delta)  # g' H^-1 g (>= 0)
         f0 = cur.deviance[act]
         new_th = _to_boundary(th, delta)
-        new = evaluate(new_th, sub)
+        new = _quiet_evaluate(new_th, sub)
         for _ in range(40):
             worse = ~(new.deviance <= f0 + 1e-12 * np.abs(f0))
             if not worse.any():
@@ -268,7 +269,7 @@ def batch_reml(
             mu = np.where(worse, np.maximum(4.0 * mu, 1e-4 * scale), mu)
             d2 = -np.linalg.solve(Hf + mu[:, None, None] * eye, gf[..., None])[..., 0]
             new_th = np.where(worse[:, None], _to_boundary(th, d2), new_th)
-            new = evaluate(new_th, sub)
+            new = _quiet_evaluate(new_th, sub)
         still = ~(new.deviance <= f0 + 1e-12 * np.abs(f0))
         new_th = np.where(still[:, None], th, new_th)
         if still.any():
