@@ -84,7 +84,7 @@ def _quiet_evaluate(theta: Array, st: BatchStats) -> _Eval:
     """:func:`evaluate` without floating-point warnings: a trial whose numbers break
     down gives a non-finite criterion or gradient, which the optimiser handles (it
     leaves that trial unconverged)."""
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         return evaluate(theta, st)
 
 
