@@ -617,6 +617,15 @@ ALSPROG = [
 ]
 
 
+def _default_sigint() -> None:
+    # as a terminal starts it: a child inherits an *ignored* or *blocked* SIGINT
+    # from its parent (and Python then installs no KeyboardInterrupt handler); a
+    # library used by an earlier test in the same pytest worker can leave the worker
+    # so (the full suite's runs failed here, the file alone passed)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [*ALSPROG, "--no-progress", "-q", *argv],
@@ -624,6 +633,7 @@ def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
