@@ -27,6 +27,7 @@ from alsprog.models.lmm._numerics import compute_group_stats
 
 __all__ = ["MixedInference", "forget_derived"]
 
+
 def _derived(model: Any) -> dict[str, Any]:
     return derived(model)
 
@@ -651,9 +652,10 @@ class MixedInference:
 def _multi_satterthwaite(model: Any, design: Any) -> Any:
     """The Satterthwaite state of a fit with several grouping factors."""
     from alsprog.models.lmm._ddf import satterthwaite_from
-    from alsprog.models.lmm._multi import MultiStats, multi_pieces
+    from alsprog.models.lmm._multi import multi_pieces
+    from alsprog.models.lmm._multi_model import multi_state
 
-    st = MultiStats.of(design)
+    design, st, _ = multi_state(model)
     reml = bool(model.reml)
     return satterthwaite_from(
         lambda th: multi_pieces(th, design, st, reml),

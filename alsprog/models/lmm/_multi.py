@@ -428,8 +428,7 @@ def fit_multi(
         raise ModelSpecificationError(
             f"The grouping factors beside {design.factors[0].name!r} ({big}) carry "
             f"{qr} random effects; alsprog factors them densely and takes at most "
-            f"{MULTI_DENSE_MAX}. Put the factor with the most levels first is not "
-            "needed (alsprog orders them); reduce the crossed factors' levels."
+            f"{MULTI_DENSE_MAX}; use fewer levels for the crossed factors."
         )
     st = MultiStats.of(design)
     lower = design.theta_lower

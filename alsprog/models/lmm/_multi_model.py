@@ -237,12 +237,10 @@ def multi_mean_var(
     from scipy import linalg
 
     from alsprog._formula_text import formula_context
-    from alsprog.models.lmm._multi import MultiStats, _fsolve, multi_pieces
+    from alsprog.models.lmm._multi import _fsolve
 
-    design = model._rows()
-    st = MultiStats.of(design)
+    design, st, pc = multi_state(model)
     theta = model.theta_.to_numpy()
-    pc = multi_pieces(theta, design, st, bool(model.reml))
     X = np.asarray(
         model._design_info["fixed_spec"].get_model_matrix(
             rows, na_action="raise", context=formula_context()
@@ -284,6 +282,21 @@ def multi_mean_var(
     v2 = linalg.solve_triangular(pc.C_chol, X.T - rzx, lower=True)
     var += (v2 * v2).sum(axis=0)
     return mean, model.scale_ * var
+
+
+def multi_state(model: Any) -> tuple[Any, Any, Any]:
+    """The fit's design, its cross-products and the penalised least squares at its
+    theta, built once per fit and kept beside the model."""
+    from alsprog.models._derived import derived
+    from alsprog.models.lmm._multi import MultiStats, multi_pieces
+
+    cache = derived(model)
+    if "multi_state" not in cache:
+        design = model._rows()
+        st = MultiStats.of(design)
+        pc = multi_pieces(model.theta_.to_numpy(), design, st, bool(model.reml))
+        cache["multi_state"] = (design, st, pc)
+    return cache["multi_state"]
 
 
 def refuse_multi(model: Any, what: str) -> None:
