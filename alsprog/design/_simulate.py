@@ -45,6 +45,7 @@ from alsprog._validation import (
     check_n_jobs,
     check_numbers,
 )
+from alsprog.design._endpoint_analysis import ENDPOINTS, SURVIVAL_ENDPOINTS
 from alsprog.design._markers import (
     BaselineMarker,
     Enrichment,
@@ -52,8 +53,9 @@ from alsprog.design._markers import (
     _check_markers,
     enriched_design,
 )
-from alsprog.design._simulated_trials import _run_chunk, _Spec
+from alsprog.design._simulated_trials import _Spec
 from alsprog.design._trial import TrialDesign
+from alsprog.design._trial_runner import describe_source, make_plan, run_trials
 from alsprog.errors import ModelSpecificationError
 
 __all__ = ["PowerResult", "power_curve", "simulate_power"]
@@ -111,16 +113,59 @@ class PowerResult:
     dropout: float = 0.0
     death_hazard: float = 0.0
     attrition: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    endpoint: str = "slope"
+    source: str = "design"
+    hazard_ratio: float = 1.0
+    type_one_error: float | None = None
+    type_one_error_se: float | None = None
+    looks: Any = field(default=None, repr=False)
+
+    @property
+    def stopping(self) -> pd.DataFrame:
+        """With group-sequential ``looks``: per look, the fraction of trials stopped
+        there for efficacy and for futility and the cumulative rejection rate
+        (empty without looks)."""
+        est = self.estimates
+        if self.looks is None or "stop_look" not in est:
+            return pd.DataFrame()
+        n_looks = len(self.looks.information_rates)
+        out = []
+        for look in range(1, n_looks + 1):
+            at = est["stop_look"] == look
+            out.append(
+                {
+                    "look": look,
+                    "information_rate": float(self.looks.information_rates[look - 1]),
+                    "stopped_efficacy": float(
+                        (at & (est["stopped_for"] == "efficacy")).mean()
+                    ),
+                    "stopped_futility": float(
+                        (at & (est["stopped_for"] == "futility")).mean()
+                    ),
+                    "mean_months": float(est.loc[at, "stop_months"].mean())
+                    if at.any()
+                    else float("nan"),
+                }
+            )
+        df = pd.DataFrame(out)
+        return df.assign(cumulative_power=df["stopped_efficacy"].cumsum())
 
     def __repr__(self) -> str:
         ret = None if self.retention is None else [f"{r:g}" for r in self.retention]
         ret_text = "None" if ret is None else f"[{', '.join(ret)}]"
+        extra = ""
+        if self.source != "design":
+            extra += f", source={self.source!r}"
+        if self.hazard_ratio != 1.0:
+            extra += f", hazard_ratio={self.hazard_ratio:g}"
+        if self.type_one_error is not None:
+            extra += f", type_one_error={self.type_one_error:.4f}"
         return (
             f"PowerResult(power={self.power:.4f}, se={self.se:.4f}, n_sims={self.n_sims}, "
-            f"n_per_arm={self.n_per_arm}, analysis={self.analysis!r}, "
+            f"n_per_arm={self.n_per_arm}, endpoint={self.endpoint!r}, "
             f"retention={ret_text}, dropout={self.dropout:g}, "
             f"death_hazard={self.death_hazard:g}, "
-            f"screen_failure={self.screen_failure:.3f})"
+            f"screen_failure={self.screen_failure:.3f}{extra})"
         )
 
 
@@ -148,6 +193,13 @@ def simulate_power(
     *,
     n_sims: int = 1000,
     analysis: Literal["slope", "mmrm"] = "slope",
+    endpoint: str | None = None,
+    source: Any = None,
+    hazard_ratio: float = 1.0,
+    horizon_months: float | None = None,
+    threshold: float = 0.0,
+    looks: Any = None,
+    type_one_error: bool = False,
     dropout: float = 0.0,
     death_hazard: float = 0.0,
     enrichment: Enrichment | None = None,
@@ -242,8 +294,6 @@ def simulate_power(
     >>> r.attrition["observed"].round(2).tolist()
     [1.0, 0.5, 0.3, 0.2, 0.1]
     """
-    from joblib import Parallel, delayed
-
     e = ModelSpecificationError
     if progress not in (None, True, False):
         raise e(f"`progress` must be True, False or None; got {progress!r}.")
@@ -260,7 +310,10 @@ def simulate_power(
     chunk_size = check_int(chunk_size, "chunk_size", low=1, error=e)
     check_n_jobs(n_jobs, error=e)
     check_choice(analysis, "analysis", ("slope", "mmrm"), error=e)
+    endpoint = analysis if endpoint is None else endpoint
+    check_choice(endpoint, "endpoint", ENDPOINTS, error=e)
     check_choice(effect, "effect", ("additive", "proportional"), error=e)
+    check_choice(type_one_error, "type_one_error", (True, False), error=e)
     dropout = check_interval(
         dropout, "dropout", low=0, high=1, high_closed=False, error=e
     )
@@ -270,12 +323,29 @@ def simulate_power(
     covariates = _check_markers(covariates)
     if enrichment is not None and not isinstance(enrichment, Enrichment):
         raise e("`enrichment` must be an Enrichment.")
+    plan = make_plan(
+        design,
+        endpoint=endpoint,
+        source=source,
+        hazard_ratio=hazard_ratio,
+        horizon_months=horizon_months,
+        threshold=threshold,
+        looks=looks,
+        extras={
+            "dropout": dropout,
+            "death_hazard": death_hazard,
+            "enrichment": enrichment,
+            "covariates": covariates,
+            "effect": effect,
+        },
+    )
     n_c = max(2, int(round(n_per_arm / design.allocation_ratio)))
     rng = as_generator(seed)
     sizes = [chunk_size] * (n_sims // chunk_size)
     if n_sims % chunk_size:
         sizes.append(n_sims % chunk_size)
-    seeds = np.random.SeedSequence(int(rng.integers(0, 2**63 - 1))).spawn(len(sizes))
+    root = np.random.SeedSequence(int(rng.integers(0, 2**63 - 1)))
+    seeds = root.spawn(len(sizes))
     started = time.perf_counter()
     delta = None
     if enrichment is not None and effect == "additive":
@@ -290,26 +360,39 @@ def simulate_power(
         covariates=covariates,
         delta=delta,
         effect=effect,
+        survival=endpoint in SURVIVAL_ENDPOINTS,
+        hazard_ratio=plan.hazard_ratio,
     )
-    tasks = (
-        delayed(_run_chunk)(design, spec, k, s, analysis)
-        for k, s in zip(sizes, seeds, strict=True)
+    rows, seen_t, seen_c = _simulate_trials(
+        design,
+        spec,
+        plan,
+        sizes,
+        seeds,
+        n_jobs,
+        progress,
+        f"simulating {n_sims} trials",
     )
-    parts = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
-    rows: list[dict] = []
-    n_visits = len(design.visit_months)
-    seen_t, seen_c = np.zeros(n_visits), np.zeros(n_visits)
-    for part, part_t, part_c in progress_bar(
-        parts,
-        progress=progress,
-        total=len(sizes),
-        desc=f"simulating {n_sims} trials",
-        unit="chunk",
-    ):
-        rows.extend(part)
-        seen_t += part_t
-        seen_c += part_c
+    alpha_hat = None
+    if type_one_error:
+        null_design = replace(design, slowing=0.0)
+        null_spec = replace(
+            spec, hazard_ratio=1.0, delta=None if spec.delta is None else 0.0
+        )
+        null_plan = replace(plan, slowing=0.0, hazard_ratio=1.0)
+        null_rows, _, _ = _simulate_trials(
+            null_design,
+            null_spec,
+            null_plan,
+            sizes,
+            root.spawn(len(sizes)),
+            n_jobs,
+            progress,
+            f"simulating {n_sims} trials under the null",
+        )
+        alpha_hat = float(np.mean([r["reject"] for r in null_rows]))
     est = pd.DataFrame(rows)
+    n_visits = len(design.visit_months)
     est.insert(0, "trial", np.arange(len(est)))
     p = float(est["reject"].mean())
     screened = float(est["n_screened"].sum())
@@ -335,7 +418,7 @@ def simulate_power(
         n_sims=n_sims,
         n_per_arm=n_per_arm,
         n_control=n_c,
-        analysis=analysis,
+        analysis=endpoint,
         screen_failure=1.0 - enrolled / screened if screened else 0.0,
         estimates=est,
         design=design,
@@ -344,7 +427,47 @@ def simulate_power(
         dropout=dropout,
         death_hazard=death_hazard,
         attrition=attrition,
+        endpoint=endpoint,
+        source=describe_source(plan.source),
+        hazard_ratio=plan.hazard_ratio,
+        type_one_error=alpha_hat,
+        type_one_error_se=(
+            None
+            if alpha_hat is None
+            else math.sqrt(design.alpha * (1 - design.alpha) / n_sims)
+        ),
+        looks=plan.looks,
     )
+
+
+def _simulate_trials(
+    design: TrialDesign,
+    spec: _Spec,
+    plan: Any,
+    sizes: list[int],
+    seeds: list[np.random.SeedSequence],
+    n_jobs: int,
+    progress: bool | None,
+    desc: str,
+) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """Run the chunks (in parallel through joblib) and gather their rows."""
+    from joblib import Parallel, delayed
+
+    tasks = (
+        delayed(run_trials)(design, spec, plan, k, s)
+        for k, s in zip(sizes, seeds, strict=True)
+    )
+    parts = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+    rows: list[dict] = []
+    n_visits = len(design.visit_months)
+    seen_t, seen_c = np.zeros(n_visits), np.zeros(n_visits)
+    for part, part_t, part_c in progress_bar(
+        parts, progress=progress, total=len(sizes), desc=desc, unit="chunk"
+    ):
+        rows.extend(part)
+        seen_t += part_t
+        seen_c += part_c
+    return rows, seen_t, seen_c
 
 
 def power_curve(

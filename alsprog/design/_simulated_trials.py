@@ -50,6 +50,8 @@ class _Spec:
     covariates: tuple[BaselineMarker, ...] = ()
     delta: float | None = None  # additive effect; None = the design's
     effect: str = "additive"
+    survival: bool = False  # also draw death times (survival and composite endpoints)
+    hazard_ratio: float = 1.0  # treated : control death hazard
 
 
 @dataclass
@@ -59,6 +61,10 @@ class _Chunk:
     y: Array  # (K, N, J)
     mask: Array  # (K, N, J) 1 where observed
     n_screened: npt.NDArray[np.int64]  # (K,)
+    # survival in months since randomisation (death/tracheostomy when ``event``),
+    # censored at the last scheduled visit; None when not simulated
+    time: Array | None = None  # (K, N)
+    event: npt.NDArray[np.bool_] | None = None  # (K, N)
 
 
 def _simulate_chunk(
@@ -136,12 +142,17 @@ def _simulate_chunk(
         + rng.normal(0.0, math.sqrt(design.sig2_e), (k, n, t.size))
     )
     mask = np.ones((k, n, t.size))
+    h_death = np.zeros((k, n))
+    end = np.full((k, n), np.inf)
     if dropout > 0 or death_hazard > 0:
         rate = np.maximum(-slope if design.mean_slope < 0 else slope, _MIN_RATE)
         rel = rate / abs(design.mean_slope)
         h = np.zeros_like(rel)
         if death_hazard > 0:
-            h += -math.log1p(-death_hazard) / 12.0 * rel**2
+            h_death = -math.log1p(-death_hazard) / 12.0 * rel**2
+            if spec.hazard_ratio != 1.0:  # treatment multiplies the death hazard
+                h_death = h_death * np.where(arm > 0, spec.hazard_ratio, 1.0)
+            h += h_death
         if dropout > 0:
             h += -math.log1p(-dropout) / 12.0 * rel
         end = rng.exponential(1.0, rel.shape) / h
@@ -151,8 +162,32 @@ def _simulate_chunk(
         # non-informative; seen at visit j while u < retention[j]
         u = rng.random((k, n))
         mask = mask * (u[..., None] < np.asarray(design.retention, float))
+    time = event = None
+    if spec.survival:
+        # drawn last, so the visits above do not depend on it; the first of the
+        # competing exponential events is death with probability h_death / h; after
+        # a dropout, vital status is still followed (memoryless: death comes at a
+        # fresh exponential time with the death hazard)
+        last = float(t[-1] - t[0])
+        if death_hazard > 0:
+            h_all = h_death + (
+                -math.log1p(-dropout) / 12.0 * rel if dropout > 0 else 0.0
+            )
+            first_is_death = rng.random((k, n)) < h_death / h_all
+            later = end + rng.exponential(1.0, (k, n)) / h_death
+            death = np.where(first_is_death, end, later)
+        else:
+            death = np.full((k, n), np.inf)
+        event = death <= last
+        time = np.minimum(death, last)
     return _Chunk(
-        arm=arm, markers=zs[..., : len(markers)], y=y, mask=mask, n_screened=n_screened
+        arm=arm,
+        markers=zs[..., : len(markers)],
+        y=y,
+        mask=mask,
+        n_screened=n_screened,
+        time=time,
+        event=event,
     )
 
 
@@ -314,26 +349,3 @@ def _fit_mmrm_trials(
             }
         )
     return out
-
-
-def _run_chunk(
-    design: TrialDesign,
-    spec: _Spec,
-    k: int,
-    seed: np.random.SeedSequence,
-    analysis: str,
-) -> tuple[list[dict], Array, Array]:
-    """Simulate and analyse ``k`` trials.
-
-    Returns the per-trial rows and the number of treated and control patients seen
-    at each visit, summed over the ``k`` trials.
-    """
-    rng = np.random.default_rng(seed)
-    chunk = _simulate_chunk(design, spec, k, rng)
-    seen_t = chunk.mask[:, : spec.n_t].sum(axis=(0, 1))
-    seen_c = chunk.mask[:, spec.n_t :].sum(axis=(0, 1))
-    if analysis == "slope":
-        rows = _fit_slope_trials(chunk, design, design.alpha)
-    else:
-        rows = _fit_mmrm_trials(chunk, design, design.alpha, spec.covariates)
-    return rows, seen_t, seen_c

@@ -38,6 +38,7 @@ import pandas as pd
 
 from alsprog._random import as_generator
 from alsprog._validation import check_int
+from alsprog.simulate._course import draw_events, draw_rate
 from alsprog.simulate._imaging import (
     apply_site_effects,
     draw_site_effects,
@@ -50,14 +51,7 @@ from alsprog.simulate._params import (
     CohortParams,
     resolve_params,
 )
-from alsprog.simulate._progression import (
-    draw_onset,
-    dropout_reference_hazard,
-    event_reference_scale,
-    rate_lognormal,
-    realised_slope,
-    sigmoid_through,
-)
+from alsprog.simulate._progression import draw_onset, realised_slope, sigmoid_through
 
 __all__ = ["Cohort", "simulate_cohort"]
 
@@ -360,12 +354,7 @@ def _draw_patients(p: CohortParams, n: int, rng: np.random.Generator) -> dict[st
     baseline = 48.0 - dfs * t0
 
     # 12-month progression rate, correlated with ΔFS (Gaussian copula)
-    r = p.slope_delta_fs_correlation
-    z_rate = r * z_dfs + math.sqrt(1 - r**2) * rng.standard_normal(n)
-    mu, sigma = rate_lognormal(p)
-    rate = np.exp(mu + sigma * z_rate) * np.where(
-        bulbar, p.bulbar_slope_multiplier, 1.0
-    )
+    rate = draw_rate(p, z_dfs, bulbar, rng)
 
     # D50 sigmoid through (T0, B) and (T0 + 12, B - 12 r)
     slope_12m = realised_slope(rate, baseline, p)
@@ -380,12 +369,7 @@ def _draw_patients(p: CohortParams, n: int, rng: np.random.Generator) -> dict[st
     delay = np.minimum(delay, t0)
 
     # death/tracheostomy: Weibull from onset, PH on the rate, survival to T0 given
-    rel = rate / -p.slope_mean
-    k = p.event_weibull_shape
-    scale = event_reference_scale(p) * rel ** (-p.event_rate_exponent / k)
-    event = scale * ((t0 / scale) ** k + rng.exponential(1.0, n)) ** (1.0 / k)
-    hazard = dropout_reference_hazard(p) * rel**p.dropout_rate_exponent
-    dropout = _exponential_times(hazard, rng, n)
+    ev = draw_events(p, rate, t0, rng)
     start, span = item_order(bulbar, rng)
     return {
         "bulbar": bulbar,
@@ -399,10 +383,10 @@ def _draw_patients(p: CohortParams, n: int, rng: np.random.Generator) -> dict[st
         "d50": d50,
         "dx": dx,
         "diagnostic_delay": delay,
-        "event_scale": scale,
-        "event_since_onset": event,
-        "death_months": event - t0,
-        "dropout_months": dropout,
+        "event_scale": ev["event_scale"],
+        "event_since_onset": ev["event_since_onset"],
+        "death_months": ev["event_since_onset"] - t0,
+        "dropout_months": ev["dropout_months"],
         "item_start": start,
         "item_span": span,
     }

@@ -151,7 +151,7 @@ def test_dropout_and_death_add_on_top_of_retention():
     assert (r.retention, r.dropout, r.death_hazard) == (MILD, 0.3, 0.2)
     assert repr(r).startswith("PowerResult(power=")
     assert (
-        "analysis='slope', retention=[1, 0.95, 0.9, 0.85, 0.8], dropout=0.3, "
+        "endpoint='slope', retention=[1, 0.95, 0.9, 0.85, 0.8], dropout=0.3, "
         "death_hazard=0.2, screen_failure=0.000)"
     ) in repr(r)
     att = r.attrition

@@ -1,6 +1,6 @@
 """simulate_power and power_curve at their edges: every limit, every result field (issue 20).
 
-Most tests replace the per-chunk simulation (``_run_chunk``) by a fake whose trials
+Most tests replace the per-chunk simulation (``run_trials``) by a fake whose trials
 are known in advance, so the orchestration (chunks, child seeds, the specification
 handed to each chunk, power, its Monte Carlo SE, screen failure and the attrition
 table) is checked against numbers computed here; a few run real, tiny trials.
@@ -38,16 +38,22 @@ SEEN_C = np.array([1.0, 0.8, 0.6, 0.4, 0.2])
 
 
 class FakeChunks:
-    """Stands in for ``_run_chunk``: trial i of a chunk rejects when i is even;
+    """Stands in for ``run_trials``: trial i of a chunk rejects when i is even;
     every trial screens ``screen`` times its enrolled patients."""
 
     def __init__(self, screen: float = 1.0):
         self.calls: list[dict] = []
         self.screen = screen
 
-    def __call__(self, design, spec, k, seed, analysis):
+    def __call__(self, design, spec, plan, k, seed):
         self.calls.append(
-            {"design": design, "spec": spec, "k": k, "seed": seed, "analysis": analysis}
+            {
+                "design": design,
+                "spec": spec,
+                "k": k,
+                "seed": seed,
+                "analysis": plan.endpoint,
+            }
         )
         n = spec.n_t + spec.n_c
         rows = [
@@ -66,7 +72,7 @@ class FakeChunks:
 @pytest.fixture
 def fake(monkeypatch):
     f = FakeChunks()
-    monkeypatch.setattr(sim, "_run_chunk", f)
+    monkeypatch.setattr(sim, "run_trials", f)
     return f
 
 
@@ -144,11 +150,11 @@ def test_arguments_at_the_limit_are_accepted(fake, kwargs):
 def test_largest_number_of_simulations_is_accepted(monkeypatch):
     sizes = []
 
-    def one_row(design, spec, k, seed, analysis):  # one row stands for k trials
+    def one_row(design, spec, plan, k, seed):  # one row stands for k trials
         sizes.append(k)
         return [{"reject": True, "n_patients": 4, "n_screened": 4}], SEEN_T, SEEN_C
 
-    monkeypatch.setattr(sim, "_run_chunk", one_row)
+    monkeypatch.setattr(sim, "run_trials", one_row)
     r = _run(n_sims=MAX_SIMS, chunk_size=MAX_SIMS)
     assert sizes == [MAX_SIMS]
     assert r.n_sims == MAX_SIMS
@@ -311,21 +317,21 @@ def test_no_retention_is_a_column_of_ones(fake):
 
 def test_screen_failure_is_the_unenrolled_fraction(monkeypatch):
     f = FakeChunks(screen=4.0)  # 4 screened per enrolled patient
-    monkeypatch.setattr(sim, "_run_chunk", f)
+    monkeypatch.setattr(sim, "run_trials", f)
     r = _run()
     assert r.screen_failure == pytest.approx(0.75, rel=1e-15)
     g = FakeChunks(screen=0.0)  # nobody counted as screened: no screen failure
-    monkeypatch.setattr(sim, "_run_chunk", g)
+    monkeypatch.setattr(sim, "run_trials", g)
     assert _run().screen_failure == 0.0
 
 
 @pytest.mark.parametrize("p_reject, se", [(0, 0.0), (1, 0.0)])
 def test_certain_outcomes_have_zero_standard_error(monkeypatch, p_reject, se):
-    def run(design, spec, k, seed, analysis):
+    def run(design, spec, plan, k, seed):
         rows = [{"reject": bool(p_reject), "n_patients": 4, "n_screened": 4}] * k
         return rows, np.zeros(5), np.zeros(5)
 
-    monkeypatch.setattr(sim, "_run_chunk", run)
+    monkeypatch.setattr(sim, "run_trials", run)
     r = _run(n_sims=5)
     assert r.power == float(p_reject) and r.se == se
     assert r.attrition["observed"].tolist() == [0.0] * 5
@@ -382,7 +388,7 @@ def test_power_result_defaults_repr_and_frozen():
     assert isinstance(r.attrition, pd.DataFrame) and r.attrition.empty
     assert repr(r) == (
         "PowerResult(power=0.5000, se=0.0500, n_sims=100, n_per_arm=40, "
-        "analysis='slope', retention=None, dropout=0, death_hazard=0, "
+        "endpoint='slope', retention=None, dropout=0, death_hazard=0, "
         "screen_failure=0.000)"
     )
     r2 = dataclasses.replace(
@@ -390,7 +396,7 @@ def test_power_result_defaults_repr_and_frozen():
     )
     assert repr(r2) == (
         "PowerResult(power=0.5000, se=0.0500, n_sims=100, n_per_arm=40, "
-        "analysis='slope', retention=[1, 0.85, 0.725], dropout=0.1, "
+        "endpoint='slope', retention=[1, 0.85, 0.725], dropout=0.1, "
         "death_hazard=0, screen_failure=0.457)"
     )
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -1,0 +1,249 @@
+"""Trials simulated from the nonlinear course and from historical patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from alsprog.data import assemble
+from alsprog.design import (
+    CourseSource,
+    HistoricalCohort,
+    TrialDesign,
+    simulate_power,
+    simulated_sample_size,
+)
+from alsprog.design._course_trials import historical_chunk
+from alsprog.errors import DataValidationError, ModelSpecificationError
+from alsprog.simulate import CohortParams, simulate_cohort
+from alsprog.simulate._course import death_after, draw_course
+
+GRID = np.array([0.0, 3.0, 6.0, 9.0, 12.0])
+
+
+# ------------------------------------------------------------------- the course
+def test_draw_course_matches_the_cohort_simulator_figures():
+    """The lean course has the documented natural history: 12-month realised
+    slope mean -0.9 (DOMAIN: simulator defaults), death median 30 months from
+    onset."""
+    p = CohortParams()
+    c = draw_course(p, 40_000, np.random.default_rng(0))
+    total_12 = 48.0 / (1.0 + np.exp((c["t0"] + 12 - c["d50"]) / c["dx"]))
+    slope = (total_12 - c["baseline"]) / 12
+    assert slope.mean() == pytest.approx(p.slope_mean, abs=0.03)
+    # population survival from onset: a half alive at the median
+    # (conditional on surviving to baseline, so the fraction is a little higher)
+    alive = np.mean(c["event_since_onset"] > p.event_median_months)
+    assert 0.5 < alive < 0.7
+
+
+def test_death_after_multiplies_the_hazard_after_baseline():
+    """S(t | alive at t0) = exp(-HR ((t/s)^k - (t0/s)^k)): KS test on draws."""
+    rng = np.random.default_rng(1)
+    n, k, s, t0, hr = 20_000, 1.5, 40.0, 10.0, 0.6
+    e = rng.exponential(1.0, n)
+    t = death_after(np.full(n, s), np.full(n, t0), e, k, hr)
+    assert np.all(t >= t0)
+
+    def cdf(x):
+        return 1 - np.exp(-hr * ((x / s) ** k - (t0 / s) ** k))
+
+    assert stats.kstest(t, cdf).pvalue > 0.01
+    # HR = 1 reproduces the untreated draw exactly
+    np.testing.assert_allclose(
+        death_after(np.full(n, s), np.full(n, t0), e, k, 1.0),
+        s * ((t0 / s) ** k + e) ** (1 / k),
+    )
+
+
+def _chunk(slowing, hr, seed=3, k=4, n=60, missed=False):
+    src = CourseSource(missed_visits=missed)
+    return src.draw_trials(
+        GRID,
+        n // 2,
+        n // 2,
+        k,
+        np.random.default_rng(seed),
+        slowing=slowing,
+        hazard_ratio=hr,
+    )
+
+
+def test_course_treatment_slows_the_sigmoid_and_moves_only_treated_deaths():
+    a, b = _chunk(0.0, 1.0), _chunk(0.5, 0.5)
+    treated = a.arm > 0
+    # the same patients (same draws): controls identical, treated lose fewer points
+    np.testing.assert_array_equal(a.y[~treated], b.y[~treated])
+    np.testing.assert_array_equal(a.time[~treated], b.time[~treated])
+    loss_a = (a.y[..., 0] - a.y[..., -1])[treated]
+    loss_b = (b.y[..., 0] - b.y[..., -1])[treated]
+    assert loss_b.mean() < 0.7 * loss_a.mean()
+    assert np.all(b.time[treated] >= a.time[treated] - 1e-12)
+    # survival censored at the last visit, events only before it
+    assert b.time.max() <= 12.0 and np.all(b.time[b.event] <= 12.0)
+    # visits stop at death; baseline always seen
+    assert np.all(b.mask[..., 0] == 1)
+    dead_before = b.event[..., None] & (GRID[None, None, :] >= b.time[..., None])
+    assert not np.any(b.mask.astype(bool) & dead_before)
+
+
+def test_course_true_slowing_is_the_fraction_asked():
+    """Without noise the treated patient's decline is (1 - s) of the untreated at
+    every visit (disease time runs at 1 - s)."""
+    p = CohortParams(residual_sd=0.0)
+    src = CourseSource(params=p, missed_visits=False)
+    rng_a, rng_b = np.random.default_rng(9), np.random.default_rng(9)
+    a = src.draw_trials(GRID, 200, 0, 1, rng_a, slowing=0.0, hazard_ratio=1.0)
+    b = src.draw_trials(GRID, 200, 0, 1, rng_b, slowing=0.3, hazard_ratio=1.0)
+    # the rounded totals: the 12-month loss ratio is 0.7 up to rounding
+    la = a.y[0, :, 0] - a.y[0, :, 1]
+    lb = b.y[0, :, 0] - b.y[0, :, 1]
+    ok = la >= 6  # a clear loss in the first 3 months
+    assert ok.sum() > 5
+    assert np.mean(lb[ok] / la[ok]) == pytest.approx(0.7, abs=0.08)
+
+
+# --------------------------------------------------------------- the historical
+def _long(n=80, seed=2):
+    c = simulate_cohort(n, months=12, seed=seed)
+    return assemble(c.visits, c.subjects)
+
+
+def test_historical_grid_takes_the_nearest_visit_in_the_window():
+    df = pd.DataFrame(
+        {
+            "subject_id": ["a"] * 5 + ["b"] * 3,
+            "months": [0.0, 2.9, 3.4, 6.8, 12.9, 0.0, 5.0, 9.0],
+            "alsfrs_r_total": [40, 38, 37, 35, 30, 44, 43, 41],
+            "death_or_tracheostomy_months": [13.0] * 5 + [9.5] * 3,
+            "event_observed": [False] * 5 + [True] * 3,
+        }
+    )
+    h = HistoricalCohort.from_table(df, visit_months=GRID)
+    # a: 3 -> 2.9 (nearer than 3.4); 6 -> none within 1.5 of 6? 6.8 yes; 9 -> none;
+    # 12 -> 12.9 (0.9 away)
+    np.testing.assert_array_equal(h.y[0], [40, 38, 35, np.nan, 30])
+    np.testing.assert_array_equal(h.y[1], [44, np.nan, 43, 41, np.nan])
+    np.testing.assert_array_equal(h.time, [13.0, 9.5])
+    np.testing.assert_array_equal(h.event, [False, True])
+    assert h.has_survival and h.subjects == ("a", "b")
+
+
+def test_historical_nelson_aalen_and_hazard_ratio_transform():
+    rng = np.random.default_rng(4)
+    n = 4000
+    t = rng.exponential(10.0, n)
+    df = pd.DataFrame(
+        {
+            "subject_id": [f"s{i}" for i in range(n)],
+            "months": 0.0,
+            "alsfrs_r_total": 40.0,
+            "death_or_tracheostomy_months": t,
+            "event_observed": True,
+        }
+    )
+    h = HistoricalCohort.from_table(df, visit_months=[0, 100, 200])
+    times, H = h.cumulative_hazard()
+    # Nelson-Aalen of an exponential(10): H(t) ~ t / 10
+    mid = times < 15
+    assert np.max(np.abs(H[mid] - times[mid] / 10)) < 0.08
+    d = h.draw_trials(3000, 3000, 1, rng, slowing=0.0, hazard_ratio=0.5)
+    tt, ee, arm = d["time"][0], d["event"][0], d["arm"][0] > 0
+    # treated: hazard halved -> mean twice as long (up to the tail censored at max)
+    assert np.median(tt[arm]) / np.median(tt[~arm]) == pytest.approx(2.0, rel=0.1)
+    assert ee[~arm].all()
+
+
+def test_historical_resampling_applies_the_slowing_to_each_patient():
+    h = HistoricalCohort.from_table(_long(), visit_months=GRID)
+    rng = np.random.default_rng(0)
+    d = h.draw_trials(50, 50, 2, rng, slowing=0.4, hazard_ratio=1.0)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, len(h.subjects), (2, 100))
+    base = h.y[idx]
+    seen = np.isfinite(base)
+    np.testing.assert_array_equal(d["mask"] > 0, seen)
+    want = np.where(
+        (d["arm"] > 0)[..., None], base[..., :1] + 0.6 * (base - base[..., :1]), base
+    )
+    np.testing.assert_allclose(d["y"][seen], want[seen])
+    chunk = historical_chunk(
+        h, GRID, 50, 50, 2, np.random.default_rng(0), slowing=0.4, hazard_ratio=1.0
+    )
+    np.testing.assert_allclose(chunk.y, d["y"])
+
+
+def test_historical_errors_name_the_column_subject_and_value():
+    df = _long(10)
+    with pytest.raises(DataValidationError, match="column 'alsfrs_r_total' is missing"):
+        HistoricalCohort.from_table(df.drop(columns="alsfrs_r_total"))
+    bad = df.assign(months=df["months"].astype(object))
+    bad.loc[3, "months"] = "soon"
+    with pytest.raises(DataValidationError, match=r"row 4, subject .*'soon' is not a"):
+        HistoricalCohort.from_table(bad)
+    bad = df.copy()
+    bad.loc[bad.index[1], "death_or_tracheostomy_months"] = 999.0
+    with pytest.raises(DataValidationError, match="survival differs"):
+        HistoricalCohort.from_table(bad)
+    with pytest.raises(DataValidationError, match="no row has arm"):
+        HistoricalCohort.from_table(
+            df.assign(arm="active"), arm="arm", arm_values=["placebo"]
+        )
+    with pytest.raises(ModelSpecificationError, match="increasing months"):
+        HistoricalCohort.from_table(df, visit_months=[3, 6])
+
+
+# ---------------------------------------------------------- simulate_power wiring
+def test_simulate_power_with_course_and_historical_sources():
+    d = TrialDesign()
+    r = simulate_power(
+        d,
+        40,
+        n_sims=20,
+        source="course",
+        seed=1,
+        n_jobs=1,
+        progress=False,
+        type_one_error=True,
+    )
+    assert r.source == "course" and r.type_one_error is not None
+    assert 0 <= r.power <= 1 and len(r.estimates) == 20
+    h = HistoricalCohort.from_table(_long(), visit_months=d.visit_months)
+    r2 = simulate_power(d, 40, n_sims=20, source=h, seed=1, n_jobs=1, progress=False)
+    assert r2.source.startswith("historical")
+    again = simulate_power(d, 40, n_sims=20, source=h, seed=1, n_jobs=1, progress=False)
+    pd.testing.assert_frame_equal(r2.estimates, again.estimates)
+
+
+def test_simulate_power_refuses_options_the_source_does_not_take():
+    d = TrialDesign()
+    with pytest.raises(ModelSpecificationError, match="dropout apply to the design"):
+        simulate_power(d, 40, n_sims=2, source="course", dropout=0.1)
+    with pytest.raises(ModelSpecificationError, match="needs deaths"):
+        simulate_power(d, 40, n_sims=2, endpoint="survival")
+    with pytest.raises(ModelSpecificationError, match="`source` must be"):
+        simulate_power(d, 40, n_sims=2, source=3)
+    h = HistoricalCohort.from_table(_long(), visit_months=[0, 6, 12])
+    with pytest.raises(ModelSpecificationError, match="historical cohort is on visits"):
+        simulate_power(d, 40, n_sims=2, source=h)
+    with pytest.raises(ModelSpecificationError, match="horizon_months"):
+        simulate_power(
+            d, 40, n_sims=2, source="course", endpoint="cafs", horizon_months=20
+        )
+
+
+def test_simulated_sample_size_agrees_with_the_formula_on_the_linear_model():
+    d = TrialDesign(slowing=0.4)
+    r = simulated_sample_size(d, n_sims=150, seed=3, n_jobs=1, progress=False)
+    n = d.sample_size().n_per_arm
+    assert r.ci[0] < n < r.ci[1] or abs(r.n_per_arm_exact / n - 1) < 0.15
+    assert list(r.points.columns) == [
+        "n_per_arm",
+        "n_sims",
+        "rejections",
+        "power",
+        "se",
+        "fitted",
+    ]
