@@ -1,7 +1,8 @@
 """``alsprog power``: sample size for slowing ALSFRS-R decline.
 
 Owns: its options and handler (a design from the options, a saved mixed model or a
-historical long table).
+historical long table); with ``--endpoint``, ``--from-cohort`` or ``--source`` the
+sizes come from simulated trials (:mod:`alsprog.cli._power_sim`).
 Leaves: the formulas to :mod:`alsprog.design`, fitting to :mod:`alsprog.models`.
 """
 
@@ -10,6 +11,11 @@ from __future__ import annotations
 import argparse
 
 from alsprog.cli._options import _fraction, _rename_option
+from alsprog.cli._power_sim import (
+    add_simulation_options,
+    simulated_power,
+    wants_simulation,
+)
 from alsprog.cli._shared import _read_long
 
 __all__ = ["add_power_parser", "cmd_power"]
@@ -110,6 +116,7 @@ def add_power_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     _rename_option(p)
+    add_simulation_options(p)
     p.set_defaults(handler=cmd_power)
 
 
@@ -163,6 +170,14 @@ def cmd_power(args: argparse.Namespace) -> int:
             sig2_e=args.sig2_e,
             **common,
         )
+    if wants_simulation(args):
+        if args.alternative != "two-sided":
+            from alsprog.errors import ModelSpecificationError
+
+            raise ModelSpecificationError(
+                "simulated trials are tested two-sided; drop --alternative one-sided."
+            )
+        return simulated_power(args, d)
     table = d.sample_size_table(
         args.slowing, methods=args.method, alternative=args.alternative
     )

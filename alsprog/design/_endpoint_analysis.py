@@ -143,12 +143,12 @@ def analyse(
     at = float(grid[h])
     arm = chunk.arm > 0
     if endpoint == "survival":
-        from alsprog.design._survival import cox_batch, logrank_batch
+        from alsprog.design._survival_batch import cox_batch, logrank_batch
 
         time, event = _need_survival(chunk, endpoint)
         z = -logrank_batch(time, event, arm)
-        loghr, se = cox_batch(time, event, arm)
-        return _rows(np.asarray(loghr), np.asarray(se), z, alpha, chunk)
+        cox = cox_batch(time, event, arm)
+        return _rows(cox.log_hazard_ratio, cox.se, z, alpha, chunk)
     time, event = _need_survival(chunk, endpoint)
     event = event & (time <= at)
     time = np.minimum(time, at)
@@ -173,8 +173,10 @@ def analyse(
         w = win_statistics_batch(
             time, event, sign * _change_at(chunk, h), arm, at, threshold
         )
-        est = np.log(np.asarray(w["win_ratio"], float))
-        return _rows(
-            est, np.asarray(w["se_log_win_ratio"]), np.asarray(w["z"]), alpha, chunk
-        )
+        # tested on the net benefit (win ratio 1 <=> net benefit 0), which exists
+        # even when a small trial loses no pair; the estimate is the log win ratio
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(w.net_benefit_se > 0, w.net_benefit / w.net_benefit_se, 0.0)
+            est = np.log(w.win_ratio)
+        return _rows(est, w.log_win_ratio_se, z, alpha, chunk)
     raise ModelSpecificationError(f"unknown endpoint {endpoint!r}")

@@ -36,9 +36,11 @@ class SimulatedSampleSize:
 
     Attributes
     ----------
-    n_per_arm : int
-        Treated patients per arm (rounded up) for ``power``.
+    n_per_arm : int or None
+        Treated patients per arm (rounded up) for ``power``; None when more than
+        ``n_max`` would be needed.
     n_per_arm_exact : float
+        The fitted size (beyond ``n_max`` an extrapolation, inf without any effect).
     ci : tuple of float
         95 % interval of ``n_per_arm_exact`` from the Monte Carlo error.
     power : float
@@ -52,7 +54,7 @@ class SimulatedSampleSize:
         Rejection rate under no treatment effect at ``n_per_arm`` (when asked).
     """
 
-    n_per_arm: int
+    n_per_arm: int | None
     n_per_arm_exact: float
     ci: tuple[float, float]
     power: float
@@ -70,6 +72,7 @@ def simulated_sample_size(
     endpoint: str = "slope",
     power: float | None = None,
     n_start: int | None = None,
+    n_max: int = 5000,
     n_sims: int = 400,
     type_one_error: bool = False,
     seed: Any = None,
@@ -89,6 +92,9 @@ def simulated_sample_size(
         Target (default: ``design.power``).
     n_start : int, optional
         First size tried (default: the design's analytic slope size).
+    n_max : int, default 5000
+        Largest size simulated: an endpoint that needs more (e.g. survival when the
+        treatment does not change survival) gets ``n_per_arm=None``.
     n_sims : int, default 400
         Trials per simulated size (four sizes in all).
     type_one_error : bool, default False
@@ -125,6 +131,8 @@ def simulated_sample_size(
         n0 = design.sample_size().n_per_arm_ceil if design.slowing > 0 else 100
     else:
         n0 = check_int(n_start, "n_start", low=2, error=e)
+    n_max = check_int(n_max, "n_max", low=10, error=e)
+    n_max = min(n_max, MAX_PER_ARM)
     n0 = int(min(max(n0, 10), MAX_PER_ARM))
     z_a = stats.norm.ppf(1 - design.alpha / 2)
     z_b = stats.norm.ppf(target)
@@ -151,24 +159,31 @@ def simulated_sample_size(
             }
         )
 
+    n0 = min(n0, n_max)
     run(n0)
     p0 = min(max(rows[0]["power"], 0.02), 0.98)
     b = max((stats.norm.ppf(p0) + z_a) / math.sqrt(n0), 1e-3)
     n1 = _size(b, z_a, z_b)
-    for n in sorted({n1, max(2, round(0.8 * n1)), min(MAX_PER_ARM, round(1.25 * n1))}):
-        run(int(n))
+    if n1 > n_max and n0 < n_max:  # a weak effect: look at the largest size first
+        run(n_max)
+        b, _ = _fit(pd.DataFrame(rows), z_a)
+        n1 = _size(b, z_a, z_b)
+    if n1 <= n_max:
+        for n in sorted({n1, max(2, round(0.8 * n1)), min(n_max, round(1.25 * n1))}):
+            run(int(n))  # n1 <= n_max here
     pts = pd.DataFrame(rows)
     b, b_se = _fit(pts, z_a)
     n_exact = ((z_a + z_b) / b) ** 2
     lo = ((z_a + z_b) / (b + 1.96 * b_se)) ** 2
     hi = ((z_a + z_b) / max(b - 1.96 * b_se, 1e-9)) ** 2
     pts = pts.assign(fitted=stats.norm.cdf(b * np.sqrt(pts["n_per_arm"]) - z_a))
-    n_final = int(math.ceil(n_exact - 1e-9))
+    reached = n_exact <= n_max
+    n_final = int(math.ceil(n_exact - 1e-9)) if reached else None
     alpha_hat = alpha_se = None
     if type_one_error:
         null = simulate_power(
             replace(design, slowing=0.0),
-            min(n_final, MAX_PER_ARM),
+            n_final if n_final is not None else n_max,
             n_sims=n_sims,
             endpoint=endpoint,
             seed=int(rng.integers(0, 2**31 - 1)),
@@ -205,8 +220,9 @@ def _course(src: Any) -> Any:
     return CourseSource.from_any(src)
 
 
-def _size(b: float, z_a: float, z_b: float) -> int:
-    return int(min(MAX_PER_ARM, max(2, math.ceil(((z_a + z_b) / b) ** 2))))
+def _size(b: float, z_a: float, z_b: float) -> float:
+    """The size for power at ``b`` (a float: may be far beyond any simulated size)."""
+    return max(2, math.ceil(((z_a + z_b) / b) ** 2)) if b > 0 else math.inf
 
 
 def _fit(pts: pd.DataFrame, z_a: float) -> tuple[float, float]:

@@ -147,15 +147,22 @@ def _analyse_looks(
             )
         z[:, look] = [r["z"] for r in rows]
         per_look.append(rows)
-    stop, reject, why = plan.looks.stopping(z)
+    # z > 0 favours the treated arm (one-sided designs test the upper side;
+    # two-sided ones |z|); a trial not analysable at a look does not stop there
+    outcome = plan.looks.stop_at_looks(np.nan_to_num(z, nan=0.0))
     out = []
     for i in range(k):
-        s = int(stop[i])
+        s = int(outcome.look[i])
         row = dict(per_look[s - 1][i])
+        why = (
+            "efficacy"
+            if outcome.rejected[i]
+            else ("futility" if outcome.futility[i] else "final")
+        )
         row.update(
-            reject=bool(reject[i]),
+            reject=bool(outcome.rejected[i]),
             stop_look=s,
-            stopped_for=str(why[i]),
+            stopped_for=why,
             stop_months=float(times[i, s - 1]),
         )
         out.append(row)

@@ -168,6 +168,10 @@ class DesignConfig:
     methods: tuple[Method, ...] = ("edland",)
     retention: tuple[float, ...] | None = None
     n_sims: int = 200
+    endpoints: tuple[str, ...] = ("slope", "cafs", "win_ratio", "survival")
+    hazard_ratios: tuple[float, ...] = (1.0, 0.8)
+    sources: tuple[str, ...] = ("course", "cohort")
+    endpoint_sims: int = 200
 
 
 @dataclass(frozen=True)

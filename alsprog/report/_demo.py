@@ -93,6 +93,7 @@ n_patients = 4
 slowing = [0.25, 0.3, 0.5]
 visit_months = [0, 3, 6, 9, 12]
 n_sims = {n_sims}
+endpoint_sims = {endpoint_sims}
 
 [biomarkers]
 features = [{features}]
@@ -120,6 +121,7 @@ def write_demo_inputs(
     chains: int = 2,
     draws: int = 500,
     n_sims: int = 200,
+    endpoint_sims: int = 100,
     n_permutations: int = DEFAULT_N_PERMUTATIONS,
     n_bootstrap: int = 300,
     n_jobs: int = -1,
@@ -145,6 +147,8 @@ def write_demo_inputs(
         Sampling of the Bayesian models (``tune`` = ``draws``).
     n_sims : int, default 200
         Simulated trials per slowing in the design stage.
+    endpoint_sims : int, default 100
+        Simulated trials at each size of the design stage's endpoint comparison.
     n_permutations, n_bootstrap : int, default 200, 300
         Classifier permutation test (the default of every command,
         :data:`~alsprog.biomarkers.DEFAULT_N_PERMUTATIONS`) and bootstrap.
@@ -197,6 +201,7 @@ def write_demo_inputs(
         chains=chains,
         draws=draws,
         n_sims=n_sims,
+        endpoint_sims=endpoint_sims,
         n_permutations=n_permutations,
         n_bootstrap=n_bootstrap,
         features=_quoted(DEMO_FEATURES),

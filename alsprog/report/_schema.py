@@ -292,6 +292,41 @@ _STATIC: dict[str, tuple[Key, ...]] = {
             "Simulated trials checking the power at each analytic size (0 = none).",
             low=0,
         ),
+        Key(
+            "endpoints",
+            "strs",
+            ["slope", "cafs", "win_ratio", "survival"],
+            "Endpoints compared at the first slowing (patients per arm for the target "
+            "power, by simulated trials): `slope`, `mmrm` (slow: one MMRM fit per "
+            "trial), `cafs`, `joint_rank`, `win_ratio`, `survival`.",
+            choices=("slope", "mmrm", "cafs", "joint_rank", "win_ratio", "survival"),
+        ),
+        Key(
+            "hazard_ratios",
+            "floats",
+            [1.0, 0.8],
+            "Treated:control death hazard ratios of the endpoint comparison (1 = the "
+            "treatment slows progression only).",
+            low=0,
+            low_open=True,
+        ),
+        Key(
+            "sources",
+            "strs",
+            ["course", "cohort"],
+            "Where the compared trials come from: `course` (alsprog's nonlinear ALS "
+            "simulator) and/or `cohort` (the run's patients resampled, when they have "
+            "survival columns).",
+            choices=("course", "cohort"),
+        ),
+        Key(
+            "endpoint_sims",
+            "int",
+            200,
+            "Simulated trials at each size of the endpoint comparison (0 = no "
+            "comparison).",
+            low=0,
+        ),
     ),
     "biomarkers": (
         Key("enabled", "bool", True, "Run the imaging-biomarker stage."),

@@ -14,6 +14,7 @@ TINY = dict(
     seed=5,
     draws=100,
     n_sims=10,
+    endpoint_sims=10,
     n_permutations=0,
     n_bootstrap=50,
     n_jobs=1,
@@ -60,7 +61,7 @@ def _fast_config(folder: Path, **sections: str | None) -> Path:
         "models.lmm": 'type = "mixed"\n'
         'formula = "alsfrs_r_total ~ months + (months | subject_id)"',
         "forecast": 'models = ["lmm"]\nbaselines = ["delta_fs"]\nn_patients = 2',
-        "design": "n_sims = 0\nslowing = [0.3]",
+        "design": "n_sims = 0\nslowing = [0.3]\nendpoint_sims = 0",
         "biomarkers": "enabled = false",
         "report": "n_subjects = 2",
     }

@@ -4,7 +4,8 @@ Owns: :func:`stage_design` (the variance components of a mixed model, the patien
 per arm for each slowing, checked by simulation, and the power curves, into
 ``sample_size.csv``, ``trial_design.csv`` and ``power_curve.csv``), :class:`Design`
 (its frozen result), the power-curve figure and the report's "Trial design".
-Leaves: the formulas and simulations to :mod:`alsprog.design`.
+Leaves: the formulas and simulations to :mod:`alsprog.design`; the comparison of
+endpoints (``endpoints.csv``) to :mod:`alsprog.report.sections._endpoints`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from alsprog.report._check import model_time
 from alsprog.report._figures import FigureOut, new_figure, png
 from alsprog.report._html import Figures, facts_html, fmt_number, notes_html, table_html
 from alsprog.report.sections._base import RunContext, Section
+from alsprog.report.sections._endpoints import (
+    compare_endpoints,
+    endpoints_html,
+    fig_endpoint_power,
+)
 from alsprog.report.sections.cohort import Cohort
 from alsprog.report.sections.models import Models
 
@@ -37,6 +43,8 @@ class Design:
     design: Any = None
     sample_size: pd.DataFrame | None = None
     power_curve: pd.DataFrame | None = None
+    endpoints: pd.DataFrame | None = None
+    endpoint_curves: pd.DataFrame | None = None
 
 
 def stage_design(ctx: RunContext) -> Design:
@@ -77,7 +85,17 @@ def stage_design(ctx: RunContext) -> Design:
     ctx.write(design_row, "trial_design.csv")
     curve = _power_curve(d, table, sizes, cfg.design)
     ctx.write(curve, "power_curve.csv")
-    return Design(design=d, sample_size=table, power_curve=curve)
+    endpoints, endpoint_curves = compare_endpoints(ctx, d)
+    if len(endpoints):
+        ctx.write(endpoints, "endpoints.csv")
+        ctx.write(endpoint_curves, "endpoint_power.csv")
+    return Design(
+        design=d,
+        sample_size=table,
+        power_curve=curve,
+        endpoints=endpoints if len(endpoints) else None,
+        endpoint_curves=endpoint_curves if len(endpoint_curves) else None,
+    )
 
 
 def _variance_model(ctx: RunContext) -> tuple[Any, str, str]:
@@ -205,7 +223,7 @@ class DesignSection(Section):
     name = "design"
     title = "Trial design"
     kpi_order = 30
-    figures = (fig_power,)
+    figures = (fig_power, fig_endpoint_power)
 
     def intro(self, ctx: RunContext) -> str:
         return "sample size and power"
@@ -230,6 +248,8 @@ class DesignSection(Section):
             )
             p.append(table_html(r.sample_size))
         p.append(figures.html("power_curve"))
+        p.extend(endpoints_html(r.endpoints, ctx))
+        p.append(figures.html("endpoint_power"))
         return p
 
     def kpis(self, ctx: RunContext, result: Design | None) -> list[tuple[str, str]]:
