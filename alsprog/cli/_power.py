@@ -9,6 +9,7 @@ Leaves: the formulas to :mod:`alsprog.design`, fitting to :mod:`alsprog.models`.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from alsprog.cli._options import _fraction, _rename_option
 from alsprog.cli._power_sim import (
@@ -46,8 +47,9 @@ def add_power_parser(sub: argparse._SubParsersAction) -> None:
         "--slowing",
         type=_fraction("--slowing", high_closed=True),
         nargs="+",
-        required=True,
-        help="fractional slowing(s), e.g. 0.25 0.3 0.5",
+        default=None,
+        help="fractional slowing(s), e.g. 0.25 0.3 0.5 (required, except for the "
+        "survival formula)",
     )
     p.add_argument(
         "--mean-slope",
@@ -122,6 +124,15 @@ def add_power_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_power(args: argparse.Namespace) -> int:
     from alsprog.design import TrialDesign
+
+    if args.slowing is None and args.control_median_months is None:
+        print(
+            "alsprog power: error: the following arguments are required: --slowing",
+            file=sys.stderr,
+        )
+        return 2
+    if args.slowing is None:
+        args.slowing = [0.25]  # not used by the survival formula
 
     common = dict(
         alpha=args.alpha,

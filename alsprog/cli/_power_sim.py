@@ -94,11 +94,106 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
         help="also simulate trials with no treatment effect at the size found",
     )
     g.add_argument("--n-jobs", type=int, default=-1, help="parallel workers (-1: all)")
+    g.add_argument(
+        "--looks",
+        type=int,
+        default=None,
+        help="group-sequential: number of equally spaced looks (O'Brien-Fleming "
+        "alpha spending, one-sided alpha/2); simulated trials stop at them",
+    )
+    s = p.add_argument_group(
+        "survival by formula (--endpoint survival with --control-median-months)",
+        "Events and patients for the log-rank test as R's rpact "
+        "getSampleSizeSurvival plans them (exponential survival, uniform accrual).",
+    )
+    s.add_argument(
+        "--control-median-months",
+        type=float,
+        default=None,
+        help="median months to death or tracheostomy in the control arm",
+    )
+    s.add_argument("--accrual-months", type=float, default=12.0, help="accrual (12)")
+    s.add_argument(
+        "--follow-up-months",
+        type=float,
+        default=12.0,
+        help="follow-up after the last patient is randomised (12)",
+    )
+    s.add_argument(
+        "--dropout-rate",
+        type=float,
+        default=0.0,
+        help="probability of dropping out within 12 months (0)",
+    )
 
 
 def wants_simulation(args: argparse.Namespace) -> bool:
-    """Whether the options ask for simulated trials."""
-    return bool(args.endpoint or args.from_cohort or args.source)
+    """Whether the options ask for simulated trials (or the survival formula)."""
+    return bool(
+        args.endpoint
+        or args.from_cohort
+        or args.source
+        or args.control_median_months is not None
+    )
+
+
+def _looks(args: argparse.Namespace) -> Any:
+    if args.looks is None or args.looks == 1:
+        return None
+    from alsprog.design import group_sequential
+
+    return group_sequential(args.looks, alpha=args.alpha / 2, beta=1 - args.power)
+
+
+def survival_by_formula(args: argparse.Namespace) -> int:
+    """``--endpoint survival --control-median-months M``: rpact's events and
+    patients (Schoenfeld) for the hazard ratio."""
+    import pandas as pd
+
+    from alsprog.design import sample_size_survival
+
+    if args.endpoint not in (None, ["survival"]):
+        from alsprog.errors import ModelSpecificationError
+
+        raise ModelSpecificationError(
+            "--control-median-months sizes the survival endpoint by formula; use it "
+            "with --endpoint survival only."
+        )
+    s = sample_size_survival(
+        args.hazard_ratio,
+        accrual_months=args.accrual_months,
+        follow_up_months=args.follow_up_months,
+        control_median_months=args.control_median_months,
+        alpha=args.alpha / 2,
+        power=args.power,
+        allocation_ratio=args.allocation_ratio,
+        dropout_rate=args.dropout_rate,
+        design=_looks(args),
+    )
+    table = pd.DataFrame(
+        [
+            {
+                "hazard_ratio": args.hazard_ratio,
+                "events": s.events_ceil,
+                "patients": s.patients_ceil,
+                "patients_treatment": s.patients_treatment_ceil,
+                "patients_control": s.patients_control_ceil,
+                "event_probability": round(s.event_probability, 4),
+                "study_months": round(float(s.analysis_times[-1]), 2),
+            }
+        ]
+    )
+    if args.csv:
+        print(table.to_csv(index=False), end="")
+        return 0
+    print(
+        f"log-rank test (Schoenfeld, as rpact): power {args.power:g}, two-sided alpha "
+        f"{args.alpha:g}; control median {args.control_median_months:g} months, "
+        f"accrual {args.accrual_months:g}, follow-up {args.follow_up_months:g}"
+        + (f", {args.looks} looks (O'Brien-Fleming)" if _looks(args) else "")
+    )
+    print(table.to_string(index=False))
+    return 0
 
 
 def _source(args: argparse.Namespace, design: Any) -> Any:
@@ -130,6 +225,8 @@ def simulated_power(args: argparse.Namespace, design: Any) -> int:
 
     from alsprog.design import simulated_sample_size
 
+    if args.control_median_months is not None:
+        return survival_by_formula(args)
     source = _source(args, design)
     if source is not None and not isinstance(source, str):
         print(f"historical cohort {args.from_cohort}: {source!r}")
@@ -152,6 +249,7 @@ def simulated_power(args: argparse.Namespace, design: Any) -> int:
                 hazard_ratio=args.hazard_ratio,
                 horizon_months=args.horizon_months,
                 threshold=args.threshold,
+                looks=_looks(args),
                 **extra,
             )
             row = {

@@ -78,7 +78,9 @@ def test_ddf_and_vcov_take_each_model_types_own_values(tmp_path):
     assert model_params(config, m)["ddf"] == "between-within"
     assert model_params(config, m)["vcov"] == "cr2"
     bad = _config(tmp_path, 'ddf = "normal"\n')
-    with pytest.raises(ConfigError, match=r"models\.trial\.ddf: 'normal' is not one of"):
+    with pytest.raises(
+        ConfigError, match=r"models\.trial\.ddf: 'normal' is not one of"
+    ):
         load_config(bad)
     mixed = tmp_path / "mixed.toml"
     mixed.write_text(
