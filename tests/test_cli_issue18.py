@@ -281,6 +281,7 @@ def quick_run(tmp_path_factory):
     return folder / "res", out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow  # one whole run; heavy for the quick tier; CI runs the slow tier
 def test_run_prints_alsprog_warnings_once_and_logs_the_rest(quick_run):
     res, out, err = quick_run
     assert (
@@ -364,6 +365,7 @@ def test_classify_seed_and_output_names(long_csv, tmp_path, capsys):
     assert manifest["command"].endswith("--n-permutations 9 --seed 2026")
 
 
+@pytest.mark.slow  # one whole run; heavy for the quick tier; CI runs the slow tier
 def test_run_records_its_seed(quick_run):
     res, out, _ = quick_run
     assert "  seed: 1 (run.seed; every step's seed derives from it)" in out
@@ -407,6 +409,7 @@ def test_classify_harmonize_choices_as_in_the_config():
     assert parse([*argv, "--harmonize", "combat"]).harmonize == "combat"
 
 
+@pytest.mark.slow  # one whole run; heavy for the quick tier; CI runs the slow tier
 def test_figures_are_named_by_content(quick_run):
     from alsprog.report._figures import FigureOut, figure_files
 
@@ -421,6 +424,7 @@ def test_figures_are_named_by_content(quick_run):
     ]
 
 
+@pytest.mark.slow  # one whole run; heavy for the quick tier; CI runs the slow tier
 def test_summary_tables_have_one_name_per_content(quick_run):
     res, _, _ = quick_run
     names = sorted(p.name for p in (res / "models").glob("lmm_*.csv"))

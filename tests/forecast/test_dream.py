@@ -55,6 +55,7 @@ def _hand_scored(cohort, seed):
     return target["slope"].to_numpy(), np.asarray(pred), train_mean
 
 
+@pytest.mark.slow  # heavy for the quick tier; CI runs the slow tier
 def test_dream_backtest_scores_and_references():
     cohort = simulate_cohort(150, months=12, visit_interval_months=1, seed=4)
     res = backtest(cohort, {"ols": PatientOLSBaseline()}, protocol="dream", seed=3)

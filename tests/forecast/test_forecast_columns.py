@@ -405,6 +405,7 @@ def joints():
     return df, jm0, df.rename(columns=ren), jm
 
 
+@pytest.mark.slow  # two joint-model fits; heavy for the quick tier; CI runs the slow tier
 def test_joint_model_on_renamed_columns(joints):
     df0, jm0, df, jm = joints
     assert jm.columns_.time == "visit_month" and jm.columns_.subject == "patient"
@@ -445,6 +446,7 @@ def test_joint_model_on_renamed_columns(joints):
     assert_allclose(tr[["mean", "lower", "upper"]], tr0[["mean", "lower", "upper"]])
 
 
+@pytest.mark.slow  # two joint-model fits; heavy for the quick tier; CI runs the slow tier
 def test_joint_event_check_reads_the_model_time(joints):
     _, _, df, _ = joints
     bad = df.copy()

@@ -32,6 +32,7 @@ def _dense_posterior(jm, h: pd.DataFrame, sid: str):
     return m, P, K @ X, rows["x"].iloc[0]
 
 
+@pytest.mark.slow  # heavy for the quick tier; CI runs the slow tier
 def test_forecast_regardless_of_survival_is_the_conditional_normal():
     df, jm = fitted()
     h = _history(df)

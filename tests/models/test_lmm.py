@@ -473,7 +473,10 @@ def test_confint_level(sleep_fit):
         ("Reaction ~ Days + (1 | Subject", r"unmatched '\('"),
         ("Reaction ~ Days + 1 | Subject", r"Cannot read term '1 \| Subject'"),
         ("Reaction ~ Days + ( | Subject)", r"nothing left of '\|'"),
-        ("Reaction ~ Days + (1 | Subject/Days)", r"180 random effects of .Days:Subject."),
+        (
+            "Reaction ~ Days + (1 | Subject/Days)",
+            r"180 random effects of .Days:Subject.",
+        ),
         ("Reaction ~ Days + (1 | log(Subject))", r"not a column name"),
         ("Reaction ~ Days", r"no random-effects term"),
         (

@@ -193,6 +193,7 @@ def three_models(table):
     return als, models
 
 
+@pytest.mark.slow  # three models fitted; heavy for the quick tier; CI runs the slow tier
 def test_every_model_gets_the_same_band_type_and_its_own_line(three_models):
     als, models = three_models
     ax = subject_trajectories(models, als, _SID, level=0.9)
@@ -231,6 +232,7 @@ def test_every_model_gets_the_same_band_type_and_its_own_line(three_models):
     ]
 
 
+@pytest.mark.slow  # three models fitted; heavy for the quick tier; CI runs the slow tier
 def test_prediction_bands_for_every_model_when_asked(three_models):
     als, models = three_models
     ax = subject_trajectories(models, als, _SID, interval="prediction")

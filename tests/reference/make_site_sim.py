@@ -34,7 +34,9 @@ def main() -> None:
                 y = int(min(max(round(y), 0), 48))  # whole ALSFRS-R totals
                 rows.append((f"S{s:02d}", f"P{pid:03d}", arm, round(t, 3), y))
             pid += 1
-    df = pd.DataFrame(rows, columns=["site", "subject_id", "arm", "months", "alsfrs_r_total"])
+    df = pd.DataFrame(
+        rows, columns=["site", "subject_id", "arm", "months", "alsfrs_r_total"]
+    )
     df.to_csv(HERE / "site_sim.csv", index=False)
 
 

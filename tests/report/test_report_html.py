@@ -58,6 +58,7 @@ def test_numbers_are_formatted_only_when_rendered():
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow  # the tiny demo run (minutes)
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_report_renders_in_headless_chromium(tiny_demo):
     report = Path(tiny_demo.out) / "report.html"

@@ -27,6 +27,7 @@ def _hashes(folder):
     }
 
 
+@pytest.mark.slow  # heavy for the quick tier; CI runs the slow tier
 def test_run_on_a_proact_folder(config_writer, export, tmp_path):
     before = _hashes(export)
     config = config_writer(

@@ -36,6 +36,9 @@ OUTPUTS = [
     "sample_size.csv",
     "power_curve.csv",
     "trial_design.csv",
+    "endpoints.csv",
+    "endpoint_power.csv",
+    "figures/endpoint_power.png",
     "imaging/features.csv",
     "imaging/qc.csv",
     "biomarkers/classifier.csv",
@@ -49,6 +52,10 @@ OUTPUTS = [
     "inputs/subjects.csv",
     "inputs/derivatives/atlas/atlas-alsprogsim_dseg.nii.gz",
 ]
+
+
+#: every test reads the tiny demo run (a few minutes): the slow tier, which CI runs
+pytestmark = pytest.mark.slow
 
 
 class _Images(HTMLParser):
@@ -97,6 +104,22 @@ def test_tables_read_back(out):
     assert {"lmm", "delta_fs", "patient_ols", "random_forest"} <= set(b["model"])
     s = pd.read_csv(out / "sample_size.csv")
     assert (s["n_per_arm_ceil"] > 0).all() and s["simulated_power"].notna().any()
+
+
+def test_endpoint_comparison_covers_every_source_ratio_and_endpoint(out):
+    e = pd.read_csv(out / "endpoints.csv")
+    # the tiny demo: 25 % slowing, hazard ratios 1 and 0.8, the simulator and the
+    # run's own patients, the four default endpoints
+    assert set(e["source"]) == {"course", "cohort"}
+    assert set(e["hazard_ratio"]) == {1.0, 0.8}
+    assert set(e["endpoint"]) == {"slope", "cafs", "win_ratio", "survival"}
+    assert len(e) == 16 and (e["slowing"] == 0.25).all()
+    assert e["type_one_error"].between(0, 1).all()
+    # no survival effect: the survival endpoint cannot reach the power
+    surv = e[(e["endpoint"] == "survival") & (e["hazard_ratio"] == 1.0)]
+    assert surv["n_per_arm"].isna().all()
+    html = (out / "report.html").read_text()
+    assert "Endpoints compared at the same treatment effect" in html
 
 
 def test_model_comparison_has_loo(out):

@@ -198,6 +198,7 @@ def test_every_figure_of_a_section_is_in_its_part(tmp_path, section):
     assert html.count('id="fig-') == 1
 
 
+@pytest.mark.slow  # runs the tiny demo (minutes); heavy for the quick tier; CI runs the slow tier
 def test_each_figure_of_a_run_is_shown_once_in_the_section_that_drew_it(tiny_demo):
     out = Path(tiny_demo.out)
     html = (out / "report.html").read_text()
@@ -209,6 +210,7 @@ def test_each_figure_of_a_run_is_shown_once_in_the_section_that_drew_it(tiny_dem
         "forecast_fan_charts": "forecast",
         "forecast_calibration": "forecast",
         "power_curve": "design",
+        "endpoint_power": "design",
         "imaging_feature_trajectories": "biomarkers",
         "classifier_roc": "biomarkers",
     }
