@@ -97,6 +97,16 @@ class PowerResult:
         ``observed, observed_treatment, observed_control`` (the realised fraction of
         randomised patients seen at that visit, over all simulated trials, after
         ``retention`` and any ``dropout``/``death_hazard``).
+    endpoint : str
+        The endpoint analysed (``analysis`` is the same name).
+    source : str
+        ``"design"``, ``"course"`` or ``"historical (n patients)"``.
+    hazard_ratio : float
+    type_one_error, type_one_error_se : float or None
+        Rejection rate of as many trials with no treatment effect, and its Monte
+        Carlo SE at the nominal alpha (``type_one_error=True``).
+    looks : GroupSequentialDesign or None
+        With looks, ``estimates`` also has ``stop_look, stopped_for, stop_months``.
     """
 
     power: float
@@ -224,6 +234,20 @@ def simulate_power(
     ``analysis="mmrm"`` fits an unstructured MMRM to change from baseline and tests
     the arm difference at the final visit.
 
+    Other endpoints (``endpoint=``): ``"cafs"`` (Finkelstein–Schoenfeld scores of
+    survival, then ALSFRS-R change to the horizon, ranked by the Wilcoxon test),
+    ``"joint_rank"`` (the same with each survivor's own ALSFRS-R slope),
+    ``"win_ratio"`` (treated × control pairs on survival, then change beyond
+    ``threshold``; tested on the net benefit over its U-statistic SE, the log win
+    ratio reported) and ``"survival"`` (log-rank test; Cox log hazard ratio
+    reported).  Trials come from the design's linear model (``source=None``, deaths
+    from ``death_hazard``), from alsprog's nonlinear ALS course (``source="course"``
+    or a :class:`~alsprog.simulate.CohortParams`: D50 sigmoid, deaths rising with the
+    progression rate, informative dropout; treatment runs the course at ``1 -
+    slowing`` of its speed) or from a :class:`HistoricalCohort` (patients resampled
+    with their own visits and survival; the slowing shrinks each one's change from
+    baseline).  ``hazard_ratio`` multiplies the treated patients' death hazard.
+
     Parameters
     ----------
     design : TrialDesign or LinearMixedModel
@@ -234,6 +258,34 @@ def simulate_power(
     n_sims : int, default 1000
         Trials to simulate.
     analysis : {"slope", "mmrm"}, default "slope"
+        The endpoint when ``endpoint`` is not given (kept for earlier code).
+    endpoint : {"slope", "mmrm", "cafs", "joint_rank", "win_ratio", "survival"}
+        The planned analysis of each trial (default: ``analysis``).  Every trial's
+        ``z`` in :attr:`PowerResult.estimates` is positive when the treated arm did
+        better (slope and MMRM: in the direction of the design's ``mean_slope``).
+    source : None, "course", CohortParams, CourseSource or HistoricalCohort
+        Where the trials come from (above); with a source, ``dropout``,
+        ``death_hazard``, ``enrichment``, ``covariates``, ``effect`` and the design's
+        ``retention`` are refused: the source brings its own losses.
+    hazard_ratio : float, default 1.0
+        Treated : control death hazard ratio after randomisation (1 = the treatment
+        does not change survival).  With the nonlinear course it is the patient-level
+        (conditional) ratio: patients' hazards differ widely, so the population
+        ratio a Cox model estimates lies nearer 1.
+    horizon_months : float, optional
+        CAFS, joint-rank and win-ratio horizon (default: the last visit).
+    threshold : float, default 0.0
+        Win ratio: the ALSFRS-R change difference that decides a pair.
+    looks : GroupSequentialDesign, optional
+        Interim analyses (:func:`group_sequential`): each trial is analysed on the
+        data seen at each look (survival: when its share of the final deaths has
+        occurred; the others: at that share of the follow-up) and stops at the first
+        boundary crossed; ``reject`` is then the design's decision (one-sided on
+        ``z`` for one-sided designs), and :attr:`PowerResult.stopping` gives the
+        stopping probabilities per look.
+    type_one_error : bool, default False
+        Also simulate ``n_sims`` trials with no treatment effect (``slowing`` 0,
+        hazard ratio 1) and report their rejection rate.
     dropout : float, default 0.0
         Extra yearly dropout probability at the mean progression rate, on top of
         ``design.retention``; a patient's hazard scales with their progression rate
