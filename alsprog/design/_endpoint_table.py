@@ -274,6 +274,24 @@ def _arm_levels(
     return per == 1, treatment, control
 
 
+def duplicate_subjects(df: pd.DataFrame, subject: str, message: str) -> list[Problem]:
+    """A problem for each row whose subject appeared on an earlier row."""
+    sid = df[subject].astype(str)
+    return [
+        Problem(
+            message,
+            rule="duplicate",
+            source=_SOURCE,
+            line=int(pos) + 1,
+            subject_id=sid.iloc[pos],
+            column=subject,
+            value=sid.iloc[pos],
+            line_kind="row",
+        )
+        for pos in np.flatnonzero(sid.duplicated().to_numpy())
+    ]
+
+
 def _raise(problems: list[Problem]) -> None:
     if problems:
         raise DataValidationError(problems, source=_SOURCE)
@@ -438,22 +456,13 @@ def _subject_table(
     }
     _require(table, [subject, event_time, event, change, *extra], roles)
     df = table.reset_index(drop=True)
-    problems: list[Problem] = []
+    problems = duplicate_subjects(
+        df,
+        subject,
+        "appears on more than one row; with `change` given the table has one "
+        "row per subject (pass a long visit table without `change` instead)",
+    )
     sid = df[subject].astype(str)
-    for pos in np.flatnonzero(sid.duplicated().to_numpy()):
-        problems.append(
-            Problem(
-                "appears on more than one row; with `change` given the table has one "
-                "row per subject (pass a long visit table without `change` instead)",
-                rule="duplicate",
-                source=_SOURCE,
-                line=int(pos) + 1,
-                subject_id=sid.iloc[pos],
-                column=subject,
-                value=sid.iloc[pos],
-                line_kind="row",
-            )
-        )
     t = _numbers(
         df,
         event_time,

@@ -363,25 +363,37 @@ def _numeric(
         bad |= values < low
     if bad.any():
         subj = df[subject].astype("str").to_numpy()
-        rows = np.flatnonzero(bad)
         what = "a number" + ("" if low is None else f" >= {low:g}")
         raise DataValidationError(
-            [
-                Problem(
-                    f"{raw[i]!r} is not {what}",
-                    rule="type",
-                    source=name,
-                    line=int(i) + 1,
-                    line_kind="row",
-                    subject_id=str(subj[i]),
-                    column=col,
-                    value=raw[i],
-                )
-                for i in rows[:50]
-            ],
-            source=name,
+            _bad_rows(df, col, bad, subj, name, what, 50), source=name
         )
     return values
+
+
+def _bad_rows(
+    df: pd.DataFrame,
+    col: str,
+    bad: npt.NDArray[np.bool_],
+    subj: Any,
+    name: str,
+    what: str,
+    limit: int,
+) -> list[Problem]:
+    """One problem per bad row of ``col`` (the first ``limit``)."""
+    raw = df[col].to_numpy()
+    return [
+        Problem(
+            f"{raw[i]!r} is not {what}",
+            rule="type",
+            source=name,
+            line=int(i) + 1,
+            line_kind="row",
+            subject_id=str(subj[i]),
+            column=col,
+            value=raw[i],
+        )
+        for i in np.flatnonzero(bad)[:limit]
+    ]
 
 
 def _survival(
@@ -398,25 +410,13 @@ def _survival(
     codes = {"true": 1.0, "1": 1.0, "1.0": 1.0, "yes": 1.0}
     codes.update({"false": 0.0, "0": 0.0, "0.0": 0.0, "no": 0.0})
     e = np.array([codes.get(v, np.nan) for v in raw_e])
-    problems = []
+    problems: list[Problem] = []
     for col, vals, what in (
         (event_time, t, "a number of months >= 0"),
         (event, e, "true or false"),
     ):
         bad = ~np.isfinite(vals) | ((vals < 0) if col == event_time else False)
-        for i in np.flatnonzero(bad)[:20]:
-            problems.append(
-                Problem(
-                    f"{df[col].to_numpy()[i]!r} is not {what}",
-                    rule="type",
-                    source=name,
-                    line=int(i) + 1,
-                    line_kind="row",
-                    subject_id=str(subj[i]),
-                    column=col,
-                    value=df[col].to_numpy()[i],
-                )
-            )
+        problems += _bad_rows(df, col, bad, subj, name, what, 20)
     if problems:
         raise DataValidationError(problems, source=name)
     time = np.full(len(ids), np.nan)

@@ -47,6 +47,7 @@ from alsprog.design._endpoint_table import (
     _numbers,
     _raise,
     _require,
+    duplicate_subjects,
 )
 from alsprog.design._pairwise import _ratio_stats, _u_moments
 from alsprog.errors import ModelSpecificationError, Problem
@@ -489,22 +490,11 @@ def win_ratio(
             roles[p.event] = f"event flag of priority {p.label}"
     _require(table, cols, roles)
     df = table.reset_index(drop=True)
-    problems: list[Problem] = []
-    sid = df[subject].astype(str)
-    for pos in np.flatnonzero(sid.duplicated().to_numpy()):
-        problems.append(
-            Problem(
-                "appears on more than one row (the table must have one row per "
-                "subject)",
-                rule="duplicate",
-                source=_SOURCE,
-                line=int(pos) + 1,
-                subject_id=sid.iloc[pos],
-                column=subject,
-                value=sid.iloc[pos],
-                line_kind="row",
-            )
-        )
+    problems = duplicate_subjects(
+        df,
+        subject,
+        "appears on more than one row (the table must have one row per subject)",
+    )
     codes = np.arange(len(df))
     is_t, t_label, c_label = _arm_levels(
         df, arm, treatment, subject, codes, len(df), problems
