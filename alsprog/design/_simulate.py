@@ -450,6 +450,7 @@ def simulate_power(
     screened = float(est["n_screened"].sum())
     enrolled = float(est["n_patients"].sum())
     seconds = time.perf_counter() - started
+    level = design.alpha if plan.looks is None else float(plan.looks.alpha)
     logger.info("simulated %d trials in %.1f s (power %.3f)", n_sims, seconds, p)
     attrition = pd.DataFrame(
         {
@@ -486,7 +487,8 @@ def simulate_power(
         type_one_error_se=(
             None
             if alpha_hat is None
-            else math.sqrt(design.alpha * (1 - design.alpha) / n_sims)
+            # at the level the trials are tested at (the looks' own alpha)
+            else math.sqrt(level * (1 - level) / n_sims)
         ),
         looks=plan.looks,
     )

@@ -192,8 +192,11 @@ def simulated_sample_size(
             **{**simulate_kwargs, "hazard_ratio": 1.0},
         )
         alpha_hat = null.power
-        alpha_se = math.sqrt(design.alpha * (1 - design.alpha) / n_sims)
+        looks = simulate_kwargs.get("looks")  # tested at the looks' own alpha
+        level = design.alpha if looks is None else float(looks.alpha)
+        alpha_se = math.sqrt(level * (1 - level) / n_sims)
     src = simulate_kwargs.get("source")
+    from alsprog.design._historical import HistoricalCohort
     from alsprog.design._trial_runner import describe_source
 
     return SimulatedSampleSize(
@@ -205,7 +208,8 @@ def simulated_sample_size(
         source=describe_source(
             None
             if src is None
-            else (src if not isinstance(src, str | dict) else _course(src))
+            # a CohortParams or CourseSource names the course as 'course' does
+            else (src if isinstance(src, HistoricalCohort) else _course(src))
         ),
         slope=float(b),
         points=pts,

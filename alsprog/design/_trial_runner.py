@@ -18,6 +18,7 @@ patients are randomised at month 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -53,18 +54,12 @@ def draw_chunk(
     grid = np.asarray(design.visit_months, float)
     if plan.source is None:
         return _simulate_chunk(design, spec, k, rng)
-    if isinstance(plan.source, CourseSource):
-        return plan.source.draw_trials(
-            grid,
-            spec.n_t,
-            spec.n_c,
-            k,
-            rng,
-            slowing=plan.slowing,
-            hazard_ratio=plan.hazard_ratio,
-        )
-    return historical_chunk(
-        plan.source,
+    draw = (
+        plan.source.draw_trials
+        if isinstance(plan.source, CourseSource)
+        else partial(historical_chunk, plan.source)
+    )
+    return draw(
         grid,
         spec.n_t,
         spec.n_c,
@@ -276,6 +271,16 @@ def make_plan(
             )
         if endpoint == "mmrm":
             raise e("group-sequential looks are not simulated for the MMRM endpoint.")
+        first = float(looks.information_rates[0]) * float(grid[-1])
+        if endpoint != "survival" and first < grid[1] - 1e-9:
+            # calendar looks: the first must see a follow-up visit
+            raise e(
+                f"the first look comes at month {first:g} (information rate "
+                f"{float(looks.information_rates[0]):g} of {grid[-1]:g} months), "
+                f"before the first follow-up visit ({grid[1]:g}): endpoint "
+                f"{endpoint!r} has nothing to analyse there; give `information_rates` "
+                f"starting at {grid[1] / grid[-1]:g} or later, or more visits."
+            )
     return _Plan(
         endpoint=endpoint,
         source=source,
