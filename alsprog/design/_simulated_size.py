@@ -134,7 +134,15 @@ def simulated_sample_size(
     n_max = check_int(n_max, "n_max", low=10, error=e)
     n_max = min(n_max, MAX_PER_ARM)
     n0 = int(min(max(n0, 10), MAX_PER_ARM))
-    z_a = stats.norm.ppf(1 - design.alpha / 2)
+    looks = simulate_kwargs.get("looks")
+    # the one-sided level each trial is tested at: the design's two-sided alpha, or
+    # the group-sequential design's own
+    one_sided = (
+        design.alpha / 2
+        if looks is None
+        else float(looks.alpha) / (2 if int(looks.sided) == 2 else 1)
+    )
+    z_a = stats.norm.ppf(1 - one_sided)
     z_b = stats.norm.ppf(target)
     rows: list[dict[str, Any]] = []
 
