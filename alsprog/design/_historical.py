@@ -54,7 +54,9 @@ class HistoricalCohort:
         Outcome at each scheduled visit (NaN where no visit fell in its window).
     time, event : ndarray, shape (n_patients,)
         Months from the first visit to death/tracheostomy (``event`` True) or to the
-        last contact (False); NaN when the table has no survival columns.
+        last contact (False), a censored patient counted alive at least up to the
+        last scheduled visit their visits fill; NaN when the table has no survival
+        columns.
     window : float
         Half-width (months) of the window matching a visit to a scheduled visit.
     outcome : str
@@ -214,6 +216,12 @@ class HistoricalCohort:
         ev = np.zeros(n_p, bool)
         if has_surv:
             time, ev = _survival(df, subj, ids, inv, event_time, event, name)
+            # a patient censored alive was seen at each scheduled visit they fill
+            # (within the window): known alive then, though the last contact may
+            # fall a little before it (PRO-ACT censors at the last visit, e.g.
+            # 11.8 months for the 12-month visit)
+            filled = np.where(np.isfinite(Y), grid[None, :], -np.inf).max(axis=1)
+            time = np.where(ev, time, np.maximum(time, filled))
         keep = np.isfinite(Y[:, 0])
         if not keep.any():
             raise DataValidationError(

@@ -131,6 +131,25 @@ def test_historical_grid_takes_the_nearest_visit_in_the_window():
     assert h.has_survival and h.subjects == ("a", "b")
 
 
+def test_historical_censored_patient_is_alive_at_the_visits_they_fill():
+    """PRO-ACT censors the living at their last visit (11.8 months for the
+    12-month visit): they are known alive at the scheduled visit they fill."""
+    df = pd.DataFrame(
+        {
+            "subject_id": ["a", "a", "b", "b", "c", "c"],
+            "months": [0.0, 11.8, 0.0, 11.7, 0.0, 5.0],
+            "alsfrs_r_total": [40, 33, 42, 40, 38, 35],
+            "death_or_tracheostomy_months": [11.8, 11.8, 11.75, 11.75, 5.0, 5.0],
+            "event_observed": [False, False, True, True, False, False],
+        }
+    )
+    h = HistoricalCohort.from_table(df, visit_months=GRID)
+    # a: censored at 11.8 but seen for the 12-month visit -> alive at 12;
+    # b: died at 11.75 (event kept); c: censored at 5, last filled visit 6 -> 6
+    np.testing.assert_array_equal(h.time, [12.0, 11.75, 6.0])
+    np.testing.assert_array_equal(h.event, [False, True, False])
+
+
 def test_historical_nelson_aalen_and_hazard_ratio_transform():
     rng = np.random.default_rng(4)
     n = 4000
