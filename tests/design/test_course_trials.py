@@ -266,3 +266,45 @@ def test_simulated_sample_size_agrees_with_the_formula_on_the_linear_model():
         "se",
         "fitted",
     ]
+
+
+def test_power_result_repr_names_source_hazard_ratio_and_type_one_error():
+    r = simulate_power(
+        TrialDesign(),
+        30,
+        n_sims=10,
+        source="course",
+        endpoint="survival",
+        hazard_ratio=0.8,
+        type_one_error=True,
+        seed=2,
+        n_jobs=1,
+        progress=False,
+    )
+    text = repr(r)
+    assert text.startswith("PowerResult(power=")
+    assert text.endswith(
+        f"screen_failure=0.000, source='course', hazard_ratio=0.8, "
+        f"type_one_error={r.type_one_error:.4f})"
+    )
+    assert r.endpoint == r.analysis == "survival"
+    plain = repr(
+        simulate_power(TrialDesign(), 30, n_sims=2, seed=2, n_jobs=1, progress=False)
+    )
+    assert plain.endswith("screen_failure=0.000)")
+
+
+def test_win_ratio_threshold_defaults_to_any_difference():
+    kw = dict(
+        n_sims=6,
+        source="course",
+        endpoint="win_ratio",
+        seed=4,
+        n_jobs=1,
+        progress=False,
+    )
+    default = simulate_power(TrialDesign(), 40, **kw).estimates
+    zero = simulate_power(TrialDesign(), 40, threshold=0.0, **kw).estimates
+    three = simulate_power(TrialDesign(), 40, threshold=3.0, **kw).estimates
+    pd.testing.assert_frame_equal(default, zero)
+    assert not np.allclose(default["z"], three["z"])
