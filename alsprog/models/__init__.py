@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.models.bayes._model import BayesianTrajectoryModel
     from alsprog.models.bayes._priors import Prior
     from alsprog.models.joint._model import JointModel
+    from alsprog.models.latent._model import LatentClassMixedModel
     from alsprog.models.lmm._model import LinearMixedModel
     from alsprog.models.mmrm._model import MMRM
 
@@ -27,6 +28,7 @@ __all__ = [
     "BayesianTrajectoryModel",
     "ForecastRows",
     "JointModel",
+    "LatentClassMixedModel",
     "LinearMixedModel",
     "MixedSummary",
     "Prior",
@@ -38,6 +40,7 @@ _MODULES = {
     "MMRM": "alsprog.models.mmrm._model",
     "BayesianTrajectoryModel": "alsprog.models.bayes._model",
     "JointModel": "alsprog.models.joint._model",
+    "LatentClassMixedModel": "alsprog.models.latent._model",
     "LinearMixedModel": "alsprog.models.lmm._model",
     "Prior": "alsprog.models.bayes._priors",
     "MixedSummary": "alsprog.models._summary",

@@ -1,0 +1,579 @@
+"""Latent-class linear mixed models: progression classes found from the visits.
+
+Owns: :class:`LatentClassMixedModel` (lcmm's ``hlme`` with a common random-effects
+covariance): its parameter checks, the many-start fit (EM then L-BFGS on the exact
+marginal likelihood, in parallel over starts), the deterministic class labels, the
+fitted attributes (estimates, information criteria, entropy, posteriors), the
+summary with lcmm's posterior classification table, and the class probabilities of
+new patients (:meth:`~LatentClassMixedModel.predict_class`).
+Leaves: the formula -> design step to :mod:`alsprog.models._formula`, the one-class
+start to the mixed model's numerics (:mod:`alsprog.models.lmm._numerics`), the
+likelihood, EM and optimiser to :mod:`alsprog.models.latent._numerics`; class-number
+selection, forecasts, saving and registration to later work (issue 24).
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from alsprog._random import as_generator
+from alsprog._validation import check_int, check_interval, check_is_fitted, check_n_jobs
+from alsprog.errors import ConvergenceWarning, ModelSpecificationError
+from alsprog.models._estimator import EstimatorParams
+from alsprog.models._formula import build_mixed_design
+from alsprog.models._summary import Summary
+from alsprog.models._threads import single_blas_thread
+from alsprog.models.latent._numerics import (
+    Layout,
+    StartResult,
+    SubjectStats,
+    build_stats,
+    evaluate,
+    fit_one_start,
+    hessian,
+    kmeans_start,
+    newton_polish,
+    perturbed_start,
+    subject_features,
+)
+
+__all__ = ["LatentClassMixedModel"]
+
+logger = logging.getLogger(__name__)
+
+Array = npt.NDArray[np.float64]
+
+#: Starts whose log-likelihood is within this of the best count as reaching it.
+BEST_TOL = 1e-4
+#: Fewest subjects per class that a fit accepts.
+MIN_SUBJECTS_PER_CLASS = 5
+
+
+class LatentClassMixedModel(EstimatorParams):
+    """Latent-class linear mixed model (lcmm's ``hlme``), fitted by exact ML.
+
+    Each subject belongs to one of ``n_classes`` latent classes with probability
+    ``pi_k``.  Given the class, the outcome follows a linear mixed model whose fixed
+    effects named in ``mixture`` are the class's own (the others are shared), with
+    one random-effects covariance ``G`` and one residual variance ``s2`` for all
+    classes (``hlme``'s default, ``nwg = FALSE``).  The fit maximises the exact
+    marginal log-likelihood ``sum_i log sum_k pi_k N(y_i; X_i beta_k, Z_i G Z_i' +
+    s2 I)``: from each of ``n_init`` starts, EM steps (posterior-weighted GLS for the
+    fixed effects, Verbeke & Lesaffre's expected complete-data updates of ``G`` and
+    ``s2``) and then L-BFGS with the analytic gradient over an unconstrained
+    parameterisation (log-Cholesky of ``G``, ``log s2``, logits of ``pi``).  The
+    best start is kept, and ``n_best_starts_`` says how many starts reached it.
+
+    Classes are labelled 1..K by decreasing coefficient of the first class-specific
+    term other than the intercept (the slope of ``months``: class 1 progresses
+    slowest), or by decreasing size when the intercept alone is class-specific, so
+    fits from different seeds carry the same labels.
+
+    Parameters
+    ----------
+    formula : str
+        Mixed-model formula with one grouping factor, as
+        :class:`~alsprog.models.LinearMixedModel`'s, e.g.
+        ``"alsfrs_r_total ~ months + (months | subject_id)"``.
+    n_classes : int
+        Number of latent classes, >= 1.  With 1 the model is the linear mixed
+        model fitted by ML.
+    mixture : sequence of str, optional
+        Fixed-effect names (as in ``fe_params_``, e.g. ``["Intercept", "months"]``)
+        that differ by class; default all.
+    n_init : int, default 20
+        Starts: k-means partitions of the per-subject coefficients and random
+        perturbations of the one-class ML fit, alternately.
+    seed : int, numpy Generator or None
+        Seed of the starts (each start gets its own child seed, so the result does
+        not depend on ``n_jobs``).
+    n_jobs : int or None, default 1
+        joblib workers over starts (-1: all cores).
+    max_iter : int, default 500
+        L-BFGS iterations per start.
+    tol : float, default 1e-8
+        L-BFGS tolerance on the gradient of the mean log-likelihood per subject.
+
+    Attributes
+    ----------
+    fe_params_ : pandas.DataFrame
+        Fixed effects, class (1..K) x term; shared terms repeat in every row.
+    bse_ : pandas.DataFrame
+        Their standard errors from the observed information (finite differences of
+        the analytic gradient).
+    cov_re_ : pandas.DataFrame
+        Random-effects covariance ``G``.
+    scale_ : float
+        Residual variance.
+    class_probs_ : pandas.Series
+        Class membership probabilities ``pi_k``.
+    llf_ : float
+        Maximised marginal log-likelihood.
+    n_params_, n_obs_, n_subjects_ : int
+    aic, bic, sabic : float
+        ``-2 llf + 2 n_params``, ``+ n_params log N``, ``+ n_params log((N + 2)/24)``
+        with N subjects (lcmm's convention).
+    entropy_ : float
+        Relative entropy ``1 - E / (N log K)``, ``E = -sum p log p`` over subjects
+        and classes (1 with one class).
+    icl_ : float
+        ``bic + 2 E``.
+    class_sizes_ : pandas.Series
+        Subjects per MAP class.
+    posterior_ : pandas.DataFrame
+        Posterior class probabilities, subject x class.
+    classes_ : pandas.Series
+        MAP class of each subject.
+    start_llf_ : numpy.ndarray
+        Log-likelihood reached by each start.
+    n_best_starts_ : int
+        Starts within ``1e-4`` of the best log-likelihood.
+    converged_ : bool
+        The gradient of the mean log-likelihood per subject at the optimum is
+        below ``1e-4`` in every coordinate.
+
+    Raises
+    ------
+    ModelSpecificationError
+        From :meth:`fit`: bad ``n_classes``, ``mixture`` naming an unknown term,
+        fewer than 5 subjects per class or no more subjects than parameters, and
+        every formula problem :func:`~alsprog.models._formula.build_mixed_design`
+        reports.
+
+    References
+    ----------
+    Verbeke G, Lesaffre E (1996). A linear mixed-effects model with heterogeneity in
+    the random-effects population. JASA 91:217-221.
+    Proust-Lima C, Philipps V, Liquet B (2017). Estimation of extended mixed models
+    using latent classes and latent processes: the R package lcmm. J Stat Softw 78(2).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> cls = np.repeat([0, 1], 40); slope = np.array([-0.3, -2.0])[cls]
+    >>> sid = np.repeat(np.arange(80), 5); t = np.tile(np.arange(5.0) * 3, 80)
+    >>> y = 40 + rng.normal(0, 2, 80)[sid] + slope[sid] * t + rng.normal(0, 1, 400)
+    >>> frs = np.clip(np.round(y), 0, 48)  # scores are whole
+    >>> df = pd.DataFrame({"subject_id": sid, "months": t, "alsfrs_r_total": frs})
+    >>> m = LatentClassMixedModel("alsfrs_r_total ~ months + (1 | subject_id)",
+    ...                           2, n_init=4, seed=1).fit(df)
+    >>> m.fe_params_["months"].round(1).tolist(), m.class_sizes_.tolist()
+    ([-0.3, -2.0], [40, 40])
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        n_classes: int,
+        *,
+        mixture: Sequence[str] | None = None,
+        n_init: int = 20,
+        seed: Any = None,
+        n_jobs: int | None = 1,
+        max_iter: int = 500,
+        tol: float = 1e-8,
+    ) -> None:
+        self.formula = formula
+        self.n_classes = n_classes
+        self.mixture = mixture
+        self.n_init = n_init
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def _check_params(self) -> None:
+        err = ModelSpecificationError
+        check_int(self.n_classes, "n_classes", low=1, error=err)
+        check_int(self.n_init, "n_init", low=1, error=err)
+        check_int(self.max_iter, "max_iter", low=1, error=err)
+        check_interval(self.tol, "tol", low=0.0, high=1.0, low_closed=False, error=err)
+        check_n_jobs(self.n_jobs, error=err)
+        if not isinstance(self.formula, str):
+            raise err(f"`formula` must be a string; got {self.formula!r}.")
+        if self.mixture is not None and (
+            isinstance(self.mixture, str)
+            or not all(isinstance(m, str) for m in self.mixture)
+        ):
+            raise err(
+                "`mixture` must be a list of fixed-effect names such as "
+                f"['Intercept', 'months']; got {self.mixture!r}."
+            )
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, df: pd.DataFrame) -> LatentClassMixedModel:
+        """Fit the model to a long-format table (one row per visit).
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Not modified.
+
+        Returns
+        -------
+        LatentClassMixedModel
+            ``self``, fitted.
+
+        Raises
+        ------
+        ModelSpecificationError
+            See the class docstring.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When the best start did not converge or the best log-likelihood was
+            reached by one start only (with several starts).
+        """
+        for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+            delattr(self, k)
+        self._check_params()
+        t0 = _time.perf_counter()
+        K = int(self.n_classes)
+        rng = as_generator(self.seed)
+        with single_blas_thread():
+            design = build_mixed_design(self.formula, df)
+            names = design.fe_names
+            mix = self._mixture_mask(names)
+            N = len(design.group_levels)
+            lay = Layout(K, len(names), design.Z.shape[1], mix)
+            if N < MIN_SUBJECTS_PER_CLASS * K or N <= lay.n_params:
+                raise ModelSpecificationError(
+                    f"Too few subjects: {N} for {K} class(es) and {lay.n_params} "
+                    f"parameters; a latent-class fit needs at least "
+                    f"{MIN_SUBJECTS_PER_CLASS} subjects per class and more subjects "
+                    "than parameters."
+                )
+            st = build_stats(design.y, design.X, design.Z, design.groups, N)
+            x1, lay1 = _one_class_start(design, st)
+            if K == 1:
+                results = [
+                    fit_one_start(x1, lay, st, max_iter=self.max_iter, tol=self.tol)
+                ]
+            else:
+                results = self._run_starts(x1, lay1, lay, st, rng)
+        llfs = np.array([r.llf for r in results])
+        best = results[int(np.nanargmax(llfs))]
+        with single_blas_thread():
+            x, _ = newton_polish(_relabel(best.x, lay, st), lay, st)
+            self._set_fitted(design, lay, st, x, best, llfs)
+        logger.info(
+            "LatentClassMixedModel: K=%d, %d subjects, %d starts (%d at the best), "
+            "%.2f s",
+            K,
+            N,
+            len(results),
+            self.n_best_starts_,
+            _time.perf_counter() - t0,
+        )
+        if not self.converged_:
+            warnings.warn(
+                f"The best start did not converge (max |gradient| "
+                f"{best.grad_max:.1e} per subject); raise max_iter or rescale time.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        elif K > 1 and len(results) > 1 and self.n_best_starts_ == 1:
+            warnings.warn(
+                f"Only 1 of {len(results)} starts reached the best log-likelihood "
+                f"({self.llf_:.4f}); the optimum may not be global: raise n_init.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _mixture_mask(self, names: list[str]) -> npt.NDArray[np.bool_]:
+        if self.mixture is None:
+            return np.ones(len(names), dtype=bool)
+        unknown = [m for m in self.mixture if m not in names]
+        if unknown:
+            raise ModelSpecificationError(
+                f"`mixture` names {', '.join(map(repr, unknown))}, not fixed effects "
+                f"of {self.formula!r}; its fixed effects are "
+                f"{', '.join(map(repr, names))}."
+            )
+        if len(set(self.mixture)) != len(list(self.mixture)):
+            raise ModelSpecificationError(
+                f"`mixture` repeats a name: {list(self.mixture)!r}."
+            )
+        return np.isin(np.array(names), np.array(list(self.mixture), dtype=object))
+
+    def _run_starts(
+        self,
+        x1: Array,
+        lay1: Layout,
+        lay: Layout,
+        st: SubjectStats,
+        rng: np.random.Generator,
+    ) -> list[StartResult]:
+        from joblib import Parallel, delayed
+
+        n = int(self.n_init)
+        F = subject_features(x1, lay1, st, lay.mix)
+        children = rng.spawn(n)
+        starts = []
+        for i, child in enumerate(children):
+            if i % 2 == 0:
+                starts.append(kmeans_start(x1, lay1, lay, st, F, child))
+            else:
+                starts.append(perturbed_start(x1, lay1, lay, F, child))
+        n_jobs = self.n_jobs if self.n_jobs is not None else 1
+        if n_jobs == 1:
+            return [
+                fit_one_start(s, lay, st, max_iter=self.max_iter, tol=self.tol)
+                for s in starts
+            ]
+        chunks = np.array_split(np.arange(n), min(n, max(1, abs(int(n_jobs)) * 2)))
+        parts = Parallel(n_jobs=n_jobs)(
+            delayed(_fit_chunk)(
+                [starts[i] for i in c], lay, st, self.max_iter, self.tol
+            )
+            for c in chunks
+        )
+        return [r for part in parts for r in part]
+
+    def _set_fitted(
+        self,
+        design: Any,
+        lay: Layout,
+        st: SubjectStats,
+        x: Array,
+        best: StartResult,
+        llfs: Array,
+    ) -> None:
+        K = lay.K
+        betas, _, G, s2, logpi = lay.unpack(x)
+        ev = evaluate(x, lay, st)
+        assert ev.grad is not None
+        grad_max = float(np.max(np.abs(ev.grad))) / st.n_subjects
+        labels = pd.RangeIndex(1, K + 1, name="class")
+        names = design.fe_names
+        re = design.re_names
+        self.fe_params_ = pd.DataFrame(betas, index=labels, columns=names)
+        self.bse_ = pd.DataFrame(_beta_se(x, lay, st), index=labels, columns=names)
+        self.cov_re_ = pd.DataFrame(G, index=re, columns=re)
+        self.scale_ = float(s2)
+        self.class_probs_ = pd.Series(np.exp(logpi), index=labels, name="pi")
+        self.llf_ = float(ev.llf)
+        self.n_params_ = int(lay.n_params)
+        self.n_obs_ = int(st.n_obs)
+        self.n_subjects_ = int(st.n_subjects)
+        subj = design.group_levels.copy()
+        self.posterior_ = pd.DataFrame(ev.posterior, index=subj, columns=labels)
+        self.classes_ = pd.Series(
+            np.argmax(ev.posterior, axis=1) + 1, index=subj, name="class"
+        )
+        self.class_sizes_ = (
+            self.classes_.value_counts().reindex(labels, fill_value=0).rename("n")
+        )
+        P = np.clip(ev.posterior, 1e-300, 1.0)
+        E = float(-np.sum(ev.posterior * np.log(P)))
+        self.classification_entropy_ = E
+        self.entropy_ = 1.0 if K == 1 else 1.0 - E / (st.n_subjects * np.log(K))
+        self.icl_ = self.bic + 2.0 * E
+        self.start_llf_ = llfs
+        self.n_best_starts_ = int(np.sum(llfs >= np.nanmax(llfs) - BEST_TOL))
+        self.converged_ = bool(grad_max < 1e-4)
+        self._state = {
+            "x": x,
+            "layout": lay,
+            "fixed_spec": design.fixed_spec,
+            "random_specs": design.random_specs,
+            "group": design.group,
+            "outcome": design.outcome,
+            "variables": design.variables,
+        }
+
+    # ---------------------------------------------------------- criteria
+    @property
+    def aic(self) -> float:
+        """Akaike's criterion ``-2 llf + 2 n_params``."""
+        check_is_fitted(self, ["llf_"])
+        return -2.0 * self.llf_ + 2.0 * self.n_params_
+
+    @property
+    def bic(self) -> float:
+        """Schwarz's criterion ``-2 llf + n_params log(n_subjects)``."""
+        check_is_fitted(self, ["llf_"])
+        return -2.0 * self.llf_ + self.n_params_ * np.log(self.n_subjects_)
+
+    @property
+    def sabic(self) -> float:
+        """Sample-size adjusted BIC ``-2 llf + n_params log((n_subjects + 2) / 24)``."""
+        check_is_fitted(self, ["llf_"])
+        return -2.0 * self.llf_ + self.n_params_ * np.log((self.n_subjects_ + 2) / 24)
+
+    # ---------------------------------------------------------- new patients
+    def predict_class(self, history: pd.DataFrame) -> pd.DataFrame:
+        """Posterior class probabilities of patients given their visits.
+
+        Parameters
+        ----------
+        history : pandas.DataFrame
+            Visits (outcome, grouping column and the formula's covariates) of new or
+            known patients; rows with a missing value are left out.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Subject x class probabilities (rows sum to 1).
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted.
+        ModelSpecificationError
+            A missing column, a category not seen in the fit, or no usable visit.
+        """
+        from alsprog.models.lmm._forecast import prediction_design
+
+        check_is_fitted(self, ["llf_"])
+        info = self._state
+        for col in (info["group"], info["outcome"]):
+            if col not in history.columns:
+                raise ModelSpecificationError(
+                    f"`history` lacks column {col!r} used by {self.formula!r}."
+                )
+        X, Z, ok = prediction_design(info, self.formula, history)
+        yv = pd.to_numeric(history[info["outcome"]], errors="coerce").to_numpy(float)
+        gv = history[info["group"]].to_numpy()
+        keep = ok & np.isfinite(yv) & pd.notna(history[info["group"]]).to_numpy()
+        X, Z = X[keep[ok]], Z[keep[ok]]
+        if not keep.any():
+            raise ModelSpecificationError(
+                "`history` has no visit with the outcome and every model column."
+            )
+        codes, levels = pd.factorize(pd.Series(gv[keep]), sort=True)
+        stats = build_stats(yv[keep], X, Z, codes.astype(np.intp), len(levels))
+        ev = evaluate(info["x"], info["layout"], stats, grad=False)
+        labels = pd.RangeIndex(1, info["layout"].K + 1, name="class")
+        return pd.DataFrame(
+            ev.posterior, index=pd.Index(levels, name=info["group"]), columns=labels
+        )
+
+    # -------------------------------------------------------------- summary
+    def summary(self) -> Summary:
+        """Estimates, class sizes and lcmm's posterior classification table.
+
+        Returns
+        -------
+        Summary
+            Tables ``fixed`` (class x term, estimate and standard error),
+            ``classes`` (``pi``, MAP count and share) and ``postprob`` (for the
+            subjects assigned to each class, the mean posterior probability of
+            each class, as lcmm's ``postprob``).
+        """
+        check_is_fitted(self, ["llf_"])
+        fixed = (
+            self.fe_params_.stack()
+            .rename("estimate")
+            .to_frame()
+            .join(self.bse_.stack().rename("std_error"))
+        )
+        classes = pd.DataFrame(
+            {
+                "pi": self.class_probs_,
+                "n": self.class_sizes_,
+                "share": self.class_sizes_ / self.n_subjects_,
+            }
+        )
+        post = (
+            self.posterior_.groupby(self.classes_)
+            .mean()
+            .reindex(self.class_probs_.index)
+        )
+        post.index.name = "assigned"
+        post.columns = [f"prob_class_{k}" for k in post.columns]
+        re = self.cov_re_.copy()
+        header = {
+            "Subjects": self.n_subjects_,
+            "Observations": self.n_obs_,
+            "Classes": len(self.class_probs_),
+            "Log-likelihood": round(self.llf_, 4),
+            "Parameters": self.n_params_,
+            "AIC / BIC / SABIC": f"{self.aic:.2f} / {self.bic:.2f} / {self.sabic:.2f}",
+            "Relative entropy / ICL": f"{self.entropy_:.4f} / {self.icl_:.2f}",
+            "Residual variance": round(self.scale_, 4),
+            "Starts at the best / starts": (
+                f"{self.n_best_starts_} / {len(self.start_llf_)}"
+            ),
+        }
+        notes = [] if self.converged_ else ["The best start did not converge."]
+        return Summary(
+            f"Latent-class linear mixed model ({len(self.class_probs_)} classes), ML",
+            header,
+            {"fixed": fixed, "random": re, "classes": classes, "postprob": post},
+            captions={
+                "fixed": "Fixed effects by class",
+                "random": "Random-effects covariance (shared)",
+                "classes": "Class probabilities and MAP sizes",
+                "postprob": "Posterior classification (mean probability by "
+                "assigned class)",
+            },
+            notes=notes,
+        )
+
+
+def _fit_chunk(
+    starts: list[Array], lay: Layout, st: SubjectStats, max_iter: int, tol: float
+) -> list[StartResult]:
+    with single_blas_thread():
+        return [fit_one_start(s, lay, st, max_iter=max_iter, tol=tol) for s in starts]
+
+
+def _one_class_start(design: Any, st: SubjectStats) -> tuple[Array, Layout]:
+    """The one-class ML fit (the mixed model's profiled ML) as a vector."""
+    from alsprog.models.lmm._numerics import compute_group_stats, fit_profiled
+
+    G = len(design.group_levels)
+    stats = compute_group_stats(design.X, design.Z, design.y, design.groups, G)
+    tpl = design.template
+    est = fit_profiled(stats, tpl.rows, tpl.cols, tpl.lower, reml=False)
+    lay1 = Layout(
+        1, design.X.shape[1], design.Z.shape[1], np.ones(design.X.shape[1], bool)
+    )
+    q = design.Z.shape[1]
+    cov = np.asarray(est.cov_re, float) + 1e-8 * max(est.sigma2, 1e-12) * np.eye(q)
+    x1 = lay1.pack(est.beta[None, :], cov, float(est.sigma2), np.ones(1))
+    return x1, lay1
+
+
+def _relabel(x: Array, lay: Layout, st: SubjectStats) -> Array:
+    """Reorder the classes: decreasing coefficient of the first class-specific
+    non-intercept term, else decreasing class probability."""
+    if lay.K == 1:
+        return x
+    betas, _, G, s2, logpi = lay.unpack(x)
+    cols = np.flatnonzero(lay.mix)
+    key_col = cols[1] if len(cols) > 1 else None
+    if key_col is not None:
+        order = np.lexsort((-logpi, -betas[:, key_col]))
+    else:
+        order = np.argsort(-logpi, kind="stable")
+    return lay.pack(betas[order], G, s2, np.exp(logpi[order]))
+
+
+def _beta_se(x: Array, lay: Layout, st: SubjectStats) -> Array:
+    """Standard errors of the fixed effects, class x term, from the observed
+    information (finite differences of the analytic gradient)."""
+    H = -hessian(x, lay, st)
+    try:
+        cov = np.linalg.inv(H)
+        var = np.diag(cov)
+    except np.linalg.LinAlgError:
+        var = np.full(len(x), np.nan)
+    sd = np.sqrt(np.where(var > 0, var, np.nan))
+    K, pm = lay.K, lay.pm
+    se = np.empty((K, lay.p))
+    se[:, lay.mix] = sd[: K * pm].reshape(K, pm)
+    se[:, ~lay.mix] = sd[K * pm : K * pm + lay.p - pm]
+    return se

@@ -1,0 +1,533 @@
+"""Exact marginal likelihood, EM and quasi-Newton fit of a latent-class linear mixed model.
+
+Owns: the per-subject sufficient statistics (:class:`SubjectStats`), the parameter
+layout and its unconstrained vector (:class:`Layout`: class-specific and shared fixed
+effects, log-Cholesky of the shared random-effects covariance ``G``, log residual
+variance, logits of the class probabilities), the exact marginal log-likelihood with
+its analytic gradient and class posteriors (:func:`evaluate`), the EM step
+(:func:`em_step`), one fit from one start (:func:`fit_one_start`), the Newton polish
+and observed information (:func:`newton_polish`, :func:`hessian`) and the starting
+values (:func:`kmeans_start`, :func:`perturbed_start`).
+Leaves: formulas, data checks, the choice among starts, labels and fitted attributes
+to :mod:`alsprog.models.latent._model`.
+
+The model (lcmm's ``hlme`` with a common random-effects covariance): subject ``i``
+belongs to class ``k`` with probability ``pi_k``; given the class,
+``y_i ~ N(X_i beta_k, V_i)`` with ``V_i = Z_i G Z_i' + s2 I``.  The marginal
+log-likelihood is ``sum_i log sum_k pi_k N(y_i; X_i beta_k, V_i)``, computed exactly
+from each subject's cross-products (``y'y``, ``X'y``, ``X'X``, ``Z'y``, ``Z'X``,
+``Z'Z``) through Woodbury's identity and the determinant lemma with the q x q matrix
+``s2 I + L' Z'Z L`` (``G = L L'``): one evaluation costs O(N K (p + q)^2) whatever
+the number of visits, vectorised over subjects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.float64]
+
+__all__ = [
+    "Evaluation",
+    "Layout",
+    "StartResult",
+    "SubjectStats",
+    "build_stats",
+    "em_step",
+    "evaluate",
+    "fit_one_start",
+    "hessian",
+    "kmeans_start",
+    "newton_polish",
+    "perturbed_start",
+    "subject_features",
+]
+
+_LOG2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class SubjectStats:
+    """Per-subject sufficient statistics: everything the likelihood needs.
+
+    Attributes
+    ----------
+    n : ndarray of int, shape (N,)
+        Visits per subject.
+    yty : ndarray, shape (N,)
+    Xty : ndarray, shape (N, p)
+    XtX : ndarray, shape (N, p, p)
+    Zty : ndarray, shape (N, q)
+    ZtX : ndarray, shape (N, q, p)
+    ZtZ : ndarray, shape (N, q, q)
+    n_subjects, n_obs : int
+    """
+
+    n: npt.NDArray[np.intp]
+    yty: Array
+    Xty: Array
+    XtX: Array
+    Zty: Array
+    ZtX: Array
+    ZtZ: Array
+    n_subjects: int
+    n_obs: int
+
+
+def build_stats(
+    y: Array, X: Array, Z: Array, groups: npt.NDArray[np.intp], n_subjects: int
+) -> SubjectStats:
+    """Reduce the rows to per-subject cross-products (every code must occur).
+
+    Examples
+    --------
+    >>> y = np.arange(5.0); X = np.ones((5, 1)); Z = np.ones((5, 1))
+    >>> s = build_stats(y, X, Z, np.array([0, 1, 0, 1, 1]), 2)
+    >>> s.n.tolist(), s.yty.tolist(), s.Xty[:, 0].tolist()
+    ([2, 3], [4.0, 26.0], [2.0, 8.0])
+    """
+    order = np.argsort(groups, kind="stable")
+    counts = np.bincount(groups, minlength=n_subjects)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+    yo, Xo, Zo = y[order], X[order], Z[order]
+
+    def total(a: Array) -> Array:
+        return np.add.reduceat(a, starts, axis=0)
+
+    return SubjectStats(
+        n=counts.astype(np.intp),
+        yty=total(yo * yo),
+        Xty=total(Xo * yo[:, None]),
+        XtX=total(Xo[:, :, None] * Xo[:, None, :]),
+        Zty=total(Zo * yo[:, None]),
+        ZtX=total(Zo[:, :, None] * Xo[:, None, :]),
+        ZtZ=total(Zo[:, :, None] * Zo[:, None, :]),
+        n_subjects=int(n_subjects),
+        n_obs=int(len(y)),
+    )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter sits in the unconstrained vector.
+
+    Order: the class-specific fixed effects (class by class, the ``mix`` columns),
+    the shared fixed effects, the lower triangle of the Cholesky factor of ``G``
+    (row by row, diagonal on the log scale), ``log s2``, then the logits
+    ``log(pi_k / pi_1)`` of classes 2..K.
+    """
+
+    K: int
+    p: int
+    q: int
+    mix: npt.NDArray[np.bool_]
+
+    @property
+    def pm(self) -> int:
+        """Number of class-specific fixed effects per class."""
+        return int(self.mix.sum())
+
+    @property
+    def n_params(self) -> int:
+        """Free parameters (the ``n_params_`` of AIC/BIC)."""
+        q = self.q
+        return self.K * self.pm + (self.p - self.pm) + q * (q + 1) // 2 + self.K
+
+    def unpack(self, x: Array) -> tuple[Array, Array, Array, float, Array]:
+        """``(betas (K, p), L (q, q), G, s2, log pi (K,))`` from the vector ``x``."""
+        K, pm, p, q = self.K, self.pm, self.p, self.q
+        betas = np.empty((K, p))
+        betas[:, self.mix] = x[: K * pm].reshape(K, pm)
+        betas[:, ~self.mix] = x[K * pm : K * pm + p - pm]
+        o = K * pm + p - pm
+        nt = q * (q + 1) // 2
+        r, c = np.tril_indices(q)
+        L = np.zeros((q, q))
+        L[r, c] = x[o : o + nt]
+        d = np.arange(q)
+        L[d, d] = np.exp(L[d, d])
+        s2 = float(np.exp(x[o + nt]))
+        eta = np.concatenate([[0.0], x[o + nt + 1 :]])
+        logpi = eta - _logsumexp(eta[None, :])[0]
+        return betas, L, L @ L.T, s2, logpi
+
+    def pack(self, betas: Array, G: Array, s2: float, pi: Array) -> Array:
+        """The vector for the given parameters (inverse of :meth:`unpack`)."""
+        q = self.q
+        L = np.linalg.cholesky(G + 1e-12 * np.eye(q)) if q else np.zeros((0, 0))
+        d = np.arange(q)
+        L[d, d] = np.log(L[d, d])
+        r, c = np.tril_indices(q)
+        pi = np.clip(np.asarray(pi, float), 1e-300, None)
+        eta = np.log(pi[1:]) - np.log(pi[0])
+        return np.concatenate(
+            [
+                betas[:, self.mix].ravel(),
+                betas[0, ~self.mix],
+                L[r, c],
+                [np.log(s2)],
+                eta,
+            ]
+        )
+
+
+def _logsumexp(a: Array) -> Array:
+    m = np.max(a, axis=1, keepdims=True)
+    return (m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True)))[:, 0]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Log-likelihood, per-subject contributions, posteriors and gradient."""
+
+    llf: float
+    loglik_i: Array
+    posterior: Array
+    grad: Array | None
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """Per-subject pieces of ``V_i^{-1}`` through the q x q matrix
+    ``Mq = s2 I + L' Z'Z L`` (Woodbury's identity, the determinant lemma)."""
+
+    Mi: Array  # Mq^{-1}, (N, q, q)
+    P: Array  # L' Z'Z L, (N, q, q)
+    logdet: Array  # log det V_i, (N,)
+    ZtVZ: Array  # Z' V^{-1} Z, (N, q, q)
+    XtVX: Array  # X' V^{-1} X, (N, p, p)
+    tr_Vinv: Array  # (N,)
+
+
+def _pieces(st: SubjectStats, L: Array, s2: float) -> _Pieces:
+    q = L.shape[0]
+    ZtZL = st.ZtZ @ L
+    P = L.T @ ZtZL
+    Mq = P + s2 * np.eye(q)
+    Cq = np.linalg.cholesky(Mq)
+    Mi = np.asarray(np.linalg.inv(Mq), dtype=np.float64)
+    logdet = (st.n - q) * np.log(s2) + 2.0 * np.sum(
+        np.log(np.diagonal(Cq, axis1=1, axis2=2)), axis=1
+    )
+    ZtVZ = (st.ZtZ - ZtZL @ Mi @ np.swapaxes(ZtZL, 1, 2)) / s2
+    LtZtX = L.T @ st.ZtX
+    XtVX = (st.XtX - np.swapaxes(LtZtX, 1, 2) @ Mi @ LtZtX) / s2
+    tr_Vinv = (st.n - np.sum(Mi * P, axis=(1, 2))) / s2  # both symmetric
+    return _Pieces(Mi, P, logdet, ZtVZ, XtVX, tr_Vinv)
+
+
+def _residual_products(st: SubjectStats, betas: Array) -> tuple[Array, Array, Array]:
+    """``Z'r_k`` (N, K, q), ``X'r_k`` (N, K, p) and ``r_k'r_k`` (N, K) for the
+    residuals ``r_k = y - X beta_k`` of every subject and class."""
+    XtXb = st.XtX @ betas.T  # (N, p, K)
+    Ztr = st.Zty[:, None, :] - np.swapaxes(st.ZtX @ betas.T, 1, 2)
+    Xtr = st.Xty[:, None, :] - np.swapaxes(XtXb, 1, 2)
+    rtr = st.yty[:, None] - 2.0 * st.Xty @ betas.T + np.sum(XtXb * betas.T, axis=1)
+    return Ztr, Xtr, rtr
+
+
+def evaluate(
+    x: Array, lay: Layout, st: SubjectStats, *, grad: bool = True
+) -> Evaluation:
+    """Exact marginal log-likelihood at ``x``, its gradient and the class posteriors.
+
+    Every quantity is a function of the per-subject cross-products, so one
+    evaluation costs O(N K (p + q)^2) whatever the number of visits.
+
+    Parameters
+    ----------
+    x : ndarray
+        Unconstrained parameter vector (:class:`Layout`).
+    lay : Layout
+    st : SubjectStats
+    grad : bool, default True
+        Also compute the gradient with respect to ``x``.
+
+    Returns
+    -------
+    Evaluation
+        ``posterior`` has shape ``(n_subjects, K)``; ``loglik_i`` ``(n_subjects,)``.
+    """
+    betas, L, G, s2, logpi = lay.unpack(x)
+    pc = _pieces(st, L, s2)
+    Ztr, Xtr, rtr = _residual_products(st, betas)
+    u = Ztr @ L  # (N, K, q): L' Z' r_k
+    Miu = u @ pc.Mi  # Mi symmetric
+    uMu = np.sum(u * Miu, axis=2)
+    quad = (rtr - uMu) / s2
+    logd = -0.5 * (st.n[:, None] * _LOG2PI + pc.logdet[:, None] + quad) + logpi
+    li = _logsumexp(logd)
+    W = np.exp(logd - li[:, None])
+    g = None
+    if grad:
+        # X' V^-1 r_k and Z' V^-1 r_k
+        LMiu = Miu @ L.T  # (N, K, q): L Mq^-1 u
+        XVr = (Xtr - LMiu @ st.ZtX) / s2
+        ZVr = (Ztr - LMiu @ st.ZtZ) / s2  # ZtZ symmetric
+        gb = np.sum(W[:, :, None] * XVr, axis=0)
+        q = lay.q
+        WZ = (ZVr * W[:, :, None]).reshape(-1, q)
+        A = 0.5 * (WZ.T @ ZVr.reshape(-1, q) - pc.ZtVZ.sum(axis=0))
+        # ||V^-1 r_k||^2 = (r'r - 2 u'Mi u + u'Mi P Mi u) / s2^2
+        vtv = (rtr - 2.0 * uMu + np.sum(Miu * (Miu @ pc.P), axis=2)) / s2**2
+        gs2 = 0.5 * (float(np.sum(W * vtv)) - float(pc.tr_Vinv.sum()))
+        gL = 2.0 * A @ L
+        d = np.arange(lay.q)
+        gL[d, d] *= L[d, d]
+        r, c = np.tril_indices(lay.q)
+        pi = np.exp(logpi)
+        g = np.concatenate(
+            [
+                gb[:, lay.mix].ravel(),
+                gb[:, ~lay.mix].sum(axis=0),
+                gL[r, c],
+                [gs2 * s2],
+                (W.sum(axis=0) - st.n_subjects * pi)[1:],
+            ]
+        )
+    return Evaluation(float(li.sum()), li, W, g)
+
+
+def em_step(x: Array, lay: Layout, st: SubjectStats, W: Array) -> Array:
+    """One M-step given posteriors ``W``: new parameters as a vector.
+
+    ``pi`` is the mean posterior; the fixed effects solve the posterior-weighted GLS
+    equations at the current ``V_i``; ``G`` and ``s2`` are the expected complete-data
+    updates of Verbeke & Lesaffre's heterogeneity model (posterior means and
+    covariances of the random effects within each class).
+    """
+    _, L, G, s2, _ = lay.unpack(x)
+    K, p, mix = lay.K, lay.p, lay.mix
+    pc = _pieces(st, L, s2)
+    LtZtX = L.T @ st.ZtX  # (N, q, p)
+    Miv = pc.Mi @ (st.Zty @ L)[:, :, None]  # (N, q, 1)
+    XtVy = (st.Xty - (np.swapaxes(LtZtX, 1, 2) @ Miv)[:, :, 0]) / s2
+    H = np.tensordot(W.T, pc.XtVX, axes=1)
+    rhs = W.T @ XtVy
+    # assemble the normal equations in (class-specific..., shared)
+    pm, ps = lay.pm, p - lay.pm
+    dim = K * pm + ps
+    A = np.zeros((dim, dim))
+    b = np.zeros(dim)
+    s = slice(K * pm, dim)
+    for k in range(K):
+        mk = slice(k * pm, (k + 1) * pm)
+        A[mk, mk] = H[k][np.ix_(mix, mix)]
+        A[mk, s] = H[k][np.ix_(mix, ~mix)]
+        A[s, mk] = A[mk, s].T
+        A[s, s] += H[k][np.ix_(~mix, ~mix)]
+        b[mk] = rhs[k][mix]
+        b[s] += rhs[k][~mix]
+    theta = np.linalg.solve(A + 1e-12 * np.eye(dim), b)
+    new = np.empty((K, p))
+    new[:, mix] = theta[: K * pm].reshape(K, pm)
+    new[:, ~mix] = theta[K * pm :]
+    # random-effects covariance and residual variance
+    Ztr, _, rtr = _residual_products(st, new)
+    LMiu = ((Ztr @ L) @ pc.Mi) @ L.T
+    ZVr = (Ztr - LMiu @ st.ZtZ) / s2
+    B = ZVr @ G  # (N, K, q): posterior means G Z' V^-1 r_k
+    Cm = G[None] - G @ pc.ZtVZ @ G  # (N, q, q)
+    q = lay.q
+    Gsum = (B * W[:, :, None]).reshape(-1, q).T @ B.reshape(-1, q) + Cm.sum(axis=0)
+    rss_k = rtr - 2.0 * np.sum(B * Ztr, axis=2) + np.sum((B @ st.ZtZ) * B, axis=2)
+    rss = float(np.sum(W * rss_k)) + float(np.sum(Cm * st.ZtZ))
+    G_new = Gsum / st.n_subjects
+    s2_new = rss / st.n_obs
+    pi = np.clip(W.mean(axis=0), 1e-10, None)
+    return lay.pack(new, 0.5 * (G_new + G_new.T), s2_new, pi / pi.sum())
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """One start's optimum."""
+
+    x: Array
+    llf: float
+    converged: bool
+    n_em: int
+    n_eval: int
+    grad_max: float
+
+
+def fit_one_start(
+    x0: Array,
+    lay: Layout,
+    st: SubjectStats,
+    *,
+    em_iter: int = 30,
+    em_tol: float = 1e-7,
+    max_iter: int = 500,
+    tol: float = 1e-8,
+) -> StartResult:
+    """EM from ``x0`` until the log-likelihood gains less than ``em_tol`` per
+    subject, then L-BFGS on the exact marginal log-likelihood (analytic gradient)."""
+    from scipy import optimize
+
+    x = np.asarray(x0, float)
+    ev = evaluate(x, lay, st, grad=False)
+    it = 0
+    for it in range(1, em_iter + 1):  # noqa: B007
+        x_new = em_step(x, lay, st, ev.posterior)
+        ev_new = evaluate(x_new, lay, st, grad=False)
+        if not np.isfinite(ev_new.llf):
+            break
+        gain = ev_new.llf - ev.llf
+        x, ev = x_new, ev_new
+        if gain < em_tol * st.n_subjects:
+            break
+    N = st.n_subjects
+
+    def fun(z: Array) -> tuple[float, Array]:
+        try:
+            e = evaluate(z, lay, st)
+        except np.linalg.LinAlgError:
+            return np.inf, np.zeros_like(z)
+        if not np.isfinite(e.llf):
+            return np.inf, np.zeros_like(z)
+        assert e.grad is not None
+        return -e.llf / N, -e.grad / N
+
+    res = optimize.minimize(
+        fun,
+        x,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "ftol": tol * 1e-3, "gtol": tol, "maxcor": 20},
+    )
+    xf = res.x if res.fun <= fun(x)[0] else x
+    f, g = fun(xf)
+    gmax = float(np.max(np.abs(g))) if g.size else 0.0
+    return StartResult(
+        x=xf,
+        llf=-f * N,
+        converged=bool(np.isfinite(f) and gmax < 1e-4),
+        n_em=it,
+        n_eval=int(res.nfev),
+        grad_max=gmax,
+    )
+
+
+def hessian(x: Array, lay: Layout, st: SubjectStats) -> Array:
+    """Hessian of the log-likelihood at ``x``: central differences of the analytic
+    gradient, symmetrised."""
+    n = len(x)
+    H = np.empty((n, n))
+    for j in range(n):
+        h = 1e-5 * max(1.0, abs(x[j]))
+        e = np.zeros(n)
+        e[j] = h
+        gp = evaluate(x + e, lay, st).grad
+        gm = evaluate(x - e, lay, st).grad
+        assert gp is not None and gm is not None
+        H[:, j] = (gp - gm) / (2 * h)
+    return 0.5 * (H + H.T)
+
+
+def newton_polish(
+    x: Array, lay: Layout, st: SubjectStats, *, n_steps: int = 5
+) -> tuple[Array, Array]:
+    """A few Newton steps (finite-difference Hessian, step halving) from a quasi-Newton
+    optimum; returns the point and the Hessian there."""
+    ev = evaluate(x, lay, st)
+    H = hessian(x, lay, st)
+    for _ in range(n_steps):
+        assert ev.grad is not None
+        try:
+            step = -np.linalg.solve(H, ev.grad)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)) or ev.grad @ step <= 0:
+            break  # not an ascent direction: the Hessian is not negative definite
+        for _half in range(10):
+            trial = evaluate(x + step, lay, st)
+            if np.isfinite(trial.llf) and trial.llf >= ev.llf:
+                break
+            step = step / 2
+        else:
+            break
+        x, ev = x + step, trial
+        H = hessian(x, lay, st)
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return x, H
+
+
+def _kmeans(
+    F: Array, K: int, rng: np.random.Generator, n_iter: int = 50
+) -> npt.NDArray[np.intp]:
+    """Lloyd's k-means with k-means++ seeding; returns labels."""
+    N = F.shape[0]
+    centres = [F[rng.integers(N)]]
+    for _ in range(1, K):
+        d2 = np.min(((F[:, None, :] - np.array(centres)[None]) ** 2).sum(-1), axis=1)
+        tot = d2.sum()
+        i = rng.choice(N, p=d2 / tot) if tot > 0 else rng.integers(N)
+        centres.append(F[i])
+    C = np.array(centres)
+    lab = np.zeros(N, dtype=np.intp)
+    for it in range(n_iter):
+        new = np.argmin(((F[:, None, :] - C[None]) ** 2).sum(-1), axis=1)
+        if it and np.array_equal(new, lab):
+            break
+        lab = new
+        for k in range(K):
+            if np.any(lab == k):
+                C[k] = F[lab == k].mean(axis=0)
+    return lab
+
+
+def subject_features(
+    x1: Array, lay1: Layout, st: SubjectStats, mix: npt.NDArray[np.bool_]
+) -> Array:
+    """Per-subject coefficients of the class-specific columns: least squares of each
+    subject's outcome, less the shared fixed part of the one-class fit, on its
+    class-specific columns, shrunk lightly towards the one-class estimates (so
+    columns constant within a subject stay estimable)."""
+    betas, *_ = lay1.unpack(x1)
+    beta = betas[0]
+    XtX = st.XtX[:, mix][:, :, mix]
+    rhs0 = st.Xty[:, mix] - st.XtX[:, mix][:, :, ~mix] @ beta[~mix]
+    lam = 1e-3 * (np.trace(XtX, axis1=1, axis2=2) / XtX.shape[1] + 1.0)
+    A = XtX + lam[:, None, None] * np.eye(XtX.shape[1])
+    rhs = rhs0 + lam[:, None] * beta[mix][None]
+    F: Array = np.linalg.solve(A, rhs[:, :, None])[:, :, 0]
+    return F
+
+
+def kmeans_start(
+    x1: Array,
+    lay1: Layout,
+    lay: Layout,
+    st: SubjectStats,
+    F: Array,
+    rng: np.random.Generator,
+) -> Array:
+    """A start from a k-means partition of the per-subject coefficients ``F``: the
+    partition as posteriors, then one M-step from the one-class covariance."""
+    sd = F.std(axis=0)
+    lab = _kmeans(F / np.where(sd > 0, sd, 1.0), lay.K, rng)
+    W = np.full((st.n_subjects, lay.K), 0.02 / max(lay.K - 1, 1))
+    W[np.arange(st.n_subjects), lab] = 0.98 if lay.K > 1 else 1.0
+    return em_step(_broadcast(x1, lay1, lay), lay, st, W)
+
+
+def perturbed_start(
+    x1: Array, lay1: Layout, lay: Layout, F: Array, rng: np.random.Generator
+) -> Array:
+    """A random start: the one-class fit with each class's specific fixed effects
+    moved by a normal draw scaled by the spread of the per-subject coefficients."""
+    betas, _, G, s2, _ = lay1.unpack(x1)
+    sd = F.std(axis=0)
+    new = np.repeat(betas, lay.K, axis=0)
+    new[:, lay.mix] += rng.standard_normal((lay.K, lay.pm)) * sd[None, :]
+    pi = rng.dirichlet(np.full(lay.K, 5.0))
+    return lay.pack(new, 0.5 * G, s2, pi)
+
+
+def _broadcast(x1: Array, lay1: Layout, lay: Layout) -> Array:
+    betas, _, G, s2, _ = lay1.unpack(x1)
+    return lay.pack(np.repeat(betas, lay.K, axis=0), G, s2, np.full(lay.K, 1 / lay.K))
