@@ -308,3 +308,16 @@ def test_win_ratio_threshold_defaults_to_any_difference():
     three = simulate_power(TrialDesign(), 40, threshold=3.0, **kw).estimates
     pd.testing.assert_frame_equal(default, zero)
     assert not np.allclose(default["z"], three["z"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"endpoint": "cafs2"}, "`endpoint` must be one of 'slope', 'mmrm', 'cafs'"),
+        ({"type_one_error": "yes"}, "`type_one_error` must be one of True, False"),
+    ],
+)
+def test_bad_endpoint_options_name_the_option(kwargs, message):
+    with pytest.raises(ModelSpecificationError) as err:
+        simulate_power(TrialDesign(), 20, n_sims=2, **kwargs)
+    assert str(err.value).startswith(message)
