@@ -20,12 +20,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.models.bayes._priors import Prior
     from alsprog.models.joint._model import JointModel
     from alsprog.models.latent._model import LatentClassMixedModel
+    from alsprog.models.latent._select import ClassSelection, select_n_classes
     from alsprog.models.lmm._model import LinearMixedModel
     from alsprog.models.mmrm._model import MMRM
 
 __all__ = [
     "MMRM",
     "BayesianTrajectoryModel",
+    "ClassSelection",
     "ForecastRows",
     "JointModel",
     "LatentClassMixedModel",
@@ -34,6 +36,7 @@ __all__ = [
     "Prior",
     "Summary",
     "TrajectoryModel",
+    "select_n_classes",
 ]
 
 _MODULES = {
@@ -41,6 +44,8 @@ _MODULES = {
     "BayesianTrajectoryModel": "alsprog.models.bayes._model",
     "JointModel": "alsprog.models.joint._model",
     "LatentClassMixedModel": "alsprog.models.latent._model",
+    "ClassSelection": "alsprog.models.latent._select",
+    "select_n_classes": "alsprog.models.latent._select",
     "LinearMixedModel": "alsprog.models.lmm._model",
     "Prior": "alsprog.models.bayes._priors",
     "MixedSummary": "alsprog.models._summary",

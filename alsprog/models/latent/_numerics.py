@@ -192,29 +192,56 @@ class Evaluation:
 @dataclass(frozen=True)
 class _Pieces:
     """Per-subject pieces of ``V_i^{-1}`` through the q x q matrix
-    ``Mq = s2 I + L' Z'Z L`` (Woodbury's identity, the determinant lemma)."""
+    ``Mq = s2 I + L' Z'Z L`` (Woodbury's identity, the determinant lemma).
+
+    ``ZtVZ`` and ``XtVX`` are computed only when asked for (the likelihood alone
+    needs neither; its gradient needs ``ZtVZ``; the EM step both)."""
 
     Mi: Array  # Mq^{-1}, (N, q, q)
     P: Array  # L' Z'Z L, (N, q, q)
     logdet: Array  # log det V_i, (N,)
-    ZtVZ: Array  # Z' V^{-1} Z, (N, q, q)
-    XtVX: Array  # X' V^{-1} X, (N, p, p)
+    ZtVZ: Array | None  # Z' V^{-1} Z, (N, q, q)
+    XtVX: Array | None  # X' V^{-1} X, (N, p, p)
     tr_Vinv: Array  # (N,)
 
 
-def _pieces(st: SubjectStats, L: Array, s2: float) -> _Pieces:
+def _inv_logdet(M: Array) -> tuple[Array, Array]:
+    """Inverses and log-determinants of a stack of symmetric positive definite
+    matrices; closed forms for 1 x 1 and 2 x 2 (the usual random intercept and
+    slope), where LAPACK's per-matrix overhead dominates; otherwise (or when a
+    matrix is not positive definite, so LAPACK raises) through Cholesky."""
+    q = M.shape[-1]
+    if q == 1 and np.all(M > 0):
+        return 1.0 / M, np.log(M[:, 0, 0])
+    if q == 2:
+        a, b, d = M[:, 0, 0], M[:, 0, 1], M[:, 1, 1]
+        det = a * d - b * b
+        if np.all(det > 0) and np.all(a > 0):
+            inv = np.empty_like(M)
+            inv[:, 0, 0] = d / det
+            inv[:, 1, 1] = a / det
+            inv[:, 0, 1] = inv[:, 1, 0] = -b / det
+            return inv, np.log(det)
+    C = np.linalg.cholesky(M)
+    logdet = 2.0 * np.sum(np.log(np.diagonal(C, axis1=1, axis2=2)), axis=1)
+    return np.asarray(np.linalg.inv(M), dtype=np.float64), logdet
+
+
+def _pieces(
+    st: SubjectStats, L: Array, s2: float, *, ztvz: bool = True, xtvx: bool = True
+) -> _Pieces:
     q = L.shape[0]
     ZtZL = st.ZtZ @ L
     P = L.T @ ZtZL
     Mq = P + s2 * np.eye(q)
-    Cq = np.linalg.cholesky(Mq)
-    Mi = np.asarray(np.linalg.inv(Mq), dtype=np.float64)
-    logdet = (st.n - q) * np.log(s2) + 2.0 * np.sum(
-        np.log(np.diagonal(Cq, axis1=1, axis2=2)), axis=1
-    )
-    ZtVZ = (st.ZtZ - ZtZL @ Mi @ np.swapaxes(ZtZL, 1, 2)) / s2
-    LtZtX = L.T @ st.ZtX
-    XtVX = (st.XtX - np.swapaxes(LtZtX, 1, 2) @ Mi @ LtZtX) / s2
+    Mi, logdet_q = _inv_logdet(Mq)
+    logdet = (st.n - q) * np.log(s2) + logdet_q
+    ZtVZ = XtVX = None
+    if ztvz:
+        ZtVZ = (st.ZtZ - ZtZL @ Mi @ np.swapaxes(ZtZL, 1, 2)) / s2
+    if xtvx:
+        LtZtX = L.T @ st.ZtX
+        XtVX = (st.XtX - np.swapaxes(LtZtX, 1, 2) @ Mi @ LtZtX) / s2
     tr_Vinv = (st.n - np.sum(Mi * P, axis=(1, 2))) / s2  # both symmetric
     return _Pieces(Mi, P, logdet, ZtVZ, XtVX, tr_Vinv)
 
@@ -252,7 +279,7 @@ def evaluate(
         ``posterior`` has shape ``(n_subjects, K)``; ``loglik_i`` ``(n_subjects,)``.
     """
     betas, L, G, s2, logpi = lay.unpack(x)
-    pc = _pieces(st, L, s2)
+    pc = _pieces(st, L, s2, ztvz=grad, xtvx=False)
     Ztr, Xtr, rtr = _residual_products(st, betas)
     u = Ztr @ L  # (N, K, q): L' Z' r_k
     Miu = u @ pc.Mi  # Mi symmetric
@@ -270,6 +297,7 @@ def evaluate(
         gb = np.sum(W[:, :, None] * XVr, axis=0)
         q = lay.q
         WZ = (ZVr * W[:, :, None]).reshape(-1, q)
+        assert pc.ZtVZ is not None
         A = 0.5 * (WZ.T @ ZVr.reshape(-1, q) - pc.ZtVZ.sum(axis=0))
         # ||V^-1 r_k||^2 = (r'r - 2 u'Mi u + u'Mi P Mi u) / s2^2
         vtv = (rtr - 2.0 * uMu + np.sum(Miu * (Miu @ pc.P), axis=2)) / s2**2
@@ -302,6 +330,7 @@ def em_step(x: Array, lay: Layout, st: SubjectStats, W: Array) -> Array:
     _, L, G, s2, _ = lay.unpack(x)
     K, p, mix = lay.K, lay.p, lay.mix
     pc = _pieces(st, L, s2)
+    assert pc.XtVX is not None and pc.ZtVZ is not None
     LtZtX = L.T @ st.ZtX  # (N, q, p)
     Miv = pc.Mi @ (st.Zty @ L)[:, :, None]  # (N, q, 1)
     XtVy = (st.Xty - (np.swapaxes(LtZtX, 1, 2) @ Miv)[:, :, 0]) / s2
