@@ -321,3 +321,76 @@ def test_bad_endpoint_options_name_the_option(kwargs, message):
     with pytest.raises(ModelSpecificationError) as err:
         simulate_power(TrialDesign(), 20, n_sims=2, **kwargs)
     assert str(err.value).startswith(message)
+
+
+# ------------------------------------------------- the null trials of type I error
+def _alpha(**kw):
+    kw.setdefault("n_sims", 200)
+    kw.setdefault("seed", 11)
+    r = simulate_power(
+        kw.pop("design"),
+        kw.pop("n"),
+        type_one_error=True,
+        n_jobs=1,
+        progress=False,
+        **kw,
+    )
+    return r
+
+
+def test_null_trials_of_the_linear_model_have_no_slowing():
+    """A huge effect: every trial rejects, the null trials about 5 % of them."""
+    r = _alpha(design=TrialDesign(slowing=0.9), n=150)
+    assert r.power > 0.95
+    assert abs(r.type_one_error - 0.05) < 4 * r.type_one_error_se
+
+
+def test_null_trials_drop_the_hazard_ratio_of_the_linear_model():
+    r = _alpha(
+        design=TrialDesign(slowing=0.0),
+        n=400,
+        endpoint="survival",
+        death_hazard=0.6,
+        hazard_ratio=0.3,
+    )
+    assert r.power > 0.95  # the hazard ratio reaches the treated deaths
+    assert abs(r.type_one_error - 0.05) < 4 * r.type_one_error_se
+
+
+def test_null_trials_of_an_enriched_design_have_no_additive_effect():
+    from alsprog.design import BaselineMarker, Enrichment
+
+    dfs = BaselineMarker("delta_fs", mean=0.7, sd=0.5, corr_slope=-0.5, lognormal=True)
+    r = _alpha(
+        design=TrialDesign(slowing=0.9), n=150, enrichment=Enrichment(dfs, quantile=0.5)
+    )
+    assert r.power > 0.95
+    assert abs(r.type_one_error - 0.05) < 4 * r.type_one_error_se
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"enrichment": "E"}, "enrichment"),
+        ({"covariates": ("C",)}, "covariates"),
+        ({"effect": "proportional"}, "effect"),
+    ],
+)
+def test_linear_model_options_are_refused_with_a_source_by_name(kwargs, name):
+    from alsprog.design import BaselineMarker, Enrichment
+
+    dfs = BaselineMarker("delta_fs", mean=0.7, sd=0.5, corr_slope=-0.5, lognormal=True)
+    value = {"E": Enrichment(dfs, quantile=0.5), "C": dfs}
+    kw = {
+        k: (
+            value[v]
+            if isinstance(v, str) and v in value
+            else tuple(value[x] for x in v)
+            if isinstance(v, tuple)
+            else v
+        )
+        for k, v in kwargs.items()
+    }
+    with pytest.raises(ModelSpecificationError) as err:
+        simulate_power(TrialDesign(), 20, n_sims=2, source="course", **kw)
+    assert str(err.value).startswith(f"{name} apply to the design's linear model")
