@@ -38,6 +38,7 @@ _LABELS = {
 def _sources(ctx: RunContext, d: Any) -> dict[str, Any]:
     """``course`` (the simulator) and/or ``cohort`` (the run's own patients)."""
     from alsprog.design import HistoricalCohort
+    from alsprog.errors import DataValidationError, ModelSpecificationError
 
     out: dict[str, Any] = {}
     for name in ctx.config.design.sources:
@@ -56,7 +57,7 @@ def _sources(ctx: RunContext, d: Any) -> dict[str, Any]:
                 months=cfg.data.time,
                 source="the run's patients",
             )
-        except Exception as exc:  # noqa: BLE001 - reported, the rest goes on
+        except (DataValidationError, ModelSpecificationError) as exc:  # reported
             ctx.note(
                 "design", f"endpoint comparison: the run's patients left out: {exc}"
             )
