@@ -394,3 +394,35 @@ def test_linear_model_options_are_refused_with_a_source_by_name(kwargs, name):
     with pytest.raises(ModelSpecificationError) as err:
         simulate_power(TrialDesign(), 20, n_sims=2, source="course", **kw)
     assert str(err.value).startswith(f"{name} apply to the design's linear model")
+
+
+def test_null_trials_of_the_course_have_no_slowing_and_no_hazard_ratio():
+    for endpoint in ("slope", "survival"):
+        r = _alpha(
+            design=TrialDesign(slowing=0.9),
+            n=200,
+            source="course",
+            endpoint=endpoint,
+            hazard_ratio=0.2,
+            n_sims=100,
+        )
+        assert r.power > 0.9, endpoint
+        assert abs(r.type_one_error - 0.05) < 4 * r.type_one_error_se, endpoint
+
+
+def test_null_trials_report_their_own_progress(monkeypatch):
+    import alsprog.design._simulate as sim
+
+    seen = []
+    real = sim.progress_bar
+
+    def record(items, **kw):
+        seen.append((kw["progress"], kw["desc"]))
+        return real(items, **kw)
+
+    monkeypatch.setattr(sim, "progress_bar", record)
+    _alpha(design=TrialDesign(), n=20, n_sims=3)
+    assert seen == [
+        (False, "simulating 3 trials"),
+        (False, "simulating 3 trials under the null"),
+    ]
