@@ -426,3 +426,19 @@ def test_null_trials_report_their_own_progress(monkeypatch):
         (False, "simulating 3 trials"),
         (False, "simulating 3 trials under the null"),
     ]
+
+
+def test_null_trials_use_the_workers_asked_for(monkeypatch):
+    import joblib
+
+    asked = []
+    real = joblib.Parallel
+
+    class Recording(real):
+        def __init__(self, *args, **kw):
+            asked.append(kw.get("n_jobs", args[0] if args else None))
+            super().__init__(*args, **kw)
+
+    monkeypatch.setattr(joblib, "Parallel", Recording)
+    _alpha(design=TrialDesign(), n=20, n_sims=3)
+    assert asked == [1, 1]
