@@ -288,16 +288,20 @@ def test_power_result_repr_names_source_hazard_ratio_and_type_one_error():
         f"type_one_error={r.type_one_error:.4f})"
     )
     assert r.endpoint == r.analysis == "survival"
-    plain = repr(
-        simulate_power(TrialDesign(), 30, n_sims=2, seed=2, n_jobs=1, progress=False)
+    plain = simulate_power(
+        TrialDesign(), 30, n_sims=2, seed=2, n_jobs=1, progress=False
     )
-    assert plain.endswith("screen_failure=0.000)")
+    assert repr(plain).endswith("screen_failure=0.000)")
+    assert plain.type_one_error is None and plain.type_one_error_se is None
+    assert r.type_one_error_se == pytest.approx((0.05 * 0.95 / 10) ** 0.5, rel=1e-12)
 
 
 def test_win_ratio_threshold_defaults_to_any_difference():
+    # the linear model's totals are not whole numbers, so a threshold below one
+    # point already changes the pairs
     kw = dict(
         n_sims=6,
-        source="course",
+        death_hazard=0.3,
         endpoint="win_ratio",
         seed=4,
         n_jobs=1,
@@ -305,9 +309,9 @@ def test_win_ratio_threshold_defaults_to_any_difference():
     )
     default = simulate_power(TrialDesign(), 40, **kw).estimates
     zero = simulate_power(TrialDesign(), 40, threshold=0.0, **kw).estimates
-    three = simulate_power(TrialDesign(), 40, threshold=3.0, **kw).estimates
+    half = simulate_power(TrialDesign(), 40, threshold=0.5, **kw).estimates
     pd.testing.assert_frame_equal(default, zero)
-    assert not np.allclose(default["z"], three["z"])
+    assert not np.allclose(default["z"], half["z"])
 
 
 @pytest.mark.parametrize(
