@@ -90,3 +90,14 @@ def test_each_endpoint_runs_from_the_command_line(endpoint, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "patients per arm for power 0.8" in out and endpoint in out
+
+
+def test_endpoint_lists_of_the_cli_and_config_are_the_libraries():
+    """The command line and the config keep their own copies (they stay light to
+    import); they must name the endpoints simulate_power analyses."""
+    from alsprog.cli._power_sim import ENDPOINTS as cli
+    from alsprog.design._endpoint_analysis import ENDPOINTS
+    from alsprog.report._schema import SCHEMA
+
+    key = {k.name: k for k in SCHEMA["design"]}["endpoints"]
+    assert cli == ENDPOINTS == key.choices

@@ -5,8 +5,8 @@ linear mixed model: alsprog's nonlinear cohort simulator (:class:`CourseSource`:
 D50 sigmoid course, a death/tracheostomy hazard rising with the progression rate,
 informative dropout, missed visits and integer ALSFRS-R totals) with a treatment that
 slows progression by a fraction and/or multiplies the death hazard, and the
-resampling of a :class:`~alsprog.design.HistoricalCohort`; both produce a chunk of
-trials on the design's visit grid for :mod:`alsprog.design._endpoint_analysis`.
+resampling of a :class:`~alsprog.design.HistoricalCohort` (the same
+``draw_trials`` call); both produce a chunk of trials on the design's visit grid for :mod:`alsprog.design._endpoint_analysis`.
 Leaves: the course itself to :mod:`alsprog.simulate._course`; the historical
 resampling to :mod:`alsprog.design._historical`.
 
@@ -124,29 +124,3 @@ class CourseSource:
             time=np.minimum(death, last).reshape(k, n),
             event=(death <= last).reshape(k, n),
         )
-
-
-def historical_chunk(
-    source: Any,
-    grid: np.ndarray,
-    n_t: int,
-    n_c: int,
-    k: int,
-    rng: np.random.Generator,
-    *,
-    slowing: float,
-    hazard_ratio: float,
-) -> _Chunk:
-    """``k`` trials resampled from a :class:`~alsprog.design.HistoricalCohort`."""
-    d = source.draw_trials(n_t, n_c, k, rng, slowing=slowing, hazard_ratio=hazard_ratio)
-    n = n_t + n_c
-    has = source.has_survival
-    return _Chunk(
-        arm=d["arm"],
-        markers=np.zeros((k, n, 0)),
-        y=d["y"],
-        mask=d["mask"],
-        n_screened=np.full(k, n, dtype=np.int64),
-        time=d["time"] if has else None,
-        event=d["event"] if has else None,
-    )

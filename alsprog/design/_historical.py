@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from alsprog.design._simulated_trials import _Chunk
 from alsprog.errors import DataValidationError, ModelSpecificationError, Problem
 
 __all__ = ["HistoricalCohort"]
@@ -248,6 +250,11 @@ class HistoricalCohort:
         )
 
     # ---------------------------------------------------------------- resampling
+    @cached_property
+    def _nelson_aalen(self) -> tuple[Array, Array]:
+        """:meth:`cumulative_hazard`, computed once (each chunk of trials uses it)."""
+        return self.cumulative_hazard()
+
     def cumulative_hazard(self) -> tuple[Array, Array]:
         """Nelson–Aalen estimate ``(event times, H at those times)`` of the cohort.
 
@@ -270,6 +277,7 @@ class HistoricalCohort:
 
     def draw_trials(
         self,
+        grid: npt.ArrayLike,
         n_t: int,
         n_c: int,
         k: int,
@@ -277,14 +285,21 @@ class HistoricalCohort:
         *,
         slowing: float,
         hazard_ratio: float,
-    ) -> dict[str, Array]:
+    ) -> _Chunk:
         """``k`` trials of ``n_t`` treated and ``n_c`` control patients, resampled
-        with replacement, treatment applied (module docstring).
+        with replacement, treatment applied (module docstring); the same call as
+        :meth:`~alsprog.design.CourseSource.draw_trials`.
 
-        Returns ``arm`` (k, n), ``y`` and ``mask`` (k, n, J), ``time`` and
-        ``event`` (k, n): survival in months since randomisation, censored at the
-        last scheduled visit.
+        ``grid`` must be the cohort's own ``visit_months``.  Returns the chunk of
+        trials: ``arm`` (k, n), ``y`` and ``mask`` (k, n, J), ``time`` and ``event``
+        (k, n; None without survival columns): survival in months since
+        randomisation, censored at the last scheduled visit.
         """
+        if not np.array_equal(np.asarray(grid, float), self.visit_months):
+            raise ModelSpecificationError(
+                f"the historical cohort is on visits {list(self.visit_months)}; got "
+                f"{list(np.asarray(grid, float))}."
+            )
         n = n_t + n_c
         idx = rng.integers(0, len(self.subjects), (k, n))
         arm = np.zeros((k, n))
@@ -293,30 +308,30 @@ class HistoricalCohort:
         y0 = Y[..., :1]
         y = y0 + (1.0 - slowing * arm[..., None]) * (Y - y0)
         mask = np.isfinite(y)
-        end = self.visit_months[-1]
+        time = event = None
         if self.has_survival:
             t = self.time[idx].copy()
             e = self.event[idx].copy()
             if hazard_ratio != 1.0:
                 t, e = self._move_events(t, e, arm > 0, hazard_ratio)
-        else:
-            t = np.full((k, n), np.nan)
-            e = np.zeros((k, n), bool)
-        # visits after death or last contact stay missing; administrative end
-        event = e & (t <= end)
-        time = np.minimum(t, end)
-        return {
-            "arm": arm,
-            "y": np.where(mask, y, 0.0),
-            "mask": mask.astype(float),
-            "time": time,
-            "event": event,
-        }
+            # visits after death or last contact stay missing; administrative end
+            end = self.visit_months[-1]
+            event = e & (t <= end)
+            time = np.minimum(t, end)
+        return _Chunk(
+            arm=arm,
+            markers=np.zeros((k, n, 0)),
+            y=np.where(mask, y, 0.0),
+            mask=mask.astype(float),
+            n_screened=np.full(k, n, dtype=np.int64),
+            time=time,
+            event=event,
+        )
 
     def _move_events(
         self, t: Array, e: npt.NDArray[np.bool_], treated: Any, hr: float
     ) -> tuple[Array, npt.NDArray[np.bool_]]:
-        times, H = self.cumulative_hazard()
+        times, H = self._nelson_aalen
         move = treated & e
         if not move.any() or times.size == 0:
             return t, e

@@ -203,8 +203,6 @@ def simulated_sample_size(
         looks = simulate_kwargs.get("looks")  # tested at the looks' own alpha
         level = design.alpha if looks is None else float(looks.alpha)
         alpha_se = math.sqrt(level * (1 - level) / n_sims)
-    src = simulate_kwargs.get("source")
-    from alsprog.design._historical import HistoricalCohort
     from alsprog.design._trial_runner import describe_source
 
     return SimulatedSampleSize(
@@ -213,23 +211,12 @@ def simulated_sample_size(
         ci=(float(lo), float(hi)),
         power=float(target),
         endpoint=endpoint,
-        source=describe_source(
-            None
-            if src is None
-            # a CohortParams or CourseSource names the course as 'course' does
-            else (src if isinstance(src, HistoricalCohort) else _course(src))
-        ),
+        source=describe_source(simulate_kwargs.get("source")),
         slope=float(b),
         points=pts,
         type_one_error=alpha_hat,
         type_one_error_se=alpha_se,
     )
-
-
-def _course(src: Any) -> Any:
-    from alsprog.design._course_trials import CourseSource
-
-    return CourseSource.from_any(src)
 
 
 def _size(b: float, z_a: float, z_b: float) -> float:

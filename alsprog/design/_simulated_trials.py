@@ -170,10 +170,8 @@ def _simulate_chunk(
         # fresh exponential time with the death hazard)
         last = float(t[-1] - t[0])
         if death_hazard > 0:
-            h_all = h_death + (
-                -math.log1p(-dropout) / 12.0 * rel if dropout > 0 else 0.0
-            )
-            first_is_death = rng.random((k, n)) < h_death / h_all
+            # h: the combined death and dropout hazard that drew ``end``
+            first_is_death = rng.random((k, n)) < h_death / h
             later = end + rng.exponential(1.0, (k, n)) / h_death
             death = np.where(first_is_death, end, later)
         else:

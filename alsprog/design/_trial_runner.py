@@ -18,13 +18,12 @@ patients are randomised at month 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from alsprog.design._course_trials import CourseSource, historical_chunk
+from alsprog.design._course_trials import CourseSource
 from alsprog.design._endpoint_analysis import analyse, truncate
 from alsprog.design._simulated_trials import _Chunk, _simulate_chunk, _Spec
 from alsprog.design._trial import TrialDesign
@@ -54,12 +53,8 @@ def draw_chunk(
     grid = np.asarray(design.visit_months, float)
     if plan.source is None:
         return _simulate_chunk(design, spec, k, rng)
-    draw = (
-        plan.source.draw_trials
-        if isinstance(plan.source, CourseSource)
-        else partial(historical_chunk, plan.source)
-    )
-    return draw(
+    # CourseSource and HistoricalCohort draw trials with the same call
+    return plan.source.draw_trials(
         grid,
         spec.n_t,
         spec.n_c,
@@ -186,11 +181,13 @@ def _survival_at(
 
 def describe_source(source: Any) -> str:
     """A short name of the source for results and reports."""
+    from alsprog.design._historical import HistoricalCohort
+
     if source is None:
         return "design"
-    if isinstance(source, CourseSource):
-        return "course"
-    return f"historical ({len(source.subjects)} patients)"
+    if isinstance(source, HistoricalCohort):
+        return f"historical ({len(source.subjects)} patients)"
+    return "course"  # "course", CohortParams, its dict or a CourseSource
 
 
 def make_plan(

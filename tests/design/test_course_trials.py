@@ -15,7 +15,8 @@ from alsprog.design import (
     simulate_power,
     simulated_sample_size,
 )
-from alsprog.design._course_trials import historical_chunk
+from alsprog.design._simulated_trials import _Spec
+from alsprog.design._trial_runner import _Plan, draw_chunk
 from alsprog.errors import DataValidationError, ModelSpecificationError
 from alsprog.simulate import CohortParams, simulate_cohort
 from alsprog.simulate._course import death_after, draw_course
@@ -168,8 +169,8 @@ def test_historical_nelson_aalen_and_hazard_ratio_transform():
     # Nelson-Aalen of an exponential(10): H(t) ~ t / 10
     mid = times < 15
     assert np.max(np.abs(H[mid] - times[mid] / 10)) < 0.08
-    d = h.draw_trials(3000, 3000, 1, rng, slowing=0.0, hazard_ratio=0.5)
-    tt, ee, arm = d["time"][0], d["event"][0], d["arm"][0] > 0
+    d = h.draw_trials([0, 100, 200], 3000, 3000, 1, rng, slowing=0.0, hazard_ratio=0.5)
+    tt, ee, arm = d.time[0], d.event[0], d.arm[0] > 0
     # treated: hazard halved -> mean twice as long (up to the tail censored at max)
     assert np.median(tt[arm]) / np.median(tt[~arm]) == pytest.approx(2.0, rel=0.1)
     assert ee[~arm].all()
@@ -178,20 +179,27 @@ def test_historical_nelson_aalen_and_hazard_ratio_transform():
 def test_historical_resampling_applies_the_slowing_to_each_patient():
     h = HistoricalCohort.from_table(_long(), visit_months=GRID)
     rng = np.random.default_rng(0)
-    d = h.draw_trials(50, 50, 2, rng, slowing=0.4, hazard_ratio=1.0)
+    d = h.draw_trials(GRID, 50, 50, 2, rng, slowing=0.4, hazard_ratio=1.0)
     rng = np.random.default_rng(0)
     idx = rng.integers(0, len(h.subjects), (2, 100))
     base = h.y[idx]
     seen = np.isfinite(base)
-    np.testing.assert_array_equal(d["mask"] > 0, seen)
+    np.testing.assert_array_equal(d.mask > 0, seen)
     want = np.where(
-        (d["arm"] > 0)[..., None], base[..., :1] + 0.6 * (base - base[..., :1]), base
+        (d.arm > 0)[..., None], base[..., :1] + 0.6 * (base - base[..., :1]), base
     )
-    np.testing.assert_allclose(d["y"][seen], want[seen])
-    chunk = historical_chunk(
-        h, GRID, 50, 50, 2, np.random.default_rng(0), slowing=0.4, hazard_ratio=1.0
+    np.testing.assert_allclose(d.y[seen], want[seen])
+    # the trial runner draws the same trials from the same seed
+    chunk = draw_chunk(
+        TrialDesign(slowing=0.4),
+        _Spec(50, 50),
+        _Plan(source=h, slowing=0.4),
+        2,
+        np.random.default_rng(0),
     )
-    np.testing.assert_allclose(chunk.y, d["y"])
+    np.testing.assert_allclose(chunk.y, d.y)
+    with pytest.raises(ModelSpecificationError, match="historical cohort is on visits"):
+        h.draw_trials([0, 6, 12], 5, 5, 1, rng, slowing=0.0, hazard_ratio=1.0)
 
 
 def test_historical_errors_name_the_column_subject_and_value():
