@@ -76,11 +76,14 @@ def _tiny() -> tuple[np.ndarray, ...]:
     return y, X, Z, g
 
 
-def _dense_loglik(x, lay, y, X, Z, g):
-    """sum_i log sum_k pi_k N(y_i; X_i beta_k, Z_i G Z_i' + s2 I), densely."""
-    betas, _, G, s2, logpi = lay.unpack(x)
+def _dense_loglik(x, lay, y, X, Z, g, C=None):
+    """sum_i log sum_k pi_ik N(y_i; X_i beta_k, Z_i G Z_i' + s2 I), densely, with
+    pi_ik the softmax over k of C_i gamma_k (gamma_1 = 0; C = 1 by default)."""
+    betas, _, G, s2, gamma = lay.unpack(x)
     total, post = [], []
     for i in range(g.max() + 1):
+        eta = gamma[:, 0] if C is None else gamma @ C[i]
+        logpi = eta - logsumexp(eta)
         r = g == i
         V = Z[r] @ G @ Z[r].T + s2 * np.eye(r.sum())
         terms = [
@@ -119,11 +122,13 @@ def test_layout_counts_and_round_trip(tiny):
     *_, lay, x = tiny
     # 3 classes x 2 class-specific + 1 shared + 3 (2x2 Cholesky) + log s2 + 2 logits
     assert lay.n_params == 6 + 1 + 3 + 1 + 2 == len(x)
-    betas, L, G, s2, logpi = lay.unpack(x)
+    betas, L, G, s2, gamma = lay.unpack(x)
     assert_allclose(G, L @ L.T)
-    assert_allclose(np.exp(logpi).sum(), 1.0)
+    assert_allclose(gamma[:, 0], [0.0, 0.2, -0.3])  # logits against class 1
     assert np.all(betas[:, 2] == betas[0, 2])  # the shared column
-    assert_allclose(lay.pack(betas, G, s2, np.exp(logpi)), x, atol=1e-10)
+    pi = np.exp(gamma[:, 0]) / np.exp(gamma[:, 0]).sum()
+    assert_allclose(lay.pack(betas, G, s2, pi), x, atol=1e-10)
+    assert_allclose(lay.pack(betas, G, s2, gamma=gamma + 5.0), x, atol=1e-10)
 
 
 def test_gradient_matches_finite_differences(tiny):

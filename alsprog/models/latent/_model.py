@@ -17,8 +17,7 @@ from __future__ import annotations
 import logging
 import time as _time
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,11 +25,24 @@ import pandas as pd
 
 from alsprog._random import as_generator
 from alsprog._validation import check_int, check_interval, check_is_fitted, check_n_jobs
-from alsprog.errors import ConvergenceWarning, ModelSpecificationError
-from alsprog.models._estimator import EstimatorParams
+from alsprog.errors import ConvergenceWarning, DataWarning, ModelSpecificationError
+from alsprog.models._contract import (
+    DEFAULT_INTERVAL,
+    DEFAULT_LEVEL,
+    DEFAULT_TRAJECTORY_LEVEL,
+    ForecastRows,
+    TrajectoryModel,
+    outcome_bounds,
+)
 from alsprog.models._formula import build_mixed_design
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
+from alsprog.models.latent._membership import (
+    Membership,
+    class_rhs,
+    membership_design,
+    membership_rows,
+)
 from alsprog.models.latent._numerics import (
     Layout,
     StartResult,
@@ -38,12 +50,17 @@ from alsprog.models.latent._numerics import (
     build_stats,
     evaluate,
     fit_one_start,
-    hessian,
     kmeans_start,
+    log_prior,
     newton_polish,
     perturbed_start,
     subject_features,
 )
+from alsprog.models.latent._predict import FittedState
+from alsprog.models.lmm._forecast import mixed_required_columns
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from alsprog.data._history import ModelColumns, Prepared
 
 __all__ = ["LatentClassMixedModel"]
 
@@ -57,7 +74,7 @@ BEST_TOL = 1e-4
 MIN_SUBJECTS_PER_CLASS = 5
 
 
-class LatentClassMixedModel(EstimatorParams):
+class LatentClassMixedModel(TrajectoryModel):
     """Latent-class linear mixed model (lcmm's ``hlme``), fitted by exact ML.
 
     Each subject belongs to one of ``n_classes`` latent classes with probability
@@ -170,21 +187,35 @@ class LatentClassMixedModel(EstimatorParams):
     ([-0.3, -2.0], [40, 40])
     """
 
+    #: The suffix of the file :meth:`save` writes (a NumPy ``.npz`` archive).
+    file_suffix = ".npz"
+    param_ranges = {
+        "n_classes": "[1, inf]",
+        "n_init": "[1, inf]",
+        "max_iter": "[1, inf]",
+        "tol": "(0, 1]",
+    }
+    description = "latent-class mixed model ({n_classes} classes)"
+
     def __init__(
         self,
         formula: str,
-        n_classes: int,
+        n_classes: int = 2,
         *,
-        mixture: Sequence[str] | None = None,
+        time: str = "months",
+        mixture: list[str] | None = None,
+        class_formula: str | None = None,
         n_init: int = 20,
-        seed: Any = None,
+        seed: int | None = None,
         n_jobs: int | None = 1,
         max_iter: int = 500,
         tol: float = 1e-8,
     ) -> None:
         self.formula = formula
         self.n_classes = n_classes
+        self.time = time
         self.mixture = mixture
+        self.class_formula = class_formula
         self.n_init = n_init
         self.seed = seed
         self.n_jobs = n_jobs
@@ -200,6 +231,10 @@ class LatentClassMixedModel(EstimatorParams):
         check_n_jobs(self.n_jobs, error=err)
         if not isinstance(self.formula, str):
             raise err(f"`formula` must be a string; got {self.formula!r}.")
+        if not isinstance(self.time, str):
+            raise err(f"`time` must be a column name (str); got {self.time!r}.")
+        if self.class_formula is not None:
+            class_rhs(self.class_formula)
         if self.mixture is not None and (
             isinstance(self.mixture, str)
             or not all(isinstance(m, str) for m in self.mixture)
@@ -240,12 +275,20 @@ class LatentClassMixedModel(EstimatorParams):
         t0 = _time.perf_counter()
         K = int(self.n_classes)
         rng = as_generator(self.seed)
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(
+                f"`df` must be a pandas DataFrame; got {type(df).__name__}."
+            )
         with single_blas_thread():
+            df, membership, C = self._membership(df)
             design = build_mixed_design(self.formula, df)
+            if membership is not None:
+                C = membership_rows(membership, C.reindex(design.group_levels))
             names = design.fe_names
             mix = self._mixture_mask(names)
             N = len(design.group_levels)
-            lay = Layout(K, len(names), design.Z.shape[1], mix)
+            r = 1 if C is None else C.shape[1]
+            lay = Layout(K, len(names), design.Z.shape[1], mix, r)
             if N < MIN_SUBJECTS_PER_CLASS * K or N <= lay.n_params:
                 raise ModelSpecificationError(
                     f"Too few subjects: {N} for {K} class(es) and {lay.n_params} "
@@ -253,7 +296,7 @@ class LatentClassMixedModel(EstimatorParams):
                     f"{MIN_SUBJECTS_PER_CLASS} subjects per class and more subjects "
                     "than parameters."
                 )
-            st = build_stats(design.y, design.X, design.Z, design.groups, N)
+            st = build_stats(design.y, design.X, design.Z, design.groups, N, C)
             x1, lay1 = _one_class_start(design, st)
             if K == 1:
                 results = [
@@ -264,8 +307,9 @@ class LatentClassMixedModel(EstimatorParams):
         llfs = np.array([r.llf for r in results])
         best = results[int(np.nanargmax(llfs))]
         with single_blas_thread():
-            x, _ = newton_polish(_relabel(best.x, lay, st), lay, st)
-            self._set_fitted(design, lay, st, x, best, llfs)
+            x, H = newton_polish(_relabel(best.x, lay), lay, st)
+            self._set_fitted(design, lay, st, x, H, llfs, membership, df)
+            self.outcome_bounds_ = outcome_bounds(design.outcome)
         logger.info(
             "LatentClassMixedModel: K=%d, %d subjects, %d starts (%d at the best), "
             "%.2f s",
@@ -290,6 +334,33 @@ class LatentClassMixedModel(EstimatorParams):
                 stacklevel=2,
             )
         return self
+
+    def _membership(
+        self, df: pd.DataFrame
+    ) -> tuple[pd.DataFrame, Membership | None, Any]:
+        """The table less subjects without membership covariates (warned), the
+        membership design and each subject's covariate row (None, None without
+        ``class_formula``)."""
+        if self.class_formula is None:
+            return df, None, None
+        group = mixed_required_columns(self.formula, self.time).subject
+        if group not in df.columns:
+            raise ModelSpecificationError(
+                f"Grouping factor {group!r} in {self.formula!r} is not a column of "
+                "the data."
+            )
+        rows, membership = membership_design(self.class_formula, df, group)
+        keep = df[group].isin(rows.index).to_numpy() | df[group].isna().to_numpy()
+        if not keep.all():
+            lost = df.loc[~keep, group].nunique()
+            warnings.warn(
+                f"Left out {lost} subject(s) ({int((~keep).sum())} rows) with a "
+                f"missing class-membership covariate ({', '.join(membership.variables)}).",
+                DataWarning,
+                stacklevel=3,
+            )
+            df = df.loc[keep]
+        return df, membership, rows
 
     def _mixture_mask(self, names: list[str]) -> npt.NDArray[np.bool_]:
         if self.mixture is None:
@@ -347,22 +418,34 @@ class LatentClassMixedModel(EstimatorParams):
         lay: Layout,
         st: SubjectStats,
         x: Array,
-        best: StartResult,
+        H: Array,
         llfs: Array,
+        membership: Membership | None,
+        df: pd.DataFrame,
     ) -> None:
         K = lay.K
-        betas, _, G, s2, logpi = lay.unpack(x)
+        betas, _, G, s2, gamma = lay.unpack(x)
         ev = evaluate(x, lay, st)
         assert ev.grad is not None
         grad_max = float(np.max(np.abs(ev.grad))) / st.n_subjects
         labels = pd.RangeIndex(1, K + 1, name="class")
         names = design.fe_names
         re = design.re_names
+        cov_x = _inverse_information(H)
+        se_x = np.sqrt(np.where(np.diag(cov_x) > 0, np.diag(cov_x), np.nan))
         self.fe_params_ = pd.DataFrame(betas, index=labels, columns=names)
-        self.bse_ = pd.DataFrame(_beta_se(x, lay, st), index=labels, columns=names)
+        self.bse_ = pd.DataFrame(lay.betas_of(se_x), index=labels, columns=names)
         self.cov_re_ = pd.DataFrame(G, index=re, columns=re)
         self.scale_ = float(s2)
-        self.class_probs_ = pd.Series(np.exp(logpi), index=labels, name="pi")
+        prior = np.exp(log_prior(gamma, st))
+        self.class_probs_ = pd.Series(prior.mean(axis=0), index=labels, name="pi")
+        if membership is not None:
+            cls = pd.RangeIndex(2, K + 1, name="class")
+            cols = list(membership.names)
+            self.class_coef_ = pd.DataFrame(gamma[1:], index=cls, columns=cols)
+            self.class_coef_bse_ = pd.DataFrame(
+                lay.gamma_of(se_x)[1:], index=cls, columns=cols
+            )
         self.llf_ = float(ev.llf)
         self.n_params_ = int(lay.n_params)
         self.n_obs_ = int(st.n_obs)
@@ -383,15 +466,21 @@ class LatentClassMixedModel(EstimatorParams):
         self.start_llf_ = llfs
         self.n_best_starts_ = int(np.sum(llfs >= np.nanmax(llfs) - BEST_TOL))
         self.converged_ = bool(grad_max < 1e-4)
-        self._state = {
-            "x": x,
-            "layout": lay,
-            "fixed_spec": design.fixed_spec,
-            "random_specs": design.random_specs,
-            "group": design.group,
-            "outcome": design.outcome,
-            "variables": design.variables,
-        }
+        self._state = FittedState(
+            x=x,
+            layout=lay,
+            cov_x=cov_x,
+            fixed_spec=design.fixed_spec,
+            random_specs=design.random_specs,
+            group=design.group,
+            outcome=design.outcome,
+            variables=list(design.variables),
+            membership=membership,
+            subjects=subj,
+            stats=st,
+            first_rows=_first_rows(design, df),
+            time_range=_time_range(design, df, str(self.time)),
+        )
 
     # ---------------------------------------------------------- criteria
     @property
@@ -434,93 +523,204 @@ class LatentClassMixedModel(EstimatorParams):
         ModelSpecificationError
             A missing column, a category not seen in the fit, or no usable visit.
         """
-        from alsprog.models.lmm._forecast import prediction_design
+        from alsprog.models.latent._predict import (
+            _history,
+            class_posterior,
+            membership_of,
+        )
 
         check_is_fitted(self, ["llf_"])
-        info = self._state
-        for col in (info["group"], info["outcome"]):
+        state: FittedState = self._state
+        if not isinstance(history, pd.DataFrame):
+            raise TypeError(
+                f"`history` must be a pandas DataFrame; got {type(history).__name__}."
+            )
+        for col in (state.group, state.outcome):
             if col not in history.columns:
                 raise ModelSpecificationError(
                     f"`history` lacks column {col!r} used by {self.formula!r}."
                 )
-        X, Z, ok = prediction_design(info, self.formula, history)
-        yv = pd.to_numeric(history[info["outcome"]], errors="coerce").to_numpy(float)
-        gv = history[info["group"]].to_numpy()
-        keep = ok & np.isfinite(yv) & pd.notna(history[info["group"]]).to_numpy()
-        X, Z = X[keep[ok]], Z[keep[ok]]
-        if not keep.any():
+        yv = pd.to_numeric(history[state.outcome], errors="coerce").to_numpy(float)
+        rows = history.loc[np.isfinite(yv) & pd.notna(history[state.group]).to_numpy()]
+        if rows.empty:
             raise ModelSpecificationError(
                 "`history` has no visit with the outcome and every model column."
             )
-        codes, levels = pd.factorize(pd.Series(gv[keep]), sort=True)
-        stats = build_stats(yv[keep], X, Z, codes.astype(np.intp), len(levels))
-        ev = evaluate(info["x"], info["layout"], stats, grad=False)
-        labels = pd.RangeIndex(1, info["layout"].K + 1, name="class")
-        return pd.DataFrame(
-            ev.posterior, index=pd.Index(levels, name=info["group"]), columns=labels
+        subjects = pd.Index(pd.unique(rows[state.group]), name=state.group)
+        subjects = subjects.sort_values()
+        sums, st, has = _history(state, self.formula, rows, subjects)
+        if not has.any():
+            raise ModelSpecificationError(
+                "`history` has no visit with the outcome and every model column."
+            )
+        first = rows.groupby(state.group, sort=True).first()
+        C = membership_of(state, first.reindex(subjects))
+        if st is not None and C is not None:
+            from dataclasses import replace
+
+            st = replace(st, C=C[has])
+        W = class_posterior(state, st, has, C)
+        labels = pd.RangeIndex(1, state.layout.K + 1, name="class")
+        keep = has if C is None else np.ones(len(subjects), bool)
+        return pd.DataFrame(W[keep], index=subjects[keep], columns=labels)
+
+    # ------------------------------------------------------------ contract
+    def required_columns(self) -> ModelColumns:
+        """The outcome, subject and time columns (and the membership covariates)
+        the model will read, from its parameters alone.
+
+        Examples
+        --------
+        >>> c = LatentClassMixedModel("frs ~ t + (t | patient)", 2, time="t",
+        ...                           class_formula="~ delta_fs").required_columns()
+        >>> c.outcome, c.subject, c.time, c.covariates
+        ('frs', 'patient', 't', ('t', 'delta_fs'))
+        """
+        from alsprog.data._history import ModelColumns
+
+        base = mixed_required_columns(self.formula, str(self.time))
+        if self.class_formula is None:
+            return base
+        _, extra = class_rhs(self.class_formula)
+        return ModelColumns.of(
+            base.outcome, base.subject, base.time, [*base.covariates, *extra]
         )
 
+    @property
+    def columns_(self) -> ModelColumns:
+        """The columns the fitted model reads (outcome, subject, time, covariates
+        of the trajectory and of class membership)."""
+        from alsprog.data._history import ModelColumns
+
+        check_is_fitted(self, ["llf_"])
+        st: FittedState = self._state
+        extra = [] if st.membership is None else list(st.membership.variables)
+        covs = [v for v in st.variables if v not in (st.outcome, st.group)]
+        return ModelColumns.of(
+            st.outcome, st.group, str(self.time), list(dict.fromkeys(covs + extra))
+        )
+
+    def check_forecast_time(self, time: str) -> None:
+        """Refuse to forecast when the formula does not use the model's ``time``."""
+        from types import SimpleNamespace
+
+        from alsprog.models.lmm._forecast import check_time_in_formula
+
+        check_is_fitted(self, ["llf_"])
+        design = SimpleNamespace(_design_info=self._state.info())
+        check_time_in_formula(self, design, str(self.time))
+
+    def forecast_rows(
+        self,
+        history: Prepared,
+        *,
+        level: float,
+        n_samples: int | None = None,
+        rng: np.random.Generator,
+        given_alive: bool = True,
+    ) -> ForecastRows:
+        """New patients' forecasts: the mixture over classes, weighted by each
+        patient's class posterior given the visits so far (and the membership
+        covariates), of each class's conditional normal forecast, censored at
+        :attr:`outcome_bounds_`.  ``stats`` also holds ``class_1_probability``;
+        ``given_alive`` is ignored.  :func:`alsprog.forecast.forecast` is the
+        public entry point."""
+        from alsprog.models.latent._predict import latent_forecast_rows
+
+        check_is_fitted(self, ["llf_"])
+        return latent_forecast_rows(
+            self, history, level=level, n_samples=n_samples, rng=rng
+        )
+
+    def predict(self, df: pd.DataFrame) -> pd.Series:
+        """Point predictions: for subjects seen in the fit, the posterior-weighted
+        mean of their class curves (random effects included); for others, the
+        prior-weighted mean of the class means.
+
+        Returns
+        -------
+        pandas.Series
+            Named ``predicted``, indexed like ``df``; NaN where a covariate is
+            missing.
+        """
+        from alsprog.models.latent._predict import latent_predict
+
+        check_is_fitted(self, ["llf_"])
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(
+                f"`df` must be a pandas DataFrame; got {type(df).__name__}."
+            )
+        return latent_predict(self, df)
+
+    def subject_trajectories(
+        self,
+        times: Any = None,
+        *,
+        subjects: Any = None,
+        level: float = DEFAULT_TRAJECTORY_LEVEL,
+        interval: Literal["confidence", "prediction"] = DEFAULT_INTERVAL,
+    ) -> pd.DataFrame:
+        """Fitted subjects' trajectories at ``times``: the mixture over classes
+        (weights: the subject's posterior) of the class-conditional curve given the
+        subject's visits; pointwise ``level`` bands of that mixture (a new visit's
+        with ``interval="prediction"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The grouping column, the time column, ``mean``, ``lower``, ``upper``.
+        """
+        from alsprog.models.latent._predict import latent_subject_trajectories
+
+        check_is_fitted(self, ["llf_"])
+        return latent_subject_trajectories(self, times, subjects, level, interval)
+
+    def class_trajectories(
+        self, times: Any = None, *, level: float = DEFAULT_LEVEL
+    ) -> pd.DataFrame:
+        """Each class's mean curve at ``times`` (the time column's values; 25 over
+        the fitted range by default), averaged over the fitted subjects'
+        covariates, with a Wald ``level`` band.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``class``, the time column, ``mean``, ``se``, ``lower``, ``upper``.
+        """
+        from alsprog.models.latent._predict import class_curves
+
+        check_is_fitted(self, ["llf_"])
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
+        return class_curves(self, times, level)
+
     # -------------------------------------------------------------- summary
-    def summary(self) -> Summary:
+    def summary(self, level: float = DEFAULT_LEVEL) -> Summary:
         """Estimates, class sizes and lcmm's posterior classification table.
+
+        Parameters
+        ----------
+        level : float, default 0.95
+            Coverage of the Wald intervals of the estimates.
 
         Returns
         -------
         Summary
-            Tables ``fixed`` (class x term, estimate and standard error),
-            ``classes`` (``pi``, MAP count and share) and ``postprob`` (for the
-            subjects assigned to each class, the mean posterior probability of
-            each class, as lcmm's ``postprob``).
+            Tables ``fixed`` (class x term: estimate, standard error, interval),
+            ``membership`` (with ``class_formula``: the multinomial logit's
+            coefficients against class 1), ``random``, ``classes`` (``pi``, MAP
+            count and share) and ``postprob`` (for the subjects assigned to each
+            class, the mean posterior probability of each class, as lcmm's
+            ``postprob``).
         """
+        from alsprog.models.latent._summary import latent_summary
+
         check_is_fitted(self, ["llf_"])
-        fixed = (
-            self.fe_params_.stack()
-            .rename("estimate")
-            .to_frame()
-            .join(self.bse_.stack().rename("std_error"))
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
         )
-        classes = pd.DataFrame(
-            {
-                "pi": self.class_probs_,
-                "n": self.class_sizes_,
-                "share": self.class_sizes_ / self.n_subjects_,
-            }
-        )
-        post = (
-            self.posterior_.groupby(self.classes_)
-            .mean()
-            .reindex(self.class_probs_.index)
-        )
-        post.index.name = "assigned"
-        post.columns = [f"prob_class_{k}" for k in post.columns]
-        re = self.cov_re_.copy()
-        header = {
-            "Subjects": self.n_subjects_,
-            "Observations": self.n_obs_,
-            "Classes": len(self.class_probs_),
-            "Log-likelihood": round(self.llf_, 4),
-            "Parameters": self.n_params_,
-            "AIC / BIC / SABIC": f"{self.aic:.2f} / {self.bic:.2f} / {self.sabic:.2f}",
-            "Relative entropy / ICL": f"{self.entropy_:.4f} / {self.icl_:.2f}",
-            "Residual variance": round(self.scale_, 4),
-            "Starts at the best / starts": (
-                f"{self.n_best_starts_} / {len(self.start_llf_)}"
-            ),
-        }
-        notes = [] if self.converged_ else ["The best start did not converge."]
-        return Summary(
-            f"Latent-class linear mixed model ({len(self.class_probs_)} classes), ML",
-            header,
-            {"fixed": fixed, "random": re, "classes": classes, "postprob": post},
-            captions={
-                "fixed": "Fixed effects by class",
-                "random": "Random-effects covariance (shared)",
-                "classes": "Class probabilities and MAP sizes",
-                "postprob": "Posterior classification (mean probability by "
-                "assigned class)",
-            },
-            notes=notes,
-        )
+        return latent_summary(self, level)
 
 
 def _fit_chunk(
@@ -547,33 +747,42 @@ def _one_class_start(design: Any, st: SubjectStats) -> tuple[Array, Layout]:
     return x1, lay1
 
 
-def _relabel(x: Array, lay: Layout, st: SubjectStats) -> Array:
+def _relabel(x: Array, lay: Layout) -> Array:
     """Reorder the classes: decreasing coefficient of the first class-specific
-    non-intercept term, else decreasing class probability."""
+    non-intercept term, else decreasing class probability (the intercept of the
+    membership logit)."""
     if lay.K == 1:
         return x
-    betas, _, G, s2, logpi = lay.unpack(x)
+    betas, _, G, s2, gamma = lay.unpack(x)
     cols = np.flatnonzero(lay.mix)
     key_col = cols[1] if len(cols) > 1 else None
     if key_col is not None:
-        order = np.lexsort((-logpi, -betas[:, key_col]))
+        order = np.lexsort((-gamma[:, 0], -betas[:, key_col]))
     else:
-        order = np.argsort(-logpi, kind="stable")
-    return lay.pack(betas[order], G, s2, np.exp(logpi[order]))
+        order = np.argsort(-gamma[:, 0], kind="stable")
+    return lay.pack(betas[order], G, s2, gamma=gamma[order])
 
 
-def _beta_se(x: Array, lay: Layout, st: SubjectStats) -> Array:
-    """Standard errors of the fixed effects, class x term, from the observed
-    information (finite differences of the analytic gradient)."""
-    H = -hessian(x, lay, st)
+def _first_rows(design: Any, df: pd.DataFrame) -> pd.DataFrame:
+    """Each fitted subject's first row of the model's columns, in level order."""
+    G = len(design.group_levels)
+    first = np.full(G, -1, dtype=np.intp)
+    first[design.groups[::-1]] = np.arange(len(design.groups))[::-1]
+    frame = design.frame if design.frame is not None else df.iloc[[]]
+    return frame.iloc[first][design.variables].reset_index(drop=True)
+
+
+def _time_range(design: Any, df: pd.DataFrame, time: str) -> tuple[float, float]:
+    if time not in design.variables:
+        return (np.nan, np.nan)
+    tv = pd.to_numeric(df[time].iloc[design.row_positions], errors="coerce")
+    return (float(tv.min()), float(tv.max()))
+
+
+def _inverse_information(H: Array) -> Array:
+    """The covariance of the estimates: the inverse of the observed information
+    ``-H`` (NaN where it is singular)."""
     try:
-        cov = np.linalg.inv(H)
-        var = np.diag(cov)
+        return np.asarray(np.linalg.inv(-H), dtype=float)
     except np.linalg.LinAlgError:
-        var = np.full(len(x), np.nan)
-    sd = np.sqrt(np.where(var > 0, var, np.nan))
-    K, pm = lay.K, lay.pm
-    se = np.empty((K, lay.p))
-    se[:, lay.mix] = sd[: K * pm].reshape(K, pm)
-    se[:, ~lay.mix] = sd[K * pm : K * pm + lay.p - pm]
-    return se
+        return np.full(H.shape, np.nan)

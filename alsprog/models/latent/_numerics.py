@@ -41,6 +41,8 @@ __all__ = [
     "fit_one_start",
     "hessian",
     "kmeans_start",
+    "log_prior",
+    "membership_step",
     "newton_polish",
     "perturbed_start",
     "subject_features",
@@ -64,6 +66,8 @@ class SubjectStats:
     ZtX : ndarray, shape (N, q, p)
     ZtZ : ndarray, shape (N, q, q)
     n_subjects, n_obs : int
+    C : ndarray, shape (N, r), optional
+        Class-membership design (intercept first); ``None``: the intercept alone.
     """
 
     n: npt.NDArray[np.intp]
@@ -75,10 +79,16 @@ class SubjectStats:
     ZtZ: Array
     n_subjects: int
     n_obs: int
+    C: Array | None = None
 
 
 def build_stats(
-    y: Array, X: Array, Z: Array, groups: npt.NDArray[np.intp], n_subjects: int
+    y: Array,
+    X: Array,
+    Z: Array,
+    groups: npt.NDArray[np.intp],
+    n_subjects: int,
+    C: Array | None = None,
 ) -> SubjectStats:
     """Reduce the rows to per-subject cross-products (every code must occur).
 
@@ -107,6 +117,7 @@ def build_stats(
         ZtZ=total(Zo[:, :, None] * Zo[:, None, :]),
         n_subjects=int(n_subjects),
         n_obs=int(len(y)),
+        C=None if C is None else np.asarray(C, dtype=float),
     )
 
 
@@ -116,14 +127,17 @@ class Layout:
 
     Order: the class-specific fixed effects (class by class, the ``mix`` columns),
     the shared fixed effects, the lower triangle of the Cholesky factor of ``G``
-    (row by row, diagonal on the log scale), ``log s2``, then the logits
-    ``log(pi_k / pi_1)`` of classes 2..K.
+    (row by row, diagonal on the log scale), ``log s2``, then the coefficients of
+    the multinomial logit of class membership, ``log(pi_ik / pi_i1) = C_i gamma_k``
+    for classes 2..K (class by class, ``r`` each; with ``r = 1`` the logits
+    ``log(pi_k / pi_1)``).
     """
 
     K: int
     p: int
     q: int
     mix: npt.NDArray[np.bool_]
+    r: int = 1
 
     @property
     def pm(self) -> int:
@@ -134,10 +148,34 @@ class Layout:
     def n_params(self) -> int:
         """Free parameters (the ``n_params_`` of AIC/BIC)."""
         q = self.q
-        return self.K * self.pm + (self.p - self.pm) + q * (q + 1) // 2 + self.K
+        fixed = self.K * self.pm + (self.p - self.pm)
+        return fixed + q * (q + 1) // 2 + 1 + (self.K - 1) * self.r
+
+    def beta_indices(self) -> npt.NDArray[np.intp]:
+        """(K, p): where each class's fixed effect sits in the vector."""
+        K, pm, p = self.K, self.pm, self.p
+        idx = np.empty((K, p), dtype=np.intp)
+        idx[:, self.mix] = np.arange(K * pm).reshape(K, pm)
+        idx[:, ~self.mix] = K * pm + np.arange(p - pm)[None, :]
+        return idx
+
+    def betas_of(self, v: Array) -> Array:
+        """(K, p): the entries of a parameter-length vector ``v`` (e.g. standard
+        errors) at each class's fixed effects."""
+        return np.asarray(v)[self.beta_indices()]
+
+    def gamma_of(self, v: Array) -> Array:
+        """(K, r): the entries of ``v`` at the membership coefficients (class 1,
+        the reference, NaN)."""
+        q = self.q
+        o = self.K * self.pm + self.p - self.pm + q * (q + 1) // 2 + 1
+        out = np.full((self.K, self.r), np.nan)
+        out[1:] = np.asarray(v)[o:].reshape(self.K - 1, self.r)
+        return out
 
     def unpack(self, x: Array) -> tuple[Array, Array, Array, float, Array]:
-        """``(betas (K, p), L (q, q), G, s2, log pi (K,))`` from the vector ``x``."""
+        """``(betas (K, p), L (q, q), G, s2, gamma (K, r))`` from the vector ``x``;
+        ``gamma``'s first row (class 1, the reference) is zero."""
         K, pm, p, q = self.K, self.pm, self.p, self.q
         betas = np.empty((K, p))
         betas[:, self.mix] = x[: K * pm].reshape(K, pm)
@@ -150,19 +188,33 @@ class Layout:
         d = np.arange(q)
         L[d, d] = np.exp(L[d, d])
         s2 = float(np.exp(x[o + nt]))
-        eta = np.concatenate([[0.0], x[o + nt + 1 :]])
-        logpi = eta - _logsumexp(eta[None, :])[0]
-        return betas, L, L @ L.T, s2, logpi
+        gamma = np.zeros((K, self.r))
+        gamma[1:] = x[o + nt + 1 :].reshape(K - 1, self.r)
+        return betas, L, L @ L.T, s2, gamma
 
-    def pack(self, betas: Array, G: Array, s2: float, pi: Array) -> Array:
-        """The vector for the given parameters (inverse of :meth:`unpack`)."""
+    def pack(
+        self,
+        betas: Array,
+        G: Array,
+        s2: float,
+        pi: Array | None = None,
+        *,
+        gamma: Array | None = None,
+    ) -> Array:
+        """The vector for the given parameters (inverse of :meth:`unpack`): class
+        probabilities ``pi`` (K,) (membership coefficients other than the
+        intercept zero) or the membership coefficients ``gamma`` (K, r)."""
         q = self.q
         L = np.linalg.cholesky(G + 1e-12 * np.eye(q)) if q else np.zeros((0, 0))
         d = np.arange(q)
         L[d, d] = np.log(L[d, d])
         r, c = np.tril_indices(q)
-        pi = np.clip(np.asarray(pi, float), 1e-300, None)
-        eta = np.log(pi[1:]) - np.log(pi[0])
+        if gamma is None:
+            pi = np.clip(np.asarray(pi, float), 1e-300, None)
+            gamma = np.zeros((self.K, self.r))
+            gamma[:, 0] = np.log(pi)
+        gamma = np.asarray(gamma, float).reshape(self.K, self.r)
+        eta = (gamma[1:] - gamma[0]).ravel()
         return np.concatenate(
             [
                 betas[:, self.mix].ravel(),
@@ -177,6 +229,64 @@ class Layout:
 def _logsumexp(a: Array) -> Array:
     m = np.max(a, axis=1, keepdims=True)
     return (m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True)))[:, 0]
+
+
+def log_prior(gamma: Array, st: SubjectStats) -> Array:
+    """Log prior class probabilities of each subject, (N, K): the multinomial
+    logit ``C_i gamma_k`` normalised over classes."""
+    if st.C is None:
+        eta = np.broadcast_to(gamma[:, 0], (st.n_subjects, gamma.shape[0]))
+    else:
+        eta = st.C @ gamma.T
+    return eta - _logsumexp(eta)[:, None]
+
+
+def membership_step(
+    gamma: Array, st: SubjectStats, W: Array, n_iter: int = 25
+) -> Array:
+    """The membership coefficients maximising ``sum_ik W_ik log pi_ik``: the mean
+    posterior with the intercept alone, else Newton's method on the multinomial
+    logit (concave) from ``gamma``, step-halving."""
+    K = W.shape[1]
+    if K == 1:
+        return np.zeros_like(gamma)
+    if st.C is None or st.C.shape[1] == 1:
+        pi = np.clip(W.mean(axis=0), 1e-10, None)
+        out = np.zeros_like(gamma)
+        out[:, 0] = np.log(pi / pi.sum())
+        return out - out[0]
+    C = st.C
+    r = C.shape[1]
+    g = gamma - gamma[0]
+
+    def objective(gm: Array) -> float:
+        return float(np.sum(W * log_prior(gm, st)))
+
+    f = objective(g)
+    for _ in range(n_iter):
+        P = np.exp(log_prior(g, st))[:, 1:]  # (N, K-1)
+        grad = ((W[:, 1:] - P).T @ C).ravel()
+        # Hessian of the multinomial logit: -sum_i (diag(P_i) - P_i P_i') x C_i C_i'
+        D = P[:, :, None] * (np.eye(K - 1)[None] - P[:, None, :])  # (N, K-1, K-1)
+        H = np.einsum("nab,nr,ns->arbs", D, C, C).reshape((K - 1) * r, (K - 1) * r)
+        H += 1e-10 * np.eye(H.shape[0])
+        try:
+            step = np.linalg.solve(H, grad)
+        except np.linalg.LinAlgError:
+            break
+        for _half in range(20):
+            trial = g.copy()
+            trial[1:] += step.reshape(K - 1, r)
+            ft = objective(trial)
+            if ft >= f:
+                break
+            step = step / 2
+        else:
+            break
+        gain, g, f = ft - f, trial, ft
+        if gain < 1e-12 * max(1.0, abs(f)):
+            break
+    return g
 
 
 @dataclass(frozen=True)
@@ -278,7 +388,8 @@ def evaluate(
     Evaluation
         ``posterior`` has shape ``(n_subjects, K)``; ``loglik_i`` ``(n_subjects,)``.
     """
-    betas, L, G, s2, logpi = lay.unpack(x)
+    betas, L, G, s2, gamma = lay.unpack(x)
+    logpi = log_prior(gamma, st)
     pc = _pieces(st, L, s2, ztvz=grad, xtvx=False)
     Ztr, Xtr, rtr = _residual_products(st, betas)
     u = Ztr @ L  # (N, K, q): L' Z' r_k
@@ -306,14 +417,15 @@ def evaluate(
         d = np.arange(lay.q)
         gL[d, d] *= L[d, d]
         r, c = np.tril_indices(lay.q)
-        pi = np.exp(logpi)
+        dW = W[:, 1:] - np.exp(logpi[:, 1:])
+        g_gamma = dW.sum(axis=0) if st.C is None else (dW.T @ st.C).ravel()
         g = np.concatenate(
             [
                 gb[:, lay.mix].ravel(),
                 gb[:, ~lay.mix].sum(axis=0),
                 gL[r, c],
                 [gs2 * s2],
-                (W.sum(axis=0) - st.n_subjects * pi)[1:],
+                g_gamma,
             ]
         )
     return Evaluation(float(li.sum()), li, W, g)
@@ -322,12 +434,14 @@ def evaluate(
 def em_step(x: Array, lay: Layout, st: SubjectStats, W: Array) -> Array:
     """One M-step given posteriors ``W``: new parameters as a vector.
 
-    ``pi`` is the mean posterior; the fixed effects solve the posterior-weighted GLS
+    The membership coefficients maximise the expected complete-data log-likelihood
+    (:func:`membership_step`: ``pi`` is the mean posterior when the intercept alone
+    models membership); the fixed effects solve the posterior-weighted GLS
     equations at the current ``V_i``; ``G`` and ``s2`` are the expected complete-data
     updates of Verbeke & Lesaffre's heterogeneity model (posterior means and
     covariances of the random effects within each class).
     """
-    _, L, G, s2, _ = lay.unpack(x)
+    _, L, G, s2, gamma = lay.unpack(x)
     K, p, mix = lay.K, lay.p, lay.mix
     pc = _pieces(st, L, s2)
     assert pc.XtVX is not None and pc.ZtVZ is not None
@@ -366,8 +480,8 @@ def em_step(x: Array, lay: Layout, st: SubjectStats, W: Array) -> Array:
     rss = float(np.sum(W * rss_k)) + float(np.sum(Cm * st.ZtZ))
     G_new = Gsum / st.n_subjects
     s2_new = rss / st.n_obs
-    pi = np.clip(W.mean(axis=0), 1e-10, None)
-    return lay.pack(new, 0.5 * (G_new + G_new.T), s2_new, pi / pi.sum())
+    gamma_new = membership_step(gamma, st, W)
+    return lay.pack(new, 0.5 * (G_new + G_new.T), s2_new, gamma=gamma_new)
 
 
 @dataclass(frozen=True)
