@@ -8,7 +8,8 @@ Usage::
 One cohort of ``--patients`` simulated patients from 3 linear progression classes
 (slopes -0.3, -1.0, -2.0 points/month; random intercept N(0, 3^2) and slope
 N(0, 0.15^2); 5 visits 3 months apart; noise N(0, 1.5^2); scores rounded and
-clipped to 0-48: the recipe of ``tests/models/test_latent_class.py``) is given to
+clipped to 0-48: ``simulate_classes`` of ``tests/models/latent_testdata.py``, the
+generator of the latent-class tests, with seed 21) is given to
 
 * ``select_n_classes`` for K = 1..``--max-k`` with ``--n-init`` starts per K and
   ``--n-jobs`` workers (the issue-24 target: <= 60 s for 2,000 patients, K = 1..5,
@@ -40,35 +41,19 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "models"))
+
+from latent_testdata import FORMULA, simulate_classes  # noqa: E402
 
 from alsprog.models import LatentClassMixedModel, select_n_classes  # noqa: E402
 
-FORMULA = "alsfrs_r_total ~ months + (months | subject_id)"
-SLOPES = (-0.3, -1.0, -2.0)
 OUT = ROOT / "benchmarks" / "results" / "latent.csv"
 TARGET_S = 60.0
 
 
-def simulate(
-    n: int, seed: int = 21, n_visits: int = 5
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The 3-class cohort of the tests (same recipe, same seed gives same data)."""
-    rng = np.random.default_rng(seed)
-    cls = rng.integers(0, len(SLOPES), n)
-    sid = np.repeat(np.arange(n), n_visits)
-    t = np.tile(np.arange(n_visits) * 3.0, n)
-    b0 = rng.normal(0, 3, n)
-    b1 = rng.normal(0, 0.15, n)
-    y = 40 + b0[sid] + (np.asarray(SLOPES)[cls][sid] + b1[sid]) * t
-    y = y + rng.normal(0, 1.5, len(t))
-    df = pd.DataFrame(
-        {
-            "subject_id": [f"P{i:04d}" for i in sid],
-            "months": t,
-            "alsfrs_r_total": np.clip(np.round(y), 0, 48),
-        }
-    )
-    return df, cls
+def simulate(n: int, seed: int = 21) -> tuple[pd.DataFrame, np.ndarray]:
+    """The 3-class cohort of the tests: ``simulate_classes(n, seed=seed)``."""
+    return simulate_classes(n, seed=seed)
 
 
 def ari(truth: np.ndarray, labels: np.ndarray) -> float:

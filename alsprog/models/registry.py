@@ -41,6 +41,7 @@ _BUILTIN = {
     "bayesian": "alsprog.models.bayes._model:BayesianTrajectoryModel",
     "joint": "alsprog.models.joint._model:JointModel",
     "mmrm": "alsprog.models.mmrm._model:MMRM",
+    "latent_class": "alsprog.models.latent._model:LatentClassMixedModel",
 }
 
 

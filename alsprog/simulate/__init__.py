@@ -2,13 +2,15 @@
 
 Owns: :func:`simulate_cohort` (subjects, ALSFRS-R visits, survival and imaging tables in
 the data dictionary's long format, plus the simulation truth), :class:`CohortParams`
-(every simulator parameter with its source) and :func:`write_nifti` (a BIDS-derivatives
+(every simulator parameter with its source), :class:`ProgressionClass` (latent
+progression classes with known membership) and :func:`write_nifti` (a BIDS-derivatives
 folder of voxel maps whose ROI means reproduce the imaging table).
 Leaves: reading and validating tables to :mod:`alsprog.data`.
 """
 
 from __future__ import annotations
 
+from alsprog.simulate._classes import ProgressionClass
 from alsprog.simulate._cohort import Cohort, simulate_cohort
 from alsprog.simulate._nifti import write_nifti
 from alsprog.simulate._oracle import oracle_forecast
@@ -19,6 +21,7 @@ __all__ = [
     "Cohort",
     "CohortParams",
     "ProactExport",
+    "ProgressionClass",
     "oracle_forecast",
     "simulate_cohort",
     "write_nifti",

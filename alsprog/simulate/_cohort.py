@@ -14,7 +14,9 @@ Generative model per patient (docs/domain.md §1-§3, §7):
    the first visit sooner); the true baseline total is ``B = 48 - ΔFS * T0``, redrawn
    until it lies in ``[baseline_min, baseline_max]``.
 2. The 12-month progression rate ``r`` (points/month) is lognormal, correlated with ΔFS,
-   times ``bulbar_slope_multiplier`` for bulbar onset.
+   times ``bulbar_slope_multiplier`` for bulbar onset. With ``progression_classes``,
+   each patient's class is drawn first (with the classes' shares) and the rate from
+   that class's lognormal (:mod:`alsprog.simulate._classes`), with the same copula.
 3. The patient follows the D50 sigmoid ``48 / (1 + exp((t - D50) / dx))`` (``t`` months
    since onset) through ``B`` at ``T0`` and ``B - 12 r`` at ``T0 + 12`` [Steinbach 2020].
 4. Observed total = ``round(true + N(0, residual_sd))`` clipped to 0-48, split into
@@ -29,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +41,12 @@ import pandas as pd
 
 from alsprog._random import as_generator
 from alsprog._validation import check_int
+from alsprog.simulate._classes import (
+    ProgressionClass,
+    class_lognormals,
+    draw_classes,
+    resolve_classes,
+)
 from alsprog.simulate._course import draw_events, draw_rate
 from alsprog.simulate._imaging import (
     apply_site_effects,
@@ -95,7 +104,9 @@ class Cohort:
         positive), ``slope_12m`` (true mean slope over the first 12 months, negative),
         ``d50``, ``dx``, ``event_weibull_scale`` (months, from onset),
         ``event_months_since_onset``, ``dropout_months`` (from the first visit),
-        ``study_end_months``.
+        ``study_end_months``; with ``progression_classes``, also
+        ``progression_class`` (after ``delta_fs``): each patient's class, 1..K in the
+        order the classes were given (missing for controls).
     imaging_truth : pandas.DataFrame
         The imaging table before site effects (same rows and columns as ``imaging``).
     site_effects : pandas.DataFrame
@@ -105,6 +116,9 @@ class Cohort:
         The parameters used.
     seed : object
         The ``seed`` argument as given.
+    progression_classes : tuple of ProgressionClass or None
+        The progression classes the patients were drawn from (``None``: one
+        population, as :class:`CohortParams` describes).
 
     Examples
     --------
@@ -123,13 +137,19 @@ class Cohort:
     site_effects: pd.DataFrame
     params: CohortParams = field(default_factory=CohortParams)
     seed: Any = None
+    progression_classes: tuple[ProgressionClass, ...] | None = None
 
     def __repr__(self) -> str:
         groups = self.subjects["group"].value_counts()
+        classes = (
+            ""
+            if self.progression_classes is None
+            else f"{len(self.progression_classes)} progression classes, "
+        )
         return (
             f"Cohort({int(groups.get('als', 0))} patients, "
             f"{int(groups.get('control', 0))} controls, {len(self.visits)} visits, "
-            f"{len(self.imaging)} imaging sessions, seed={self.seed!r})"
+            f"{len(self.imaging)} imaging sessions, {classes}seed={self.seed!r})"
         )
 
     def to_proact(self, folder: Any, **kwargs: Any) -> Any:
@@ -157,6 +177,7 @@ def simulate_cohort(
     imaging_interval_months: int = 6,
     seed: Any = None,
     params: CohortParams | dict[str, float] | None = None,
+    progression_classes: Sequence[ProgressionClass | Mapping[str, Any]] | None = None,
     **overrides: float,
 ) -> Cohort:
     """Simulate a longitudinal ALS cohort with healthy controls and imaging.
@@ -184,6 +205,19 @@ def simulate_cohort(
         Random seed; the same seed gives the same cohort.
     params : CohortParams or dict, optional
         Simulator parameters (defaults: :class:`CohortParams`).
+    progression_classes : sequence of ProgressionClass or dict, optional
+        Draw the patients from K latent progression classes with known membership:
+        one :class:`ProgressionClass` (or dict with keys ``share``, ``slope_mean``,
+        ``slope_sd``, optionally ``name``) per class; the shares must sum to 1. Each
+        patient's class is drawn with the shares, then the 12-month rate from that
+        class's lognormal (calibrated so that the class's true 12-month slopes have its
+        ``slope_mean`` and ``slope_sd``), correlated with ΔFS as without classes. The
+        class is recorded in ``truth["progression_class"]`` (1..K in the order given)
+        and the classes in ``Cohort.progression_classes``. ``params.slope_mean`` and
+        ``slope_sd`` then no longer shape the rates; they remain the reference of the
+        death, dropout and imaging laws, which depend on each patient's rate as
+        without classes (so a fast class dies and drops out sooner). Default ``None``:
+        one population, the same numbers for the same seed as before classes existed.
     **overrides : float
         Individual :class:`CohortParams` fields, merged over ``params``.
 
@@ -200,6 +234,10 @@ def simulate_cohort(
         message lists the valid names).
     ValueError
         If an argument is out of range.
+    ModelSpecificationError
+        If ``progression_classes`` is malformed (a value out of range, shares not
+        summing to 1, no class) or a class's slope mean and SD cannot be reached; the
+        message names the class and the value.
 
     Notes
     -----
@@ -207,6 +245,15 @@ def simulate_cohort(
     second or two). The generative model is described in the module docstring of
     ``alsprog.simulate._cohort``; every default and its source is listed in
     :class:`CohortParams`.
+
+    A patient's class is drawn independently of onset, ΔFS and onset site, and the
+    death and dropout hazards rise with the rate as in one population, so a fast class
+    leaves early: with the three classes of the example below, 24 months of follow-up
+    and default parameters, the median time from the first visit to death is about
+    108, 15 and 4 months in the slow, typical and fast class, and 49 % of the fast
+    class have a single visit. Pass ``event_rate_exponent`` and
+    ``dropout_rate_exponent`` (0 makes both hazards the same in every class) to keep
+    more of a fast class under observation.
 
     Examples
     --------
@@ -219,6 +266,20 @@ def simulate_cohort(
     >>> bool((v[[f"alsfrs_r_q{i}" for i in range(1, 13)]].sum(axis=1)
     ...       == v["alsfrs_r_total"]).all())
     True
+
+    Three well-separated progression classes (slow, typical, fast):
+
+    >>> from alsprog.simulate import ProgressionClass
+    >>> classes = [
+    ...     ProgressionClass(0.3, slope_mean=-0.3, slope_sd=0.15, name="slow"),
+    ...     ProgressionClass(0.5, slope_mean=-1.0, slope_sd=0.3, name="typical"),
+    ...     ProgressionClass(0.2, slope_mean=-2.0, slope_sd=0.4, name="fast"),
+    ... ]
+    >>> c = simulate_cohort(300, seed=1, progression_classes=classes)
+    >>> c.truth.groupby("progression_class")["slope_12m"].mean().round(1).tolist()
+    [-0.3, -1.0, -2.0]
+    >>> c.truth["progression_class"].value_counts().sort_index().tolist()
+    [85, 157, 58]
     """
     n_patients = check_int(n_patients, "n_patients", low=0)
     n_controls = check_int(n_controls, "n_controls", low=0)
@@ -246,11 +307,13 @@ def simulate_cohort(
             f"({visit_interval_months}); got {imaging_interval_months}."
         )
     p = resolve_params(params, overrides)
+    classes = resolve_classes(progression_classes)
+    lognormals = None if classes is None else class_lognormals(p, classes)
     rng = as_generator(seed)
     started = time.perf_counter()
 
     sites = [f"S{i + 1}" for i in range(n_sites)]
-    pat = _draw_patients(p, n_patients, rng)
+    pat = _draw_patients(p, n_patients, rng, classes, lognormals)
     ctl = _draw_controls(p, n_controls, rng)
     n = n_patients + n_controls
     site_index = rng.integers(0, n_sites, n)
@@ -290,6 +353,7 @@ def simulate_cohort(
         site_effects=site_effects,
         params=p,
         seed=seed,
+        progression_classes=classes,
     )
     logger.info("simulated %r in %.2f s", cohort, time.perf_counter() - started)
     return cohort
@@ -343,8 +407,19 @@ class _Sim:
 # --------------------------------------------------------------------------- patients
 
 
-def _draw_patients(p: CohortParams, n: int, rng: np.random.Generator) -> dict[str, Any]:
-    """Per-patient latent quantities (arrays of length ``n``)."""
+def _draw_patients(
+    p: CohortParams,
+    n: int,
+    rng: np.random.Generator,
+    classes: tuple[ProgressionClass, ...] | None = None,
+    lognormals: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Per-patient latent quantities (arrays of length ``n``).
+
+    With ``classes`` (and their ``(mu, sigma)`` from ``class_lognormals``), each
+    patient's class is drawn right before the rate; without, nothing extra is drawn,
+    so the stream of draws is that of a cohort without classes.
+    """
     bulbar = rng.random(n) < p.p_bulbar
     male = rng.random(n) < p.p_male
     age_at_onset = np.clip(
@@ -353,8 +428,17 @@ def _draw_patients(p: CohortParams, n: int, rng: np.random.Generator) -> dict[st
     t0, dfs, z_t0, z_dfs = draw_onset(p, n, rng)
     baseline = 48.0 - dfs * t0
 
-    # 12-month progression rate, correlated with ΔFS (Gaussian copula)
-    rate = draw_rate(p, z_dfs, bulbar, rng)
+    # 12-month progression rate, correlated with ΔFS (Gaussian copula), from the
+    # patient's progression class when there are classes
+    extra: dict[str, Any] = {}
+    if classes is None or lognormals is None:
+        rate = draw_rate(p, z_dfs, bulbar, rng)
+    else:
+        k = draw_classes(classes, n, rng)
+        rate = draw_rate(
+            p, z_dfs, bulbar, rng, lognormal=(lognormals[0][k], lognormals[1][k])
+        )
+        extra["progression_class"] = k + 1
 
     # D50 sigmoid through (T0, B) and (T0 + 12, B - 12 r)
     slope_12m = realised_slope(rate, baseline, p)
@@ -389,6 +473,7 @@ def _draw_patients(p: CohortParams, n: int, rng: np.random.Generator) -> dict[st
         "dropout_months": ev["dropout_months"],
         "item_start": start,
         "item_span": span,
+        **extra,
     }
 
 
@@ -599,6 +684,7 @@ def _truth_table(sim: _Sim) -> pd.DataFrame:
             "months_onset_to_baseline": sim.both(pat["t0"]),
             "baseline_total": sim.both(pat["baseline"]),
             "delta_fs": sim.both(pat["delta_fs"]),
+            **_class_column(sim),
             "progression_rate": sim.both(pat["rate"]),
             "slope_12m": sim.both(pat["slope_12m"]),
             "d50": sim.both(pat["d50"]),
@@ -612,6 +698,14 @@ def _truth_table(sim: _Sim) -> pd.DataFrame:
         }
     )
     return _sorted(df, ["subject_id"])
+
+
+def _class_column(sim: _Sim) -> dict[str, Any]:
+    """``{"progression_class": 1..K, <NA> for controls}``, or nothing without classes."""
+    if "progression_class" not in sim.pat:
+        return {}
+    values = sim.both(sim.pat["progression_class"].astype(float))
+    return {"progression_class": pd.array(values, dtype="Int64")}
 
 
 def _first_baseline(months: int) -> np.datetime64:

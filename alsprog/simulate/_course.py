@@ -42,12 +42,18 @@ def draw_rate(
     z_dfs: Array,
     bulbar: npt.NDArray[np.bool_],
     rng: np.random.Generator,
+    lognormal: tuple[Any, Any] | None = None,
 ) -> Array:
     """12-month progression rate (points/month, positive), correlated with ΔFS through
-    its copula score ``z_dfs`` and multiplied for bulbar onset."""
+    its copula score ``z_dfs`` and multiplied for bulbar onset.
+
+    ``lognormal`` is ``(mu, sigma)`` of the log rate for spinal onset, scalars or one
+    value per patient (progression classes); by default
+    :func:`~alsprog.simulate._progression.rate_lognormal` of ``p``.
+    """
     r = p.slope_delta_fs_correlation
     z_rate = r * z_dfs + math.sqrt(1 - r**2) * rng.standard_normal(len(z_dfs))
-    mu, sigma = rate_lognormal(p)
+    mu, sigma = rate_lognormal(p) if lognormal is None else lognormal
     return np.exp(mu + sigma * z_rate) * np.where(
         bulbar, p.bulbar_slope_multiplier, 1.0
     )

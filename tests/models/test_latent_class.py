@@ -4,7 +4,7 @@ by ML and simulation truth.
 Oracles: the marginal log-likelihood and posteriors are recomputed densely with
 ``scipy.stats.multivariate_normal`` and the mixture summed by hand; the gradient by
 central differences; K = 1 against ``LinearMixedModel(reml=False)`` (itself checked
-against lme4 in test_lmm.py); recovery against the generator written here.
+against lme4 in test_lmm.py); recovery against the generator in latent_testdata.py.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from latent_testdata import FORMULA, SLOPES, simulate_classes
 from numpy.testing import assert_allclose
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
@@ -28,38 +29,6 @@ from alsprog.models.latent._numerics import (
     em_step,
     evaluate,
 )
-
-FORMULA = "alsfrs_r_total ~ months + (months | subject_id)"
-#: True class slopes (points/month) of the simulated cohorts.
-SLOPES = (-0.3, -1.0, -2.0)
-
-
-def simulate_classes(
-    n_patients: int,
-    slopes: tuple[float, ...] = SLOPES,
-    *,
-    seed: int = 0,
-    n_visits: int = 5,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Patients from linear progression classes with a shared random intercept and
-    slope: intercept 40 + N(0, 3^2), slope class slope + N(0, 0.15^2), visits every
-    3 months, noise N(0, 1.5^2), rounded and clipped to 0-48 (ALSFRS-R is whole)."""
-    rng = np.random.default_rng(seed)
-    cls = rng.integers(0, len(slopes), n_patients)
-    sid = np.repeat(np.arange(n_patients), n_visits)
-    t = np.tile(np.arange(n_visits) * 3.0, n_patients)
-    b0 = rng.normal(0, 3, n_patients)
-    b1 = rng.normal(0, 0.15, n_patients)
-    y = 40 + b0[sid] + (np.asarray(slopes)[cls][sid] + b1[sid]) * t
-    y = y + rng.normal(0, 1.5, len(t))
-    df = pd.DataFrame(
-        {
-            "subject_id": [f"P{i:04d}" for i in sid],
-            "months": t,
-            "alsfrs_r_total": np.clip(np.round(y), 0, 48),
-        }
-    )
-    return df, cls
 
 
 def _tiny() -> tuple[np.ndarray, ...]:

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from test_latent_class import FORMULA, simulate_classes
+from latent_testdata import FORMULA, simulate_classes
 
 from alsprog.errors import ModelSpecificationError, ModelSpecificationWarning
 from alsprog.models import ClassSelection, select_n_classes

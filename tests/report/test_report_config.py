@@ -266,7 +266,7 @@ DATA = '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n'
         (
             DATA + '[models.m]\ntype = "mixd"\n',
             "key models.m.type: 'mixd' is not one of 'mixed', 'bayesian', 'joint', "
-            "'mmrm'; "
+            "'mmrm', 'latent_class'; "
             "did you mean 'mixed'?",
         ),
         (

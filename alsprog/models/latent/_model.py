@@ -15,8 +15,10 @@ selection, forecasts, saving and registration to later work (issue 24).
 from __future__ import annotations
 
 import logging
+import os
 import time as _time
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -45,18 +47,15 @@ from alsprog.models.latent._membership import (
 )
 from alsprog.models.latent._numerics import (
     Layout,
-    StartResult,
     SubjectStats,
     build_stats,
     evaluate,
     fit_one_start,
-    kmeans_start,
     log_prior,
     newton_polish,
-    perturbed_start,
-    subject_features,
 )
 from alsprog.models.latent._predict import FittedState
+from alsprog.models.latent._starts import one_class_start, relabel, run_starts
 from alsprog.models.lmm._forecast import mixed_required_columns
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -78,7 +77,8 @@ class LatentClassMixedModel(TrajectoryModel):
     """Latent-class linear mixed model (lcmm's ``hlme``), fitted by exact ML.
 
     Each subject belongs to one of ``n_classes`` latent classes with probability
-    ``pi_k``.  Given the class, the outcome follows a linear mixed model whose fixed
+    ``pi_k`` (or, with ``class_formula``, ``pi_ik`` from a multinomial logit on the
+    subject's baseline covariates, lcmm's ``classmb``).  Given the class, the outcome follows a linear mixed model whose fixed
     effects named in ``mixture`` are the class's own (the others are shared), with
     one random-effects covariance ``G`` and one residual variance ``s2`` for all
     classes (``hlme``'s default, ``nwg = FALSE``).  The fit maximises the exact
@@ -86,8 +86,18 @@ class LatentClassMixedModel(TrajectoryModel):
     s2 I)``: from each of ``n_init`` starts, EM steps (posterior-weighted GLS for the
     fixed effects, Verbeke & Lesaffre's expected complete-data updates of ``G`` and
     ``s2``) and then L-BFGS with the analytic gradient over an unconstrained
-    parameterisation (log-Cholesky of ``G``, ``log s2``, logits of ``pi``).  The
-    best start is kept, and ``n_best_starts_`` says how many starts reached it.
+    parameterisation (log-Cholesky of ``G``, ``log s2``, the membership logit's
+    coefficients).  The best start is kept, and ``n_best_starts_`` says how many
+    starts reached it.
+
+    The model meets alsprog's trajectory-model contract: a new patient's forecast
+    (:func:`alsprog.forecast.forecast`, ``backtest``, ``CalibratedForecaster``) is
+    the mixture over classes, weighted by the patient's class posterior given the
+    visits so far, of each class's conditional normal forecast (lcmm's
+    ``predictY`` given the visits); :meth:`subject_trajectories`, :meth:`predict`,
+    :meth:`class_trajectories`, :meth:`save` and :meth:`load` work as on the
+    other models.  The random-effects structure is the formula's ``(... | group)``
+    term.
 
     Classes are labelled 1..K by decreasing coefficient of the first class-specific
     term other than the intercept (the slope of ``months``: class 1 progresses
@@ -100,12 +110,19 @@ class LatentClassMixedModel(TrajectoryModel):
         Mixed-model formula with one grouping factor, as
         :class:`~alsprog.models.LinearMixedModel`'s, e.g.
         ``"alsfrs_r_total ~ months + (months | subject_id)"``.
-    n_classes : int
+    n_classes : int, default 2
         Number of latent classes, >= 1.  With 1 the model is the linear mixed
-        model fitted by ML.
-    mixture : sequence of str, optional
+        model fitted by ML.  :func:`~alsprog.models.select_n_classes` chooses it.
+    time : str, default "months"
+        The formula's time column (trajectories and forecasts move along it).
+    mixture : list of str, optional
         Fixed-effect names (as in ``fe_params_``, e.g. ``["Intercept", "months"]``)
         that differ by class; default all.
+    class_formula : str, optional
+        Class membership on baseline covariates, lcmm's ``classmb``: the right-hand
+        side of a multinomial logit, e.g. ``"~ delta_fs + onset_site"``; its
+        columns must not change within a subject.  Subjects missing one are left
+        out with a warning.  Default: class probabilities without covariates.
     n_init : int, default 20
         Starts: k-means partitions of the per-subject coefficients and random
         perturbations of the one-class ML fit, alternately.
@@ -131,7 +148,11 @@ class LatentClassMixedModel(TrajectoryModel):
     scale_ : float
         Residual variance.
     class_probs_ : pandas.Series
-        Class membership probabilities ``pi_k``.
+        Class membership probabilities ``pi_k`` (with ``class_formula``, their mean
+        over the fitted subjects).
+    class_coef_, class_coef_bse_ : pandas.DataFrame
+        With ``class_formula``: the membership logit's coefficients (log odds of
+        classes 2..K against class 1) and their standard errors.
     llf_ : float
         Maximised marginal log-likelihood.
     n_params_, n_obs_, n_subjects_ : int
@@ -280,15 +301,9 @@ class LatentClassMixedModel(TrajectoryModel):
                 f"`df` must be a pandas DataFrame; got {type(df).__name__}."
             )
         with single_blas_thread():
-            df, membership, C = self._membership(df)
-            design = build_mixed_design(self.formula, df)
-            if membership is not None:
-                C = membership_rows(membership, C.reindex(design.group_levels))
-            names = design.fe_names
-            mix = self._mixture_mask(names)
-            N = len(design.group_levels)
-            r = 1 if C is None else C.shape[1]
-            lay = Layout(K, len(names), design.Z.shape[1], mix, r)
+            prep = self._prepare(df)
+            design, lay, st = prep.design, prep.layout, prep.stats
+            N = st.n_subjects
             if N < MIN_SUBJECTS_PER_CLASS * K or N <= lay.n_params:
                 raise ModelSpecificationError(
                     f"Too few subjects: {N} for {K} class(es) and {lay.n_params} "
@@ -296,20 +311,28 @@ class LatentClassMixedModel(TrajectoryModel):
                     f"{MIN_SUBJECTS_PER_CLASS} subjects per class and more subjects "
                     "than parameters."
                 )
-            st = build_stats(design.y, design.X, design.Z, design.groups, N, C)
-            x1, lay1 = _one_class_start(design, st)
+            x1, lay1 = one_class_start(design, st)
             if K == 1:
                 results = [
                     fit_one_start(x1, lay, st, max_iter=self.max_iter, tol=self.tol)
                 ]
             else:
-                results = self._run_starts(x1, lay1, lay, st, rng)
+                results = run_starts(
+                    x1,
+                    lay1,
+                    lay,
+                    st,
+                    rng,
+                    int(self.n_init),
+                    self.n_jobs,
+                    max_iter=int(self.max_iter),
+                    tol=float(self.tol),
+                )
         llfs = np.array([r.llf for r in results])
         best = results[int(np.nanargmax(llfs))]
         with single_blas_thread():
-            x, H = newton_polish(_relabel(best.x, lay), lay, st)
-            self._set_fitted(design, lay, st, x, H, llfs, membership, df)
-            self.outcome_bounds_ = outcome_bounds(design.outcome)
+            x, H = newton_polish(relabel(best.x, lay), lay, st)
+            self._set_fitted(prep, x, _inverse_information(H), llfs)
         logger.info(
             "LatentClassMixedModel: K=%d, %d subjects, %d starts (%d at the best), "
             "%.2f s",
@@ -334,6 +357,25 @@ class LatentClassMixedModel(TrajectoryModel):
                 stacklevel=2,
             )
         return self
+
+    def _prepare(self, df: pd.DataFrame) -> _Prepared:
+        """The design, layout and statistics of a table (the fit's and a saved
+        model's rebuild): subjects without membership covariates left out."""
+        df, membership, rows = self._membership(df)
+        design = build_mixed_design(self.formula, df)
+        C = None
+        if membership is not None:
+            C = membership_rows(membership, rows.reindex(design.group_levels))
+        names = design.fe_names
+        mix = self._mixture_mask(names)
+        N = len(design.group_levels)
+        r = 1 if C is None else C.shape[1]
+        lay = Layout(int(self.n_classes), len(names), design.Z.shape[1], mix, r)
+        st = build_stats(design.y, design.X, design.Z, design.groups, N, C)
+        frame = df.iloc[design.row_positions]
+        extra = [] if membership is None else list(membership.variables)
+        cols = list(dict.fromkeys([*design.variables, *extra]))
+        return _Prepared(design, lay, st, membership, frame[cols], df)
 
     def _membership(
         self, df: pd.DataFrame
@@ -378,51 +420,16 @@ class LatentClassMixedModel(TrajectoryModel):
             )
         return np.isin(np.array(names), np.array(list(self.mixture), dtype=object))
 
-    def _run_starts(
-        self,
-        x1: Array,
-        lay1: Layout,
-        lay: Layout,
-        st: SubjectStats,
-        rng: np.random.Generator,
-    ) -> list[StartResult]:
-        from joblib import Parallel, delayed
-
-        n = int(self.n_init)
-        F = subject_features(x1, lay1, st, lay.mix)
-        children = rng.spawn(n)
-        starts = []
-        for i, child in enumerate(children):
-            if i % 2 == 0:
-                starts.append(kmeans_start(x1, lay1, lay, st, F, child))
-            else:
-                starts.append(perturbed_start(x1, lay1, lay, F, child))
-        n_jobs = self.n_jobs if self.n_jobs is not None else 1
-        if n_jobs == 1:
-            return [
-                fit_one_start(s, lay, st, max_iter=self.max_iter, tol=self.tol)
-                for s in starts
-            ]
-        chunks = np.array_split(np.arange(n), min(n, max(1, abs(int(n_jobs)) * 2)))
-        parts = Parallel(n_jobs=n_jobs)(
-            delayed(_fit_chunk)(
-                [starts[i] for i in c], lay, st, self.max_iter, self.tol
-            )
-            for c in chunks
+    def _set_fitted(self, prep: _Prepared, x: Array, cov_x: Array, llfs: Array) -> None:
+        """Every fitted attribute from the estimates ``x`` (the fit's, a saved
+        model's) and their covariance."""
+        design, lay, st, membership = (
+            prep.design,
+            prep.layout,
+            prep.stats,
+            prep.membership,
         )
-        return [r for part in parts for r in part]
-
-    def _set_fitted(
-        self,
-        design: Any,
-        lay: Layout,
-        st: SubjectStats,
-        x: Array,
-        H: Array,
-        llfs: Array,
-        membership: Membership | None,
-        df: pd.DataFrame,
-    ) -> None:
+        df = prep.table
         K = lay.K
         betas, _, G, s2, gamma = lay.unpack(x)
         ev = evaluate(x, lay, st)
@@ -431,7 +438,6 @@ class LatentClassMixedModel(TrajectoryModel):
         labels = pd.RangeIndex(1, K + 1, name="class")
         names = design.fe_names
         re = design.re_names
-        cov_x = _inverse_information(H)
         se_x = np.sqrt(np.where(np.diag(cov_x) > 0, np.diag(cov_x), np.nan))
         self.fe_params_ = pd.DataFrame(betas, index=labels, columns=names)
         self.bse_ = pd.DataFrame(lay.betas_of(se_x), index=labels, columns=names)
@@ -481,6 +487,8 @@ class LatentClassMixedModel(TrajectoryModel):
             first_rows=_first_rows(design, df),
             time_range=_time_range(design, df, str(self.time)),
         )
+        self._frame = prep.frame
+        self.outcome_bounds_ = outcome_bounds(design.outcome)
 
     # ---------------------------------------------------------- criteria
     @property
@@ -523,46 +531,10 @@ class LatentClassMixedModel(TrajectoryModel):
         ModelSpecificationError
             A missing column, a category not seen in the fit, or no usable visit.
         """
-        from alsprog.models.latent._predict import (
-            _history,
-            class_posterior,
-            membership_of,
-        )
+        from alsprog.models.latent._predict import predict_class_table
 
         check_is_fitted(self, ["llf_"])
-        state: FittedState = self._state
-        if not isinstance(history, pd.DataFrame):
-            raise TypeError(
-                f"`history` must be a pandas DataFrame; got {type(history).__name__}."
-            )
-        for col in (state.group, state.outcome):
-            if col not in history.columns:
-                raise ModelSpecificationError(
-                    f"`history` lacks column {col!r} used by {self.formula!r}."
-                )
-        yv = pd.to_numeric(history[state.outcome], errors="coerce").to_numpy(float)
-        rows = history.loc[np.isfinite(yv) & pd.notna(history[state.group]).to_numpy()]
-        if rows.empty:
-            raise ModelSpecificationError(
-                "`history` has no visit with the outcome and every model column."
-            )
-        subjects = pd.Index(pd.unique(rows[state.group]), name=state.group)
-        subjects = subjects.sort_values()
-        sums, st, has = _history(state, self.formula, rows, subjects)
-        if not has.any():
-            raise ModelSpecificationError(
-                "`history` has no visit with the outcome and every model column."
-            )
-        first = rows.groupby(state.group, sort=True).first()
-        C = membership_of(state, first.reindex(subjects))
-        if st is not None and C is not None:
-            from dataclasses import replace
-
-            st = replace(st, C=C[has])
-        W = class_posterior(state, st, has, C)
-        labels = pd.RangeIndex(1, state.layout.K + 1, name="class")
-        keep = has if C is None else np.ones(len(subjects), bool)
-        return pd.DataFrame(W[keep], index=subjects[keep], columns=labels)
+        return predict_class_table(self, history)
 
     # ------------------------------------------------------------ contract
     def required_columns(self) -> ModelColumns:
@@ -695,6 +667,41 @@ class LatentClassMixedModel(TrajectoryModel):
         )
         return class_curves(self, times, level)
 
+    # ---------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to one ``.npz`` file (never a pickle), holding
+        the model's columns of the rows used in the fit: share it as you would
+        share them.  See :mod:`alsprog.models.latent._io`.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib, numpy as np, pandas as pd
+        >>> rng = np.random.default_rng(0)
+        >>> sid = np.repeat(np.arange(60), 4); t = np.tile([0.0, 3, 6, 9], 60)
+        >>> slope = np.where(np.arange(60) < 30, -0.3, -2.0)[sid]
+        >>> y = 40 + rng.normal(0, 2, 60)[sid] + slope * t + rng.normal(0, 1, 240)
+        >>> df = pd.DataFrame({"subject_id": sid, "months": t, "frs": np.round(y)})
+        >>> m = LatentClassMixedModel("frs ~ months + (1 | subject_id)", 2,
+        ...                           n_init=2, seed=0).fit(df)
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "lcmm.npz"
+        >>> m.save(path)
+        >>> LatentClassMixedModel.load(path).posterior_.equals(m.posterior_)
+        True
+        """
+        from alsprog.models.latent._io import save_model
+
+        check_is_fitted(self, ["llf_"])
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LatentClassMixedModel:
+        """Rebuild a model written by :meth:`save` without refitting; the whole
+        file is checked first (:class:`~alsprog.errors.SavedModelError` naming the
+        field)."""
+        from alsprog.models.latent._io import load_model
+
+        return load_model(cls, path)  # type: ignore[no-any-return]
+
     # -------------------------------------------------------------- summary
     def summary(self, level: float = DEFAULT_LEVEL) -> Summary:
         """Estimates, class sizes and lcmm's posterior classification table.
@@ -723,44 +730,17 @@ class LatentClassMixedModel(TrajectoryModel):
         return latent_summary(self, level)
 
 
-def _fit_chunk(
-    starts: list[Array], lay: Layout, st: SubjectStats, max_iter: int, tol: float
-) -> list[StartResult]:
-    with single_blas_thread():
-        return [fit_one_start(s, lay, st, max_iter=max_iter, tol=tol) for s in starts]
+@dataclass(frozen=True)
+class _Prepared:
+    """A table made ready for the likelihood: its design, layout, statistics,
+    membership design, the model's columns of the rows used and the table."""
 
-
-def _one_class_start(design: Any, st: SubjectStats) -> tuple[Array, Layout]:
-    """The one-class ML fit (the mixed model's profiled ML) as a vector."""
-    from alsprog.models.lmm._numerics import compute_group_stats, fit_profiled
-
-    G = len(design.group_levels)
-    stats = compute_group_stats(design.X, design.Z, design.y, design.groups, G)
-    tpl = design.template
-    est = fit_profiled(stats, tpl.rows, tpl.cols, tpl.lower, reml=False)
-    lay1 = Layout(
-        1, design.X.shape[1], design.Z.shape[1], np.ones(design.X.shape[1], bool)
-    )
-    q = design.Z.shape[1]
-    cov = np.asarray(est.cov_re, float) + 1e-8 * max(est.sigma2, 1e-12) * np.eye(q)
-    x1 = lay1.pack(est.beta[None, :], cov, float(est.sigma2), np.ones(1))
-    return x1, lay1
-
-
-def _relabel(x: Array, lay: Layout) -> Array:
-    """Reorder the classes: decreasing coefficient of the first class-specific
-    non-intercept term, else decreasing class probability (the intercept of the
-    membership logit)."""
-    if lay.K == 1:
-        return x
-    betas, _, G, s2, gamma = lay.unpack(x)
-    cols = np.flatnonzero(lay.mix)
-    key_col = cols[1] if len(cols) > 1 else None
-    if key_col is not None:
-        order = np.lexsort((-gamma[:, 0], -betas[:, key_col]))
-    else:
-        order = np.argsort(-gamma[:, 0], kind="stable")
-    return lay.pack(betas[order], G, s2, gamma=gamma[order])
+    design: Any
+    layout: Layout
+    stats: SubjectStats
+    membership: Membership | None
+    frame: pd.DataFrame
+    table: pd.DataFrame
 
 
 def _first_rows(design: Any, df: pd.DataFrame) -> pd.DataFrame:

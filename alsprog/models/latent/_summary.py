@@ -55,7 +55,8 @@ def latent_summary(model: Any, level: float) -> Summary:
         .mean()
         .reindex(model.class_probs_.index)
     )
-    post.index.name = "assigned"
+    # rename_axis, not ``.index.name =``: the index object is the fitted model's
+    post = post.rename_axis(index="assigned")
     post.columns = [f"prob_class_{k}" for k in post.columns]
     tables["postprob"] = post
     captions["postprob"] = (

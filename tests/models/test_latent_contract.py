@@ -1,0 +1,357 @@
+"""LatentClassMixedModel's class membership on covariates and its model contract.
+
+Oracles: the likelihood with a membership logit recomputed densely (scipy's
+multivariate normal, the softmax by hand) and its gradient by central differences;
+the membership M-step with 0/1 posteriors against statsmodels' ``MNLogit``; forecasts
+of one class against ``LinearMixedModel(reml=False)``'s exact conditional normal;
+forecasts with two classes against Bayes' rule and the conditional normal computed
+densely (Schur complements of the joint covariance); the class curves and
+predictions against the estimates' closed forms; recovery of simulated membership
+coefficients against the truth.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from latent_testdata import FORMULA, simulate_classes
+from numpy.testing import assert_allclose
+from scipy.special import logsumexp, ndtr
+from scipy.stats import multivariate_normal
+from test_latent_class import _dense_loglik, _tiny
+
+from alsprog.errors import DataWarning, ModelSpecificationError, SavedModelError
+from alsprog.forecast import forecast
+from alsprog.models import LatentClassMixedModel, LinearMixedModel
+from alsprog.models.latent._numerics import (
+    Layout,
+    build_stats,
+    em_step,
+    evaluate,
+    membership_step,
+)
+
+
+# ------------------------------------------------------------------ numerics
+@pytest.fixture(scope="module")
+def tiny_cov():
+    y, X, Z, g = _tiny()
+    C = np.column_stack([np.ones(7), np.linspace(-1.0, 1.5, 7)])
+    lay = Layout(3, 3, 2, np.array([True, True, False]), r=2)
+    rng = np.random.default_rng(4)
+    betas = np.array([30.0, -1.0]) + rng.normal(0, 0.5, (3, 2))
+    chol = [np.log(2.0), 0.1, np.log(0.3)]
+    gamma = [0.2, 0.8, -0.3, -1.1]  # class 2 (intercept, slope), class 3
+    x = np.concatenate([betas.ravel(), [0.3], chol, [np.log(9.0)], gamma])
+    return y, X, Z, g, C, lay, x
+
+
+def test_membership_logit_likelihood_matches_dense_bruteforce(tiny_cov):
+    y, X, Z, g, C, lay, x = tiny_cov
+    assert lay.n_params == 6 + 1 + 3 + 1 + 2 * 2 == len(x)
+    ev = evaluate(x, lay, build_stats(y, X, Z, g, 7, C))
+    ref, post = _dense_loglik(x, lay, y, X, Z, g, C)
+    assert abs(ev.llf - ref) < 1e-10
+    assert_allclose(ev.posterior, post, atol=1e-12)
+
+
+def test_membership_logit_gradient_matches_finite_differences(tiny_cov):
+    y, X, Z, g, C, lay, x = tiny_cov
+    st = build_stats(y, X, Z, g, 7, C)
+    grad = evaluate(x, lay, st).grad
+    h = 1e-6
+    fd = [
+        (
+            evaluate(x + h * e, lay, st, grad=False).llf
+            - evaluate(x - h * e, lay, st, grad=False).llf
+        )
+        / (2 * h)
+        for e in np.eye(len(x))
+    ]
+    assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
+
+
+def test_em_with_a_membership_logit_never_decreases_the_likelihood(tiny_cov):
+    y, X, Z, g, C, lay, x = tiny_cov
+    st = build_stats(y, X, Z, g, 7, C)
+    ev = evaluate(x, lay, st)
+    llfs = [ev.llf]
+    for _ in range(12):
+        x = em_step(x, lay, st, ev.posterior)
+        ev = evaluate(x, lay, st)
+        llfs.append(ev.llf)
+    assert np.all(np.diff(llfs) >= -1e-8 * abs(llfs[0]))
+    assert llfs[-1] > llfs[0] + 1.0
+
+
+def test_membership_step_with_hard_labels_is_statsmodels_mnlogit():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    n = 400
+    C = np.column_stack([np.ones(n), rng.normal(size=n), rng.random(n) < 0.4])
+    eta = C @ np.array([[0, 0, 0], [0.3, 1.0, -0.5], [-0.4, -0.8, 1.0]]).T
+    p = np.exp(eta - logsumexp(eta, axis=1, keepdims=True))
+    lab = (rng.random(n)[:, None] > np.cumsum(p, axis=1)).sum(axis=1)
+    W = np.eye(3)[lab]
+    st = build_stats(np.zeros(n), np.ones((n, 1)), np.ones((n, 1)), np.arange(n), n, C)
+    gamma = membership_step(np.zeros((3, 3)), st, W)
+    ref = sm.MNLogit(lab, C).fit(disp=0, method="newton", maxiter=100, tol=1e-12)
+    assert_allclose(gamma[1:], np.asarray(ref.params).T, atol=1e-6)
+    assert_allclose(gamma[0], 0.0)
+
+
+# ----------------------------------------------------- membership on covariates
+def _with_covariate(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Two classes whose membership follows a logit in a baseline covariate
+    ``delta_fs`` (true log odds of class 2, the fast one: -1.5 + 2.0 delta_fs)."""
+    rng = np.random.default_rng(seed)
+    dfs = rng.gamma(4.0, 0.2, n)
+    p_fast = 1 / (1 + np.exp(-(-1.5 + 2.0 * dfs)))
+    cls = (rng.random(n) < p_fast).astype(int)
+    sid = np.repeat(np.arange(n), 5)
+    t = np.tile(np.arange(5) * 3.0, n)
+    slope = np.array([-0.3, -2.0])[cls]
+    y = 40 + rng.normal(0, 3, n)[sid] + (slope + rng.normal(0, 0.15, n))[sid] * t
+    y = np.clip(np.round(y + rng.normal(0, 1.5, len(t))), 0, 48)
+    df = pd.DataFrame(
+        {
+            "subject_id": [f"S{i:04d}" for i in sid],
+            "months": t,
+            "alsfrs_r_total": y,
+            "delta_fs": dfs[sid],
+        }
+    )
+    return df, cls, dfs
+
+
+@pytest.fixture(scope="module")
+def membership_fit():
+    df, cls, dfs = _with_covariate(500, seed=12)
+    m = LatentClassMixedModel(
+        FORMULA, 2, class_formula="~ delta_fs", n_init=4, seed=2
+    ).fit(df)
+    return df, cls, dfs, m
+
+
+def test_membership_coefficients_are_recovered(membership_fit):
+    _, _, _, m = membership_fit
+    assert list(m.class_coef_.columns) == ["Intercept", "delta_fs"]
+    z = (m.class_coef_.loc[2] - np.array([-1.5, 2.0])) / m.class_coef_bse_.loc[2]
+    assert np.all(np.abs(z) < 2.5), z
+    assert m.n_params_ == 4 + 3 + 1 + 2
+    assert m.converged_
+    before = m.posterior_.copy()
+    table = m.summary().tables["membership"]
+    pd.testing.assert_frame_equal(m.posterior_, before)  # the summary changes nothing
+    assert table.loc[(2, "delta_fs"), "estimate"] == pytest.approx(
+        m.class_coef_.loc[2, "delta_fs"]
+    )
+
+
+def test_membership_prior_enters_the_posterior_as_bayes_rule(membership_fit):
+    df, _, dfs, m = membership_fit
+    new = df[df["subject_id"].isin(["S0001", "S0002"]) & (df["months"] <= 3)]
+    got = m.predict_class(new)
+    betas, G, s2 = m.fe_params_.to_numpy(), m.cov_re_.to_numpy(), m.scale_
+    for s, row in got.iterrows():
+        r = new[new["subject_id"] == s]
+        t = r["months"].to_numpy()
+        X = np.column_stack([np.ones(len(t)), t])
+        V = X @ G @ X.T + s2 * np.eye(len(t))
+        eta = m.class_coef_.to_numpy() @ [1.0, r["delta_fs"].iloc[0]]
+        logp = np.array([0.0, eta[0]]) - logsumexp([0.0, eta[0]])
+        dens = [
+            logp[k] + multivariate_normal(X @ betas[k], V).logpdf(r["alsfrs_r_total"])
+            for k in range(2)
+        ]
+        assert_allclose(row.to_numpy(), np.exp(dens - logsumexp(dens)), atol=1e-10)
+
+
+def test_a_covariate_changing_within_a_subject_is_refused():
+    df, _, _ = _with_covariate(40, seed=1)
+    df.loc[df.index[1], "delta_fs"] = 9.0
+    with pytest.raises(
+        ModelSpecificationError,
+        match=r"'delta_fs' changes within "
+        r"subject 'S0000'.*baseline",
+    ):
+        LatentClassMixedModel(FORMULA, 2, class_formula="~ delta_fs").fit(df)
+
+
+def test_subjects_without_the_covariate_are_left_out_with_a_warning():
+    df, _, _ = _with_covariate(60, seed=2)
+    before = df.copy()
+    df.loc[df["subject_id"] == "S0003", "delta_fs"] = np.nan
+    with pytest.warns(DataWarning, match=r"Left out 1 subject\(s\) \(5 rows\)"):
+        m = LatentClassMixedModel(
+            FORMULA, 2, class_formula="delta_fs", n_init=4, seed=0
+        ).fit(df)
+    assert m.n_subjects_ == 59 and "S0003" not in m.posterior_.index
+    assert df.drop(columns="delta_fs").equals(before.drop(columns="delta_fs"))
+
+
+@pytest.mark.parametrize(
+    ("class_formula", "match"),
+    [
+        ("~ __import__('os').getcwd()", r"class_formula.*refused"),
+        ("~ delta_fs - 1", r"must keep the intercept"),
+        ("~ 1", r"names no column"),
+        ("~ nosuch", r"nosuch"),
+        (3, r"must be a string"),
+    ],
+)
+def test_bad_class_formulas_are_refused(class_formula, match):
+    df, _, _ = _with_covariate(40, seed=3)
+    with pytest.raises(ModelSpecificationError, match=match):
+        LatentClassMixedModel(FORMULA, 2, class_formula=class_formula).fit(df)
+
+
+# ------------------------------------------------------------------ contract
+@pytest.fixture(scope="module")
+def two_classes():
+    df, cls = simulate_classes(160, slopes=(-0.3, -2.0), seed=14)
+    df = df.rename(columns={"alsfrs_r_total": "frs"})  # unbounded: no censoring
+    m = LatentClassMixedModel(
+        "frs ~ months + (months | subject_id)", 2, n_init=4, seed=1
+    ).fit(df)
+    return df, cls, m
+
+
+def test_one_class_forecasts_are_the_mixed_models(cohort_k1):
+    train, hist, lc = cohort_k1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lmm = LinearMixedModel("frs ~ months + (months | subject_id)", reml=False).fit(
+            train
+        )
+    a = forecast(lc, hist, [6.0, 12.0])
+    b = forecast(lmm, hist, [6.0, 12.0])
+    assert_allclose(a["mean"], b["mean"], atol=1e-4)
+    assert_allclose(a["upper"] - a["lower"], b["upper"] - b["lower"], rtol=2e-3)
+    traj_a = lc.subject_trajectories([0.0, 9.0], subjects=["P0001", "P0002"])
+    traj_b = lmm.subject_trajectories([0.0, 9.0], subjects=["P0001", "P0002"])
+    assert_allclose(traj_a["mean"], traj_b["mean"], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def cohort_k1():
+    df, _ = simulate_classes(120, slopes=(-1.0,), seed=15)
+    df = df.rename(columns={"alsfrs_r_total": "frs"})
+    new = [f"P{i:04d}" for i in range(100, 120)]
+    train = df[~df["subject_id"].isin(new)]
+    hist = df[df["subject_id"].isin(new) & (df["months"] <= 3)]
+    lc = LatentClassMixedModel("frs ~ months + (months | subject_id)", 1).fit(train)
+    return train, hist, lc
+
+
+def _dense_class_forecast(m, hist_t, hist_y, t_future):
+    """Each class's conditional mean and random-effect variance at ``t_future``
+    given a history, and the class posterior: Bayes' rule and Schur complements of
+    the joint normal of (history, future) with the estimates plugged in."""
+    betas, G, s2 = m.fe_params_.to_numpy(), m.cov_re_.to_numpy(), m.scale_
+    Xh = np.column_stack([np.ones(len(hist_t)), hist_t])
+    Xf = np.array([[1.0, t_future]])
+    Vh = Xh @ G @ Xh.T + s2 * np.eye(len(hist_t))
+    Cfh = Xf @ G @ Xh.T
+    pi = m.class_probs_.to_numpy()
+    logw = [
+        np.log(pi[k]) + multivariate_normal(Xh @ betas[k], Vh).logpdf(hist_y)
+        for k in range(2)
+    ]
+    w = np.exp(logw - logsumexp(logw))
+    means = [
+        (Xf @ betas[k] + Cfh @ np.linalg.solve(Vh, hist_y - Xh @ betas[k])).item()
+        for k in range(2)
+    ]
+    var_re = (Xf @ G @ Xf.T - Cfh @ np.linalg.solve(Vh, Cfh.T)).item()
+    return w, np.array(means), var_re
+
+
+def test_two_class_forecast_is_the_posterior_mixture_of_class_forecasts(two_classes):
+    df, _, m = two_classes
+    hist = df[df["subject_id"].isin(["P0003", "P0010"]) & (df["months"] <= 6)]
+    f = forecast(m, hist, [12.0], level=0.8)
+    cov_b = m._state.cov_betas()
+    for _, row in f.iterrows():
+        h = hist[hist["subject_id"] == row["subject_id"]]
+        w, means, var_re = _dense_class_forecast(
+            m, h["months"].to_numpy(), h["frs"].to_numpy(), 12.0
+        )
+        assert row["mean"] == pytest.approx(w @ means, abs=1e-8)
+        assert row["class_1_probability"] == pytest.approx(w[0], abs=1e-10)
+        # the interval is the mixture's: its distribution function gives 0.1, 0.9
+        # (variance: random effects + residual + at most the fixed effects')
+        lo_sd = np.sqrt(var_re + m.scale_)
+        hi_sd = np.sqrt(var_re + m.scale_ + np.max(np.linalg.eigvalsh(cov_b)) * 150)
+        for q, p in ((row["lower"], 0.1), (row["upper"], 0.9)):
+            F_lo = w @ ndtr((q - means) / hi_sd)
+            F_hi = w @ ndtr((q - means) / lo_sd)
+            assert min(F_lo, F_hi) - 1e-9 <= p <= max(F_lo, F_hi) + 1e-9
+
+
+def test_forecast_draws_follow_the_mixture(two_classes):
+    df, _, m = two_classes
+    hist = df[(df["subject_id"] == "P0004") & (df["months"] == 0)]
+    f = forecast(m, hist, [12.0], level=0.8, seed=5, n_samples=20000)
+    d = f.filter(like="draw_").to_numpy().ravel()
+    assert np.mean(d) == pytest.approx(f["mean"].iloc[0], abs=0.15)
+    assert np.quantile(d, [0.1, 0.5, 0.9]) == pytest.approx(
+        f[["lower", "median", "upper"]].iloc[0].to_numpy(), abs=0.25
+    )
+
+
+def test_class_curves_and_predictions_are_the_estimates(two_classes):
+    df, _, m = two_classes
+    curves = m.class_trajectories([0.0, 12.0], level=0.9)
+    b = m.fe_params_
+    for k in (1, 2):
+        c = curves[curves["class"] == k]
+        assert_allclose(
+            c["mean"], b.loc[k, "Intercept"] + b.loc[k, "months"] * np.array([0, 12.0])
+        )
+        assert c["se"].iloc[0] == pytest.approx(m.bse_.loc[k, "Intercept"], rel=1e-10)
+    new = pd.DataFrame({"subject_id": ["nobody"], "months": [12.0]})
+    pi = m.class_probs_.to_numpy()
+    expect = pi @ (b["Intercept"] + 12.0 * b["months"]).to_numpy()
+    assert m.predict(new).iloc[0] == pytest.approx(expect)
+    seen = df[df["subject_id"] == "P0005"].head(2)
+    traj = m.subject_trajectories(seen["months"], subjects=["P0005"])
+    assert_allclose(m.predict(seen).to_numpy(), traj["mean"].to_numpy(), atol=1e-10)
+
+
+def test_save_and_load_round_trip_and_refuse_a_forged_file(membership_fit, tmp_path):
+    df, _, _, m = membership_fit
+    path = tmp_path / "lc.npz"
+    m.save(path)
+    back = LatentClassMixedModel.load(path)
+    pd.testing.assert_frame_equal(back.posterior_, m.posterior_)
+    pd.testing.assert_frame_equal(back.class_coef_, m.class_coef_)
+    assert back.llf_ == m.llf_ and back.get_params() == m.get_params()
+    hist = df[df["subject_id"] == "S0007"].head(2)
+    pd.testing.assert_frame_equal(forecast(back, hist, [9.0]), forecast(m, hist, [9.0]))
+    # a file whose estimates do not give its log-likelihood on its rows is refused
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    arr = np.load(path)
+    x = arr["x"].copy()
+    x[0] += 0.5
+    forged = tmp_path / "forged.npz"
+    np.savez(forged, **{k: arr[k] for k in arr.files if k != "x"}, x=x)
+    with pytest.raises(SavedModelError, match=r"scalars.llf"):
+        LatentClassMixedModel.load(forged)
+    # and so is a class formula that is code
+    header = json.loads(np.load(path)["__header__"].tobytes())
+    header["params"]["class_formula"] = "~ __import__('os').getcwd()"
+    bad = tmp_path / "bad.npz"
+    raw = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(bad, **{k: arr[k] for k in arr.files if k != "__header__"}, __header__=raw)
+    with pytest.raises(SavedModelError, match=r"class_formula"):
+        LatentClassMixedModel.load(bad)
+    assert members  # the original file was read, not rewritten
