@@ -24,6 +24,10 @@ Each is run once (a fit takes tens of seconds; the machine is shared, so the
 1-minute load average is recorded).  Reported beside the times: the K each picks
 by BIC and the adjusted Rand index of its 3-class MAP classes against the truth.
 Rows go to ``benchmarks/results/latent.csv``.
+
+Then (unless ``--no-backtest``) a forecast backtest of the 3-class model beside the
+mixed model fitted by ML (:func:`forecast_backtest`): RMSE, interval coverage and
+width, CRPS at 12 and 18 months, to ``benchmarks/results/latent_backtest.csv``.
 """
 
 from __future__ import annotations
@@ -95,6 +99,54 @@ def two_stage(df: pd.DataFrame, ks: list[int], seed: int) -> dict[int | str, Any
     return fits
 
 
+BACKTEST_OUT = ROOT / "benchmarks" / "results" / "latent_backtest.csv"
+#: The simulator's classes of the backtest (shares, slope mean and SD per month).
+SIM_CLASSES = ((0.3, -0.3, 0.15), (0.45, -1.0, 0.3), (0.25, -2.0, 0.4))
+
+
+def forecast_backtest(n: int, n_init: int, seed: int = 3) -> pd.DataFrame:
+    """Forecasts of held-out patients (20 %) from their first 3 or 6 months: the
+    3-class model beside the mixed model (ML), on (a) the linear classes above
+    with 7 visits (18 months) and (b) ``simulate_cohort(progression_classes=...)``
+    (sigmoid courses, deaths and dropouts tied to the rate, 24 months), with a
+    quadratic time term in both models there."""
+    from alsprog.forecast import backtest
+    from alsprog.models import LinearMixedModel
+    from alsprog.simulate import ProgressionClass, simulate_cohort
+
+    quad = "alsfrs_r_total ~ months + I(months ** 2) + (months | subject_id)"
+    linear_df, _ = simulate_classes(n, seed=5, n_visits=7)
+    classes = [ProgressionClass(*c) for c in SIM_CLASSES]
+    cohort = simulate_cohort(n, months=24, seed=7, progression_classes=classes)
+    cases = [
+        ("linear classes", linear_df, FORMULA, (3.0, 6.0)),
+        ("simulate_cohort classes", cohort, quad, (6.0,)),
+    ]
+    frames = []
+    for data_name, data, formula, histories in cases:
+        for hist in histories:
+            res = backtest(
+                data,
+                {
+                    "latent_class_3": LatentClassMixedModel(
+                        formula, 3, n_init=n_init, seed=1
+                    ),
+                    "mixed_ml": LinearMixedModel(formula, reml=False),
+                },
+                history_months=hist,
+                horizons=(12.0, 18.0),
+                seed=seed,
+                progress=False,
+                reference=False,
+            )
+            res.insert(0, "history_months", hist)
+            res.insert(0, "data", data_name)
+            frames.append(res)
+    cols = ["data", "history_months", "model", "horizon", "n", "rmse", "coverage"]
+    out = pd.concat(frames, ignore_index=True)[[*cols, "width", "crps", "slope_rmsd"]]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="400 patients, 4 starts")
@@ -104,6 +156,9 @@ def main() -> None:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--no-loop", action="store_true", help="skip the per-K loop peer")
     ap.add_argument("--no-gmm", action="store_true", help="skip the two-stage GMM")
+    ap.add_argument(
+        "--no-backtest", action="store_true", help="skip the forecast backtest"
+    )
     a = ap.parse_args()
     if a.quick:
         a.patients, a.n_init = 400, 4
@@ -176,6 +231,19 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(OUT, index=False)
     print(f"wrote {OUT.relative_to(ROOT)}")
+
+    if not a.no_backtest:
+        bt = forecast_backtest(a.patients, min(a.n_init, 6))
+        print("forecast backtest (held-out 20 %; lower rmse/crps is better):")
+        print(bt.round(3).to_string(index=False))
+        key = ["data", "history_months", "horizon"]
+        wide = bt.pivot_table(index=key, columns="model", values=["rmse", "crps"])
+        for metric in ("rmse", "crps"):
+            ratio = wide[(metric, "latent_class_3")] / wide[(metric, "mixed_ml")]
+            for idx, r in ratio.items():
+                print(f"  {metric} latent/mixed {idx}: {r:.3f}")
+        bt.to_csv(BACKTEST_OUT, index=False)
+        print(f"wrote {BACKTEST_OUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -47,16 +47,20 @@ def _tiny() -> tuple[np.ndarray, ...]:
 
 def _dense_loglik(x, lay, y, X, Z, g, C=None):
     """sum_i log sum_k pi_ik N(y_i; X_i beta_k, Z_i G Z_i' + s2 I), densely, with
-    pi_ik the softmax over k of C_i gamma_k (gamma_1 = 0; C = 1 by default)."""
+    pi_ik the softmax over k of C_i gamma_k (gamma_1 = 0; C = 1 by default) and G
+    the class's own with one covariance per class."""
     betas, _, G, s2, gamma = lay.unpack(x)
     total, post = [], []
     for i in range(g.max() + 1):
         eta = gamma[:, 0] if C is None else gamma @ C[i]
         logpi = eta - logsumexp(eta)
         r = g == i
-        V = Z[r] @ G @ Z[r].T + s2 * np.eye(r.sum())
+        Gk = G if G.ndim == 3 else [G] * lay.K  # one covariance per class, or shared
         terms = [
-            logpi[k] + multivariate_normal(X[r] @ betas[k], V).logpdf(y[r])
+            logpi[k]
+            + multivariate_normal(
+                X[r] @ betas[k], Z[r] @ Gk[k] @ Z[r].T + s2 * np.eye(r.sum())
+            ).logpdf(y[r])
             for k in range(lay.K)
         ]
         li = logsumexp(terms)

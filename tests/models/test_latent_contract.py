@@ -87,6 +87,51 @@ def test_em_with_a_membership_logit_never_decreases_the_likelihood(tiny_cov):
     assert llfs[-1] > llfs[0] + 1.0
 
 
+@pytest.fixture(scope="module")
+def tiny_class_cov():
+    y, X, Z, g = _tiny()
+    lay = Layout(2, 3, 2, np.array([True, True, False]), class_cov=True)
+    chol = [np.log(2.0), 0.1, np.log(0.3), np.log(1.0), -0.2, np.log(0.6)]
+    x = np.concatenate([[30.0, -0.5, 28.0, -1.5], [0.3], chol, [np.log(9.0)], [0.4]])
+    return y, X, Z, g, lay, x
+
+
+def test_class_covariances_likelihood_and_gradient_match_brute_force(tiny_class_cov):
+    y, X, Z, g, lay, x = tiny_class_cov
+    assert lay.n_params == 4 + 1 + 2 * 3 + 1 + 1 == len(x)
+    st = build_stats(y, X, Z, g, 7)
+    ev = evaluate(x, lay, st)
+    ref, post = _dense_loglik(x, lay, y, X, Z, g)
+    assert abs(ev.llf - ref) < 1e-10
+    assert_allclose(ev.posterior, post, atol=1e-12)
+    h = 1e-6
+    fd = [
+        (
+            evaluate(x + h * e, lay, st, grad=False).llf
+            - evaluate(x - h * e, lay, st, grad=False).llf
+        )
+        / (2 * h)
+        for e in np.eye(len(x))
+    ]
+    assert_allclose(ev.grad, fd, rtol=1e-5, atol=1e-7)
+    betas, L, G, s2, gamma = lay.unpack(x)
+    assert G.shape == (2, 2, 2)
+    assert_allclose(lay.pack(betas, G, s2, gamma=gamma), x, atol=1e-10)
+
+
+def test_em_with_class_covariances_never_decreases_the_likelihood(tiny_class_cov):
+    y, X, Z, g, lay, x = tiny_class_cov
+    st = build_stats(y, X, Z, g, 7)
+    ev = evaluate(x, lay, st)
+    llfs = [ev.llf]
+    for _ in range(12):
+        x = em_step(x, lay, st, ev.posterior)
+        ev = evaluate(x, lay, st)
+        llfs.append(ev.llf)
+    assert np.all(np.diff(llfs) >= -1e-8 * abs(llfs[0]))
+    assert llfs[-1] > llfs[0] + 1.0
+
+
 def test_membership_step_with_hard_labels_is_statsmodels_mnlogit():
     import statsmodels.api as sm
 
@@ -211,12 +256,16 @@ def test_bad_class_formulas_are_refused(class_formula, match):
 
 
 # ------------------------------------------------------------------ contract
-@pytest.fixture(scope="module")
-def two_classes():
+@pytest.fixture(scope="module", params=["shared", "class"])
+def two_classes(request):
     df, cls = simulate_classes(160, slopes=(-0.3, -2.0), seed=14)
     df = df.rename(columns={"alsfrs_r_total": "frs"})  # unbounded: no censoring
     m = LatentClassMixedModel(
-        "frs ~ months + (months | subject_id)", 2, n_init=4, seed=1
+        "frs ~ months + (months | subject_id)",
+        2,
+        random_covariance=request.param,
+        n_init=4,
+        seed=1,
     ).fit(df)
     return df, cls, m
 
@@ -252,23 +301,26 @@ def _dense_class_forecast(m, hist_t, hist_y, t_future):
     """Each class's conditional mean and random-effect variance at ``t_future``
     given a history, and the class posterior: Bayes' rule and Schur complements of
     the joint normal of (history, future) with the estimates plugged in."""
-    betas, G, s2 = m.fe_params_.to_numpy(), m.cov_re_.to_numpy(), m.scale_
+    betas, s2 = m.fe_params_.to_numpy(), m.scale_
+    if m.random_covariance == "class":
+        Gs = [m.cov_re_.loc[k].to_numpy() for k in (1, 2)]
+    else:
+        Gs = [m.cov_re_.to_numpy()] * 2
     Xh = np.column_stack([np.ones(len(hist_t)), hist_t])
     Xf = np.array([[1.0, t_future]])
-    Vh = Xh @ G @ Xh.T + s2 * np.eye(len(hist_t))
-    Cfh = Xf @ G @ Xh.T
     pi = m.class_probs_.to_numpy()
-    logw = [
-        np.log(pi[k]) + multivariate_normal(Xh @ betas[k], Vh).logpdf(hist_y)
-        for k in range(2)
-    ]
+    logw, means, var_re = [], [], []
+    for k, G in enumerate(Gs):
+        Vh = Xh @ G @ Xh.T + s2 * np.eye(len(hist_t))
+        Cfh = Xf @ G @ Xh.T
+        logw.append(
+            np.log(pi[k]) + multivariate_normal(Xh @ betas[k], Vh).logpdf(hist_y)
+        )
+        r = hist_y - Xh @ betas[k]
+        means.append((Xf @ betas[k] + Cfh @ np.linalg.solve(Vh, r)).item())
+        var_re.append((Xf @ G @ Xf.T - Cfh @ np.linalg.solve(Vh, Cfh.T)).item())
     w = np.exp(logw - logsumexp(logw))
-    means = [
-        (Xf @ betas[k] + Cfh @ np.linalg.solve(Vh, hist_y - Xh @ betas[k])).item()
-        for k in range(2)
-    ]
-    var_re = (Xf @ G @ Xf.T - Cfh @ np.linalg.solve(Vh, Cfh.T)).item()
-    return w, np.array(means), var_re
+    return w, np.array(means), np.array(var_re)
 
 
 def test_two_class_forecast_is_the_posterior_mixture_of_class_forecasts(two_classes):
@@ -355,3 +407,32 @@ def test_save_and_load_round_trip_and_refuse_a_forged_file(membership_fit, tmp_p
     with pytest.raises(SavedModelError, match=r"class_formula"):
         LatentClassMixedModel.load(bad)
     assert members  # the original file was read, not rewritten
+
+
+def test_class_covariances_are_recovered_and_fit_better_than_one(tmp_path):
+    rng = np.random.default_rng(21)
+    n = 400
+    cls = (rng.random(n) < 0.5).astype(int)
+    slope_sd = np.array([0.1, 0.6])[cls]  # the fast class varies more
+    sid = np.repeat(np.arange(n), 6)
+    t = np.tile(np.arange(6) * 3.0, n)
+    slope = np.array([-0.3, -2.0])[cls] + rng.normal(0, 1, n) * slope_sd
+    y = 40 + rng.normal(0, 3, n)[sid] + slope[sid] * t + rng.normal(0, 1.0, len(t))
+    df = pd.DataFrame({"subject_id": [f"Q{i:03d}" for i in sid], "months": t, "frs": y})
+    f = "frs ~ months + (months | subject_id)"
+    m = LatentClassMixedModel(f, 2, random_covariance="class", n_init=4, seed=3)
+    m.fit(df)
+    shared = LatentClassMixedModel(f, 2, n_init=4, seed=3).fit(df)
+    assert m.n_params_ == shared.n_params_ + 3
+    assert m.llf_ > shared.llf_ + 20  # the data's heterogeneity is real
+    sd_slope = np.sqrt(m.cov_re_.xs("months", level="term")["months"])
+    assert_allclose(sd_slope.to_numpy(), [0.1, 0.6], rtol=0.25)
+    assert m.converged_
+    path = tmp_path / "cc.npz"
+    m.save(path)
+    back = LatentClassMixedModel.load(path)
+    pd.testing.assert_frame_equal(back.cov_re_, m.cov_re_)
+    hist = df[(df["subject_id"] == "Q001") & (df["months"] <= 3)]
+    pd.testing.assert_frame_equal(
+        forecast(back, hist, [12.0]), forecast(m, hist, [12.0])
+    )

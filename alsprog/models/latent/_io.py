@@ -50,6 +50,7 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "time": (str,),
     "mixture": (type(None), list),
     "class_formula": (type(None), str),
+    "random_covariance": (str,),
     "n_init": (int,),
     "seed": (type(None), int),
     "n_jobs": (type(None), int),

@@ -123,6 +123,10 @@ class LatentClassMixedModel(TrajectoryModel):
         side of a multinomial logit, e.g. ``"~ delta_fs + onset_site"``; its
         columns must not change within a subject.  Subjects missing one are left
         out with a warning.  Default: class probabilities without covariates.
+    random_covariance : {"shared", "class"}, default "shared"
+        One random-effects covariance for all classes (lcmm's ``hlme`` default) or
+        one per class (flexmix's ``FLXMRlmm`` default for the random part): a fast
+        class may also vary more between patients.
     n_init : int, default 20
         Starts: k-means partitions of the per-subject coefficients and random
         perturbations of the one-class ML fit, alternately.
@@ -144,7 +148,8 @@ class LatentClassMixedModel(TrajectoryModel):
         Their standard errors from the observed information (finite differences of
         the analytic gradient).
     cov_re_ : pandas.DataFrame
-        Random-effects covariance ``G``.
+        Random-effects covariance ``G`` (term x term); with
+        ``random_covariance="class"``, one per class, rows indexed by (class, term).
     scale_ : float
         Residual variance.
     class_probs_ : pandas.Series
@@ -226,6 +231,7 @@ class LatentClassMixedModel(TrajectoryModel):
         time: str = "months",
         mixture: list[str] | None = None,
         class_formula: str | None = None,
+        random_covariance: Literal["shared", "class"] = "shared",
         n_init: int = 20,
         seed: int | None = None,
         n_jobs: int | None = 1,
@@ -237,6 +243,7 @@ class LatentClassMixedModel(TrajectoryModel):
         self.time = time
         self.mixture = mixture
         self.class_formula = class_formula
+        self.random_covariance = random_covariance
         self.n_init = n_init
         self.seed = seed
         self.n_jobs = n_jobs
@@ -256,6 +263,12 @@ class LatentClassMixedModel(TrajectoryModel):
             raise err(f"`time` must be a column name (str); got {self.time!r}.")
         if self.class_formula is not None:
             class_rhs(self.class_formula)
+        if self.random_covariance not in ("shared", "class"):
+            raise err(
+                "`random_covariance` must be 'shared' (one random-effects covariance "
+                "for all classes) or 'class' (one per class); got "
+                f"{self.random_covariance!r}."
+            )
         if self.mixture is not None and (
             isinstance(self.mixture, str)
             or not all(isinstance(m, str) for m in self.mixture)
@@ -370,7 +383,14 @@ class LatentClassMixedModel(TrajectoryModel):
         mix = self._mixture_mask(names)
         N = len(design.group_levels)
         r = 1 if C is None else C.shape[1]
-        lay = Layout(int(self.n_classes), len(names), design.Z.shape[1], mix, r)
+        lay = Layout(
+            int(self.n_classes),
+            len(names),
+            design.Z.shape[1],
+            mix,
+            r,
+            class_cov=self.random_covariance == "class",
+        )
         st = build_stats(design.y, design.X, design.Z, design.groups, N, C)
         frame = df.iloc[design.row_positions]
         extra = [] if membership is None else list(membership.variables)
@@ -441,7 +461,11 @@ class LatentClassMixedModel(TrajectoryModel):
         se_x = np.sqrt(np.where(np.diag(cov_x) > 0, np.diag(cov_x), np.nan))
         self.fe_params_ = pd.DataFrame(betas, index=labels, columns=names)
         self.bse_ = pd.DataFrame(lay.betas_of(se_x), index=labels, columns=names)
-        self.cov_re_ = pd.DataFrame(G, index=re, columns=re)
+        if lay.class_cov:
+            rows = pd.MultiIndex.from_product([labels, re], names=["class", "term"])
+            self.cov_re_ = pd.DataFrame(G.reshape(-1, len(re)), index=rows, columns=re)
+        else:
+            self.cov_re_ = pd.DataFrame(G, index=re, columns=re)
         self.scale_ = float(s2)
         prior = np.exp(log_prior(gamma, st))
         self.class_probs_ = pd.Series(prior.mean(axis=0), index=labels, name="pi")

@@ -127,7 +127,8 @@ class Layout:
 
     Order: the class-specific fixed effects (class by class, the ``mix`` columns),
     the shared fixed effects, the lower triangle of the Cholesky factor of ``G``
-    (row by row, diagonal on the log scale), ``log s2``, then the coefficients of
+    (row by row, diagonal on the log scale; with ``class_cov`` one factor per
+    class, class by class), ``log s2``, then the coefficients of
     the multinomial logit of class membership, ``log(pi_ik / pi_i1) = C_i gamma_k``
     for classes 2..K (class by class, ``r`` each; with ``r = 1`` the logits
     ``log(pi_k / pi_1)``).
@@ -138,6 +139,12 @@ class Layout:
     q: int
     mix: npt.NDArray[np.bool_]
     r: int = 1
+    class_cov: bool = False
+
+    @property
+    def n_cov(self) -> int:
+        """Random-effects covariances: 1 shared, or one per class."""
+        return self.K if self.class_cov else 1
 
     @property
     def pm(self) -> int:
@@ -149,7 +156,7 @@ class Layout:
         """Free parameters (the ``n_params_`` of AIC/BIC)."""
         q = self.q
         fixed = self.K * self.pm + (self.p - self.pm)
-        return fixed + q * (q + 1) // 2 + 1 + (self.K - 1) * self.r
+        return fixed + self.n_cov * q * (q + 1) // 2 + 1 + (self.K - 1) * self.r
 
     def beta_indices(self) -> npt.NDArray[np.intp]:
         """(K, p): where each class's fixed effect sits in the vector."""
@@ -168,14 +175,15 @@ class Layout:
         """(K, r): the entries of ``v`` at the membership coefficients (class 1,
         the reference, NaN)."""
         q = self.q
-        o = self.K * self.pm + self.p - self.pm + q * (q + 1) // 2 + 1
+        o = self.K * self.pm + self.p - self.pm + self.n_cov * q * (q + 1) // 2 + 1
         out = np.full((self.K, self.r), np.nan)
         out[1:] = np.asarray(v)[o:].reshape(self.K - 1, self.r)
         return out
 
     def unpack(self, x: Array) -> tuple[Array, Array, Array, float, Array]:
-        """``(betas (K, p), L (q, q), G, s2, gamma (K, r))`` from the vector ``x``;
-        ``gamma``'s first row (class 1, the reference) is zero."""
+        """``(betas (K, p), L, G, s2, gamma (K, r))`` from the vector ``x``;
+        ``L`` and ``G`` are (q, q), or (K, q, q) with ``class_cov``; ``gamma``'s
+        first row (class 1, the reference) is zero."""
         K, pm, p, q = self.K, self.pm, self.p, self.q
         betas = np.empty((K, p))
         betas[:, self.mix] = x[: K * pm].reshape(K, pm)
@@ -183,14 +191,18 @@ class Layout:
         o = K * pm + p - pm
         nt = q * (q + 1) // 2
         r, c = np.tril_indices(q)
-        L = np.zeros((q, q))
-        L[r, c] = x[o : o + nt]
+        L = np.zeros((self.n_cov, q, q))
+        L[:, r, c] = x[o : o + self.n_cov * nt].reshape(self.n_cov, nt)
         d = np.arange(q)
-        L[d, d] = np.exp(L[d, d])
-        s2 = float(np.exp(x[o + nt]))
+        L[:, d, d] = np.exp(L[:, d, d])
+        o += self.n_cov * nt
+        s2 = float(np.exp(x[o]))
         gamma = np.zeros((K, self.r))
-        gamma[1:] = x[o + nt + 1 :].reshape(K - 1, self.r)
-        return betas, L, L @ L.T, s2, gamma
+        gamma[1:] = x[o + 1 :].reshape(K - 1, self.r)
+        G = L @ np.swapaxes(L, 1, 2)
+        if not self.class_cov:
+            L, G = L[0], G[0]
+        return betas, L, G, s2, gamma
 
     def pack(
         self,
@@ -205,9 +217,10 @@ class Layout:
         probabilities ``pi`` (K,) (membership coefficients other than the
         intercept zero) or the membership coefficients ``gamma`` (K, r)."""
         q = self.q
-        L = np.linalg.cholesky(G + 1e-12 * np.eye(q)) if q else np.zeros((0, 0))
+        Gs = np.broadcast_to(np.asarray(G, float), (self.n_cov, q, q))
+        L = np.linalg.cholesky(Gs + 1e-12 * np.eye(q)) if q else np.zeros((1, 0, 0))
         d = np.arange(q)
-        L[d, d] = np.log(L[d, d])
+        L[:, d, d] = np.log(L[:, d, d])
         r, c = np.tril_indices(q)
         if gamma is None:
             pi = np.clip(np.asarray(pi, float), 1e-300, None)
@@ -219,7 +232,7 @@ class Layout:
             [
                 betas[:, self.mix].ravel(),
                 betas[0, ~self.mix],
-                L[r, c],
+                L[:, r, c].ravel(),
                 [np.log(s2)],
                 eta,
             ]
@@ -388,6 +401,10 @@ def evaluate(
     Evaluation
         ``posterior`` has shape ``(n_subjects, K)``; ``loglik_i`` ``(n_subjects,)``.
     """
+    if lay.class_cov:
+        from alsprog.models.latent._class_cov import evaluate_class_cov
+
+        return evaluate_class_cov(x, lay, st, grad=grad)
     betas, L, G, s2, gamma = lay.unpack(x)
     logpi = log_prior(gamma, st)
     pc = _pieces(st, L, s2, ztvz=grad, xtvx=False)
@@ -431,25 +448,10 @@ def evaluate(
     return Evaluation(float(li.sum()), li, W, g)
 
 
-def em_step(x: Array, lay: Layout, st: SubjectStats, W: Array) -> Array:
-    """One M-step given posteriors ``W``: new parameters as a vector.
-
-    The membership coefficients maximise the expected complete-data log-likelihood
-    (:func:`membership_step`: ``pi`` is the mean posterior when the intercept alone
-    models membership); the fixed effects solve the posterior-weighted GLS
-    equations at the current ``V_i``; ``G`` and ``s2`` are the expected complete-data
-    updates of Verbeke & Lesaffre's heterogeneity model (posterior means and
-    covariances of the random effects within each class).
-    """
-    _, L, G, s2, gamma = lay.unpack(x)
+def solve_betas(H: Array, rhs: Array, lay: Layout) -> Array:
+    """The fixed effects (K, p) solving the posterior-weighted GLS equations
+    ``sum_k H_k beta_k = sum_k rhs_k``, the shared columns common to all classes."""
     K, p, mix = lay.K, lay.p, lay.mix
-    pc = _pieces(st, L, s2)
-    assert pc.XtVX is not None and pc.ZtVZ is not None
-    LtZtX = L.T @ st.ZtX  # (N, q, p)
-    Miv = pc.Mi @ (st.Zty @ L)[:, :, None]  # (N, q, 1)
-    XtVy = (st.Xty - (np.swapaxes(LtZtX, 1, 2) @ Miv)[:, :, 0]) / s2
-    H = np.tensordot(W.T, pc.XtVX, axes=1)
-    rhs = W.T @ XtVy
     # assemble the normal equations in (class-specific..., shared)
     pm, ps = lay.pm, p - lay.pm
     dim = K * pm + ps
@@ -468,6 +470,32 @@ def em_step(x: Array, lay: Layout, st: SubjectStats, W: Array) -> Array:
     new = np.empty((K, p))
     new[:, mix] = theta[: K * pm].reshape(K, pm)
     new[:, ~mix] = theta[K * pm :]
+    return new
+
+
+def em_step(x: Array, lay: Layout, st: SubjectStats, W: Array) -> Array:
+    """One M-step given posteriors ``W``: new parameters as a vector.
+
+    The membership coefficients maximise the expected complete-data log-likelihood
+    (:func:`membership_step`: ``pi`` is the mean posterior when the intercept alone
+    models membership); the fixed effects solve the posterior-weighted GLS
+    equations at the current ``V_i``; ``G`` and ``s2`` are the expected complete-data
+    updates of Verbeke & Lesaffre's heterogeneity model (posterior means and
+    covariances of the random effects within each class).
+    """
+    if lay.class_cov:
+        from alsprog.models.latent._class_cov import em_step_class_cov
+
+        return em_step_class_cov(x, lay, st, W)
+    _, L, G, s2, gamma = lay.unpack(x)
+    pc = _pieces(st, L, s2)
+    assert pc.XtVX is not None and pc.ZtVZ is not None
+    LtZtX = L.T @ st.ZtX  # (N, q, p)
+    Miv = pc.Mi @ (st.Zty @ L)[:, :, None]  # (N, q, 1)
+    XtVy = (st.Xty - (np.swapaxes(LtZtX, 1, 2) @ Miv)[:, :, 0]) / s2
+    H = np.tensordot(W.T, pc.XtVX, axes=1)
+    rhs = W.T @ XtVy
+    new = solve_betas(H, rhs, lay)
     # random-effects covariance and residual variance
     Ztr, _, rtr = _residual_products(st, new)
     LMiu = ((Ztr @ L) @ pc.Mi) @ L.T

@@ -219,17 +219,19 @@ def _class_normals(
     """Each future row's class-conditional normal: loc and variance (n, K), the
     residual variance not yet added."""
     betas, G, s2, _ = state.params()
-    # b: (K, N, q); cov_b (N, q, q) and KX (N, q, p) do not depend on the class
-    b, cov_b, KX = conditional_effects(sums, betas, G, s2)
+    K, q = betas.shape[0], G.shape[-1]
+    # one covariance per class (shared ones repeated): b (K, N, q), cov_b
+    # (K, N, q, q) and KX (K, N, q, p)
+    Gk = np.broadcast_to(G, (K, q, q))
+    b, cov_b, KX = conditional_effects(sums, betas, Gk, np.full(K, s2))
     cov_beta = state.cov_betas()
-    K = betas.shape[0]
     loc = np.empty((len(gf), K))
     var = np.empty((len(gf), K))
     for k in range(K):
         loc[:, k] = Xf @ betas[k] + np.einsum("nq,nq->n", Zf, b[k][gf])
         cb = np.nan_to_num(cov_beta[k])
-        var[:, k] = fixed_effect_variance(Xf, Zf, KX[gf], cb)
-        var[:, k] += np.einsum("nq,nqr,nr->n", Zf, cov_b[gf], Zf)
+        var[:, k] = fixed_effect_variance(Xf, Zf, KX[k][gf], cb)
+        var[:, k] += np.einsum("nq,nqr,nr->n", Zf, cov_b[k][gf], Zf)
     return loc, var
 
 

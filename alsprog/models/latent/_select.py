@@ -169,7 +169,10 @@ def select_n_classes(
     formula: str,
     n_classes: int | Iterable[int] = range(1, 7),
     *,
+    time: str = "months",
     mixture: Sequence[str] | None = None,
+    class_formula: str | None = None,
+    random_covariance: str = "shared",
     n_init: int = 20,
     min_share: float = 0.05,
     seed: Any = None,
@@ -195,8 +198,16 @@ def select_n_classes(
         subject_id)"``.
     n_classes : int or iterable of int, default range(1, 7)
         Numbers of classes to fit (each >= 1, no repeats).
+    time : str, default "months"
+        The formula's time column, as for the model.
     mixture : sequence of str, optional
         Class-specific fixed effects (default all), as for the model.
+    class_formula : str, optional
+        Class membership on baseline covariates, as for the model (every ``K``
+        is fitted on the same subjects: those with the covariates).
+    random_covariance : {"shared", "class"}, default "shared"
+        One random-effects covariance for all classes or one per class, as for
+        the model.
     n_init : int, default 20
         Starts per ``K`` (``K = 1`` needs one).
     min_share : float, default 0.05
@@ -265,7 +276,10 @@ def select_n_classes(
             m = LatentClassMixedModel(
                 formula,
                 k,
+                time=time,
                 mixture=mixture,
+                class_formula=class_formula,
+                random_covariance=random_covariance,
                 n_init=n_init,
                 seed=np.random.default_rng(child),
                 n_jobs=n_jobs,

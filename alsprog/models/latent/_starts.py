@@ -103,4 +103,6 @@ def relabel(x: Array, lay: Layout) -> Array:
         order = np.lexsort((-gamma[:, 0], -betas[:, key_col]))
     else:
         order = np.argsort(-gamma[:, 0], kind="stable")
+    if lay.class_cov:
+        G = G[order]
     return lay.pack(betas[order], G, s2, gamma=gamma[order])

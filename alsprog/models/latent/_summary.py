@@ -41,7 +41,11 @@ def latent_summary(model: Any, level: float) -> Summary:
             "Class membership (multinomial logit, log odds against class 1)"
         )
     tables["random"] = model.cov_re_.copy()
-    captions["random"] = "Random-effects covariance (shared)"
+    captions["random"] = (
+        "Random-effects covariance by class"
+        if model.random_covariance == "class"
+        else "Random-effects covariance (shared)"
+    )
     tables["classes"] = pd.DataFrame(
         {
             "pi": model.class_probs_,
