@@ -436,3 +436,48 @@ def test_class_covariances_are_recovered_and_fit_better_than_one(tmp_path):
     pd.testing.assert_frame_equal(
         forecast(back, hist, [12.0]), forecast(m, hist, [12.0])
     )
+
+
+def _curved_classes(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A slow linear class (40 - 0.3 t) and an accelerating one
+    (40 - 0.5 t - 0.06 t^2), visits every 2 months to 16."""
+    rng = np.random.default_rng(seed)
+    cls = (rng.random(n) < 0.5).astype(int)
+    sid = np.repeat(np.arange(n), 9)
+    t = np.tile(np.arange(9) * 2.0, n)
+    lin = np.array([-0.3, -0.5])[cls][sid] * t
+    quad = np.array([0.0, -0.06])[cls][sid] * t**2
+    y = 40 + rng.normal(0, 2.5, n)[sid] + lin + quad
+    y = y + rng.normal(0, 0.2, n)[sid] * t + rng.normal(0, 1.0, len(t))
+    df = pd.DataFrame({"subject_id": [f"C{i:03d}" for i in sid], "months": t, "frs": y})
+    return df, cls
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "frs ~ months + I(months ** 2) + (months | subject_id)",
+        "frs ~ bs(months, df=3) + (months | subject_id)",
+    ],
+)
+def test_curved_class_trajectories_are_recovered(formula):
+    df, cls = _curved_classes(300, seed=23)
+    m = LatentClassMixedModel(formula, 2, n_init=4, seed=5).fit(df)
+    times = np.array([0.0, 8.0, 16.0])
+    truth = {
+        1: 40 - 0.3 * times,
+        2: 40 - 0.5 * times - 0.06 * times**2,
+    }
+    curves = m.class_trajectories(times)
+    # classes are labelled by decreasing first non-intercept coefficient; match
+    # each fitted class to the truth by its value at month 16
+    end = curves[curves["months"] == 16.0].set_index("class")["mean"]
+    order = end.sort_values(ascending=False).index.tolist()
+    for fitted, true in zip(order, (1, 2), strict=True):
+        c = curves[curves["class"] == fitted]
+        z = (c["mean"].to_numpy() - truth[true]) / c["se"].to_numpy()
+        assert np.all(np.abs(z) < 3.0), (formula, fitted, z)
+    from sklearn.metrics import adjusted_rand_score
+
+    ids = [f"C{i:03d}" for i in range(300)]
+    assert adjusted_rand_score(cls, m.classes_.loc[ids]) > 0.8
