@@ -239,6 +239,22 @@ def test_subjects_without_the_covariate_are_left_out_with_a_warning():
     assert df.drop(columns="delta_fs").equals(before.drop(columns="delta_fs"))
 
 
+def test_a_covariate_missing_at_some_visits_takes_the_subjects_value(tmp_path):
+    df, _, _ = _with_covariate(60, seed=2)
+    gaps = df.copy()
+    gaps.loc[(gaps["subject_id"] == "S0003") & (gaps["months"] > 0), "delta_fs"] = None
+    kw = {"class_formula": "~ delta_fs", "n_init": 2, "seed": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = LatentClassMixedModel(FORMULA, 2, **kw).fit(df)
+        b = LatentClassMixedModel(FORMULA, 2, **kw).fit(gaps)
+    assert b.n_subjects_ == 60
+    assert_allclose(b.class_coef_, a.class_coef_, rtol=1e-10)
+    b.save(tmp_path / "gaps.npz")  # the saved rows carry the subject's value
+    back = LatentClassMixedModel.load(tmp_path / "gaps.npz")
+    assert back.llf_ == b.llf_
+
+
 @pytest.mark.parametrize(
     ("class_formula", "match"),
     [

@@ -88,7 +88,7 @@ def membership_design(
     sub = df.loc[pd.notna(df[group]), [group, *variables]]
     per = sub.groupby(group, sort=True, dropna=True)
     for v in variables:
-        n_values = per[v].nunique(dropna=False)
+        n_values = per[v].nunique()
         bad = n_values[n_values > 1]
         if len(bad):
             s = bad.index[0]

@@ -395,7 +395,11 @@ class LatentClassMixedModel(TrajectoryModel):
         frame = df.iloc[design.row_positions]
         extra = [] if membership is None else list(membership.variables)
         cols = list(dict.fromkeys([*design.variables, *extra]))
-        return _Prepared(design, lay, st, membership, frame[cols], df)
+        frame = frame[cols]
+        if membership is not None:  # each subject's value on every row it has
+            g = frame[design.group]
+            frame = frame.assign(**{v: g.map(rows[v]).to_numpy() for v in extra})
+        return _Prepared(design, lay, st, membership, frame, df)
 
     def _membership(
         self, df: pd.DataFrame
