@@ -5,7 +5,8 @@ with their pandas dtypes as JSON specs plus arrays; anything else is refused, ne
 pickled), :func:`check_frame` / :func:`check_index` / :func:`check_values`, which
 check a spec read back from a file and register the members it needs, with their
 shapes, on a :class:`~alsprog.models._npz.Check` before any array is read, and
-:func:`decode_frame` / :func:`decode_index`, which rebuild them from checked arrays.
+:func:`decode_frame` / :func:`decode_index`, which rebuild them from checked arrays,
+and :func:`require_complete` (a saved fit's rows have no missing value).
 Leaves: the archive and its checks to :mod:`alsprog.models._npz`.
 """
 
@@ -31,6 +32,7 @@ __all__ = [
     "decode_index",
     "encode_frame",
     "encode_index",
+    "require_complete",
 ]
 
 #: pandas extension dtypes a numeric column may be restored to.
@@ -365,3 +367,17 @@ def decode_frame(spec: Mapping[str, Any], key: str, arrays: SavedFile) -> pd.Dat
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise arrays.error(key, f"cannot be rebuilt ({exc!r}).") from exc
     return frame
+
+
+def require_complete(frame: pd.DataFrame, key: str, arrays: SavedFile) -> None:
+    """Refuse a saved frame of a fit's rows with a missing value (the rows a fit
+    uses are complete)."""
+    for name in frame.columns:
+        miss = frame[name].isna().to_numpy()
+        if miss.any():
+            arrays.fail(
+                key,
+                f"column {name!r} has a missing value at row "
+                f"{int(np.flatnonzero(miss)[0])}; the saved rows are the complete "
+                "rows of the fit.",
+            )

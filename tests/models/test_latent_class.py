@@ -69,6 +69,32 @@ def _dense_loglik(x, lay, y, X, Z, g, C=None):
     return math.fsum(total), np.array(post)
 
 
+def fd_gradient(x, lay, st, h=1e-6):
+    """Central differences of the log-likelihood at ``x``."""
+    return np.array(
+        [
+            (
+                evaluate(x + h * e, lay, st, grad=False).llf
+                - evaluate(x - h * e, lay, st, grad=False).llf
+            )
+            / (2 * h)
+            for e in np.eye(len(x))
+        ]
+    )
+
+
+def assert_em_climbs(x, lay, st, n_steps):
+    """``n_steps`` EM steps from ``x`` never lower the log-likelihood and gain."""
+    ev = evaluate(x, lay, st)
+    llfs = [ev.llf]
+    for _ in range(n_steps):
+        x = em_step(x, lay, st, ev.posterior)
+        ev = evaluate(x, lay, st)
+        llfs.append(ev.llf)
+    assert np.all(np.diff(llfs) >= -1e-8 * abs(llfs[0]))
+    assert llfs[-1] > llfs[0] + 1.0
+
+
 @pytest.fixture(scope="module")
 def tiny():
     y, X, Z, g = _tiny()
@@ -108,31 +134,13 @@ def test_gradient_matches_finite_differences(tiny):
     y, X, Z, g, lay, x = tiny
     st = build_stats(y, X, Z, g, 7)
     grad = evaluate(x, lay, st).grad
-    h = 1e-6
-    fd = np.array(
-        [
-            (
-                evaluate(x + h * e, lay, st, grad=False).llf
-                - evaluate(x - h * e, lay, st, grad=False).llf
-            )
-            / (2 * h)
-            for e in np.eye(len(x))
-        ]
-    )
+    fd = fd_gradient(x, lay, st)
     assert_allclose(grad, fd, rtol=1e-5, atol=1e-4 * np.abs(grad).max() * 1e-3)
 
 
 def test_em_steps_never_decrease_the_likelihood(tiny):
     y, X, Z, g, lay, x = tiny
-    st = build_stats(y, X, Z, g, 7)
-    ev = evaluate(x, lay, st)
-    llfs = [ev.llf]
-    for _ in range(15):
-        x = em_step(x, lay, st, ev.posterior)
-        ev = evaluate(x, lay, st)
-        llfs.append(ev.llf)
-    assert np.all(np.diff(llfs) >= -1e-8 * abs(llfs[0]))
-    assert llfs[-1] > llfs[0] + 1.0
+    assert_em_climbs(x, lay, build_stats(y, X, Z, g, 7), 15)
 
 
 @pytest.fixture(scope="module")

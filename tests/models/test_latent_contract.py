@@ -21,7 +21,7 @@ from latent_testdata import FORMULA, simulate_classes
 from numpy.testing import assert_allclose
 from scipy.special import logsumexp, ndtr
 from scipy.stats import multivariate_normal
-from test_latent_class import _dense_loglik, _tiny
+from test_latent_class import _dense_loglik, _tiny, assert_em_climbs, fd_gradient
 
 from alsprog.errors import DataWarning, ModelSpecificationError, SavedModelError
 from alsprog.forecast import forecast
@@ -29,7 +29,6 @@ from alsprog.models import LatentClassMixedModel, LinearMixedModel
 from alsprog.models.latent._numerics import (
     Layout,
     build_stats,
-    em_step,
     evaluate,
     membership_step,
 )
@@ -62,29 +61,14 @@ def test_membership_logit_gradient_matches_finite_differences(tiny_cov):
     y, X, Z, g, C, lay, x = tiny_cov
     st = build_stats(y, X, Z, g, 7, C)
     grad = evaluate(x, lay, st).grad
-    h = 1e-6
-    fd = [
-        (
-            evaluate(x + h * e, lay, st, grad=False).llf
-            - evaluate(x - h * e, lay, st, grad=False).llf
-        )
-        / (2 * h)
-        for e in np.eye(len(x))
-    ]
+    fd = fd_gradient(x, lay, st)
     assert_allclose(grad, fd, rtol=1e-5, atol=1e-7)
 
 
 def test_em_with_a_membership_logit_never_decreases_the_likelihood(tiny_cov):
     y, X, Z, g, C, lay, x = tiny_cov
     st = build_stats(y, X, Z, g, 7, C)
-    ev = evaluate(x, lay, st)
-    llfs = [ev.llf]
-    for _ in range(12):
-        x = em_step(x, lay, st, ev.posterior)
-        ev = evaluate(x, lay, st)
-        llfs.append(ev.llf)
-    assert np.all(np.diff(llfs) >= -1e-8 * abs(llfs[0]))
-    assert llfs[-1] > llfs[0] + 1.0
+    assert_em_climbs(x, lay, st, 12)
 
 
 @pytest.fixture(scope="module")
@@ -104,15 +88,7 @@ def test_class_covariances_likelihood_and_gradient_match_brute_force(tiny_class_
     ref, post = _dense_loglik(x, lay, y, X, Z, g)
     assert abs(ev.llf - ref) < 1e-10
     assert_allclose(ev.posterior, post, atol=1e-12)
-    h = 1e-6
-    fd = [
-        (
-            evaluate(x + h * e, lay, st, grad=False).llf
-            - evaluate(x - h * e, lay, st, grad=False).llf
-        )
-        / (2 * h)
-        for e in np.eye(len(x))
-    ]
+    fd = fd_gradient(x, lay, st)
     assert_allclose(ev.grad, fd, rtol=1e-5, atol=1e-7)
     betas, L, G, s2, gamma = lay.unpack(x)
     assert G.shape == (2, 2, 2)
@@ -122,14 +98,7 @@ def test_class_covariances_likelihood_and_gradient_match_brute_force(tiny_class_
 def test_em_with_class_covariances_never_decreases_the_likelihood(tiny_class_cov):
     y, X, Z, g, lay, x = tiny_class_cov
     st = build_stats(y, X, Z, g, 7)
-    ev = evaluate(x, lay, st)
-    llfs = [ev.llf]
-    for _ in range(12):
-        x = em_step(x, lay, st, ev.posterior)
-        ev = evaluate(x, lay, st)
-        llfs.append(ev.llf)
-    assert np.all(np.diff(llfs) >= -1e-8 * abs(llfs[0]))
-    assert llfs[-1] > llfs[0] + 1.0
+    assert_em_climbs(x, lay, st, 12)
 
 
 def test_membership_step_with_hard_labels_is_statsmodels_mnlogit():

@@ -35,6 +35,7 @@ from alsprog.models._npz_frames import (
     check_frame,
     decode_frame,
     encode_frame,
+    require_complete,
 )
 
 __all__ = ["FORMAT", "load_model", "save_model"]
@@ -214,15 +215,7 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     if not np.allclose(cov_x[finite], cov_x.T[finite], rtol=1e-8, atol=1e-12):
         saved.fail("cov_x", "is not symmetric; expected a covariance matrix.")
     frame = decode_frame(header["frame"], "frame", saved)
-    for name in frame.columns:
-        miss = frame[name].isna().to_numpy()
-        if miss.any():
-            saved.fail(
-                "frame",
-                f"column {name!r} has a missing value at row "
-                f"{int(np.flatnonzero(miss)[0])}; the saved rows are the complete "
-                "rows of the fit.",
-            )
+    require_complete(frame, "frame", saved)
     model = cls(**params)
     try:
         with warnings.catch_warnings():

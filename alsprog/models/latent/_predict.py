@@ -49,6 +49,7 @@ from alsprog.models.latent._numerics import (
     evaluate,
     log_prior,
 )
+from alsprog.models.lmm._forecast import trajectory_rows
 
 __all__ = [
     "FittedState",
@@ -296,21 +297,6 @@ def _mixture_draws(
     return np.clip(d, *bounds)
 
 
-def _time_rows(
-    state: FittedState, tcol: str, times: Any, idx: npt.NDArray[np.intp]
-) -> tuple[pd.DataFrame, Array]:
-    if times is None:
-        lo, hi = state.time_range
-        times = np.linspace(lo, hi, 25)
-    t = np.asarray(times, dtype=float).ravel()
-    if t.size == 0 or not np.all(np.isfinite(t)):
-        raise ValueError(f"`times` must be finite numbers; got {times!r}.")
-    base = state.first_rows.iloc[idx]
-    rows = base.loc[base.index.repeat(len(t))].reset_index(drop=True)
-    rows[tcol] = np.tile(t, len(idx))
-    return rows, t
-
-
 def latent_subject_trajectories(
     model: Any, times: Any, subjects: Any, level: float, interval: str
 ) -> pd.DataFrame:
@@ -330,17 +316,15 @@ def latent_subject_trajectories(
             "the model's time column."
         )
     levels = state.subjects
-    if subjects is None:
-        idx = np.arange(len(levels))
-    else:
-        idx = levels.get_indexer(pd.Index(list(subjects)))
-        if np.any(idx < 0):
-            unknown = [s for s, i in zip(subjects, idx, strict=True) if i < 0]
-            raise ModelSpecificationError(
-                f"Subject(s) {', '.join(map(repr, unknown[:5]))} were not in the "
-                "fitted data; use predict_class or forecast for new subjects."
-            )
-    rows, t = _time_rows(state, tcol, times, idx)
+    rows, t, idx = trajectory_rows(
+        state.first_rows,
+        levels,
+        state.time_range,
+        tcol,
+        times,
+        subjects,
+        "predict_class or forecast",
+    )
     Xf, Zf, _ = design_of(state, model.formula, rows)
     gi = np.repeat(idx, len(t))
     loc, var = _class_normals(state, state.stats, Xf, Zf, gi)
@@ -400,7 +384,9 @@ def class_curves(model: Any, times: Any, level: float) -> pd.DataFrame:
     state: FittedState = model._state
     tcol = str(model.time)
     n = len(state.subjects)
-    rows, t = _time_rows(state, tcol, times, np.arange(n))
+    rows, t, _ = trajectory_rows(
+        state.first_rows, state.subjects, state.time_range, tcol, times, None, ""
+    )
     X, _, _ = design_of(state, model.formula, rows)
     # rows are subject-major: average each time over the subjects
     Xt = X.reshape(n, len(t), -1).mean(axis=0)

@@ -41,6 +41,7 @@ __all__ = [
     "lmm_forecast_rows",
     "mixed_required_columns",
     "prediction_design",
+    "trajectory_rows",
 ]
 
 
@@ -228,6 +229,48 @@ def prediction_design(
     return X, Z, ok
 
 
+def trajectory_rows(
+    first_rows: pd.DataFrame,
+    levels: pd.Index,
+    time_range: tuple[float, float],
+    tcol: str,
+    times: Any,
+    subjects: Any,
+    new_subjects: str,
+) -> tuple[pd.DataFrame, npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+    """The rows of fitted subjects' trajectories: each subject's first fitted row
+    (``first_rows``, in the order of ``levels``) repeated at every time of
+    ``times`` (25 over ``time_range`` by default); the times and the subjects'
+    positions.  ``new_subjects`` names what to use for subjects not in the fit.
+
+    Raises
+    ------
+    ValueError
+        ``times`` not finite numbers.
+    ModelSpecificationError
+        A subject not in the fit.
+    """
+    if times is None:
+        times = np.linspace(*time_range, 25)
+    t = np.asarray(times, dtype=float).ravel()
+    if t.size == 0 or not np.all(np.isfinite(t)):
+        raise ValueError(f"`times` must be finite numbers; got {times!r}.")
+    if subjects is None:
+        idx = np.arange(len(levels))
+    else:
+        idx = levels.get_indexer(pd.Index(list(subjects)))
+        if np.any(idx < 0):
+            unknown = [s for s, i in zip(subjects, idx, strict=True) if i < 0]
+            raise ModelSpecificationError(
+                f"Subject(s) {', '.join(map(repr, unknown[:5]))} were not in the fitted "
+                f"data; use {new_subjects} for new subjects."
+            )
+    base = first_rows.iloc[idx]
+    rows = base.loc[base.index.repeat(len(t))].reset_index(drop=True)
+    rows[tcol] = np.tile(t, len(idx))
+    return rows, t, idx
+
+
 def lmm_subject_trajectories(
     model: Any,
     times: Any,
@@ -249,26 +292,16 @@ def lmm_subject_trajectories(
             f"Time column {tcol!r} is not used by {model.formula!r}; set `time` to "
             "the model's time column."
         )
-    if times is None:
-        lo, hi = model._time_range
-        times = np.linspace(lo, hi, 25)
-    t = np.asarray(times, dtype=float).ravel()
-    if t.size == 0 or not np.all(np.isfinite(t)):
-        raise ValueError(f"`times` must be finite numbers; got {times!r}.")
+    rows, t, idx = trajectory_rows(
+        model._first_rows,
+        info["levels"],
+        model._time_range,
+        tcol,
+        times,
+        subjects,
+        "predict(df, include_random=False)",
+    )
     levels: pd.Index = info["levels"]
-    if subjects is None:
-        idx = np.arange(len(levels))
-    else:
-        idx = levels.get_indexer(pd.Index(list(subjects)))
-        if np.any(idx < 0):
-            unknown = [s for s, i in zip(subjects, idx, strict=True) if i < 0]
-            raise ModelSpecificationError(
-                f"Subject(s) {', '.join(map(repr, unknown[:5]))} were not in the fitted "
-                "data; use predict(df, include_random=False) for new subjects."
-            )
-    base = model._first_rows.iloc[idx]
-    rows = base.loc[base.index.repeat(len(t))].reset_index(drop=True)
-    rows[tcol] = np.tile(t, len(idx))
     gi = np.repeat(idx, len(t))
     if model._multi is not None:  # several grouping factors: the sparse system
         from alsprog.models.lmm._multi_model import multi_mean_var

@@ -40,6 +40,7 @@ from alsprog.models._npz_frames import (
     check_frame,
     decode_frame,
     encode_frame,
+    require_complete,
 )
 
 __all__ = ["FORMAT", "load_model", "save_model"]
@@ -288,15 +289,7 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     )
     _agree(saved, "cov", implied, values["cov"], 1e-9)
     frame = decode_frame(header["frame"], "frame", saved)
-    for name in frame.columns:
-        miss = frame[name].isna().to_numpy()
-        if miss.any():
-            saved.fail(
-                "frame",
-                f"column {name!r} has a missing value at row "
-                f"{int(np.flatnonzero(miss)[0])}; the saved rows are the complete "
-                "rows of the fit.",
-            )
+    require_complete(frame, "frame", saved)
     # 4. the design, rebuilt from the checked formula and rows as the fit built it
     model = cls(**params)
     try:
