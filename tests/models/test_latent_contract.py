@@ -466,3 +466,29 @@ def test_curved_class_trajectories_are_recovered(formula):
 
     ids = [f"C{i:03d}" for i in range(300)]
     assert adjusted_rand_score(cls, m.classes_.loc[ids]) > 0.8
+
+
+@pytest.mark.slow
+def test_forecasts_beat_the_mixed_model_on_class_data():
+    """Held-out patients from three linear classes, forecast from their first six
+    months: the 3-class model's RMSE and CRPS at 12 and 18 months are lower than
+    the mixed model's (benchmarks/latent.py measures by how much)."""
+    from alsprog.forecast import backtest
+
+    df, _ = simulate_classes(1000, seed=5, n_visits=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = backtest(
+            df,
+            {
+                "latent": LatentClassMixedModel(FORMULA, 3, n_init=4, seed=1),
+                "mixed": LinearMixedModel(FORMULA, reml=False),
+            },
+            history_months=6.0,
+            horizons=(12.0, 18.0),
+            seed=3,
+            progress=False,
+        )
+    wide = res.pivot_table(index="horizon", columns="model", values=["rmse", "crps"])
+    assert (wide[("crps", "latent")] < 0.95 * wide[("crps", "mixed")]).all(), wide
+    assert (wide[("rmse", "latent")] < 0.98 * wide[("rmse", "mixed")]).all(), wide
