@@ -3,6 +3,7 @@
 from alsprog.plots._biomarkers import feature_importance, learning_curve, roc_curves
 from alsprog.plots._design import power_curve
 from alsprog.plots._forecast import calibration_curve, fan_chart
+from alsprog.plots._latent import class_trajectories, observed_class_means
 from alsprog.plots._models import model_comparison
 from alsprog.plots._trajectories import (
     feature_trajectories,
@@ -12,11 +13,13 @@ from alsprog.plots._trajectories import (
 
 __all__ = [
     "calibration_curve",
+    "class_trajectories",
     "fan_chart",
     "feature_importance",
     "feature_trajectories",
     "learning_curve",
     "model_comparison",
+    "observed_class_means",
     "power_curve",
     "roc_curves",
     "spaghetti",

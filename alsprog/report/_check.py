@@ -204,7 +204,9 @@ def _model_problems(
                 names = (
                     formula_variables(value)
                     if key == "formula"
-                    else list(check_formula(value, kind="rhs", what=key).variables)
+                    else list(
+                        check_formula(_rhs(key, value), kind="rhs", what=key).variables
+                    )
                 )
             except ModelSpecificationError as exc:
                 out.append(Problem(f"{where}: {exc}", rule="config", source=source))
@@ -234,6 +236,16 @@ def _model_problems(
                     )
                 )
     return out
+
+
+def _rhs(key: str, value: str) -> str:
+    """A right-hand-side formula key's text as its model reads it: the latent-class
+    model's ``class_formula`` is lcmm's ``classmb``, written ``"~ delta_fs"``, and
+    its model drops the ``~``; the other keys take no ``~``."""
+    text = value.strip()
+    if key == "class_formula" and text.startswith("~"):
+        return text[1:].strip()
+    return value
 
 
 def run_inputs(config: RunConfig) -> dict[str, Path]:

@@ -79,6 +79,14 @@ chains = {chains}
 draws = {draws}
 tune = {draws}
 """,
+    "lcmm": """
+[models.lcmm]
+type = "latent_class"
+formula = "alsfrs_r_total ~ months * onset_site + (months | subject_id)"
+mixture = ["Intercept", "months"]
+n_classes = 2
+n_init = 10
+""",
 }
 
 _TAIL = """
@@ -125,7 +133,7 @@ def write_demo_inputs(
     n_permutations: int = DEFAULT_N_PERMUTATIONS,
     n_bootstrap: int = 300,
     n_jobs: int = -1,
-    models: Sequence[str] = ("lmm", "bayes_linear", "bayes_sigmoid"),
+    models: Sequence[str] = ("lmm", "bayes_linear", "bayes_sigmoid", "lcmm"),
     backtest_models: Sequence[str] | None = None,
     progress: bool | None = None,
     force: bool = False,
@@ -154,8 +162,10 @@ def write_demo_inputs(
         :data:`~alsprog.biomarkers.DEFAULT_N_PERMUTATIONS`) and bootstrap.
     n_jobs : int, default -1
         Workers for the NIfTI writing and the parallel stages.
-    models : sequence of str, default ("lmm", "bayes_linear", "bayes_sigmoid")
-        Which of the demo's models to fit (:data:`DEMO_MODELS`).
+    models : sequence of str, default all of :data:`DEMO_MODELS`
+        Which of the demo's models to fit (:data:`DEMO_MODELS`; ``lcmm`` is a
+        latent-class mixed model with two classes, and the report's table of the
+        number of classes beside it).
     backtest_models : sequence of str, optional
         Models refitted in the backtest (default: ``lmm`` and ``bayes_linear``
         when fitted).

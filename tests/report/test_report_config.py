@@ -236,7 +236,12 @@ def test_readme_example_config_is_valid(tmp_path):
         "key imaging.root",
         "key imaging.atlas",
     }
-    assert [m.name for m in cfg.models] == ["lmm", "bayes_linear", "bayes_sigmoid"]
+    assert [m.name for m in cfg.models] == [
+        "lmm",
+        "bayes_linear",
+        "bayes_sigmoid",
+        "lcmm",
+    ]
 
 
 # ------------------------------------------------ issue 18: hints and mappings

@@ -30,6 +30,9 @@ OUTPUTS = [
     "models/bayes_linear_residual_sd.csv",
     "figures/power_curve.png",  # figures named by content, not position
     "models/bayes_sigmoid.nc",
+    "models/lcmm.npz",  # the latent-class model, its class-number table and classes
+    "models/lcmm_class_selection.csv",
+    "figures/class_trajectories.png",
     "forecasts.csv",
     "backtest.csv",
     "forecast_calibration.csv",
@@ -124,7 +127,7 @@ def test_endpoint_comparison_covers_every_source_ratio_and_endpoint(out):
 
 def test_model_comparison_has_loo(out):
     comp = pd.read_csv(out / "models" / "comparison.csv", index_col="model")
-    assert list(comp.index) == ["lmm", "bayes_linear", "bayes_sigmoid"]
+    assert list(comp.index) == ["lmm", "bayes_linear", "bayes_sigmoid", "lcmm"]
     assert comp.loc[["bayes_linear", "bayes_sigmoid"], "elpd_loo"].notna().all()
     assert set(comp["rank"].dropna()) == {0.0, 1.0}
     assert pd.notna(comp.loc["lmm", "aic"])
@@ -208,6 +211,7 @@ def test_saved_config_repeats_the_run_from_its_folder(out):
         "lmm",
         "bayes_linear",
         "bayes_sigmoid",
+        "lcmm",
     ]
     check(cfg, out)  # everything it names is there and valid
     assert (out / "inputs" / "config.original.toml").is_file()

@@ -791,6 +791,7 @@ def _inverse_information(H: Array) -> Array:
     """The covariance of the estimates: the inverse of the observed information
     ``-H`` (NaN where it is singular)."""
     try:
-        return np.asarray(np.linalg.inv(-H), dtype=float)
+        C = np.asarray(np.linalg.inv(-H), dtype=float)
+        return (C + C.T) / 2  # symmetric to the last bit (a saved model checks it)
     except np.linalg.LinAlgError:
         return np.full(H.shape, np.nan)

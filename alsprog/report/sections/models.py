@@ -5,7 +5,9 @@ Owns: :func:`build_model` (an unfitted estimator for a model's config),
 text summary and saved model under ``models/``; ``models/comparison.csv`` with
 PSIS-LOO for the Bayesian ones), :class:`Models` (its frozen result), the model
 comparison and per-patient trajectory figures and the report's "Trajectory models".
-Leaves: the models to :mod:`alsprog.models`; the drawings to :mod:`alsprog.plots`.
+Leaves: the models to :mod:`alsprog.models`; the drawings to :mod:`alsprog.plots`;
+what a latent-class model adds (number of classes, class curves and sizes) to
+:mod:`alsprog.report.sections._latent`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from alsprog.report._config import ModelConfig
 from alsprog.report._figures import FigureOut, grid, new_figure, png
 from alsprog.report._html import Figures, esc, notes_html, table_html
 from alsprog.report.sections._base import RunContext, Section
+from alsprog.report.sections._latent import (
+    LatentClasses,
+    fig_class_selection,
+    fig_class_trajectories,
+    is_latent,
+    latent_classes,
+    latent_html,
+)
 from alsprog.report.sections.cohort import Cohort
 
 __all__ = ["Models", "ModelsSection", "build_model", "stage_models"]
@@ -50,12 +60,14 @@ def _frozen_map() -> Mapping[str, Any]:
 class Models:
     """The fitted models, their summaries and their comparison, by model name.
 
-    ``comparison`` is None when no model is configured.
+    ``comparison`` is None when no model is configured; ``classes`` holds what the
+    report shows of each latent-class model (:class:`LatentClasses`).
     """
 
     models: Mapping[str, Any] = field(default_factory=_frozen_map)
     summaries: Mapping[str, Any] = field(default_factory=_frozen_map)
     comparison: pd.DataFrame | None = None
+    classes: Mapping[str, LatentClasses] = field(default_factory=_frozen_map)
 
 
 def build_model(ctx: RunContext, m: ModelConfig) -> Any:
@@ -109,10 +121,16 @@ def stage_models(ctx: RunContext) -> Models:
     comp = pd.DataFrame(rows).set_index("model")
     comp = _add_loo(ctx, models, comp)
     ctx.write(comp, "models/comparison.csv", index=True)
+    classes = {
+        m.name: latent_classes(ctx, m, models[m.name], summaries[m.name], fit_data)
+        for m in cfg.models
+        if is_latent(models[m.name])
+    }
     return Models(
         models=MappingProxyType(models),
         summaries=MappingProxyType(summaries),
         comparison=comp,
+        classes=MappingProxyType(classes),
     )
 
 
@@ -287,7 +305,12 @@ class ModelsSection(Section):
     name = "models"
     title = "Trajectory models"
     kpi_order = 20
-    figures = (fig_comparison, fig_trajectories)
+    figures = (
+        fig_comparison,
+        fig_trajectories,
+        fig_class_selection,
+        fig_class_trajectories,
+    )
 
     def intro(self, ctx: RunContext) -> str:
         return f"{len(ctx.config.models)} model(s)"
@@ -309,9 +332,18 @@ class ModelsSection(Section):
                 "the patient's effects); <code>rank</code> 0 is the best, "
                 "<code>elpd_diff</code> the loss against it with its SE.</p>"
             )
+            if r.classes:
+                p.append(
+                    "<p>Latent-class models: maximum-likelihood log-likelihood, AIC "
+                    "and BIC with the number of patients as N (lcmm's convention), "
+                    "so not comparable with the mixed models' REML values; their "
+                    "number of classes is compared below, where K = 1 is the same "
+                    "formula's mixed model fitted by ML.</p>"
+                )
             p.append(table_html(comp, index=True))
         p.append(figures.html("model_comparison"))
         p.append(figures.html("subject_trajectories"))
+        p.extend(latent_html(r.classes, figures))
         for name, summ in r.summaries.items():
             p.append(
                 f"<details><summary>{esc(name)}: summary</summary>"
@@ -321,6 +353,9 @@ class ModelsSection(Section):
 
     def kpis(self, ctx: RunContext, result: Models | None) -> list[tuple[str, str]]:
         comp = result.comparison if result is not None else None
+        out = []
         if comp is not None and "rank" in comp.columns and comp["rank"].notna().any():
-            return [("best model by LOO", str(comp["rank"].idxmin()))]
-        return []
+            out.append(("best model by LOO", str(comp["rank"].idxmin())))
+        for lc in (result.classes if result is not None else {}).values():
+            out.append((f"{lc.name}: latent classes", lc.kpi))
+        return out
