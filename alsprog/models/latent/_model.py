@@ -357,14 +357,16 @@ class LatentClassMixedModel(TrajectoryModel):
         )
         if not self.converged_:
             warnings.warn(
-                f"The best start did not converge (max |gradient| "
+                f"Latent-class model with {K} classes: the best start did not "
+                f"converge (max |gradient| "
                 f"{best.grad_max:.1e} per subject); raise max_iter or rescale time.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
         elif K > 1 and len(results) > 1 and self.n_best_starts_ == 1:
             warnings.warn(
-                f"Only 1 of {len(results)} starts reached the best log-likelihood "
+                f"Latent-class model with {K} classes: only 1 of {len(results)} "
+                "starts reached the best log-likelihood "
                 f"({self.llf_:.4f}); the optimum may not be global: raise n_init.",
                 ConvergenceWarning,
                 stacklevel=2,
