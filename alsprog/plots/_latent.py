@@ -67,7 +67,9 @@ def class_trajectories(
     >>> c = pd.DataFrame({"class": [1, 1, 2, 2], "months": [0.0, 12, 0, 12],
     ...                   "mean": [40.0, 36, 40, 16], "lower": [39.0, 35, 39, 14],
     ...                   "upper": [41.0, 37, 41, 18]})
-    >>> ax = class_trajectories(c, labels={1: "slow (n = 30)", 2: "fast (n = 10)"})
+    >>> fig, ax = plt.subplots()
+    >>> ax = class_trajectories(
+    ...     c, labels={1: "slow (n = 30)", 2: "fast (n = 10)"}, ax=ax)
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['slow (n = 30)', 'fast (n = 10)']
     >>> plt.close("all")
