@@ -492,3 +492,116 @@ def test_forecasts_beat_the_mixed_model_on_class_data():
     wide = res.pivot_table(index="horizon", columns="model", values=["rmse", "crps"])
     assert (wide[("crps", "latent")] < 0.95 * wide[("crps", "mixed")]).all(), wide
     assert (wide[("rmse", "latent")] < 0.98 * wide[("rmse", "mixed")]).all(), wide
+
+
+# ------------------------------------------------------------------ D50 link
+def _sigmoid_classes(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Two classes of D50 sigmoids in months since onset (D50 30 and 18 months,
+    dx 10 and 5), each patient's own D50 shifted by N(0, 2^2), noise on the logit
+    scale, scores whole and in 0-48."""
+    rng = np.random.default_rng(seed)
+    cls = (rng.random(n) < 0.5).astype(int)
+    d50 = np.array([30.0, 18.0])[cls] + rng.normal(0, 2.0, n)
+    dx = np.array([10.0, 5.0])[cls]
+    start = rng.uniform(6, 12, n)
+    sid = np.repeat(np.arange(n), 6)
+    t = start[sid] + np.tile(np.arange(6) * 3.0, n)
+    z = (d50[sid] - t) / dx[sid] + rng.normal(0, 0.15, len(t))
+    y = np.clip(np.round(-0.5 + 49.0 / (1.0 + np.exp(-z))), 0, 48)
+    df = pd.DataFrame(
+        {
+            "subject_id": [f"D{i:03d}" for i in sid],
+            "months": np.tile(np.arange(6) * 3.0, n),
+            "months_since_onset": t,
+            "alsfrs_r_total": y,
+        }
+    )
+    return df, cls
+
+
+D50_FORMULA = "alsfrs_r_total ~ months_since_onset + (1 | subject_id)"
+
+
+@pytest.fixture(scope="module")
+def d50_fit():
+    df, cls = _sigmoid_classes(300, seed=31)
+    m = LatentClassMixedModel(
+        D50_FORMULA, 2, time="months_since_onset", link="d50", n_init=4, seed=2
+    ).fit(df)
+    return df, cls, m
+
+
+def test_the_d50_link_is_the_linear_model_of_the_logit_plus_its_jacobian(d50_fit):
+    df, _, m = d50_fit
+    y = df["alsfrs_r_total"].to_numpy()
+    z = np.log((y + 0.5) / (48.5 - y))
+    on_z = LatentClassMixedModel(
+        "z ~ months_since_onset + (1 | subject_id)",
+        2,
+        time="months_since_onset",
+        n_init=4,
+        seed=2,
+    ).fit(df.assign(z=z))
+    jac = np.sum(np.log(1 / (y + 0.5) + 1 / (48.5 - y)))  # log |dz/dy|
+    assert m.llf_ == pytest.approx(on_z.llf_ + jac, abs=1e-6)
+    assert_allclose(m.fe_params_, on_z.fe_params_, atol=1e-5)
+    assert m.aic == pytest.approx(-2 * m.llf_ + 2 * m.n_params_)
+
+
+def test_d50_and_dx_of_each_class_are_recovered(d50_fit):
+    _, cls, m = d50_fit
+    t = m.summary().tables["d50"]
+    # class 1 has the larger slope coefficient (-1/dx closer to 0): the slow one
+    truth = {(1, "D50"): 30.0, (1, "dx"): 10.0, (2, "D50"): 18.0, (2, "dx"): 5.0}
+    for key, value in truth.items():
+        est, se = t.loc[key, "estimate"], t.loc[key, "std_error"]
+        assert abs(est - value) < 3 * se + 0.05 * value, (key, est, se)
+    from sklearn.metrics import adjusted_rand_score
+
+    ids = [f"D{i:03d}" for i in range(300)]
+    assert adjusted_rand_score(cls, m.classes_.loc[ids]) > 0.9
+    curves = m.class_trajectories([18.0, 30.0])
+    mid = curves.set_index(["class", "months_since_onset"])["mean"]
+    assert mid[(1, 30.0)] == pytest.approx(24.0, abs=2.0)  # D50: half the scale
+    assert mid[(2, 18.0)] == pytest.approx(24.0, abs=2.0)
+
+
+def test_one_class_d50_forecasts_map_the_logit_models_back():
+    df, _ = _sigmoid_classes(120, seed=32)
+    new = [f"D{i:03d}" for i in range(100, 120)]
+    train = df[~df["subject_id"].isin(new)]
+    hist = df[df["subject_id"].isin(new)]
+    hist = hist[hist.groupby("subject_id")["months_since_onset"].rank() <= 2]
+    lc = LatentClassMixedModel(
+        D50_FORMULA, 1, time="months_since_onset", link="d50"
+    ).fit(train)
+    y = train["alsfrs_r_total"].to_numpy()
+    on_z = LatentClassMixedModel(
+        "z ~ months_since_onset + (1 | subject_id)", 1, time="months_since_onset"
+    ).fit(train.assign(z=np.log((y + 0.5) / (48.5 - y))))
+    yh = hist["alsfrs_r_total"].to_numpy()
+    hz = hist.assign(z=np.log((yh + 0.5) / (48.5 - yh)))
+    at = [9.0, 15.0]  # months since the first visit
+    a = forecast(lc, hist, at, level=0.8)
+    b = forecast(on_z, hz, at, level=0.8)
+    back = np.clip(
+        -0.5 + 49.0 / (1.0 + np.exp(-b[["lower", "median", "upper"]])), 0, 48
+    )
+    assert_allclose(a[["lower", "median", "upper"]], back, atol=1e-8)
+    assert (a["mean"].between(a["lower"], a["upper"])).all()
+
+
+def test_d50_model_saves_loads_and_refuses_an_unbounded_outcome(d50_fit, tmp_path):
+    df, _, m = d50_fit
+    m.save(tmp_path / "d50.npz")
+    back = LatentClassMixedModel.load(tmp_path / "d50.npz")
+    assert back.llf_ == m.llf_ and back.link == "d50"
+    hist = df[df["subject_id"] == "D005"].head(2)
+    pd.testing.assert_frame_equal(
+        forecast(back, hist, [12.0], seed=1, n_samples=50),
+        forecast(m, hist, [12.0], seed=1, n_samples=50),
+    )
+    with pytest.raises(ModelSpecificationError, match="needs an outcome with a known"):
+        LatentClassMixedModel(
+            "frs ~ months_since_onset + (1 | subject_id)", 2, link="d50"
+        ).fit(df.rename(columns={"alsfrs_r_total": "frs"}))

@@ -52,6 +52,7 @@ _PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "mixture": (type(None), list),
     "class_formula": (type(None), str),
     "random_covariance": (str,),
+    "link": (str,),
     "n_init": (int,),
     "seed": (type(None), int),
     "n_jobs": (type(None), int),
@@ -237,7 +238,7 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
                 f"is {want!r} but the saved rows give {got!r}; the file is "
                 "inconsistent.",
             )
-    llf = evaluate(x, prep.layout, prep.stats, grad=False).llf
+    llf = evaluate(x, prep.layout, prep.stats, grad=False).llf + prep.log_jacobian
     if not math.isclose(llf, h["llf"], rel_tol=1e-9, abs_tol=1e-8):
         saved.fail(
             "scalars.llf",

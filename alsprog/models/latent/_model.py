@@ -18,7 +18,7 @@ import logging
 import os
 import time as _time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -39,6 +39,7 @@ from alsprog.models._contract import (
 from alsprog.models._formula import build_mixed_design
 from alsprog.models._summary import Summary
 from alsprog.models._threads import single_blas_thread
+from alsprog.models.latent._link import Link
 from alsprog.models.latent._membership import (
     Membership,
     class_rhs,
@@ -127,6 +128,14 @@ class LatentClassMixedModel(TrajectoryModel):
         One random-effects covariance for all classes (lcmm's ``hlme`` default) or
         one per class (flexmix's ``FLXMRlmm`` default for the random part): a fast
         class may also vary more between patients.
+    link : {"identity", "d50"}, default "identity"
+        ``"d50"``: each class follows the D50 sigmoid, the model being linear on
+        ``z = log((y - lo + 1/2) / (hi - y + 1/2))`` over the outcome's range
+        ``[lo, hi]`` (0-48: with time since onset, ``48 / (1 + exp((t - D50) /
+        dx))``; see :mod:`alsprog.models.latent._link`); estimates are on ``z``,
+        ``llf_`` on the outcome's scale (Jacobian added), forecasts and
+        trajectories back on the outcome's scale.  Needs an outcome the data
+        dictionary bounds.
     n_init : int, default 20
         Starts: k-means partitions of the per-subject coefficients and random
         perturbations of the one-class ML fit, alternately.
@@ -232,6 +241,7 @@ class LatentClassMixedModel(TrajectoryModel):
         mixture: list[str] | None = None,
         class_formula: str | None = None,
         random_covariance: Literal["shared", "class"] = "shared",
+        link: Literal["identity", "d50"] = "identity",
         n_init: int = 20,
         seed: int | None = None,
         n_jobs: int | None = 1,
@@ -244,6 +254,7 @@ class LatentClassMixedModel(TrajectoryModel):
         self.mixture = mixture
         self.class_formula = class_formula
         self.random_covariance = random_covariance
+        self.link = link
         self.n_init = n_init
         self.seed = seed
         self.n_jobs = n_jobs
@@ -263,6 +274,11 @@ class LatentClassMixedModel(TrajectoryModel):
             raise err(f"`time` must be a column name (str); got {self.time!r}.")
         if self.class_formula is not None:
             class_rhs(self.class_formula)
+        if self.link not in ("identity", "d50"):
+            raise err(
+                "`link` must be 'identity' (linear in the outcome) or 'd50' (the D50 "
+                f"sigmoid: linear on the outcome's logit); got {self.link!r}."
+            )
         if self.random_covariance not in ("shared", "class"):
             raise err(
                 "`random_covariance` must be 'shared' (one random-effects covariance "
@@ -345,7 +361,7 @@ class LatentClassMixedModel(TrajectoryModel):
         best = results[int(np.nanargmax(llfs))]
         with single_blas_thread():
             x, H = newton_polish(relabel(best.x, lay), lay, st)
-            self._set_fitted(prep, x, _inverse_information(H), llfs)
+            self._set_fitted(prep, x, _inverse_information(H), llfs + prep.log_jacobian)
         logger.info(
             "LatentClassMixedModel: K=%d, %d subjects, %d starts (%d at the best), "
             "%.2f s",
@@ -378,6 +394,9 @@ class LatentClassMixedModel(TrajectoryModel):
         model's rebuild): subjects without membership covariates left out."""
         df, membership, rows = self._membership(df)
         design = build_mixed_design(self.formula, df)
+        link = self._link(design)
+        if not link.identity:
+            design = replace(design, y=link.forward(design.y))
         C = None
         if membership is not None:
             C = membership_rows(membership, rows.reindex(design.group_levels))
@@ -401,7 +420,27 @@ class LatentClassMixedModel(TrajectoryModel):
         if membership is not None:  # each subject's value on every row it has
             g = frame[design.group]
             frame = frame.assign(**{v: g.map(rows[v]).to_numpy() for v in extra})
-        return _Prepared(design, lay, st, membership, frame, df)
+        jac = link.log_jacobian(design.y)
+        return _Prepared(design, lay, st, membership, frame, df, link, jac)
+
+    def _link(self, design: Any) -> Link:
+        """The outcome's link, its range checked against the outcome's values."""
+        if self.link == "identity":
+            return Link()
+        lo, hi = outcome_bounds(design.outcome)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ModelSpecificationError(
+                f"link='d50' needs an outcome with a known range; the data "
+                f"dictionary gives none for {design.outcome!r} (use alsfrs_r_total, "
+                "or link='identity')."
+            )
+        bad = (design.y < lo) | (design.y > hi)
+        if bad.any():
+            raise ModelSpecificationError(
+                f"link='d50': {design.outcome!r} value {design.y[bad][0]!r} is outside "
+                f"its range [{lo:g}, {hi:g}]."
+            )
+        return Link("d50", lo, hi)
 
     def _membership(
         self, df: pd.DataFrame
@@ -448,7 +487,8 @@ class LatentClassMixedModel(TrajectoryModel):
 
     def _set_fitted(self, prep: _Prepared, x: Array, cov_x: Array, llfs: Array) -> None:
         """Every fitted attribute from the estimates ``x`` (the fit's, a saved
-        model's) and their covariance."""
+        model's), their covariance and each start's log-likelihood (on the
+        outcome's scale)."""
         design, lay, st, membership = (
             prep.design,
             prep.layout,
@@ -482,7 +522,7 @@ class LatentClassMixedModel(TrajectoryModel):
             self.class_coef_bse_ = pd.DataFrame(
                 lay.gamma_of(se_x)[1:], index=cls, columns=cols
             )
-        self.llf_ = float(ev.llf)
+        self.llf_ = float(ev.llf) + prep.log_jacobian
         self.n_params_ = int(lay.n_params)
         self.n_obs_ = int(st.n_obs)
         self.n_subjects_ = int(st.n_subjects)
@@ -515,6 +555,7 @@ class LatentClassMixedModel(TrajectoryModel):
             subjects=subj,
             stats=st,
             first_rows=_first_rows(design, df),
+            link=prep.link,
             time_range=_time_range(design, df, str(self.time)),
         )
         self._frame = prep.frame
@@ -771,6 +812,8 @@ class _Prepared:
     membership: Membership | None
     frame: pd.DataFrame
     table: pd.DataFrame
+    link: Link
+    log_jacobian: float
 
 
 def _first_rows(design: Any, df: pd.DataFrame) -> pd.DataFrame:

@@ -41,6 +41,7 @@ from alsprog.models._gaussian import (
     fixed_effect_variance,
     subject_sums,
 )
+from alsprog.models.latent._link import Link, link_band
 from alsprog.models.latent._membership import Membership, membership_rows
 from alsprog.models.latent._numerics import (
     Layout,
@@ -84,6 +85,7 @@ class FittedState:
     stats: SubjectStats
     first_rows: pd.DataFrame
     time_range: tuple[float, float]
+    link: Link = Link()
 
     def info(self) -> dict[str, Any]:
         """The dict :func:`~alsprog.models.lmm._forecast.prediction_design` reads."""
@@ -199,6 +201,7 @@ def _history(
     if len(observed):
         X, Z, ok = design_of(state, formula, observed)
         y = observed.loc[ok, state.outcome].to_numpy(dtype=float)
+        y = state.link.forward(y)
         g = np.asarray(subjects.get_indexer(observed.loc[ok, state.group]))
         keep = np.isfinite(y) & (g >= 0)
         X, Z, y, g = X[keep], Z[keep], y[keep], g[keep]
@@ -262,11 +265,11 @@ def latent_forecast_rows(
     loc, var = _class_normals(state, sums, Xf, Zf, gf)
     scale = np.sqrt(np.maximum(var + model.scale_, 0.0))
     w = W[gf]
-    stats = mixture_band(w, loc, scale, level, bounds)
+    stats = link_band(state.link, w, loc, scale, level, bounds)
     stats["class_1_probability"] = w[:, 0]
     draws = None
     if n_samples is not None:
-        draws = _mixture_draws(W, gf, loc, scale, n_samples, rng, bounds)
+        draws = _mixture_draws(W, gf, loc, scale, n_samples, rng, bounds, state.link)
     return ForecastRows(stats, draws)
 
 
@@ -284,16 +287,18 @@ def _mixture_draws(
     n: int,
     rng: np.random.Generator,
     bounds: tuple[float, float],
+    link: Link,
 ) -> Array:
     """Draws (n, rows): one class per draw and subject (so a subject's future rows
-    share it), then each row's normal in that class, clipped to the bounds."""
+    share it), then each row's normal in that class (on the link's scale, mapped
+    back), clipped to the bounds."""
     cum = np.cumsum(W, axis=1)
     u = rng.random((n, W.shape[0]))
     cls = np.minimum((u[:, :, None] > cum[None]).sum(axis=2), W.shape[1] - 1)
     k = cls[:, gf]  # (n, rows)
     rows = np.arange(len(gf))
     z = rng.standard_normal((n, len(gf)))
-    d = loc[rows, k] + scale[rows, k] * z
+    d = link.inverse(loc[rows, k] + scale[rows, k] * z)
     return np.clip(d, *bounds)
 
 
@@ -331,7 +336,9 @@ def latent_subject_trajectories(
     if interval == "prediction":
         var = var + model.scale_
     W = model.posterior_.to_numpy()[gi]
-    band = mixture_band(W, loc, np.sqrt(np.maximum(var, 0.0)), level, (-np.inf, np.inf))
+    bounds = (-np.inf, np.inf) if state.link.identity else model.outcome_bounds_
+    sd = np.sqrt(np.maximum(var, 0.0))
+    band = link_band(state.link, W, loc, sd, level, bounds)
     return pd.DataFrame(
         {
             state.group: np.asarray(levels)[gi],
@@ -345,7 +352,8 @@ def latent_subject_trajectories(
 
 def latent_predict(model: Any, df: pd.DataFrame) -> pd.Series:
     """Posterior-weighted mean of the class curves (BLUPs included) for fitted
-    subjects; the prior-weighted mean of the class means for others."""
+    subjects; the prior-weighted mean of the class means for others (with the D50
+    link: of the subject's curve's mean, and of the class sigmoids)."""
     state: FittedState = model._state
     X, Z, ok = design_of(state, model.formula, df)
     betas, _, _, gamma = state.params()
@@ -357,11 +365,16 @@ def latent_predict(model: Any, df: pd.DataFrame) -> pd.Series:
         idx = np.full(len(sub), -1)
     seen = idx >= 0
     pred = np.empty(len(sub))
+    link = state.link
     if seen.any():
-        loc, _ = _class_normals(state, state.stats, X[seen], Z[seen], idx[seen])
+        loc, var = _class_normals(state, state.stats, X[seen], Z[seen], idx[seen])
+        if not link.identity:  # the mean of the subject's curve, as trajectories
+            loc = link.mean(loc, np.sqrt(np.maximum(var, 0.0)), model.outcome_bounds_)
         pred[seen] = np.sum(model.posterior_.to_numpy()[idx[seen]] * loc, axis=1)
     if (~seen).any():
-        means = X[~seen] @ betas.T  # (n, K)
+        means = X[~seen] @ betas.T  # (n, K): the class curves (medians on a link)
+        if not link.identity:
+            means = np.clip(link.inverse(means), *model.outcome_bounds_)
         if state.membership is None:
             prior = np.broadcast_to(model.class_probs_.to_numpy(), means.shape)
         else:
@@ -378,7 +391,8 @@ def class_curves(model: Any, times: Any, level: float) -> pd.DataFrame:
     ``xbar(t)`` the mean over the fitted subjects of their design row at time ``t``
     (their own covariates, so the curve is the class's average over the cohort's
     covariates), with a Wald ``level`` band from the class's fixed-effect
-    covariance."""
+    covariance; with the D50 link, all mapped back to the outcome's scale (the
+    class's sigmoid; ``se`` by the delta method)."""
     from scipy.special import ndtri
 
     state: FittedState = model._state
@@ -394,9 +408,14 @@ def class_curves(model: Any, times: Any, level: float) -> pd.DataFrame:
     cov = state.cov_betas()
     z = float(ndtri(0.5 + level / 2))
     frames = []
+    link = state.link
     for k in range(betas.shape[0]):
-        mean = Xt @ betas[k]
-        se = np.sqrt(np.maximum(np.einsum("np,pr,nr->n", Xt, cov[k], Xt), 0.0))
+        eta = Xt @ betas[k]
+        se_eta = np.sqrt(np.maximum(np.einsum("np,pr,nr->n", Xt, cov[k], Xt), 0.0))
+        # on a link: the class's curve mapped back, its band's ends mapped back,
+        # the standard error by the delta method
+        mean = link.inverse(eta)
+        se = link.derivative(eta) * se_eta
         frames.append(
             pd.DataFrame(
                 {
@@ -404,8 +423,8 @@ def class_curves(model: Any, times: Any, level: float) -> pd.DataFrame:
                     tcol: t,
                     "mean": mean,
                     "se": se,
-                    "lower": mean - z * se,
-                    "upper": mean + z * se,
+                    "lower": link.inverse(eta - z * se_eta),
+                    "upper": link.inverse(eta + z * se_eta),
                 }
             )
         )

@@ -173,6 +173,7 @@ def select_n_classes(
     mixture: Sequence[str] | None = None,
     class_formula: str | None = None,
     random_covariance: str = "shared",
+    link: str = "identity",
     n_init: int = 20,
     min_share: float = 0.05,
     seed: Any = None,
@@ -208,6 +209,8 @@ def select_n_classes(
     random_covariance : {"shared", "class"}, default "shared"
         One random-effects covariance for all classes or one per class, as for
         the model.
+    link : {"identity", "d50"}, default "identity"
+        The outcome's link (the D50 sigmoid with ``"d50"``), as for the model.
     n_init : int, default 20
         Starts per ``K`` (``K = 1`` needs one).
     min_share : float, default 0.05
@@ -280,6 +283,7 @@ def select_n_classes(
                 mixture=mixture,
                 class_formula=class_formula,
                 random_covariance=random_covariance,
+                link=link,
                 n_init=n_init,
                 seed=np.random.default_rng(child),
                 n_jobs=n_jobs,

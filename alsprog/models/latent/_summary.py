@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
@@ -29,6 +30,37 @@ def _wald(est: pd.DataFrame, se: pd.DataFrame, level: float) -> pd.DataFrame:
     return out
 
 
+def _d50_table(model: Any, level: float) -> pd.DataFrame | None:
+    """D50 ``= -b0 / b1`` and dx ``= -1 / b1`` per class when the D50 link's fixed
+    part is an intercept and the time column alone, with delta-method intervals."""
+    names = list(model.fe_params_.columns)
+    if model.link != "d50" or names != ["Intercept", str(model.time)]:
+        return None
+    z = float(ndtri(0.5 + level / 2))
+    cov = model._state.cov_betas()
+    rows = []
+    for k, (b0, b1) in enumerate(model.fe_params_.to_numpy()):
+        grads = {
+            "D50": np.array([-1.0 / b1, b0 / b1**2]),
+            "dx": np.array([0.0, 1.0 / b1**2]),
+        }
+        values = {"D50": -b0 / b1, "dx": -1.0 / b1}
+        for name, g in grads.items():
+            se = float(np.sqrt(max(g @ cov[k] @ g, 0.0)))
+            v = values[name]
+            rows.append((k + 1, name, v, se, v - z * se, v + z * se))
+    pct = f"{100 * level:g}"
+    cols = [
+        "class",
+        "parameter",
+        "estimate",
+        "std_error",
+        f"lower_{pct}",
+        f"upper_{pct}",
+    ]
+    return pd.DataFrame(rows, columns=cols).set_index(["class", "parameter"])
+
+
 def latent_summary(model: Any, level: float) -> Summary:
     """The :class:`~alsprog.models.Summary` of a fitted
     :class:`~alsprog.models.LatentClassMixedModel` at interval ``level``."""
@@ -39,6 +71,13 @@ def latent_summary(model: Any, level: float) -> Summary:
         tables["membership"] = _wald(model.class_coef_, model.class_coef_bse_, level)
         captions["membership"] = (
             "Class membership (multinomial logit, log odds against class 1)"
+        )
+    d50 = _d50_table(model, level)
+    if d50 is not None:
+        tables["d50"] = d50
+        captions["d50"] = (
+            "Sigmoid midpoint (D50) and width (dx) by class, in the time column's "
+            "units (delta-method intervals)"
         )
     tables["random"] = model.cov_re_.copy()
     captions["random"] = (
@@ -75,6 +114,11 @@ def latent_summary(model: Any, level: float) -> Summary:
         "AIC / BIC / SABIC": f"{model.aic:.2f} / {model.bic:.2f} / {model.sabic:.2f}",
         "Relative entropy / ICL": f"{model.entropy_:.4f} / {model.icl_:.2f}",
         "Residual variance": round(model.scale_, 4),
+        "Link": (
+            "D50 sigmoid: linear on log((y - lo + 1/2) / (hi - y + 1/2))"
+            if model.link == "d50"
+            else "identity"
+        ),
         "Starts at the best / starts": (
             f"{model.n_best_starts_} / {len(model.start_llf_)}"
         ),

@@ -117,7 +117,7 @@ def latent_classes(
     ``models/NAME_class_trajectories.csv``.
 
     The selection refits the model for ``K = 1 .. n_classes + 1`` with its own
-    ``time``, ``mixture``, ``class_formula``, ``random_covariance`` and
+    ``time``, ``mixture``, ``class_formula``, ``random_covariance``, ``link`` and
     ``n_init``, on the same rows,
     with the seed ``models.NAME.selection`` and the model's (else the run's)
     ``n_jobs``; the configured fit itself is not one of them (it keeps its own
@@ -181,6 +181,7 @@ def _select(
                 mixture=est.mixture,
                 class_formula=est.class_formula,
                 random_covariance=est.random_covariance,
+                link=est.link,
                 n_init=est.n_init,
                 seed=seed,
                 n_jobs=n_jobs,
