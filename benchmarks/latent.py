@@ -109,29 +109,41 @@ def forecast_backtest(n: int, n_init: int, seed: int = 3) -> pd.DataFrame:
     3-class model beside the mixed model (ML), on (a) the linear classes above
     with 7 visits (18 months) and (b) ``simulate_cohort(progression_classes=...)``
     (sigmoid courses, deaths and dropouts tied to the rate, 24 months), with a
-    quadratic time term in both models there."""
+    quadratic time term in both models there, and (c) the same cohort in months
+    since onset with the class model's D50 sigmoid (``link="d50"``) beside the
+    mixed model's straight line."""
     from alsprog.forecast import backtest
     from alsprog.models import LinearMixedModel
     from alsprog.simulate import ProgressionClass, simulate_cohort
 
     quad = "alsfrs_r_total ~ months + I(months ** 2) + (months | subject_id)"
+    onset = "alsfrs_r_total ~ months_since_onset + (months_since_onset | subject_id)"
     linear_df, _ = simulate_classes(n, seed=5, n_visits=7)
     classes = [ProgressionClass(*c) for c in SIM_CLASSES]
     cohort = simulate_cohort(n, months=24, seed=7, progression_classes=classes)
+    # (name, data, formula, time, link, histories)
     cases = [
-        ("linear classes", linear_df, FORMULA, (3.0, 6.0)),
-        ("simulate_cohort classes", cohort, quad, (6.0,)),
+        ("linear classes", linear_df, FORMULA, "months", "identity", (3.0, 6.0)),
+        ("simulate_cohort classes", cohort, quad, "months", "identity", (6.0,)),
+        (
+            "simulate_cohort classes, D50 since onset",
+            cohort,
+            onset,
+            "months_since_onset",
+            "d50",
+            (6.0,),
+        ),
     ]
     frames = []
-    for data_name, data, formula, histories in cases:
+    for data_name, data, formula, tcol, link, histories in cases:
         for hist in histories:
             res = backtest(
                 data,
                 {
                     "latent_class_3": LatentClassMixedModel(
-                        formula, 3, n_init=n_init, seed=1
+                        formula, 3, time=tcol, link=link, n_init=n_init, seed=1
                     ),
-                    "mixed_ml": LinearMixedModel(formula, reml=False),
+                    "mixed_ml": LinearMixedModel(formula, reml=False, time=tcol),
                 },
                 history_months=hist,
                 horizons=(12.0, 18.0),
