@@ -207,6 +207,8 @@ def test_each_figure_of_a_run_is_shown_once_in_the_section_that_drew_it(tiny_dem
         "cohort_spaghetti": "cohort",
         "model_comparison": "models",
         "subject_trajectories": "models",
+        "class_selection": "models",
+        "class_trajectories": "models",
         "forecast_fan_charts": "forecast",
         "forecast_calibration": "forecast",
         "power_curve": "design",
