@@ -1,0 +1,1 @@
+"""Survival models (issue 25): Cox proportional hazards numerics so far."""
