@@ -107,9 +107,9 @@ def cox_partial(
         hess = np.zeros((p, p))
     # Efron: the l-th of the d tied events removes l/d of the tied events' weight
     max_d = int(d.max()) if m else 0
-    for l in range(max_d):
-        active = d > l
-        frac = np.where(active, l / np.maximum(d, 1), 0.0) if ties == "efron" else 0.0
+    for k in range(max_d):
+        active = d > k
+        frac = np.where(active, k / np.maximum(d, 1), 0.0) if ties == "efron" else 0.0
         den = S0 - frac * D0
         ll -= float(np.sum(np.log(den[active]))) + shift * int(active.sum())
         if derivatives:
@@ -239,7 +239,7 @@ def _baseline_hazard(beta: Array, X: Array, rs: _RiskSets, ties: str) -> Array:
         inc = d / S0
     else:
         inc = np.zeros(len(rs.times))
-        for l in range(int(d.max()) if len(d) else 0):
-            active = d > l
-            inc[active] += 1.0 / (S0[active] - (l / d[active]) * D0[active])
+        for k in range(int(d.max()) if len(d) else 0):
+            active = d > k
+            inc[active] += 1.0 / (S0[active] - (k / d[active]) * D0[active])
     return np.cumsum(inc)
