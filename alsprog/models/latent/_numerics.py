@@ -585,17 +585,14 @@ def fit_one_start(
 def hessian(x: Array, lay: Layout, st: SubjectStats) -> Array:
     """Hessian of the log-likelihood at ``x``: central differences of the analytic
     gradient, symmetrised."""
-    n = len(x)
-    H = np.empty((n, n))
-    for j in range(n):
-        h = 1e-5 * max(1.0, abs(x[j]))
-        e = np.zeros(n)
-        e[j] = h
-        gp = evaluate(x + e, lay, st).grad
-        gm = evaluate(x - e, lay, st).grad
-        assert gp is not None and gm is not None
-        H[:, j] = (gp - gm) / (2 * h)
-    return 0.5 * (H + H.T)
+    from alsprog._numdiff import hessian_from_gradient
+
+    def grad(z: Array) -> Array:
+        g = evaluate(z, lay, st).grad
+        assert g is not None
+        return g
+
+    return hessian_from_gradient(grad, x)
 
 
 def newton_polish(

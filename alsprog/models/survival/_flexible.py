@@ -265,11 +265,6 @@ def rp_fit(
 
 def _hessian(x: Array, data: _Data) -> Array:
     """Central differences of the analytic gradient, symmetrised."""
-    n = len(x)
-    H = np.empty((n, n))
-    for j in range(n):
-        h = 1e-5 * max(1.0, abs(x[j]))
-        e = np.zeros(n)
-        e[j] = h
-        H[:, j] = (rp_loglik(x + e, data)[1] - rp_loglik(x - e, data)[1]) / (2 * h)
-    return 0.5 * (H + H.T)
+    from alsprog._numdiff import hessian_from_gradient
+
+    return hessian_from_gradient(lambda z: rp_loglik(z, data)[1], x)
