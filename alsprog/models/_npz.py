@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -190,6 +191,12 @@ expected an integer >= 1.
         for key in names:
             self.get(params, key, types.get(key, (object,)), "params")
         return params  # type: ignore[no-any-return]
+
+    def refuse_params(self, exc: Exception) -> NoReturn:
+        """Fail on a parameter the model's own check refused: the field is the
+        name in backquotes that starts the message, else ``params``."""
+        m = re.match(r"`(\w+)`", str(exc))
+        self.fail(f"params.{m.group(1)}" if m else "params", f"is refused: {exc}")
 
     def count(
         self, mapping: Mapping[str, Any], key: str, where: str, *, low: int = 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -129,8 +128,7 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
     try:  # the estimator's own declaration of its parameters
         cls(**params)._check_params()
     except (TypeError, ValueError, ModelSpecificationError) as exc:
-        m = re.match(r"`(\w+)`", str(exc))
-        ch.fail(f"params.{m.group(1)}" if m else "params", f"is refused: {exc}")
+        ch.refuse_params(exc)
     nm = ch.keys(header["names"], "names", ("fe", "variables"))
     fe = ch.names(nm, "fe", "names")
     variables = ch.names(nm, "variables", "names")

@@ -42,6 +42,7 @@ __all__ = [
     "hessian",
     "kmeans_start",
     "log_prior",
+    "membership_log_probs",
     "membership_step",
     "newton_polish",
     "perturbed_start",
@@ -247,10 +248,16 @@ def _logsumexp(a: Array) -> Array:
 def log_prior(gamma: Array, st: SubjectStats) -> Array:
     """Log prior class probabilities of each subject, (N, K): the multinomial
     logit ``C_i gamma_k`` normalised over classes."""
-    if st.C is None:
-        eta = np.broadcast_to(gamma[:, 0], (st.n_subjects, gamma.shape[0]))
+    return membership_log_probs(gamma, st.C, st.n_subjects)
+
+
+def membership_log_probs(gamma: Array, C: Array | None, n: int) -> Array:
+    """Log class probabilities (n, K) of ``n`` subjects with membership design ``C``
+    (None: the intercept alone, the same for everyone)."""
+    if C is None:
+        eta = np.broadcast_to(gamma[:, 0], (n, gamma.shape[0]))
     else:
-        eta = st.C @ gamma.T
+        eta = C @ gamma.T
     return eta - _logsumexp(eta)[:, None]
 
 

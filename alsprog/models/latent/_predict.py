@@ -48,7 +48,7 @@ from alsprog.models.latent._numerics import (
     SubjectStats,
     build_stats,
     evaluate,
-    log_prior,
+    membership_log_probs,
 )
 from alsprog.models.lmm._forecast import trajectory_rows
 
@@ -131,20 +131,7 @@ def class_posterior(
     """Class posteriors (N, K): Bayes' rule given the visits for subjects with
     any (``sums_stats`` holds theirs, in order), the prior otherwise."""
     _, _, _, gamma = state.params()
-    n = len(has_visits)
-    prior_stats = SubjectStats(
-        n=np.zeros(n, np.intp),
-        yty=np.zeros(n),
-        Xty=np.zeros((n, 0)),
-        XtX=np.zeros((n, 0, 0)),
-        Zty=np.zeros((n, 0)),
-        ZtX=np.zeros((n, 0, 0)),
-        ZtZ=np.zeros((n, 0, 0)),
-        n_subjects=n,
-        n_obs=0,
-        C=C,
-    )
-    W = np.exp(log_prior(gamma, prior_stats))
+    W = np.exp(membership_log_probs(gamma, C, len(has_visits)))
     if sums_stats is not None and has_visits.any():
         W[has_visits] = evaluate(
             state.x, state.layout, sums_stats, grad=False
@@ -375,12 +362,8 @@ def latent_predict(model: Any, df: pd.DataFrame) -> pd.Series:
         means = X[~seen] @ betas.T  # (n, K): the class curves (medians on a link)
         if not link.identity:
             means = np.clip(link.inverse(means), *model.outcome_bounds_)
-        if state.membership is None:
-            prior = np.broadcast_to(model.class_probs_.to_numpy(), means.shape)
-        else:
-            C = membership_rows(state.membership, sub.loc[~seen])
-            prior = np.exp(C @ gamma.T)
-            prior /= prior.sum(axis=1, keepdims=True)
+        C = membership_of(state, sub.loc[~seen])
+        prior = np.exp(membership_log_probs(gamma, C, len(means)))
         pred[~seen] = np.sum(prior * means, axis=1)
     out[ok] = pred
     return pd.Series(out, index=df.index, name="predicted")

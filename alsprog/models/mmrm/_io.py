@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -155,8 +154,7 @@ def _check_header(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> dict
     try:  # the estimator's one declaration of its parameters
         cls(**params).check_params()
     except (TypeError, ValueError) as exc:
-        m = re.match(r"`(\w+)`", str(exc))
-        ch.fail(f"params.{m.group(1)}" if m else "params", f"is refused: {exc}")
+        ch.refuse_params(exc)
     nm = ch.keys(header["names"], "names", ("fe", "variables"))
     fe = ch.names(nm, "fe", "names")
     variables = ch.names(nm, "variables", "names")

@@ -41,11 +41,21 @@ def censoring_survival(time: Array, event: Array) -> tuple[Array, Array]:
     """
     time = np.asarray(time, float)
     cens = ~np.asarray(event).astype(bool)
-    jumps, n_cens = np.unique(time[cens], return_counts=True)
-    at_risk = len(time) - np.searchsorted(np.sort(time), jumps, side="left")
     # events at a censoring time happened first: they are no longer at risk of it
-    at_risk = at_risk - _counts_at(time[~cens], jumps)
-    return jumps, np.cumprod(1.0 - n_cens / at_risk)
+    return _product_limit(time, cens, before=~cens)
+
+
+def _product_limit(
+    time: Array, jump: npt.NDArray[np.bool_], before: npt.NDArray[np.bool_] | None
+) -> tuple[Array, Array]:
+    """Kaplan-Meier of the ``jump`` rows' times: the distinct times and the
+    survival right after each; at risk at ``s``: ``T >= s`` less the ``before``
+    rows that end at ``s`` (they left first)."""
+    jumps, n = np.unique(time[jump], return_counts=True)
+    at_risk = len(time) - np.searchsorted(np.sort(time), jumps, side="left")
+    if before is not None:
+        at_risk = at_risk - _counts_at(time[before], jumps)
+    return jumps, np.cumprod(1.0 - n / at_risk)
 
 
 def _counts_at(values: Array, points: Array) -> Array:
@@ -166,8 +176,6 @@ def auc_brier(
 
 def _km_risk(t: Array, e: npt.NDArray[np.bool_], horizons: Array) -> Array:
     """Kaplan-Meier probability of an event by each horizon."""
-    ev, d = np.unique(t[e], return_counts=True)
-    at_risk = len(t) - np.searchsorted(np.sort(t), ev, side="left")
-    S = np.cumprod(1.0 - d / at_risk)
+    ev, S = _product_limit(t, e, None)
     i = np.searchsorted(ev, horizons, side="right") - 1
     return 1.0 - np.where(i >= 0, S[np.maximum(i, 0)], 1.0)
