@@ -1,4 +1,5 @@
-"""Trajectory models: linear mixed (lme4-exact REML/ML), MMRM, joint, Bayesian hierarchical.
+"""Trajectory models: linear mixed (lme4-exact REML/ML), MMRM, joint, Bayesian hierarchical;
+and the survival model (Royston-Parmar or Cox) beside them.
 
 Every one subclasses :class:`TrajectoryModel` (the contract forecasts, backtests
 and the report rely on); :mod:`alsprog.models.registry` names the model types.
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.models.latent._select import ClassSelection, select_n_classes
     from alsprog.models.lmm._model import LinearMixedModel
     from alsprog.models.mmrm._model import MMRM
+    from alsprog.models.survival._model import SurvivalModel
 
 __all__ = [
     "MMRM",
@@ -35,6 +37,7 @@ __all__ = [
     "MixedSummary",
     "Prior",
     "Summary",
+    "SurvivalModel",
     "TrajectoryModel",
     "select_n_classes",
 ]
@@ -50,6 +53,7 @@ _MODULES = {
     "Prior": "alsprog.models.bayes._priors",
     "MixedSummary": "alsprog.models._summary",
     "Summary": "alsprog.models._summary",
+    "SurvivalModel": "alsprog.models.survival._model",
     "TrajectoryModel": "alsprog.models._contract",
     "ForecastRows": "alsprog.models._contract",
 }
