@@ -584,12 +584,18 @@ class JointModel(TrajectoryModel):
         return joint_predict(self, df, n_quad=n_quad)
 
     def predict_survival(
-        self, history: pd.DataFrame, at_months: Any, *, n_quad: int = 15
+        self,
+        history: pd.DataFrame,
+        at_months: Any,
+        *,
+        n_quad: int = 15,
+        given_alive_at: float | None = None,
     ) -> pd.DataFrame:
         """Probability of being event-free at ``at_months`` given the visits so far.
 
-        ``P(T > t | history, T > t_last)`` with ``t_last`` the patient's last visit:
-        the event-time distribution averaged over the random effects' posterior given
+        ``P(T > t | history, T > t_last)`` with ``t_last`` the patient's last visit
+        (or ``given_alive_at`` when later: a landmark after the last visit): the
+        event-time distribution averaged over the random effects' posterior given
         the history and survival to ``t_last``.
 
         Parameters
@@ -602,6 +608,9 @@ class JointModel(TrajectoryModel):
             default), not before the last visit.
         n_quad : int, default 15
             Gauss-Hermite nodes per random effect.
+        given_alive_at : float, optional
+            A landmark (time column's units): survival is conditional on no event
+            before it, the patient's last visit when it is earlier.
 
         Returns
         -------
@@ -636,6 +645,16 @@ class JointModel(TrajectoryModel):
         )
         nodes = joint_nodes(self, prep, n_quad=n_quad)
         t_last = np.nan_to_num(prep.last_time, nan=0.0)
+        if given_alive_at is not None:
+            g = check_interval(given_alive_at, "given_alive_at", low=0)
+            t_last = np.maximum(t_last, g)
+            early = prep.future[self.time].to_numpy(float) < t_last[
+                prep.future["_subject_index"].to_numpy()
+            ]
+            if early.any():
+                raise ValueError(
+                    f"`at_months` must not be before given_alive_at ({g:g})."
+                )
         gf = prep.future["_subject_index"].to_numpy()
         H_t = self._cumulative_hazard(prep.future[self.time].to_numpy(float))
         H_last = self._cumulative_hazard(t_last)[gf]

@@ -235,11 +235,14 @@ def event_arrays(
     origin: Array | None,
     covariates: list[str],
     warn: bool = True,
+    refuse: bool = True,
 ) -> EventData:
     """Check and return the event data of the subjects with every value present.
 
     ``origin`` (months from the time origin to the data's zero, per row: the
     onset-to-baseline time for ``time_origin="onset"``) is added to entry and exit.
+    ``refuse=False`` keeps subjects with no time at risk (scores of observed
+    outcomes, not a fit).
 
     Raises
     ------
@@ -280,7 +283,7 @@ def event_arrays(
         present &= ~np.isnan(origin)
     # no time at risk: a censoring there adds nothing to any likelihood (left out,
     # as coxph does); an event there cannot be modelled
-    no_time = present & (exit_ <= entry)
+    no_time = present & (exit_ <= entry) & refuse
     bad = np.flatnonzero(no_time & (ev > 0))
     problems = [
         Problem(
