@@ -25,6 +25,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from alsprog.errors import DataValidationError, ModelSpecificationError, Problem
+from alsprog.models.survival._design import observed_events
 
 __all__ = ["SurvivalScores", "backtest_survival", "evaluate_survival"]
 
@@ -58,27 +59,6 @@ class SurvivalScores:
 
     def __str__(self) -> str:
         return self.scores.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-
-
-def _observed(
-    actual: pd.DataFrame, event_time: str, event: str, subject: str
-) -> pd.DataFrame:
-    """One row per subject: ``time`` and ``event`` (0/1); subjects without event
-    data (healthy controls) left out."""
-    from alsprog.models.survival._design import SurvFormula, event_arrays, subject_rows
-
-    rows = subject_rows(
-        actual,
-        [event_time, event],
-        subject=subject,
-        time="__none__",
-        constant=[event_time, event] if subject in actual.columns else [],
-    )
-    f = SurvFormula(text="", entry=None, exit=event_time, event=event, rhs="1")
-    ed = event_arrays(rows, f, origin=None, covariates=[], warn=False, refuse=False)
-    return pd.DataFrame(
-        {"time": ed.exit, "event": ed.event}, index=ed.subjects.astype(str)
-    )
 
 
 def _calibration_slope(t: Array, e: Array, surv: Array, horizon: float) -> float:
@@ -169,7 +149,9 @@ def evaluate_survival(
 
     for name, v in (("predictions", predictions), ("actual", actual)):
         if not isinstance(v, pd.DataFrame):
-            raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(v).__name__}.")
+            raise TypeError(
+                f"`{name}` must be a pandas DataFrame; got {type(v).__name__}."
+            )
     if "model" in predictions.columns:
         parts = [
             _with_model(
@@ -198,7 +180,7 @@ def evaluate_survival(
             f"`predictions` lacks column(s) {missing}; it has "
             f"{list(predictions.columns)}."
         )
-    obs = _observed(actual, event_time, event, subject)
+    obs = observed_events(actual, event_time, event, subject)
     wide = predictions.pivot_table(
         index=predictions[subject].astype(str),
         columns=time,
@@ -401,7 +383,12 @@ def backtest_survival(
     table = _as_table(data)
     event_time, event = _event_columns(models)
     test_fraction = check_interval(
-        test_fraction, "test_fraction", low=0, high=1, low_closed=False, high_closed=False
+        test_fraction,
+        "test_fraction",
+        low=0,
+        high=1,
+        low_closed=False,
+        high_closed=False,
     )
     landmark = check_interval(landmark, "landmark", low=0)
     if subject not in table.columns:
@@ -409,7 +396,7 @@ def backtest_survival(
             f"The table has no subject column {subject!r}; it has "
             f"{', '.join(map(str, table.columns))}."
         )
-    obs = _observed(table, event_time, event, subject)
+    obs = observed_events(table, event_time, event, subject)
     ids = np.asarray(obs.index, dtype=object)
     rng = as_generator(seed)
     n_test = int(round(test_fraction * len(ids)))

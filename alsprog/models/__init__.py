@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.models.latent._select import ClassSelection, select_n_classes
     from alsprog.models.lmm._model import LinearMixedModel
     from alsprog.models.mmrm._model import MMRM
+    from alsprog.models.survival._groups import RiskGroups, risk_groups
     from alsprog.models.survival._model import SurvivalModel
 
 __all__ = [
@@ -36,9 +37,11 @@ __all__ = [
     "LinearMixedModel",
     "MixedSummary",
     "Prior",
+    "RiskGroups",
     "Summary",
     "SurvivalModel",
     "TrajectoryModel",
+    "risk_groups",
     "select_n_classes",
 ]
 
@@ -54,6 +57,8 @@ _MODULES = {
     "MixedSummary": "alsprog.models._summary",
     "Summary": "alsprog.models._summary",
     "SurvivalModel": "alsprog.models.survival._model",
+    "RiskGroups": "alsprog.models.survival._groups",
+    "risk_groups": "alsprog.models.survival._groups",
     "TrajectoryModel": "alsprog.models._contract",
     "ForecastRows": "alsprog.models._contract",
 }

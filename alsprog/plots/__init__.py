@@ -5,6 +5,7 @@ from alsprog.plots._design import power_curve
 from alsprog.plots._forecast import calibration_curve, fan_chart
 from alsprog.plots._latent import class_trajectories, observed_class_means
 from alsprog.plots._models import model_comparison
+from alsprog.plots._survival import risk_group_curves, survival_curve
 from alsprog.plots._trajectories import (
     feature_trajectories,
     spaghetti,
@@ -21,7 +22,9 @@ __all__ = [
     "model_comparison",
     "observed_class_means",
     "power_curve",
+    "risk_group_curves",
     "roc_curves",
     "spaghetti",
     "subject_trajectories",
+    "survival_curve",
 ]

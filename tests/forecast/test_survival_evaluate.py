@@ -43,7 +43,12 @@ def test_kaplan_meier_with_delayed_entry_equals_survfit(ref):
     assert_allclose(km["time"], r["time"])
     assert_allclose(km["n_at_risk"], r["n_risk"])
     assert_allclose(km["n_events"], r["n_event"])
-    for col, key in (("survival", "surv"), ("se", "se"), ("lower", "lower"), ("upper", "upper")):
+    for col, key in (
+        ("survival", "surv"),
+        ("se", "se"),
+        ("lower", "lower"),
+        ("upper", "upper"),
+    ):
         assert_allclose(km[col], r[key], rtol=1e-10, err_msg=col)
     assert km_at(km, [0.0])[0] == 1.0 and km_at(km, [1e9])[0] == km["survival"].iloc[-1]
 
@@ -55,7 +60,11 @@ def _landmark_predictions(pred, landmark=180.0):
     for h, col in ((365.0, "risk_365"), (540.0, "risk_540")):
         rows.append(
             pd.DataFrame(
-                {"subject_id": pred["subject_id"], "days": h, "survival": (1 - pred[col]) / s180}
+                {
+                    "subject_id": pred["subject_id"],
+                    "days": h,
+                    "survival": (1 - pred[col]) / s180,
+                }
             )
         )
     return pd.concat(rows, ignore_index=True)
@@ -64,7 +73,11 @@ def _landmark_predictions(pred, landmark=180.0):
 def test_landmark_scores_equal_riskregression_concordance_and_coxph(pred, ref):
     actual = pred[["subject_id", "time", "event"]]
     s = evaluate_survival(
-        _landmark_predictions(pred), actual, event_time="time", event="event", landmark=180.0
+        _landmark_predictions(pred),
+        actual,
+        event_time="time",
+        event="event",
+        landmark=180.0,
     )
     sc = s.scores
     assert sc["horizon"].tolist() == ref["horizons"]
@@ -79,7 +92,9 @@ def test_landmark_scores_equal_riskregression_concordance_and_coxph(pred, ref):
 
 def test_calibration_table_is_observed_against_predicted(pred):
     actual = pred[["subject_id", "time", "event"]]
-    p = pd.DataFrame({"subject_id": pred["subject_id"], "t": 365.0, "survival": 1 - pred["risk_365"]})
+    p = pd.DataFrame(
+        {"subject_id": pred["subject_id"], "t": 365.0, "survival": 1 - pred["risk_365"]}
+    )
     s = evaluate_survival(p, actual, event_time="time", event="event", n_groups=4)
     cal = s.calibration
     assert cal["group"].tolist() == [1, 2, 3, 4] and cal["n"].sum() == len(pred)
@@ -96,9 +111,23 @@ def test_calibration_slope_detects_overconfident_predictions():
     x = rng.normal(size=n)
     t = rng.exponential(1 / np.exp(x))  # hazard exp(x), S(t) = exp(-t e^x)
     c = rng.exponential(2.0, n)
-    actual = pd.DataFrame({"subject_id": np.arange(n).astype(str), "time": np.minimum(t, c), "event": (t <= c).astype(int)})
+    actual = pd.DataFrame(
+        {
+            "subject_id": np.arange(n).astype(str),
+            "time": np.minimum(t, c),
+            "event": (t <= c).astype(int),
+        }
+    )
+
     def preds(scale):
-        return pd.DataFrame({"subject_id": actual["subject_id"], "t": 0.5, "survival": np.exp(-0.5 * np.exp(scale * x))})
+        return pd.DataFrame(
+            {
+                "subject_id": actual["subject_id"],
+                "t": 0.5,
+                "survival": np.exp(-0.5 * np.exp(scale * x)),
+            }
+        )
+
     good = evaluate_survival(preds(1.0), actual, event_time="time", event="event")
     over = evaluate_survival(preds(2.0), actual, event_time="time", event="event")
     assert abs(good.scores["calibration_slope"].iloc[0] - 1) < 0.1
@@ -112,7 +141,13 @@ def test_missing_predictions_are_named(pred):
     with pytest.raises(DataValidationError, match="S005"):
         evaluate_survival(p, actual, event_time="time", event="event", landmark=180.0)
     with pytest.raises(ValueError, match="after the landmark"):
-        evaluate_survival(_landmark_predictions(pred), actual, event_time="time", event="event", landmark=400.0)
+        evaluate_survival(
+            _landmark_predictions(pred),
+            actual,
+            event_time="time",
+            event="event",
+            landmark=400.0,
+        )
 
 
 def test_backtest_scores_each_model_on_the_same_held_out_patients():
@@ -125,8 +160,16 @@ def test_backtest_scores_each_model_on_the_same_held_out_patients():
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a, pa = backtest_survival(simulate_cohort(250, seed=8), models, times=[6, 12], seed=3, return_predictions=True)
-        b = backtest_survival(simulate_cohort(250, seed=8), models, times=[6, 12], seed=3)
+        a, pa = backtest_survival(
+            simulate_cohort(250, seed=8),
+            models,
+            times=[6, 12],
+            seed=3,
+            return_predictions=True,
+        )
+        b = backtest_survival(
+            simulate_cohort(250, seed=8), models, times=[6, 12], seed=3
+        )
     pd.testing.assert_frame_equal(a.scores, b.scores)
     assert a.scores["model"].tolist() == ["rp", "rp", "cox", "cox"]
     n = a.scores.groupby("model")["n"].first()
@@ -156,9 +199,14 @@ def test_joint_model_beats_baseline_cox_at_a_six_month_landmark():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s = backtest_survival(
-            simulate_cohort(600, seed=5), models, times=[12, 18], landmark=6, seed=1
+            simulate_cohort(1000, seed=5),
+            models,
+            times=[12, 18],
+            landmark=6,
+            seed=1,
+            test_fraction=0.5,
         )
     auc = s.scores.pivot(index="horizon", columns="model", values="auc")
-    assert (auc["joint"] > auc["cox"] + 0.02).all(), auc
+    assert (auc["joint"] > auc["cox"] + 0.05).all(), auc
     brier = s.scores.pivot(index="horizon", columns="model", values="brier")
     assert (brier["joint"] < brier["cox"]).all(), brier

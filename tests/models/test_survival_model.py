@@ -53,9 +53,24 @@ def pred_ref():
 
 
 COX_CASES = [
-    ("lung_efron", "Surv(time, event) ~ age + sex + ph.ecog + ph.karno + wt.loss", "efron", "lung"),
-    ("lung_breslow", "Surv(time, event) ~ age + sex + ph.ecog + ph.karno + wt.loss", "breslow", "lung"),
-    ("lung_entry_efron", "Surv(entry, time, event) ~ age + sex + ph.ecog", "efron", "lung"),
+    (
+        "lung_efron",
+        "Surv(time, event) ~ age + sex + ph.ecog + ph.karno + wt.loss",
+        "efron",
+        "lung",
+    ),
+    (
+        "lung_breslow",
+        "Surv(time, event) ~ age + sex + ph.ecog + ph.karno + wt.loss",
+        "breslow",
+        "lung",
+    ),
+    (
+        "lung_entry_efron",
+        "Surv(entry, time, event) ~ age + sex + ph.ecog",
+        "efron",
+        "lung",
+    ),
     (
         "veteran_efron",
         "Surv(time, status) ~ trt + karno + diagtime + age + prior + squamous + smallcell + adeno",
@@ -249,4 +264,7 @@ def test_prediction_needs_the_covariates(lung):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pi = m.prognostic_index(lung.iloc[:3])
-    assert_allclose(pi, (lung.iloc[:3][["age", "sex"]] - m.x_means_.to_numpy()) @ m.params_.to_numpy())
+    assert_allclose(
+        pi,
+        (lung.iloc[:3][["age", "sex"]] - m.x_means_.to_numpy()) @ m.params_.to_numpy(),
+    )

@@ -31,6 +31,7 @@ from alsprog.errors import (
 
 __all__ = [
     "SurvFormula",
+    "observed_events",
     "covariate_design",
     "event_arrays",
     "parse_surv_formula",
@@ -354,3 +355,37 @@ def covariate_design(
     keep = [i for i, n in enumerate(names) if n != "Intercept"]
     X = np.asarray(mm, dtype=float)[:, keep]
     return X, [names[i] for i in keep], mm.model_spec
+
+
+def observed_events(
+    table: pd.DataFrame,
+    event_time: str,
+    event: str,
+    subject: str,
+    entry: str | None = None,
+) -> pd.DataFrame:
+    """One row per subject of a (long or one-row-per-subject) table: ``time``,
+    ``event`` (0/1) and ``entry`` (0 without an ``entry`` column), indexed by
+    subject as text; subjects without event data (healthy controls) left out.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"subject_id": ["a", "a", "b"], "t": [5.0, 5.0, 2.0],
+    ...                   "d": [True, True, False]})
+    >>> observed_events(t, "t", "d", "subject_id")["event"].tolist()
+    [1.0, 0.0]
+    """
+    cols = [c for c in (entry, event_time, event) if c is not None]
+    rows = subject_rows(
+        table,
+        cols,
+        subject=subject,
+        time="__none__",
+        constant=cols if subject in table.columns else [],
+    )
+    f = SurvFormula(text="", entry=entry, exit=event_time, event=event, rhs="1")
+    ed = event_arrays(rows, f, origin=None, covariates=[], warn=False, refuse=False)
+    return pd.DataFrame(
+        {"time": ed.exit, "event": ed.event, "entry": ed.entry},
+        index=ed.subjects.astype(str),
+    )

@@ -181,7 +181,9 @@ class SurvivalModel(EstimatorParams):
         check_choice(self.ties, "ties", ("efron", "breslow"), error=err)
         for name in ("onset", "subject", "time"):
             if not isinstance(getattr(self, name), str):
-                raise err(f"`{name}` must be a column name; got {getattr(self, name)!r}.")
+                raise err(
+                    f"`{name}` must be a column name; got {getattr(self, name)!r}."
+                )
         if self.method == "cox" and self.scale != "hazard":
             raise err(
                 f"scale={self.scale!r} is a Royston-Parmar scale; Cox's model is on "
@@ -207,7 +209,9 @@ class SurvivalModel(EstimatorParams):
         if self.method == "cox":
             what = f"Cox proportional hazards ({self.ties} ties)"
         else:
-            what = f"Royston-Parmar flexible parametric, {self.scale} scale, df {self.df}"
+            what = (
+                f"Royston-Parmar flexible parametric, {self.scale} scale, df {self.df}"
+            )
         return f"{what}, time from {self.time_origin}"
 
     # ------------------------------------------------------------------ fitting
@@ -242,7 +246,9 @@ class SurvivalModel(EstimatorParams):
         for k in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, k)
         if not isinstance(table, pd.DataFrame):
-            raise TypeError(f"`table` must be a pandas DataFrame; got {type(table).__name__}.")
+            raise TypeError(
+                f"`table` must be a pandas DataFrame; got {type(table).__name__}."
+            )
         f = self._checked()
         t0 = _time.perf_counter()
         covs = rhs_variables(f.rhs)
@@ -388,7 +394,9 @@ class SurvivalModel(EstimatorParams):
             (``odds_ratio``) with ``ratio_lower``, ``ratio_upper``.
         """
         check_is_fitted(self, ["params_"])
-        level = check_interval(level, "level", low=0, high=1, low_closed=False, high_closed=False)
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
         q = stats.norm.ppf(0.5 + level / 2)
         b, se = self.params_.to_numpy(), self.bse_.to_numpy()
         z = b / se
@@ -482,7 +490,9 @@ class SurvivalModel(EstimatorParams):
         """Baseline rows of ``table``, their centred covariates and origin shift."""
         check_is_fitted(self, ["params_"])
         if not isinstance(table, pd.DataFrame):
-            raise TypeError(f"`table` must be a pandas DataFrame; got {type(table).__name__}.")
+            raise TypeError(
+                f"`table` must be a pandas DataFrame; got {type(table).__name__}."
+            )
         onset = [self.onset] if self.time_origin == "onset" else []
         rows = subject_rows(
             table,
@@ -597,7 +607,9 @@ class SurvivalModel(EstimatorParams):
                 f"`times` must be finite values >= given_alive_at ({g:g}); got "
                 f"{times!r:.80}."
             )
-        level = check_interval(level, "level", low=0, high=1, low_closed=False, high_closed=False)
+        level = check_interval(
+            level, "level", low=0, high=1, low_closed=False, high_closed=False
+        )
         n, k = len(rows), len(times_a)
         u = shift[:, None] + times_a[None, :]
         u0 = np.broadcast_to((shift + g)[:, None], (n, k))
@@ -621,7 +633,11 @@ class SurvivalModel(EstimatorParams):
         surv = np.exp(diff)
         lower = np.where(diff < 0, np.exp(-np.exp(w + q * se)), 1.0)
         upper = np.where(diff < 0, np.exp(-np.exp(w - q * se)), 1.0)
-        out |= {"survival": surv.ravel(), "lower": lower.ravel(), "upper": upper.ravel()}
+        out |= {
+            "survival": surv.ravel(),
+            "lower": lower.ravel(),
+            "upper": upper.ravel(),
+        }
         return pd.DataFrame(out)
 
     def predict_median(

@@ -154,20 +154,25 @@ def auc_brier(
     w_case = 1.0 / _G_at(jumps, G, t, left=True)
     km = _km_risk(t, e, hz)
     auc, brier, null = [], [], []
-    for k, h in enumerate(hz):
-        case = e & (t <= h)
-        ctrl = t > h
-        Gh = _G_at(jumps, G, np.array([h]), left=False)[0]
-        wc, r = w_case[case], R[:, k]
-        n = len(t)
-        brier.append((np.sum(wc * (1 - r[case]) ** 2) + np.sum(r[ctrl] ** 2) / Gh) / n)
-        null.append((np.sum(wc * (1 - km[k]) ** 2) + ctrl.sum() * km[k] ** 2 / Gh) / n)
-        rc, rn = r[case], r[ctrl]
-        order = np.sort(rn)
-        above = np.searchsorted(order, rc, side="left")
-        tied = np.searchsorted(order, rc, side="right") - above
-        wins = above + 0.5 * tied  # controls below each case, ties half
-        auc.append(float(np.sum(wc * wins) / (wc.sum() * len(rn))))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k, h in enumerate(hz):  # no controls left at h: AUC and Brier are NaN
+            case = e & (t <= h)
+            ctrl = t > h
+            Gh = _G_at(jumps, G, np.array([h]), left=False)[0]
+            wc, r = w_case[case], R[:, k]
+            n = len(t)
+            brier.append(
+                (np.sum(wc * (1 - r[case]) ** 2) + np.sum(r[ctrl] ** 2) / Gh) / n
+            )
+            null.append(
+                (np.sum(wc * (1 - km[k]) ** 2) + ctrl.sum() * km[k] ** 2 / Gh) / n
+            )
+            rc, rn = r[case], r[ctrl]
+            order = np.sort(rn)
+            above = np.searchsorted(order, rc, side="left")
+            tied = np.searchsorted(order, rc, side="right") - above
+            wins = above + 0.5 * tied  # controls below each case, ties half
+            auc.append(float(np.sum(wc * wins) / (wc.sum() * len(rn))))
     brier_a = np.array(brier)
     widths = np.diff(hz)
     ibs = np.concatenate([[0.0], np.cumsum(brier_a[:-1] * widths) / hz[1:]])
