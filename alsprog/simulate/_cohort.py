@@ -24,6 +24,10 @@ Generative model per patient (docs/domain.md §1-§3, §7):
 5. Death/tracheostomy: Weibull from onset with hazard ``∝ (r / |slope_mean|)**k``,
    drawn conditional on survival to the first visit; dropout: exponential from the first
    visit, hazard rising with ``r``. Either ends the visits.
+6. Permanent NIV (> 23 h/day) and FVC (:mod:`alsprog.simulate._niv`): NIV is Weibull
+   from onset like death, given no NIV at the first visit; it does not end the visits.
+   FVC % predicted falls with the true total. Both come from a random stream of their
+   own, so every other column is the same for a seed as before they existed.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from alsprog.simulate._imaging import (
     imaging_values,
 )
 from alsprog.simulate._items import DOMAINS, item_order, split_total
+from alsprog.simulate._niv import draw_niv_fvc, independent_stream
 from alsprog.simulate._params import (
     DAYS_PER_MONTH,
     IMAGING_FEATURES,
@@ -89,12 +94,18 @@ class Cohort:
     subjects : pandas.DataFrame
         One row per subject: ``subject_id, group, sex, age_at_onset, age_at_baseline,
         onset_site, onset_date, diagnostic_delay_months, site,
-        death_or_tracheostomy_months, event_observed`` (ALS-only columns missing for
-        controls).
+        death_or_tracheostomy_months, event_observed, niv_months, niv_observed,
+        death_tracheostomy_or_niv_months, death_tracheostomy_or_niv_observed``
+        (ALS-only columns missing for controls). Permanent NIV is observed when it
+        starts no later than ``death_or_tracheostomy_months`` (before death or
+        tracheostomy, or before the last contact); otherwise ``niv_months`` is that
+        time, censored. The ENCALS composite ends at the first of the three:
+        ``death_tracheostomy_or_niv_months`` is the smaller of the two times, observed
+        when either event is. NIV does not end follow-up for death/tracheostomy.
     visits : pandas.DataFrame
         One row per attended clinic visit: ``subject_id, visit_date``, the 12 ALSFRS-R
-        items, ``alsfrs_r_q5_gastrostomy``, the total and the four domain subscores
-        (missing for controls).
+        items, ``alsfrs_r_q5_gastrostomy``, the total, the four domain subscores,
+        ``fvc_liters`` and ``fvc_percent_predicted`` (all missing for controls).
     imaging : pandas.DataFrame
         One row per imaging session: ``subject_id, session, acquisition_date`` and the
         features (site effects applied).
@@ -103,7 +114,9 @@ class Cohort:
         noise-free ``baseline_total``, ``delta_fs``, ``progression_rate`` (points/month,
         positive), ``slope_12m`` (true mean slope over the first 12 months, negative),
         ``d50``, ``dx``, ``event_weibull_scale`` (months, from onset),
-        ``event_months_since_onset``, ``dropout_months`` (from the first visit),
+        ``event_months_since_onset``, ``niv_weibull_scale``,
+        ``niv_months_since_onset`` (``inf`` when NIV is switched off),
+        ``dropout_months`` (from the first visit),
         ``study_end_months``; with ``progression_classes``, also
         ``progression_class`` (after ``delta_fs``): each patient's class, 1..K in the
         order the classes were given (missing for controls).
@@ -344,11 +357,13 @@ def simulate_cohort(
     imaging, imaging_truth, site_effects = _imaging_tables(
         p, sim, sites, imaging_interval_months, rng
     )
+    # NIV and FVC: drawn after everything else, from a stream of their own
+    niv = draw_niv_fvc(p, pat, sim.pv["t"], independent_stream(rng))
     cohort = Cohort(
-        subjects=_subjects_table(sim),
-        visits=_visits_table(sim, scores),
+        subjects=_subjects_table(sim, niv),
+        visits=_visits_table(sim, scores, niv),
         imaging=imaging,
-        truth=_truth_table(sim),
+        truth=_truth_table(sim, niv),
         imaging_truth=imaging_truth,
         site_effects=site_effects,
         params=p,
@@ -561,17 +576,20 @@ def _score_visits(
 # --------------------------------------------------------------------------- tables
 
 
-def _subjects_table(sim: _Sim) -> pd.DataFrame:
+def _subjects_table(sim: _Sim, niv: dict[str, np.ndarray]) -> pd.DataFrame:
     pat, pv = sim.pat, sim.pv
     # follow-up: the event is observed when it precedes dropout and the study end;
     # otherwise the patient is censored at the last attended visit (last contact)
     last_visit = np.where(pv["attended"], pv["t"], -np.inf).max(axis=1)
     death = pat["death_months"]
     observed = (death <= pat["dropout_months"]) & (death <= sim.study_end())
-    event_observed = pd.array(
-        sim.both(observed, fill=False).astype(bool), dtype="boolean"
-    )
-    event_observed[~sim.is_als] = pd.NA
+    event_observed = _flag(sim, observed)
+    death_time = np.where(observed, death, last_visit)
+    # NIV is observed when it starts within that follow-up (before death or
+    # tracheostomy, or before the last contact); otherwise censored at its end. The
+    # composite ends at the first of the three.
+    niv_observed = niv["niv_months"] <= death_time
+    niv_time = np.where(niv_observed, niv["niv_months"], death_time)
     onset_days = np.rint(pat["t0"] * DAYS_PER_MONTH).astype("timedelta64[D]")
     onset_date = sim.both(
         sim.baseline_date[: sim.n_pat] - onset_days, fill=np.datetime64("NaT", "D")
@@ -588,16 +606,29 @@ def _subjects_table(sim: _Sim) -> pd.DataFrame:
             "onset_date": onset_date.astype("datetime64[ns]"),
             "diagnostic_delay_months": sim.both(pat["diagnostic_delay"]),
             "site": pd.array(sim.site, dtype="str"),
-            "death_or_tracheostomy_months": sim.both(
-                np.where(observed, death, last_visit)
-            ),
+            "death_or_tracheostomy_months": sim.both(death_time),
             "event_observed": event_observed,
+            "niv_months": sim.both(niv_time),
+            "niv_observed": _flag(sim, niv_observed),
+            "death_tracheostomy_or_niv_months": sim.both(
+                np.minimum(niv_time, death_time)
+            ),
+            "death_tracheostomy_or_niv_observed": _flag(sim, niv_observed | observed),
         }
     )
     return _sorted(df, ["subject_id"])
 
 
-def _visits_table(sim: _Sim, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+def _flag(sim: _Sim, patient_values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A boolean column: the patients' values, <NA> for every control."""
+    flag = pd.array(sim.both(patient_values, fill=False).astype(bool), dtype="boolean")
+    flag[~sim.is_als] = pd.NA
+    return flag
+
+
+def _visits_table(
+    sim: _Sim, scores: dict[str, np.ndarray], niv: dict[str, np.ndarray]
+) -> pd.DataFrame:
     pa, ca = sim.pv["attended"], sim.cv["attended"]
     p_rows, _ = np.nonzero(pa)
     c_rows, _ = np.nonzero(ca)
@@ -619,6 +650,8 @@ def _visits_table(sim: _Sim, scores: dict[str, np.ndarray]) -> pd.DataFrame:
     for domain, idx in DOMAINS.items():
         sub = items[:, [i - 1 for i in idx]].sum(axis=1)
         cols[f"alsfrs_r_{domain}"] = np.concatenate([sub, pad])
+    for name in ("fvc_liters", "fvc_percent_predicted"):
+        cols[name] = np.concatenate([niv[name][pa], pad])
     return _sorted(pd.DataFrame(cols), ["subject_id", "visit_date"])
 
 
@@ -674,7 +707,7 @@ def _imaging_tables(
     return tables[0], tables[1], site_effects
 
 
-def _truth_table(sim: _Sim) -> pd.DataFrame:
+def _truth_table(sim: _Sim, niv: dict[str, np.ndarray]) -> pd.DataFrame:
     pat = sim.pat
     df = pd.DataFrame(
         {
@@ -691,6 +724,8 @@ def _truth_table(sim: _Sim) -> pd.DataFrame:
             "dx": sim.both(pat["dx"]),
             "event_weibull_scale": sim.both(pat["event_scale"]),
             "event_months_since_onset": sim.both(pat["event_since_onset"]),
+            "niv_weibull_scale": sim.both(niv["niv_scale"]),
+            "niv_months_since_onset": sim.both(niv["niv_since_onset"]),
             "dropout_months": np.concatenate(
                 [pat["dropout_months"], sim.ctl["dropout_months"]]
             ),

@@ -172,6 +172,41 @@ class CohortParams:
         [§7; §6 Fortin 2017 "offsets 0.5-1 SD" (assumption)].
     site_scale_min, site_scale_max : float, default 0.8, 1.25
         Range of the uniform multiplicative site scale around the healthy mean [§7; §6].
+    niv_median_months : float, default 36.0
+        Population median time from onset to permanent non-invasive ventilation
+        (NIV > 23 h/day, the third part of the ENCALS composite endpoint with death
+        and tracheostomy [§2; Westeneng 2018]) were the patient never to die first.
+        NIV is drawn as death/tracheostomy is: Weibull from onset, proportional hazards
+        on the progression rate, given no permanent NIV at the first visit, independent
+        of death given the rate. Permanent NIV is a late event, months after NIV is
+        first started (median about 2 years from onset) and close to death or
+        tracheostomy, so its median lies past ``event_median_months``; 36 months puts
+        permanent NIV first in about 43 % of the population's composite events and the
+        composite median at about 21 months from onset (death/tracheostomy alone: 30)
+        (assumption, derived by simulation; 26 months: NIV first in about 55 %).
+        ``math.inf`` switches NIV off (no patient ever starts it).
+    niv_weibull_shape : float, default 1.5
+        Weibull shape of the NIV time from onset (as ``event_weibull_shape``)
+        (assumption).
+    niv_rate_exponent : float, default 2.0
+        Proportional-hazards exponent of NIV on the progression rate, as
+        ``event_rate_exponent`` (assumption: the respiratory decline follows the
+        total).
+    niv_fvc_correlation : float, default 0.4
+        Gaussian-copula correlation between a patient's baseline FVC and NIV draw: a
+        low FVC brings NIV earlier without changing the NIV time's distribution
+        (assumption; §2 Westeneng 2018: FVC predicts the composite).
+    fvc_baseline_mean, fvc_baseline_sd : float, default 88, 14
+        FVC (% of predicted) at the first visit: normal, clipped to 40-130 (as the
+        PRO-ACT simulator of :func:`~alsprog.simulate.write_proact`; trial entrants
+        typically need FVC >= 60-70 %) (approx.).
+    fvc_per_point : float, default 2.5
+        FVC % predicted lost per point of the true ALSFRS-R total lost since the first
+        visit (approx.: FVC falls about 2-3 % of predicted a month when the total falls
+        about 1 point a month).
+    fvc_residual_sd : float, default 4.0
+        Visit-to-visit noise SD of FVC (% predicted); values are clipped to 5-140
+        (approx.).
 
     Examples
     --------
@@ -242,9 +277,20 @@ class CohortParams:
     site_offset_sd: float = 0.5
     site_scale_min: float = 0.8
     site_scale_max: float = 1.25
+    niv_median_months: float = 36.0
+    niv_weibull_shape: float = 1.5
+    niv_rate_exponent: float = 2.0
+    niv_fvc_correlation: float = 0.4
+    fvc_baseline_mean: float = 88.0
+    fvc_baseline_sd: float = 14.0
+    fvc_per_point: float = 2.5
+    fvc_residual_sd: float = 4.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
+            if f.name in _MAY_BE_INF and getattr(self, f.name) == math.inf:
+                object.__setattr__(self, f.name, math.inf)  # switched off
+                continue
             low, high, low_closed, high_closed = _RANGES.get(
                 f.name, (None, None, True, True)
             )
@@ -345,7 +391,16 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "site_offset_sd": _NONNEG,
     "site_scale_min": _POS,
     "site_scale_max": _POS,
+    "niv_median_months": _POS,
+    "niv_weibull_shape": _POS,
+    "niv_rate_exponent": _NONNEG,
+    "niv_fvc_correlation": _CORR,
+    "fvc_baseline_sd": _NONNEG,
+    "fvc_per_point": _NONNEG,
+    "fvc_residual_sd": _NONNEG,
 }
+#: Fields that may also be ``math.inf`` (the feature switched off).
+_MAY_BE_INF = frozenset({"niv_median_months"})
 for _measure in {m for _, m in IMAGING_FEATURES}:
     _RANGES[f"{_measure}_hc_mean"] = _POS
     _RANGES[f"{_measure}_hc_sd"] = _POS

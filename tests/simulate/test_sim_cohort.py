@@ -48,11 +48,12 @@ def test_columns_are_the_documented_ones(small_cohort):
     assert list(c.subjects.columns) == [
         "subject_id", "group", "sex", "age_at_onset", "age_at_baseline", "onset_site",
         "onset_date", "diagnostic_delay_months", "site", "death_or_tracheostomy_months",
-        "event_observed",
+        "event_observed", "niv_months", "niv_observed",
+        "death_tracheostomy_or_niv_months", "death_tracheostomy_or_niv_observed",
     ]  # fmt: skip
     assert list(c.visits.columns) == [
         "subject_id", "visit_date", *ITEMS, "alsfrs_r_q5_gastrostomy", "alsfrs_r_total",
-        *DOMAINS,
+        *DOMAINS, "fvc_liters", "fvc_percent_predicted",
     ]  # fmt: skip
     assert list(c.imaging.columns) == [
         "subject_id",
