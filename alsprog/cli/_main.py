@@ -30,6 +30,7 @@ from alsprog.cli._logging import _routed
 from alsprog.cli._options import _global_options, _Parser, _SubParsers
 from alsprog.cli._pipeline import add_demo_parser, add_run_parser
 from alsprog.cli._power import add_power_parser
+from alsprog.cli._survival import add_survival_parser
 from alsprog.errors import AlsprogError
 
 __all__ = ["build_parser", "main"]
@@ -45,6 +46,7 @@ _COMMANDS = (
     add_power_parser,
     add_forecast_parser,
     add_backtest_parser,
+    add_survival_parser,
     add_demo_parser,
     add_run_parser,
 )

@@ -136,7 +136,7 @@ def evaluate_survival(
     >>> from alsprog.models import SurvivalModel
     >>> from alsprog.simulate import simulate_cohort
     >>> from alsprog.data import assemble
-    >>> c = simulate_cohort(300, seed=3)
+    >>> c = simulate_cohort(120, seed=3)
     >>> t = assemble(c.visits, c.subjects)
     >>> m = SurvivalModel("Surv(death_or_tracheostomy_months, event_observed) ~ delta_fs",
     ...                   time_origin="onset").fit(t)
@@ -330,7 +330,8 @@ def backtest_survival(
 ) -> Any:
     """Split patients, fit each survival model on one part, score it on the others.
 
-    Each held-out patient still event-free at ``landmark`` is predicted from what is
+    Each held-out patient still event-free at ``landmark`` (with the covariates
+    every model reads) is predicted from what is
     known at that time: a :class:`~alsprog.models.SurvivalModel` from their
     baseline covariates (given event-free at the landmark), a
     :class:`~alsprog.models.JointModel` from their visits up to the landmark as well
@@ -367,7 +368,7 @@ def backtest_survival(
     >>> from alsprog.models import SurvivalModel
     >>> from alsprog.simulate import simulate_cohort
     >>> f = "Surv(death_or_tracheostomy_months, event_observed) ~ delta_fs"
-    >>> s = backtest_survival(simulate_cohort(300, seed=4),
+    >>> s = backtest_survival(simulate_cohort(120, seed=4),
     ...                       {"rp": SurvivalModel(f, time_origin="onset")},
     ...                       times=[12, 24], seed=1)
     >>> s.scores["model"].tolist()
@@ -413,9 +414,17 @@ def backtest_survival(
     alive = obs.index[(obs["time"] > landmark) & obs.index.isin(test_ids)]
     test_alive = test.loc[test[subject].astype(str).isin(set(alive))]
     horizons = [float(h) for h in times]
+    fitted = {name: clone(model).fit(train) for name, model in models.items()}
+    # every model is scored on the same patients: those each can predict
+    usable = set(alive)
+    for est in fitted.values():
+        if hasattr(est, "complete_subjects"):
+            usable &= set(est.complete_subjects(test_alive))
+    test_alive = test_alive.loc[test_alive[subject].astype(str).isin(usable)]
+    dropped = set(alive) - usable
+    test = test.loc[~test[subject].astype(str).isin(dropped)]
     preds = []
-    for name, model in models.items():
-        est = clone(model).fit(train)
+    for name, est in fitted.items():
         if hasattr(est, "event_time"):  # a joint model: its visits up to the landmark
             visits = pd.to_numeric(test_alive[time], errors="coerce")
             history = test_alive.loc[(visits <= landmark).to_numpy()]

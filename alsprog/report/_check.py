@@ -166,6 +166,7 @@ def _formula_problems(
 
     for m in config.models:
         out += _model_problems(config, m, columns, unknown, source)
+    out += _survival_problems(config, unknown, source)
     for key, col in (
         ("data.outcome", config.data.outcome),
         ("data.time", config.data.time),
@@ -180,6 +181,35 @@ def _formula_problems(
                 )
             )
     return out
+
+
+def _survival_problems(config: RunConfig, unknown: Any, source: str) -> list[Problem]:
+    """The survival formula's columns against the data's, when the user wrote the
+    formula (the default one, on data without its columns, is skipped by the
+    survival stage with a note)."""
+    from alsprog.models.survival._design import parse_surv_formula, rhs_variables
+    from alsprog.report._schema import DEFAULT_SURVIVAL_FORMULA
+
+    sv = config.survival
+    if not sv.enabled or sv.formula == DEFAULT_SURVIVAL_FORMULA:
+        return []
+    try:
+        f = parse_surv_formula(sv.formula)
+        names = [*f.columns, *rhs_variables(f.rhs)]
+    except ModelSpecificationError as exc:
+        return [Problem(f"key survival.formula: {exc}", rule="config", source=source)]
+    bad = unknown(names)
+    if not bad:
+        return []
+    return [
+        Problem(
+            f"key survival.formula: {sv.formula!r} names unknown column(s) "
+            f"{', '.join(map(repr, bad))}",
+            rule="unknown_column",
+            source=source,
+            value=sv.formula,
+        )
+    ]
 
 
 def _model_problems(

@@ -22,11 +22,12 @@ from typing import Any, Literal
 
 from alsprog._random import DEFAULT_SEED
 from alsprog.biomarkers._pvalue import DEFAULT_N_PERMUTATIONS
-from alsprog.errors import ConfigError, Problem
+from alsprog.errors import ConfigError, ModelSpecificationError, Problem
 from alsprog.models.registry import MODELS, REQUIRED, config_keys
 from alsprog.report._model_schema import model_defaults
 from alsprog.report._schema import (
     _TYPE_TEXT,
+    DEFAULT_SURVIVAL_FORMULA,
     SCHEMA,
     Key,
     Method,
@@ -47,6 +48,7 @@ __all__ = [
     "ReportConfig",
     "RunConfig",
     "RunSettings",
+    "SurvivalConfig",
     "dump_config",
     "load_config",
 ]
@@ -156,6 +158,22 @@ class ForecastConfig:
 
 
 @dataclass(frozen=True)
+class SurvivalConfig:
+    """``[survival]``: the survival model, its scores and risk groups."""
+
+    enabled: bool = True
+    formula: str = DEFAULT_SURVIVAL_FORMULA
+    method: Literal["flexible", "cox"] = "flexible"
+    scale: Literal["hazard", "odds", "normal"] = "hazard"
+    df: int = 3
+    time_origin: Literal["onset", "baseline"] = "onset"
+    times: tuple[float, ...] = (6.0, 12.0, 18.0, 24.0)
+    n_groups: int = 5
+    landmark: float = 6.0
+    test_fraction: float = 0.3
+
+
+@dataclass(frozen=True)
 class DesignConfig:
     """``[design]``: the trial-design questions."""
 
@@ -204,7 +222,7 @@ class RunConfig:
     ----------
     path : pathlib.Path or None
         The config file (``None`` when built in code).
-    run, data, imaging, models, forecast, design, biomarkers, report
+    run, data, imaging, models, forecast, survival, design, biomarkers, report
         The sections; ``imaging`` is ``None`` without NIfTI inputs; ``models`` is a
         tuple of :class:`ModelConfig` in file order.
     """
@@ -214,6 +232,7 @@ class RunConfig:
     imaging: ImagingConfig | None = None
     models: tuple[ModelConfig, ...] = ()
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    survival: SurvivalConfig = field(default_factory=SurvivalConfig)
     design: DesignConfig = field(default_factory=DesignConfig)
     biomarkers: BiomarkersConfig = field(default_factory=BiomarkersConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -521,6 +540,14 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
                     f"{ref!r} is not a model in [models] ({names})",
                     ref,
                 )
+    sv = values.get("survival", {})
+    if "formula" in sv:
+        from alsprog.models.survival._design import parse_surv_formula
+
+        try:
+            parse_surv_formula(sv["formula"])
+        except ModelSpecificationError as exc:
+            c.add("survival.formula", str(exc), sv["formula"])
     dc = values.get("design", {})
     ref = dc.get("model")
     if ref is not None:
@@ -578,6 +605,7 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
         imaging=imaging,
         models=tuple(models),
         forecast=ForecastConfig(**values.get("forecast", {})),
+        survival=SurvivalConfig(**values.get("survival", {})),
         design=DesignConfig(**values.get("design", {})),
         biomarkers=BiomarkersConfig(**values.get("biomarkers", {})),
         report=ReportConfig(**values.get("report", {})),
@@ -624,7 +652,7 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     ----------
     path : str or os.PathLike
         The ``.toml`` file.  Sections: ``[run]``, ``[data]``, ``[imaging]``,
-        ``[models.<name>]``, ``[forecast]``, ``[design]``, ``[biomarkers]``,
+        ``[models.<name>]``, ``[forecast]``, ``[survival]``, ``[design]``, ``[biomarkers]``,
         ``[report]`` (see :data:`SCHEMA` or the README's config reference).
 
     Returns
@@ -721,6 +749,6 @@ def dump_config(config: RunConfig, *, relative_to: Path | None = None) -> str:
         values = {"type": m.type, **m.params}
         lines = [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
         parts += ["", f"[models.{m.name}]", *lines]
-    for name in ("forecast", "design", "biomarkers", "report"):
+    for name in ("forecast", "survival", "design", "biomarkers", "report"):
         parts += ["", f"[{name}]", *_dump_fields(getattr(config, name))]
     return "\n".join(parts) + "\n"

@@ -97,6 +97,13 @@ test_fraction = 0.2
 models = [{backtest_models}]
 n_patients = 4
 
+[survival]
+formula = "Surv(death_or_tracheostomy_months, event_observed) ~ age_at_onset + onset_site + diagnostic_delay_months + delta_fs + fvc_percent_predicted"
+method = "flexible"
+time_origin = "onset"
+times = [6, 12, 18]
+n_groups = 5
+
 [design]
 slowing = [0.25, 0.3, 0.5]
 visit_months = [0, 3, 6, 9, 12]

@@ -19,7 +19,15 @@ from alsprog._random import DEFAULT_SEED
 from alsprog.biomarkers._pvalue import DEFAULT_N_PERMUTATIONS
 from alsprog.report._key import Key, Shown
 
-__all__ = ["SCHEMA", "Key", "config_reference"]
+__all__ = ["DEFAULT_SURVIVAL_FORMULA", "SCHEMA", "Key", "config_reference"]
+
+#: The survival stage's default formula: the ENCALS predictors the data dictionary
+#: has (Westeneng et al. 2018; FVC, El Escorial, FTD and C9orf72 are added where
+#: the data hold them).
+DEFAULT_SURVIVAL_FORMULA = (
+    "Surv(death_or_tracheostomy_months, event_observed) ~ age_at_onset + onset_site "
+    "+ diagnostic_delay_months + delta_fs"
+)
 
 
 _TYPE_TEXT = {
@@ -153,6 +161,81 @@ _STATIC: dict[str, tuple[Key, ...]] = {
             "Which metrics belong to which regions, over the lookup table's `metrics` "
             'column, e.g. `["cst_*=fa,md", "precentral_*=thickness"]` (default: that '
             "column, else every metric in every region).",
+        ),
+    ),
+    "survival": (
+        Key(
+            "enabled",
+            "bool",
+            True,
+            "Run the survival stage (skipped with a note when the data lack the "
+            "formula's columns).",
+        ),
+        Key(
+            "formula",
+            "str",
+            DEFAULT_SURVIVAL_FORMULA,
+            "Survival formula, R's `Surv(time, event) ~ covariates` (or `Surv(entry, "
+            "exit, event) ~ ...`); covariates read at each patient's first visit.",
+        ),
+        Key(
+            "method",
+            "str",
+            "flexible",
+            "`flexible` (Royston-Parmar, as the ENCALS model) or `cox`.",
+            choices=("flexible", "cox"),
+        ),
+        Key(
+            "scale",
+            "str",
+            "hazard",
+            "Royston-Parmar scale.",
+            choices=("hazard", "odds", "normal"),
+        ),
+        Key(
+            "df", "int", 3, "Degrees of freedom of the baseline spline.", low=1, high=10
+        ),
+        Key(
+            "time_origin",
+            "str",
+            "onset",
+            "`onset`: time from symptom onset, entering at the first visit (delayed "
+            "entry, the ENCALS time scale); `baseline`: from the first visit.",
+            choices=("onset", "baseline"),
+        ),
+        Key(
+            "times",
+            "floats",
+            [6.0, 12.0, 18.0, 24.0],
+            "Horizons of the scores (months from the first visit).",
+            low=0,
+            low_open=True,
+        ),
+        Key(
+            "n_groups",
+            "int",
+            5,
+            "Risk groups (quantiles of the prognostic index).",
+            low=2,
+            high=10,
+        ),
+        Key(
+            "landmark",
+            "float",
+            6.0,
+            "Landmark (months) of the dynamic comparison with the joint models of "
+            "`[models]`: patients event-free then, scored on the horizons after it.",
+            low=0,
+        ),
+        Key(
+            "test_fraction",
+            "float",
+            0.3,
+            "Fraction of patients held out of the fits for the scores.",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
         ),
     ),
     "forecast": (

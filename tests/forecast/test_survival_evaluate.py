@@ -150,6 +150,7 @@ def test_missing_predictions_are_named(pred):
         )
 
 
+@pytest.mark.slow  # seconds: the quick tier is full
 def test_backtest_scores_each_model_on_the_same_held_out_patients():
     from alsprog.simulate import simulate_cohort
 

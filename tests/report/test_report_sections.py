@@ -152,7 +152,8 @@ def test_own_section_has_its_part_of_the_report_with_its_figure(toy_run):
     assert "most frequent visit count" in _sections_of(html)["summary"]
     # the built-in sections are all still there, in order, before it
     assert list(_sections_of(html)) == [
-        "summary", "cohort", "models", "forecast", "design", "biomarkers", "toy", "run"
+        "summary", "cohort", "models", "survival", "forecast", "design", "biomarkers",
+        "toy", "run",
     ]  # fmt: skip
 
 
@@ -209,6 +210,9 @@ def test_each_figure_of_a_run_is_shown_once_in_the_section_that_drew_it(tiny_dem
         "subject_trajectories": "models",
         "class_selection": "models",
         "class_trajectories": "models",
+        "survival_risk_groups": "survival",
+        "survival_calibration": "survival",
+        "survival_patients": "survival",
         "forecast_fan_charts": "forecast",
         "forecast_calibration": "forecast",
         "power_curve": "design",
@@ -231,7 +235,7 @@ def test_each_figure_of_a_run_is_shown_once_in_the_section_that_drew_it(tiny_dem
 def test_default_sections_give_the_stages():
     assert check_sections(SECTIONS) == STAGES
     assert [s.name for s in SECTIONS] == [
-        "imaging", "cohort", "models", "forecast", "design", "biomarkers"
+        "imaging", "cohort", "models", "survival", "forecast", "design", "biomarkers"
     ]  # fmt: skip
 
 

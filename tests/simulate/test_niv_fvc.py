@@ -122,6 +122,7 @@ def test_niv_observed_fraction_is_plausible(pats):
     assert composite.mean() > pats["event_observed"].mean()
 
 
+@pytest.mark.slow  # seconds: the quick tier is full
 @pytest.mark.parametrize("median", [36.0, 26.0])
 def test_population_niv_median_from_onset(median):
     # the population probability of no NIV, averaged over the patients' Weibull

@@ -648,9 +648,10 @@ class JointModel(TrajectoryModel):
         if given_alive_at is not None:
             g = check_interval(given_alive_at, "given_alive_at", low=0)
             t_last = np.maximum(t_last, g)
-            early = prep.future[self.time].to_numpy(float) < t_last[
-                prep.future["_subject_index"].to_numpy()
-            ]
+            early = (
+                prep.future[self.time].to_numpy(float)
+                < t_last[prep.future["_subject_index"].to_numpy()]
+            )
             if early.any():
                 raise ValueError(
                     f"`at_months` must not be before given_alive_at ({g:g})."

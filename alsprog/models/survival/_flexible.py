@@ -146,7 +146,10 @@ def _start(
     Breslow cumulative hazard at the event times on the basis."""
     from alsprog.models.survival._cox import cox_fit
 
-    cox = cox_fit(t, d, X, entry=np.where(entry > 0, entry, -np.inf), ties="breslow")
+    cox = cox_fit(  # a few Newton steps: a start, not the estimate
+        t, d, X, entry=np.where(entry > 0, entry, -np.inf), ties="breslow", max_iter=3
+    )
+    coef = cox.coef if np.all(np.isfinite(cox.coef)) else np.zeros(X.shape[1])
     H = np.clip(cox.basehaz, 1e-8, None)
     if scale == "hazard":
         target = np.log(H)
@@ -154,12 +157,19 @@ def _start(
         target = np.log(np.expm1(H))
     else:
         target = ndtri(np.clip(-np.expm1(-H), 1e-10, 1 - 1e-10))
-    B, dB = rcs_basis(np.log(cox.basehaz_times), knots)
-    g = np.linalg.lstsq(B, target, rcond=None)[0]
-    if np.any(rcs_basis(np.log(t), knots)[1] @ g <= 0):
-        g = np.zeros(B.shape[1])
-        g[:2] = np.polyfit(np.log(cox.basehaz_times), target, 1)[::-1]
-    return np.concatenate([g, cox.coef])
+    z = np.log(cox.basehaz_times)
+    B, dB = rcs_basis(z, knots)
+    ok = np.isfinite(target)
+    g = np.zeros(B.shape[1])
+    if ok.sum() >= B.shape[1]:
+        g = np.linalg.lstsq(B[ok], target[ok], rcond=None)[0]
+    if np.any(rcs_basis(np.log(t), knots)[1] @ g <= 0) or not np.all(np.isfinite(g)):
+        g = np.zeros(B.shape[1])  # a straight line in log time (a Weibull start)
+        if ok.sum() >= 2 and np.ptp(z[ok]) > 0:
+            g[:2] = np.polyfit(z[ok], target[ok], 1)[::-1]
+        if not g[1] > 0:
+            g[:2] = [-np.log(np.mean(t)), 1.0]
+    return np.concatenate([g, coef])
 
 
 def rp_fit(

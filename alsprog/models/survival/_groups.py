@@ -83,7 +83,8 @@ def risk_groups(
         Fitted.
     table : pandas.DataFrame
         Subjects to place (long or one row per subject): the covariates and, for
-        the observed curves, the event columns of the model's formula.
+        the observed curves, the event columns of the model's formula.  Subjects
+        of a long table with a missing covariate are left out.
     n_groups : int, default 5
         Quantile groups of the prognostic index of the subjects the model was
         fitted on (ENCALS: quintiles of the development cohort).
@@ -102,7 +103,7 @@ def risk_groups(
     >>> from alsprog.models import SurvivalModel
     >>> from alsprog.simulate import simulate_cohort
     >>> from alsprog.data import assemble
-    >>> c = simulate_cohort(300, seed=1)
+    >>> c = simulate_cohort(120, seed=1)
     >>> t = assemble(c.visits, c.subjects)
     >>> m = SurvivalModel("Surv(death_or_tracheostomy_months, event_observed) "
     ...                   "~ delta_fs + age_at_onset", time_origin="onset").fit(t)
@@ -114,6 +115,9 @@ def risk_groups(
     from alsprog.models.survival._km import kaplan_meier
 
     check_is_fitted(model, ["params_"])
+    if model.subject in table.columns:  # subjects it cannot place are left out
+        keep = set(model.complete_subjects(table))
+        table = table.loc[table[model.subject].astype(str).isin(keep).to_numpy()]
     pi = model.prognostic_index(table)
     pi.index = pi.index.astype(str)
     if cut_points is None:

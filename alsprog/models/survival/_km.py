@@ -93,9 +93,13 @@ def km_at(km: pd.DataFrame, times: npt.ArrayLike, column: str = "survival") -> A
     >>> km = kaplan_meier([1.0, 2, 3], [1, 1, 0])
     >>> km_at(km, [0.5, 1.0, 2.5]).round(4).tolist()
     [1.0, 0.6667, 0.3333]
+    >>> km_at(kaplan_meier([1.0, 2], [0, 0]), [3.0]).tolist()
+    [1.0]
     """
     at = np.asarray(times, float)
     i = np.searchsorted(km["time"].to_numpy(), at, side="right") - 1
     before = 0.0 if column == "se" else 1.0
     vals = km[column].to_numpy(dtype=float)
+    if vals.size == 0:  # no events: survival 1 throughout
+        return np.full(at.shape, before)
     return np.where(i >= 0, vals[np.maximum(i, 0)], before)

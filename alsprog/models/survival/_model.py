@@ -132,7 +132,7 @@ class SurvivalModel(EstimatorParams):
     --------
     >>> from alsprog.simulate import simulate_cohort
     >>> from alsprog.data import assemble
-    >>> c = simulate_cohort(300, seed=1)
+    >>> c = simulate_cohort(120, seed=1)
     >>> table = assemble(c.visits, c.subjects)
     >>> m = SurvivalModel("Surv(death_or_tracheostomy_months, event_observed) "
     ...                   "~ delta_fs + onset_site", time_origin="onset").fit(table)
@@ -521,6 +521,28 @@ class SurvivalModel(EstimatorParams):
         shift = np.zeros(len(rows)) if origin is None else origin
         return rows, X - self.x_means_.to_numpy(), shift
 
+    def complete_subjects(self, table: pd.DataFrame) -> pd.Index:
+        """The subjects of ``table`` with every covariate the model reads at their
+        baseline row (and ``onset`` for ``time_origin="onset"``): those it can
+        predict.
+
+        Returns
+        -------
+        pandas.Index
+            Subject labels as text.
+        """
+        check_is_fitted(self, ["params_"])
+        onset = [self.onset] if self.time_origin == "onset" else []
+        rows = subject_rows(
+            table,
+            [*self._covs, *onset],
+            subject=self.subject,
+            time=self.time,
+            constant=[],
+        )
+        ok = rows.notna().all(axis=1).to_numpy()
+        return rows.index[ok].astype(str)
+
     def prognostic_index(self, table: pd.DataFrame) -> pd.Series:
         """The linear predictor ``(x - x_mean)' beta`` of each subject: higher is a
         worse prognosis on the hazard and odds scales (ENCALS's prognostic index).
@@ -622,7 +644,10 @@ class SurvivalModel(EstimatorParams):
             out["survival"] = np.exp(diff).ravel()
             return pd.DataFrame(out)
         ls, gr = self._log_surv(u, Xc, True)
-        ls0, gr0 = self._log_surv(u0, Xc, True)
+        if np.any(u0 > 0):
+            ls0, gr0 = self._log_surv(u0, Xc, True)
+        else:  # conditional on nothing: S(0) = 1
+            ls0, gr0 = np.zeros_like(ls), np.zeros_like(gr)
         diff = np.minimum(ls - ls0, 0.0)
         V = self.cov_params_.to_numpy()
         q = stats.norm.ppf(0.5 + level / 2)

@@ -7,8 +7,8 @@ its ``sections`` argument says otherwise), and the report's page places each
 fragment.  Adding a section or a figure is one file: a :class:`Section` subclass,
 passed to ``run(..., sections=[*SECTIONS, MySection()])``.
 
-Owns: :data:`SECTIONS` (imaging, cohort, models, forecast, design, biomarkers, in
-that order) and the names a new section needs (:class:`Section`,
+Owns: :data:`SECTIONS` (imaging, cohort, models, survival, forecast, design,
+biomarkers, in that order) and the names a new section needs (:class:`Section`,
 :class:`RunContext`, :class:`~alsprog.report._figures.FigureOut`).
 Leaves: each section's work to its module; the stages around them (check, figures,
 report), timing and logging to :mod:`alsprog.report._run`.
@@ -31,6 +31,7 @@ from alsprog.report.sections.design import DesignSection
 from alsprog.report.sections.forecast import ForecastSection
 from alsprog.report.sections.imaging import ImagingSection
 from alsprog.report.sections.models import ModelsSection
+from alsprog.report.sections.survival import SurvivalSection
 
 __all__ = [
     "SECTIONS",
@@ -50,6 +51,7 @@ SECTIONS: tuple[Section, ...] = (
     ImagingSection(),
     CohortSection(),
     ModelsSection(),
+    SurvivalSection(),
     ForecastSection(),
     DesignSection(),
     BiomarkersSection(),
