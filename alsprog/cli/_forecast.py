@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from alsprog.cli._models import (
@@ -27,7 +26,7 @@ from alsprog.cli._options import (
     _rename_option,
     _seed_option,
 )
-from alsprog.cli._shared import _progress, _read_long, _stage
+from alsprog.cli._shared import _one_source, _progress, _read_long, _stage
 
 __all__ = ["add_backtest_parser", "add_forecast_parser", "cmd_backtest", "cmd_forecast"]
 
@@ -159,10 +158,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from alsprog._io import atomic_path, check_out_file
     from alsprog.forecast import backtest
 
-    if (args.data is None) == (args.simulate is None):
-        print(
-            "alsprog: error: give exactly one of --data or --simulate", file=sys.stderr
-        )
+    if not _one_source(args):
         return 2
     if args.out:
         check_out_file(args.out, inputs={"--data": args.data})

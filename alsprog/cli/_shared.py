@@ -65,3 +65,14 @@ def _read_long(
             )
     table, _ = read_table(path, kind="long", rename=rename)
     return table
+
+
+def _one_source(args: argparse.Namespace) -> bool:
+    """Whether exactly one of ``--data`` and ``--simulate`` was given (else say so
+    on stderr: the command then exits 2, as for any usage error)."""
+    if (args.data is None) == (args.simulate is None):
+        print(
+            "alsprog: error: give exactly one of --data or --simulate", file=sys.stderr
+        )
+        return False
+    return True

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import warnings
 from pathlib import Path
 
 from alsprog.cli._options import _fraction, _rename_option, _seed_option
-from alsprog.cli._shared import _read_long, _stage
+from alsprog.cli._shared import _one_source, _read_long, _stage
 
 __all__: list[str] = []
 
@@ -80,10 +79,7 @@ def cmd_survival(args: argparse.Namespace) -> int:
     from alsprog.forecast import backtest_survival
     from alsprog.models import SurvivalModel, risk_groups
 
-    if (args.data is None) == (args.simulate is None):
-        print(
-            "alsprog: error: give exactly one of --data or --simulate", file=sys.stderr
-        )
+    if not _one_source(args):
         return 2
     if args.out:
         check_out_file(args.out, inputs={"--data": args.data})

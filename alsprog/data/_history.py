@@ -29,6 +29,7 @@ __all__ = [
     "prepare_history",
     "shift_time_columns",
     "validate_model_columns",
+    "varying_within_subject",
     "with_draws",
 ]
 
@@ -456,3 +457,33 @@ def prepare_history(
         last_time=last_time,
         first=first.drop(columns="_line"),
     )
+
+
+def varying_within_subject(
+    rows: pd.DataFrame, key: Any, columns: Sequence[str], *, limit: int = 20
+) -> list[Problem]:
+    """A problem for each subject (``key``: a column name or a Series of labels)
+    whose rows give a column of ``columns`` more than one value (a missing value
+    counts as one): event times and indicators, and other columns a model reads
+    once per subject.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"subject_id": ["a", "a", "b"], "t": [1.0, 2.0, 3.0]})
+    >>> [p.subject_id for p in varying_within_subject(rows, "subject_id", ["t"])]
+    ['a']
+    """
+    problems = []
+    for col in columns:
+        n_distinct = rows.groupby(key, sort=False)[col].nunique(dropna=False)
+        problems += [
+            Problem(
+                f"{col!r} differs between the subject's visits; one value per "
+                "subject is expected (it varies)",
+                rule="subject_level",
+                subject_id=str(sid),
+                column=col,
+            )
+            for sid in n_distinct.index[n_distinct.to_numpy() > 1][:limit]
+        ]
+    return problems

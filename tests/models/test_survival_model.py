@@ -203,7 +203,9 @@ def test_event_data_varying_within_a_subject_is_refused():
     table, *_ = _long()
     bad = table.copy()
     bad.loc[bad.index[0], "t"] = 99.0
-    with pytest.raises(DataValidationError, match="differs between the subject's rows"):
+    with pytest.raises(
+        DataValidationError, match="differs between the subject's visits"
+    ):
         SurvivalModel("Surv(t, d) ~ x").fit(bad)
 
 

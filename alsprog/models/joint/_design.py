@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from alsprog._formula_text import check_formula, formula_context
+from alsprog.data._history import varying_within_subject
 from alsprog.errors import DataValidationError, ModelSpecificationError, Problem
 
 __all__ = ["event_data", "event_design", "first_rows", "without_intercept"]
@@ -92,19 +93,9 @@ def event_data(
                 for c in missing
             ]
         )
-    problems = []
-    for col in (model.event_time, model.event):
-        n_distinct = rows.groupby(group, sort=False)[col].nunique(dropna=False)
-        problems += [
-            Problem(
-                f"{col!r} differs between the subject's visits; one value per "
-                "subject is expected (it varies)",
-                rule="subject_level",
-                subject_id=str(sid),
-                column=col,
-            )
-            for sid in n_distinct.index[n_distinct.to_numpy() > 1]
-        ]
+    problems = varying_within_subject(
+        rows, group, (model.event_time, model.event), limit=len(rows)
+    )
     times = pd.to_numeric(first[model.event_time], errors="coerce").to_numpy(float)
     ev_raw = first[model.event]
     ids = first[group].astype(str).to_numpy()

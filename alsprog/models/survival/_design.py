@@ -22,6 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from alsprog._formula_text import check_formula, formula_context
+from alsprog.data._history import varying_within_subject
 from alsprog.errors import (
     DataValidationError,
     DataWarning,
@@ -166,19 +167,7 @@ def subject_rows(
             ]
         )
     key = rows[subject].astype(str)
-    problems = []
-    for col in constant:
-        n_distinct = rows.groupby(key, sort=False)[col].nunique(dropna=False)
-        problems += [
-            Problem(
-                f"{col!r} differs between the subject's rows; a survival model reads "
-                "one value per subject",
-                rule="constant_within_subject",
-                subject_id=str(s),
-                column=col,
-            )
-            for s in n_distinct.index[n_distinct.to_numpy() > 1][:20]
-        ]
+    problems = varying_within_subject(rows, key, constant)
     if problems:
         raise DataValidationError(problems)
     if time in rows.columns:
