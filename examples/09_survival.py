@@ -43,7 +43,7 @@ DEATH = f"Surv(death_or_tracheostomy_months, event_observed) ~ {COVARIATES}"
 
 def main(out: Path) -> None:
     warnings.simplefilter("ignore", DataWarning)  # baseline-only dropouts left out
-    cohort = simulate_cohort(800, seed=25)
+    cohort = simulate_cohort(500, seed=25)
     table = assemble(cohort.visits, cohort.subjects)
     events = table.drop_duplicates("subject_id")
     print(

@@ -270,3 +270,57 @@ def test_prediction_needs_the_covariates(lung):
         pi,
         (lung.iloc[:3][["age", "sex"]] - m.x_means_.to_numpy()) @ m.params_.to_numpy(),
     )
+
+
+@pytest.mark.parametrize("kw", [{}, {"method": "cox"}, {"scale": "odds", "df": 2}])
+def test_save_and_load_round_trip(tmp_path, kw):
+    table, *_ = _long()
+    table = table.assign(site=np.where(table["x"] > 0, "a", "b"))
+    m = SurvivalModel(
+        "Surv(t, d) ~ center(x) + C(site)", time_origin="onset", onset="onset", **kw
+    ).fit(table)
+    path = tmp_path / "m.npz"
+    m.save(path)
+    back = SurvivalModel.load(path)
+    assert back.get_params() == m.get_params() and back.llf_ == m.llf_
+    pd.testing.assert_frame_equal(back.cov_params_, m.cov_params_)
+    pd.testing.assert_frame_equal(
+        back.predict_survival(table, [3.0, 9.0]), m.predict_survival(table, [3.0, 9.0])
+    )
+    assert str(back.summary()) == str(m.summary())
+
+
+def _rewrite(path, out, *, header=None, **arrays):
+    import json
+
+    arr = np.load(path)
+    members = {k: arr[k] for k in arr.files}
+    if header is not None:
+        members["__header__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    members.update(arrays)
+    np.savez(out, **members)
+    return out
+
+
+def test_a_forged_file_is_refused(tmp_path, lung):
+    import json
+
+    from alsprog.errors import SavedModelError
+
+    m = SurvivalModel("Surv(time, event) ~ age + sex").fit(lung)
+    path = tmp_path / "m.npz"
+    m.save(path)
+    theta = np.load(path)["theta"].copy()
+    theta[-1] += 0.1  # estimates that do not give the saved log-likelihood
+    with pytest.raises(SavedModelError, match="scalars.llf"):
+        SurvivalModel.load(_rewrite(path, tmp_path / "a.npz", theta=theta))
+    header = json.loads(np.load(path)["__header__"].tobytes())
+    header["params"]["formula"] = "Surv(time, event) ~ {__import__('os').getcwd()}"
+    with pytest.raises(SavedModelError, match="params.*refused"):
+        SurvivalModel.load(_rewrite(path, tmp_path / "b.npz", header=header))
+    header = json.loads(np.load(path)["__header__"].tobytes())
+    header["names"]["covariates"] = ["age", "weight"]
+    with pytest.raises(SavedModelError, match="names.covariates"):
+        SurvivalModel.load(_rewrite(path, tmp_path / "c.npz", header=header))
+    with pytest.raises(SavedModelError, match="theta"):
+        SurvivalModel.load(_rewrite(path, tmp_path / "d.npz", theta=theta[:-1]))

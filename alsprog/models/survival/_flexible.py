@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import log_expit, log_ndtr, ndtri
 
-__all__ = ["RPFit", "default_knots", "rcs_basis", "rp_fit", "rp_loglik"]
+__all__ = ["RPFit", "default_knots", "rcs_basis", "rp_data", "rp_fit", "rp_loglik"]
 
 Array = npt.NDArray[np.float64]
 Scale = Literal["hazard", "odds", "normal"]
@@ -96,6 +96,24 @@ class _Data:
     B0: Array  # basis at entry, rows with entry > 0 (n0, m)
     X0: Array
     scale: str
+
+
+def rp_data(
+    time: Array, event: Array, X: Array, entry: Array, knots: Array, scale: str
+) -> _Data:
+    """The spline basis at the exit (and delayed-entry) times, with the covariates
+    and events: what :func:`rp_loglik` evaluates on."""
+    t = np.asarray(time, float)
+    B, dB = rcs_basis(np.log(t), knots)
+    e0 = np.asarray(entry, float)
+    late = e0 > 0
+    B0 = (
+        rcs_basis(np.log(e0[late]), knots)[0]
+        if late.any()
+        else np.zeros((0, B.shape[1]))
+    )
+    Xa = np.asarray(X, float)
+    return _Data(B, dB, Xa, np.asarray(event, float), np.log(t), B0, Xa[late], scale)
 
 
 def rp_loglik(theta: Array, data: _Data) -> tuple[float, Array]:
@@ -227,10 +245,8 @@ def rp_fit(
         if knots is None
         else np.asarray(knots, float)
     )
-    B, dB = rcs_basis(np.log(t), kn)
-    late = e0 > 0
-    B0 = rcs_basis(np.log(e0[late]), kn)[0] if late.any() else np.zeros((0, B.shape[1]))
-    data = _Data(B, dB, Xa, d, np.log(t), B0, Xa[late], scale)
+    data = rp_data(t, d, Xa, e0, kn, scale)
+    B = data.B
     n_ev = max(float(d.sum()), 1.0)
 
     def fun(th: Array) -> tuple[float, Array]:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time as _time
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -41,6 +43,25 @@ from alsprog.models.survival._design import (
 )
 
 __all__ = ["SurvivalModel"]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What a fit starts from (see :meth:`SurvivalModel._prepare`)."""
+
+    f: SurvFormula
+    covs: list[str]
+    names: list[str]
+    spec: Any
+    means: npt.NDArray[np.float64]
+    Xc: npt.NDArray[np.float64]
+    entry: npt.NDArray[np.float64]
+    exit: npt.NDArray[np.float64]
+    event: npt.NDArray[np.float64]
+    subjects: pd.Index
+    n_left_out: int
+    frame: pd.DataFrame
+
 
 logger = logging.getLogger(__name__)
 Array = npt.NDArray[np.float64]
@@ -143,6 +164,8 @@ class SurvivalModel(EstimatorParams):
     ['subject_id', 'months', 'survival', 'lower', 'upper']
     """
 
+    #: The suffix of the file :meth:`save` writes.
+    file_suffix: ClassVar[str] = ".npz"
     #: Allowed ranges of numeric parameters (checked before a run).
     param_ranges: ClassVar[dict[str, str]] = {"df": "[1, 10]"}
 
@@ -249,8 +272,48 @@ class SurvivalModel(EstimatorParams):
             raise TypeError(
                 f"`table` must be a pandas DataFrame; got {type(table).__name__}."
             )
-        f = self._checked()
         t0 = _time.perf_counter()
+        prep = self._prepare(table)
+        late = prep.entry > 0
+        entry = prep.entry if late.any() else None
+        if self.method == "cox":
+            cox = cox_fit(prep.exit, prep.event, prep.Xc, entry=entry, ties=self.ties)
+            self.n_iter_ = cox.n_iter
+            theta, cov, converged = cox.coef, cox.cov, cox.converged
+            knots = None
+        else:
+            rp = rp_fit(
+                prep.exit,
+                prep.event,
+                prep.Xc,
+                entry=entry,
+                scale=self.scale,
+                df=int(self.df),
+            )
+            theta = np.concatenate([rp.gamma, rp.beta])
+            cov, converged, knots = rp.cov, rp.converged, rp.knots
+        self._set_fitted(prep, theta, cov, knots)
+        self.converged_ = bool(converged) and bool(np.all(np.isfinite(cov)))
+        logger.info(
+            "SurvivalModel: %d subjects, %d events, %.2f s",
+            self.n_subjects_,
+            self.n_events_,
+            _time.perf_counter() - t0,
+        )
+        if not self.converged_:
+            not_converged(
+                "the survival model's maximum likelihood did not converge; simplify "
+                "the covariates or lower df.",
+                strict=bool(self.strict),
+                stacklevel=2,
+            )
+        return self
+
+    def _prepare(self, table: pd.DataFrame) -> _Prepared:
+        """The checked formula, each subject's baseline row and event data, and
+        the centred covariates (what a fit, and a saved model's restore, start
+        from)."""
+        f = self._checked()
         covs = rhs_variables(f.rhs)
         onset = [self.onset] if self.time_origin == "onset" else []
         rows = subject_rows(
@@ -267,78 +330,128 @@ class SurvivalModel(EstimatorParams):
                 f"No events ({f.event} true) among the {len(ed.exit)} complete "
                 "subjects: a survival model cannot be estimated."
             )
-        X, names, spec = covariate_design(f.rhs, rows.loc[ed.keep])
+        used = rows.loc[ed.keep]
+        X, names, spec = covariate_design(f.rhs, used)
         if X.shape[1] and np.linalg.matrix_rank(X - X.mean(axis=0)) < X.shape[1]:
             raise ModelSpecificationError(
                 f"The covariates of {f.rhs!r} are collinear (or one is constant) "
                 f"among the {len(X)} subjects: {', '.join(names)}."
             )
         means = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
-        Xc = X - means
-        late = ed.entry > 0
-        if self.method == "cox":
-            cox = cox_fit(
-                ed.exit,
-                ed.event,
-                Xc,
-                entry=ed.entry if late.any() else None,
-                ties=self.ties,
-            )
-            beta, cov, llf, converged = cox.coef, cox.cov, cox.loglik[1], cox.converged
+        frame = used.reset_index(drop=True)
+        frame.insert(0, self.subject, used.index.astype(str))
+        return _Prepared(
+            f=f,
+            covs=covs,
+            names=names,
+            spec=spec,
+            means=means,
+            Xc=X - means,
+            entry=ed.entry,
+            exit=ed.exit,
+            event=ed.event,
+            subjects=ed.subjects,
+            n_left_out=int((~ed.keep).sum()),
+            frame=frame,
+        )
+
+    def _set_fitted(
+        self, prep: _Prepared, theta: Array, cov: Array, log_knots: Array | None
+    ) -> None:
+        """Every fitted attribute from the estimates ``theta`` (spline, then
+        covariates; the covariates alone for Cox) and their covariance."""
+        from alsprog.models.survival._cox import (
+            _baseline_hazard,
+            _risk_sets,
+            cox_partial,
+        )
+        from alsprog.models.survival._flexible import rp_data, rp_loglik
+
+        names = prep.names
+        n_spline = 0 if log_knots is None else len(log_knots)
+        beta = np.asarray(theta[n_spline:], float)
+        if log_knots is None:
+            late = prep.entry > 0
+            start = prep.entry if late.any() else np.full(len(prep.exit), -np.inf)
+            rs = _risk_sets(start, prep.exit, prep.event.astype(bool))
+            llf = cox_partial(beta, prep.Xc, rs, self.ties, derivatives=False)[0]
+            null = cox_partial(
+                np.zeros_like(beta), prep.Xc, rs, self.ties, derivatives=False
+            )[0]
             self.baseline_hazard_ = pd.DataFrame(
-                {"time": cox.basehaz_times, "cumulative_hazard": cox.basehaz}
+                {
+                    "time": rs.times,
+                    "cumulative_hazard": _baseline_hazard(beta, prep.Xc, rs, self.ties),
+                }
             )
-            self.null_llf_ = cox.loglik[0]
-            self.n_iter_ = cox.n_iter
-            n_spline = 0
+            self.null_llf_ = float(null)
         else:
-            rp = rp_fit(
-                ed.exit,
-                ed.event,
-                Xc,
-                entry=ed.entry if late.any() else None,
-                scale=self.scale,
-                df=int(self.df),
+            data = rp_data(
+                prep.exit, prep.event, prep.Xc, prep.entry, log_knots, self.scale
             )
-            beta, cov, llf, converged = rp.beta, rp.cov, rp.loglik, rp.converged
-            n_spline = len(rp.gamma)
+            llf = rp_loglik(np.asarray(theta, float), data)[0]
             spline_names = [f"gamma_{j}" for j in range(n_spline)]
-            self.spline_params_ = pd.Series(rp.gamma, index=spline_names, name="coef")
-            self._log_knots = rp.knots
-            self.knots_ = np.exp(rp.knots)
+            self.spline_params_ = pd.Series(
+                np.asarray(theta[:n_spline], float), index=spline_names, name="coef"
+            )
+            self._log_knots = np.asarray(log_knots, float)
+            self.knots_ = np.exp(self._log_knots)
         all_names = [*(f"gamma_{j}" for j in range(n_spline)), *names]
         self.params_ = pd.Series(beta, index=names, name="coef", dtype=float)
         self.bse_ = pd.Series(
             np.sqrt(np.diag(cov))[n_spline:], index=names, name="se", dtype=float
         )
         self.cov_params_ = pd.DataFrame(cov, index=all_names, columns=all_names)
-        self.x_means_ = pd.Series(means, index=names, dtype=float)
+        self.x_means_ = pd.Series(prep.means, index=names, dtype=float)
         self.llf_ = float(llf)
-        self.converged_ = bool(converged) and bool(np.all(np.isfinite(cov)))
-        self.n_subjects_ = len(ed.exit)
-        self.n_events_ = int(ed.event.sum())
-        self.n_left_out_ = int((~ed.keep).sum())
-        self._f = f
-        self._spec = spec
-        self._covs = covs
+        self.n_subjects_ = len(prep.exit)
+        self.n_events_ = int(prep.event.sum())
+        self.n_left_out_ = prep.n_left_out
+        self._f = prep.f
+        self._spec = prep.spec
+        self._covs = prep.covs
+        self._frame = prep.frame
         self._fit_events = pd.DataFrame(
-            {"entry": ed.entry, "exit": ed.exit, "event": ed.event}, index=ed.subjects
+            {"entry": prep.entry, "exit": prep.exit, "event": prep.event},
+            index=prep.subjects,
         )
-        self._fit_pi = Xc @ beta
-        logger.info(
-            "SurvivalModel: %d subjects, %d events, %.2f s",
-            self.n_subjects_,
-            self.n_events_,
-            _time.perf_counter() - t0,
-        )
-        if not self.converged_:
-            not_converged(
-                "the survival model's maximum likelihood did not converge; simplify "
-                "the covariates or lower df.",
-                strict=bool(self.strict),
-                stacklevel=2,
-            )
-        return self
+        self._fit_pi = prep.Xc @ beta
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to ``path`` (a NumPy ``.npz``, never a pickle):
+        the parameters, the estimates, their covariance and the subjects' baseline
+        rows it was fitted on, so :meth:`load` rebuilds the covariates' design (and
+        checks the log-likelihood) by the fit's own code.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> d = pd.DataFrame({"t": [1.0, 2, 3, 4, 5, 6], "d": [1, 1, 1, 1, 0, 1],
+        ...                   "x": [0.0, 1, 0, 1, 0, 1]})
+        >>> m = SurvivalModel("Surv(t, d) ~ x", method="cox").fit(d)
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.npz"
+        >>> m.save(p)
+        >>> round(float(SurvivalModel.load(p).params_["x"]), 6)
+        -0.273948
+        """
+        from alsprog.models.survival._io import save_model
+
+        check_is_fitted(self, ["params_"])
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SurvivalModel:
+        """A model written by :meth:`save`.
+
+        Raises
+        ------
+        SavedModelError
+            A file that is not an alsprog survival model of this version, or whose
+            fields disagree with each other (naming the field).
+        """
+        from alsprog.models.survival._io import load_model
+
+        return load_model(cls, path)  # type: ignore[no-any-return]
 
     def _origin(self, rows: pd.DataFrame) -> Array | None:
         """Months from the time origin to each row's zero (onset origin), else None."""

@@ -1,7 +1,8 @@
 """The survival section: the ENCALS-style survival model, its scores and risk groups.
 
 Owns: :func:`stage_survival` (a :class:`~alsprog.models.SurvivalModel` from
-``[survival]`` fitted to the patients; its summary and hazard ratios; the risk
+``[survival]`` fitted to the patients and saved as ``survival/model.npz``; its
+summary and hazard ratios; the risk
 groups of its prognostic index; the backtest of it beside the other method (Royston-
 Parmar and Cox); at a landmark, the joint models of ``[models]`` against it), its
 frozen result :class:`Survival`, the figures (risk groups' curves, calibration,
@@ -92,6 +93,7 @@ def stage_survival(ctx: RunContext) -> Survival:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     summary = est.summary()
     ctx.write_text("survival/summary.txt", str(summary) + "\n")
+    est.save(ctx.out / "survival" / f"model{type(est).file_suffix}")
     coefs = est.coef_table()
     ctx.write(coefs.rename_axis("term"), "survival/coefficients.csv", index=True)
     groups = risk_groups(est, patients, n_groups=sv.n_groups)
