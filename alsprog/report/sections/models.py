@@ -35,7 +35,14 @@ from alsprog.report.sections._latent import (
 )
 from alsprog.report.sections.cohort import Cohort
 
-__all__ = ["Models", "ModelsSection", "build_model", "stage_models"]
+__all__ = [
+    "MAX_PARETO_K_BAD",
+    "Models",
+    "ModelsSection",
+    "best_by_loo",
+    "build_model",
+    "stage_models",
+]
 
 #: File of each summary table (``models/NAME_<file>.csv``): one name per content,
 #: whichever model wrote it.  The joint model's ``fixed_effects`` is ``NAME_fixed.csv``
@@ -159,6 +166,39 @@ def _model_row(
         "seconds": seconds,
         **est.fit_statistics(),
     }
+
+
+#: Most observations with Pareto k > 0.7 for which a model's PSIS-LOO is still read
+#: as reliable (Vehtari et al. 2017 ask for none; a handful is tolerated).
+MAX_PARETO_K_BAD = 5
+
+
+def best_by_loo(comp: pd.DataFrame) -> str:
+    """The model the comparison ranks first among those that passed the
+    convergence gate and whose PSIS-LOO is reliable (at most
+    :data:`MAX_PARETO_K_BAD` observations with Pareto k > 0.7); otherwise what
+    kept each ranked model out.
+
+    Examples
+    --------
+    >>> comp = pd.DataFrame({"rank": [0.0, 1.0], "converged": [False, True],
+    ...                      "n_pareto_k_bad": [0, 2]}, index=["a", "b"])
+    >>> best_by_loo(comp)
+    'b (a did not converge)'
+    """
+    ranked = comp[comp["rank"].notna()].sort_values("rank")
+    why: dict[str, str] = {}
+    for name, row in ranked.iterrows():
+        if not bool(row.get("converged", True)):
+            why[str(name)] = "did not converge"
+        elif float(row.get("n_pareto_k_bad", 0) or 0) > MAX_PARETO_K_BAD:
+            why[str(name)] = f"{int(row['n_pareto_k_bad'])} Pareto k > 0.7"
+    ok = [str(n) for n in ranked.index if str(n) not in why]
+    left = "; ".join(f"{n} {w}" for n, w in why.items())
+    if not ok:
+        return f"none ({left})"
+    first_ranked = str(ranked.index[0])
+    return ok[0] if ok[0] == first_ranked else f"{ok[0]} ({left})"
 
 
 def _add_loo(
@@ -330,7 +370,10 @@ class ModelsSection(Section):
                 "Bayesian models: convergence (R-hat, bulk ESS, divergences) and the "
                 "expected log predictive density by PSIS-LOO (by visit, conditional on "
                 "the patient's effects); <code>rank</code> 0 is the best, "
-                "<code>elpd_diff</code> the loss against it with its SE.</p>"
+                "<code>elpd_diff</code> the loss against it with its SE. A model that "
+                "did not pass the convergence gate, or with more than "
+                f"{MAX_PARETO_K_BAD} observations of Pareto k > 0.7 (its PSIS-LOO "
+                "unreliable), is never named the best.</p>"
             )
             if r.classes:
                 p.append(
@@ -355,7 +398,7 @@ class ModelsSection(Section):
         comp = result.comparison if result is not None else None
         out = []
         if comp is not None and "rank" in comp.columns and comp["rank"].notna().any():
-            out.append(("best model by LOO", str(comp["rank"].idxmin())))
+            out.append(("best model by LOO", best_by_loo(comp)))
         for lc in (result.classes if result is not None else {}).values():
             out.append((f"{lc.name}: latent classes", lc.kpi))
         return out
