@@ -110,7 +110,9 @@ class BayesianTrajectoryModel(TrajectoryModel):
     sampler : {"numpyro", "nutpie", "pymc"}, default "numpyro"
         NUTS implementation: numpyro through JAX (``pm.sample(nuts_sampler=
         "numpyro")``), nutpie, or PyMC's own.  ``"blackjax"`` is refused: PyMC 5.28's
-        bridge is broken with blackjax 1.7.1.
+        bridge is broken with blackjax 1.7.1.  PyMC's own compiles through
+        PyTensor's C backend, which needs a system BLAS (pip installs none): without
+        one it samples 2-3x slower and says so; numpyro is not affected.
     chains, draws, tune : int, default 4, 1000, 1000
         Markov chains, kept draws and tuning draws per chain.
     seed : int, numpy.random.Generator or None
