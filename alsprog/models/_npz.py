@@ -383,6 +383,63 @@ class SavedFile:
                     f"{tuple(int(i) for i in bad)}; expected finite numbers.",
                 )
 
+    def require_symmetric(
+        self, key: str, arr: np.ndarray, *, finite_only: bool = False
+    ) -> None:
+        """Refuse ``arr`` (a covariance matrix, or a stack of them in its last two
+        axes) unless it equals its transpose to 1e-8 of its largest entry; with
+        ``finite_only`` the non-finite entries (an unidentified direction's
+        variance) are left out of the comparison."""
+        a = np.asarray(arr, dtype=float)
+        at = np.swapaxes(a, -1, -2)
+        keep = (
+            np.isfinite(a) & np.isfinite(at) if finite_only else np.full(a.shape, True)
+        )
+        scale = float(np.max(np.abs(a[keep]), initial=0.0))
+        tol = 1e-8 * max(1.0, scale)
+        if not np.allclose(a[keep], at[keep], rtol=1e-8, atol=tol):
+            self.fail(key, "is not symmetric; expected a covariance matrix.")
+
+    def rebuild(self, field: str, build: Any) -> Any:
+        """``build()`` (the fit's own code on the saved rows), its warnings silenced;
+        a data or specification error is a refusal of ``field``."""
+        import warnings
+
+        from alsprog.errors import DataValidationError, ModelSpecificationError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return build()
+        except (ModelSpecificationError, DataValidationError, TypeError) as exc:
+            raise SavedModelError(
+                f"{self.path}: field {self.name(field)!r}: the model's design cannot "
+                f"be rebuilt ({exc})"
+            ) from exc
+
+    def require_rebuilt(self, checks: list[tuple[str, Any, Any]]) -> None:
+        """Refuse the first ``(field, saved, rebuilt)`` whose saved value differs
+        from what the saved rows give when the model's own code rebuilds it."""
+        for field, want, got in checks:
+            if want != got:
+                self.fail(
+                    field,
+                    f"is {want!r} but the saved rows give {got!r}; the file is "
+                    "inconsistent.",
+                )
+
+    def require_llf(
+        self, field: str, saved: float, rebuilt: float, *, rel_tol: float = 1e-9
+    ) -> None:
+        """Refuse a saved log-likelihood that the saved estimates do not give on
+        the saved rows."""
+        if not math.isclose(rebuilt, saved, rel_tol=rel_tol, abs_tol=1e-8):
+            self.fail(
+                field,
+                f"is {saved!r} but the saved estimates give {rebuilt!r} on the saved "
+                "rows; the file is inconsistent.",
+            )
+
     def check(
         self,
         key: str,

@@ -391,9 +391,7 @@ def _check_values(saved: SavedFile, h: dict, values: dict[str, np.ndarray]) -> A
 
     saved.require_finite(values)
     cov = values["cov_phi"]
-    tol = 1e-8 * max(1.0, float(np.max(np.abs(cov), initial=0.0)))
-    if not np.allclose(cov, cov.T, rtol=1e-8, atol=tol):
-        saved.fail("cov_phi", "is not symmetric; expected a covariance matrix.")
+    saved.require_symmetric("cov_phi", cov)
     layout = JointLayout(
         p=len(h["fe"]), q=len(h["re"]), r=len(h["w_names"]), k=h["n_pieces"]
     )

@@ -18,16 +18,14 @@ to :mod:`alsprog.models._npz_frames`; the fitted state to
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from alsprog.errors import DataValidationError, ModelSpecificationError, SavedModelError
+from alsprog.errors import ModelSpecificationError, SavedModelError
 from alsprog.models._npz import HEADER, Check, SavedFile, read_saved, write_saved
 from alsprog.models._npz_frames import (
     Unsupported,
@@ -202,7 +200,6 @@ def _check_formulas(
 def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     from alsprog.models.latent._numerics import evaluate
 
-    p = saved.path
     h = _check_header(cls, header, saved)
     params = h["params"]
     _check_formulas(saved, params, h["variables"])
@@ -210,38 +207,20 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     cov_x = saved.array("cov_x")
     llfs = saved.array("start_llf")
     saved.require_finite({"x": x})
-    finite = np.isfinite(cov_x)
-    if not np.allclose(cov_x[finite], cov_x.T[finite], rtol=1e-8, atol=1e-12):
-        saved.fail("cov_x", "is not symmetric; expected a covariance matrix.")
+    saved.require_symmetric("cov_x", cov_x, finite_only=True)
     frame = decode_frame(header["frame"], "frame", saved)
     require_complete(frame, "frame", saved)
     model = cls(**params)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prep = model._prepare(frame)
-    except (ModelSpecificationError, DataValidationError, TypeError) as exc:
-        raise SavedModelError(
-            f"{p}: field 'frame': the model's design cannot be rebuilt ({exc})"
-        ) from exc
-    for field, want, got in [
-        ("names.fe", h["fe"], list(prep.design.fe_names)),
-        ("scalars.n_obs", h["n_obs"], prep.stats.n_obs),
-        ("scalars.n_subjects", h["n_subjects"], prep.stats.n_subjects),
-        ("scalars.n_params", h["n_params"], prep.layout.n_params),
-    ]:
-        if want != got:
-            saved.fail(
-                field,
-                f"is {want!r} but the saved rows give {got!r}; the file is "
-                "inconsistent.",
-            )
+    prep = saved.rebuild("frame", lambda: model._prepare(frame))
+    saved.require_rebuilt(
+        [
+            ("names.fe", h["fe"], list(prep.design.fe_names)),
+            ("scalars.n_obs", h["n_obs"], prep.stats.n_obs),
+            ("scalars.n_subjects", h["n_subjects"], prep.stats.n_subjects),
+            ("scalars.n_params", h["n_params"], prep.layout.n_params),
+        ]
+    )
     llf = evaluate(x, prep.layout, prep.stats, grad=False).llf + prep.log_jacobian
-    if not math.isclose(llf, h["llf"], rel_tol=1e-9, abs_tol=1e-8):
-        saved.fail(
-            "scalars.llf",
-            f"is {h['llf']!r} but the saved estimates give {llf!r} on the saved "
-            "rows; the file is inconsistent.",
-        )
+    saved.require_llf("scalars.llf", h["llf"], llf)
     model._set_fitted(prep, x, cov_x, llfs)
     return model

@@ -397,10 +397,7 @@ def _check_values(saved: SavedFile, arrays: dict[str, npt.NDArray[Any]]) -> None
         if np.any(diag < 0):
             bad = diag[diag < 0].ravel()[0]
             saved.fail(key, f"has a negative variance {float(bad)!r} on its diagonal.")
-        mats = arr.reshape(-1, *arr.shape[-2:])
-        tol = 1e-8 * max(1.0, float(np.max(np.abs(arr))))
-        if not np.allclose(mats, mats.transpose(0, 2, 1), rtol=1e-8, atol=tol):
-            saved.fail(key, "is not symmetric; expected a covariance matrix.")
+        saved.require_symmetric(key, arr)
 
 
 def restore_mixed(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:

@@ -18,16 +18,14 @@ to :mod:`alsprog.models._npz_frames`; the fitted state to
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from alsprog.errors import DataValidationError, ModelSpecificationError, SavedModelError
+from alsprog.errors import ModelSpecificationError, SavedModelError
 from alsprog.models._npz import HEADER, Check, SavedFile, read_saved, write_saved
 from alsprog.models._npz_frames import (
     Unsupported,
@@ -170,9 +168,7 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     theta = saved.array("theta")
     cov = saved.array("cov")
     saved.require_finite({"theta": theta})
-    finite = np.isfinite(cov)
-    if not np.allclose(cov[finite], cov.T[finite], rtol=1e-8, atol=1e-12):
-        saved.fail("cov", "is not symmetric; expected a covariance matrix.")
+    saved.require_symmetric("cov", cov, finite_only=True)
     knots = saved.array("log_knots") if h["n_spline"] else None
     if knots is not None:
         saved.require_finite({"log_knots": knots})
@@ -181,31 +177,15 @@ def _restore(cls: Any, header: Mapping[str, Any], saved: SavedFile) -> Any:
     frame = decode_frame(header["frame"], "frame", saved)
     require_complete(frame, "frame", saved)
     model = cls(**h["params"])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prep = model._prepare(frame)
-    except (ModelSpecificationError, DataValidationError, TypeError) as exc:
-        raise SavedModelError(
-            f"{saved.path}: field 'frame': the model's design cannot be rebuilt ({exc})"
-        ) from exc
-    for field, want, got in [
-        ("names.covariates", h["covariates"], list(prep.names)),
-        ("scalars.n_subjects", h["n_subjects"], len(prep.exit)),
-        ("scalars.n_events", h["n_events"], int(prep.event.sum())),
-    ]:
-        if want != got:
-            saved.fail(
-                field,
-                f"is {want!r} but the saved rows give {got!r}; the file is "
-                "inconsistent.",
-            )
+    prep = saved.rebuild("frame", lambda: model._prepare(frame))
+    saved.require_rebuilt(
+        [
+            ("names.covariates", h["covariates"], list(prep.names)),
+            ("scalars.n_subjects", h["n_subjects"], len(prep.exit)),
+            ("scalars.n_events", h["n_events"], int(prep.event.sum())),
+        ]
+    )
     model._set_fitted(prep, theta, cov, knots)
-    if not math.isclose(model.llf_, h["llf"], rel_tol=1e-9, abs_tol=1e-8):
-        saved.fail(
-            "scalars.llf",
-            f"is {h['llf']!r} but the saved estimates give {model.llf_!r} on the "
-            "saved rows; the file is inconsistent.",
-        )
+    saved.require_llf("scalars.llf", h["llf"], model.llf_)
     model.converged_ = bool(h["converged"])
     return model

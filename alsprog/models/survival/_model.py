@@ -46,6 +46,17 @@ __all__ = ["SurvivalModel"]
 
 
 @dataclass(frozen=True)
+class _Terms:
+    """Likelihood terms at the estimates: ``llf``; Cox also ``null_llf`` (at zero)
+    and the baseline cumulative hazard at the covariates' means."""
+
+    llf: float
+    null_llf: float = float("nan")
+    basehaz_times: Any = None
+    basehaz: Any = None
+
+
+@dataclass(frozen=True)
 class _Prepared:
     """What a fit starts from (see :meth:`SurvivalModel._prepare`)."""
 
@@ -281,6 +292,7 @@ class SurvivalModel(EstimatorParams):
             self.n_iter_ = cox.n_iter
             theta, cov, converged = cox.coef, cox.cov, cox.converged
             knots = None
+            terms = _Terms(cox.loglik[1], cox.loglik[0], cox.basehaz_times, cox.basehaz)
         else:
             rp = rp_fit(
                 prep.exit,
@@ -292,7 +304,8 @@ class SurvivalModel(EstimatorParams):
             )
             theta = np.concatenate([rp.gamma, rp.beta])
             cov, converged, knots = rp.cov, rp.converged, rp.knots
-        self._set_fitted(prep, theta, cov, knots)
+            terms = _Terms(rp.loglik)
+        self._set_fitted(prep, theta, cov, knots, terms)
         self.converged_ = bool(converged) and bool(np.all(np.isfinite(cov)))
         logger.info(
             "SurvivalModel: %d subjects, %d events, %.2f s",
@@ -355,11 +368,11 @@ class SurvivalModel(EstimatorParams):
             frame=frame,
         )
 
-    def _set_fitted(
-        self, prep: _Prepared, theta: Array, cov: Array, log_knots: Array | None
-    ) -> None:
-        """Every fitted attribute from the estimates ``theta`` (spline, then
-        covariates; the covariates alone for Cox) and their covariance."""
+    def _likelihood_terms(
+        self, prep: _Prepared, theta: Array, log_knots: Array | None
+    ) -> _Terms:
+        """The log-likelihood of ``theta`` on the prepared rows (Cox: also at zero,
+        and the baseline cumulative hazard): what a saved model's restore checks."""
         from alsprog.models.survival._cox import (
             _baseline_hazard,
             _risk_sets,
@@ -367,29 +380,49 @@ class SurvivalModel(EstimatorParams):
         )
         from alsprog.models.survival._flexible import rp_data, rp_loglik
 
-        names = prep.names
-        n_spline = 0 if log_knots is None else len(log_knots)
-        beta = np.asarray(theta[n_spline:], float)
-        if log_knots is None:
-            late = prep.entry > 0
-            start = prep.entry if late.any() else np.full(len(prep.exit), -np.inf)
-            rs = _risk_sets(start, prep.exit, prep.event.astype(bool))
-            llf = cox_partial(beta, prep.Xc, rs, self.ties, derivatives=False)[0]
-            null = cox_partial(
-                np.zeros_like(beta), prep.Xc, rs, self.ties, derivatives=False
-            )[0]
-            self.baseline_hazard_ = pd.DataFrame(
-                {
-                    "time": rs.times,
-                    "cumulative_hazard": _baseline_hazard(beta, prep.Xc, rs, self.ties),
-                }
-            )
-            self.null_llf_ = float(null)
-        else:
+        if log_knots is not None:
             data = rp_data(
                 prep.exit, prep.event, prep.Xc, prep.entry, log_knots, self.scale
             )
-            llf = rp_loglik(np.asarray(theta, float), data)[0]
+            return _Terms(rp_loglik(np.asarray(theta, float), data)[0])
+        beta = np.asarray(theta, float)
+        late = prep.entry > 0
+        start = prep.entry if late.any() else np.full(len(prep.exit), -np.inf)
+        rs = _risk_sets(start, prep.exit, prep.event.astype(bool))
+
+        def ll(b: Array) -> float:
+            return float(cox_partial(b, prep.Xc, rs, self.ties, derivatives=False)[0])
+
+        return _Terms(
+            ll(beta),
+            ll(np.zeros_like(beta)),
+            rs.times,
+            _baseline_hazard(beta, prep.Xc, rs, self.ties),
+        )
+
+    def _set_fitted(
+        self,
+        prep: _Prepared,
+        theta: Array,
+        cov: Array,
+        log_knots: Array | None,
+        terms: _Terms | None = None,
+    ) -> None:
+        """Every fitted attribute from the estimates ``theta`` (spline, then
+        covariates; the covariates alone for Cox), their covariance and the
+        likelihood terms the fit computed (recomputed when not given: a restore)."""
+        if terms is None:
+            terms = self._likelihood_terms(prep, theta, log_knots)
+        names = prep.names
+        n_spline = 0 if log_knots is None else len(log_knots)
+        beta = np.asarray(theta[n_spline:], float)
+        llf = terms.llf
+        if log_knots is None:
+            self.baseline_hazard_ = pd.DataFrame(
+                {"time": terms.basehaz_times, "cumulative_hazard": terms.basehaz}
+            )
+            self.null_llf_ = float(terms.null_llf)
+        else:
             spline_names = [f"gamma_{j}" for j in range(n_spline)]
             self.spline_params_ = pd.Series(
                 np.asarray(theta[:n_spline], float), index=spline_names, name="coef"
