@@ -146,7 +146,7 @@ def bayes_draws(
         # sigmoid: covariates of log D50 / log dx read at each subject's first row
         Xs = _design(model, prep.first)  # (G, p)
         lin0 = np.einsum("gp,skp->sgk", Xs, beta)  # (S, G, 2)
-        b = _effects_given_history("sigmoid", lin0, D, sigma, nu, yh, th, gh, G, rng)
+        b = _sigmoid_effects(lin0, D, sigma, nu, yh, th, gh, G, rng)
         lin = (lin0 + b)[:, gf]  # (S, n_f, 2)
         mu = sigmoid_mean(tf[None, :], np.exp(lin[..., 0]), np.exp(lin[..., 1]))
     if nu is None:
@@ -154,6 +154,117 @@ def bayes_draws(
     else:
         e = rng.standard_t(nu[:, None], size=mu.shape)
     return np.asarray(mu + sigma[:, None] * e)
+
+
+#: Candidates per (posterior draw, patient) in the sigmoid model's importance
+#: resampling, and the degrees of freedom of their multivariate-t proposal.
+SIR_CANDIDATES = 32
+_SIR_DF = 5.0
+
+
+def _sigmoid_effects(
+    base: npt.NDArray[np.float64],
+    D: npt.NDArray[np.float64],
+    sigma: npt.NDArray[np.float64],
+    nu: npt.NDArray[np.float64] | None,
+    yh: npt.NDArray[np.float64],
+    th: npt.NDArray[np.float64],
+    gh: npt.NDArray[np.intp],
+    G: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    """One draw per (posterior draw, patient) of the sigmoid effects given the history.
+
+    Sampling-importance-resampling from a Laplace proposal: per problem, damped
+    Gauss-Newton steps find the mode of ``log p(y_hist | b) + log N(b; 0, D_s)``; a
+    multivariate t (5 df) around it, scaled by the inverse curvature times 1.5,
+    proposes :data:`SIR_CANDIDATES` effects, and one is kept with probability
+    proportional to ``p(y_hist | b) N(b; 0, D_s) / q(b)`` (the exact likelihood,
+    Student-t too).  About 45 log-likelihood evaluations per problem instead of the
+    450 of two 15 x 15 quadrature grids, and draws that are not restricted to grid
+    nodes.  ``base`` is each draw's and patient's fixed ``(log D50, log dx)``
+    (S, G, 2); returns (S, G, 2).
+    """
+    from scipy.special import expit
+
+    S = len(sigma)
+    y_pad, mask = padded(yh, gh, G)
+    t_pad = padded(th, gh, G)[0]
+    prec = np.linalg.inv(D + 1e-12 * np.eye(2))  # (S, 2, 2)
+    out = np.empty((S, G, 2))
+    s_all, g_all = np.divmod(np.arange(S * G), G)
+    for start in range(0, S * G, _CHUNK):
+        s_idx, g_idx = s_all[start : start + _CHUNK], g_all[start : start + _CHUNK]
+        y, m, t = y_pad[g_idx], mask[g_idx], t_pad[g_idx]
+        lin0, P, sig = base[s_idx, g_idx], prec[s_idx], sigma[s_idx]
+        nub = None if nu is None else nu[s_idx]
+
+        def objective(b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            lin = lin0[:, None, :] + b  # noqa: B023
+            mu = sigmoid_mean(
+                t[:, None, :],  # noqa: B023
+                np.exp(lin[..., 0:1]),
+                np.exp(lin[..., 1:2]),
+            )
+            ll = _loglik_rows(mu, y, m, sig, nub)  # noqa: B023
+            quad = np.einsum("bki,bij,bkj->bk", b, P, b)  # noqa: B023
+            return ll - 0.5 * quad
+
+        b = np.zeros((len(s_idx), 2))
+        cur = objective(b[:, None, :])[:, 0]
+        for _ in range(12):
+            lin = lin0 + b
+            d50, dx = np.exp(lin[:, 0:1]), np.exp(lin[:, 1:2])
+            eta = (d50 - t) / dx
+            q = 48.0 * expit(eta) * (1.0 - expit(eta)) * m
+            J = np.stack([q * d50 / dx, -q * eta], axis=-1)  # (B, n, 2)
+            r = (y - 48.0 * expit(eta)) * m
+            H = np.swapaxes(J, 1, 2) @ J / sig[:, None, None] ** 2 + P
+            grad = (np.swapaxes(J, 1, 2) @ r[..., None])[..., 0] / sig[:, None] ** 2
+            grad = grad - (P @ b[..., None])[..., 0]
+            det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+            step = (
+                np.stack(
+                    [
+                        H[:, 1, 1] * grad[:, 0] - H[:, 0, 1] * grad[:, 1],
+                        H[:, 0, 0] * grad[:, 1] - H[:, 0, 1] * grad[:, 0],
+                    ],
+                    axis=1,
+                )
+                / det[:, None]
+            )
+            scale = np.ones(len(b))
+            for _ in range(6):
+                cand = b + scale[:, None] * step
+                new = objective(cand[:, None, :])[:, 0]
+                bad = ~(new >= cur - 1e-10)
+                if not bad.any():
+                    break
+                scale = np.where(bad, scale / 2.0, scale)
+            ok = new >= cur - 1e-10
+            b = np.where(ok[:, None], cand, b)
+            cur = np.where(ok, new, cur)
+            if np.max(np.abs(step * scale[:, None])) < 1e-6:
+                break
+        C = np.linalg.cholesky(np.linalg.inv(H) * 1.5)
+        z = rng.standard_normal((len(b), SIR_CANDIDATES, 2))
+        chi = rng.chisquare(_SIR_DF, (len(b), SIR_CANDIDATES, 1)) / _SIR_DF
+        x = b[:, None, :] + (z / np.sqrt(chi)) @ np.swapaxes(C, 1, 2)
+        # log density of the multivariate t proposal (constants cancel)
+        dev = x - b[:, None, :]
+        u0 = dev[..., 0] / C[:, None, 0, 0]
+        u1 = (dev[..., 1] - C[:, None, 1, 0] * u0) / C[:, None, 1, 1]
+        log_q = -(_SIR_DF + 2) / 2 * np.log1p((u0**2 + u1**2) / _SIR_DF)
+        logw = objective(x) - log_q
+        logw -= logw.max(axis=1, keepdims=True)
+        w = np.exp(logw)
+        cum = np.cumsum(w, axis=1)
+        pick = np.minimum(
+            (cum < rng.random(len(b))[:, None] * cum[:, -1:]).sum(axis=1),
+            SIR_CANDIDATES - 1,
+        )
+        out[s_idx, g_idx] = x[np.arange(len(b)), pick]
+    return out
 
 
 def _loglik_rows(
