@@ -3,7 +3,8 @@
 Owns: :func:`build_model` (an unfitted estimator for a model's config),
 :func:`stage_models` (fit each model on the cohort's fit data; its summary tables,
 text summary and saved model under ``models/``; ``models/comparison.csv`` with
-PSIS-LOO for the Bayesian ones), :class:`Models` (its frozen result), the model
+PSIS-LOO for the Bayesian ones, and PSIS-LOO by patient or exact K-fold CV by
+subject in its place when PSIS-LOO by visit is unreliable), :class:`Models` (its frozen result), the model
 comparison and per-patient trajectory figures and the report's "Trajectory models".
 Leaves: the models to :mod:`alsprog.models`; the drawings to :mod:`alsprog.plots`;
 what a latent-class model adds (number of classes, class curves and sizes) to
@@ -36,11 +37,14 @@ from alsprog.report.sections._latent import (
 from alsprog.report.sections.cohort import Cohort
 
 __all__ = [
+    "KFOLD_K",
     "MAX_PARETO_K_BAD",
+    "PSIS_SUBJECT",
     "Models",
     "ModelsSection",
     "best_by_loo",
     "build_model",
+    "criterion_name",
     "stage_models",
 ]
 
@@ -126,7 +130,7 @@ def stage_models(ctx: RunContext) -> Models:
         if warning:
             ctx.note("models", f"{m.name} {warning}")
     comp = pd.DataFrame(rows).set_index("model")
-    comp = _add_loo(ctx, models, comp)
+    comp = _add_loo(ctx, models, comp, fit_data)
     ctx.write(comp, "models/comparison.csv", index=True)
     classes = {
         m.name: latent_classes(ctx, m, models[m.name], summaries[m.name], fit_data)
@@ -171,13 +175,37 @@ def _model_row(
 #: Most observations with Pareto k > 0.7 for which a model's PSIS-LOO is still read
 #: as reliable (Vehtari et al. 2017 ask for none; a handful is tolerated).
 MAX_PARETO_K_BAD = 5
+#: Folds of the exact cross-validation by subject that replaces PSIS-LOO in the
+#: comparison when a converged model's PSIS-LOO is unreliable.
+KFOLD_K = 5
+#: The ``criterion`` of a comparison by PSIS-LOO (by visit), and by PSIS-LOO leaving
+#: out whole patients.
+PSIS_LOO = "PSIS-LOO"
+PSIS_SUBJECT = "PSIS-LOO by patient"
+
+
+def criterion_name(comp: pd.DataFrame) -> str:
+    """The criterion the Bayesian models were ranked by: ``"PSIS-LOO"``,
+    ``"PSIS-LOO by patient"`` or ``"5-fold CV by subject"`` (the ``criterion``
+    column; PSIS-LOO without it).
+
+    Examples
+    --------
+    >>> criterion_name(pd.DataFrame({"rank": [0.0]}))
+    'PSIS-LOO'
+    """
+    if "criterion" not in comp.columns:
+        return PSIS_LOO
+    used = comp.loc[comp["rank"].notna(), "criterion"].dropna()
+    return str(used.iloc[0]) if len(used) else PSIS_LOO
 
 
 def best_by_loo(comp: pd.DataFrame) -> str:
     """The model the comparison ranks first among those that passed the
-    convergence gate and whose PSIS-LOO is reliable (at most
-    :data:`MAX_PARETO_K_BAD` observations with Pareto k > 0.7); otherwise what
-    kept each ranked model out.
+    convergence gate and, when ranked by PSIS-LOO, whose PSIS-LOO is reliable
+    (at most :data:`MAX_PARETO_K_BAD` observations with Pareto k > 0.7; the
+    Pareto k do not matter when the ``criterion`` column says K-fold);
+    otherwise what kept each ranked model out.
 
     Examples
     --------
@@ -187,11 +215,12 @@ def best_by_loo(comp: pd.DataFrame) -> str:
     'b (a did not converge)'
     """
     ranked = comp[comp["rank"].notna()].sort_values("rank")
+    psis = criterion_name(comp) == PSIS_LOO
     why: dict[str, str] = {}
     for name, row in ranked.iterrows():
         if not bool(row.get("converged", True)):
             why[str(name)] = "did not converge"
-        elif float(row.get("n_pareto_k_bad", 0) or 0) > MAX_PARETO_K_BAD:
+        elif psis and float(row.get("n_pareto_k_bad", 0) or 0) > MAX_PARETO_K_BAD:
             why[str(name)] = f"{int(row['n_pareto_k_bad'])} Pareto k > 0.7"
     ok = [str(n) for n in ranked.index if str(n) not in why]
     left = "; ".join(f"{n} {w}" for n, w in why.items())
@@ -202,8 +231,15 @@ def best_by_loo(comp: pd.DataFrame) -> str:
 
 
 def _add_loo(
-    ctx: RunContext, models: Mapping[str, Any], comp: pd.DataFrame
+    ctx: RunContext,
+    models: Mapping[str, Any],
+    comp: pd.DataFrame,
+    fit_data: pd.DataFrame,
 ) -> pd.DataFrame:
+    """Each Bayesian model's PSIS-LOO by visit and their comparison (``rank``,
+    ``elpd_diff``, ``diff_se``, ``weight``, ``criterion``); the comparison is by
+    PSIS-LOO by patient or exact :data:`KFOLD_K`-fold CV by subject
+    (:func:`_kfold`) when a converged model's PSIS-LOO is unreliable."""
     import arviz as az
 
     loos = {}
@@ -219,11 +255,13 @@ def _add_loo(
     if len(loos) >= 2:
         n_obs = set(comp.loc[list(loos), "n_obs"].astype(int))
         if len(n_obs) == 1:
-            cmp = az.compare(loos)
+            criterion, elpds = _kfold(ctx, models, comp, fit_data, loos)
+            cmp = az.compare(elpds)
             comp.loc[cmp.index, "rank"] = cmp["rank"].astype(float)
             comp.loc[cmp.index, "elpd_diff"] = cmp["elpd_diff"].astype(float)
             comp.loc[cmp.index, "diff_se"] = cmp["dse"].astype(float)
             comp.loc[cmp.index, "weight"] = cmp["weight"].astype(float)
+            comp.loc[cmp.index, "criterion"] = criterion
         else:
             ctx.note(
                 "models",
@@ -237,9 +275,84 @@ def _add_loo(
                 "models",
                 "PSIS-LOO: some observations have Pareto k > 0.7 ("
                 + ", ".join(f"{n}: {b}" for n, b in bad.items())
-                + "); their LOO values are optimistic, read the comparison with care",
+                + "); their LOO values are optimistic"
+                + (
+                    ", read the comparison with care"
+                    if criterion_name(comp) == PSIS_LOO
+                    else f"; the comparison uses {criterion_name(comp)} instead"
+                ),
             )
     return comp
+
+
+def _kfold(
+    ctx: RunContext,
+    models: Mapping[str, Any],
+    comp: pd.DataFrame,
+    fit_data: pd.DataFrame,
+    loos: dict[str, Any],
+) -> tuple[str, dict[str, Any]]:
+    """The criterion and the ELPDs to compare the Bayesian models by.
+
+    Their PSIS-LOO by visit when reliable.  When a converged model has more than
+    :data:`MAX_PARETO_K_BAD` observations with Pareto k > 0.7: PSIS-LOO leaving out
+    whole patients (each patient's marginal likelihood, effects integrated out; no
+    refits), written to ``elpd_subject``/``subject_se``, if that is reliable for
+    every converged model; else exact :data:`KFOLD_K`-fold CV by subject for every
+    one of them (like with like; seeds ``models.NAME.kfold``, the run's
+    ``n_jobs``), written to ``elpd_kfold`` and ``kfold_se``."""
+    import time
+
+    rows = comp.loc[list(loos)]
+    converged = {str(n): bool(r.get("converged", True)) for n, r in rows.iterrows()}
+    unreliable = [
+        str(n)
+        for n, r in rows.iterrows()
+        if converged[str(n)] and int(r["n_pareto_k_bad"]) > MAX_PARETO_K_BAD
+    ]
+    if not unreliable:
+        return PSIS_LOO, loos
+    by_subject = {name: models[name].loo(by="subject") for name in loos}
+    bad = {
+        name: int((np.asarray(cv["pareto_k"]) > 0.7).sum())
+        for name, cv in by_subject.items()
+    }
+    if all(bad[n] <= MAX_PARETO_K_BAD or not converged[n] for n in loos):
+        ctx.note(
+            "models",
+            f"PSIS-LOO by visit is unreliable for {', '.join(unreliable)} (more than "
+            f"{MAX_PARETO_K_BAD} observations with Pareto k > 0.7), so the Bayesian "
+            f"models are compared by {PSIS_SUBJECT} (reliable: "
+            + ", ".join(f"{n}: {b} patients with k > 0.7" for n, b in bad.items())
+            + ")",
+        )
+        for name, cv in by_subject.items():
+            comp.loc[name, "elpd_subject"] = float(cv["elpd_loo"])
+            comp.loc[name, "subject_se"] = float(cv["se"])
+        return PSIS_SUBJECT, by_subject
+    criterion = f"{KFOLD_K}-fold CV by subject"
+    ctx.note(
+        "models",
+        f"PSIS-LOO is unreliable for {', '.join(unreliable)} (more than "
+        f"{MAX_PARETO_K_BAD} observations with Pareto k > 0.7, by visit and by "
+        f"patient), so the Bayesian models are compared by {criterion} (each "
+        f"refitted {KFOLD_K} times)",
+    )
+    elpds = {}
+    for name in loos:
+        t0 = time.perf_counter()
+        ctx.say(f"{criterion} of {name}")
+        cv = models[name].kfold(
+            fit_data,
+            k=KFOLD_K,
+            seed=ctx.seed(f"models.{name}.kfold"),
+            n_jobs=ctx.config.run.n_jobs,
+        )
+        elpds[name] = cv
+        comp.loc[name, "elpd_kfold"] = float(cv["elpd_loo"])
+        comp.loc[name, "kfold_se"] = float(cv["se"])
+        ctx.say(f"{criterion} of {name}: {time.perf_counter() - t0:.1f} s")
+    return criterion, elpds
 
 
 # ------------------------------------------------------------------- figures
@@ -369,11 +482,18 @@ class ModelsSection(Section):
                 "<p>One row per model. Mixed models: REML log-likelihood, AIC and BIC. "
                 "Bayesian models: convergence (R-hat, bulk ESS, divergences) and the "
                 "expected log predictive density by PSIS-LOO (by visit, conditional on "
-                "the patient's effects); <code>rank</code> 0 is the best, "
-                "<code>elpd_diff</code> the loss against it with its SE. A model that "
-                "did not pass the convergence gate, or with more than "
-                f"{MAX_PARETO_K_BAD} observations of Pareto k > 0.7 (its PSIS-LOO "
-                "unreliable), is never named the best.</p>"
+                "the patient's effects). They are ranked by "
+                f"{esc(criterion_name(r.comparison))}: PSIS-LOO, unless a converged "
+                f"model has more than {MAX_PARETO_K_BAD} observations of Pareto k > "
+                "0.7 (its PSIS-LOO unreliable); then all of them by PSIS-LOO "
+                "leaving out whole patients (each patient's likelihood with their "
+                "effects integrated out; <code>elpd_subject</code>) where that is "
+                f"reliable, else by exact {KFOLD_K}-fold cross-validation leaving "
+                "out whole patients (refits; <code>elpd_kfold</code>). "
+                "<code>rank</code> 0 is the "
+                "best, <code>elpd_diff</code> the loss against it with its SE. A "
+                "model that did not pass the convergence gate, or ranked by an "
+                "unreliable PSIS-LOO, is never named the best.</p>"
             )
             if r.classes:
                 p.append(
@@ -398,7 +518,7 @@ class ModelsSection(Section):
         comp = result.comparison if result is not None else None
         out = []
         if comp is not None and "rank" in comp.columns and comp["rank"].notna().any():
-            out.append(("best model by LOO", best_by_loo(comp)))
+            out.append((f"best model by {criterion_name(comp)}", best_by_loo(comp)))
         for lc in (result.classes if result is not None else {}).values():
             out.append((f"{lc.name}: latent classes", lc.kpi))
         return out
