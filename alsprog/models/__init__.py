@@ -17,6 +17,7 @@ from alsprog._lazy import lazy_names
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.models._contract import ForecastRows, TrajectoryModel
     from alsprog.models._summary import MixedSummary, Summary
+    from alsprog.models.bayes._course import DiseaseCourseModel
     from alsprog.models.bayes._model import BayesianTrajectoryModel
     from alsprog.models.bayes._priors import Prior
     from alsprog.models.joint._model import JointModel
@@ -31,6 +32,7 @@ __all__ = [
     "MMRM",
     "BayesianTrajectoryModel",
     "ClassSelection",
+    "DiseaseCourseModel",
     "ForecastRows",
     "JointModel",
     "LatentClassMixedModel",
@@ -48,6 +50,7 @@ __all__ = [
 _MODULES = {
     "MMRM": "alsprog.models.mmrm._model",
     "BayesianTrajectoryModel": "alsprog.models.bayes._model",
+    "DiseaseCourseModel": "alsprog.models.bayes._course",
     "JointModel": "alsprog.models.joint._model",
     "LatentClassMixedModel": "alsprog.models.latent._model",
     "ClassSelection": "alsprog.models.latent._select",

@@ -1,6 +1,7 @@
 """Figures from fitted alsprog objects and tidy result tables (matplotlib inside)."""
 
 from alsprog.plots._biomarkers import feature_importance, learning_curve, roc_curves
+from alsprog.plots._course import disease_course_plot
 from alsprog.plots._design import power_curve
 from alsprog.plots._forecast import calibration_curve, fan_chart
 from alsprog.plots._latent import class_trajectories, observed_class_means
@@ -15,6 +16,7 @@ from alsprog.plots._trajectories import (
 __all__ = [
     "calibration_curve",
     "class_trajectories",
+    "disease_course_plot",
     "fan_chart",
     "feature_importance",
     "feature_trajectories",

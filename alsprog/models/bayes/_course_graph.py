@@ -1,0 +1,374 @@
+"""Data, mean curve and PyMC graph of the multivariate disease-course model.
+
+Owns: the outcomes' ``(normal, floor)`` ranges (:data:`DEFAULT_BOUNDS`), the
+normalisation, the checked table -> arrays step (:func:`prepare_course_data`,
+:class:`CourseData`), the NumPy mean curve (:func:`course_mean`), the start values
+(:func:`initial_curves`) and the PyMC graph (:func:`build_course_model`).
+Leaves: the model's definition, priors and parameterisation (documented in
+:mod:`alsprog.models.bayes._course`), the estimator and everything computed from
+the draws to :class:`~alsprog.models.bayes._course.DiseaseCourseModel`.
+PyMC, PyTensor and SciPy are imported inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from alsprog.errors import DataValidationError, ModelSpecificationError, Problem
+
+__all__ = [
+    "DEFAULT_BOUNDS",
+    "CourseData",
+    "build_course_model",
+    "course_mean",
+    "initial_curves",
+    "normalise",
+    "prepare_course_data",
+    "to_raw",
+]
+
+Array = npt.NDArray[np.float64]
+
+_DOMAINS = (
+    "alsfrs_r_bulbar",
+    "alsfrs_r_fine_motor",
+    "alsfrs_r_gross_motor",
+    "alsfrs_r_respiratory",
+)
+#: ``(normal, floor)`` of each known outcome (raw units), mapped to 0 and 1: ALSFRS-R
+#: domains 12-0 [Cedarbaum 1999]; FVC 100 % predicted (normal by definition) to 0;
+#: FA of the corticospinal tracts and motor corpus callosum 0.55 (healthy CST FA,
+#: docs/domain.md §6-7) to 0.45 (an assumed floor, ~18 % below healthy, so that the
+#: typical 5-10 % ALS deficit sits mid-curve).  Pass ``bounds=`` for other outcomes.
+DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
+    **{d: (12.0, 0.0) for d in _DOMAINS},
+    "fvc_percent_predicted": (100.0, 0.0),
+    "fa_cst_left": (0.55, 0.45),
+    "fa_cst_right": (0.55, 0.45),
+    "fa_cc_motor": (0.55, 0.45),
+}
+
+
+@dataclass(frozen=True)
+class CourseData:
+    """The observed cells of a long table, normalised, as arrays.
+
+    ``subject_ids`` and ``outcomes`` name the rows of the per-subject and
+    per-outcome arrays; ``s``, ``k``, ``t``, ``y`` hold one observed cell each
+    (subject index, outcome index, time, normalised value); ``normal``/``floor`` the
+    outcome ranges; ``t_ref`` the median observed time; ``last_time`` each subject's
+    last visit time with an observed cell; ``offset_mask`` which outcomes carry a
+    healthy-level offset.
+    """
+
+    subject_ids: npt.NDArray[np.object_]
+    outcomes: tuple[str, ...]
+    s: npt.NDArray[np.int64]
+    k: npt.NDArray[np.int64]
+    t: Array
+    y: Array
+    normal: Array
+    floor: Array
+    t_ref: float
+    last_time: Array
+    mean_time: Array
+    offset_mask: npt.NDArray[np.bool_]
+    n_dropped: int
+
+
+def normalise(x: Array, normal: Array, floor: Array) -> Array:
+    """``(normal - x) / (normal - floor)``: 0 healthy, 1 floor.
+
+    Examples
+    --------
+    >>> normalise(np.array([12.0, 3.0]), np.array(12.0), np.array(0.0))
+    array([0.  , 0.75])
+    """
+    return (normal - x) / (normal - floor)
+
+
+def to_raw(y: Array, normal: Array, floor: Array) -> Array:
+    """Inverse of :func:`normalise`.
+
+    Examples
+    --------
+    >>> to_raw(np.array([0.5]), np.array(100.0), np.array(0.0))
+    array([50.])
+    """
+    return normal - y * (normal - floor)
+
+
+def course_mean(
+    t: Array,
+    tau: Array,
+    xi: Array,
+    t0: Array,
+    midpoint: Array,
+    rate: Array,
+    w: Array | float = 0.0,
+    b: Array | float = 0.0,
+) -> Array:
+    """``expit(v (alpha (t - tau) + t0 - m) + w) + b``, broadcast over the arguments.
+
+    Examples
+    --------
+    >>> float(course_mean(np.array(30.0), np.array(30.0), np.array(0.0),
+    ...                   np.array(24.0), np.array(24.0), np.array(0.1)))
+    0.5
+    """
+    from scipy.special import expit
+
+    psi = np.exp(xi) * (t - tau) + t0
+    return expit(rate * (psi - midpoint) + w) + b
+
+
+def prepare_course_data(
+    df: pd.DataFrame,
+    outcomes: Sequence[str],
+    *,
+    subject: str,
+    time: str,
+    bounds: Mapping[str, tuple[float, float]],
+    offsets: Sequence[str] = (),
+) -> CourseData:
+    """Check a long table and turn its observed cells into :class:`CourseData`.
+
+    Raises
+    ------
+    ModelSpecificationError
+        Missing column, unknown range, offsets naming a non-outcome.
+    DataValidationError
+        Non-numeric outcome values or a non-finite time on a row with an outcome.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"`df` must be a pandas DataFrame; got {type(df).__name__}.")
+    missing = [c for c in (subject, time, *outcomes) if c not in df.columns]
+    if missing:
+        raise ModelSpecificationError(
+            f"the table lacks column(s) {', '.join(map(repr, missing))}; "
+            f"it has {', '.join(map(repr, df.columns))}."
+        )
+    bad_off = [o for o in offsets if o not in outcomes]
+    if bad_off:
+        raise ModelSpecificationError(
+            f"`offsets` names {', '.join(map(repr, bad_off))}, not among `outcomes`."
+        )
+    problems: list[Problem] = []
+    vals = {}
+    for o in outcomes:
+        col = pd.to_numeric(df[o], errors="coerce")
+        bad = col.isna() & df[o].notna()
+        for i in np.flatnonzero(bad.to_numpy())[:20]:
+            problems.append(
+                Problem(
+                    f"{df[o].iloc[i]!r} is not a number",
+                    rule="type",
+                    line=int(i) + 1,
+                    line_kind="row",
+                    subject_id=str(df[subject].iloc[i]),
+                    column=o,
+                    value=df[o].iloc[i],
+                )
+            )
+        vals[o] = col.to_numpy(dtype=float)
+    Y = np.column_stack([vals[o] for o in outcomes])
+    Y[~np.isfinite(Y)] = np.nan
+    tt = pd.to_numeric(df[time], errors="coerce").to_numpy(dtype=float)
+    has_any = np.isfinite(Y).any(axis=1)
+    for i in np.flatnonzero(has_any & ~np.isfinite(tt))[:20]:
+        problems.append(
+            Problem(
+                f"{df[time].iloc[i]!r} is not a finite time",
+                rule="type",
+                line=int(i) + 1,
+                line_kind="row",
+                subject_id=str(df[subject].iloc[i]),
+                column=time,
+                value=df[time].iloc[i],
+            )
+        )
+    if problems:
+        raise DataValidationError(problems, source="disease-course table")
+    keep = has_any & df[subject].notna().to_numpy()
+    n_dropped = int((~keep).sum())
+    if not keep.any():
+        raise ModelSpecificationError(
+            f"no row has an observed value of {', '.join(outcomes)}."
+        )
+    sid = df[subject].to_numpy()[keep]
+    codes, subject_ids = pd.factorize(pd.Series(sid, dtype=object), sort=True)
+    normal = np.array([bounds[o][0] for o in outcomes], dtype=float)
+    floor = np.array([bounds[o][1] for o in outcomes], dtype=float)
+    Yk = normalise(Y[keep], normal[None, :], floor[None, :])
+    rows, ks = np.nonzero(np.isfinite(Yk))
+    t = tt[keep][rows]
+    s = codes[rows].astype(np.int64)
+    last = np.full(len(subject_ids), -np.inf)
+    np.maximum.at(last, s, t)
+    return CourseData(
+        subject_ids=np.asarray(subject_ids, dtype=object),
+        outcomes=tuple(outcomes),
+        s=s,
+        k=ks.astype(np.int64),
+        t=t,
+        y=Yk[rows, ks],
+        normal=normal,
+        floor=floor,
+        t_ref=float(np.round(np.median(t), 1)),
+        last_time=last,
+        mean_time=np.bincount(s, weights=t, minlength=len(subject_ids))
+        / np.bincount(s, minlength=len(subject_ids)),
+        offset_mask=np.array([o in offsets for o in outcomes], dtype=bool),
+        n_dropped=n_dropped,
+    )
+
+
+def initial_curves(d: CourseData) -> tuple[Array, Array]:
+    """Crude pooled logistic fit per outcome (half-way time, rate): start values.
+
+    Least squares of ``y ~ expit(v (t - m))`` on each outcome's pooled cells, with
+    ``v`` kept in [0.02, 0.5] and ``m`` within 60 months of the data.
+    """
+    from scipy.optimize import least_squares
+    from scipy.special import expit
+
+    K = len(d.outcomes)
+    m = np.full(K, d.t_ref)
+    v = np.full(K, 0.1)
+    for k in range(K):
+        sel = d.k == k
+        t, y = d.t[sel], d.y[sel]
+        lo, hi = t.min() - 60.0, t.max() + 60.0
+        res = least_squares(
+            lambda p, t=t, y=y: expit(p[1] * (t - p[0])) - y,
+            x0=[float(np.clip(d.t_ref, lo, hi)), 0.1],
+            bounds=([lo, 0.02], [hi, 0.5]),
+        )
+        m[k], v[k] = res.x
+    return m, v
+
+
+def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
+    """The PyMC graph of the model (see the module notes)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    N, K = len(d.subject_ids), len(d.outcomes)
+    coords = {"subject_id": d.subject_ids, "outcome": list(d.outcomes)}
+    offsets = [o for o, on in zip(d.outcomes, d.offset_mask, strict=True) if on]
+    if offsets:
+        coords["offset_outcome"] = offsets
+    with pm.Model(coords=coords) as model:
+        # Coordinates NUTS sees (see the notes of alsprog.models.bayes._course):
+        # the latent axis in logit units of the mean rate vbar, so that the two
+        # directions the data pin only weakly are single coordinates: Leaspy's
+        # pivot (all stages and half-way times moving together: ``centre``) and
+        # the trade of a common speed-up against the rates (``log_v_mean``).
+        tbar = d.mean_time
+        centre0 = float(tbar.mean())
+        lv0 = float(np.mean(np.log(v0)))
+        vbar0 = float(np.exp(lv0))
+        t0 = pm.Normal("t0", mu=d.t_ref, sigma=12.0, initval=d.t_ref)
+        centre = pm.Normal("centre", mu=d.t_ref, sigma=24.0, initval=centre0)
+        # iid N(log 0.1, 0.75) rates, written as their mean plus zero-sum part
+        lv_mean = pm.Normal(
+            "log_v_mean", mu=np.log(0.1), sigma=0.75 / np.sqrt(K), initval=lv0
+        )
+        if K > 1:
+            lv_dev = pm.ZeroSumNormal(
+                "log_v_dev", sigma=0.75, dims="outcome", initval=np.log(v0) - lv0
+            )
+        else:
+            lv_dev = pt.zeros(1)
+        log_v = pm.Deterministic("log_v", lv_mean + lv_dev, dims="outcome")
+        v = pt.exp(log_v)
+        rel = pt.exp(lv_dev)
+        tau_sd = pm.HalfNormal("tau_sd", sigma=12.0, initval=6.0)
+        xi_sd = pm.HalfNormal("xi_sd", sigma=0.5, initval=0.2)
+        sigma = pm.HalfNormal(
+            "sigma", sigma=0.2, dims="outcome", initval=np.full(K, 0.1)
+        )
+        # half-way times, logit units from the centre: m_k = centre + c_k / vbar,
+        # c_k ~ N(0, 24) months (Jacobian 1 / vbar each)
+        c_logit = pm.Flat("c_logit", dims="outcome", initval=vbar0 * (m0 - centre0))
+        c = c_logit / pt.exp(lv_mean)
+        pm.Potential(
+            "c_prior",
+            pm.logp(pm.Normal.dist(mu=0.0, sigma=24.0), c).sum() - K * lv_mean,
+        )
+        pm.Deterministic("m", centre + c, dims="outcome")
+        # stage_i = psi_i(tbar_i) = centre + u_i / vbar, u zero-sum (N - 1 free
+        # values, Jacobian vbar^-(N-1)); near-flat base density, the real prior
+        # is Leaspy's tau_i ~ N(t0, tau_sd) on tau_i = tbar_i - (stage_i - t0) /
+        # alpha_i (Jacobian 1 / alpha_i)
+        u = pm.ZeroSumNormal(
+            "stage_logit",
+            sigma=1e3,
+            dims="subject_id",
+            initval=vbar0 * (tbar - centre0),
+        )
+        stage = pm.Deterministic(
+            "stage", centre + u / pt.exp(lv_mean), dims="subject_id"
+        )
+        # log of each patient's rate on the logit scale: log(vbar alpha_i)
+        a = pm.Flat("log_speed", dims="subject_id", initval=np.full(N, lv0))
+        xi = pm.Deterministic("xi", a - lv_mean, dims="subject_id")
+        alpha = pt.exp(xi)
+        tau = pm.Deterministic("tau", tbar - (stage - t0) / alpha, dims="subject_id")
+        pm.Potential(
+            "subject_prior",
+            pm.logp(pm.Normal.dist(mu=t0, sigma=tau_sd), tau).sum()
+            - xi.sum()
+            + pm.logp(pm.Normal.dist(mu=0.0, sigma=xi_sd), xi).sum()
+            - (N - 1) * lv_mean,
+        )
+        eta = rel[d.k] * (u[d.s] + pt.exp(a)[d.s] * (d.t - tbar[d.s]) - c_logit[d.k])
+        if K > 1:
+            w_sd = pm.HalfNormal("w_sd", sigma=8.0, initval=3.0)
+            z_w = pm.Normal(
+                "z_w",
+                0.0,
+                1.0,
+                dims=("subject_id", "outcome"),
+                initval=np.zeros((N, K)),
+            )
+            u = z_w * (w_sd * v)[None, :]
+            w = pm.Deterministic(
+                "w",
+                u - pt.outer(pt.dot(u, v), v) / pt.dot(v, v),
+                dims=("subject_id", "outcome"),
+            )
+            eta = eta + w[d.s, d.k]
+        mu = pm.math.sigmoid(eta)
+        if offsets:
+            idx = np.flatnonzero(d.offset_mask)
+            J = len(idx)
+            b_sd = pm.HalfNormal(
+                "b_sd", sigma=0.3, dims="offset_outcome", initval=np.full(J, 0.1)
+            )
+            z_b = pm.Normal(
+                "z_b",
+                0.0,
+                1.0,
+                dims=("subject_id", "offset_outcome"),
+                initval=np.zeros((N, J)),
+            )
+            b = pm.Deterministic(
+                "b", z_b * b_sd[None, :], dims=("subject_id", "offset_outcome")
+            )
+            pos = np.full(K, -1)
+            pos[idx] = np.arange(J)
+            on = d.offset_mask[d.k]
+            bcell = pt.set_subtensor(
+                pt.zeros(len(d.y))[np.flatnonzero(on)],
+                b[d.s[on], pos[d.k[on]]],
+            )
+            mu = mu + bcell
+        pm.Normal("y", mu=mu, sigma=sigma[d.k], observed=d.y)
+    return model

@@ -1,0 +1,615 @@
+"""DiseaseCourseModel and simulate_disease_course (issue 26, item 3).
+
+Quick tier: the simulator against the closed form of Leaspy's logistic model, its
+bounds, seeds and errors; the model's data preparation, mean curve and argument
+checks (no sampling).  A module fixture samples one tiny fit (slow) for the shape of
+every output; the recovery study on 150 simulated patients is ``slow``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.base import clone
+
+from alsprog.errors import (
+    ConvergenceWarning,
+    DataValidationError,
+    DataWarning,
+    ModelSpecificationError,
+    NotFittedError,
+)
+from alsprog.models.bayes._course import DiseaseCourseModel
+from alsprog.models.bayes._course_graph import (
+    DEFAULT_BOUNDS,
+    course_mean,
+    prepare_course_data,
+)
+from alsprog.simulate import simulate_disease_course
+from alsprog.simulate._course_multi import (
+    COURSE_OUTCOMES,
+    DOMAINS,
+    REFERENCE_RANGES,
+    default_course_params,
+)
+
+THREE = ["alsfrs_r_bulbar", "alsfrs_r_gross_motor", "fa_cst_left"]
+
+
+def _leaspy(t, tau, xi, t0, m, v, w):
+    """Leaspy's form 1 / (1 + g exp(-v e^xi (t - tau) - w)), g = exp(v (m - t0))."""
+    g = np.exp(v * (m - t0))
+    return 1.0 / (1.0 + g * np.exp(-v * np.exp(xi) * (t - tau) - w))
+
+
+# ---------------------------------------------------------------- simulator
+def test_simulator_shapes_columns_and_bounds():
+    sim = simulate_disease_course(40, seed=3)
+    v = sim.visits
+    assert list(v.columns) == ["subject_id", "months", "months_since_onset"] + list(
+        COURSE_OUTCOMES
+    )
+    assert len(v) == 40 * 7  # visits 0, 3, ..., 18
+    assert sorted(v["months"].unique()) == [0, 3, 6, 9, 12, 15, 18]
+    for d in DOMAINS:
+        x = v[d].to_numpy()
+        assert np.all(x == np.round(x)) and x.min() >= 0 and x.max() <= 12
+    assert v["fvc_percent_predicted"].between(0, 250).all()
+    # FA only at scans (every 6 months), inside 0-1
+    fa = v["fa_cst_left"]
+    assert fa.notna().to_numpy().tolist() == v["months"].isin([0, 6, 12, 18]).tolist()
+    assert fa.dropna().between(0, 1).all()
+    t = sim.truth
+    assert len(t) == 40 and t["subject_id"].is_unique
+    assert {"tau", "xi", "alpha", "onset_site", "entry_months_since_onset"} <= set(t)
+    assert_allclose(t["alpha"], np.exp(t["xi"]))
+    entry = t.set_index("subject_id").loc[v["subject_id"], "entry_months_since_onset"]
+    assert_allclose(v["months_since_onset"], entry.to_numpy() + v["months"])
+    assert list(sim.outcomes.index) == list(COURSE_OUTCOMES)
+
+
+def test_simulator_seed_reproducible():
+    a = simulate_disease_course(6, seed=11)
+    b = simulate_disease_course(6, seed=11)
+    c = simulate_disease_course(6, seed=12)
+    pd.testing.assert_frame_equal(a.visits, b.visits)
+    pd.testing.assert_frame_equal(a.truth, b.truth)
+    assert not np.allclose(a.truth["tau"], c.truth["tau"])
+
+
+def test_simulator_noise_free_matches_leaspy_closed_form():
+    outs = ["fvc_percent_predicted", "fa_cst_left"]
+    quiet = {o: {"noise_sd": 0.0, "healthy_sd": 0.0} for o in outs}
+    sim = simulate_disease_course(
+        5, outcomes=outs, seed=2, params={"outcomes": quiet, "imaging_every_months": 3}
+    )
+    p, tr = default_course_params(), sim.truth.set_index("subject_id")
+    v = sim.visits
+    for o in outs:
+        normal, floor = REFERENCE_RANGES[o]
+        po = p["outcomes"][o]
+        row = tr.loc[v["subject_id"]]
+        y = _leaspy(
+            v["months_since_onset"].to_numpy(),
+            row["tau"].to_numpy(),
+            row["xi"].to_numpy(),
+            p["t0"],
+            po["midpoint"],
+            po["rate"],
+            row[f"w_{o}"].to_numpy(),
+        )
+        assert_allclose(v[o], normal - y * (normal - floor), rtol=1e-10)
+
+
+def test_space_shifts_orthogonal_to_rates_and_follow_onset_site():
+    sim = simulate_disease_course(400, seed=5)
+    rates = sim.outcomes["rate"].to_numpy()
+    W = sim.truth[[f"w_{o}" for o in COURSE_OUTCOMES]].to_numpy()
+    assert_allclose(W @ rates, 0.0, atol=1e-12)  # Leaspy: w_i orthogonal to v
+    by_site = sim.truth.groupby("onset_site")["w_alsfrs_r_bulbar"].mean()
+    # bulbar onset: the bulbar domain declines earlier, i.e. a larger logit shift
+    assert by_site["bulbar"] > by_site["spinal"] + 1.0
+
+
+def test_simulator_first_visit_means_are_trial_like():
+    # docs/domain.md §1: trial-entry domain means 9.7 / 8.0 / 7.6 / 10.8
+    # [Paganoni 2020]; tolerance 1 point (a simulator calibration, not a fit).
+    v = simulate_disease_course(2000, seed=1).visits
+    first = v[v["months"] == 0]
+    for d, ref in zip(DOMAINS, [9.7, 8.0, 7.6, 10.8], strict=True):
+        assert abs(first[d].mean() - ref) < 1.0, d
+
+
+def test_simulated_decline_order_by_hand():
+    sim = simulate_disease_course(2, seed=0)
+    # midpoints (months): fa 12, fine 21, gross 23, fvc 30, bulbar 33, resp 36
+    assert sim.decline_order() == [
+        "fa_cst_left",
+        "alsfrs_r_fine_motor",
+        "alsfrs_r_gross_motor",
+        "fvc_percent_predicted",
+        "alsfrs_r_bulbar",
+        "alsfrs_r_respiratory",
+    ]
+    # at 10 % decline FA (rate 0.08) is reached 27.5 months before its midpoint
+    # (12 + ln(1/9)/0.08 = -15.5), still first; fvc (rate 0.1) at 8.0
+    assert sim.decline_order(0.1)[0] == "fa_cst_left"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"outcomes": ["alsfrs_r_total"]}, ModelSpecificationError, "alsfrs_r_total"),
+        ({"outcomes": []}, ModelSpecificationError, "no outcome"),
+        ({"params": {"tau_mean": 3}}, ModelSpecificationError, "tau_mean"),
+        (
+            {"params": {"outcomes": {"alsfrs_r_bulbar": {"rate": 0.0}}}},
+            ModelSpecificationError,
+            "rate",
+        ),
+        ({"months": -1}, ValueError, "months"),
+        ({"visit_interval_months": 0}, ValueError, "visit_interval_months"),
+    ],
+)
+def test_simulator_bad_input(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        simulate_disease_course(3, **kwargs)
+
+
+def test_simulator_rejects_zero_patients():
+    with pytest.raises(ValueError, match="n_patients"):
+        simulate_disease_course(0)
+
+
+# ---------------------------------------------------------------- model numerics
+def test_model_ranges_match_the_simulator():
+    for o, pair in REFERENCE_RANGES.items():
+        assert DEFAULT_BOUNDS[o] == pair
+
+
+def test_course_mean_is_leaspy_logistic():
+    t = np.linspace(0, 60, 7)
+    got = course_mean(t, 20.0, 0.3, 24.0, 30.0, 0.12, w=0.4)
+    assert_allclose(got, _leaspy(t, 20.0, 0.3, 24.0, 30.0, 0.12, 0.4), rtol=1e-12)
+    # half-way exactly at latent time m when w = 0
+    assert course_mean(np.array(30.0), 30.0, 0.0, 30.0, 30.0, 0.5) == pytest.approx(0.5)
+
+
+def test_prepare_course_data_normalises_observed_cells_only():
+    df = pd.DataFrame(
+        {
+            "subject_id": ["a", "a", "b", "b"],
+            "months_since_onset": [10.0, 13.0, 20.0, 23.0],
+            "alsfrs_r_bulbar": [12, 9, np.nan, np.nan],
+            "fvc_percent_predicted": [100.0, np.nan, 75.0, np.nan],
+        }
+    )
+    d = prepare_course_data(
+        df,
+        ["alsfrs_r_bulbar", "fvc_percent_predicted"],
+        subject="subject_id",
+        time="months_since_onset",
+        bounds=DEFAULT_BOUNDS,
+    )
+    assert d.n_dropped == 1  # b's second row has no value
+    assert list(d.subject_ids) == ["a", "b"]
+    # cells: a@10 bulbar 0, a@10 fvc 0, a@13 bulbar 0.25, b@20 fvc 0.25
+    order = np.lexsort((d.k, d.t))
+    assert_allclose(d.y[order], [0.0, 0.0, 0.25, 0.25])
+    assert_allclose(d.t[order], [10, 10, 13, 20])
+    assert_allclose(d.last_time, [13.0, 20.0])
+    assert_allclose(d.mean_time, [(10 + 10 + 13) / 3, 20.0])
+    assert d.t_ref == 11.5
+
+
+def test_prepare_course_data_names_bad_cells():
+    df = pd.DataFrame(
+        {
+            "subject_id": ["a", "b"],
+            "months_since_onset": [10.0, np.nan],
+            "alsfrs_r_bulbar": ["x", 9],
+        }
+    )
+    with pytest.raises(DataValidationError) as exc:
+        prepare_course_data(
+            df,
+            ["alsfrs_r_bulbar"],
+            subject="subject_id",
+            time="months_since_onset",
+            bounds=DEFAULT_BOUNDS,
+        )
+    msg = str(exc.value)
+    assert "row 1, subject a, column alsfrs_r_bulbar: 'x' is not a number" in msg
+    assert "row 2, subject b, column months_since_onset" in msg
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"outcomes": []}, "non-empty"),
+        ({"outcomes": "alsfrs_r_bulbar"}, "non-empty"),
+        ({"outcomes": ["alsfrs_r_bulbar", "alsfrs_r_bulbar"]}, "repeats"),
+        ({"outcomes": ["mystery_score"]}, r"mystery_score.*bounds="),
+        ({"outcomes": ["x"], "bounds": {"x": (1.0, 1.0)}}, r"bounds\['x'\]"),
+        ({"outcomes": ["alsfrs_r_bulbar"], "chains": 0}, "chains"),
+        ({"outcomes": ["alsfrs_r_bulbar"], "target_accept": 1.0}, "target_accept"),
+        ({"outcomes": ["alsfrs_r_bulbar"], "offsets": ["fa_cst_left"]}, "offsets"),
+        ({"outcomes": ["alsfrs_r_bulbar", "nope"], "bounds": {"nope": (0, 1)}}, "nope"),
+    ],
+)
+def test_model_bad_arguments_fail_before_sampling(kwargs, match):
+    df = simulate_disease_course(3, outcomes=["alsfrs_r_bulbar"], seed=1).visits
+    with pytest.raises(ModelSpecificationError, match=match):
+        DiseaseCourseModel(**kwargs).fit(df)
+
+
+def test_model_warns_about_rows_without_outcomes(monkeypatch):
+    import alsprog.models.bayes._course as course
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(course, "build_course_model", stop)  # no sampling
+    df = simulate_disease_course(3, outcomes=["alsfrs_r_bulbar"], seed=1).visits
+    df.loc[[0, 5], "alsfrs_r_bulbar"] = np.nan
+    with pytest.warns(DataWarning, match="2 row"), pytest.raises(Stop):
+        DiseaseCourseModel(["alsfrs_r_bulbar"]).fit(df)
+
+
+def test_model_not_fitted():
+    m = DiseaseCourseModel(["alsfrs_r_bulbar"])
+    with pytest.raises(NotFittedError):
+        m.patient_stage()
+    with pytest.raises(NotFittedError):
+        m.decline_order()
+
+
+def test_model_keeps_parameters_unchanged():
+    m = DiseaseCourseModel(["a", "b"], draws=10, seed=3)
+    assert m.get_params()["outcomes"] == ["a", "b"]
+    assert m.get_params()["draws"] == 10
+    assert repr(m) == "DiseaseCourseModel(outcomes=['a', 'b'], draws=10, seed=3)"
+    assert clone(m).get_params() == m.get_params()
+
+
+@pytest.mark.parametrize(
+    ("t", "y", "sigma"),
+    [
+        ([15.0, 18.0, 21.0], [0.20, 0.27, 0.36], 0.06),  # data-dominated
+        ([15.0], [0.2], 0.3),  # prior-dominated: the proposal's inflation shows
+    ],
+)
+def test_forecast_importance_sampling_matches_grid_quadrature(t, y, sigma):
+    """One outcome (effects tau, xi), one posterior draw: a new patient's latent
+    time 12 months after their last visit, by importance sampling against a
+    201 x 201 grid over the prior (an independent quadrature of the same posterior)."""
+    from scipy.special import expit
+
+    from alsprog.models.bayes._course_forecast import forecast_subject
+
+    p = {
+        "t0": np.array([24.0]),
+        "tau_sd": np.array([8.0]),
+        "xi_sd": np.array([0.4]),
+        "m": np.array([[30.0]]),
+        "log_v": np.log(np.array([[0.12]])),
+        "sigma": np.array([[sigma]]),
+    }
+    t, y = np.array(t), np.array(y)
+    k = np.zeros(len(t), dtype=np.int64)
+    when = np.array([t[-1] + 12.0])
+    n = 2000
+    curves, stages, ess = forecast_subject(
+        p,
+        np.zeros(n, dtype=np.int64),
+        np.array([False]),
+        (k, t, y),
+        when,
+        200,
+        np.random.default_rng(0),
+    )
+    g = np.linspace(-6, 6, 201)
+    z1, z2 = np.meshgrid(g, g, indexing="ij")
+    tau, alpha = 24.0 + 8.0 * z1, np.exp(0.4 * z2)
+    psi = alpha[..., None] * (t - tau[..., None]) + 24.0
+    ll = -0.5 * (((y - expit(0.12 * (psi - 30.0))) / sigma) ** 2).sum(axis=-1)
+    logw = ll - 0.5 * (z1**2 + z2**2)
+    w = np.exp(logw - logw.max())
+    f = alpha * (when[0] - tau) + 24.0
+    target = (w * f).sum() / w.sum()
+    sd = np.sqrt((w * (f - target) ** 2).sum() / w.sum())
+    assert abs(stages.mean() - target) < 4 * sd / np.sqrt(n / 2)  # MC error
+    assert stages.std() == pytest.approx(sd, rel=0.1)
+    assert 10 < ess <= 200
+    assert_allclose(curves[:, 0, 0], expit(0.12 * (stages[:, 0] - 30.0)))
+
+
+# ---------------------------------------------------------------- a tiny fit
+@pytest.fixture(scope="module")
+def tiny():
+    sim = simulate_disease_course(30, outcomes=THREE, seed=7)
+    held = sim.visits["subject_id"].isin(["P0029", "P0030"])
+    model = DiseaseCourseModel(
+        THREE,
+        offsets=["fa_cst_left"],
+        chains=2,
+        draws=100,
+        tune=150,
+        seed=4,
+        progress=False,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(sim.visits[~held])
+    model_warnings = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    return sim, model, sim.visits[held], model_warnings
+
+
+@pytest.mark.slow
+def test_tiny_fit_state(tiny):
+    sim, m, _, _ = tiny
+    assert m.n_subjects_ == 28
+    n_fa = sim.visits["fa_cst_left"].notna().sum()
+    assert m.n_obs_ == 28 * 7 * 2 + n_fa - 2 * 4  # FA only at 4 scans per patient
+    assert m.n_dropped_ == 0
+    assert set(m.diagnostics_) == {
+        "max_rhat",
+        "min_ess_bulk",
+        "min_ess_tail",
+        "n_divergent",
+        "min_bfmi",
+    }
+    assert isinstance(m.converged_, bool) and m.sampling_seconds_ > 0
+    assert list(m.population_.columns) == [
+        "midpoint",
+        "rate",
+        "sigma",
+        "normal",
+        "floor",
+    ]
+    assert list(m.population_.index) == THREE
+    post = m.idata_.posterior
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 100
+    assert post["b"].shape[-1] == 1  # only FA has a healthy-level offset
+    W = post["w"].values.reshape(-1, 28, 3)
+    V = np.exp(post["log_v"].values.reshape(-1, 3))
+    assert_allclose(np.einsum("snk,sk->sn", W, V), 0.0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_tiny_summary(tiny):
+    _, m, _, _ = tiny
+    s = m.summary(level=0.9)
+    pop = s.tables["population"]
+    assert list(pop.columns) == ["mean", "sd", "lower", "upper", "r_hat", "ess_bulk"]
+    assert pop.index[:4].tolist() == ["t0", "tau_sd", "xi_sd", "w_sd"]
+    assert "midpoint[alsfrs_r_gross_motor]" in pop.index
+    assert "b_sd[fa_cst_left]" in pop.index
+    assert_allclose(
+        pop.loc[[f"midpoint[{o}]" for o in THREE], "mean"], m.population_["midpoint"]
+    )
+    assert (pop["lower"] <= pop["upper"]).all()
+    assert s.tables["decline"].equals(m.decline_order(0.5, level=0.9).times)
+    assert "Number of subjects" in str(s)
+
+
+@pytest.mark.slow
+def test_tiny_fit_fails_the_gate_loudly(tiny):
+    _, m, _, caught = tiny
+    # 2 x 100 draws cannot give a bulk ESS of 400 for every population parameter
+    assert m.diagnostics_["min_ess_bulk"] < 400
+    assert m.converged_ is False
+    assert len(caught) == 1
+    assert "DiseaseCourseModel may not have converged: " in str(caught[0].message)
+    assert "raise draws/tune or chains" in str(caught[0].message)
+
+
+@pytest.mark.slow
+def test_tiny_patient_stage(tiny):
+    _, m, _, _ = tiny
+    st = m.patient_stage()
+    cols = ["subject_id", "months_since_onset"] + [
+        f"{q}_{s}"
+        for q in ("stage", "speed", "tau", "xi")
+        for s in ("mean", "lower", "upper")
+    ]
+    assert list(st.columns) == cols and len(st) == 28
+    for q in ("stage", "speed", "tau", "xi"):
+        assert (st[f"{q}_lower"] <= st[f"{q}_mean"]).all()
+        assert (st[f"{q}_mean"] <= st[f"{q}_upper"]).all()
+    assert (st["speed_mean"] > 0).all()
+    later, earlier = m.patient_stage(at=40.0), m.patient_stage(at=20.0)
+    assert (later["stage_mean"] > earlier["stage_mean"]).all()  # time moves forward
+    one = m.patient_stage(subjects=["P0003"], level=0.5)
+    assert one["subject_id"].tolist() == ["P0003"]
+    assert (one["stage_upper"] - one["stage_lower"]).iloc[0] < (
+        st.loc[st["subject_id"] == "P0003", "stage_upper"]
+        - st.loc[st["subject_id"] == "P0003", "stage_lower"]
+    ).iloc[0]
+    with pytest.raises(ModelSpecificationError, match="P9999"):
+        m.patient_stage(subjects=["P9999"])
+
+
+@pytest.mark.slow
+def test_tiny_decline_order(tiny):
+    _, m, _, _ = tiny
+    do = m.decline_order(0.5, level=0.9)
+    assert list(do.times.columns) == ["mean", "lower", "upper", "prob_first"]
+    assert do.times["mean"].is_monotonic_increasing
+    assert do.times["prob_first"].sum() == pytest.approx(1.0)
+    pw = do.pairwise.to_numpy()
+    off = ~np.eye(3, dtype=bool)
+    assert_allclose((pw + pw.T)[off], 1.0)  # ties have probability 0 in draws
+    assert do.orders["probability"].sum() == pytest.approx(1.0)
+    assert do.orders["probability"].is_monotonic_decreasing
+    # a lower threshold is reached earlier
+    assert (
+        m.decline_order(0.2).times["mean"]
+        < do.times["mean"].reindex(m.decline_order(0.2).times.index)
+    ).all()
+    with pytest.raises(ValueError, match="threshold"):
+        m.decline_order(1.0)
+
+
+@pytest.mark.slow
+def test_tiny_trajectories_predict_and_curves(tiny):
+    sim, m, _, _ = tiny
+    tr = m.subject_trajectories([12.0, 24.0], subjects=["P0001", "P0002"])
+    assert list(tr.columns) == [
+        "subject_id",
+        "months_since_onset",
+        "outcome",
+        "mean",
+        "lower",
+        "upper",
+    ]
+    assert len(tr) == 2 * 2 * 3
+    wide = tr[tr["outcome"] == "alsfrs_r_bulbar"]
+    assert wide["mean"].between(0, 12).all()
+    pred_band = m.subject_trajectories(
+        [24.0], subjects=["P0001"], interval="prediction"
+    )
+    conf_band = tr[(tr["subject_id"] == "P0001") & (tr["months_since_onset"] == 24.0)]
+    assert (
+        (pred_band["upper"] - pred_band["lower"]).to_numpy()
+        > (conf_band["upper"] - conf_band["lower"]).to_numpy()
+    ).all()
+    fitted = sim.visits[~sim.visits["subject_id"].isin(["P0029", "P0030"])]
+    pred = m.predict(fitted)
+    assert list(pred.columns) == THREE and pred.index.equals(fitted.index)
+    for o in ("alsfrs_r_bulbar", "alsfrs_r_gross_motor"):
+        r = np.corrcoef(pred[o], fitted[o])[0, 1]
+        assert r > 0.8, (o, r)
+    pc = m.population_curves(level=0.8)
+    assert list(pc.columns) == ["outcome", "latent_time", "mean", "lower", "upper"]
+    g = pc[pc["outcome"] == "alsfrs_r_gross_motor"]
+    assert g["mean"].is_monotonic_increasing  # normalised decline rises
+    raw = m.population_curves([-40.0, 100.0], scale="raw")
+    gm = raw[raw["outcome"] == "alsfrs_r_gross_motor"]["mean"].to_numpy()
+    # rate ~0.12/month, midpoint ~20: 60-80 months from it the curve is at its ends
+    assert gm[0] > 11.5 and gm[1] < 0.5
+
+
+@pytest.mark.slow
+def test_tiny_forecast_new_patients(tiny):
+    sim, m, held, _ = tiny
+    history = held[held["months"] <= 6]
+    fc = m.forecast(history, times=[30.0, 36.0], n_draws=50, n_importance=200, seed=1)
+    assert list(fc.columns) == [
+        "subject_id",
+        "months_since_onset",
+        "outcome",
+        "mean",
+        "lower",
+        "upper",
+        "stage_mean",
+        "importance_ess",
+    ]
+    assert len(fc) == 2 * 2 * 3
+    assert fc["importance_ess"].between(1, 200).all()
+    assert (fc["lower"] <= fc["upper"]).all()
+    again = m.forecast(
+        history, times=[30.0, 36.0], n_draws=50, n_importance=200, seed=1
+    )
+    pd.testing.assert_frame_equal(fc, again)
+    default = m.forecast(history, n_draws=20, n_importance=100, seed=2)
+    assert len(default) == 2 * 5 * 3  # last visit + 0, 3, ..., 12 months
+
+
+@pytest.mark.slow
+def test_tiny_plot(tiny):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alsprog.plots import disease_course_plot
+
+    _, m, _, _ = tiny
+    fig = disease_course_plot(m)
+    try:
+        top, bottom = fig.axes
+        assert len(top.get_lines()) >= 3
+        assert [t.get_text() for t in top.get_legend().get_texts()] == list(
+            m.decline_order().times.index
+        )
+        assert bottom.get_yscale() == "log"
+    finally:
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------- recovery
+@pytest.mark.slow
+def test_recovery_on_the_simulator():
+    """150 patients, 4 outcomes, 2 x 300 draws: tau and xi, decline order, forecasts.
+
+    Oracles: the simulation truth (tau, xi, the order of the midpoints) and, for the
+    forecast of 20 held-out patients from their first 3 visits (months 0-6), the
+    noise-free curve at month 18 from Leaspy's closed form (:func:`_leaspy`) and
+    last-observation-carried-forward as the baseline to beat.
+    """
+    outs = [
+        "alsfrs_r_bulbar",
+        "alsfrs_r_gross_motor",
+        "alsfrs_r_respiratory",
+        "fvc_percent_predicted",
+    ]
+    sim = simulate_disease_course(170, outcomes=outs, seed=3)
+    held_ids = [f"P{i:04d}" for i in range(151, 171)]
+    held = sim.visits["subject_id"].isin(held_ids)
+    m = DiseaseCourseModel(
+        outs,
+        offsets=["fvc_percent_predicted"],
+        chains=2,
+        draws=300,
+        tune=300,
+        seed=1,
+        progress=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m.fit(sim.visits[~held])
+    truth = sim.truth[~sim.truth["subject_id"].isin(held_ids)]
+    st = m.patient_stage().set_index("subject_id").loc[truth["subject_id"]]
+    assert np.corrcoef(st["tau_mean"], truth["tau"])[0, 1] >= 0.8
+    assert np.corrcoef(st["xi_mean"], truth["xi"])[0, 1] >= 0.8
+    do = m.decline_order(0.5)
+    assert do.orders["order"].iloc[0] == " < ".join(sim.decline_order(0.5))
+    assert m.diagnostics_["n_divergent"] == 0
+    assert m.diagnostics_["max_rhat"] < 1.1
+
+    history = sim.visits[held & (sim.visits["months"] <= 6)]
+    fc = m.forecast(history, n_draws=200, n_importance=500, seed=2)
+    end = fc.groupby(["subject_id", "outcome"], sort=False).tail(1)  # last + 12 mo
+    p = default_course_params()
+    tr = sim.truth.set_index("subject_id")
+    covered, err_model, err_locf = [], [], []
+    for o in ("alsfrs_r_bulbar", "alsfrs_r_gross_motor"):
+        e = end[end["outcome"] == o].set_index("subject_id").loc[held_ids]
+        row = tr.loc[held_ids]
+        y = _leaspy(
+            e["months_since_onset"].to_numpy(),
+            row["tau"].to_numpy(),
+            row["xi"].to_numpy(),
+            p["t0"],
+            p["outcomes"][o]["midpoint"],
+            p["outcomes"][o]["rate"],
+            row[f"w_{o}"].to_numpy(),
+        )
+        true_mean = 12.0 - 12.0 * y
+        covered += list((e["lower"] <= true_mean) & (true_mean <= e["upper"]))
+        v = sim.visits.set_index("subject_id")
+        obs18 = v[v["months"] == 18].loc[held_ids, o].to_numpy()
+        obs6 = v[v["months"] == 6].loc[held_ids, o].to_numpy()
+        err_model += list(np.abs(e["mean"].to_numpy() - obs18))
+        err_locf += list(np.abs(obs6 - obs18))
+    # 90 % bands of the mean curve: P(<= 29 of 40 covered | p = 0.9) < 1 %
+    assert np.mean(covered) >= 0.75
+    assert np.mean(err_model) < 0.8 * np.mean(err_locf)
