@@ -2,8 +2,17 @@
 
 Usage::
 
-    python benchmarks/bayes.py [--quick] [--subjects 1000] [--draws 1000] [--tune 1000]
-                               [--chains 2] [--repeats 1] [--jax-cache DIR]
+    python benchmarks/bayes.py [--kind linear|sigmoid] [--quick] [--subjects 1000]
+                               [--draws 1000] [--tune 1000] [--chains 2] [--repeats 1]
+                               [--jax-cache DIR]
+
+``--kind sigmoid`` benchmarks the nonlinear D50 model instead, on the simulator's
+cohort (``simulate_cohort``, whose ALSFRS-R follows the D50 sigmoid per patient),
+``alsfrs_r_total ~ onset_site`` on months since onset: alsprog (the value-and-slope
+whitened subject effects started from a Laplace-EM fit, numpyro) against the same
+model as a PyMC user writes it, centred as brms writes it (``LKJCholeskyCov``,
+``MvNormal`` subject effects) and non-centred, both with numpyro's defaults through
+``pm.sample(nuts_sampler="numpyro")`` (``--peers numpyro-centred numpyro pymc``).
 
 One ALS-like data set (random intercept + slope, visits every 3 months up to 18 with
 dropout, ~5.5 visits per subject, onset site and age) is fitted with
@@ -26,7 +35,7 @@ same data with 50 tuning and 50 kept draws, so in-process compilation caches are
 as on a user's second fit; ``small``, 30 subjects, imports only; ``none``), then the
 timed fit ``--repeats`` times (median).  ``--jax-cache DIR`` turns on JAX's persistent
 compilation cache for both JAX tools.  Rows are written to
-``benchmarks/results/bayes.csv``.  Timings on a shared machine are noisy: compare ratios
+``benchmarks/results/bayes_<kind>.csv``.  Timings on a shared machine are noisy: compare ratios
 from the same run.
 """
 
@@ -51,7 +60,68 @@ from alsprog.errors import ConvergenceWarning  # noqa: E402
 from alsprog.models.bayes._model import BayesianTrajectoryModel  # noqa: E402
 
 FIXED = "alsfrs_r_total ~ months * onset_site + age_at_onset"
+SIGMOID_FIXED = "alsfrs_r_total ~ onset_site"
 POP = ["beta", "subject_sd", "subject_corr", "sigma"]
+
+
+def make_sigmoid_data(n: int, seed: int = 2026) -> pd.DataFrame:
+    """The simulator's ALS cohort (D50 sigmoid per patient), one row per visit."""
+    from alsprog.data import assemble
+    from alsprog.simulate import simulate_cohort
+
+    c = simulate_cohort(n, seed=seed)
+    df = assemble(c.visits, c.subjects)
+    cols = [
+        "subject_id",
+        "months",
+        "months_since_onset",
+        "alsfrs_r_total",
+        "onset_site",
+    ]
+    return df[cols].dropna().reset_index(drop=True)
+
+
+def sigmoid_pymc_model(df: pd.DataFrame, centred: bool):
+    """The D50 sigmoid hierarchical model as a PyMC user writes it (alsprog's priors)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    first = df.groupby("subject_id", sort=True).first()
+    Xs = np.column_stack(
+        [np.ones(len(first)), (first["onset_site"] == "spinal").to_numpy(float)]
+    )
+    codes = pd.Index(first.index).get_indexer(df["subject_id"])
+    t = df["months_since_onset"].to_numpy(float)
+    y = df["alsfrs_r_total"].to_numpy(float)
+    coords = {
+        "effect": ["log_d50", "log_dx"],
+        "term": ["Intercept", "onset_site[T.spinal]"],
+        "subject_id": list(first.index),
+    }
+    mu0 = np.array([[np.log(30.0), 0.0], [np.log(10.0), 0.0]])
+    with pm.Model(coords=coords) as model:
+        beta = pm.Normal("beta", mu=mu0, sigma=0.5, dims=("effect", "term"))
+        chol, corr, stds = pm.LKJCholeskyCov(
+            "chol", n=2, eta=2.0, sd_dist=pm.HalfNormal.dist(0.5), compute_corr=True
+        )
+        pm.Deterministic("subject_sd", stds, dims="effect")
+        pm.Deterministic("subject_corr", corr[0, 1])
+        mean = pt.dot(Xs, beta.T)
+        if centred:
+            theta = pm.MvNormal(
+                "theta", mu=mean, chol=chol, dims=("subject_id", "effect")
+            )
+        else:
+            z = pm.Normal("z", 0.0, 1.0, dims=("subject_id", "effect"))
+            theta = pm.Deterministic(
+                "theta", mean + pt.dot(z, chol.T), dims=("subject_id", "effect")
+            )
+        sigma = pm.HalfNormal("sigma", 5.0)
+        d50, dx = pt.exp(theta[codes, 0]), pt.exp(theta[codes, 1])
+        pm.Normal(
+            "y", mu=48.0 * pm.math.sigmoid((d50 - t) / dx), sigma=sigma, observed=y
+        )
+    return model
 
 
 def make_data(n: int, seed: int = 2024) -> pd.DataFrame:
@@ -148,7 +218,8 @@ def flat_means(idata) -> pd.DataFrame:
 
 def run_alsprog(df, args, seed):
     m = BayesianTrajectoryModel(
-        formula=FIXED,
+        args.kind,
+        formula=FIXED if args.kind == "linear" else SIGMOID_FIXED,
         chains=args.chains,
         draws=args.draws,
         tune=args.tune,
@@ -165,7 +236,11 @@ def run_alsprog(df, args, seed):
 def run_peer(df, args, sampler, seed):
     import pymc as pm
 
-    model = standard_pymc_model(df)
+    if args.kind == "linear":
+        model = standard_pymc_model(df)
+    else:
+        model = sigmoid_pymc_model(df, centred=sampler.endswith("-centred"))
+        sampler = sampler.removesuffix("-centred")
     kw = dict(
         draws=args.draws,
         tune=args.tune,
@@ -189,25 +264,33 @@ def run_peer(df, args, sampler, seed):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kind", choices=["linear", "sigmoid"], default="linear")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--subjects", type=int, default=1000)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--peers", nargs="*", default=["pymc", "numpyro", "nutpie"])
+    ap.add_argument("--peers", nargs="*", default=None)
     ap.add_argument("--jax-cache", default=None)
     ap.add_argument("--warmup", choices=["same", "small", "none"], default="same")
     args = ap.parse_args(argv)
     if args.quick:
         args.subjects, args.draws, args.tune = 200, 500, 500
+    if args.peers is None:
+        args.peers = (
+            ["pymc", "numpyro", "nutpie"]
+            if args.kind == "linear"
+            else ["numpyro-centred", "numpyro"]
+        )
     if args.jax_cache:
         import jax
 
         jax.config.update("jax_compilation_cache_dir", args.jax_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
-    df = make_data(args.subjects)
+    maker = make_data if args.kind == "linear" else make_sigmoid_data
+    df = maker(args.subjects)
     print(
         f"data: {df['subject_id'].nunique()} subjects, {len(df)} rows; "
         f"{args.chains} chains x {args.draws} draws (tune {args.tune}); "
@@ -217,18 +300,23 @@ def main(argv=None) -> int:
     if args.warmup == "same":
         warm_df, warm_args = (
             df,
-            argparse.Namespace(chains=args.chains, draws=50, tune=50),
+            argparse.Namespace(kind=args.kind, chains=args.chains, draws=50, tune=50),
         )
     else:
-        warm_df = make_data(30, seed=1)
-        warm_args = argparse.Namespace(chains=1, draws=30, tune=30)
+        warm_df = maker(30, seed=1)
+        warm_args = argparse.Namespace(kind=args.kind, chains=1, draws=30, tune=30)
 
-    tools = [("alsprog (marginal, numpyro)", None)] + [
-        (f"PyMC full model, {p}", p) for p in args.peers
+    label = "marginal" if args.kind == "linear" else "whitened"
+    tools = [(f"alsprog {args.kind} ({label}, numpyro)", None)] + [
+        (f"PyMC {args.kind} model, {p}", p) for p in args.peers
     ]
     rows, ref = [], None
     for name, peer in tools:
-        if peer == "nutpie" and importlib.util.find_spec("nutpie") is None:
+        if (
+            peer
+            and peer.startswith("nutpie")
+            and importlib.util.find_spec("nutpie") is None
+        ):
             print(f"{name}: skipped (not installed)")
             continue
         run = (
@@ -256,6 +344,7 @@ def main(argv=None) -> int:
         rows.append(
             {
                 "tool": name,
+                "kind": args.kind,
                 "subjects": args.subjects,
                 "rows": len(df),
                 "seconds": secs,
@@ -283,7 +372,7 @@ def main(argv=None) -> int:
         f"\nalsprog / best peer (ESS/s): {table['ess_per_s'].iloc[0] / best_peer:.1f}x"
     )
     out = ROOT / "benchmarks" / "results"
-    with atomic_path(out / "bayes.csv") as tmp:
+    with atomic_path(out / f"bayes_{args.kind}.csv") as tmp:
         table.to_csv(tmp, index=False)
     return 0
 

@@ -266,3 +266,33 @@ def _fit_plain(m, df):
             var_names=["beta", "subject_sd", "subject_corr", "sigma"],
         )
     return out
+
+
+@pytest.mark.slow
+def test_same_seed_same_sigmoid_posterior_and_forecast():
+    from alsprog.forecast import forecast
+    from alsprog.models.bayes._model import BayesianTrajectoryModel
+
+    df, _ = sigmoid_long(25, seed=4, visits=(0, 3, 6, 12))
+    fits = [
+        quiet_fit(
+            BayesianTrajectoryModel(
+                "sigmoid",
+                formula="frs ~ 1",
+                chains=2,
+                draws=100,
+                tune=100,
+                seed=123,
+                progress=False,
+            ),
+            df,
+        )
+        for _ in range(2)
+    ]
+    for v in ("beta", "subject_effects", "sigma"):
+        assert np.array_equal(
+            fits[0].idata_.posterior[v].values, fits[1].idata_.posterior[v].values
+        )
+    hist = df[df["months"] <= 3]
+    a, b = (forecast(f, hist, [6.0, 12.0], seed=5) for f in fits)
+    assert a.equals(b)
