@@ -53,9 +53,10 @@ def test_bayes_draws_reproducible_and_bounded(bayes_linear):
     assert_allclose(a["mean"], d.mean(axis=1))
 
 
-def test_sigmoid_quadrature_matches_importance_sampling():
-    """Effects drawn by adaptive quadrature vs brute-force importance sampling."""
-    from alsprog.models.bayes._forecast import _effects_given_history
+def test_sigmoid_effects_match_importance_sampling():
+    """Effects drawn by Laplace importance resampling vs brute-force importance
+    sampling from the prior."""
+    from alsprog.models.bayes._forecast import _sigmoid_effects
 
     rng = np.random.default_rng(0)
     S = 4000  # the same posterior draw repeated: many draws of one posterior
@@ -65,7 +66,7 @@ def test_sigmoid_quadrature_matches_importance_sampling():
     th = np.array([20.0, 23.0, 26.0])
     yh = np.array([30.0, 26.5, 22.0])
     g = np.zeros(3, np.intp)
-    b = _effects_given_history("sigmoid", lin0, D, sigma, None, yh, th, g, 1, rng)
+    b = _sigmoid_effects(lin0, D, sigma, None, yh, th, g, 1, rng)
     got = b[:, 0].mean(axis=0)
     # importance sampling from the prior
     u = rng.multivariate_normal([0, 0], D[0], size=400_000)
@@ -169,7 +170,7 @@ def test_student_t_linear_quadrature_matches_importance_sampling():
     yh = np.array([36.0, 35.0, 29.0])
     base = np.broadcast_to(np.array([[38.0], [38 - 2.7], [38 - 5.4]]), (3, S)).copy()
     g = np.zeros(3, np.intp)
-    b = _effects_given_history("linear", base, D, sigma, nu, yh, th, g, 1, rng)
+    b = _effects_given_history(base, D, sigma, nu, yh, th, g, 1, rng)
     got = b[:, 0].mean(axis=0)
     u = rng.multivariate_normal([0, 0], D[0], size=400_000)
     mu = base[:, 0][None, :] + u[:, :1] + u[:, 1:] * th[None, :]
@@ -181,7 +182,6 @@ def test_student_t_linear_quadrature_matches_importance_sampling():
     assert_allclose(got, expect, atol=4 * sd.max() / np.sqrt(S))
     # no history: the draws are the prior's
     none = _effects_given_history(
-        "linear",
         np.zeros((0, S)),
         D,
         sigma,

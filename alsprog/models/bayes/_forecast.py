@@ -2,8 +2,10 @@
 
 Owns: draws of a new patient's future outcome conditioned on their history, without
 refitting: per posterior draw, the exact conditional normal of the subject effects for
-the linear model with a normal likelihood, and adaptive Gauss-Hermite quadrature over
-the two subject effects for the sigmoid model (or a Student-t likelihood).
+the linear model with a normal likelihood, importance resampling from a Laplace
+proposal for the sigmoid model, adaptive Gauss-Hermite quadrature for the linear model
+with a Student-t likelihood; and the sigmoid model's marginal likelihood of a
+patient's visits, the effects integrated out (:func:`sigmoid_log_marginal`).
 Also the model's :meth:`forecast_rows` (:func:`bayes_forecast_rows`: the draws
 clipped at the outcome's bounds and summarised).
 Leaves: history checks to :mod:`alsprog.data._history`, the forecast table to
@@ -146,7 +148,7 @@ def bayes_draws(
             b = mean + np.einsum("sgij,sgj->sgi", psd_sqrt(cov), z)  # (S, G, 2)
         else:
             base = Xh @ beta.T  # (n_h, S)
-            b = _effects_given_history("linear", base, D, sigma, nu, yh, th, gh, G, rng)
+            b = _effects_given_history(base, D, sigma, nu, yh, th, gh, G, rng)
         mu = Xf @ beta.T  # (n_f, S)
         mu = mu.T + b[:, gf, 0] + b[:, gf, 1] * tf[None, :]
     else:
@@ -477,7 +479,6 @@ def _effects_by_quadrature(
 
 
 def _effects_given_history(
-    kind: str,
     base: npt.NDArray[np.float64],
     D: npt.NDArray[np.float64],
     sigma: npt.NDArray[np.float64],
@@ -488,12 +489,9 @@ def _effects_given_history(
     G: int,
     rng: np.random.Generator,
 ) -> npt.NDArray[np.float64]:
-    """Effects (S, G, 2) drawn given the history by adaptive quadrature.
-
-    ``kind="sigmoid"``: ``base`` is each draw's and subject's fixed ``log D50``,
-    ``log dx`` (S, G, 2).  ``kind="linear"`` (Student-t likelihood): ``base`` is each
-    history row's fixed part per draw (n_h, S).
-    """
+    """Effects (S, G, 2) of the linear model with a Student-t likelihood drawn given
+    the history by adaptive quadrature; ``base`` is each history row's fixed part
+    per draw (n_h, S).  (The sigmoid's: :func:`_sigmoid_effects`.)"""
     rows = np.arange(len(yh), dtype=float)
 
     def mean_fn(
@@ -504,9 +502,6 @@ def _effects_given_history(
         r_pad: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.float64]:
         t = t_pad[:, None, :]
-        if kind == "sigmoid":
-            lin = base[s_idx, g_idx][:, None, :] + b  # (B, K, 2)
-            return sigmoid_mean(t, np.exp(lin[..., 0:1]), np.exp(lin[..., 1:2]))
         if base.shape[0] == 0:  # no history at all: the mean is never used
             return np.zeros(b.shape[:2] + t_pad.shape[-1:])
         off = base[r_pad.astype(np.intp), s_idx[:, None]]  # (B, n)
