@@ -51,7 +51,7 @@ def risk_group_curves(
     >>> d = pd.DataFrame({"t": [2.0, 3, 5, 7, 8, 9, 11, 12], "d": [1, 1, 1, 0, 1, 1, 0, 1],
     ...                   "x": [3.0, 2.5, 2, 1.8, 1, 0.5, 0.2, 0]})
     >>> g = risk_groups(SurvivalModel("Surv(t, d) ~ x", df=1).fit(d), d, n_groups=2)
-    >>> ax = risk_group_curves(g)
+    >>> ax = risk_group_curves(g, ax=plt.figure().gca())
     >>> len(ax.get_legend().get_texts())
     2
     >>> plt.close("all")
@@ -123,7 +123,7 @@ def survival_curve(
     >>> import matplotlib; matplotlib.use("Agg")
     >>> import matplotlib.pyplot as plt
     >>> p = pd.DataFrame({"months": [0.0, 12, 24, 36], "survival": [1.0, 0.8, 0.45, 0.2]})
-    >>> ax = survival_curve(p, label="P0001")
+    >>> ax = survival_curve(p, label="P0001", ax=plt.figure().gca())
     >>> ax.get_ylabel()
     'event-free probability'
     >>> plt.close("all")
