@@ -113,8 +113,9 @@ class BayesianTrajectoryModel(TrajectoryModel):
         its data as rstanarm scales its defaults (see
         :func:`~alsprog.models.bayes._priors.outcome_defaults`).
     sampler : {"numpyro", "nutpie", "pymc"}, default "numpyro"
-        NUTS implementation: numpyro through JAX (``pm.sample(nuts_sampler=
-        "numpyro")``), nutpie, or PyMC's own.  ``"blackjax"`` is refused: PyMC 5.28's
+        NUTS implementation: numpyro's on PyMC's JAX log-density (what
+        ``pm.sample(nuts_sampler="numpyro")`` runs, called directly; chains in
+        parallel), nutpie, or PyMC's own.  ``"blackjax"`` is refused: PyMC 5.28's
         bridge is broken with blackjax 1.7.1.  PyMC's own compiles through
         PyTensor's C backend, which needs a system BLAS (pip installs none): without
         one it samples 2-3x slower and says so; numpyro is not affected.
