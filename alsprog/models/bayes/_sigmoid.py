@@ -27,7 +27,6 @@ __all__ = [
     "build_sigmoid_model",
     "laplace_start",
     "sigmoid_laplace",
-    "padded",
     "padded_loglik",
     "sigmoid_mean",
     "whitened_effects",
@@ -174,30 +173,6 @@ def build_sigmoid_model(
     return model
 
 
-def padded(
-    groups: npt.NDArray[np.intp], n_groups: int, *columns: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.float64], ...]:
-    """Rows laid out as (subject, visit) matrices, zero-padded, plus the 0/1 mask.
-
-    Examples
-    --------
-    >>> y, mask = padded(np.array([0, 1, 0]), 2, np.array([1.0, 2.0, 3.0]))
-    >>> y.tolist(), mask.tolist()
-    ([[1.0, 3.0], [2.0, 0.0]], [[1.0, 1.0], [1.0, 0.0]])
-    """
-    counts = np.bincount(groups, minlength=n_groups)
-    order = np.argsort(groups, kind="stable")
-    g = groups[order]
-    pos = np.arange(len(g)) - np.repeat(np.cumsum(counts) - counts, counts)
-    width = max(int(counts.max(initial=0)), 1)
-    out = []
-    for col in (*columns, np.ones(len(groups))):
-        mat = np.zeros((n_groups, width))
-        mat[g, pos] = col[order]
-        out.append(mat)
-    return tuple(out)
-
-
 def padded_loglik(
     lin: Any,
     sigma: Any,
@@ -208,7 +183,8 @@ def padded_loglik(
     groups: npt.NDArray[np.intp],
     n_groups: int,
 ) -> Any:
-    """The summed log-likelihood on the (subject, visit) layout of :func:`padded`.
+    """The summed log-likelihood on the (subject, visit) layout of
+    :func:`alsprog._quadrature.padded`.
 
     Each subject's ``log D50`` and ``log dx`` broadcast along its row and the sum runs
     over the mask, so the gradient needs no gather or scatter over observations
@@ -217,7 +193,11 @@ def padded_loglik(
     import pymc as pm
     import pytensor.tensor as pt
 
-    Y, T, M = (pt.constant(a) for a in padded(groups, n_groups, y, t))
+    from alsprog._quadrature import padded
+
+    Y, mask = padded(y, groups, n_groups)
+    Y, T = pt.constant(Y), pt.constant(padded(t, groups, n_groups)[0])
+    M = pt.constant(mask.astype(float))
     d50 = pt.exp(lin[:, 0])[:, None]
     dx = pt.exp(lin[:, 1])[:, None]
     mu = FULL_SCALE * pt.sigmoid((d50 - T) / dx)
