@@ -461,7 +461,9 @@ def test_tiny_decline_order(tiny):
 @pytest.mark.slow
 def test_tiny_trajectories_predict_and_curves(tiny):
     sim, m, _, _ = tiny
-    tr = m.subject_trajectories([12.0, 24.0], subjects=["P0001", "P0002"])
+    tr = m.subject_trajectories(
+        [12.0, 24.0], subjects=["P0001", "P0002"], outcomes=m.outcomes
+    )
     assert list(tr.columns) == [
         "subject_id",
         "months_since_onset",
@@ -474,16 +476,28 @@ def test_tiny_trajectories_predict_and_curves(tiny):
     wide = tr[tr["outcome"] == "alsfrs_r_bulbar"]
     assert wide["mean"].between(0, 12).all()
     pred_band = m.subject_trajectories(
-        [24.0], subjects=["P0001"], interval="prediction"
+        [24.0], subjects=["P0001"], interval="prediction", outcomes=m.outcomes
     )
     conf_band = tr[(tr["subject_id"] == "P0001") & (tr["months_since_onset"] == 24.0)]
+    # the contract's one-outcome table: the reported outcome only, same numbers
+    one = m.subject_trajectories([12.0, 24.0], subjects=["P0001", "P0002"])
+    assert (one["outcome"] == THREE[0]).all() and len(one) == 4
+    pd.testing.assert_frame_equal(
+        one, tr[tr["outcome"] == THREE[0]].reset_index(drop=True)
+    )
     assert (
         (pred_band["upper"] - pred_band["lower"]).to_numpy()
         > (conf_band["upper"] - conf_band["lower"]).to_numpy()
     ).all()
     fitted = sim.visits[~sim.visits["subject_id"].isin(["P0029", "P0030"])]
-    pred = m.predict(fitted)
+    pred = m.predict_outcomes(fitted)
     assert list(pred.columns) == THREE and pred.index.equals(fitted.index)
+    series = m.predict(fitted)
+    assert series.name == "predicted"
+    assert_allclose(series.to_numpy(), pred[THREE[0]].to_numpy())
+    assert_allclose(
+        m.for_outcome(THREE[2]).predict(fitted).to_numpy(), pred[THREE[2]].to_numpy()
+    )
     for o in ("alsfrs_r_bulbar", "alsfrs_r_gross_motor"):
         r = np.corrcoef(pred[o], fitted[o])[0, 1]
         assert r > 0.8, (o, r)
@@ -521,6 +535,57 @@ def test_tiny_forecast_new_patients(tiny):
     pd.testing.assert_frame_equal(fc, again)
     default = m.forecast(history, n_draws=20, n_importance=100, seed=2)
     assert len(default) == 2 * 5 * 3  # last visit + 0, 3, ..., 12 months
+
+
+@pytest.mark.slow
+def test_tiny_forecast_every_outcome_through_the_contract(tiny):
+    from alsprog.forecast import forecast
+
+    sim, m, held, _ = tiny
+    history = held[held["months"] <= 6]
+    at = [9.0, 15.0]  # months since the first visit (the model's visit time)
+    tables = {
+        o: forecast(m.for_outcome(o), history, at, n_samples=300, seed=3)
+        for o in m.outcomes
+    }
+    truth = held.set_index(["subject_id", "months"])
+    for o, fc in tables.items():
+        assert list(fc.columns[:2]) == ["subject_id", "months"]
+        assert len(fc) == 2 * len(at)
+        assert (fc["lower"] <= fc["median"]).all() and (
+            fc["median"] <= fc["upper"]
+        ).all()
+        lo, hi = m.for_outcome(o).outcome_bounds_
+        assert fc[["lower", "upper"]].stack().between(lo, hi).all()
+    # the predictive mean agrees with the mean curve of the model's own
+    # multi-outcome forecast (independent draws of the same posterior predictive)
+    offset = (
+        (history["months_since_onset"] - history["months"])
+        .groupby(history["subject_id"])
+        .first()
+    )
+    for sid, g in tables[THREE[1]].groupby("subject_id"):
+        times = (g["months"] + offset[sid]).to_numpy()
+        direct = m.forecast(
+            history[history["subject_id"] == sid], times=times, n_draws=200, seed=4
+        )
+        mean = direct[direct["outcome"] == THREE[1]]["mean"].to_numpy()
+        assert_allclose(g["mean"].to_numpy(), mean, atol=0.75)
+    # the observed values at those visits mostly fall inside the 90 % bands
+    bulbar = tables["alsfrs_r_bulbar"].set_index(["subject_id", "months"])
+    inside = [
+        bulbar.loc[k, "lower"] - 1e-9
+        <= truth.loc[k, "alsfrs_r_bulbar"]
+        <= bulbar.loc[k, "upper"] + 1e-9
+        for k in bulbar.index
+        if k in truth.index and np.isfinite(truth.loc[k, "alsfrs_r_bulbar"])
+    ]
+    assert len(inside) >= 2 and np.mean(inside) >= 0.5
+    # the same seed gives the same table; the default outcome is the first
+    again = forecast(m, history, at, n_samples=300, seed=3)
+    pd.testing.assert_frame_equal(again, tables[THREE[0]])
+    with pytest.raises(ModelSpecificationError, match="outcome"):
+        m.for_outcome("alsfrs_r_total")
 
 
 @pytest.mark.slow

@@ -98,5 +98,6 @@ def test_sigmoid_population_parameters_pass_sbc():
     for key in PARAMS:
         counts, _ = np.histogram(rows[key], bins=edges)
         pvalues[key] = stats.chisquare(counts).pvalue
+        print(f"SBC rank histogram {key}: {counts.tolist()}")
     print("SBC chi-square p-values:", {k: round(v, 3) for k, v in pvalues.items()})
     assert all(p > 0.01 for p in pvalues.values()), pvalues

@@ -10,9 +10,12 @@ Leaves: data preparation, mean curve and PyMC graph to
 forecast to :mod:`alsprog.models.bayes._course_forecast`; the NUTS call and the
 convergence diagnostics to :mod:`alsprog.models.bayes._sampling`; the figure to
 :mod:`alsprog.plots`; the
-single-outcome model contract (:class:`~alsprog.models.TrajectoryModel`) to the
-one-outcome models: this model has several outcomes per visit, so it takes
-scikit-learn's parameter protocol only and has no ``forecast_rows``/``save``.
+model contract to :class:`~alsprog.models.TrajectoryModel`: the model has several
+outcomes per visit, and the contract's one-outcome methods (``predict``,
+``subject_trajectories``, ``forecast_rows``, hence :func:`alsprog.forecast.forecast`
+and ``backtest``) report its ``outcome`` (the first of ``outcomes`` by default);
+:meth:`DiseaseCourseModel.for_outcome` gives the same fitted model reporting another,
+so every outcome is forecast through the contract.
 
 Model (Schiratti et al. 2017, JMLR 18:1-33; Koval et al. 2021, Sci Rep 11:8020;
 Leaspy's logistic model, ``docs/models.md`` in github.com/aramis-lab/leaspy:
@@ -64,7 +67,7 @@ import logging
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -77,7 +80,13 @@ from alsprog.errors import (
     ModelSpecificationError,
     not_converged,
 )
-from alsprog.models._estimator import EstimatorParams
+from alsprog.models._contract import (
+    DEFAULT_INTERVAL,
+    DEFAULT_TRAJECTORY_LEVEL,
+    ForecastRows,
+    TrajectoryModel,
+    outcome_bounds,
+)
 from alsprog.models.bayes._course_graph import (
     DEFAULT_BOUNDS,
     build_course_model,
@@ -90,6 +99,9 @@ from alsprog.models.bayes._course_graph import (
 __all__ = ["DEFAULT_BOUNDS", "DeclineOrder", "DiseaseCourseModel"]
 
 logger = logging.getLogger(__name__)
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from alsprog.data._history import ModelColumns, Prepared
+
 Array = npt.NDArray[np.float64]
 
 _POPULATION = ["t0", "m", "log_v", "tau_sd", "xi_sd", "w_sd", "b_sd", "sigma"]
@@ -132,7 +144,7 @@ class DeclineOrder:
         )
 
 
-class DiseaseCourseModel(EstimatorParams):
+class DiseaseCourseModel(TrajectoryModel):
     """Several outcomes as logistic curves on one latent disease time (Bayesian).
 
     Leaspy's multivariate logistic model, sampled fully by NUTS (numpyro through
@@ -144,6 +156,11 @@ class DiseaseCourseModel(EstimatorParams):
     outcomes : sequence of str
         Outcome columns (at least one, distinct), e.g. the four ALSFRS-R domains,
         ``fvc_percent_predicted``, ``fa_cst_left``.
+    outcome : str, optional
+        The one of ``outcomes`` that the single-outcome contract reports
+        (:meth:`predict`, :meth:`subject_trajectories`, :meth:`forecast_rows`, so
+        :func:`alsprog.forecast.forecast`); the first by default.  It does not
+        change the fit: :meth:`for_outcome` switches it on a fitted model.
     time : str, default "months_since_onset"
         Time column (months).
     subject : str, default "subject_id"
@@ -196,6 +213,7 @@ class DiseaseCourseModel(EstimatorParams):
         self,
         outcomes: Sequence[str],
         *,
+        outcome: str | None = None,
         time: str = "months_since_onset",
         subject: str = "subject_id",
         bounds: Mapping[str, tuple[float, float]] | None = None,
@@ -209,6 +227,7 @@ class DiseaseCourseModel(EstimatorParams):
         progress: bool | None = None,
     ) -> None:
         self.outcomes = outcomes
+        self.outcome = outcome
         self.time = time
         self.subject = subject
         self.bounds = bounds
@@ -263,7 +282,79 @@ class DiseaseCourseModel(EstimatorParams):
             high_closed=False,
             error=ModelSpecificationError,
         )
+        if self.outcome is not None and self.outcome not in outs:
+            raise ModelSpecificationError(
+                f"`outcome` must be one of `outcomes` ({', '.join(outs)}); got "
+                f"{self.outcome!r}."
+            )
         return outs, bounds
+
+    # ------------------------------------------------------- the one-outcome view
+    def _primary(self) -> str:
+        """The outcome the single-outcome contract reports."""
+        if self.outcome is not None:
+            return str(self.outcome)
+        outs = self.outcomes
+        if isinstance(outs, str) or not isinstance(outs, Sequence) or not outs:
+            raise ModelSpecificationError(
+                f"`outcomes` must be a non-empty list of column names; got {outs!r}."
+            )
+        return str(outs[0])
+
+    def required_columns(self) -> ModelColumns:
+        """The reported outcome, subject and time columns, from the parameters.
+
+        The other outcomes are read too where a table has them (a forecast's
+        history conditions on every outcome of the rows that have the reported
+        one), but no row needs them.
+
+        Examples
+        --------
+        >>> c = DiseaseCourseModel(["alsfrs_r_bulbar", "fvc_percent_predicted"],
+        ...                        outcome="fvc_percent_predicted").required_columns()
+        >>> c.outcome, c.time, c.covariates
+        ('fvc_percent_predicted', 'months_since_onset', ('months_since_onset',))
+        """
+        from alsprog.data._history import ModelColumns
+
+        return ModelColumns.of(self._primary(), self.subject, self.time, [self.time])
+
+    @property
+    def columns_(self) -> ModelColumns:
+        """The columns the fitted model reports on (see :meth:`required_columns`)."""
+        check_is_fitted(self, ["idata_"])
+        return self.required_columns()
+
+    @property
+    def outcome_bounds_(self) -> tuple[float, float]:
+        """The reported outcome's range in the data dictionary (forecasts are
+        clipped to it)."""
+        check_is_fitted(self, ["idata_"])
+        return outcome_bounds(self._primary())
+
+    def for_outcome(self, outcome: str) -> DiseaseCourseModel:
+        """The same fitted model reporting ``outcome`` through the contract.
+
+        A shallow copy sharing the posterior (nothing is refitted or changed on
+        ``self``): forecast every outcome with :func:`alsprog.forecast.forecast`
+        by looping over ``outcomes``.
+
+        Raises
+        ------
+        ModelSpecificationError
+            If ``outcome`` is not one of ``outcomes``.
+        """
+        import copy
+
+        check_is_fitted(self, ["idata_"])
+        if outcome not in tuple(self._data.outcomes):
+            raise ModelSpecificationError(
+                f"`outcome` must be one of the fitted outcomes "
+                f"({', '.join(self._data.outcomes)}); got {outcome!r}."
+            )
+        out = copy.copy(self)
+        out.outcome = outcome
+        return out
 
     def fit(self, df: pd.DataFrame) -> DiseaseCourseModel:
         """Sample the posterior from a long table (one row per visit).
@@ -667,19 +758,35 @@ class DiseaseCourseModel(EstimatorParams):
         times: Any,
         *,
         subjects: Any = None,
-        level: float = 0.9,
-        interval: Literal["confidence", "prediction"] = "confidence",
+        level: float = DEFAULT_TRAJECTORY_LEVEL,
+        interval: Literal["confidence", "prediction"] = DEFAULT_INTERVAL,
+        outcomes: Sequence[str] | None = None,
         seed: Any = None,
     ) -> pd.DataFrame:
-        """Fitted subjects' curves of every outcome at ``times`` (raw units).
+        """Fitted subjects' curves at ``times`` (raw units).
+
+        Parameters
+        ----------
+        times : array-like
+            Values of the time column.
+        subjects : list, optional
+            Fitted subjects (default all).
+        level : float, default 0.9
+            Band coverage.
+        interval : {"confidence", "prediction"}
+            Band of the subject's mean curve, or of a new visit (the residual
+            noise added, before rounding or clipping).
+        outcomes : sequence of str, optional
+            The outcomes to draw: the reported ``outcome`` by default (the
+            contract's one-outcome table), ``model.outcomes`` for all.
+        seed : int, Generator or None
+            For the noise of ``"prediction"`` bands.
 
         Returns
         -------
         pandas.DataFrame
             The subject column, the time column, ``outcome``, ``mean``, ``lower``,
-            ``upper``: the posterior mean and equal-tailed band of the subject's mean
-            curve (``"confidence"``) or of a new visit (``"prediction"``: the
-            residual noise added, before rounding or clipping).
+            ``upper``: posterior mean and equal-tailed band.
         """
         check_is_fitted(self, ["idata_"])
         level = check_level(level)
@@ -687,12 +794,32 @@ class DiseaseCourseModel(EstimatorParams):
             raise ValueError(
                 f"`interval` must be 'confidence' or 'prediction'; got {interval!r}."
             )
+        keep = self._outcome_positions(outcomes)
         idx = self._subject_index(subjects)
         tt = np.asarray(times, dtype=float).ravel()
         si = np.repeat(idx, len(tt))
         tall = np.tile(tt, len(idx))
         y = self._curve_draws_rows(si, tall, interval, as_generator(seed))
-        return self._band(y, self._data.subject_ids[si], tall, level)
+        band = self._band(y, self._data.subject_ids[si], tall, level)
+        K = len(self._data.outcomes)
+        rows = (np.arange(len(tall))[:, None] * K + keep[None, :]).ravel()
+        return band.iloc[rows].reset_index(drop=True)
+
+    def _outcome_positions(
+        self, outcomes: Sequence[str] | None
+    ) -> npt.NDArray[np.intp]:
+        """Positions of ``outcomes`` (default the reported one) among the fitted."""
+        fitted = list(self._data.outcomes)
+        names = [self._primary()] if outcomes is None else outcomes
+        if isinstance(names, str):
+            names = [names]
+        bad = [o for o in names if o not in fitted]
+        if bad or not len(names):
+            raise ModelSpecificationError(
+                f"`outcomes` must name fitted outcomes ({', '.join(fitted)}); got "
+                f"{list(names)!r}."
+            )
+        return np.array([fitted.index(o) for o in names], dtype=np.intp)
 
     def _curve_draws_rows(
         self, si: Any, t: Array, interval: str, rng: np.random.Generator
@@ -712,20 +839,126 @@ class DiseaseCourseModel(EstimatorParams):
             y = y + p["sigma"][:, None, :] * rng.standard_normal(y.shape)
         return to_raw(y, d.normal, d.floor)
 
-    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Posterior-mean curve of every outcome at each row of ``df`` (fitted
-        subjects only): a DataFrame with ``df``'s index and one column per outcome
-        (raw units)."""
+    def predict(self, df: pd.DataFrame) -> pd.Series:
+        """The posterior-mean curve of the reported ``outcome`` at each row of
+        ``df`` (the contract's ``predict``): a Series ``predicted`` with ``df``'s
+        index, NaN where the time is missing; fitted subjects get their own curve,
+        others the population's (``tau = t0``, unit speed, no shifts).
+        :meth:`predict_outcomes` gives every outcome."""
+        pos = self._outcome_positions(None)[0]
+        return self.predict_outcomes(df).iloc[:, pos].rename("predicted")
+
+    def predict_outcomes(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Posterior-mean curve of every outcome at each row of ``df``: a
+        DataFrame with ``df``'s index and one column per outcome (raw units); see
+        :meth:`predict`."""
         check_is_fitted(self, ["idata_"])
         missing = [c for c in (self.subject, self.time) if c not in df.columns]
         if missing:
             raise ModelSpecificationError(
                 f"the table lacks column(s) {', '.join(map(repr, missing))}."
             )
-        si = self._subject_index(list(df[self.subject]))
+        d = self._data
+        pos = pd.Index(d.subject_ids).get_indexer(
+            pd.Index(df[self.subject].to_numpy(), dtype=object)
+        )
         t = pd.to_numeric(df[self.time], errors="coerce").to_numpy(dtype=float)
-        y = self._curve_draws_rows(si, t, "confidence", as_generator(0)).mean(axis=0)
-        return pd.DataFrame(y, index=df.index, columns=list(self._data.outcomes))
+        seen = pos >= 0
+        y = np.full((len(df), len(d.outcomes)), np.nan)
+        if seen.any():
+            y[seen] = self._curve_draws_rows(
+                pos[seen], t[seen], "confidence", as_generator(0)
+            ).mean(axis=0)
+        if (~seen).any():
+            p = self._draws
+            pop = course_mean(
+                t[~seen][None, :, None],
+                p["t0"][:, None, None],
+                np.zeros((1, 1, 1)),
+                p["t0"][:, None, None],
+                p["m"][:, None, :],
+                np.exp(p["log_v"])[:, None, :],
+                np.zeros((1, 1, 1)),
+                np.zeros((1, 1, 1)),
+            )
+            y[~seen] = to_raw(pop, d.normal, d.floor).mean(axis=0)
+        return pd.DataFrame(y, index=df.index, columns=list(d.outcomes))
+
+    def forecast_rows(
+        self,
+        history: Prepared,
+        *,
+        level: float,
+        n_samples: int | None = None,
+        rng: np.random.Generator,
+        given_alive: bool = True,
+    ) -> ForecastRows:
+        """New patients' posterior predictive of the reported ``outcome`` given
+        their history (the contract's conditional forecast; no refit).
+
+        The history conditions on every fitted outcome of the rows that have the
+        reported one (``history.observed``; a column absent from the table counts
+        as unobserved); per posterior draw (``n_samples``, 400 by default) one
+        draw of the patient's effects by importance resampling as in
+        :meth:`forecast` (500 importance draws each), the outcome's residual noise
+        added, clipped at :attr:`outcome_bounds_` and summarised.  A patient with
+        no observed row is forecast from the population.  ``given_alive`` is
+        ignored.  See :meth:`TrajectoryModel.forecast_rows
+        <alsprog.models._contract.TrajectoryModel.forecast_rows>`.
+        """
+        from alsprog.models.bayes._course_forecast import forecast_subject
+        from alsprog.models.bayes._forecast import summarise_draws
+
+        check_is_fitted(self, ["idata_"])
+        level = check_level(level)
+        d0 = self._data
+        outs = list(d0.outcomes)
+        k_out = int(self._outcome_positions(None)[0])
+        obs = history.observed
+        table = obs.reindex(columns=[self.subject, self.time, *outs])
+        for o in outs:  # absent outcome columns: unobserved
+            table[o] = pd.to_numeric(table[o], errors="coerce")
+        offsets = [o for o, on in zip(outs, d0.offset_mask, strict=True) if on]
+        h = None
+        if len(table):
+            h = prepare_course_data(
+                table,
+                outs,
+                subject=self.subject,
+                time=self.time,
+                bounds=self.bounds_,
+                offsets=offsets,
+            )
+        p = self._draws
+        S = len(p["t0"])
+        n = 400 if n_samples is None else int(n_samples)
+        pick = rng.choice(S, size=n, replace=n > S)
+        future = history.future
+        code = future["_subject_index"].to_numpy()
+        when_all = future[self.time].to_numpy(dtype=float)
+        draws = np.empty((n, len(future)))
+        sd = p["sigma"][pick, k_out] * abs(d0.floor[k_out] - d0.normal[k_out])
+        empty = (np.empty(0, np.int64), np.empty(0), np.empty(0))
+        for j, sid in enumerate(history.subjects):
+            rows = np.flatnonzero(code == j)
+            if not len(rows):
+                continue
+            cells = empty
+            if h is not None:
+                at = pd.Index(h.subject_ids).get_indexer(pd.Index([sid], dtype=object))
+                if at[0] >= 0:
+                    sel = h.s == at[0]
+                    cells = (h.k[sel], h.t[sel], h.y[sel])
+            curves, _, _ = forecast_subject(
+                p, pick, d0.offset_mask, cells, when_all[rows], 500, rng
+            )
+            raw = to_raw(curves[:, :, k_out], d0.normal[k_out], d0.floor[k_out])
+            draws[:, rows] = raw + sd[:, None] * rng.standard_normal(raw.shape)
+        lo, hi = self.outcome_bounds_
+        draws = np.clip(draws, lo, hi)
+        return ForecastRows(
+            summarise_draws(draws, level), draws if n_samples is not None else None
+        )
 
     def forecast(
         self,
