@@ -1,4 +1,5 @@
-"""Trajectory models: linear mixed (lme4-exact REML/ML), MMRM, joint, Bayesian hierarchical;
+"""Trajectory models: linear mixed (lme4-exact REML/ML), MMRM, joint, Bayesian hierarchical,
+nonlinear mixed (the D50 sigmoid, nlme's ML);
 and the survival model (Royston-Parmar or Cox) beside them.
 
 Every one subclasses :class:`TrajectoryModel` (the contract forecasts, backtests
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.models.latent._select import ClassSelection, select_n_classes
     from alsprog.models.lmm._model import LinearMixedModel
     from alsprog.models.mmrm._model import MMRM
+    from alsprog.models.nlme._model import NonlinearMixedModel
     from alsprog.models.survival._groups import RiskGroups, risk_groups
     from alsprog.models.survival._model import SurvivalModel
 
@@ -38,6 +40,7 @@ __all__ = [
     "LatentClassMixedModel",
     "LinearMixedModel",
     "MixedSummary",
+    "NonlinearMixedModel",
     "Prior",
     "RiskGroups",
     "Summary",
@@ -56,6 +59,7 @@ _MODULES = {
     "ClassSelection": "alsprog.models.latent._select",
     "select_n_classes": "alsprog.models.latent._select",
     "LinearMixedModel": "alsprog.models.lmm._model",
+    "NonlinearMixedModel": "alsprog.models.nlme._model",
     "Prior": "alsprog.models.bayes._priors",
     "MixedSummary": "alsprog.models._summary",
     "Summary": "alsprog.models._summary",

@@ -42,6 +42,7 @@ _BUILTIN = {
     "joint": "alsprog.models.joint._model:JointModel",
     "mmrm": "alsprog.models.mmrm._model:MMRM",
     "latent_class": "alsprog.models.latent._model:LatentClassMixedModel",
+    "nonlinear": "alsprog.models.nlme._model:NonlinearMixedModel",
 }
 
 

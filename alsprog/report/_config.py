@@ -27,6 +27,7 @@ from alsprog.models.registry import MODELS, REQUIRED, config_keys
 from alsprog.report._model_schema import model_defaults
 from alsprog.report._schema import (
     _TYPE_TEXT,
+    DEFAULT_COURSE_OUTCOMES,
     DEFAULT_SURVIVAL_FORMULA,
     SCHEMA,
     Key,
@@ -174,6 +175,21 @@ class SurvivalConfig:
 
 
 @dataclass(frozen=True)
+class CourseConfig:
+    """``[course]``: the multivariate disease-course model."""
+
+    enabled: bool = False
+    outcomes: tuple[str, ...] = DEFAULT_COURSE_OUTCOMES
+    offsets: tuple[str, ...] | None = None
+    time: str = "months_since_onset"
+    chains: int = 4
+    draws: int = 1000
+    tune: int = 1000
+    max_patients: int = 0
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
 class DesignConfig:
     """``[design]``: the trial-design questions."""
 
@@ -222,7 +238,7 @@ class RunConfig:
     ----------
     path : pathlib.Path or None
         The config file (``None`` when built in code).
-    run, data, imaging, models, forecast, survival, design, biomarkers, report
+    run, data, imaging, models, forecast, survival, course, design, biomarkers, report
         The sections; ``imaging`` is ``None`` without NIfTI inputs; ``models`` is a
         tuple of :class:`ModelConfig` in file order.
     """
@@ -233,6 +249,7 @@ class RunConfig:
     models: tuple[ModelConfig, ...] = ()
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     survival: SurvivalConfig = field(default_factory=SurvivalConfig)
+    course: CourseConfig = field(default_factory=CourseConfig)
     design: DesignConfig = field(default_factory=DesignConfig)
     biomarkers: BiomarkersConfig = field(default_factory=BiomarkersConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -463,6 +480,28 @@ def _section(
     return out
 
 
+def _check_course(cc: Mapping[str, Any], c: _Collector) -> None:
+    """``[course]``: two or more distinct outcomes, each with a known range; the
+    offsets among them."""
+    from alsprog.models.bayes._course_graph import DEFAULT_BOUNDS
+
+    outs = list(cc.get("outcomes", DEFAULT_COURSE_OUTCOMES))
+    if "outcomes" in cc:
+        if len(set(outs)) < 2 or len(set(outs)) != len(outs):
+            c.add("course.outcomes", "needs two or more distinct columns", outs)
+        for o in outs:
+            if o not in DEFAULT_BOUNDS:
+                c.add(
+                    "course.outcomes",
+                    f"{o!r} has no known (normal, floor) range; one of "
+                    f"{', '.join(DEFAULT_BOUNDS)}",
+                    o,
+                )
+    for o in cc.get("offsets") or ():
+        if o not in outs:
+            c.add("course.offsets", f"{o!r} is not one of course.outcomes", o)
+
+
 def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | None:
     """Build a RunConfig from parsed TOML, collecting every problem in ``c``."""
     for name in raw:
@@ -548,6 +587,7 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
             parse_surv_formula(sv["formula"])
         except ModelSpecificationError as exc:
             c.add("survival.formula", str(exc), sv["formula"])
+    _check_course(values.get("course", {}), c)
     dc = values.get("design", {})
     ref = dc.get("model")
     if ref is not None:
@@ -606,6 +646,7 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
         models=tuple(models),
         forecast=ForecastConfig(**values.get("forecast", {})),
         survival=SurvivalConfig(**values.get("survival", {})),
+        course=CourseConfig(**values.get("course", {})),
         design=DesignConfig(**values.get("design", {})),
         biomarkers=BiomarkersConfig(**values.get("biomarkers", {})),
         report=ReportConfig(**values.get("report", {})),
@@ -749,6 +790,6 @@ def dump_config(config: RunConfig, *, relative_to: Path | None = None) -> str:
         values = {"type": m.type, **m.params}
         lines = [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
         parts += ["", f"[models.{m.name}]", *lines]
-    for name in ("forecast", "survival", "design", "biomarkers", "report"):
+    for name in ("forecast", "survival", "course", "design", "biomarkers", "report"):
         parts += ["", f"[{name}]", *_dump_fields(getattr(config, name))]
     return "\n".join(parts) + "\n"

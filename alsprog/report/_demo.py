@@ -104,6 +104,14 @@ time_origin = "onset"
 times = [6, 12, 18]
 n_groups = 5
 
+[course]
+enabled = true
+outcomes = ["alsfrs_r_bulbar", "alsfrs_r_fine_motor", "alsfrs_r_gross_motor", "alsfrs_r_respiratory", "fvc_percent_predicted"]
+chains = {chains}
+draws = {draws}
+tune = {draws}
+max_patients = {course_patients}
+
 [design]
 slowing = [0.25, 0.3, 0.5]
 visit_months = [0, 3, 6, 9, 12]
@@ -139,6 +147,7 @@ def write_demo_inputs(
     endpoint_sims: int = 100,
     n_permutations: int = DEFAULT_N_PERMUTATIONS,
     n_bootstrap: int = 300,
+    course_patients: int = 80,
     n_jobs: int = -1,
     models: Sequence[str] = ("lmm", "bayes_linear", "bayes_sigmoid", "lcmm"),
     backtest_models: Sequence[str] | None = None,
@@ -167,6 +176,9 @@ def write_demo_inputs(
     n_permutations, n_bootstrap : int, default 200, 300
         Classifier permutation test (the default of every command,
         :data:`~alsprog.biomarkers.DEFAULT_N_PERMUTATIONS`) and bootstrap.
+    course_patients : int, default 80
+        Patients the disease-course model is fitted on (``[course] max_patients``;
+        0: all): its sampling time grows with them.
     n_jobs : int, default -1
         Workers for the NIfTI writing and the parallel stages.
     models : sequence of str, default all of :data:`DEMO_MODELS`
@@ -221,6 +233,7 @@ def write_demo_inputs(
         endpoint_sims=endpoint_sims,
         n_permutations=n_permutations,
         n_bootstrap=n_bootstrap,
+        course_patients=course_patients,
         features=_quoted(DEMO_FEATURES),
         backtest_models=_quoted(backtest_models),
     )
@@ -270,7 +283,7 @@ def run_demo(
         As in :func:`run`.
     **settings
         Passed to :func:`write_demo_inputs` (``chains``, ``draws``, ``n_sims``,
-        ``n_permutations``, ``n_bootstrap``, ``n_jobs``, ``models``,
+        ``n_permutations``, ``n_bootstrap``, ``course_patients``, ``n_jobs``, ``models``,
         ``backtest_models``).
 
     Returns

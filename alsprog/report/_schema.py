@@ -24,6 +24,14 @@ __all__ = ["DEFAULT_SURVIVAL_FORMULA", "SCHEMA", "Key", "config_reference"]
 #: The survival stage's default formula: the ENCALS predictors the data dictionary
 #: has (Westeneng et al. 2018; FVC, El Escorial, FTD and C9orf72 are added where
 #: the data hold them).
+#: The ``[course]`` outcomes by default: the ALSFRS-R domains and FVC.
+DEFAULT_COURSE_OUTCOMES = (
+    "alsfrs_r_bulbar",
+    "alsfrs_r_fine_motor",
+    "alsfrs_r_gross_motor",
+    "alsfrs_r_respiratory",
+    "fvc_percent_predicted",
+)
 DEFAULT_SURVIVAL_FORMULA = (
     "Surv(death_or_tracheostomy_months, event_observed) ~ age_at_onset + onset_site "
     "+ diagnostic_delay_months + delta_fs"
@@ -232,6 +240,61 @@ _STATIC: dict[str, tuple[Key, ...]] = {
             "float",
             0.3,
             "Fraction of patients held out of the fits for the scores.",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        ),
+    ),
+    "course": (
+        Key(
+            "enabled",
+            "bool",
+            False,
+            "Fit the multivariate disease-course model (`DiseaseCourseModel`: "
+            "every outcome a logistic curve on one latent disease time, sampled by "
+            "NUTS; skipped with a note when the data lack the outcomes).",
+        ),
+        Key(
+            "outcomes",
+            "strs",
+            list(DEFAULT_COURSE_OUTCOMES),
+            "Outcome columns (two or more), each with a known (normal, floor) range: "
+            "the four ALSFRS-R domains, `fvc_percent_predicted`, `fa_cst_left`, "
+            "`fa_cst_right`, `fa_cc_motor`.",
+        ),
+        Key(
+            "offsets",
+            "strs",
+            None,
+            "Outcomes (of `outcomes`) given a per-patient healthy level, e.g. "
+            '`["fvc_percent_predicted"]` (continuous biomarkers: people differ before '
+            "the disease does); none by default.",
+        ),
+        Key(
+            "time",
+            "str",
+            "months_since_onset",
+            "Time column of the curves (months since onset: the latent time is "
+            "read on it).",
+        ),
+        Key("chains", "int", 4, "NUTS chains.", low=1),
+        Key("draws", "int", 1000, "Kept draws per chain.", low=1),
+        Key("tune", "int", 1000, "Tuning draws per chain.", low=0),
+        Key(
+            "max_patients",
+            "int",
+            0,
+            "Fit on this many patients drawn at random (0: all); sampling time "
+            "grows with the patients.",
+            low=0,
+        ),
+        Key(
+            "threshold",
+            "float",
+            0.5,
+            "Normalised level (0 healthy, 1 floor) whose crossing orders the "
+            "outcomes' decline.",
             low=0,
             high=1,
             low_open=True,

@@ -331,6 +331,73 @@ def test_forecast_importance_sampling_matches_grid_quadrature(t, y, sigma):
     assert_allclose(curves[:, 0, 0], expit(0.12 * (stages[:, 0] - 30.0)))
 
 
+@pytest.mark.slow
+def test_likelihood_on_the_visit_grid_equals_the_per_cell_normal_density():
+    """The graph sums the likelihood on a masked (subject, visit, outcome) grid;
+    at a random point it must equal scipy's normal density summed over the
+    observed cells, computed from the model's own deterministics."""
+    from scipy import stats
+
+    from alsprog.models.bayes._course_graph import (
+        build_course_model,
+        initial_curves,
+        prepare_course_data,
+    )
+
+    sim = simulate_disease_course(12, outcomes=THREE, seed=2)
+    v = sim.visits.copy()
+    v.loc[v.index[::5], "alsfrs_r_bulbar"] = np.nan  # ragged cells
+    d = prepare_course_data(
+        v,
+        THREE,
+        subject="subject_id",
+        time="months_since_onset",
+        bounds=dict(DEFAULT_BOUNDS),
+        offsets=("fa_cst_left",),
+    )
+    model = build_course_model(d, *initial_curves(d))
+    rng = np.random.default_rng(0)
+    point = {
+        k: np.asarray(x) + rng.normal(0.0, 0.1, np.shape(x))
+        for k, x in model.initial_point().items()
+    }
+    names = ["t0", "m", "log_v", "tau", "xi", "w", "b", "sigma"]
+    det = dict(
+        zip(
+            names,
+            model.compile_fn(
+                model.replace_rvs_by_values([model[n] for n in names]),
+                inputs=model.value_vars,
+                on_unused_input="ignore",
+            )(point),
+            strict=True,
+        )
+    )
+    pot = next(p for p in model.potentials if p.name == "y")
+    got = float(
+        model.compile_fn(
+            model.replace_rvs_by_values([pot])[0],
+            inputs=model.value_vars,
+            on_unused_input="ignore",
+        )(point)
+    )
+    b = np.zeros((len(d.subject_ids), len(THREE)))
+    b[:, d.offset_mask] = det["b"]
+    mu = course_mean(
+        d.t,
+        det["tau"][d.s],
+        det["xi"][d.s],
+        det["t0"],
+        det["m"][d.k],
+        np.exp(det["log_v"])[d.k],
+        det["w"][d.s, d.k],
+        b[d.s, d.k],
+    )
+    want = stats.norm.logpdf(d.y, mu, det["sigma"][d.k]).sum()
+    assert len(d.y) < 12 * 7 * 3
+    assert got == pytest.approx(want, rel=1e-10, abs=1e-8)
+
+
 # ---------------------------------------------------------------- a tiny fit
 @pytest.fixture(scope="module")
 def tiny():

@@ -151,6 +151,7 @@ SMALL = {
     "bayesian": {"chains": 1, "draws": 60, "tune": 60, "seed": 1, "progress": False},
     "mmrm": {"formula": "alsfrs_r_total ~ visit * arm", "reference": "placebo"},
     "latent_class": {"formula": FORMULA, "n_classes": 2, "n_init": 2, "seed": 1},
+    "nonlinear": {"formula": "alsfrs_r_total ~ 1"},
 }
 SLOW = {"bayesian"}  # a first numpyro fit compiles for ~20 s
 

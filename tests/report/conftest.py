@@ -17,6 +17,7 @@ TINY = dict(
     endpoint_sims=10,
     n_permutations=0,
     n_bootstrap=50,
+    course_patients=20,
     n_jobs=1,
     backtest_models=("lmm",),
 )

@@ -195,6 +195,26 @@ x = 1
             'recalibrate = "yes"\n',
             "key forecast.recalibrate: 'yes' is not one of 'none', 'band', 'shift'",
         ),
+        (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[course]\n'
+            'outcomes = ["alsfrs_r_bulbar", "alsfrs_r_total"]\n',
+            "key course.outcomes: 'alsfrs_r_total' has no known (normal, floor) range",
+        ),
+        (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[course]\n'
+            'outcomes = ["alsfrs_r_bulbar"]\n',
+            "key course.outcomes: needs two or more distinct columns",
+        ),
+        (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[course]\n'
+            'offsets = ["fa_cst_left"]\n',
+            "key course.offsets: 'fa_cst_left' is not one of course.outcomes",
+        ),
+        (
+            '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n[course]\n'
+            "max_patients = -1\n",
+            "key course.max_patients: -1 is outside [0, inf]",
+        ),
     ],
 )
 def test_each_problem_names_key_and_value(tmp_path, text, message):
@@ -271,7 +291,7 @@ DATA = '[data]\nvisits = "v.csv"\nsubjects = "s.csv"\n'
         (
             DATA + '[models.m]\ntype = "mixd"\n',
             "key models.m.type: 'mixd' is not one of 'mixed', 'bayesian', 'joint', "
-            "'mmrm', 'latent_class'; "
+            "'mmrm', 'latent_class', 'nonlinear'; "
             "did you mean 'mixed'?",
         ),
         (

@@ -178,7 +178,7 @@ def test_the_toy_is_a_config_type_with_its_constructor_keys(
         (
             'type = "mixd"',
             "key models.toy.type: 'mixd' is not one of 'mixed', 'bayesian', 'joint', "
-            "'mmrm', 'latent_class', 'toy'; did you mean 'mixed'?",
+            "'mmrm', 'latent_class', 'nonlinear', 'toy'; did you mean 'mixed'?",
         ),
     ],
 )
@@ -257,8 +257,9 @@ def test_the_command_line_backtests_the_toy(toy, tmp_path, capsys):
     assert res.loc[res["model"] == "toy", "rmse"].notna().all()
     capsys.readouterr()
     assert main(["backtest", "--help"]) == 0
-    assert "the registry (mixed, bayesian, joint, mmrm, latent_class, toy)" in " ".join(
-        capsys.readouterr().out.split()
+    assert (
+        "the registry (mixed, bayesian, joint, mmrm, latent_class, nonlinear, toy)"
+        in " ".join(capsys.readouterr().out.split())
     )
 
 

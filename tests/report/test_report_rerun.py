@@ -93,8 +93,8 @@ def test_cli_run(make_config, tmp_path, capsys):
     assert main(["--no-progress", "run", str(make_config()), "--out", str(out)]) == 0
     cap = capsys.readouterr()
     assert f"report: {out / 'report.html'}" in cap.out
-    assert "[1/10] check: config, input paths, tables and formulas" in cap.err
-    assert "[4/10] models:" in cap.err
+    assert "[1/11] check: config, input paths, tables and formulas" in cap.err
+    assert "[4/11] models:" in cap.err
 
 
 def test_cli_run_lists_problems_and_exits_1(make_config, tmp_path, capsys):

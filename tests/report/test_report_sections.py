@@ -152,8 +152,8 @@ def test_own_section_has_its_part_of_the_report_with_its_figure(toy_run):
     assert "most frequent visit count" in _sections_of(html)["summary"]
     # the built-in sections are all still there, in order, before it
     assert list(_sections_of(html)) == [
-        "summary", "cohort", "models", "survival", "forecast", "design", "biomarkers",
-        "toy", "run",
+        "summary", "cohort", "models", "survival", "course", "forecast", "design",
+        "biomarkers", "toy", "run",
     ]  # fmt: skip
 
 
@@ -213,6 +213,7 @@ def test_each_figure_of_a_run_is_shown_once_in_the_section_that_drew_it(tiny_dem
         "survival_risk_groups": "survival",
         "survival_calibration": "survival",
         "survival_patients": "survival",
+        "course_stage_plot": "course",
         "forecast_fan_charts": "forecast",
         "forecast_calibration": "forecast",
         "power_curve": "design",
@@ -235,7 +236,8 @@ def test_each_figure_of_a_run_is_shown_once_in_the_section_that_drew_it(tiny_dem
 def test_default_sections_give_the_stages():
     assert check_sections(SECTIONS) == STAGES
     assert [s.name for s in SECTIONS] == [
-        "imaging", "cohort", "models", "survival", "forecast", "design", "biomarkers"
+        "imaging", "cohort", "models", "survival", "course", "forecast", "design",
+        "biomarkers",
     ]  # fmt: skip
 
 

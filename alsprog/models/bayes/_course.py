@@ -46,7 +46,11 @@ psi_i(tbar_i)`` (zero-sum over patients; ``centre`` is their mean) and ``a_i = l
 alpha_i)``; per outcome ``log v_k = mean + zero-sum part`` (the same iid prior) and
 ``c_k = vbar (m_k - centre)``, so that ``eta_ijk = (v_k / vbar) (u_i + e^a_i (t_ij -
 tbar_i) - c_k)``.  Leaspy's prior ``tau_i ~ N(t0, tau_sd)`` sits on ``tau_i = tbar_i
-- (stage_i - t0) / alpha_i`` through a potential with the Jacobians.  The two
+- (stage_i - t0) / alpha_i`` through a potential with the Jacobians, and ``m_k ~
+N(t_ref, 24)`` on ``m_k = centre + c_k / vbar``; ``centre`` has no prior factor of its
+own, so the prior is exactly the one below (but for a N(0, 1000) factor on the
+zero-sum stage coordinates, which changes nothing measurable; checked against a
+direct simulation of the prior in ``tests/models/test_bayes_course_sbc.py``).  The two
 directions the data pin only weakly are then single coordinates: Leaspy's pivot (all
 stages and half-way times moving together: ``centre``) and a common speed-up traded
 against the rates (``mean log v``).  Measured on 60 simulated patients, 3 domains,
@@ -64,6 +68,7 @@ curve 10-90 % in ~44 months at 0.1/month; docs/domain.md §3: dx 8-15 months),
 from __future__ import annotations
 
 import logging
+import os
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -81,7 +86,6 @@ from alsprog.errors import (
     not_converged,
 )
 from alsprog.models._contract import (
-    DEFAULT_INTERVAL,
     DEFAULT_TRAJECTORY_LEVEL,
     ForecastRows,
     TrajectoryModel,
@@ -208,6 +212,8 @@ class DiseaseCourseModel(TrajectoryModel):
     >>> m
     DiseaseCourseModel(outcomes=['alsfrs_r_bulbar', 'alsfrs_r_gross_motor'], chains=2)
     """
+
+    file_suffix = ".nc"
 
     def __init__(
         self,
@@ -410,13 +416,7 @@ class DiseaseCourseModel(TrajectoryModel):
             )
         m0, v0 = initial_curves(d)
         model = build_course_model(d, m0, v0)
-        from alsprog.models.bayes._sampling import (
-            ESS_BULK_MIN,
-            RHAT_MAX,
-            convergence_failure,
-            diagnose,
-            sample_nuts,
-        )
+        from alsprog.models.bayes._sampling import sample_nuts
 
         var_names = [n for n in (*_POPULATION, *_SUBJECT) if n in model.named_vars]
         start = _time.perf_counter()
@@ -432,8 +432,31 @@ class DiseaseCourseModel(TrajectoryModel):
             dense=False,
             var_names=var_names,
         )
-        self.sampling_seconds_ = _time.perf_counter() - start
+        seconds = _time.perf_counter() - start
         idata.posterior = idata.posterior[var_names]
+        failure = self._set_fitted(idata, d, seconds)
+        if failure is not None:
+            not_converged(
+                f"DiseaseCourseModel may not have converged: {failure}.",
+                strict=bool(self.strict),
+                stacklevel=2,
+            )
+        return self
+
+    def _set_fitted(self, idata: Any, data: Any, sampling_seconds: float) -> str | None:
+        """Set the fitted state from the posterior and the prepared data
+        (:class:`~alsprog.models.bayes._course_graph.CourseData`), for ``fit`` and
+        ``load``; returns the convergence gate's failure text, or None."""
+        from alsprog.models.bayes._sampling import (
+            ESS_BULK_MIN,
+            RHAT_MAX,
+            convergence_failure,
+            diagnose,
+        )
+
+        outs, bounds = self._check_params()
+        d = data
+        self.sampling_seconds_ = sampling_seconds
         self._data = d
         self.idata_ = idata
         self.n_obs_ = len(d.y)
@@ -453,7 +476,7 @@ class DiseaseCourseModel(TrajectoryModel):
             },
             index=pd.Index(list(outs), name="outcome"),
         )
-        pop = [n for n in _POPULATION if n in var_names]
+        pop = [n for n in _POPULATION if n in idata.posterior]
         self.diagnostics_ = diagnose(idata, pop)
         failure = convergence_failure(
             self.diagnostics_,
@@ -462,13 +485,7 @@ class DiseaseCourseModel(TrajectoryModel):
             suggest_marginal=False,
         )
         self.converged_ = failure is None
-        if failure is not None:
-            not_converged(
-                f"DiseaseCourseModel may not have converged: {failure}.",
-                strict=bool(self.strict),
-                stacklevel=2,
-            )
-        return self
+        return failure
 
     def summary(self, level: float = 0.95) -> Any:
         """Population parameters and half-way times with credible intervals.
@@ -759,7 +776,7 @@ class DiseaseCourseModel(TrajectoryModel):
         *,
         subjects: Any = None,
         level: float = DEFAULT_TRAJECTORY_LEVEL,
-        interval: Literal["confidence", "prediction"] = DEFAULT_INTERVAL,
+        interval: Literal["confidence", "prediction"] = "confidence",
         outcomes: Sequence[str] | None = None,
         seed: Any = None,
     ) -> pd.DataFrame:
@@ -938,7 +955,7 @@ class DiseaseCourseModel(TrajectoryModel):
         when_all = future[self.time].to_numpy(dtype=float)
         draws = np.empty((n, len(future)))
         sd = p["sigma"][pick, k_out] * abs(d0.floor[k_out] - d0.normal[k_out])
-        empty = (np.empty(0, np.int64), np.empty(0), np.empty(0))
+        empty: tuple[Any, Any, Any] = (np.empty(0, np.int64), np.empty(0), np.empty(0))
         for j, sid in enumerate(history.subjects):
             rows = np.flatnonzero(code == j)
             if not len(rows):
@@ -1046,3 +1063,78 @@ class DiseaseCourseModel(TrajectoryModel):
             band["importance_ess"] = ess
             rows.append(band)
         return pd.concat(rows, ignore_index=True)
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to one netCDF file (InferenceData + JSON config).
+
+        The file holds the posterior and sampler statistics, the observed cells as
+        prepared for the fit (so that :meth:`load` rebuilds every result exactly)
+        and, in its attrs under ``"alsprog"``, the JSON config ``{"model",
+        "version", "params"}`` with ``get_params(deep=False)``: sequences as
+        lists, a ``seed`` that is a numpy Generator as null (a loaded model
+        refitted then draws fresh entropy).  The write is atomic; the layout is
+        described in :mod:`alsprog.models.bayes._course_io`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Output file, conventionally ``*.nc``.
+
+        Raises
+        ------
+        NotFittedError
+            If the model is not fitted.
+        SavedModelError
+            If a parameter has no JSON form.
+
+        Examples
+        --------
+        >>> DiseaseCourseModel(["alsfrs_r_bulbar"]).save("m.nc")
+        Traceback (most recent call last):
+        ...
+        alsprog.errors.NotFittedError: This DiseaseCourseModel is not fitted yet; call `fit` before using this method.
+        """
+        from alsprog.models.bayes._course_io import save_course
+
+        check_is_fitted(self, ["idata_"])
+        save_course(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DiseaseCourseModel:
+        """Rebuild a model written by :meth:`save`, without refitting.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        DiseaseCourseModel
+            Fitted, with the saved draws: every result (``summary``,
+            ``patient_stage``, ``decline_order``, ``population_curves``,
+            ``subject_trajectories``, ``predict``, ``forecast`` with the same seed)
+            equals the saved model's.
+
+        Raises
+        ------
+        SavedModelError
+            Missing file or a file of another kind (named: "it is a Python pickle
+            ..."; a BayesianTrajectoryModel file is named as such), no alsprog
+            config, a different class or alsprog version, a parameter that ``fit``
+            would refuse, a missing group, variable or dimension, sizes that
+            disagree with the saved chains, draws, outcomes or cells, or draws that
+            are not finite or scales that are not positive (the message names the
+            file and the field).  The whole file is checked before anything is
+            built from it; nothing in it is ever run.
+
+        Examples
+        --------
+        >>> DiseaseCourseModel.load("no-such-file.nc")
+        Traceback (most recent call last):
+        ...
+        alsprog.errors.SavedModelError: no-such-file.nc: no such file.
+        """
+        from alsprog.models.bayes._course_io import load_course
+
+        return load_course(path, cls=cls)

@@ -254,12 +254,55 @@ def initial_curves(d: CourseData) -> tuple[Array, Array]:
     return m, v
 
 
+def visit_grid(
+    d: CourseData,
+) -> tuple[Array, Array, npt.NDArray[np.bool_]]:
+    """The cells on a dense (subject, visit, outcome) grid: visit times ``(N, V)``
+    (each subject's distinct times in order, padded), values ``(N, V, K)`` and the
+    mask of observed cells.
+
+    Examples
+    --------
+    >>> d = CourseData(np.array(["a", "b"], dtype=object), ("x", "y"),
+    ...     s=np.array([0, 0, 0, 1]), k=np.array([0, 1, 0, 1]),
+    ...     t=np.array([1.0, 1.0, 4.0, 2.0]), y=np.array([0.1, 0.2, 0.3, 0.4]),
+    ...     normal=np.ones(2), floor=np.zeros(2), t_ref=2.0,
+    ...     last_time=np.array([4.0, 2.0]), mean_time=np.array([2.0, 2.0]),
+    ...     offset_mask=np.zeros(2, bool), n_dropped=0)
+    >>> times, values, mask = visit_grid(d)
+    >>> times.tolist(), mask[0].tolist(), mask[1].tolist()
+    ([[1.0, 4.0], [2.0, 0.0]], [[True, True], [True, False]], [[False, True], [False, False]])
+    """
+    from alsprog._quadrature import padded
+
+    N, K = len(d.subject_ids), len(d.outcomes)
+    pairs = np.column_stack([d.s.astype(float), d.t])
+    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    inv = np.ravel(inv)
+    vs = uniq[:, 0].astype(np.intp)
+    times, _ = padded(uniq[:, 1], vs, N)
+    start = np.concatenate([[0], np.cumsum(np.bincount(vs, minlength=N))[:-1]])
+    pos = (np.arange(len(vs)) - start[vs])[inv]
+    values = np.zeros((N, times.shape[1], K))
+    mask = np.zeros(values.shape, dtype=bool)
+    values[d.s, pos, d.k] = d.y
+    mask[d.s, pos, d.k] = True
+    return times, values, mask
+
+
 def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
-    """The PyMC graph of the model (see the module notes)."""
+    """The PyMC graph of the model (see the module notes).
+
+    The likelihood is summed on the dense (subject, visit, outcome) grid of
+    :func:`visit_grid`, masked to the observed cells: broadcasting instead of
+    per-cell gathers, whose gradients (scatter-adds) dominated the cost on CPU
+    (80 patients x 5 outcomes: 0.6 ms per gradient with gathers).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
     N, K = len(d.subject_ids), len(d.outcomes)
+    times, values, mask = visit_grid(d)
     coords = {"subject_id": d.subject_ids, "outcome": list(d.outcomes)}
     offsets = [o for o, on in zip(d.outcomes, d.offset_mask, strict=True) if on]
     if offsets:
@@ -275,7 +318,9 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
         lv0 = float(np.mean(np.log(v0)))
         vbar0 = float(np.exp(lv0))
         t0 = pm.Normal("t0", mu=d.t_ref, sigma=12.0, initval=d.t_ref)
-        centre = pm.Normal("centre", mu=d.t_ref, sigma=24.0, initval=centre0)
+        # the mean stage: its prior comes from Leaspy's tau_i ~ N(t0, tau_sd) and
+        # the half-way times' m_k ~ N(t_ref, 24) below (no factor of its own)
+        centre = pm.Flat("centre", initval=centre0)
         # iid N(log 0.1, 0.75) rates, written as their mean plus zero-sum part
         lv_mean = pm.Normal(
             "log_v_mean", mu=np.log(0.1), sigma=0.75 / np.sqrt(K), initval=lv0
@@ -295,14 +340,13 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
             "sigma", sigma=0.2, dims="outcome", initval=np.full(K, 0.1)
         )
         # half-way times, logit units from the centre: m_k = centre + c_k / vbar,
-        # c_k ~ N(0, 24) months (Jacobian 1 / vbar each)
+        # m_k ~ N(t_ref, 24) months (Jacobian 1 / vbar each)
         c_logit = pm.Flat("c_logit", dims="outcome", initval=vbar0 * (m0 - centre0))
-        c = c_logit / pt.exp(lv_mean)
+        m = pm.Deterministic("m", centre + c_logit / pt.exp(lv_mean), dims="outcome")
         pm.Potential(
             "c_prior",
-            pm.logp(pm.Normal.dist(mu=0.0, sigma=24.0), c).sum() - K * lv_mean,
+            pm.logp(pm.Normal.dist(mu=d.t_ref, sigma=24.0), m).sum() - K * lv_mean,
         )
-        pm.Deterministic("m", centre + c, dims="outcome")
         # stage_i = psi_i(tbar_i) = centre + u_i / vbar, u zero-sum (N - 1 free
         # values, Jacobian vbar^-(N-1)); near-flat base density, the real prior
         # is Leaspy's tau_i ~ N(t0, tau_sd) on tau_i = tbar_i - (stage_i - t0) /
@@ -328,7 +372,10 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
             + pm.logp(pm.Normal.dist(mu=0.0, sigma=xi_sd), xi).sum()
             - (N - 1) * lv_mean,
         )
-        eta = rel[d.k] * (u[d.s] + pt.exp(a)[d.s] * (d.t - tbar[d.s]) - c_logit[d.k])
+        dt = (times - tbar[:, None])[:, :, None]  # (N, V, 1)
+        eta = rel[None, None, :] * (
+            u[:, None, None] + pt.exp(a)[:, None, None] * dt - c_logit[None, None, :]
+        )
         if K > 1:
             w_sd = pm.HalfNormal("w_sd", sigma=8.0, initval=3.0)
             z_w = pm.Normal(
@@ -344,7 +391,7 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
                 u - pt.outer(pt.dot(u, v), v) / pt.dot(v, v),
                 dims=("subject_id", "outcome"),
             )
-            eta = eta + w[d.s, d.k]
+            eta = eta + w[:, None, :]
         mu = pm.math.sigmoid(eta)
         if offsets:
             idx = np.flatnonzero(d.offset_mask)
@@ -362,13 +409,14 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
             b = pm.Deterministic(
                 "b", z_b * b_sd[None, :], dims=("subject_id", "offset_outcome")
             )
-            pos = np.full(K, -1)
-            pos[idx] = np.arange(J)
-            on = d.offset_mask[d.k]
-            bcell = pt.set_subtensor(
-                pt.zeros(len(d.y))[np.flatnonzero(on)],
-                b[d.s[on], pos[d.k[on]]],
-            )
-            mu = mu + bcell
-        pm.Normal("y", mu=mu, sigma=sigma[d.k], observed=d.y)
+            # (N, K) offsets: b in the offset columns, 0 elsewhere (a constant
+            # 0/1 matrix maps the J offset outcomes onto the K columns)
+            place = np.zeros((J, K))
+            place[np.arange(J), idx] = 1.0
+            mu = mu + pt.dot(b, place)[:, None, :]
+        # Normal log-density of the observed cells (masked grid)
+        zscore = (values - mu) / sigma[None, None, :]
+        cell = -0.5 * zscore**2 - pt.log(sigma)[None, None, :]
+        const = -0.5 * np.log(2.0 * np.pi) * float(mask.sum())
+        pm.Potential("y", pt.sum(pt.switch(mask, cell, 0.0)) + const)
     return model

@@ -14,7 +14,11 @@ JSON config (every parameter with its JSON type and through the estimator's own
 :func:`alsprog._formula_text.check_formula`); then the values (finite draws, positive
 scales, correlations in [-1, 1]) and, after the design is rebuilt from
 ``constant_data``, its agreement with the posterior's coordinates.  Every refusal is a
-:class:`~alsprog.errors.SavedModelError` naming the file and the field.
+:class:`~alsprog.errors.SavedModelError` naming the file and the field.  The steps
+that do not depend on the model (:func:`open_layout`, :func:`read_config`,
+:func:`check_params`, :func:`check_declared`, :func:`check_values`) are shared with the disease-course
+model's files (:mod:`alsprog.models.bayes._course_io`); a file of one of the two
+models handed to the other's loader is named as such.
 Leaves: the fitted state and how it is restored to :mod:`alsprog.models.bayes._model`, the
 diagnostics to :mod:`alsprog.models.bayes._sampling`, atomic writes to
 :mod:`alsprog._io`.
@@ -46,7 +50,17 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only
     # the estimator's module imports this one: name its type without importing it
     BayesianTrajectoryModel = Any
 
-__all__ = ["CONFIG_ATTR", "attach_data", "load_model", "save_model"]
+__all__ = [
+    "CONFIG_ATTR",
+    "attach_data",
+    "check_declared",
+    "check_params",
+    "check_values",
+    "load_model",
+    "open_layout",
+    "read_config",
+    "save_model",
+]
 
 #: The key of the JSON config in the netCDF file's attrs.
 CONFIG_ATTR = "alsprog"
@@ -62,6 +76,8 @@ GROUPS = (
     "observed_data",
     "constant_data",
 )
+#: The alsprog models saved as netCDF files (a file's ``model`` names its loader).
+_NETCDF_MODELS = ("BayesianTrajectoryModel", "DiseaseCourseModel")
 #: Largest JSON config accepted, in characters (a real one is under 2 kB).
 _MAX_CONFIG = 2**20
 #: deflate (HDF5's gzip filter) expands data at most ~1032-fold.
@@ -172,6 +188,24 @@ def load_model(
     file and the field.
     """
     p = Path(path)
+    layout = open_layout(p, what=_WHAT, writer=cls)
+    fail = _Fail(p)
+    params = read_config(cls, layout, fail, _PARAM_TYPES)  # names a foreign model
+    for g in GROUPS:
+        if g not in layout.groups:
+            fail(g, f"is missing: the file has no group {g!r}.")
+    model, marginal = _check_config(cls, p, params, layout, fail)
+    sizes = _check_layout(p, layout, model, fail)
+    return _restore(cls, p, model, marginal, sizes, fail)
+
+
+def open_layout(p: Path, *, what: str, writer: type) -> _Layout:
+    """The layout of an alsprog netCDF model file written by ``writer.save``.
+
+    Refuses (naming what the file is) a missing file, a file of another kind (told
+    from its first bytes), a damaged netCDF-4 file and one without the JSON config;
+    ``what`` names the expected file in the messages.  Reads no values.
+    """
     kind = sniff_file(p)
     if kind.kind == "missing":
         raise SavedModelError(f"{p}: no such file.")
@@ -183,24 +217,18 @@ def load_model(
             else ""
         )
         raise SavedModelError(
-            f"{p}: cannot be read: it is {kind.description}{hint}, not {_WHAT}."
+            f"{p}: cannot be read: it is {kind.description}{hint}, not {what}."
         )
-    layout = _read_layout(p)
-    fail = _Fail(p)
+    layout = _read_layout(p, what)
     if layout.config is None:
         raise SavedModelError(
             f"{p}: field 'alsprog' missing from the file's attrs; not a file "
-            "written by BayesianTrajectoryModel.save."
+            f"written by {writer.__name__}.save."
         )
-    for g in GROUPS:
-        if g not in layout.groups:
-            fail(g, f"is missing: the file has no group {g!r}.")
-    model, marginal = _check_config(cls, p, layout, fail)
-    sizes = _check_layout(p, layout, model, fail)
-    return _restore(cls, p, model, marginal, sizes, fail)
+    return layout
 
 
-def _read_layout(p: Path) -> _Layout:
+def _read_layout(p: Path, what: str = _WHAT) -> _Layout:
     """The groups, dimensions, variables and config of a netCDF-4 file; no values."""
     import h5netcdf
 
@@ -212,7 +240,7 @@ def _read_layout(p: Path) -> _Layout:
                 if g.groups:
                     raise SavedModelError(
                         f"{p}: field {gname!r} holds sub-groups "
-                        f"({', '.join(map(repr, g.groups))}); not {_WHAT}."
+                        f"({', '.join(map(repr, g.groups))}); not {what}."
                     )
                 dims = {d: int(g.dimensions[d].size) for d in g.dimensions}
                 variables = {}
@@ -224,7 +252,7 @@ def _read_layout(p: Path) -> _Layout:
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise SavedModelError(
             f"{p}: cannot be read: it is a damaged or foreign netCDF-4/HDF5 file "
-            f"({exc}), not {_WHAT}."
+            f"({exc}), not {what}."
         ) from exc
     return _Layout(config, groups)
 
@@ -244,13 +272,13 @@ def _describe(v: Any) -> _Var:
     return _Var(tuple(v.dimensions), shape, kind, math.prod(shape) * dtype.itemsize)
 
 
-def _check_config(
-    cls: type[BayesianTrajectoryModel], p: Path, layout: _Layout, fail: _Fail
-) -> tuple[BayesianTrajectoryModel, bool]:
-    """The JSON config: class, version, parameters (types, ranges), priors, formula."""
-    from alsprog._formula_text import check_formula
-    from alsprog.errors import ModelSpecificationError
-
+def read_config(
+    cls: Any, layout: _Layout, fail: _Fail, types: dict[str, tuple[type, ...]]
+) -> dict[str, Any]:
+    """The JSON config's parameters, checked for ``cls``: a JSON object with exactly
+    ``model`` (``cls``'s name; another alsprog model's file is named as such),
+    ``version`` (this alsprog's) and ``params`` (exactly ``cls``'s parameters, each
+    of its JSON ``types``, default any; ``seed`` in [0, 2**128))."""
     raw = layout.config
     if not isinstance(raw, str) or len(raw) > _MAX_CONFIG:
         fail("alsprog", f"is {_short(raw)}; expected a JSON text of at most 1 MiB.")
@@ -265,10 +293,15 @@ def _check_config(
             fail(key, "is missing from the config (attribute 'alsprog').")
     extra = [k for k in config if k not in ("model", "version", "params")]
     if extra:
-        fail(extra[0], "is not part of a BayesianTrajectoryModel config.")
+        fail(extra[0], f"is not part of a {cls.__name__} config.")
     model_name, version, params = config["model"], config["version"], config["params"]
     if model_name != cls.__name__:
-        fail("model", f"is {model_name!r}, expected {cls.__name__!r}.")
+        hint = (
+            f": the file holds a {model_name}; load it with {model_name}.load"
+            if model_name in _NETCDF_MODELS
+            else ""
+        )
+        fail("model", f"is {model_name!r}, expected {cls.__name__!r}{hint}.")
     if version != __version__:
         fail(
             "version",
@@ -288,15 +321,42 @@ def _check_config(
     for key in names:
         if key not in params:
             fail(f"params.{key}", "is missing.")
-        types = _PARAM_TYPES.get(key, (object,))
+        allowed = types.get(key, (object,))
         value = params[key]
-        if not isinstance(value, types) or (
-            isinstance(value, bool) and bool not in types
+        if not isinstance(value, allowed) or (
+            isinstance(value, bool) and bool not in allowed
         ):
-            fail(f"params.{key}", f"is {_short(value)}; expected {_type_names(types)}.")
-    params = dict(params)
-    if params["seed"] is not None and not 0 <= params["seed"] < 2**128:
-        fail("params.seed", f"is {params['seed']}; expected an integer in [0, 2**128).")
+            fail(
+                f"params.{key}", f"is {_short(value)}; expected {_type_names(allowed)}."
+            )
+    seed = params.get("seed")
+    if isinstance(seed, int) and not 0 <= seed < 2**128:
+        fail("params.seed", f"is {seed}; expected an integer in [0, 2**128).")
+    return dict(params)
+
+
+def check_params(model: Any, p: Path) -> Any:
+    """``model._check_params()``, its refusal a :class:`SavedModelError` naming the
+    parameter (the first backquoted name in the message)."""
+    try:
+        return model._check_params()
+    except (TypeError, ValueError) as exc:
+        m = re.match(r"`(\w+)", str(exc))
+        field = f"params.{m.group(1)}" if m else "params"
+        raise SavedModelError(f"{p}: field {field!r}: {exc}") from exc
+
+
+def _check_config(
+    cls: type[BayesianTrajectoryModel],
+    p: Path,
+    params: dict[str, Any],
+    layout: _Layout,
+    fail: _Fail,
+) -> tuple[BayesianTrajectoryModel, bool]:
+    """The parameters: priors, the estimator's own checks, formula and columns."""
+    from alsprog._formula_text import check_formula
+    from alsprog.errors import ModelSpecificationError
+
     if params["priors"] is not None:
         priors = {}
         for key, value in params["priors"].items():
@@ -315,12 +375,7 @@ def _check_config(
                 ) from exc
         params["priors"] = priors
     model = cls(**params)
-    try:
-        marginal = model._check_params()
-    except (TypeError, ValueError) as exc:
-        m = re.match(r"`(\w+)`", str(exc))
-        field = f"params.{m.group(1)}" if m else "params"
-        raise SavedModelError(f"{p}: field {field!r}: {exc}") from exc
+    marginal = check_params(model, p)
     # the formula and the column names that enter formula text, before any design
     columns = list(layout.groups["constant_data"][1])
     checks: list[tuple[str, str, Literal["mixed", "rhs"]]] = []
@@ -342,10 +397,12 @@ def _check_config(
     return model, bool(marginal)
 
 
-def _check_layout(
-    p: Path, layout: _Layout, model: BayesianTrajectoryModel, fail: _Fail
-) -> dict[str, int]:
-    """Groups, variables, dimensions and their sizes, before any value is read."""
+def check_declared(
+    p: Path, layout: _Layout, fail: _Fail, *, text_groups: tuple[str, ...]
+) -> None:
+    """What the variables declare, before any value is read: no more bytes than the
+    file can hold compressed, plain numbers, text only in ``text_groups`` and in
+    coordinates."""
     groups = layout.groups
     size = p.stat().st_size
     declared = sum(v.nbytes for _, vs in groups.values() for v in vs.values())
@@ -355,16 +412,25 @@ def _check_layout(
             "file can hold even compressed; refused before reading (a forged or "
             "zip-bomb file?)."
         )
+    where = " and ".join([*text_groups, "coordinates"])
     for gname, (_, variables) in groups.items():
         for vname, v in variables.items():
             is_coord = vname in v.dims and len(v.dims) == 1
-            text_ok = gname == "constant_data" or is_coord
+            text_ok = gname in text_groups or is_coord
             if v.kind == "?" or (v.kind in "TSU" and not text_ok):
                 fail(
                     f"{gname}.{vname}",
                     "has a type alsprog does not write (it writes numbers, and strings "
-                    "only in constant_data and coordinates).",
+                    f"only in {where}).",
                 )
+
+
+def _check_layout(
+    p: Path, layout: _Layout, model: BayesianTrajectoryModel, fail: _Fail
+) -> dict[str, int]:
+    """Groups, variables, dimensions and their sizes, before any value is read."""
+    groups = layout.groups
+    check_declared(p, layout, fail, text_groups=("constant_data",))
 
     def dims_of(group: str) -> dict[str, int]:
         return groups[group][0]
@@ -523,19 +589,28 @@ def _restore(
     return model
 
 
+def check_values(
+    values: npt.NDArray[Any], field: str, fail: _Fail, *, scale: bool = False
+) -> None:
+    """Finite numbers in ``values`` (positive ones for a ``scale``), else a refusal
+    naming ``field``."""
+    if values.dtype.kind not in "iuf" or not np.all(np.isfinite(values)):
+        fail(field, "holds values that are not finite numbers.")
+    if scale and np.any(values <= 0):
+        fail(
+            field,
+            f"holds {float(values[values <= 0].ravel()[0])!r}; a scale must be "
+            "positive.",
+        )
+
+
 def _check_draws(idata: Any, model: BayesianTrajectoryModel, fail: _Fail) -> None:
     """Finite draws, positive scales, correlations in [-1, 1]."""
     post = idata.posterior
     for name in [*model._population_vars(), "subject_effects"]:
         values = np.asarray(post[name].values)
-        if values.dtype.kind not in "iuf" or not np.all(np.isfinite(values)):
-            fail(f"posterior.{name}", "holds values that are not finite numbers.")
-        if name in ("sigma", "subject_sd", "nu") and np.any(values <= 0):
-            fail(
-                f"posterior.{name}",
-                f"holds {float(values[values <= 0].ravel()[0])!r}; a scale must be "
-                "positive.",
-            )
+        scale = name in ("sigma", "subject_sd", "nu")
+        check_values(values, f"posterior.{name}", fail, scale=scale)
         if name == "subject_corr" and np.any(np.abs(values) > 1):
             fail(
                 "posterior.subject_corr",

@@ -7,8 +7,8 @@ its ``sections`` argument says otherwise), and the report's page places each
 fragment.  Adding a section or a figure is one file: a :class:`Section` subclass,
 passed to ``run(..., sections=[*SECTIONS, MySection()])``.
 
-Owns: :data:`SECTIONS` (imaging, cohort, models, survival, forecast, design,
-biomarkers, in that order) and the names a new section needs (:class:`Section`,
+Owns: :data:`SECTIONS` (imaging, cohort, models, survival, course, forecast,
+design, biomarkers, in that order) and the names a new section needs (:class:`Section`,
 :class:`RunContext`, :class:`~alsprog.report._figures.FigureOut`).
 Leaves: each section's work to its module; the stages around them (check, figures,
 report), timing and logging to :mod:`alsprog.report._run`.
@@ -27,6 +27,7 @@ from alsprog.report.sections._base import (
 )
 from alsprog.report.sections.biomarkers import BiomarkersSection
 from alsprog.report.sections.cohort import CohortSection
+from alsprog.report.sections.course import CourseSection
 from alsprog.report.sections.design import DesignSection
 from alsprog.report.sections.forecast import ForecastSection
 from alsprog.report.sections.imaging import ImagingSection
@@ -52,6 +53,7 @@ SECTIONS: tuple[Section, ...] = (
     CohortSection(),
     ModelsSection(),
     SurvivalSection(),
+    CourseSection(),
     ForecastSection(),
     DesignSection(),
     BiomarkersSection(),

@@ -1,0 +1,364 @@
+"""Simulation-based calibration (Talts et al. 2018) of the disease-course model.
+
+Each replication draws the population parameters of :class:`DiseaseCourseModel`
+from the prior its PyMC graph implements (``build_course_model``), the patients'
+``tau_i``, ``xi_i`` and space shifts ``w_i`` from the population, and the outcomes
+from the likelihood (normalised scale, turned back into raw units); it fits the model
+and records the rank of each true population parameter among thinned posterior
+draws.  When the sampler computes the posterior correctly, every rank is uniform on
+``0..L``; the test bins them and asks a chi-square test for p > 0.01 per parameter.
+
+The visit design is the same in every replication (30 patients, entry times on a
+fixed grid, visits 0, 3, 6, 12, 18 months later; every cell observed), so that the
+data-dependent constants of the prior (``t_ref``, the median observed time, and each
+patient's mean visit time ``tbar_i``) are the same for the draw and the fit.
+
+The prior is the one in the module notes of :mod:`alsprog.models.bayes._course`
+(Leaspy's hierarchy, ``m_k ~ N(t_ref, 24)`` independently) times the graph's
+near-flat ``ZeroSumNormal(1e3)`` factor on the stage offsets ``u = vbar (stage -
+centre)`` (``centre`` the mean over patients of ``stage_i = psi_i(tbar_i)``).
+:func:`_draw_hierarchy` draws Leaspy's hierarchy and keeps the draw with probability
+``exp(-|u|^2 / (2 * 1e6))`` (exact rejection sampling of the tilted prior).  Two quick checks guard the simulator: its forward part against
+``pm.sample_prior_predictive`` of the graph (KS), and its full target density against
+the graph's joint log density with the Jacobian of the graph's coordinates, on
+simulator draws (equal up to a constant).
+
+Ranks are uniform only if the L thinned draws are near-independent: the test prints
+each parameter's bulk ESS (of the 800 draws) beside the histograms; where it is far
+below L + 1 a non-uniform histogram may be autocorrelation, not a wrong posterior.
+The SBC study takes 1-3 hours on 2 cores (40-115 s per fit): ``veryslow``
+(``make test-all``); ``ALSPROG_COURSE_SBC_REPS`` sets the number of replications.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import expit
+
+from alsprog.models.bayes._course_graph import (
+    DEFAULT_BOUNDS,
+    build_course_model,
+    prepare_course_data,
+    to_raw,
+)
+
+R = int(os.environ.get("ALSPROG_COURSE_SBC_REPS", "100"))  # replications
+N = 30  # patients per replication
+VISITS = np.array([0.0, 3.0, 6.0, 12.0, 18.0])
+ENTRY = np.linspace(4.0, 40.0, N)  # months since onset at the first visit
+OUTCOMES = ("alsfrs_r_bulbar", "alsfrs_r_gross_motor", "fvc_percent_predicted")
+K = len(OUTCOMES)
+NORMAL = np.array([DEFAULT_BOUNDS[o][0] for o in OUTCOMES])
+FLOOR = np.array([DEFAULT_BOUNDS[o][1] for o in OUTCOMES])
+SID = np.repeat(np.arange(N), len(VISITS))
+TIMES = ENTRY[SID] + np.tile(VISITS, N)
+T_REF = float(np.round(np.median(TIMES), 1))  # the model's t_ref: median time
+TBAR = ENTRY + VISITS.mean()  # each patient's mean visit time
+THIN = 8  # 2 chains x 400 draws, every 8th: 100, of which L = 99 are ranked
+L = 99  # ranks 0..99: ten bins of ten values each
+BINS = 10
+
+# the model's priors (module notes of alsprog.models.bayes._course)
+T0_SD, M_SD, LOGV_MU, LOGV_SD = 12.0, 24.0, np.log(0.1), 0.75
+TAU_SD_SCALE, XI_SD_SCALE, W_SD_SCALE, SIGMA_SCALE = 12.0, 0.5, 8.0, 0.2
+STAGE_ZSN_SD = 1e3  # the graph's near-flat ZeroSumNormal on the stage offsets
+
+PARAMS = {
+    "t0": lambda p: p["t0"],
+    **{f"m[{o}]": (lambda p, k=k: p["m"][k]) for k, o in enumerate(OUTCOMES)},
+    **{f"log_v[{o}]": (lambda p, k=k: p["log_v"][k]) for k, o in enumerate(OUTCOMES)},
+    "tau_sd": lambda p: p["tau_sd"],
+    "xi_sd": lambda p: p["xi_sd"],
+    "w_sd": lambda p: p["w_sd"],
+    **{f"sigma[{o}]": (lambda p, k=k: p["sigma"][k]) for k, o in enumerate(OUTCOMES)},
+}
+POPULATION = ("t0", "m", "log_v", "tau_sd", "xi_sd", "w_sd", "sigma")
+
+
+def _design(values: np.ndarray | None = None) -> pd.DataFrame:
+    """The fixed visit table; ``values`` (cells x K, raw units) or a constant."""
+    y = np.full((len(TIMES), K), 6.0) if values is None else values
+    return pd.DataFrame(
+        {
+            "subject_id": [f"S{i:03d}" for i in SID],
+            "months_since_onset": TIMES,
+            **{o: y[:, k] for k, o in enumerate(OUTCOMES)},
+        }
+    )
+
+
+def _stage(t0: float, tau: np.ndarray, xi: np.ndarray) -> np.ndarray:
+    """Latent time at each patient's mean visit time: ``psi_i(tbar_i)``."""
+    return t0 + np.exp(xi) * (TBAR - tau)
+
+
+def _draw_forward(rng: np.random.Generator) -> dict:
+    """The population parameters that the graph declares without a Potential."""
+    return {
+        "t0": rng.normal(T_REF, T0_SD),
+        "log_v": rng.normal(LOGV_MU, LOGV_SD, K),
+        "tau_sd": abs(rng.normal(0.0, TAU_SD_SCALE)),
+        "xi_sd": abs(rng.normal(0.0, XI_SD_SCALE)),
+        "w_sd": abs(rng.normal(0.0, W_SD_SCALE)),
+        "sigma": np.abs(rng.normal(0.0, SIGMA_SCALE, K)),
+    }
+
+
+def _draw_hierarchy(rng: np.random.Generator) -> dict:
+    """Population and patient parameters from the implemented prior (no data)."""
+    while True:  # Leaspy's hierarchy, kept with the graph's near-flat factor
+        p = _draw_forward(rng)
+        tau = rng.normal(p["t0"], p["tau_sd"], N)
+        xi = rng.normal(0.0, p["xi_sd"], N)
+        stage = _stage(p["t0"], tau, xi)
+        u = np.exp(p["log_v"].mean()) * (stage - stage.mean())
+        keep = -0.5 * np.sum((u / STAGE_ZSN_SD) ** 2)
+        if np.log(rng.uniform()) < keep:
+            break
+    z = rng.normal(0.0, 1.0, (N, K))
+    v = np.exp(p["log_v"])
+    uw = z * (p["w_sd"] * v)[None, :]
+    w = uw - np.outer(uw @ v, v) / (v @ v)  # projected off v, as in the graph
+    m = rng.normal(T_REF, M_SD, K)
+    return {**p, "m": m, "tau": tau, "xi": xi, "z_w": z, "w": w}
+
+
+def _draw_truth(rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+    """Parameters from the implemented prior and a raw-unit data set from them."""
+    p = _draw_hierarchy(rng)
+    v = np.exp(p["log_v"])
+    psi = np.exp(p["xi"][SID]) * (TIMES - p["tau"][SID]) + p["t0"]
+    eta = v[None, :] * (psi[:, None] - p["m"][None, :]) + p["w"][SID]
+    y = expit(eta) + rng.normal(0.0, 1.0, eta.shape) * p["sigma"][None, :]
+    return _design(to_raw(y, NORMAL[None, :], FLOOR[None, :])), p
+
+
+def _target_logp(p: dict, m_sd: float = M_SD) -> float:
+    """Unnormalised log density of the simulator's prior (natural parameters)."""
+    n = stats.norm.logpdf
+    hn = stats.halfnorm.logpdf
+    stage = _stage(p["t0"], p["tau"], p["xi"])
+    centre = stage.mean()
+    u = np.exp(p["log_v"].mean()) * (stage - centre)
+    return float(
+        n(p["t0"], T_REF, T0_SD)
+        + n(p["log_v"], LOGV_MU, LOGV_SD).sum()
+        + hn(p["tau_sd"], scale=TAU_SD_SCALE)
+        + hn(p["xi_sd"], scale=XI_SD_SCALE)
+        + hn(p["w_sd"], scale=W_SD_SCALE)
+        + hn(p["sigma"], scale=SIGMA_SCALE).sum()
+        + n(p["z_w"]).sum()
+        + n(p["tau"], p["t0"], p["tau_sd"]).sum()
+        + n(p["xi"], 0.0, p["xi_sd"]).sum()
+        + n(p["m"], T_REF, m_sd).sum()
+        - 0.5 * np.sum((u / STAGE_ZSN_SD) ** 2)
+    )
+
+
+@pytest.fixture(scope="module")
+def graph():
+    d = prepare_course_data(
+        _design(),
+        OUTCOMES,
+        subject="subject_id",
+        time="months_since_onset",
+        bounds=DEFAULT_BOUNDS,
+    )
+    assert d.t_ref == T_REF
+    np.testing.assert_allclose(d.mean_time, TBAR)
+    return build_course_model(d, np.full(K, T_REF), np.full(K, 0.1))
+
+
+@pytest.mark.slow
+def test_simulator_forward_part_matches_the_graph(graph):
+    """KS of each forward-sampled prior draw (the graph's Potentials are ignored by
+    ``sample_prior_predictive``, so only parameters without a Potential are compared:
+    the simulator's hierarchy before its tilting step)."""
+    import pymc as pm
+
+    names = ["t0", "log_v", "tau_sd", "xi_sd", "w_sd", "sigma"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prior = pm.sample_prior_predictive(
+            3000,
+            model=graph,
+            var_names=names,
+            random_seed=5,
+            compile_kwargs={"mode": "FAST_COMPILE"},
+        ).prior
+    rng = np.random.default_rng(6)
+    draws = [_draw_forward(rng) for _ in range(3000)]
+    ours = {name: np.array([d[name] for d in draws]) for name in names}
+    pvalues = {}
+    for name in names:
+        a = prior[name].values.reshape(3000, -1)
+        b = ours[name].reshape(3000, -1)
+        for k in range(a.shape[1]):
+            pvalues[f"{name}[{k}]"] = stats.ks_2samp(a[:, k], b[:, k]).pvalue
+    # the log rates are iid in the graph too (mean + zero-sum part): correlations ~0
+    lv = prior["log_v"].values.reshape(3000, K)
+    assert np.abs(np.corrcoef(lv.T)[np.triu_indices(K, 1)]).max() < 0.06
+    assert min(pvalues.values()) > 0.001, pvalues
+
+
+@pytest.mark.slow
+def test_simulator_target_is_the_graphs_prior_density(graph):
+    """On simulator draws, the graph's joint prior log density (free variables and
+    Potentials, no likelihood), turned into the natural parameters ``(t0, log_v,
+    m, tau, xi)`` with the Jacobian of the graph's own Deterministics, equals the
+    simulator's target log density up to a constant."""
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.gradient import jacobian
+
+    model = graph
+    rv = model.named_vars
+    coord_rvs = [
+        rv[n]
+        for n in (
+            "t0",
+            "centre",
+            "log_v_mean",
+            "log_v_dev",
+            "c_logit",
+            "stage_logit",
+            "log_speed",
+        )
+    ]
+    others = ["tau_sd", "xi_sd", "w_sd", "sigma", "z_w"]
+    values = [model.rvs_to_values[r] for r in coord_rvs]
+    other_values = [model.rvs_to_values[rv[n]] for n in others]
+    natural = model.replace_rvs_by_values(
+        [rv[n] for n in ("t0", "log_v", "m", "tau", "xi")]
+    )
+    z = pt.concatenate([pt.atleast_1d(x) for x in natural])
+    jac = pt.concatenate(
+        [jacobian(z, x, vectorize=True).reshape((z.shape[0], -1)) for x in values],
+        axis=1,
+    )
+    # the prior: every free variable and Potential but the likelihood ``y`` (an
+    # observed variable or a masked-grid Potential, depending on the graph)
+    assert "y" in rv
+    prior_terms = [x for x in model.potentials if x.name != "y"]
+    logp = model.logp(vars=model.free_RVs + prior_terms, jacobian=False)
+    inputs = values + other_values
+    f = pytensor.function(
+        inputs, [logp, z, pt.linalg.slogdet(jac)[1]], mode="FAST_COMPILE"
+    )
+
+    # constrained values -> the graph's value variables, with its own transforms
+    tr = model.rvs_to_transforms
+    fwd_names = ["log_v_dev", "stage_logit", *others[:-1]]
+    fwd_in = [rv[n].type() for n in fwd_names]
+    fwd = pytensor.function(
+        fwd_in,
+        [
+            tr[rv[n]].forward(x, *rv[n].owner.inputs)
+            for n, x in zip(fwd_names, fwd_in, strict=True)
+        ],
+        mode="FAST_COMPILE",
+    )
+
+    def coords(p: dict) -> list:
+        """The graph's value variables at natural parameters ``p``."""
+        stage = _stage(p["t0"], p["tau"], p["xi"])
+        centre = stage.mean()
+        lv_mean = p["log_v"].mean()
+        vbar = np.exp(lv_mean)
+        lv_dev, u, *positive = fwd(
+            p["log_v"] - lv_mean,
+            vbar * (stage - centre),
+            *(p[n] for n in others[:-1]),
+        )
+        return [
+            np.asarray(p["t0"]),
+            np.asarray(centre),
+            np.asarray(lv_mean),
+            lv_dev,
+            vbar * (p["m"] - centre),
+            u,
+            p["xi"] + lv_mean,
+            *positive,
+            p["z_w"],
+        ]
+
+    rng = np.random.default_rng(7)
+    diff, diff_wrong = [], []
+    for _ in range(12):
+        p = _draw_hierarchy(rng)
+        lp, zz, logdet = f(*coords(p))
+        np.testing.assert_allclose(
+            zz,
+            np.concatenate([[p["t0"]], p["log_v"], p["m"], p["tau"], p["xi"]]),
+            rtol=1e-9,
+            atol=1e-9,
+        )
+        diff.append(lp - logdet - _target_logp(p))
+        diff_wrong.append(lp - logdet - _target_logp(p, m_sd=30.0))
+    assert np.ptp(diff) < 1e-6, diff
+    assert np.ptp(diff_wrong) > 0.1  # the comparison can fail
+
+
+def _ranks(r: int) -> tuple[dict[str, int], dict[str, float], dict[str, float]]:
+    """Ranks of the true population parameters of replication ``r``, the fit's
+    timing and diagnostics, and each parameter's bulk ESS (of 2 x 400 draws)."""
+    import arviz as az
+
+    from alsprog.models.bayes._course import DiseaseCourseModel
+
+    df, truth = _draw_truth(np.random.default_rng(20_000 + r))
+    m = DiseaseCourseModel(
+        list(OUTCOMES), chains=2, draws=400, tune=400, seed=r, progress=False
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(df)
+    info = {
+        "seconds": time.perf_counter() - start,
+        "sampling_seconds": m.sampling_seconds_,
+        "max_rhat": m.diagnostics_["max_rhat"],
+        "min_ess_bulk": m.diagnostics_["min_ess_bulk"],
+        "n_divergent": m.diagnostics_["n_divergent"],
+    }
+    assert m.reference_time_ == T_REF
+    post = m.idata_.posterior
+    draws = {
+        name: post[name].values[:, ::THIN].reshape(-1, *post[name].shape[2:])[:L]
+        for name in POPULATION
+    }
+    out = {}
+    for key, get in PARAMS.items():
+        d = np.array([get({k: v[i] for k, v in draws.items()}) for i in range(L)])
+        out[key] = int(np.sum(d < get(truth)))
+    ess = az.ess(post[list(POPULATION)], method="bulk")
+    ess_values = {name: ess[name].values for name in POPULATION}
+    return out, info, {key: float(get(ess_values)) for key, get in PARAMS.items()}
+
+
+@pytest.mark.veryslow
+def test_course_population_parameters_pass_sbc():
+    results = [_ranks(r) for r in range(R)]
+    rows = pd.DataFrame([r[0] for r in results])
+    info = pd.DataFrame([r[1] for r in results])
+    ess = pd.DataFrame([r[2] for r in results])
+    print("SBC fits:", info.describe().round(3).to_string(), sep="\n")
+    # thinned draws are near-independent only where the ESS is well over L + 1
+    print(
+        "SBC bulk ESS per parameter:", ess.describe().round(0).T.to_string(), sep="\n"
+    )
+    edges = np.arange(0, L + 2, (L + 1) // BINS)  # 0, 10, ..., 100
+    pvalues = {}
+    for key in PARAMS:
+        counts, _ = np.histogram(rows[key], bins=edges)
+        pvalues[key] = stats.chisquare(counts).pvalue
+        print(f"SBC rank histogram {key}: {counts.tolist()}")
+    print("SBC chi-square p-values:", {k: round(v, 3) for k, v in pvalues.items()})
+    assert all(p > 0.01 for p in pvalues.values()), pvalues
