@@ -31,6 +31,7 @@ from alsprog.biomarkers._folds import (
     Split,
     _Data,
     _fit_predict,
+    _fold_cache,
     _perm_chunk,
     _prepare,
     _splits,
@@ -499,6 +500,8 @@ def _permutation_test(
             np.arange(n_permutations), max(1, min(n_permutations, n_permutations // 20))
         )
         seeds = [child_seed(rng) for _ in chunks]
+        # the label-free steps (imputation, ComBat, scaling) fitted once per fold
+        cache = _fold_cache(clf, data, splits, grouped)
         parts = []
         # the bar advances as chunks finish (not as they are handed out)
         with progress_bar(
@@ -508,7 +511,7 @@ def _permutation_test(
             unit="permutation",
         ) as bar:
             for part in Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_perm_chunk)(clf, data, splits, len(c), sd, grouped)
+                delayed(_perm_chunk)(clf, data, splits, len(c), sd, grouped, cache)
                 for c, sd in zip(chunks, seeds, strict=True)
             ):
                 parts.append(part)

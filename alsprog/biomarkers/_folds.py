@@ -3,7 +3,8 @@
 Owns: checking a table against an :class:`~alsprog.biomarkers.ImagingClassifier` and a
 ``cv`` (the arrays to split, the positive class), the grouped, leave-site-out or
 session splits, fitting and scoring one fold, and label permutations between subjects
-for the permutation test.
+for the permutation test (where the label-free steps of each fold's pipeline are
+fitted once and only the final estimator is refitted per permutation).
 Leaves: the results and their summaries to :mod:`alsprog.biomarkers._evaluate`,
 :mod:`alsprog.biomarkers._learning_curve` and :mod:`alsprog.biomarkers._importance`,
 the pipeline to :mod:`alsprog.biomarkers._classifier`.
@@ -11,6 +12,7 @@ the pipeline to :mod:`alsprog.biomarkers._classifier`.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +26,7 @@ from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_int
 from alsprog.biomarkers._classifier import ImagingClassifier
 from alsprog.biomarkers._features import (
+    _same,
     check_feature_values,
     resolve_positive,
     select_features,
@@ -240,14 +243,130 @@ def _run_folds(
     ]
 
 
-def _permute_subject_labels(data: _Data, rng: np.random.Generator) -> npt.NDArray[Any]:
-    per = pd.DataFrame({"s": data.subjects, "y": data.y})
-    constant = per.groupby("s")["y"].nunique().max() == 1
-    if not constant:
-        return rng.permutation(data.y)
-    first = per.groupby("s", sort=False)["y"].first()
-    shuffled = pd.Series(rng.permutation(first.to_numpy()), index=first.index)
-    return shuffled.loc[data.subjects].to_numpy(dtype=object)
+class _SubjectShuffler:
+    """Labels permuted between subjects, the subject structure worked out once.
+
+    When every subject has one label, the subjects' labels (in order of first
+    appearance) are permuted and spread back over their sessions; otherwise the rows'
+    labels are permuted.  Each call draws exactly what ``rng.permutation`` of those
+    labels draws, so a seed gives the same permutations as ever.
+    """
+
+    def __init__(self, data: _Data) -> None:
+        per = pd.DataFrame({"s": data.subjects, "y": data.y})
+        self.y = data.y
+        self.constant = bool(per.groupby("s")["y"].nunique().max() == 1)
+        if self.constant:
+            first = per.groupby("s", sort=False)["y"].first()
+            self.first = first
+            self.values = first.to_numpy()
+            self.rows = first.index.get_indexer(pd.Index(data.subjects))
+
+    def __call__(self, rng: np.random.Generator) -> npt.NDArray[Any]:
+        if not self.constant:
+            return rng.permutation(self.y)
+        shuffled = pd.Series(rng.permutation(self.values), index=self.first.index)
+        return shuffled.iloc[self.rows].to_numpy(dtype=object)
+
+
+@dataclass(frozen=True)
+class _FoldCache:
+    """The label-free part of each fold's pipeline, fitted once for all permutations.
+
+    Imputation, ComBat (site and covariates only, never the label), encoding and
+    scaling do not see the labels, so under permuted labels each fold's training and
+    test matrices are the same as with the real ones; only the final estimator is
+    refitted per permutation (on the training fold only, as before).
+    """
+
+    template: ImagingClassifier
+    matrices: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]]
+
+
+def _fold_cache(
+    clf: ImagingClassifier, data: _Data, splits: list[Split], grouped: bool
+) -> _FoldCache | None:
+    """Each fold's transformed training and test rows, or None when the fit uses the
+    labels before the final estimator (tuning, calibration) or fails."""
+    from sklearn.utils.validation import column_or_1d
+
+    if clf.param_grid:
+        return None
+    template = clone(clf).set_params(positive=data.pos_label)
+    matrices = []
+    try:
+        if not _has_proba(template._final_estimator(0)):
+            return None
+        sites = data.sites
+        for train, test in splits:
+            model = clone(template).set_params(random_state=0)
+            kw: dict[str, Any] = {}
+            if model.harmonize is not None and sites is not None:
+                kw["sites"] = sites[train]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(
+                    data.X.iloc[train],
+                    column_or_1d(data.y[train]),
+                    groups=data.subjects[train] if grouped else None,
+                    **kw,
+                )
+                pre = model.pipeline_[:-1]
+                x_train = pre.transform(
+                    model._frame(data.X.iloc[train], kw.get("sites"), fit=False)
+                )
+                x_test = pre.transform(
+                    model._prepare(
+                        data.X.iloc[test],
+                        None if "sites" not in kw else sites[test],  # type: ignore[index]
+                        None,
+                    )
+                )
+            matrices.append(
+                (np.asarray(x_train, np.float64), np.asarray(x_test, np.float64))
+            )
+    except Exception:
+        return None
+    return _FoldCache(template, matrices)
+
+
+def _has_proba(est: Any) -> bool:
+    try:
+        return bool(hasattr(est, "predict_proba"))
+    except AttributeError:
+        return False
+
+
+def _fit_predict_cached(
+    cache: _FoldCache,
+    k: int,
+    clf: ImagingClassifier,
+    data: _Data,
+    y: npt.NDArray[Any],
+    split: Split,
+    seed: int,
+    grouped: bool,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """:func:`_fit_predict` of fold ``k`` with its label-free steps taken from
+    ``cache``: the same final estimator (same seed), fitted on the same matrix."""
+    from sklearn.utils.validation import column_or_1d
+
+    train, _ = split
+    yv = column_or_1d(y[train])
+    classes = np.unique(yv)
+    if len(classes) != 2:  # the full path raises the usual error
+        return _fit_predict(clf, data, y, split, seed, grouped)
+    x_train, x_test = cache.matrices[k]
+    est = cache.template._final_estimator(child_seed(as_generator(seed)))
+    est.fit(x_train, yv)
+    if hasattr(est, "decision_function"):
+        score = np.asarray(est.decision_function(x_test), np.float64).ravel()
+    else:
+        p = np.clip(np.asarray(est.predict_proba(x_test))[:, 1], 1e-12, 1 - 1e-12)
+        score = np.log(p) - np.log1p(-p)
+    pos = resolve_positive(classes, data.pos_label, strict=False)
+    score = -score if _same(classes[0], pos) else score
+    return score, score > 0
 
 
 def _perm_chunk(
@@ -257,17 +376,33 @@ def _perm_chunk(
     n: int,
     seed: int,
     grouped: bool,
+    cache: _FoldCache | None = None,
 ) -> list[float]:
+    """AUCs of ``n`` label permutations drawn from ``seed``; with ``cache`` (from
+    :func:`_fold_cache` on the same ``splits``) only the final estimator is refitted,
+    to the same numbers."""
+    from threadpoolctl import threadpool_limits
+
     from alsprog.biomarkers._metrics import weighted_auc
 
     rng = as_generator(seed)
+    shuffle = _SubjectShuffler(data)
     out = []
-    with warnings.catch_warnings():
+    # one BLAS thread, as in a joblib worker: threads only add contention for the
+    # small fits of the cached path (notably with n_jobs=1 on a busy machine)
+    limit = threadpool_limits(1) if cache is not None else contextlib.nullcontext()
+    with warnings.catch_warnings(), limit:
         warnings.simplefilter("ignore")
         for _ in range(n):
-            yp = _permute_subject_labels(data, rng)
+            yp = shuffle(rng)
             seeds = [child_seed(rng) for _ in splits]
-            res = _run_folds(clf, data, yp, splits, seeds, grouped)
+            if cache is None:
+                res = _run_folds(clf, data, yp, splits, seeds, grouped)
+            else:
+                res = [
+                    _fit_predict_cached(cache, k, clf, data, yp, s, sd, grouped)
+                    for k, (s, sd) in enumerate(zip(splits, seeds, strict=True))
+                ]
             score = np.empty(len(yp))
             for (_, test), (s, _) in zip(splits, res, strict=True):
                 score[test] = s
