@@ -213,3 +213,15 @@ def logp_terms(model, point, names=()):
     res = f(**point)
     k = len(model.free_RVs) + len(model.observed_RVs) + len(model.potentials)
     return [float(np.sum(r)) for r in res[:k]], res[k:]
+
+
+def release_compiled() -> None:
+    """Drop JAX's compiled executables after a fit (the SBC studies): each fit
+    compiles new functions, and a hundred of them in one process grew to gigabytes
+    and ended in a segmentation fault inside XLA's compiler."""
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()

@@ -39,6 +39,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from bayes_fixtures import release_compiled
 from scipy import stats
 from scipy.special import expit
 
@@ -343,25 +344,13 @@ def _ranks(r: int) -> tuple[dict[str, int], dict[str, float], dict[str, float]]:
     return out, info, {key: float(get(ess_values)) for key, get in PARAMS.items()}
 
 
-def _release_compiled() -> None:
-    """Drop JAX's compiled executables after a fit: each fit compiles new functions,
-    and a hundred of them in one process grew to gigabytes and ended in a
-    segmentation fault inside XLA's compiler (measured on the first run)."""
-    import gc
-
-    import jax
-
-    jax.clear_caches()
-    gc.collect()
-
-
 @pytest.mark.veryslow
 def test_course_population_parameters_pass_sbc():
     results = []
     for r in range(R):
         results.append(_ranks(r))
         print(f"SBC replication {r}: {results[-1][0]}", flush=True)
-        _release_compiled()
+        release_compiled()
     rows = pd.DataFrame([r[0] for r in results])
     info = pd.DataFrame([r[1] for r in results])
     ess = pd.DataFrame([r[2] for r in results])

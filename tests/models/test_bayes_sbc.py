@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from bayes_fixtures import release_compiled
 from scipy import stats
 from scipy.special import expit
 
@@ -90,25 +91,13 @@ def _ranks(r: int) -> dict[str, int]:
     return out
 
 
-def _release_compiled() -> None:
-    """Drop JAX's compiled executables after a fit: each fit compiles new functions,
-    and a hundred of them in one process grew to gigabytes and ended in a
-    segmentation fault inside XLA's compiler (measured on the first run)."""
-    import gc
-
-    import jax
-
-    jax.clear_caches()
-    gc.collect()
-
-
 @pytest.mark.veryslow
 def test_sigmoid_population_parameters_pass_sbc():
     results = []
     for r in range(R):
         results.append(_ranks(r))
         print(f"SBC replication {r}: {results[-1]}", flush=True)
-        _release_compiled()
+        release_compiled()
     rows = pd.DataFrame(results)
     edges = np.arange(0, L + 2, (L + 1) // BINS)  # 0, 10, ..., 100
     pvalues = {}
