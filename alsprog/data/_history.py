@@ -67,6 +67,11 @@ class ModelColumns:
         figures are drawn on: ``time`` itself, except for a model on the data
         dictionary's ``months_since_onset``, whose visits are placed on ``months``
         (months since the first visit; ``months_since_onset`` advances with it).
+    context : tuple of str
+        Other outcome columns the model conditions a forecast on (a multivariate
+        model's other outcomes): a history row with any of them, or with
+        ``outcome``, is a visit seen so far.  Optional in a table; empty for
+        single-outcome models.
 
     Examples
     --------
@@ -84,17 +89,26 @@ class ModelColumns:
     time: str
     covariates: tuple[str, ...]
     visit_time: str
+    context: tuple[str, ...] = ()
 
     @classmethod
     def of(
-        cls, outcome: str, subject: str, time: str, variables: Sequence[str]
+        cls,
+        outcome: str,
+        subject: str,
+        time: str,
+        variables: Sequence[str],
+        *,
+        context: Sequence[str] = (),
     ) -> ModelColumns:
-        """From a model's outcome, grouping and time columns and its variables."""
+        """From a model's outcome, grouping and time columns and its variables
+        (and the other outcomes it conditions on, ``context``)."""
         keep = [str(v) for v in variables if v not in (outcome, subject)]
         if time not in keep:
             keep.append(time)
         visit = _VISIT_TIME if time == _ONSET_TIME else time
-        return cls(str(outcome), str(subject), str(time), tuple(keep), visit)
+        others = tuple(str(c) for c in context if c != outcome)
+        return cls(str(outcome), str(subject), str(time), tuple(keep), visit, others)
 
 
 @dataclass(frozen=True)
@@ -319,6 +333,7 @@ def prepare_history(
     advance: Sequence[str] = (),
     validate: bool = True,
     allow_past: bool = False,
+    context: Sequence[str] = (),
 ) -> Prepared:
     """Check ``history`` and ``at_months`` and lay out the rows to forecast.
 
@@ -346,6 +361,11 @@ def prepare_history(
     allow_past : bool, default False
         Accept times before a subject's last visit (a fitted subject's trajectory
         over their own follow-up, not a forecast).
+    context : sequence of str, optional
+        Other outcome columns the model conditions on (:attr:`ModelColumns.context`):
+        a row with any of them present counts as a visit seen so far (it is kept in
+        ``observed`` and sets the subject's last visit).  Columns the table lacks
+        are ignored; present ones are checked against the data dictionary.
 
     Returns
     -------
@@ -384,7 +404,9 @@ def prepare_history(
             ],
             source=_SOURCE,
         )
-    df = _validate(history, needed) if validate else history.copy()
+    extra = [c for c in dict.fromkeys(context) if c in history.columns]
+    extra = [c for c in extra if c not in needed]
+    df = _validate(history, needed + extra) if validate else history.copy()
     if len(df) == 0:
         raise DataValidationError(
             [Problem("the history table has no rows", rule="empty")], source=_SOURCE
@@ -413,7 +435,7 @@ def prepare_history(
                     line_kind="row",
                 )
             )
-    has_y = df[outcome].notna().to_numpy()
+    has_y = df[[outcome, *extra]].notna().any(axis=1).to_numpy()
     observed = df[has_y]
     last = observed.groupby(subject, sort=False)[time].max()
     last_time = last.reindex(subjects).to_numpy(dtype=float)

@@ -82,6 +82,7 @@ def forecast_table(
         subject=cols.subject,
         time=axis,
         advance=[cols.time] if cols.time != axis else [],
+        context=cols.context,
     )
     rows = model.forecast_rows(
         prep,

@@ -745,3 +745,87 @@ def test_recovery_on_the_simulator():
     # 90 % bands of the mean curve: P(<= 29 of 40 covered | p = 0.9) < 1 %
     assert np.mean(covered) >= 0.75
     assert np.mean(err_model) < 0.8 * np.mean(err_locf)
+
+
+@pytest.mark.slow
+def test_tiny_contract_history_keeps_visits_without_the_reported_outcome(tiny):
+    """A visit with other outcomes but not the reported one is part of the
+    contract's history (``columns_.context``): it moves the forecast, and a
+    forecast time before it is refused as a forecast of the past."""
+    from alsprog.errors import DataValidationError
+    from alsprog.forecast import forecast
+
+    _, m, held, _ = tiny
+    fa = m.for_outcome("fa_cst_left")
+    assert fa.columns_.context == tuple(o for o in THREE if o != "fa_cst_left")
+    history = held[held["months"] <= 12].copy()
+    last = history.groupby("subject_id")["months"].idxmax()
+    without = history.copy()
+    without.loc[last, "fa_cst_left"] = np.nan  # the last visit: domains only
+    dropped = without.drop(index=last)
+    at = [18.0]
+    kept = forecast(fa, without, at, n_samples=300, seed=3)
+    gone = forecast(fa, dropped, at, n_samples=300, seed=3)
+    assert not np.allclose(kept["mean"], gone["mean"], atol=1e-9)
+    # between a subject's last two visits: fine without the domains-only visit,
+    # a forecast of the past with it
+    sid = str(without.loc[last.iloc[0], "subject_id"])
+    mid = 0.5 * (
+        float(without.loc[last.iloc[0], "months"])
+        + float(dropped.loc[dropped["subject_id"] == sid, "months"].max())
+    )
+    when = pd.DataFrame({"subject_id": [sid], "months": [mid]})
+    assert len(forecast(fa, dropped[dropped["subject_id"] == sid], when, seed=3)) == 1
+    with pytest.raises(DataValidationError, match="before this subject's last"):
+        forecast(fa, without[without["subject_id"] == sid], when, seed=3)
+    # the single-outcome columns of other models carry no context
+    from alsprog.data._history import ModelColumns
+
+    assert ModelColumns.of("y", "s", "t", ["t"]).context == ()
+
+
+@pytest.mark.slow
+def test_speed_information_summarises_each_patients_speed():
+    """The sampler's per-patient speed map (``speed_information``): on simulated
+    patients the fitted log speeds track the truth, a patient seen once carries no
+    information about its speed, more visits carry more, and the information at
+    residual SDs sigma scales nearly as 1 / sigma^2."""
+    from scipy import stats
+
+    from alsprog.models.bayes._course_graph import (
+        initial_curves,
+        prepare_course_data,
+        speed_info,
+        speed_information,
+    )
+
+    sim = simulate_disease_course(60, outcomes=THREE, seed=11)
+    v = sim.visits
+    visit = v.groupby("subject_id").cumcount()
+    one = v["subject_id"] == "P0001"  # seen once
+    short = v["subject_id"].isin([f"P{i:04d}" for i in range(2, 21)])  # twice
+    v = v[(~one | (visit == 0)) & (~short | (visit <= 1))]
+    d = prepare_course_data(
+        v,
+        THREE,
+        subject="subject_id",
+        time="months_since_onset",
+        bounds=dict(DEFAULT_BOUNDS),
+    )
+    m0, v0 = initial_curves(d)
+    a_hat, H = speed_information(d, m0, v0)
+    assert H.shape == (60, 3, 3) and np.isfinite(a_hat).all()
+    sigma = np.full(3, 0.05)
+    info = speed_info(H, sigma)
+    assert info.min() >= -1e-9
+    i1 = list(d.subject_ids).index("P0001")
+    assert info[i1] < 1e-6 * np.median(info)  # one visit: no speed information
+    n_visits = np.array([len(np.unique(d.t[d.s == i])) for i in range(60)])
+    two, full = (n_visits == 2), (n_visits >= 4)
+    assert two.sum() == 19 and full.sum() == 40
+    assert np.median(info[two]) < 0.5 * np.median(info[full])
+    # 1 / sigma^2 but for the stage's weak prior in the profile
+    assert_allclose(speed_info(H, sigma / 2), 4 * info, rtol=0.02)
+    truth = sim.truth.set_index("subject_id").loc[d.subject_ids]
+    ok = full  # patients seen at 4 visits or more
+    assert stats.pearsonr(a_hat[ok], truth["xi"].to_numpy()[ok]).statistic > 0.5

@@ -47,6 +47,8 @@ from alsprog.models.bayes._course_graph import (
     DEFAULT_BOUNDS,
     build_course_model,
     prepare_course_data,
+    speed_info,
+    speed_information,
     to_raw,
 )
 
@@ -163,15 +165,20 @@ def _target_logp(p: dict, m_sd: float = M_SD) -> float:
     )
 
 
-@pytest.fixture(scope="module")
-def graph():
-    d = prepare_course_data(
+def _data():
+    """The fixed design as the model's arrays (constant values)."""
+    return prepare_course_data(
         _design(),
         OUTCOMES,
         subject="subject_id",
         time="months_since_onset",
         bounds=DEFAULT_BOUNDS,
     )
+
+
+@pytest.fixture(scope="module")
+def graph():
+    d = _data()
     assert d.t_ref == T_REF
     np.testing.assert_allclose(d.mean_time, TBAR)
     return build_course_model(d, np.full(K, T_REF), np.full(K, 0.1))
@@ -230,7 +237,7 @@ def test_simulator_target_is_the_graphs_prior_density(graph):
             "log_v_dev",
             "c_logit",
             "stage_logit",
-            "log_speed",
+            "speed_z",
         )
     ]
     others = ["tau_sd", "xi_sd", "w_sd", "sigma", "z_w"]
@@ -267,12 +274,18 @@ def test_simulator_target_is_the_graphs_prior_density(graph):
         mode="FAST_COMPILE",
     )
 
+    # the graph's per-patient speed map xi = c + s z (speed_information's summary)
+    a_hat, H = speed_information(_data(), np.full(K, T_REF), np.full(K, 0.1))
+
     def coords(p: dict) -> list:
         """The graph's value variables at natural parameters ``p``."""
         stage = _stage(p["t0"], p["tau"], p["xi"])
         centre = stage.mean()
         lv_mean = p["log_v"].mean()
         vbar = np.exp(lv_mean)
+        info = speed_info(H, p["sigma"])
+        s_xi = 1.0 / np.sqrt(info + p["xi_sd"] ** -2.0)
+        c_xi = s_xi**2 * info * (a_hat - lv_mean)
         lv_dev, u, *positive = fwd(
             p["log_v"] - lv_mean,
             vbar * (stage - centre),
@@ -285,7 +298,7 @@ def test_simulator_target_is_the_graphs_prior_density(graph):
             lv_dev,
             vbar * (p["m"] - centre),
             u,
-            p["xi"] + lv_mean,
+            (p["xi"] - c_xi) / s_xi,
             *positive,
             p["z_w"],
         ]

@@ -30,6 +30,8 @@ __all__ = [
     "initial_curves",
     "normalise",
     "prepare_course_data",
+    "speed_info",
+    "speed_information",
     "to_raw",
 ]
 
@@ -254,6 +256,91 @@ def initial_curves(d: CourseData) -> tuple[Array, Array]:
     return m, v
 
 
+def speed_information(
+    d: CourseData, m0: Array, v0: Array, *, iterations: int = 30
+) -> tuple[Array, Array]:
+    """Each patient's likelihood summary for its log speed ``xi_i``, given the pooled
+    curves ``(m0, v0)``: its centre, and the pieces of its information.
+
+    A damped Gauss-Newton fit per patient (vectorised over patients) of its stage at
+    its mean visit time and its log speed, ``y ~ expit(v_k (stage_i + e^xi_i (t -
+    tbar_i) - m_k))``, with weak regularising priors (stage ``N(tbar_i, 24)``,
+    ``xi_i ~ N(0, 0.5)``) and each outcome's residual SD from the pooled curve as
+    weights.  Returns ``(a_hat, H)``: the fitted ``log(vbar alpha_i)`` (``vbar`` the
+    geometric mean of ``v0``: the scale of the graph's log speed) and, per patient
+    and outcome, the Gauss-Newton information about ``(stage_i, xi_i)`` at unit
+    residual SD (``H[i, k] = (h_ss, h_sx, h_xx)``), so that the information at
+    residual SDs ``sigma`` is :func:`speed_info` ``(H, sigma)``.  Only the sampler's
+    coordinates use them (:func:`build_course_model`); the model is the same
+    whatever they are.
+
+    Examples
+    --------
+    >>> d = CourseData(np.array(["a"], dtype=object), ("x",),
+    ...     s=np.zeros(3, np.int64), k=np.zeros(3, np.int64),
+    ...     t=np.array([0.0, 12.0, 24.0]), y=np.array([0.2, 0.5, 0.8]),
+    ...     normal=np.ones(1), floor=np.zeros(1), t_ref=12.0,
+    ...     last_time=np.array([24.0]), mean_time=np.array([12.0]),
+    ...     offset_mask=np.zeros(1, bool), n_dropped=0)
+    >>> a_hat, H = speed_information(d, np.array([12.0]), np.array([0.1]))
+    >>> H.shape, bool(speed_info(H, np.array([0.05]))[0] > 0)
+    ((1, 1, 3), True)
+    """
+    from scipy.special import expit
+
+    N, K = len(d.subject_ids), len(d.outcomes)
+    times, values, mask = visit_grid(d)
+    M = mask.astype(float)
+    dt = times - d.mean_time[:, None]  # (N, V)
+    m = np.asarray(m0, dtype=float)[None, None, :]
+    v = np.asarray(v0, dtype=float)[None, None, :]
+    pooled = expit(np.asarray(v0)[d.k] * (d.t - np.asarray(m0)[d.k]))
+    resid = np.bincount(d.k, weights=(d.y - pooled) ** 2, minlength=K)
+    count = np.maximum(np.bincount(d.k, minlength=K), 1)
+    weight = 1.0 / np.maximum(resid / count, 0.02**2)
+    stage = d.mean_time.astype(float).copy()
+    xi = np.zeros(N)
+
+    def jacobians(stage: Array, xi: Array) -> tuple[Array, Array, Array]:
+        alpha = np.exp(xi)[:, None]
+        mu = expit(v * ((stage[:, None] + alpha * dt)[:, :, None] - m))
+        js = mu * (1.0 - mu) * v * M  # d mu / d stage on the observed cells
+        return values - mu, js, js * (alpha * dt)[:, :, None]
+
+    for _ in range(iterations):
+        r, js, jx = jacobians(stage, xi)
+        gs = (r * js) @ weight
+        gx = (r * jx) @ weight
+        a = ((js * js) @ weight).sum(axis=1) + _STAGE_PRECISION
+        b = ((js * jx) @ weight).sum(axis=1)
+        c = ((jx * jx) @ weight).sum(axis=1) + _XI_PRECISION
+        gs = gs.sum(axis=1) - _STAGE_PRECISION * (stage - d.mean_time)
+        gx = gx.sum(axis=1) - _XI_PRECISION * xi
+        det = a * c - b * b
+        stage = stage + np.clip((c * gs - b * gx) / det, -12.0, 12.0)
+        xi = xi + np.clip((a * gx - b * gs) / det, -0.5, 0.5)
+    _, js, jx = jacobians(stage, xi)
+    H = np.stack(
+        [(js * js).sum(axis=1), (js * jx).sum(axis=1), (jx * jx).sum(axis=1)], axis=2
+    )
+    return float(np.mean(np.log(v0))) + xi, H
+
+
+#: Weak regularising priors of :func:`speed_information`'s per-patient fit.
+_STAGE_PRECISION, _XI_PRECISION = 1.0 / 24.0**2, 1.0 / 0.5**2
+
+
+def speed_info(H: Any, sigma: Any) -> Any:
+    """Information about each patient's log speed with its stage profiled out, at
+    residual SDs ``sigma`` (NumPy arrays or PyTensor variables alike), from
+    :func:`speed_information`'s ``H``: ``h_xx - h_sx^2 / (h_ss + 1/24^2)``."""
+    w = 1.0 / sigma**2
+    hss = (H[:, :, 0] * w[None, :]).sum(axis=1)
+    hsx = (H[:, :, 1] * w[None, :]).sum(axis=1)
+    hxx = (H[:, :, 2] * w[None, :]).sum(axis=1)
+    return hxx - hsx**2 / (hss + _STAGE_PRECISION)
+
+
 def visit_grid(
     d: CourseData,
 ) -> tuple[Array, Array, npt.NDArray[np.bool_]]:
@@ -360,9 +447,22 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
         stage = pm.Deterministic(
             "stage", centre + u / pt.exp(lv_mean), dims="subject_id"
         )
-        # log of each patient's rate on the logit scale: log(vbar alpha_i)
-        a = pm.Flat("log_speed", dims="subject_id", initval=np.full(N, lv0))
-        xi = pm.Deterministic("xi", a - lv_mean, dims="subject_id")
+        # log speed xi_i by a per-patient affine map of a free ``speed_z``: the
+        # conditional posterior of xi_i given the population approximated by the
+        # prior N(0, xi_sd) times the likelihood's quadratic summary (centre
+        # a_hat_i - log vbar, information I_i at the current sigma from
+        # :func:`speed_information` and :func:`speed_info`):
+        # xi_i = c_i + s_i z_i, s_i = (I_i + xi_sd^-2)^-1/2, c_i = s_i^2 I_i
+        # (a_hat_i - log vbar).  Non-centred where the data say little about a
+        # patient's speed (no funnel with xi_sd), centred where they say much;
+        # Jacobian sum log s_i.  The model itself is unchanged.
+        a_hat, H = speed_information(d, m0, v0)
+        info_c = speed_info(pt.constant(H), sigma)
+        s_xi = 1.0 / pt.sqrt(info_c + xi_sd**-2)
+        c_xi = s_xi**2 * info_c * (pt.constant(a_hat) - lv_mean)
+        z_xi = pm.Flat("speed_z", dims="subject_id", initval=np.zeros(N))
+        xi = pm.Deterministic("xi", c_xi + s_xi * z_xi, dims="subject_id")
+        a = xi + lv_mean  # log of each patient's rate on the logit scale
         alpha = pt.exp(xi)
         tau = pm.Deterministic("tau", tbar - (stage - t0) / alpha, dims="subject_id")
         pm.Potential(
@@ -370,6 +470,7 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
             pm.logp(pm.Normal.dist(mu=t0, sigma=tau_sd), tau).sum()
             - xi.sum()
             + pm.logp(pm.Normal.dist(mu=0.0, sigma=xi_sd), xi).sum()
+            + pt.log(s_xi).sum()
             - (N - 1) * lv_mean,
         )
         dt = (times - tbar[:, None])[:, :, None]  # (N, V, 1)
