@@ -57,7 +57,7 @@ def test_simulated_power_matches_analytic_under_retention(name):
     assert r.retention == retention
 
 
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 @pytest.mark.parametrize("name", list(PATTERNS))
 def test_simulated_power_matches_analytic_under_retention_large(name):
     retention, changes, _ = PATTERNS[name]

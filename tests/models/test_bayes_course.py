@@ -678,7 +678,7 @@ def test_tiny_plot(tiny):
 
 
 # ---------------------------------------------------------------- recovery
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 def test_recovery_on_the_simulator():
     """150 patients, 4 outcomes, 2 x 300 draws: tau and xi, decline order, forecasts.
 

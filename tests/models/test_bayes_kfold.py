@@ -351,7 +351,7 @@ def test_kfold_agrees_with_psis_loo_by_subject():
     assert cv["n_data_points"] == psis.n_data_points == 60
 
 
-@pytest.mark.slow  # the session's short sigmoid fit, then 5 refits (2-3 minutes)
+@pytest.mark.veryslow  # the session's short sigmoid fit, then 5 refits (2-3 minutes)
 def test_sigmoid_kfold_agrees_with_psis_loo_by_subject(sigmoid_fit, sigmoid_data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -234,7 +234,7 @@ def test_random_intercept_only_and_no_event_covariates():
     assert s["survival"].between(0.0, 1.0).all()
 
 
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 def test_standard_errors_match_the_spread_over_replications():
     """Wald z of the slope and the association: mean ~0 and SD ~1 over 12 fits."""
     from joint_testdata import simulate_joint

@@ -298,7 +298,7 @@ def test_predict_class_needs_the_outcome(three):
 
 
 # ---------------------------------------------------------------- slow tier
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 def test_2000_patients_bic_selects_three_and_recovers_truth():
     from sklearn.metrics import adjusted_rand_score
 

@@ -223,7 +223,7 @@ def test_table_must_be_a_dataframe():
 
 
 # ---------------------------------------------------------------- slow tier
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 def test_2000_patients_bic_selects_three_in_parallel():
     from sklearn.metrics import adjusted_rand_score
 

@@ -14,7 +14,7 @@ from alsprog.models import LinearMixedModel
 N_SETS = 1000  # binomial SE of a 95 % coverage: 0.7 points, so 93-97 % is +-2.9 SE
 
 
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 def test_wald_coverage_and_recovery():
     formula = "frs ~ months + months:onset_site + (months | subject_id)"
     truth = {"Intercept": TRUTH["intercept"], "months": TRUTH["slope"]}

@@ -129,7 +129,7 @@ def test_profile_intervals_equal_lme4(name):
     _check_against_lme4(name)
 
 
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 @pytest.mark.parametrize("name", SLOW)
 def test_profile_intervals_equal_lme4_slow(name):
     _check_against_lme4(name)

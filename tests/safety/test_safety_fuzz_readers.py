@@ -379,21 +379,21 @@ def test_validate_raises_only_alsprog_errors_and_keeps_the_frame(ops):
     _check_validate_frame(ops)
 
 
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 @SLOW
 @given(name=TABLES, ops=MUTATIONS, suffix=SUFFIXES)
 def test_readers_fuzz_long_run(name, ops, suffix):
     _check_reader(name, ops, suffix)
 
 
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 @SLOW
 @given(name=INPUT_TABLES, ops=MUTATIONS)
 def test_assemble_fuzz_long_run(name, ops):
     _check_assemble(name, ops)
 
 
-@pytest.mark.slow
+@pytest.mark.veryslow  # a study (make test-all): keeps make test near 15 minutes
 @SLOW
 @given(ops=MUTATIONS)
 def test_validate_fuzz_long_run(ops):
