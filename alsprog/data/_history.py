@@ -404,8 +404,9 @@ def prepare_history(
             ],
             source=_SOURCE,
         )
-    extra = [c for c in dict.fromkeys(context) if c in history.columns]
-    extra = [c for c in extra if c not in needed]
+    extra = [
+        c for c in dict.fromkeys(context) if c in history.columns and c not in needed
+    ]
     df = _validate(history, needed + extra) if validate else history.copy()
     if len(df) == 0:
         raise DataValidationError(

@@ -48,9 +48,9 @@ a free coordinate (``xi_i = c_i + s_i z_i``, ``N(c_i, s_i^2)`` the prior ``N(0,
 xi_sd)`` times a quadratic summary of the patient's likelihood for its speed, scaled
 by the current ``sigma``: non-centred for a patient whose data say little about its
 speed, centred for one whose data say much; :func:`~alsprog.models.bayes.
-_course_graph.speed_information`); per outcome ``log v_k = mean + zero-sum part`` (the same iid prior) and
-``c_k = vbar (m_k - centre)``, so that ``eta_ijk = (v_k / vbar) (u_i + e^a_i (t_ij -
-tbar_i) - c_k)``.  Leaspy's prior ``tau_i ~ N(t0, tau_sd)`` sits on ``tau_i = tbar_i
+_course_graph.speed_information`); per outcome ``log v_k = mean + zero-sum part``
+(the same iid prior) and ``c_k = vbar (m_k - centre)``, so that ``eta_ijk = (v_k /
+vbar) (u_i + e^a_i (t_ij - tbar_i) - c_k)``.  Leaspy's prior ``tau_i ~ N(t0, tau_sd)`` sits on ``tau_i = tbar_i
 - (stage_i - t0) / alpha_i`` through a potential with the Jacobians, and ``m_k ~
 N(t_ref, 24)`` on ``m_k = centre + c_k / vbar``; ``centre`` has no prior factor of its
 own, so the prior is exactly the one below (but for a N(0, 1000) factor on the
