@@ -88,12 +88,41 @@ def _umask() -> int:
 
 
 # ------------------------------------------------------------------ signals
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that temp folders are cleaned up."""
+
+
+#: The signals the ``alsprog`` command's handlers received during this command.
+#: CPython drops an exception raised inside a weakref or garbage-collector callback
+#: (``Exception ignored in ...``): a Ctrl-C that lands there would be lost and the
+#: command would go on to write its output; each commit checks this list first.
+signals_received: list[int] = []
+
+
+def raise_for_signal(signum: int, frame: Any = None) -> None:
+    """The ``alsprog`` command's SIGINT/SIGTERM handler: note it, then raise."""
+    signals_received.append(signum)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+
+
+def _raise_if_signalled() -> None:
+    """Raise now for a signal whose exception was swallowed before this commit."""
+    if signals_received:
+        raise Terminated if signals_received[0] == signal.SIGTERM else KeyboardInterrupt
+
+
 @contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends (renames must not be cut in half)."""
+def _signals_deferred(*, commit: bool = False) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends (renames must not be cut in half).
+
+    ``commit=True``: a signal received earlier whose exception was swallowed stops
+    the commit before it starts.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if commit:
+        _raise_if_signalled()
     got: list[int] = []
 
     def hold(signum: int, frame: Any) -> None:
@@ -134,7 +163,7 @@ def _atomic_file(path: Path, *, record: bool) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; files are not private
     try:
         yield tmp_path
-        with _signals_deferred():
+        with _signals_deferred(commit=True):
             os.replace(tmp_path, path)
             if record:
                 _record(path)
@@ -418,7 +447,7 @@ def _commit_in_place(tmp: Path, plan: _Plan, command: str) -> None:
             "but files of that name are not alsprog's (--force never overwrites "
             "them); nothing was written. Move them or choose another folder."
         )
-    with _signals_deferred():
+    with _signals_deferred(commit=True):
         for d in dirs:
             (path / d).mkdir(exist_ok=True)
         for rel in files:
@@ -443,7 +472,7 @@ def _commit_in_place(tmp: Path, plan: _Plan, command: str) -> None:
 def _commit_swap(tmp: Path, plan: _Plan) -> None:
     """Rename the new folder into place; the old one (alsprog's) goes file by file."""
     path = plan.path
-    with _signals_deferred():
+    with _signals_deferred(commit=True):
         (tmp / TEMP_MARKER_NAME).unlink()
         if plan.mode in ("new", "empty"):
             try:

@@ -15,7 +15,9 @@ import difflib
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from alsprog._version import __version__
 from alsprog.cli._data import (
@@ -68,21 +70,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that temp folders are cleaned up."""
+def _quiet_swallowed_interrupt(unraisable: Any) -> None:
+    """``sys.unraisablehook`` for a command: a Ctrl-C raised inside a callback that
+    CPython cannot propagate is noted (the next commit raises it), not printed."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
+@contextmanager
+def _signal_handlers() -> Iterator[None]:
+    """SIGINT and SIGTERM raise (and are noted) while a command runs, where Python's
+    defaults are in place; the previous handlers come back afterwards."""
+    from alsprog._io import raise_for_signal, signals_received
+
+    signals_received.clear()
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        defaults = {
+            signal.SIGINT: signal.default_int_handler,
+            signal.SIGTERM: signal.SIG_DFL,
+        }
+        for sig, default in defaults.items():
+            if signal.getsignal(sig) == default:
+                old[sig] = signal.signal(sig, raise_for_signal)
+    hook, sys.unraisablehook = sys.unraisablehook, _quiet_swallowed_interrupt
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def _interrupted(
     args: argparse.Namespace, exc: KeyboardInterrupt, n_before: int
 ) -> int:
     """One line on stderr for Ctrl-C / SIGTERM; exit status 130 / 143."""
-    from alsprog._io import committed
+    from alsprog._io import Terminated, committed
 
-    what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+    what = "terminated" if isinstance(exc, Terminated) else "interrupted"
     written = committed[n_before:]
     if written:
         note = "after writing " + ", ".join(str(p) for p in written)
@@ -90,7 +117,7 @@ def _interrupted(
         out = getattr(args, "out", None)
         note = "nothing was written" + (f" to {out}" if out else "")
     print(f"alsprog: {what}; {note}", file=sys.stderr, flush=True)
-    return 143 if isinstance(exc, _Terminated) else 130
+    return 143 if isinstance(exc, Terminated) else 130
 
 
 def _subparser(
@@ -143,16 +170,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse_args(parser, argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    from alsprog._io import committed  # after parsing: ``--help`` does without it
+    # after parsing: ``--help`` does without them
+    from alsprog._io import _raise_if_signalled, committed, signals_received
 
     n_before = len(committed)
-    term = None
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        with _routed(args.verbose):
-            return int(args.handler(args))
+        with _signal_handlers(), _routed(args.verbose):
+            status = int(args.handler(args))
+            if signals_received:  # swallowed after the last commit: still report it
+                _raise_if_signalled()
+            return status
     except KeyboardInterrupt as exc:
         if args.debug:
             raise
@@ -168,5 +195,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"alsprog: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        if term is not None:
-            signal.signal(signal.SIGTERM, term)
+        signals_received.clear()

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pandas as pd
@@ -685,3 +686,58 @@ def test_killed_run_leaves_a_temp_the_next_run_removes(ws):
     assert (tmp / TEMP_MARKER_NAME).is_file()  # left behind, marked
     assert main(["-q", "simulate", "--out", "X", "--n-patients", "5"]) == 0
     assert sorted(p.name for p in ws.iterdir()) == ["X", "study"]
+
+
+def _swallowed(signum: int, fn):
+    """``fn`` whose call receives ``signum`` inside a weakref callback, where CPython
+    reports the handler's exception as 'Exception ignored' and drops it."""
+
+    class _Obj:
+        pass
+
+    def wrapped(*args, **kwargs):
+        obj = _Obj()
+        weakref.finalize(obj, signal.raise_signal, signum)
+        del obj  # the callback runs here; its KeyboardInterrupt is dropped
+        return fn(*args, **kwargs)
+
+    return wrapped
+
+
+@pytest.mark.parametrize(
+    ("sig", "status", "what"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_signal_swallowed_by_a_callback_still_stops_the_commit(
+    sig, status, what, ws, monkeypatch, capsys
+):
+    # CI caught a Ctrl-C landing in importlib's module-lock callback: the process
+    # went on and wrote X with exit status 0
+    import alsprog.simulate
+
+    real = alsprog.simulate.simulate_cohort
+    monkeypatch.setattr(alsprog.simulate, "simulate_cohort", _swallowed(sig, real))
+    before = tree(ws)
+    assert main(["-q", "simulate", "--out", "X", "--n-patients", "5"]) == status
+    assert capsys.readouterr().err == f"alsprog: {what}; nothing was written to X\n"
+    assert tree(ws) == before
+    # the next command starts clean
+    monkeypatch.setattr(alsprog.simulate, "simulate_cohort", real)
+    assert main(["-q", "simulate", "--out", "X", "--n-patients", "5"]) == 0
+
+
+def test_signal_swallowed_after_the_last_commit_is_reported(ws, monkeypatch, capsys):
+    import alsprog.cli._data as cli_data
+
+    def then_signal(args):
+        status = real(args)
+        _swallowed(signal.SIGINT, lambda: None)()
+        return status
+
+    real = cli_data.cmd_simulate
+    monkeypatch.setattr(cli_data, "cmd_simulate", then_signal)
+    assert main(["-q", "simulate", "--out", "X", "--n-patients", "5"]) == 130
+    assert (
+        capsys.readouterr().err == f"alsprog: interrupted; after writing {ws / 'X'}\n"
+    )
+    assert (ws / "X").is_dir()
