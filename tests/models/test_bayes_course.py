@@ -813,7 +813,7 @@ def test_speed_information_summarises_each_patients_speed():
         bounds=dict(DEFAULT_BOUNDS),
     )
     m0, v0 = initial_curves(d)
-    a_hat, H = speed_information(d, m0, v0)
+    a_hat, _, H = speed_information(d, m0, v0)
     assert H.shape == (60, 3, 3) and np.isfinite(a_hat).all()
     sigma = np.full(3, 0.05)
     info = speed_info(H, sigma)

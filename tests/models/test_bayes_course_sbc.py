@@ -14,11 +14,8 @@ data-dependent constants of the prior (``t_ref``, the median observed time, and 
 patient's mean visit time ``tbar_i``) are the same for the draw and the fit.
 
 The prior is the one in the module notes of :mod:`alsprog.models.bayes._course`
-(Leaspy's hierarchy, ``m_k ~ N(t_ref, 24)`` independently) times the graph's
-near-flat ``ZeroSumNormal(1e3)`` factor on the stage offsets ``u = vbar (stage -
-centre)`` (``centre`` the mean over patients of ``stage_i = psi_i(tbar_i)``).
-:func:`_draw_hierarchy` draws Leaspy's hierarchy and keeps the draw with probability
-``exp(-|u|^2 / (2 * 1e6))`` (exact rejection sampling of the tilted prior).  Two quick checks guard the simulator: its forward part against
+(Leaspy's hierarchy, ``m_k ~ N(t_ref, 24)`` independently); :func:`_draw_hierarchy`
+draws it directly.  Two quick checks guard the simulator: its forward part against
 ``pm.sample_prior_predictive`` of the graph (KS), and its full target density against
 the graph's joint log density with the Jacobian of the graph's coordinates, on
 simulator draws (equal up to a constant).
@@ -55,6 +52,7 @@ from alsprog.models.bayes._course_graph import (
     prepare_course_data,
     speed_info,
     speed_information,
+    stage_map,
     to_raw,
 )
 
@@ -77,7 +75,6 @@ BINS = 10
 # the model's priors (module notes of alsprog.models.bayes._course)
 T0_SD, M_SD, LOGV_MU, LOGV_SD = 12.0, 24.0, np.log(0.1), 0.75
 TAU_SD_SCALE, XI_SD_SCALE, W_SD_SCALE, SIGMA_SCALE = 12.0, 0.5, 8.0, 0.2
-STAGE_ZSN_SD = 1e3  # the graph's near-flat ZeroSumNormal on the stage offsets
 
 PARAMS = {
     "t0": lambda p: p["t0"],
@@ -122,15 +119,9 @@ def _draw_forward(rng: np.random.Generator) -> dict:
 
 def _draw_hierarchy(rng: np.random.Generator) -> dict:
     """Population and patient parameters from the implemented prior (no data)."""
-    while True:  # Leaspy's hierarchy, kept with the graph's near-flat factor
-        p = _draw_forward(rng)
-        tau = rng.normal(p["t0"], p["tau_sd"], N)
-        xi = rng.normal(0.0, p["xi_sd"], N)
-        stage = _stage(p["t0"], tau, xi)
-        u = np.exp(p["log_v"].mean()) * (stage - stage.mean())
-        keep = -0.5 * np.sum((u / STAGE_ZSN_SD) ** 2)
-        if np.log(rng.uniform()) < keep:
-            break
+    p = _draw_forward(rng)
+    tau = rng.normal(p["t0"], p["tau_sd"], N)
+    xi = rng.normal(0.0, p["xi_sd"], N)
     z = rng.normal(0.0, 1.0, (N, K))
     v = np.exp(p["log_v"])
     uw = z * (p["w_sd"] * v)[None, :]
@@ -153,9 +144,6 @@ def _target_logp(p: dict, m_sd: float = M_SD) -> float:
     """Unnormalised log density of the simulator's prior (natural parameters)."""
     n = stats.norm.logpdf
     hn = stats.halfnorm.logpdf
-    stage = _stage(p["t0"], p["tau"], p["xi"])
-    centre = stage.mean()
-    u = np.exp(p["log_v"].mean()) * (stage - centre)
     return float(
         n(p["t0"], T_REF, T0_SD)
         + n(p["log_v"], LOGV_MU, LOGV_SD).sum()
@@ -167,7 +155,6 @@ def _target_logp(p: dict, m_sd: float = M_SD) -> float:
         + n(p["tau"], p["t0"], p["tau_sd"]).sum()
         + n(p["xi"], 0.0, p["xi_sd"]).sum()
         + n(p["m"], T_REF, m_sd).sum()
-        - 0.5 * np.sum((u / STAGE_ZSN_SD) ** 2)
     )
 
 
@@ -194,7 +181,7 @@ def graph():
 def test_simulator_forward_part_matches_the_graph(graph):
     """KS of each forward-sampled prior draw (the graph's Potentials are ignored by
     ``sample_prior_predictive``, so only parameters without a Potential are compared:
-    the simulator's hierarchy before its tilting step)."""
+    the hierarchy draws)."""
     import pymc as pm
 
     names = ["t0", "log_v", "tau_sd", "xi_sd", "w_sd", "sigma"]
@@ -241,9 +228,9 @@ def test_simulator_target_is_the_graphs_prior_density(graph):
             "centre",
             "log_v_mean",
             "log_v_dev",
-            "c_logit",
-            "stage_logit",
+            "c_free",
             "speed_z",
+            "stage_z",
         )
     ]
     others = ["tau_sd", "xi_sd", "w_sd", "sigma", "z_w"]
@@ -269,7 +256,7 @@ def test_simulator_target_is_the_graphs_prior_density(graph):
 
     # constrained values -> the graph's value variables, with its own transforms
     tr = model.rvs_to_transforms
-    fwd_names = ["log_v_dev", "stage_logit", *others[:-1]]
+    fwd_names = ["log_v_dev", *others[:-1]]
     fwd_in = [rv[n].type() for n in fwd_names]
     fwd = pytensor.function(
         fwd_in,
@@ -280,31 +267,39 @@ def test_simulator_target_is_the_graphs_prior_density(graph):
         mode="FAST_COMPILE",
     )
 
-    # the graph's per-patient speed map xi = c + s z (speed_information's summary)
-    a_hat, H = speed_information(_data(), np.full(K, T_REF), np.full(K, 0.1))
+    # the graph's per-patient maps xi = c + s z and u = c + s z
+    m0, v0 = np.full(K, T_REF), np.full(K, 0.1)
+    a_hat, stage_hat, H = speed_information(_data(), m0, v0)
+    vbar0, centre0 = 0.1, T_REF
 
     def coords(p: dict) -> list:
         """The graph's value variables at natural parameters ``p``."""
         stage = _stage(p["t0"], p["tau"], p["xi"])
-        centre = stage.mean()
+        centre = p["m"].mean()
         lv_mean = p["log_v"].mean()
         vbar = np.exp(lv_mean)
         info = speed_info(H, p["sigma"])
         s_xi = 1.0 / np.sqrt(info + p["xi_sd"] ** -2.0)
         c_xi = s_xi**2 * info * (a_hat - lv_mean)
-        lv_dev, u, *positive = fwd(
-            p["log_v"] - lv_mean,
-            vbar * (stage - centre),
-            *(p[n] for n in others[:-1]),
+        alpha = np.exp(p["xi"])
+        c_u, s_u = stage_map(
+            H,
+            p["sigma"],
+            vbar0 * (stage_hat - centre0),
+            p["xi"] + lv_mean - a_hat,
+            vbar * (p["t0"] + alpha * (TBAR - p["t0"]) - centre),
+            vbar * alpha * p["tau_sd"],
+            vbar0,
         )
+        lv_dev, *positive = fwd(p["log_v"] - lv_mean, *(p[n] for n in others[:-1]))
         return [
             np.asarray(p["t0"]),
             np.asarray(centre),
             np.asarray(lv_mean),
             lv_dev,
-            vbar * (p["m"] - centre),
-            u,
+            (vbar * (p["m"] - centre))[:-1],
             (p["xi"] - c_xi) / s_xi,
+            (vbar * (stage - centre) - c_u) / s_u,
             *positive,
             p["z_w"],
         ]

@@ -41,30 +41,33 @@ b_sd_k)`` is an optional healthy-level offset (normalised units) for the outcome
 Parameterisation (what NUTS sees; :func:`~alsprog.models.bayes._course_graph.
 build_course_model`): the latent axis is sampled in logit units of the mean rate
 ``vbar = exp(mean_k log v_k)``, centred on each patient's own mean visit time
-``tbar_i``.  Per patient: ``u_i = vbar (stage_i - centre)`` with ``stage_i =
-psi_i(tbar_i)`` (zero-sum over patients; ``centre`` is their mean) and ``a_i = log(vbar
-alpha_i)``, with ``xi_i = a_i - log vbar`` sampled through a per-patient affine map of
-a free coordinate (``xi_i = c_i + s_i z_i``, ``N(c_i, s_i^2)`` the prior ``N(0,
-xi_sd)`` times a quadratic summary of the patient's likelihood for its speed, scaled
-by the current ``sigma``: non-centred for a patient whose data say little about its
-speed, centred for one whose data say much; :func:`~alsprog.models.bayes.
-_course_graph.speed_information`); per outcome ``log v_k = mean + zero-sum part``
-(the same iid prior) and ``c_k = vbar (m_k - centre)``, so that ``eta_ijk = (v_k /
-vbar) (u_i + e^a_i (t_ij - tbar_i) - c_k)``.  Leaspy's prior ``tau_i ~ N(t0, tau_sd)`` sits on ``tau_i = tbar_i
-- (stage_i - t0) / alpha_i`` through a potential with the Jacobians, and ``m_k ~
-N(t_ref, 24)`` on ``m_k = centre + c_k / vbar``; ``centre`` has no prior factor of its
-own, so the prior is exactly the one below (but for a N(0, 1000) factor on the
-zero-sum stage coordinates, which changes nothing measurable; checked against a
-direct simulation of the prior in ``tests/models/test_bayes_course_sbc.py``).  The two
-directions the data pin only weakly are then single coordinates: Leaspy's pivot (all
-stages and half-way times moving together: ``centre``) and a common speed-up traded
-against the rates (``mean log v``).  Measured on 60 simulated patients, 3 domains,
-2 x 300 draws (same data and seed): sampling ``tau_i`` non-centred, min bulk ESS of
-the population parameters 50 (``t0``); centred, 6; the stage at ``tbar_i`` in months,
-14-58 (``m``, ``log v``); this parameterisation, 592 (R-hat <= 1.007).  The speed map
-against ``a_i`` sampled directly (centred), on the SBC's prior draws (30 patients, 3
-outcomes, 2 x 400 draws): bulk ESS of ``xi_sd`` 30 -> 574 and 45 -> 816 on two of
-them, divergences 18 -> 0.
+``tbar_i``.  Per outcome ``log v_k = mean + zero-sum part`` (the same iid prior) and
+``c_k = vbar (m_k - centre)`` (zero-sum; ``centre`` the mean half-way time).  Per
+patient ``a_i = log(vbar alpha_i)`` and ``u_i = vbar (stage_i - centre)`` with
+``stage_i = psi_i(tbar_i)``, so that ``eta_ijk = (v_k / vbar) (u_i + e^a_i (t_ij -
+tbar_i) - c_k)``.  Both per-patient coordinates are affine maps of free ones, ``xi_i
+= a_i - log vbar = c_i + s_i z_i`` and then ``u_i = c'_i + s'_i z'_i`` given the
+speed, with ``N(c, s^2)`` the prior (``xi_i ~ N(0, xi_sd)``; Leaspy's ``tau_i ~ N(t0,
+tau_sd)`` seen as ``u_i ~ N(vbar (t0 + alpha_i (tbar_i - t0) - centre), vbar alpha_i
+tau_sd)``) times a quadratic summary of the patient's likelihood, scaled by the
+current ``sigma`` (:func:`~alsprog.models.bayes._course_graph.speed_information`,
+:func:`~alsprog.models.bayes._course_graph.stage_map`): non-centred for a patient
+whose data say little, centred for one whose data say much, so that neither a small
+``xi_sd`` nor a small ``tau_sd`` is a funnel.  Leaspy's prior sits on ``tau_i =
+tbar_i - (stage_i - t0) / alpha_i`` through a potential with the Jacobians, and ``m_k
+~ N(t_ref, 24)`` on ``m_k = centre + c_k / vbar``; ``centre`` has no prior factor of
+its own, so the prior is exactly the one below (checked against a direct simulation
+of it in ``tests/models/test_bayes_course_sbc.py``).  The two directions the data pin
+only weakly are single coordinates: Leaspy's pivot (all stages and half-way times
+moving together: ``centre``) and a common speed-up traded against the rates (``mean
+log v``).  Measured on 60 simulated patients, 3 domains, 2 x 300 draws (same data
+and seed): sampling ``tau_i`` non-centred, min bulk ESS of the population parameters
+50 (``t0``); centred, 6; the stage at ``tbar_i`` in months, 14-58 (``m``, ``log v``);
+the logit-unit frame, 592 (R-hat <= 1.007).  On the SBC's prior draws (30 patients, 3
+outcomes, 2 x 400 draws): the speed map against ``a_i`` sampled directly, bulk ESS of
+``xi_sd`` 30 -> 574 and 45 -> 816 on two of them, divergences 18 -> 0; the stage map
+against a centred stage, min bulk ESS of the population parameters on replications 0-3
+186, 60, 10, 15 -> 243, 97, 53, 115 (``tau_sd`` 15 -> 115 on the fourth).
 
 Priors (months and normalised units): ``t0 ~ N(t_ref, 12)`` and ``m_k ~ N(t_ref,
 24)`` with ``t_ref`` the median observed time, ``log v_k ~ N(log 0.1, 0.75)`` (a

@@ -32,6 +32,7 @@ __all__ = [
     "prepare_course_data",
     "speed_info",
     "speed_information",
+    "stage_map",
     "to_raw",
 ]
 
@@ -258,20 +259,21 @@ def initial_curves(d: CourseData) -> tuple[Array, Array]:
 
 def speed_information(
     d: CourseData, m0: Array, v0: Array, *, iterations: int = 30
-) -> tuple[Array, Array]:
-    """Each patient's likelihood summary for its log speed ``xi_i``, given the pooled
-    curves ``(m0, v0)``: its centre, and the pieces of its information.
+) -> tuple[Array, Array, Array]:
+    """Each patient's likelihood summary for its stage and log speed, given the
+    pooled curves ``(m0, v0)``: their centre, and the pieces of their information.
 
     A damped Gauss-Newton fit per patient (vectorised over patients) of its stage at
     its mean visit time and its log speed, ``y ~ expit(v_k (stage_i + e^xi_i (t -
     tbar_i) - m_k))``, with weak regularising priors (stage ``N(tbar_i, 24)``,
     ``xi_i ~ N(0, 0.5)``) and each outcome's residual SD from the pooled curve as
-    weights.  Returns ``(a_hat, H)``: the fitted ``log(vbar alpha_i)`` (``vbar`` the
-    geometric mean of ``v0``: the scale of the graph's log speed) and, per patient
+    weights.  Returns ``(a_hat, stage_hat, H)``: the fitted ``log(vbar alpha_i)``
+    (``vbar`` the geometric mean of ``v0``: the scale of the graph's log speed), the
+    fitted stage (months of latent time at ``tbar_i``) and, per patient
     and outcome, the Gauss-Newton information about ``(stage_i, xi_i)`` at unit
     residual SD (``H[i, k] = (h_ss, h_sx, h_xx)``), so that the information at
-    residual SDs ``sigma`` is :func:`speed_info` ``(H, sigma)``.  Only the sampler's
-    coordinates use them (:func:`build_course_model`); the model is the same
+    residual SDs ``sigma`` is :func:`speed_info` ``(H, sigma)`` (and :func:`stage_map`
+    uses the stage's).  Only the sampler's coordinates use them (:func:`build_course_model`); the model is the same
     whatever they are.
 
     Examples
@@ -282,7 +284,7 @@ def speed_information(
     ...     normal=np.ones(1), floor=np.zeros(1), t_ref=12.0,
     ...     last_time=np.array([24.0]), mean_time=np.array([12.0]),
     ...     offset_mask=np.zeros(1, bool), n_dropped=0)
-    >>> a_hat, H = speed_information(d, np.array([12.0]), np.array([0.1]))
+    >>> a_hat, stage_hat, H = speed_information(d, np.array([12.0]), np.array([0.1]))
     >>> H.shape, bool(speed_info(H, np.array([0.05]))[0] > 0)
     ((1, 1, 3), True)
     """
@@ -323,7 +325,7 @@ def speed_information(
     H = np.stack(
         [(js * js).sum(axis=1), (js * jx).sum(axis=1), (jx * jx).sum(axis=1)], axis=2
     )
-    return float(np.mean(np.log(v0))) + xi, H
+    return float(np.mean(np.log(v0))) + xi, stage, H
 
 
 #: Weak regularising priors of :func:`speed_information`'s per-patient fit.
@@ -339,6 +341,35 @@ def speed_info(H: Any, sigma: Any) -> Any:
     hsx = (H[:, :, 1] * w[None, :]).sum(axis=1)
     hxx = (H[:, :, 2] * w[None, :]).sum(axis=1)
     return hxx - hsx**2 / (hss + _STAGE_PRECISION)
+
+
+def stage_map(
+    H: Any,
+    sigma: Any,
+    u_hat: Any,
+    a_delta: Any,
+    prior_mean: Any,
+    prior_sd: Any,
+    vbar0: float,
+) -> tuple[Any, Any]:
+    """Centre and scale ``(c, s)`` of the graph's per-patient stage map ``u = c + s
+    z`` (NumPy arrays or PyTensor variables alike).
+
+    ``u_i = vbar (stage_i - centre)`` is the stage in logit units from the mean
+    half-way time.  Its conditional posterior given the population and the speed is
+    approximated by the prior ``N(prior_mean, prior_sd^2)`` (Leaspy's ``tau_i ~ N(t0,
+    tau_sd)`` seen through ``stage_i = t0 + alpha_i (tbar_i - tau_i)``) times the
+    likelihood's quadratic summary from :func:`speed_information`: centre ``u_hat``
+    moved along the stage-speed correlation by ``a_delta = a_i - a_hat_i``,
+    information ``h_ss / vbar0^2`` at residual SDs ``sigma``.
+    """
+    w = 1.0 / sigma**2
+    huu = (H[:, :, 0] * w[None, :]).sum(axis=1) / vbar0**2
+    hua = (H[:, :, 1] * w[None, :]).sum(axis=1) / vbar0
+    u_cond = u_hat - hua / (huu + _STAGE_PRECISION / vbar0**2) * a_delta
+    prec0 = 1.0 / prior_sd**2
+    prec = huu + prec0
+    return (huu * u_cond + prec0 * prior_mean) / prec, prec**-0.5
 
 
 def visit_grid(
@@ -398,15 +429,16 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
         # Coordinates NUTS sees (see the notes of alsprog.models.bayes._course):
         # the latent axis in logit units of the mean rate vbar, so that the two
         # directions the data pin only weakly are single coordinates: Leaspy's
-        # pivot (all stages and half-way times moving together: ``centre``) and
-        # the trade of a common speed-up against the rates (``log_v_mean``).
+        # pivot (all stages and half-way times moving together: ``centre``, the
+        # mean half-way time) and the trade of a common speed-up against the
+        # rates (``log_v_mean``).
         tbar = d.mean_time
-        centre0 = float(tbar.mean())
+        centre0 = float(np.mean(m0))
         lv0 = float(np.mean(np.log(v0)))
         vbar0 = float(np.exp(lv0))
         t0 = pm.Normal("t0", mu=d.t_ref, sigma=12.0, initval=d.t_ref)
-        # the mean stage: its prior comes from Leaspy's tau_i ~ N(t0, tau_sd) and
-        # the half-way times' m_k ~ N(t_ref, 24) below (no factor of its own)
+        # no factor of its own: its prior comes from the half-way times' m_k ~
+        # N(t_ref, 24) below
         centre = pm.Flat("centre", initval=centre0)
         # iid N(log 0.1, 0.75) rates, written as their mean plus zero-sum part
         lv_mean = pm.Normal(
@@ -421,32 +453,29 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
         log_v = pm.Deterministic("log_v", lv_mean + lv_dev, dims="outcome")
         v = pt.exp(log_v)
         rel = pt.exp(lv_dev)
+        vbar = pt.exp(lv_mean)
         tau_sd = pm.HalfNormal("tau_sd", sigma=12.0, initval=6.0)
         xi_sd = pm.HalfNormal("xi_sd", sigma=0.5, initval=0.2)
         sigma = pm.HalfNormal(
             "sigma", sigma=0.2, dims="outcome", initval=np.full(K, 0.1)
         )
         # half-way times, logit units from the centre: m_k = centre + c_k / vbar,
-        # m_k ~ N(t_ref, 24) months (Jacobian 1 / vbar each)
-        c_logit = pm.Flat("c_logit", dims="outcome", initval=vbar0 * (m0 - centre0))
-        m = pm.Deterministic("m", centre + c_logit / pt.exp(lv_mean), dims="outcome")
+        # c zero-sum (K - 1 free values; Jacobian vbar^-(K-1) up to a constant),
+        # m_k ~ N(t_ref, 24) months
+        c0 = vbar0 * (np.asarray(m0, dtype=float) - centre0)
+        if K > 1:
+            c_free = pm.Flat("c_free", shape=K - 1, initval=c0[:-1])
+            c_vals = pt.concatenate([c_free, -c_free.sum(keepdims=True)])
+        else:
+            c_vals = pt.zeros(1)
+        c_logit = pm.Deterministic("c_logit", c_vals, dims="outcome")
+        m = pm.Deterministic("m", centre + c_logit / vbar, dims="outcome")
         pm.Potential(
             "c_prior",
-            pm.logp(pm.Normal.dist(mu=d.t_ref, sigma=24.0), m).sum() - K * lv_mean,
+            pm.logp(pm.Normal.dist(mu=d.t_ref, sigma=24.0), m).sum()
+            - (K - 1) * lv_mean,
         )
-        # stage_i = psi_i(tbar_i) = centre + u_i / vbar, u zero-sum (N - 1 free
-        # values, Jacobian vbar^-(N-1)); near-flat base density, the real prior
-        # is Leaspy's tau_i ~ N(t0, tau_sd) on tau_i = tbar_i - (stage_i - t0) /
-        # alpha_i (Jacobian 1 / alpha_i)
-        u = pm.ZeroSumNormal(
-            "stage_logit",
-            sigma=1e3,
-            dims="subject_id",
-            initval=vbar0 * (tbar - centre0),
-        )
-        stage = pm.Deterministic(
-            "stage", centre + u / pt.exp(lv_mean), dims="subject_id"
-        )
+        a_hat, stage_hat, H = speed_information(d, m0, v0)
         # log speed xi_i by a per-patient affine map of a free ``speed_z``: the
         # conditional posterior of xi_i given the population approximated by the
         # prior N(0, xi_sd) times the likelihood's quadratic summary (centre
@@ -456,7 +485,6 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
         # (a_hat_i - log vbar).  Non-centred where the data say little about a
         # patient's speed (no funnel with xi_sd), centred where they say much;
         # Jacobian sum log s_i.  The model itself is unchanged.
-        a_hat, H = speed_information(d, m0, v0)
         info_c = speed_info(pt.constant(H), sigma)
         s_xi = 1.0 / pt.sqrt(info_c + xi_sd**-2)
         c_xi = s_xi**2 * info_c * (pt.constant(a_hat) - lv_mean)
@@ -464,6 +492,25 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
         xi = pm.Deterministic("xi", c_xi + s_xi * z_xi, dims="subject_id")
         a = xi + lv_mean  # log of each patient's rate on the logit scale
         alpha = pt.exp(xi)
+        # stage_i = psi_i(tbar_i) = centre + u_i / vbar (Jacobian vbar^-N), u_i by
+        # the same kind of map of a free ``stage_z`` given the speed
+        # (:func:`stage_map`): Leaspy's tau_i ~ N(t0, tau_sd) is u_i ~ N(vbar (t0 +
+        # alpha_i (tbar_i - t0) - centre), vbar alpha_i tau_sd), so a small tau_sd
+        # is no funnel either; Jacobian sum log s_i
+        c_u, s_u = stage_map(
+            pt.constant(H),
+            sigma,
+            pt.constant(vbar0 * (stage_hat - centre0)),
+            a - pt.constant(a_hat),
+            vbar * (t0 + alpha * (tbar - t0) - centre),
+            vbar * alpha * tau_sd,
+            vbar0,
+        )
+        z_u = pm.Flat("stage_z", dims="subject_id", initval=np.zeros(N))
+        u = c_u + s_u * z_u
+        stage = pm.Deterministic("stage", centre + u / vbar, dims="subject_id")
+        # the prior on tau_i = tbar_i - (stage_i - t0) / alpha_i (Jacobian 1 /
+        # alpha_i)
         tau = pm.Deterministic("tau", tbar - (stage - t0) / alpha, dims="subject_id")
         pm.Potential(
             "subject_prior",
@@ -471,7 +518,8 @@ def build_course_model(d: CourseData, m0: Array, v0: Array) -> Any:
             - xi.sum()
             + pm.logp(pm.Normal.dist(mu=0.0, sigma=xi_sd), xi).sum()
             + pt.log(s_xi).sum()
-            - (N - 1) * lv_mean,
+            + pt.log(s_u).sum()
+            - N * lv_mean,
         )
         dt = (times - tbar[:, None])[:, :, None]  # (N, V, 1)
         eta = rel[None, None, :] * (
