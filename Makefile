@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_output
-PYTEST_ARGS ?=
+# the slowest tests and fixtures, printed at the end (where CI's log shows them)
+PYTEST_ARGS ?= --durations=30
 # pytest-xdist workers: the usable cores, at most 4 (each worker holds its own JAX/PyMC)
 JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
 PYTEST := $(VENV)/bin/python -m pytest -n $(JOBS) --dist loadfile

@@ -829,3 +829,34 @@ def test_speed_information_summarises_each_patients_speed():
     truth = sim.truth.set_index("subject_id").loc[d.subject_ids]
     ok = full  # patients seen at 4 visits or more
     assert stats.pearsonr(a_hat[ok], truth["xi"].to_numpy()[ok]).statistic > 0.5
+
+
+def test_stage_map_blends_prior_and_likelihood_by_their_information():
+    """The sampler's per-patient stage map (``stage_map``): no likelihood
+    information gives the prior (non-centred), much gives the likelihood's centre
+    moved along the stage-speed correlation (centred), and between them the
+    precision-weighted mean; the information scales as 1 / sigma^2 and with the
+    logit unit vbar0."""
+    from alsprog.models.bayes._course_graph import stage_map
+
+    vbar0 = 0.1
+    H = np.zeros((3, 2, 3))
+    H[1, :, 0] = 1e-4  # weak: h_ss per outcome at unit residual SD
+    H[2, :, 0] = 1e4  # strong
+    H[2, :, 1] = 50.0  # stage-speed cross term
+    sigma = np.array([0.1, 0.2])
+    u_hat = np.array([1.0, 2.0, 3.0])
+    a_delta = np.array([0.0, 0.0, 0.2])
+    prior_mean, prior_sd = np.array([-1.0, -1.0, -1.0]), np.array([0.5, 0.5, 0.5])
+    c, s = stage_map(H, sigma, u_hat, a_delta, prior_mean, prior_sd, vbar0)
+    assert_allclose([c[0], s[0]], [-1.0, 0.5])  # no information: the prior
+    huu = (H[1, :, 0] / sigma**2).sum() / vbar0**2
+    prec = huu + 1 / 0.25
+    assert_allclose([c[1], s[1]], [(huu * 2.0 - 4.0) / prec, prec**-0.5])
+    huu2 = (H[2, :, 0] / sigma**2).sum() / vbar0**2
+    hua2 = (H[2, :, 1] / sigma**2).sum() / vbar0
+    u_cond = 3.0 - hua2 / (huu2 + 1 / 24**2 / vbar0**2) * 0.2
+    assert abs(c[2] - u_cond) < 1e-4 and abs(s[2] - huu2**-0.5) < 1e-3 * huu2**-0.5
+    # twice the noise: a quarter of the information
+    _, s_half = stage_map(H, 2 * sigma, u_hat, a_delta, prior_mean, prior_sd, vbar0)
+    assert_allclose(s_half[2], 2 * s[2], rtol=1e-3)
