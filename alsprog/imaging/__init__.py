@@ -2,8 +2,10 @@
 
 Owns: turning imaging derivatives (voxel maps in a BIDS-derivatives folder or a
 manifest, FreeSurfer ``.stats`` files or a whole ``SUBJECTS_DIR``) into one row of
-``<metric>_<region>`` features per subject × session, with QC, and harmonising them
-across sites.
+``<metric>_<region>`` features per subject × session, with QC (PET uptake images
+into ``suvr_<region>``, optionally partial-volume corrected; TractSeg and pyAFQ tract
+profiles into whole-tract and segment means, with an along-tract group test), and
+harmonising them across sites.
 Leaves: joining features to clinic visits to :func:`alsprog.data.assemble`.
 """
 
@@ -15,14 +17,24 @@ from alsprog.imaging._extract import (
     roi_statistics,
 )
 from alsprog.imaging._freesurfer import read_freesurfer_dir, read_freesurfer_stats
+from alsprog.imaging._pet import extract_suvr, gtm_matrix
+from alsprog.imaging._tract_stats import TractProfileTest, tract_profile_test
+from alsprog.imaging._tracts import TractProfiles, bundle_name, read_tract_profiles
 
 __all__ = [
     "ComBat",
-    "STATISTICS",
     "RoiFeatures",
+    "STATISTICS",
+    "TractProfileTest",
+    "TractProfiles",
+    "bundle_name",
     "combat",
     "extract_roi_features",
+    "extract_suvr",
+    "gtm_matrix",
     "read_freesurfer_dir",
     "read_freesurfer_stats",
+    "read_tract_profiles",
     "roi_statistics",
+    "tract_profile_test",
 ]

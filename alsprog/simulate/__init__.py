@@ -4,7 +4,10 @@ Owns: :func:`simulate_cohort` (subjects, ALSFRS-R visits, survival and imaging t
 the data dictionary's long format, plus the simulation truth), :class:`CohortParams`
 (every simulator parameter with its source), :class:`ProgressionClass` (latent
 progression classes with known membership), :func:`write_nifti` (a BIDS-derivatives
-folder of voxel maps whose ROI means reproduce the imaging table) and
+folder of voxel maps whose ROI means reproduce the imaging table),
+:func:`write_pet` (PET uptake images with known SUVR, blurred by a known PSF),
+:func:`write_tract_profiles` (TractSeg/pyAFQ tract profiles with a known along-tract
+effect) and
 :func:`simulate_disease_course` (several outcomes on one latent disease time, with the
 truth).
 Leaves: reading and validating tables to :mod:`alsprog.data`.
@@ -18,7 +21,13 @@ from alsprog.simulate._course_multi import SimulatedCourse, simulate_disease_cou
 from alsprog.simulate._nifti import write_nifti
 from alsprog.simulate._oracle import oracle_forecast
 from alsprog.simulate._params import CohortParams
+from alsprog.simulate._pet import simulate_suvr, write_pet
 from alsprog.simulate._proact import ProactExport, write_proact
+from alsprog.simulate._tracts import (
+    SimulatedTracts,
+    simulate_tract_profiles,
+    write_tract_profiles,
+)
 
 __all__ = [
     "Cohort",
@@ -26,9 +35,14 @@ __all__ = [
     "ProactExport",
     "ProgressionClass",
     "SimulatedCourse",
+    "SimulatedTracts",
     "oracle_forecast",
     "simulate_cohort",
     "simulate_disease_course",
+    "simulate_suvr",
+    "simulate_tract_profiles",
     "write_nifti",
+    "write_pet",
     "write_proact",
+    "write_tract_profiles",
 ]
