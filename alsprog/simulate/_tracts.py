@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._io import atomic_path
+from alsprog._io import atomic_path, check_out_folder, write_manifest
 from alsprog._random import as_generator
 from alsprog._validation import check_choice, check_int, check_interval
 
@@ -280,7 +280,8 @@ def write_tract_profiles(
     sim : SimulatedTracts
         From :func:`simulate_tract_profiles`.
     out_dir : str or path-like
-        Folder (created if missing).
+        Output folder: new, empty or an earlier alsprog result (its files are
+        rewritten, each atomically); any other folder is refused (``OutputError``).
     format : {"tractseg", "afq"}, default "tractseg"
         ``"tractseg"``: ``sub-<id>_ses-<s>_Tractometry.csv`` per session as
         TractSeg's ``bin/Tractometry`` writes it (``np.savetxt(..., delimiter=";",
@@ -304,6 +305,7 @@ def write_tract_profiles(
     """
     check_choice(format, "format", ("tractseg", "afq"))
     out = Path(out_dir)
+    check_out_folder(out)  # never over files alsprog did not write
     out.mkdir(parents=True, exist_ok=True)
     prof = sim.profiles
     names = {_bundle_name(b): b for b in sim.bundles}
@@ -320,6 +322,7 @@ def write_tract_profiles(
         path = out / "tract_profiles.csv"
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False, float_format="%.18e")
+        write_manifest(out, command="write_tract_profiles")
         return path
     rows = []
     dates = {
@@ -350,4 +353,5 @@ def write_tract_profiles(
     path = out / "mapping.csv"
     with atomic_path(path) as tmp:
         mapping.to_csv(tmp, index=False)
+    write_manifest(out, command="write_tract_profiles")
     return path

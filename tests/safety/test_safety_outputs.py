@@ -577,13 +577,23 @@ def test_stale_temp_of_a_dead_run_is_removed(ws):
 def test_library_writers_refuse_a_users_folder(ws):
     from alsprog.biomarkers._evaluate import ClassifierEvaluation
     from alsprog.report import run, run_demo, write_demo_inputs
-    from alsprog.simulate import simulate_cohort, write_nifti
+    from alsprog.simulate import (
+        simulate_cohort,
+        simulate_tract_profiles,
+        write_nifti,
+        write_pet,
+        write_tract_profiles,
+    )
 
     folder = _user_folder(ws / "mine", "thesis.docx", "dataset_description.json")
     before = tree(ws)
     msg = "output folder '{}' is not empty and was not written by alsprog"
     with pytest.raises(OutputError, match=msg.format(folder)):
         write_nifti(simulate_cohort(1, 0, months=0, seed=1), folder, progress=False)
+    with pytest.raises(OutputError, match=msg.format(folder)):
+        write_pet(simulate_cohort(1, 0, months=0, seed=1), folder, progress=False)
+    with pytest.raises(OutputError, match=msg.format(folder)):
+        write_tract_profiles(simulate_tract_profiles(1, 1, n_positions=10), folder)
     with pytest.raises(OutputError, match=msg.format(folder)):
         write_demo_inputs(folder)
     with pytest.raises(OutputError, match=msg.format("mine")):
