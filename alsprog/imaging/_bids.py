@@ -28,7 +28,7 @@ __all__ = ["MANIFEST_COLUMNS", "find_images", "images_manifest", "read_manifest"
 MANIFEST_COLUMNS = ["subject_id", "session", "acquisition_date", "metric", "path"]
 
 #: BIDS suffixes that are not scalar maps; skipped unless asked for by ``metrics``.
-NON_METRIC_SUFFIXES = frozenset({"mask", "dseg", "probseg"})
+NON_METRIC_SUFFIXES = frozenset({"mask", "dseg", "probseg", "bold", "boldref"})
 
 _FILE = re.compile(
     r"^sub-(?P<sub>[A-Za-z0-9]+)_ses-(?P<ses>[A-Za-z0-9]+)_(?:[^/]*_)?"

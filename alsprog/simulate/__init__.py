@@ -5,6 +5,7 @@ the data dictionary's long format, plus the simulation truth), :class:`CohortPar
 (every simulator parameter with its source), :class:`ProgressionClass` (latent
 progression classes with known membership), :func:`write_nifti` (a BIDS-derivatives
 folder of voxel maps whose ROI means reproduce the imaging table),
+:func:`write_fmri` (4-D resting-state BOLD with known connectivity and confounds),
 :func:`write_pet` (PET uptake images with known SUVR, blurred by a known PSF),
 :func:`write_tract_profiles` (TractSeg/pyAFQ tract profiles with a known along-tract
 effect) and
@@ -18,6 +19,7 @@ from __future__ import annotations
 from alsprog.simulate._classes import ProgressionClass
 from alsprog.simulate._cohort import Cohort, simulate_cohort
 from alsprog.simulate._course_multi import SimulatedCourse, simulate_disease_course
+from alsprog.simulate._fmri import FMRI_NETWORKS, SimulatedFmri, write_fmri
 from alsprog.simulate._nifti import write_nifti
 from alsprog.simulate._oracle import oracle_forecast
 from alsprog.simulate._params import CohortParams
@@ -32,15 +34,18 @@ from alsprog.simulate._tracts import (
 __all__ = [
     "Cohort",
     "CohortParams",
+    "FMRI_NETWORKS",
     "ProactExport",
     "ProgressionClass",
     "SimulatedCourse",
+    "SimulatedFmri",
     "SimulatedTracts",
     "oracle_forecast",
     "simulate_cohort",
     "simulate_disease_course",
     "simulate_suvr",
     "simulate_tract_profiles",
+    "write_fmri",
     "write_nifti",
     "write_pet",
     "write_proact",
