@@ -16,7 +16,7 @@ Layout written under ``out_dir`` (the atlas and space of :func:`write_nifti`)::
     sub-<id>/ses-<s>/func/sub-<id>_ses-<s>_task-rest_desc-confounds_timeseries.tsv
     fmri_truth.tsv                      true Fisher z of every edge per session
 
-Effect sizes: /work/shared/DOMAIN.md (section 6) gives no resting-state
+Effect sizes: docs/domain.md (section 6) gives no resting-state
 connectivity effect for ALS, only that resting-state features classify ALS
 (ICA + SVM > 71 % [Welsh 2013, Front Hum Neurosci]).  The default effect, a
 Fisher-z change of -0.25 on every motor-network edge of patients (healthy motor

@@ -69,7 +69,7 @@ PET_ATLAS_REGIONS = (
 
 #: Healthy FDG SUVR (cerebellar grey reference) per region.  Approximate values
 #: (assumption): cortex somewhat above cerebellar grey matter, white-matter tracts
-#: about half of it; no DOMAIN.md row gives these numbers yet.
+#: about half of it; no row of docs/domain.md gives these numbers yet.
 HEALTHY_SUVR = {
     "cst_left": 0.55,
     "cst_right": 0.55,
@@ -88,7 +88,7 @@ REST_OF_BRAIN_SUVR = 0.85
 #: diagnostic accuracy of [18F]FDG-PET in discriminating spinal- and bulbar-onset
 #: ALS"; hypometabolism greatest in motor-sensory cortex, progressing on repeat
 #: scans, 19 PET studies of 12 patients: Europe PMC MED/3260610).  The 8 % size is
-#: an assumption; no DOMAIN.md row gives it yet.
+#: an assumption; no row of docs/domain.md gives it yet.
 ALS_MOTOR_EFFECT = 0.08
 _MOTOR = ("precentral_left", "precentral_right")
 #: Mean cerebellar-grey uptake, SUV (g/mL), and its between-session log-SD (dose,
