@@ -44,11 +44,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._progress import progress_bar
 from alsprog._validation import check_choice, check_int, check_interval
 from alsprog.errors import DataWarning, ImagingError
 from alsprog.imaging._atlas import Atlas, prepare_atlas, region_name, same_grid
 from alsprog.imaging._bids import images_manifest
+from alsprog.imaging._extract import map_image_batches
 from alsprog.imaging._files import open_regular, read_text
 from alsprog.imaging._signal import (
     FILTER_ORDER,
@@ -643,9 +643,6 @@ def extract_connectivity(
     >>> res.matrices.shape, res.features.columns[3]
     ((2, 6, 6), 'fc_cst_left__cst_right')
     """
-    from joblib import Parallel, delayed, effective_n_jobs
-
-    from alsprog.imaging._extract import _backend_configured
 
     t0 = time.perf_counter()
     check_choice(kind, "kind", KINDS)
@@ -701,29 +698,18 @@ def extract_connectivity(
     task = _Task(
         tuple(confounds) if confounds else None, detrend, standardize, hp, lp, tr
     )
-    paths = manifest["path"].tolist()
-    n = len(paths)
-    configured = _backend_configured()
-    workers = max(1, effective_n_jobs(-1 if configured else n_jobs))
-    size = batch_size or max(1, min(16, math.ceil(n / (4 * workers))))
-    chunks = [paths[i : i + size] for i in range(0, n, size)]
-    results: list[dict[str, Any]] = []
-    with progress_bar(
-        progress=progress, total=n, desc="Connectivity", unit="image"
-    ) as bar:
-        if workers == 1 and not configured:
-            for c in chunks:
-                results.extend(_chunk(c, prepared, task))
-                bar.update(len(c))
-        else:
-            parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-            for c, part in zip(
-                chunks,
-                parallel(delayed(_chunk)(c, prepared, task) for c in chunks),
-                strict=True,
-            ):
-                results.extend(part)
-                bar.update(len(c))
+    n = len(manifest)
+    results = map_image_batches(
+        _chunk,
+        manifest["path"].tolist(),
+        prepared,
+        task,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+        progress=progress,
+        desc="Connectivity",
+        max_batch=16,
+    )
 
     k = prepared.n_regions
     usable = np.array([r["status"] == "ok" for r in results]).reshape(n, k)

@@ -251,6 +251,50 @@ def _extract_chunk(paths: list[str], atlas: Atlas, task: _Task) -> list[Any]:
     return [_image_stats(p, atlas, task) for p in paths]
 
 
+def map_image_batches(
+    fn: Any,
+    paths: list[str],
+    atlas: Atlas,
+    task: Any,
+    *,
+    n_jobs: int | None,
+    batch_size: int | None,
+    progress: bool | None,
+    desc: str,
+    max_batch: int = 64,
+) -> list[Any]:
+    """``fn(batch, atlas, task)`` over batches of ``paths``, results in path order.
+
+    Batches run through joblib threads (or the configured joblib backend, e.g.
+    ``parallel_config(backend="dask")``, which spreads them); the default batch size
+    gives each worker about four batches, at most ``max_batch`` images each.  One
+    progress bar counts images.
+    """
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    n = len(paths)
+    configured = _backend_configured()  # e.g. parallel_config(backend="dask")
+    workers = max(1, effective_n_jobs(-1 if configured else n_jobs))
+    size = batch_size or max(1, min(max_batch, math.ceil(n / (4 * workers))))
+    chunks = [paths[i : i + size] for i in range(0, n, size)]
+    results: list[Any] = []
+    with progress_bar(progress=progress, total=n, desc=desc, unit="image") as bar:
+        if workers == 1 and not configured:
+            for c in chunks:
+                results.extend(fn(c, atlas, task))
+                bar.update(len(c))
+        else:
+            parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
+            for c, part in zip(
+                chunks,
+                parallel(delayed(fn)(c, atlas, task) for c in chunks),
+                strict=True,
+            ):
+                results.extend(part)
+                bar.update(len(c))
+    return results
+
+
 def extract_roi_features(
     images: Any,
     atlas: Any,
@@ -385,7 +429,6 @@ def extract_roi_features(
     >>> first["metric"], first["region"], int(first["n_voxels"]), float(first["coverage"])
     ('fa', 'cst_left', 14, 1.0)
     """
-    from joblib import Parallel, delayed, effective_n_jobs
 
     t0 = time.perf_counter()
     stat_names: tuple[str, ...] = (stats,) if isinstance(stats, str) else tuple(stats)
@@ -419,29 +462,17 @@ def extract_roi_features(
                 f"images hold the metrics {', '.join(found)}"
             )
     task = _Task(stat_names, trim, nan_policy, resample)
-    paths = manifest["path"].tolist()
-    n = len(paths)
-    configured = _backend_configured()  # e.g. parallel_config(backend="dask")
-    workers = max(1, effective_n_jobs(-1 if configured else n_jobs))
-    size = batch_size or max(1, min(64, math.ceil(n / (4 * workers))))
-    chunks = [paths[i : i + size] for i in range(0, n, size)]
-    results: list[Any] = []
-    with progress_bar(
-        progress=progress, total=n, desc="ROI features", unit="image"
-    ) as bar:
-        if workers == 1 and not configured:
-            for c in chunks:
-                results.extend(_extract_chunk(c, prepared, task))
-                bar.update(len(c))
-        else:
-            parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-            for c, part in zip(
-                chunks,
-                parallel(delayed(_extract_chunk)(c, prepared, task) for c in chunks),
-                strict=True,
-            ):
-                results.extend(part)
-                bar.update(len(c))
+    n = len(manifest)
+    results = map_image_batches(
+        _extract_chunk,
+        manifest["path"].tolist(),
+        prepared,
+        task,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+        progress=progress,
+        desc="ROI features",
+    )
     _check_ranges(manifest, results, prepared, stat_names)
     features = _features_table(manifest, results, prepared, stat_names)
     qc = _qc_table(manifest, results, prepared)

@@ -30,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from alsprog._progress import progress_bar
 from alsprog._validation import check_choice, check_int, check_interval
 from alsprog.errors import DataWarning, ImagingError, ModelSpecificationError
 from alsprog.imaging._atlas import (
@@ -43,9 +42,9 @@ from alsprog.imaging._atlas import (
 from alsprog.imaging._bids import images_manifest
 from alsprog.imaging._extract import (
     RoiFeatures,
-    _backend_configured,
     _features_table,
     _qc_table,
+    map_image_batches,
     roi_statistics,
 )
 from alsprog.imaging._nifti import as_volume, read_volume
@@ -404,7 +403,6 @@ def extract_suvr(
     ...                  truth["suvr_precentral_left"], rtol=1e-6))
     True
     """
-    from joblib import Parallel, delayed, effective_n_jobs
 
     t0 = time.perf_counter()
     if pvc is not None:
@@ -488,27 +486,17 @@ def extract_suvr(
         gtm = _build_gtm(prepared, full, brain, fwhm, max_condition)
     task = _Task(nan_policy, gtm)
 
-    paths = manifest["path"].tolist()
-    n = len(paths)
-    configured = _backend_configured()
-    workers = max(1, effective_n_jobs(-1 if configured else n_jobs))
-    size = batch_size or max(1, min(64, math.ceil(n / (4 * workers))))
-    chunks = [paths[i : i + size] for i in range(0, n, size)]
-    results: list[Any] = []
-    with progress_bar(progress=progress, total=n, desc="SUVR", unit="image") as bar:
-        if workers == 1 and not configured:
-            for c in chunks:
-                results.extend(_chunk(c, prepared, task))
-                bar.update(len(c))
-        else:
-            parallel = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")
-            for c, part in zip(
-                chunks,
-                parallel(delayed(_chunk)(c, prepared, task) for c in chunks),
-                strict=True,
-            ):
-                results.extend(part)
-                bar.update(len(c))
+    n = len(manifest)
+    results = map_image_batches(
+        _chunk,
+        manifest["path"].tolist(),
+        prepared,
+        task,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+        progress=progress,
+        desc="SUVR",
+    )
 
     k = prepared.n_regions
     observed = np.stack([r[0] for r in results])  # (n, k)
