@@ -29,8 +29,15 @@ a parameter are therefore thinned to about its ESS (every ``ceil(800 / min(ESS,
 fractional rank ``(rank + U) / (L_r + 1)`` with ``U ~ Uniform(0, 1)`` (uniform on
 (0, 1) under a correct posterior whatever ``L_r``); the chi-square test runs on ten
 bins of these.  The fixed-thinning ranks (every 8th draw, L = 99) are printed too.
-The SBC study takes about 45 minutes on 2 cores (20-60 s per fit): ``veryslow``
-(``make test-all``); ``ALSPROG_COURSE_SBC_REPS`` sets the number of replications.
+The SBC study takes about 55 minutes on 2 cores (16-76 s per fit, median 29 s):
+``veryslow`` (``make test-all``); ``ALSPROG_COURSE_SBC_REPS`` sets the number of
+replications.
+
+Measured (100 replications, 2026-12-07, with the per-patient speed and stage maps of
+``build_course_model``): every parameter passes, chi-square p of the ESS-thinned ranks
+0.038 (``log_v[gross motor]``) to 0.90; ``tau_sd`` 0.475 (0.007 before the stage map);
+median max R-hat 1.018, divergences in 12 of the 100 fits (mean 1.2 per fit; before
+the stage map half of them, mean 15).
 """
 
 from __future__ import annotations

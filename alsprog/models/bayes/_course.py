@@ -67,7 +67,9 @@ the logit-unit frame, 592 (R-hat <= 1.007).  On the SBC's prior draws (30 patien
 outcomes, 2 x 400 draws): the speed map against ``a_i`` sampled directly, bulk ESS of
 ``xi_sd`` 30 -> 574 and 45 -> 816 on two of them, divergences 18 -> 0; the stage map
 against a centred stage, min bulk ESS of the population parameters on replications 0-3
-186, 60, 10, 15 -> 243, 97, 53, 115 (``tau_sd`` 15 -> 115 on the fourth).
+186, 60, 10, 15 -> 243, 97, 53, 115 (``tau_sd`` 15 -> 115 on the fourth); over 100
+SBC replications every population parameter's ranks are uniform (chi-square p >=
+0.038; ``tau_sd`` 0.007 -> 0.475) and divergent fits fell from half to 12 %.
 
 Priors (months and normalised units): ``t0 ~ N(t_ref, 12)`` and ``m_k ~ N(t_ref,
 24)`` with ``t_ref`` the median observed time, ``log v_k ~ N(log 0.1, 0.75)`` (a
