@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from alsprog.biomarkers._importance import feature_importance
     from alsprog.biomarkers._learning_curve import LearningCurve, learning_curve
+    from alsprog.biomarkers._mlp import GroupedEarlyStoppingMLP
     from alsprog.biomarkers._progression import (
         imaging_change_rates,
         screen_progression_markers,
@@ -47,6 +48,7 @@ __all__ = [
     "permutation_pvalue",
     "screen_progression_markers",
     "ConfoundingWarning",
+    "GroupedEarlyStoppingMLP",
     "ImagingClassifier",
     "LeakageWarning",
     "check_harmonized_before_split",
@@ -58,6 +60,7 @@ __all__ = [
 
 _MODULES = {
     "ImagingClassifier": "alsprog.biomarkers._classifier",
+    "GroupedEarlyStoppingMLP": "alsprog.biomarkers._mlp",
     "imaging_feature_columns": "alsprog.biomarkers._features",
     "select_features": "alsprog.biomarkers._features",
     "ClassifierEvaluation": "alsprog.biomarkers._evaluate",

@@ -39,7 +39,7 @@ from alsprog.errors import (
 
 __all__ = ["ImagingClassifier"]
 
-_ESTIMATORS = ("logistic", "svm", "rf")
+_ESTIMATORS = ("logistic", "svm", "rf", "mlp")
 
 
 class ImagingClassifier(ClassifierMixin, BaseEstimator):
@@ -52,11 +52,14 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    estimator : {"logistic", "svm", "rf"} or sklearn classifier, default "logistic"
+    estimator : {"logistic", "svm", "rf", "mlp"} or classifier, default "logistic"
         L2 logistic regression, linear-kernel SVC (scores from ``decision_function``,
         probabilities by :class:`~sklearn.calibration.CalibratedClassifierCV` on
-        subject-grouped inner folds), a 300-tree random forest, or any unfitted
-        scikit-learn classifier (cloned).
+        subject-grouped inner folds), a 300-tree random forest, a one-hidden-layer
+        perceptron stopped early on held-out subjects
+        (:class:`~alsprog.biomarkers._mlp.GroupedEarlyStoppingMLP`), or any unfitted
+        scikit-learn classifier (cloned).  An estimator whose ``fit`` takes
+        ``groups`` is given the subjects of its training rows.
     features : str or sequence of str, optional
         Feature columns by name or shell pattern (``"fa_*"``).  Default: every
         ``<metric>_<region>`` imaging column of the data dictionary in ``X``.
@@ -76,7 +79,7 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
         ROC AUC over 3 subject-grouped inner folds; under
         :func:`evaluate_classifier` this is nested cross-validation.
     random_state : int, Generator or None
-        Seed of the forest, the inner folds and the calibration folds.
+        Seed of the forest, the network, the inner folds and the calibration folds.
     positive : object, optional
         The positive class (the one :meth:`positive_score` scores and
         :func:`evaluate_classifier` computes sensitivity for): one of the labels of
@@ -168,6 +171,12 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
                 from sklearn.linear_model import LogisticRegression
 
                 return LogisticRegression(class_weight=self.class_weight, max_iter=2000)
+            if est == "mlp":
+                from alsprog.biomarkers._mlp import GroupedEarlyStoppingMLP
+
+                return GroupedEarlyStoppingMLP(
+                    class_weight=self.class_weight, random_state=seed
+                )
             if est == "svm":
                 from sklearn.svm import SVC
 
@@ -182,7 +191,7 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
             )
         if not (hasattr(est, "fit") and hasattr(est, "get_params")):
             raise ModelSpecificationError(
-                f"`estimator` must be 'logistic', 'svm', 'rf' or a scikit-learn "
+                f"`estimator` must be 'logistic', 'svm', 'rf', 'mlp' or a scikit-learn "
                 f"classifier; got {est!r}."
             )
         out = clone(est)
@@ -321,7 +330,8 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
             Two classes.
         groups : array-like or str, optional
             Subject of each row (or its column name in ``X``); inner folds of the
-            tuning and the SVM calibration keep each subject in one fold.
+            tuning and the SVM calibration keep each subject in one fold, and an
+            estimator whose ``fit`` takes ``groups`` (``"mlp"``) gets them.
         sites : array-like or str, optional
             Site of each row (or its column name); default: the ``site`` column.
 
@@ -406,6 +416,7 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
         self.train_subjects_ = None if g is None else np.unique(g.astype(str))
         self._check_options()
         pipe = self._pipeline(seed)
+        fit_params = _groups_param(pipe[-1], g)
         self.best_params_ = None
         if self.param_grid:
             from sklearn.model_selection import GridSearchCV
@@ -426,11 +437,11 @@ class ImagingClassifier(ClassifierMixin, BaseEstimator):
                     source="ImagingClassifier",
                 )
             search = GridSearchCV(pipe, grid, scoring="roc_auc", cv=splits, refit=True)
-            search.fit(frame, yv)
+            search.fit(frame, yv, **fit_params)
             pipe = search.best_estimator_
             self.best_params_ = dict(search.best_params_)
         else:
-            pipe.fit(frame, yv)
+            pipe.fit(frame, yv, **fit_params)
         self.pipeline_ = pipe
         self.calibrator_ = None
         if not hasattr(pipe, "predict_proba") or not _has_proba(pipe):
@@ -571,6 +582,20 @@ def _check_fitted(est: Any) -> None:
         check_is_fitted(est, ["pipeline_"])
     except NotFittedError as exc:
         raise _NotFittedError(str(exc)) from None
+
+
+def _groups_param(final: Any, groups: Any) -> dict[str, Any]:
+    """``{"clf__groups": groups}`` when the final estimator's ``fit`` takes
+    ``groups`` (the pipeline and the grid search slice it per fold), else ``{}``."""
+    import inspect
+
+    if groups is None:
+        return {}
+    try:
+        takes = "groups" in inspect.signature(final.fit).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return {"clf__groups": groups} if takes else {}
 
 
 def _has_proba(pipe: Any) -> bool:

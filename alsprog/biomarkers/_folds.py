@@ -24,7 +24,7 @@ from sklearn.base import clone
 
 from alsprog._random import as_generator, child_seed
 from alsprog._validation import check_int
-from alsprog.biomarkers._classifier import ImagingClassifier
+from alsprog.biomarkers._classifier import ImagingClassifier, _groups_param
 from alsprog.biomarkers._features import (
     _same,
     check_feature_values,
@@ -295,7 +295,10 @@ def _fold_cache(
     template = clone(clf).set_params(positive=data.pos_label)
     matrices = []
     try:
-        if not _has_proba(template._final_estimator(0)):
+        final = template._final_estimator(0)
+        if not _has_proba(final) or _groups_param(final, data.subjects):
+            # no scores, or a final estimator that uses the subjects (the MLP's
+            # grouped early stopping): the cached refit would drop them
             return None
         sites = data.sites
         for train, test in splits:

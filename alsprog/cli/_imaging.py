@@ -127,7 +127,9 @@ def add_classify_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cv", default="subject", help="subject, site or a number of folds (subject)"
     )
-    p.add_argument("--estimator", choices=["logistic", "svm", "rf"], default="logistic")
+    p.add_argument(
+        "--estimator", choices=["logistic", "svm", "rf", "mlp"], default="logistic"
+    )
     p.add_argument(
         "--harmonize",
         choices=["combat", "none"],

@@ -214,7 +214,7 @@ class BiomarkersConfig:
 
     enabled: bool = True
     features: tuple[str, ...] | None = None
-    estimator: Literal["logistic", "svm", "rf"] = "logistic"
+    estimator: Literal["logistic", "svm", "rf", "mlp"] = "logistic"
     harmonize: Literal["combat", "none"] = "combat"
     cv: Literal["subject", "site"] | int = "subject"
     n_permutations: int = DEFAULT_N_PERMUTATIONS

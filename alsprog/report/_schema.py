@@ -486,8 +486,10 @@ _STATIC: dict[str, tuple[Key, ...]] = {
             "estimator",
             "str",
             "logistic",
-            "Classifier.",
-            choices=("logistic", "svm", "rf"),
+            "Classifier: L2 logistic regression, linear SVM, random forest, or a small "
+            "neural network (one hidden layer, stopped early on held-out subjects; "
+            "its permutation p-value refits the whole pipeline each time: minutes).",
+            choices=("logistic", "svm", "rf", "mlp"),
         ),
         Key(
             "harmonize",
