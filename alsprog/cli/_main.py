@@ -177,8 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _signal_handlers(), _routed(args.verbose):
             status = int(args.handler(args))
-            if signals_received:  # swallowed after the last commit: still report it
-                _raise_if_signalled()
+            _raise_if_signalled()  # one swallowed after the last commit: report it
             return status
     except KeyboardInterrupt as exc:
         if args.debug:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from alsprog.errors import DataWarning, ImagingError
 from alsprog.imaging._atlas import region_name
-from alsprog.imaging._files import read_text
+from alsprog.imaging._files import read_text, read_text_table
 
 __all__ = ["MANIFEST_COLUMNS", "find_images", "images_manifest", "read_manifest"]
 
@@ -112,14 +112,7 @@ def read_manifest(manifest: Any) -> pd.DataFrame:
         df, source, base = manifest.copy(), "manifest table", None
     else:
         path = Path(manifest)
-        text = read_text(path, "manifest")
-        try:
-            sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-            df = pd.read_csv(
-                io.StringIO(text), sep=sep, dtype=str, keep_default_na=False
-            )
-        except Exception as exc:  # pandas raises many parser error types
-            raise ImagingError(f"{path}: cannot be read as a manifest ({exc})") from exc
+        df = read_text_table(path, "manifest")
         source, base = str(path), path.parent
     need = ["subject_id", "session", "metric", "path"]
     missing = [c for c in need if c not in df.columns]

@@ -48,6 +48,7 @@ from alsprog._validation import check_choice, check_int, check_interval
 from alsprog.errors import DataWarning, ImagingError
 from alsprog.imaging._atlas import Atlas, prepare_atlas, region_name, same_grid
 from alsprog.imaging._bids import images_manifest
+from alsprog.imaging._extract import QC_COLUMNS as _ROI_QC
 from alsprog.imaging._extract import map_image_batches
 from alsprog.imaging._files import open_regular, read_text
 from alsprog.imaging._signal import (
@@ -80,19 +81,9 @@ _BLOCK_BYTES = 8 * 2**20
 #: Largest 4-D image read, in bytes of voxel data.
 MAX_BOLD_BYTES = 2**34
 
+#: :data:`alsprog.imaging._extract.QC_COLUMNS` (before ``path``) plus the run's own.
 QC_COLUMNS = [
-    "subject_id",
-    "session",
-    "metric",
-    "region",
-    "label",
-    "n_voxels",
-    "n_outside_mask",
-    "n_outside_fov",
-    "n_nan",
-    "n_used",
-    "coverage",
-    "status",
+    *_ROI_QC[:-1],
     "n_volumes",
     "t_r",
     "t_r_source",

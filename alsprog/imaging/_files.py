@@ -4,7 +4,8 @@ Owns: :func:`open_regular` (open a path read-only and refuse, with an
 :class:`ImagingError` naming it, anything that is not a regular file: a folder, a
 named pipe, a device such as ``/dev/zero``, a socket, a dangling symbolic link or a
 link loop) and :func:`read_text` (a small text file such as a lookup table, a
-manifest or a FreeSurfer ``.stats`` file, read through :func:`open_regular`).
+manifest or a FreeSurfer ``.stats`` file, read through :func:`open_regular`) and
+:func:`read_text_table` (such a file as a CSV/TSV table of strings).
 Leaves: parsing to the modules that read each format.
 
 Why: ``open()`` on a named pipe blocks until a writer appears, and reading a device
@@ -21,6 +22,8 @@ import os
 import stat
 from pathlib import Path
 from typing import BinaryIO
+
+import pandas as pd
 
 from alsprog.errors import ImagingError
 
@@ -143,3 +146,24 @@ def read_text(
             f"{raw[exc.start : exc.start + 1]!r}); a {what} file is text, this one "
             "is garbled or binary"
         ) from exc
+
+
+def read_text_table(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
+    """A small CSV (or, by a ``.tsv``/``.txt`` suffix, tab-separated) table read
+    through :func:`read_text`, every cell a string and no cell turned into NaN.
+
+    Raises
+    ------
+    ImagingError
+        As :func:`read_text`; also when pandas cannot parse it as a table, naming
+        the file and ``what`` it should have been.
+    """
+    import io
+
+    path = Path(path)
+    text = read_text(path, what)
+    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises many parser error types
+        raise ImagingError(f"{path}: cannot be read as a {what} ({exc})") from exc

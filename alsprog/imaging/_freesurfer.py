@@ -22,7 +22,6 @@ Naming (lower case, every other character run -> ``_``, hemisphere last):
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
@@ -37,7 +36,7 @@ import pandas as pd
 from alsprog.data._dictionary import load_dictionary
 from alsprog.errors import DataWarning, ImagingError
 from alsprog.imaging._atlas import region_name
-from alsprog.imaging._files import read_text
+from alsprog.imaging._files import read_text, read_text_table
 
 __all__ = ["read_freesurfer_dir", "read_freesurfer_stats"]
 
@@ -287,14 +286,7 @@ def _read_sessions_table(sessions: Any) -> tuple[pd.DataFrame, str]:
         df, source = sessions.copy(), "sessions table"
     else:
         path = Path(sessions)
-        text = read_text(path, "sessions table")
-        sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-        try:
-            df = pd.read_csv(
-                io.StringIO(text), sep=sep, dtype=str, keep_default_na=False
-            )
-        except Exception as exc:  # pandas raises many parser error types
-            raise ImagingError(f"{path}: cannot be read as a table ({exc})") from exc
+        df = read_text_table(path, "sessions table")
         source = str(path)
     missing = [c for c in ("subject_id", "session") if c not in df.columns]
     if missing:

@@ -46,7 +46,7 @@ import pandas as pd
 from alsprog._validation import check_choice, check_interval
 from alsprog.errors import DataWarning, ImagingError
 from alsprog.imaging._atlas import region_name
-from alsprog.imaging._files import read_text
+from alsprog.imaging._files import read_text, read_text_table
 
 __all__ = ["PROFILE_COLUMNS", "TractProfiles", "bundle_name", "read_tract_profiles"]
 
@@ -337,14 +337,7 @@ def _read_mapping(mapping: Any, base: Path | None) -> pd.DataFrame:
         df, source = mapping.copy(), "mapping table"
     else:
         mpath = Path(mapping)
-        text = read_text(mpath, "mapping")
-        sep = "\t" if mpath.suffix.lower() in (".tsv", ".txt") else ","
-        try:
-            df = pd.read_csv(
-                io.StringIO(text), sep=sep, dtype=str, keep_default_na=False
-            )
-        except Exception as exc:  # pandas raises many parser error types
-            raise ImagingError(f"{mpath}: cannot be read as a mapping ({exc})") from exc
+        df = read_text_table(mpath, "mapping")
         source = str(mpath)
         base = base or mpath.parent
     need = ["path", "subject_id", "session"]
