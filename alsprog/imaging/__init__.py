@@ -6,7 +6,8 @@ manifest, FreeSurfer ``.stats`` files or a whole ``SUBJECTS_DIR``) into one row 
 into ``suvr_<region>``, optionally partial-volume corrected; TractSeg and pyAFQ tract
 profiles into whole-tract and segment means, with an along-tract group test), and
 harmonising them across sites; 4-D resting-state BOLD into ``fc_<roi1>__<roi2>``
-connectivity edges and network summaries.
+connectivity edges and network summaries; several sources of one session merged
+into one row.
 Leaves: joining features to clinic visits to :func:`alsprog.data.assemble`.
 """
 
@@ -19,6 +20,7 @@ from alsprog.imaging._extract import (
     roi_statistics,
 )
 from alsprog.imaging._freesurfer import read_freesurfer_dir, read_freesurfer_stats
+from alsprog.imaging._merge import merge_features
 from alsprog.imaging._pet import extract_suvr, gtm_matrix
 from alsprog.imaging._signal import KINDS, clean_signals, connectivity_matrices
 from alsprog.imaging._tract_stats import TractProfileTest, tract_profile_test
@@ -40,6 +42,7 @@ __all__ = [
     "extract_roi_features",
     "extract_suvr",
     "gtm_matrix",
+    "merge_features",
     "read_freesurfer_dir",
     "read_freesurfer_stats",
     "read_tract_profiles",

@@ -139,7 +139,11 @@ def _expected_columns(config: RunConfig, proact: Any = None) -> set[str]:
             "alsfrs_r_q5" in items and "alsfrs_r_q5a" in cols
         ):
             cols.add(total)
-    if config.data.imaging is not None or config.imaging is not None:
+    if (
+        config.data.imaging is not None
+        or config.imaging is not None
+        or config.connectivity is not None
+    ):
         cols |= {"session", "acquisition_date"}
     return cols
 
@@ -388,8 +392,10 @@ def check_run(config: RunConfig, out: Path, *, force: bool = False) -> CheckResu
     if res.proact is not None or (
         readable(config.data.visits) and readable(config.data.subjects)
     ):
-        defer = config.imaging is not None or (
-            config.data.imaging is not None and not readable(config.data.imaging)
+        defer = (
+            config.imaging is not None
+            or config.connectivity is not None
+            or (config.data.imaging is not None and not readable(config.data.imaging))
         )
         res.problems += _formula_problems(
             config, res.columns, defer_imaging=defer, source=source

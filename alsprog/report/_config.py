@@ -44,6 +44,7 @@ __all__ = [
     "DataConfig",
     "DesignConfig",
     "ForecastConfig",
+    "ConnectivityConfig",
     "ImagingConfig",
     "ModelConfig",
     "ReportConfig",
@@ -105,6 +106,78 @@ class ImagingConfig:
     stats: tuple[Statistic, ...] = ("mean",)
     metrics: tuple[str, ...] | None = None
     metrics_by_region: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ConnectivityConfig:
+    """``[connectivity]``: resting-state BOLD runs and atlas for connectivity features.
+
+    ``edges`` and ``networks`` keep the config's text (``"a--b"``,
+    ``"motor=precentral_*,cst_*"``); :attr:`edge_pairs` and :attr:`network_map` are
+    the forms :func:`~alsprog.imaging.extract_connectivity` takes.
+    """
+
+    root: Path
+    atlas: Path
+    labels: Path | None = None
+    kind: Literal["correlation", "partial correlation", "tangent"] = "correlation"
+    confounds: tuple[str, ...] | None = None
+    high_pass: float = 0.008
+    low_pass: float = 0.1
+    t_r: float | None = None
+    detrend: bool = True
+    standardize: bool = True
+    edges: tuple[str, ...] | None = None
+    networks: tuple[str, ...] | None = None
+
+    @property
+    def edge_pairs(self) -> list[tuple[str, str]] | None:
+        """``edges`` as (region, region) pairs; None for every pair."""
+        if self.edges is None:
+            return None
+        return [_edge_pair(e) for e in self.edges]
+
+    @property
+    def network_map(self) -> dict[str, list[str]] | None:
+        """``networks`` as ``{name: [patterns]}``; None without networks."""
+        if self.networks is None:
+            return None
+        return dict(_network_entry(n) for n in self.networks)
+
+
+def _edge_pair(text: str) -> tuple[str, str]:
+    """``"a--b"`` -> ``("a", "b")``; ValueError saying what is expected."""
+    parts = [p.strip() for p in text.split("--")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(
+            f"{text!r} is not a region pair written REGION--REGION "
+            "(e.g. 'precentral_left--precentral_right')"
+        )
+    if parts[0] == parts[1]:
+        raise ValueError(f"{text!r} joins a region to itself")
+    return parts[0], parts[1]
+
+
+_NETWORK_NAME = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+
+
+def _network_entry(text: str) -> tuple[str, list[str]]:
+    """``"motor=precentral_*,cst_*"`` -> ``("motor", ["precentral_*", "cst_*"])``."""
+    name, sep, members = text.partition("=")
+    name = name.strip()
+    pats = [m.strip() for m in members.split(",")]
+    if not sep or not all(pats):
+        raise ValueError(
+            f"{text!r} is not a network written NAME=REGION,REGION (shell patterns "
+            "allowed, e.g. 'motor=precentral_*,cst_*')"
+        )
+    if not _NETWORK_NAME.fullmatch(name):
+        raise ValueError(
+            f"network name {name!r} in {text!r} must be lower-case letters, digits "
+            "and single underscores, starting with a letter (it names the feature "
+            "column fcnet_<name>)"
+        )
+    return name, pats
 
 
 @dataclass(frozen=True)
@@ -246,6 +319,7 @@ class RunConfig:
     data: DataConfig
     run: RunSettings = field(default_factory=RunSettings)
     imaging: ImagingConfig | None = None
+    connectivity: ConnectivityConfig | None = None
     models: tuple[ModelConfig, ...] = ()
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     survival: SurvivalConfig = field(default_factory=SurvivalConfig)
@@ -274,6 +348,11 @@ class RunConfig:
                 p = getattr(self.imaging, key)
                 if p is not None:
                     out[f"imaging.{key}"] = p
+        if self.connectivity is not None:
+            for key in ("root", "atlas", "labels"):
+                p = getattr(self.connectivity, key)
+                if p is not None:
+                    out[f"connectivity.{key}"] = p
         return out
 
 
@@ -368,7 +447,7 @@ def _check_value(k: Key, v: Any, key: str, c: _Collector, base: Path) -> Any:
             elif key == "data.proact":
                 if not p.is_dir():
                     c.add(key, f"{v!r} is not a folder (the unpacked export) ({p})", v)
-            elif key != "imaging.root" and not p.is_file():
+            elif key not in ("imaging.root", "connectivity.root") and not p.is_file():
                 c.add(key, f"{v!r} is not a file ({p})", v)
         return p
     if k.kind in ("int", "float") and (k.low is not None or k.high is not None):
@@ -502,6 +581,34 @@ def _check_course(cc: Mapping[str, Any], c: _Collector) -> None:
             c.add("course.offsets", f"{o!r} is not one of course.outcomes", o)
 
 
+def _check_connectivity(cc: dict[str, Any], c: _Collector) -> None:
+    """``[connectivity]``: edges and networks well written, the band-pass ordered;
+    a key that fails is dropped from ``cc``."""
+    for key, parse in (("edges", _edge_pair), ("networks", _network_entry)):
+        bad = False
+        for text in cc.get(key) or ():
+            try:
+                parse(text)
+            except ValueError as exc:
+                c.add(f"connectivity.{key}", str(exc), text)
+                bad = True
+        if bad:
+            cc.pop(key)
+    names = [_network_entry(t)[0] for t in cc.get("networks") or ()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        c.add("connectivity.networks", f"network {twice[0]!r} is given twice", twice)
+        cc.pop("networks")
+    hp, lp = cc.get("high_pass", 0.008), cc.get("low_pass", 0.1)
+    if hp and lp and hp >= lp:
+        c.add(
+            "connectivity.high_pass",
+            f"{hp!r} Hz is not below low_pass ({lp!r} Hz): the band would be empty",
+            hp,
+        )
+        cc.pop("high_pass", None)
+
+
 def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | None:
     """Build a RunConfig from parsed TOML, collecting every problem in ``c``."""
     for name in raw:
@@ -588,6 +695,7 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
         except ModelSpecificationError as exc:
             c.add("survival.formula", str(exc), sv["formula"])
     _check_course(values.get("course", {}), c)
+    _check_connectivity(values.get("connectivity", {}), c)
     dc = values.get("design", {})
     ref = dc.get("model")
     if ref is not None:
@@ -639,10 +747,15 @@ def _parse(raw: Mapping[str, Any], base: Path, c: _Collector) -> RunConfig | Non
             return None
     img = values.get("imaging")
     imaging = ImagingConfig(**img) if img and "root" in img and "atlas" in img else None
+    con = values.get("connectivity")
+    connectivity = (
+        ConnectivityConfig(**con) if con and "root" in con and "atlas" in con else None
+    )
     return RunConfig(
         data=DataConfig(**data),
         run=RunSettings(**{"out": base / "output", **values.get("run", {})}),
         imaging=imaging,
+        connectivity=connectivity,
         models=tuple(models),
         forecast=ForecastConfig(**values.get("forecast", {})),
         survival=SurvivalConfig(**values.get("survival", {})),
@@ -781,7 +894,7 @@ def dump_config(config: RunConfig, *, relative_to: Path | None = None) -> str:
     parts = [
         "# alsprog run configuration (every key; see the README's config reference)"
     ]
-    for name in ("run", "data", "imaging"):
+    for name in ("run", "data", "imaging", "connectivity"):
         section = getattr(config, name)
         if section is None:
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,12 @@ DEMO_FEATURES = (
     "thickness_precentral_left",
     "thickness_precentral_right",
     "thickness_cuneus_left",
+    "fcnet_motor",
 )
+
+#: Volumes of each simulated resting-state run (2 s apart: 2 minutes, short beside a
+#: real 6-10 minute run, to keep the demo quick; the band-pass filter needs 34+).
+DEMO_FMRI_VOLUMES = 60
 
 _HEAD = """\
 # alsprog demo: the embedded synthetic cohort ({n_patients} ALS patients, {n_controls}
@@ -52,6 +58,14 @@ time = "months"
 root = "derivatives"
 atlas = "derivatives/atlas/atlas-alsprogsim_dseg.nii.gz"
 stats = ["mean"]
+
+# resting-state BOLD of each subject's baseline session (fMRIPrep layout)
+[connectivity]
+root = "fmriprep"
+atlas = "fmriprep/atlas/atlas-alsprogsim_dseg.nii.gz"
+kind = "correlation"
+confounds = ["trans_*", "rot_*", "csf", "white_matter"]
+networks = ["motor=precentral_*,cst_*,cc_motor", "visual=cuneus_*"]
 """
 
 #: The demo's models, by name.
@@ -154,13 +168,15 @@ def write_demo_inputs(
     progress: bool | None = None,
     force: bool = False,
 ) -> Path:
-    """Simulate the demo cohort with NIfTI maps and write it with a run config.
+    """Simulate the demo cohort with NIfTI maps and BOLD runs; write it with a run
+    config.
 
     Parameters
     ----------
     folder : path
         Receives ``visits.csv``, ``subjects.csv``, ``truth.csv``, ``derivatives/``
-        (BIDS derivatives and atlas) and ``config.toml``, built beside it and put in
+        (BIDS derivatives and atlas), ``fmriprep/`` (a resting-state BOLD run of
+        each baseline session, with confounds, and its atlas) and ``config.toml``, built beside it and put in
         place at the end.  It must be new, empty or written by alsprog (then
         replaced); any other folder is refused (:class:`~alsprog.errors.OutputError`).
     n_patients, n_controls : int, default 200, 60
@@ -208,7 +224,7 @@ def write_demo_inputs(
     """
     from alsprog._io import atomic_dir, check_out_folder
     from alsprog.data import write_table
-    from alsprog.simulate import simulate_cohort, write_nifti
+    from alsprog.simulate import simulate_cohort, write_fmri, write_nifti
 
     unknown = [m for m in models if m not in DEMO_MODELS]
     if unknown or not models:
@@ -249,6 +265,17 @@ def write_demo_inputs(
             write_table(getattr(cohort, name), tmp / f"{name}.csv")
         write_nifti(
             cohort, tmp / "derivatives", seed=seed, n_jobs=n_jobs, progress=progress
+        )
+        baseline = cohort.imaging.sort_values(
+            ["subject_id", "acquisition_date"], kind="stable"
+        ).drop_duplicates("subject_id")
+        write_fmri(
+            replace(cohort, imaging=baseline),
+            tmp / "fmriprep",
+            n_volumes=DEMO_FMRI_VOLUMES,
+            seed=seed,
+            n_jobs=n_jobs,
+            progress=progress,
         )
         (tmp / "config.toml").write_text(text, encoding="utf-8")
     return folder / "config.toml"

@@ -55,7 +55,8 @@ def _files_of(root: Path) -> list[Path]:
 
 
 def _write_checksums(files: list[Path], out: Path) -> int:
-    """Path, size and SHA-256 of each file into ``out`` (TSV); the total size."""
+    """Path, size and SHA-256 of each file into ``out`` (TSV), after the rows an
+    earlier image section of the same run wrote there; the total size."""
     from alsprog._io import atomic_path
     from alsprog._outfolder import _sha256
 
@@ -66,6 +67,9 @@ def _write_checksums(files: list[Path], out: Path) -> int:
             "sha256": [_sha256(f) for f in files],
         }
     )
+    if out.is_file():  # [imaging] and [connectivity] both left in place
+        earlier = pd.read_csv(out, sep="\t", dtype={"path": str, "sha256": str})
+        table = pd.concat([earlier, table], ignore_index=True).drop_duplicates("path")
     with atomic_path(out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
     return int(table["size_bytes"].sum())
@@ -118,11 +122,12 @@ def keep_inputs(
         if data.proact
         else None,
     )
-    new_img = config.imaging
-    if config.imaging is not None:
-        im = config.imaging
+
+    def keep_images(im: Any, section: str) -> Any:
+        """Keep one image section's tree (or manifest), atlas and lookup table;
+        the section pointing at what was kept."""
         root = im.root.resolve()
-        dst = place(root.name, "imaging.root")
+        dst = place(root.name, f"{section}.root")
         if root.is_dir():
             new_root, line = _keep_tree(root, dst, mode, folder)
         else:
@@ -138,24 +143,37 @@ def keep_inputs(
             if root.is_dir() and root in p.parents:
                 return new_root / p.relative_to(root) if kept_tree else p
             dst = put_file(p, key)
-            if key == "imaging.atlas" and im.labels is None:
+            if key.endswith(".atlas") and im.labels is None:
                 stem = p.name.split(".")[0]
                 tsv = p.with_name(f"{stem}.tsv")
                 if tsv.is_file():
                     copy(str(tsv), str(dst.with_name(f"{dst.name.split('.')[0]}.tsv")))
             return dst
 
-        atlas = inside(im.atlas, "imaging.atlas")
+        atlas = inside(im.atlas, f"{section}.atlas")
         assert atlas is not None
-        new_img = replace(
-            im, root=new_root, atlas=atlas, labels=inside(im.labels, "imaging.labels")
+        return replace(
+            im,
+            root=new_root,
+            atlas=atlas,
+            labels=inside(im.labels, f"{section}.labels"),
         )
+
+    new_img = keep_images(config.imaging, "imaging") if config.imaging else None
+    new_con = (
+        keep_images(config.connectivity, "connectivity")
+        if config.connectivity
+        else None
+    )
     if config.path is not None:
         shutil.copy2(config.path, folder / "config.original.toml")
         tables.append("config.original.toml")
     how = "hard-linked" if mode == "link" else "copied"
     said.insert(0, f"inputs/ ({mode}): {', '.join(tables)} {how}")
-    return replace(config, data=new_data, imaging=new_img), said
+    return (
+        replace(config, data=new_data, imaging=new_img, connectivity=new_con),
+        said,
+    )
 
 
 def _keep_proact(src: Path, dst: Path, copy: Any, kept: list[str]) -> Path:

@@ -171,6 +171,80 @@ _STATIC: dict[str, tuple[Key, ...]] = {
             "column, else every metric in every region).",
         ),
     ),
+    "connectivity": (
+        Key(
+            "root",
+            "path",
+            None,
+            "BIDS-derivatives folder of preprocessed resting-state BOLD runs "
+            "(fMRIPrep layout: `func/*_bold.nii.gz`, `*_desc-confounds_timeseries.tsv` "
+            "beside each), or a manifest CSV (metric `bold`).",
+            required=True,
+        ),
+        Key(
+            "atlas",
+            "path",
+            None,
+            "Label atlas on the BOLD grid (.nii/.nii.gz).",
+            required=True,
+        ),
+        Key("labels", "path", None, "Lookup table (default: the atlas's .tsv)."),
+        Key(
+            "kind",
+            "str",
+            "correlation",
+            "Connectivity measure: `correlation`, `partial correlation` or `tangent` "
+            "(nilearn's `ConnectivityMeasure` kinds; `tangent` is relative to the "
+            "geometric mean of all runs of the analysis).",
+            choices=("correlation", "partial correlation", "tangent"),
+        ),
+        Key(
+            "confounds",
+            "strs",
+            None,
+            "Columns of each run's confounds table to regress out, or patterns "
+            '(`["trans_*", "rot_*", "csf", "white_matter"]`); default none.',
+        ),
+        Key(
+            "high_pass",
+            "float",
+            0.008,
+            "High-pass cut-off (Hz; 0 = none).",
+            low=0,
+        ),
+        Key(
+            "low_pass",
+            "float",
+            0.1,
+            "Low-pass cut-off (Hz; 0 = none).",
+            low=0,
+        ),
+        Key(
+            "t_r",
+            "float",
+            None,
+            "Repetition time (s); default each run's JSON sidecar, else its header.",
+            low=0,
+            low_open=True,
+        ),
+        Key("detrend", "bool", True, "Remove each series' linear trend first."),
+        Key("standardize", "bool", True, "z-score each cleaned series."),
+        Key(
+            "edges",
+            "strs",
+            None,
+            "Region pairs kept as `fc_<a>__<b>` features, written `a--b` "
+            '(`["precentral_left--precentral_right"]`); default every pair.',
+        ),
+        Key(
+            "networks",
+            "strs",
+            None,
+            "Networks summarised as `fcnet_<name>` (mean within-network edge) and "
+            "`fcnet_<a>__<b>` (between), written `NAME=REGION,REGION` with shell "
+            'patterns: `["motor=precentral_*,cst_*", "visual=cuneus_*"]`.',
+        ),
+    ),
     "survival": (
         Key(
             "enabled",
@@ -543,7 +617,7 @@ _STATIC: dict[str, tuple[Key, ...]] = {
     ),
 }
 
-_ORDER = ("run", "data", "imaging", "models")
+_ORDER = ("run", "data", "imaging", "connectivity", "models")
 
 
 class _Schema(Mapping[str, tuple[Key, ...]]):

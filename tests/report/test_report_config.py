@@ -255,6 +255,8 @@ def test_readme_example_config_is_valid(tmp_path):
         "key data.subjects",
         "key imaging.root",
         "key imaging.atlas",
+        "key connectivity.root",
+        "key connectivity.atlas",
     }
     assert [m.name for m in cfg.models] == [
         "lmm",

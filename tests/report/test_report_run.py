@@ -44,6 +44,11 @@ OUTPUTS = [
     "figures/endpoint_power.png",
     "imaging/features.csv",
     "imaging/qc.csv",
+    # the demo's resting-state runs (issue 27): connectivity features and figure
+    "imaging/connectivity.csv",
+    "imaging/connectivity_qc.csv",
+    "figures/connectivity_by_group.png",
+    "inputs/fmriprep/atlas/atlas-alsprogsim_dseg.nii.gz",
     "biomarkers/classifier.csv",
     "biomarkers/roc.csv",
     "biomarkers/imaging_change_rates.csv",

@@ -201,13 +201,68 @@ def fig_roc(ctx: RunContext) -> FigureOut | None:
     )
 
 
+def fig_connectivity(ctx: RunContext) -> FigureOut | None:
+    """Mean resting-state connectivity (Fisher z) of each group and their
+    difference, with ``[connectivity]``."""
+    import numpy as np
+
+    from alsprog.report.sections.imaging import Imaging
+
+    con = ctx.result("imaging", Imaging).connectivity
+    table = ctx.result("cohort", Cohort).table
+    if con is None or "group" not in table.columns:
+        return None
+    group = dict(
+        zip(table["subject_id"].astype(str), table["group"].astype(str), strict=False)
+    )
+    of = con.features["subject_id"].astype(str).map(group).to_numpy()
+    z = (
+        con.matrices
+        if con.reference is not None
+        else np.arctanh(np.clip(con.matrices, -0.999999, 0.999999))
+    )
+    means = {
+        g: np.nanmean(z[of == g], axis=0) for g in ("als", "control") if (of == g).any()
+    }
+    if len(means) < 2:
+        return None
+    k = len(con.regions)
+    for m in means.values():
+        m[np.diag_indices(k)] = np.nan
+    diff = means["als"] - means["control"]
+    fig, axes = new_figure(13.5, 4.4, 1, 3)
+    lim = float(np.nanmax(np.abs(np.stack(list(means.values())))))
+    dlim = float(np.nanmax(np.abs(diff))) or 1.0
+    panels = (
+        (means["control"], f"controls (n={int((of == 'control').sum())})", lim),
+        (means["als"], f"ALS (n={int((of == 'als').sum())})", lim),
+        (diff, "ALS - controls", dlim),
+    )
+    measure = "tangent coordinate" if con.reference is not None else "Fisher z"
+    for ax, (m, title, v) in zip(axes.ravel(), panels, strict=True):
+        im = ax.imshow(m, cmap="RdBu_r", vmin=-v, vmax=v)
+        ax.set_title(title)
+        ax.set_xticks(range(k), con.regions, rotation=90, fontsize=7)
+        ax.set_yticks(range(k), con.regions, fontsize=7)
+        fig.colorbar(im, ax=ax, shrink=0.8, label=measure)
+    kind = ctx.config.connectivity.kind if ctx.config.connectivity else "correlation"
+    return FigureOut(
+        "connectivity_by_group",
+        "biomarkers",
+        "Resting-state connectivity by group",
+        f"Mean {kind} connectivity ({measure}) between atlas regions over the BOLD "
+        "runs of each group, and the difference (blue: weaker in ALS).",
+        png(fig),
+    )
+
+
 class BiomarkersSection(Section):
     """Stage ``biomarkers``; the report's "Imaging biomarkers"."""
 
     name = "biomarkers"
     title = "Imaging biomarkers"
     kpi_order = 40
-    figures = (fig_features, fig_roc)
+    figures = (fig_features, fig_roc, fig_connectivity)
 
     def intro(self, ctx: RunContext) -> str:
         return "imaging biomarkers"
@@ -231,6 +286,7 @@ class BiomarkersSection(Section):
             p.append(table_html(ev.summary.rename_axis("metric"), index=True))
         p.append(figures.html("classifier_roc"))
         p.append(figures.html("imaging_feature_trajectories"))
+        p.append(figures.html("connectivity_by_group"))
         if r.change_rates is not None:
             p.append("<h3>Yearly change of each feature</h3>")
             cols = [c for c in CHANGE_RATE_COLUMNS if c in r.change_rates.columns]

@@ -121,13 +121,14 @@ def _note_import(ctx: RunContext) -> None:
 
 
 def _assembled(ctx: RunContext) -> pd.DataFrame:
-    """The checked table, or with NIfTI features the table assembled with them."""
+    """The checked table, or with NIfTI features (ROI, connectivity) the table
+    assembled with them."""
     import warnings as _w
 
     from alsprog.data import assemble
 
     cfg = ctx.config
-    if cfg.imaging is None:
+    if cfg.imaging is None and cfg.connectivity is None:
         assert ctx.checked_table is not None
         return ctx.checked_table
     with _w.catch_warnings():
