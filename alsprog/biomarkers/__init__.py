@@ -19,6 +19,7 @@ from alsprog.biomarkers._pvalue import (
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from alsprog.biomarkers._classifier import ImagingClassifier
+    from alsprog.biomarkers._compare import ClassifierComparison, compare_classifiers
     from alsprog.biomarkers._evaluate import ClassifierEvaluation, evaluate_classifier
     from alsprog.biomarkers._features import imaging_feature_columns, select_features
     from alsprog.biomarkers._guards import (
@@ -38,8 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 
 __all__ = [
     "DEFAULT_N_PERMUTATIONS",
+    "ClassifierComparison",
     "ClassifierEvaluation",
     "LearningCurve",
+    "compare_classifiers",
     "evaluate_classifier",
     "format_pvalue",
     "learning_curve",
@@ -63,6 +66,8 @@ _MODULES = {
     "GroupedEarlyStoppingMLP": "alsprog.biomarkers._mlp",
     "imaging_feature_columns": "alsprog.biomarkers._features",
     "select_features": "alsprog.biomarkers._features",
+    "ClassifierComparison": "alsprog.biomarkers._compare",
+    "compare_classifiers": "alsprog.biomarkers._compare",
     "ClassifierEvaluation": "alsprog.biomarkers._evaluate",
     "LearningCurve": "alsprog.biomarkers._learning_curve",
     "evaluate_classifier": "alsprog.biomarkers._evaluate",

@@ -439,9 +439,23 @@ def _cross_validate(
     results = Parallel(n_jobs=n_jobs)(
         delayed(_fit_predict)(clf, data, data.y, s, sd, grouped) for _, _, s, sd in jobs
     )
+    return _fold_tables(data, jobs, [score for score, _ in results], cv)
+
+
+def _fold_tables(
+    data: _Data,
+    jobs: list[tuple[int, int, Split, int]],
+    scores: list[npt.NDArray[np.float64]],
+    cv: Any,
+    extra: dict[str, list[npt.NDArray[np.float64]]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The fold table and the out-of-fold predictions of one estimator from its
+    test-row scores per job ``(repeat, fold, split, seed)`` (a row is predicted
+    positive when its score is above 0); ``extra`` adds prediction columns."""
     fold_rows, pred_parts = [], []
-    for (r, f, (tr, te), _), (score, pred) in zip(jobs, results, strict=True):
+    for k, ((r, f, (tr, te), _), score) in enumerate(zip(jobs, scores, strict=True)):
         pos = data.positive[te]
+        pred = score > 0
         m = binary_metrics(score, pos, pred)
         test_site = None
         if cv == "site":
@@ -469,6 +483,7 @@ def _cross_validate(
                     "score": score,
                     "positive": pos,
                     "predicted": pred,
+                    **{name: cols[k] for name, cols in (extra or {}).items()},
                 }
             )
         )

@@ -202,14 +202,16 @@ def _check_cv(data: _Data, cv: Any) -> None:
         )
 
 
-def _fit_predict(
+def _fitted_fold(
     clf: ImagingClassifier,
     data: _Data,
     y: npt.NDArray[Any],
     split: Split,
     seed: int,
     grouped: bool,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+) -> tuple[ImagingClassifier, dict[str, Any]]:
+    """A clone of ``clf`` fitted on the split's training rows, and the keywords its
+    predictions on the test rows take (the test rows' sites)."""
     train, test = split
     model = clone(clf).set_params(positive=data.pos_label)
     if "random_state" in model.get_params():
@@ -224,8 +226,19 @@ def _fit_predict(
         groups=data.subjects[train] if grouped else None,
         **kw,
     )
-    kwp = {"sites": sites[test]} if "sites" in kw else {}  # type: ignore[index]
-    score = model.positive_score(data.X.iloc[test], **kwp)
+    return model, ({"sites": sites[test]} if "sites" in kw else {})  # type: ignore[index]
+
+
+def _fit_predict(
+    clf: ImagingClassifier,
+    data: _Data,
+    y: npt.NDArray[Any],
+    split: Split,
+    seed: int,
+    grouped: bool,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    model, kwp = _fitted_fold(clf, data, y, split, seed, grouped)
+    score = model.positive_score(data.X.iloc[split[1]], **kwp)
     return score, score > 0
 
 

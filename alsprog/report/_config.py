@@ -288,6 +288,7 @@ class BiomarkersConfig:
     enabled: bool = True
     features: tuple[str, ...] | None = None
     estimator: Literal["logistic", "svm", "rf", "mlp"] = "logistic"
+    compare: tuple[str, ...] = ("logistic", "svm", "mlp")
     harmonize: Literal["combat", "none"] = "combat"
     cv: Literal["subject", "site"] | int = "subject"
     n_permutations: int = DEFAULT_N_PERMUTATIONS
@@ -477,6 +478,8 @@ def _check_value(k: Key, v: Any, key: str, c: _Collector, base: Path) -> Any:
             c.add(key, text, v)
         return _MISSING if probs else dict(v)
     if k.kind in ("floats", "strs"):
+        if not v and k.allow_empty:
+            return ()
         if not v:
             c.add(key, "the list is empty", v)
             return _MISSING

@@ -30,6 +30,8 @@ class Key:
     low_open: bool = False
     high_open: bool = False
     required: bool = False
+    #: lists only: ``[]`` is a value (it switches the step off)
+    allow_empty: bool = False
     #: models only: the registered types that take the key (None: every type)
     applies: tuple[str, ...] | None = None
     #: models only: each type's default, when the types disagree

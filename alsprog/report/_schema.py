@@ -566,6 +566,17 @@ _STATIC: dict[str, tuple[Key, ...]] = {
             choices=("logistic", "svm", "rf", "mlp"),
         ),
         Key(
+            "compare",
+            "strs",
+            ["logistic", "svm", "mlp"],
+            "Classifiers cross-validated on the same folds as `estimator` (added "
+            "when missing) and compared with it: ROC AUC, Brier score and the paired "
+            "subject-bootstrap AUC difference; `[]` skips the comparison. Any of "
+            "`logistic`, `svm`, `rf`, `mlp`.",
+            choices=("logistic", "svm", "rf", "mlp"),
+            allow_empty=True,
+        ),
+        Key(
             "harmonize",
             "str",
             "combat",

@@ -187,3 +187,17 @@ def test_both_image_trees_are_kept_or_checksummed(
         assert len(sums) == sum(n_files.values())
         assert sums["path"].str.contains("/fmriprep/").sum() == n_files["fmriprep"]
     assert len(said) == 3  # the tables, then one line per image tree
+
+
+def test_classifier_comparison_key(study, config_writer):
+    from alsprog.report import dump_config
+
+    cfg = load_config(config_writer(study))
+    assert cfg.biomarkers.compare == ("logistic", "svm", "mlp")
+    off = load_config(config_writer(study, biomarkers="compare = []"))
+    assert off.biomarkers.compare == ()
+    again = study / "again_compare.toml"
+    again.write_text(dump_config(off))
+    assert load_config(again).biomarkers.compare == ()
+    with pytest.raises(ConfigError, match="'xgboost'"):
+        load_config(config_writer(study, biomarkers='compare = ["xgboost"]'))

@@ -50,6 +50,9 @@ OUTPUTS = [
     "figures/connectivity_by_group.png",
     "inputs/fmriprep/atlas/atlas-alsprogsim_dseg.nii.gz",
     "biomarkers/classifier.csv",
+    # logistic, svm and mlp on the same folds (issue 27, item 4)
+    "biomarkers/classifier_comparison.csv",
+    "biomarkers/classifier_comparison_folds.csv",
     "biomarkers/roc.csv",
     "biomarkers/imaging_change_rates.csv",
     "biomarkers/progression_markers.csv",

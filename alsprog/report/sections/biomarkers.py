@@ -46,6 +46,7 @@ class Biomarkers:
     classifier: Any = None
     change_rates: pd.DataFrame | None = None
     markers: pd.DataFrame | None = None
+    comparison: Any = None  # ClassifierComparison
 
 
 def stage_biomarkers(ctx: RunContext) -> Biomarkers:
@@ -63,9 +64,10 @@ def stage_biomarkers(ctx: RunContext) -> Biomarkers:
     table, feats = cohort.table, list(cohort.features)
     imaged = table.dropna(subset=feats, how="all")
     groups = set(imaged["group"].astype(str)) if "group" in imaged.columns else set()
-    ev = rates = markers = None
+    ev = rates = markers = comparison = None
     if {"als", "control"} <= groups:
         ev = _classifier(ctx, table, feats)
+        comparison = _comparison(ctx, table, feats)
         try:
             rates = _change_rates(ctx, table, feats)
         except (DataValidationError, ModelSpecificationError) as exc:
@@ -83,7 +85,9 @@ def stage_biomarkers(ctx: RunContext) -> Biomarkers:
         ctx.write(markers, "biomarkers/progression_markers.csv")
     except (DataValidationError, ModelSpecificationError) as exc:
         ctx.note("biomarkers", f"no progression-marker screen: {exc}")
-    return Biomarkers(classifier=ev, change_rates=rates, markers=markers)
+    return Biomarkers(
+        classifier=ev, change_rates=rates, markers=markers, comparison=comparison
+    )
 
 
 def _classifier(ctx: RunContext, table: pd.DataFrame, feats: list[str]) -> Any:
@@ -127,6 +131,55 @@ def _classifier(ctx: RunContext, table: pd.DataFrame, feats: list[str]) -> Any:
         f"{ev.pvalue_text}",
     )
     return ev
+
+
+#: Columns of the classifier comparison the report shows, in order.
+COMPARISON_COLUMNS = (
+    "roc_auc",
+    "roc_auc_ci_lower",
+    "roc_auc_ci_upper",
+    "difference",
+    "difference_ci_lower",
+    "difference_ci_upper",
+    "p_value",
+    "balanced_accuracy",
+    "brier_score",
+)
+
+
+def _comparison(ctx: RunContext, table: pd.DataFrame, feats: list[str]) -> Any:
+    """``compare``: the classifiers on the classifier's folds, paired AUC
+    differences from ``estimator`` (None, and said, when not made)."""
+    from alsprog.biomarkers import compare_classifiers
+
+    bc = ctx.config.biomarkers
+    names = [bc.estimator, *(e for e in bc.compare if e != bc.estimator)]
+    if not bc.compare or len(names) < 2:
+        return None
+    ctx.say(f"comparing {', '.join(names)} on the same folds (cv={bc.cv})")
+    try:
+        cmp = compare_classifiers(
+            table,
+            names,
+            cv=bc.cv,
+            reference=bc.estimator,
+            features=feats,
+            harmonize=None if bc.harmonize == "none" else bc.harmonize,
+            covariates=[c for c in ("age", "sex") if c in table.columns],
+            n_bootstrap=bc.n_bootstrap,
+            seed=ctx.seed("biomarkers.evaluate"),
+            n_jobs=ctx.config.run.n_jobs,
+        )
+    except (DataValidationError, ModelSpecificationError) as exc:
+        ctx.note("biomarkers", f"no classifier comparison: {exc}")
+        return None
+    ctx.write(
+        cmp.to_frame().rename_axis("estimator"),
+        "biomarkers/classifier_comparison.csv",
+        index=True,
+    )
+    ctx.write(cmp.folds, "biomarkers/classifier_comparison_folds.csv", index=True)
+    return cmp
 
 
 def _change_rates(
@@ -285,6 +338,21 @@ class BiomarkersSection(Section):
             )
             p.append(table_html(ev.summary.rename_axis("metric"), index=True))
         p.append(figures.html("classifier_roc"))
+        cmp = r.comparison
+        if cmp is not None:
+            frame = cmp.to_frame()
+            cols = [c for c in COMPARISON_COLUMNS if c in frame.columns]
+            p.append("<h3>Classifiers compared on the same folds</h3>")
+            p.append(
+                f"<p>Each classifier cross-validated on the same {esc(cmp.cv)} folds "
+                "(same splits, same in-fold harmonisation and scaling, same fold "
+                f"seeds); difference: its ROC AUC minus {esc(cmp.reference)}'s, with "
+                f"a paired {cmp.level:.0%} subject-bootstrap interval and p-value (one "
+                "set of subject resamples for every classifier; the fold models are "
+                "taken as fixed). Brier score: mean squared error of the predicted "
+                "probability (lower is better).</p>"
+            )
+            p.append(table_html(frame[cols].rename_axis("classifier"), index=True))
         p.append(figures.html("imaging_feature_trajectories"))
         p.append(figures.html("connectivity_by_group"))
         if r.change_rates is not None:
