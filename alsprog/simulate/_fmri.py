@@ -16,12 +16,14 @@ Layout written under ``out_dir`` (the atlas and space of :func:`write_nifti`)::
     sub-<id>/ses-<s>/func/sub-<id>_ses-<s>_task-rest_desc-confounds_timeseries.tsv
     fmri_truth.tsv                      true Fisher z of every edge per session
 
-Effect sizes: docs/domain.md (section 6) gives no resting-state
-connectivity effect for ALS, only that resting-state features classify ALS
-(ICA + SVM > 71 % [Welsh 2013, Front Hum Neurosci]).  The default effect, a
-Fisher-z change of -0.25 on every motor-network edge of patients (healthy motor
-edges r = 0.5, z = 0.55), is therefore an assumption of this simulator, to be
-replaced by a sourced value; its sign and size are arguments.
+Effect sizes: docs/domain.md (section 6) finds no consistent resting-state
+connectivity effect of ALS to copy: studies report increased, decreased or unaltered
+connectivity, no group difference at 4.7 T [Chenji 2016], increased cortical
+connectivity by MEG [Proudfoot 2018], findings "sometimes even contradictory" in a
+meta-analysis of 55 fMRI studies [Shen 2015]; resting-state features classify ALS
+(ICA + SVM > 71 % [Welsh 2013]).  The default effect, a Fisher-z change of -0.25 on every
+motor-network edge of patients (healthy motor edges r = 0.5, z = 0.55), is therefore
+an assumption of this simulator; its sign and size are arguments.
 """
 
 from __future__ import annotations

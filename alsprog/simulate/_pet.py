@@ -87,8 +87,8 @@ REST_OF_BRAIN_SUVR = 0.85
 #: of spinal- and 64 % of bulbar-onset patients, 95 patients: "Testing the
 #: diagnostic accuracy of [18F]FDG-PET in discriminating spinal- and bulbar-onset
 #: ALS"; hypometabolism greatest in motor-sensory cortex, progressing on repeat
-#: scans, 19 PET studies of 12 patients: Europe PMC MED/3260610).  The 8 % size is
-#: an assumption; no row of docs/domain.md gives it yet.
+#: scans, 19 PET studies of 12 patients: Europe PMC MED/3260610; docs/domain.md
+#: section 6).  The 8 % size is an assumption within these findings.
 ALS_MOTOR_EFFECT = 0.08
 _MOTOR = ("precentral_left", "precentral_right")
 #: Mean cerebellar-grey uptake, SUV (g/mL), and its between-session log-SD (dose,
