@@ -198,6 +198,23 @@ class TractProfileTest:
     n_permutations: int
     equal_var: bool
 
+    def __repr__(self) -> str:
+        n = self.subjects["group"].value_counts()
+        head = (
+            f"TractProfileTest(bundle={self.bundle!r}, {n.get('als', 0)} ALS vs "
+            f"{n.get('control', 0)} controls, {len(self.positions)} positions, "
+            f"{self.n_permutations} permutations, FWER {self.alpha:g}: "
+            f"|t| > {self.t_critical:.2f}"
+        )
+        if self.clusters.empty:
+            return head + "; no significant position)"
+        parts = [
+            f"{c.percent_start:.0f}-{c.percent_stop:.0f} % (difference "
+            f"{c.mean_difference:+.3g}, min p {c.min_p_fwer:.3g})"
+            for c in self.clusters.itertuples()
+        ]
+        return head + "; significant along " + ", ".join(parts) + ")"
+
 
 def _groups_series(groups: Any) -> pd.Series:
     if isinstance(groups, pd.DataFrame):

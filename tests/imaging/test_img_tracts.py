@@ -448,6 +448,11 @@ def test_effect_is_found_in_its_segment():
     assert np.all(np.abs(res.positions["t"][sig]) > res.t_critical)
     assert res.subjects["group"].value_counts().to_dict() == {"als": 60, "control": 60}
     assert res.bundle == "cst_left" and res.n_permutations == 1000
+    text = repr(res)  # one line saying what was found, not the arrays
+    assert text.startswith("TractProfileTest(bundle='cst_left', 60 ALS vs 60 controls")
+    assert f"|t| > {res.t_critical:.2f}; significant along" in text
+    assert f"{c['percent_start']:.0f}-{c['percent_stop']:.0f} %" in text
+    assert "\n" not in text and "array" not in text
 
 
 def test_test_is_seeded():
