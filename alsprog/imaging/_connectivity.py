@@ -20,9 +20,15 @@ both; confounds z-scored (``ddof=1``) and projected out through a pivoted QR
 (``ddof=1``).  Covariances are Ledoit-Wolf shrunk as scikit-learn's ``LedoitWolf``
 (nilearn's default ``cov_estimator``).  nilearn itself is not imported.
 
-Each image is read once and only its ROI voxels are kept (a ``(voxels, volumes)``
-gather, then one ``numpy.add.reduceat`` per image); images are processed in batches
-through joblib threads, so ``joblib.parallel_config(backend="dask")`` spreads them.
+Each image is read once, block by block, and reduced to region sums on the fly: the
+gzip stream is inflated by the fastest inflater installed (ISA-L, zlib-ng or the
+stdlib's zlib; see :mod:`alsprog.imaging._gzread`) and each block of volumes summed in
+float64 over the atlas's runs of equal region (one contiguous ``numpy.add.reduceat``,
+no gather, no float64 copy of the image), then the runs over regions.  A series with
+a non-finite value inside a region is read again by the exact path (ROI voxels
+gathered, voxels non-finite at any volume left out).  Images are processed in
+batches through joblib threads, so ``joblib.parallel_config(backend="dask")``
+spreads them.
 """
 
 from __future__ import annotations
@@ -124,7 +130,9 @@ class ConnectivityFeatures(NamedTuple):
 
 
 class _Bold(NamedTuple):
-    data: npt.NDArray[Any]  # (n_volumes, n_roi_voxels), the file's voxel type
+    sums: npt.NDArray[np.float64]  # (n_volumes, n_regions) sums of the used voxels
+    used: npt.NDArray[np.int64]  # voxels summed per region
+    n_nan: npt.NDArray[np.int64]  # voxels left out per region (non-finite)
     shape: tuple[int, int, int]
     n_volumes: int
     affine: npt.NDArray[np.float64]
@@ -132,19 +140,58 @@ class _Bold(NamedTuple):
     scale: tuple[float, float]  # slope, intercept (applied to the ROI means)
 
 
-def _read_bold(path: str, atlas: Atlas) -> _Bold:
-    """Read a 4-D NIfTI volume by volume, keeping only the atlas ROI voxels.
+class _Runs(NamedTuple):
+    """Runs of equal region in the flat (Fortran-order) atlas, for summing volumes.
+
+    ``starts`` are the first voxels of every run (background runs included, so that
+    ``numpy.add.reduceat(volume, starts)`` gives each run's sum from one contiguous
+    pass); ``order`` the runs inside a region, sorted by region; ``bounds`` the
+    ``K + 1`` segment bounds of each region in ``order``.
+    """
+
+    starts: npt.NDArray[np.intp]
+    order: npt.NDArray[np.intp]
+    bounds: npt.NDArray[np.intp]
+
+
+def _runs(atlas: Atlas) -> _Runs:
+    lab = np.full(math.prod(atlas.shape), -1, dtype=np.intp)
+    lab[atlas.pos] = atlas.idx
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(lab)) + 1]).astype(np.intp)
+    run_lab = lab[starts]
+    inside = np.flatnonzero(run_lab >= 0)
+    order = inside[np.argsort(run_lab[inside], kind="stable")]
+    bounds = np.searchsorted(run_lab[order], np.arange(atlas.n_regions + 1))
+    return _Runs(starts, order.astype(np.intp), bounds.astype(np.intp))
+
+
+def _read_bold(path: str, atlas: Atlas, runs: _Runs | None = None) -> _Bold:
+    """Read a 4-D NIfTI block by block into per-region voxel sums.
 
     The grid is checked against the atlas from the header, before any voxel is
-    read; then each volume is inflated (zlib, GIL released) and gathered at the ROI
-    positions, so memory holds one volume plus the ROI series, never the whole
-    4-D image.
+    read; then blocks of volumes are inflated (:mod:`alsprog.imaging._gzread`: the
+    fastest inflater installed, the GIL released) and reduced at once, so memory
+    holds one block plus the sums, never the whole 4-D image.  With ``runs`` a
+    block is summed over the atlas's runs of equal region (one contiguous
+    ``numpy.add.reduceat`` pass in float64, no gather, no float64 copy of the
+    image), then the runs over regions; if any region sum is not finite (a NaN or
+    inf voxel in a region) the file is read again by the exact path: the ROI voxels
+    gathered, voxels non-finite at any volume left out.
     """
-    from alsprog.imaging._nifti import _MAX_HEADER, _header, _Reader
+    bold = _read_pass(path, atlas, runs)
+    if runs is not None and not np.isfinite(bold.sums).all():
+        bold = _read_pass(path, atlas, None)
+    return bold
 
+
+def _read_pass(path: str, atlas: Atlas, runs: _Runs | None) -> _Bold:
+    from alsprog.imaging._gzread import FastReader
+    from alsprog.imaging._nifti import _MAX_HEADER, _header
+
+    k = atlas.n_regions
     with open_regular(path, "image") as fh:
         try:
-            reader = _Reader(fh, path)
+            reader = FastReader(fh, path)
             head = reader.read(_MAX_HEADER)
             hdr = _header(head, path)
             shape = tuple(int(s) for s in hdr.get_data_shape())
@@ -187,9 +234,13 @@ def _read_bold(path: str, atlas: Atlas) -> _Bold:
                 reader.read(offset - len(head))  # header extensions
             pending = head[offset:]
             vol_bytes = n_vox * dtype.itemsize
-            native = dtype.newbyteorder("=")
-            data = np.empty((n_t, atlas.pos.size), dtype=native)
-            # a block of volumes per read: few zlib calls, bounded memory
+            if runs is None:
+                data = np.empty((n_t, atlas.pos.size), dtype=dtype.newbyteorder("="))
+            else:
+                sums = np.zeros((n_t, k))
+                nonempty = np.diff(runs.bounds) > 0
+                seg = runs.bounds[:-1][nonempty]  # reduceat needs increasing indices
+            # a block of volumes per read: few inflate calls, bounded memory
             step = max(1, _BLOCK_BYTES // max(vol_bytes, 1))
             for t0 in range(0, n_t, step):
                 nv = min(step, n_t - t0)
@@ -207,11 +258,23 @@ def _read_bold(path: str, atlas: Atlas) -> _Bold:
                     )
                 # Fortran order: each volume is one contiguous block
                 block = np.frombuffer(chunk, dtype=dtype, count=nv * n_vox)
-                data[t0 : t0 + nv] = block.reshape(nv, n_vox)[:, atlas.pos]
+                block = block.reshape(nv, n_vox)
+                if runs is None:
+                    data[t0 : t0 + nv] = block[:, atlas.pos]
+                elif seg.size:
+                    per_run = np.add.reduceat(
+                        block, runs.starts, axis=1, dtype=np.float64
+                    )[:, runs.order]
+                    sums[t0 : t0 + nv, nonempty] = np.add.reduceat(per_run, seg, axis=1)
         except OSError as exc:
             raise ImagingError(
                 f"{path}: cannot be read ({exc.strerror or exc})"
             ) from exc
+    if runs is None:
+        sums, used, n_nan = _gather_sums(data, atlas)
+    else:
+        used = np.diff(atlas.starts).astype(np.int64)
+        n_nan = np.zeros(k, dtype=np.int64)
     slope, inter = hdr.get_slope_inter()
     scale = (
         1.0 if slope is None else float(slope),
@@ -223,7 +286,30 @@ def _read_bold(path: str, atlas: Atlas) -> _Bold:
     # pixdim[4] without a time unit is often nibabel's placeholder 1: not trusted
     if len(zooms) > 3 and float(zooms[3]) > 0 and unit in ("sec", "msec", "usec"):
         t_r = float(zooms[3]) * {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}[unit]
-    return _Bold(data, shape[:3], n_t, affine, t_r, scale)  # type: ignore[arg-type]
+    return _Bold(sums, used, n_nan, shape[:3], n_t, affine, t_r, scale)  # type: ignore[arg-type]
+
+
+def _gather_sums(
+    data: npt.NDArray[Any], atlas: Atlas
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Region sums of gathered ROI voxels ``(n_volumes, n_roi_voxels)``, leaving out
+    voxels non-finite at any volume; and the used and left-out counts."""
+    k = atlas.n_regions
+    if data.dtype.kind == "f":
+        finite = np.isfinite(data).all(axis=0)
+    else:
+        finite = np.ones(data.shape[1], dtype=bool)
+    if not finite.all():
+        data[:, ~finite] = 0  # voxels with a NaN/inf at any volume are left out
+    n_nan = np.bincount(atlas.idx[~finite], minlength=k).astype(np.int64)
+    used = np.bincount(atlas.idx[finite], minlength=k).astype(np.int64)
+    sums = np.zeros((data.shape[0], k))
+    nonempty = np.diff(atlas.starts) > 0  # reduceat needs increasing indices
+    if nonempty.any():
+        sums[:, nonempty] = np.add.reduceat(
+            data, atlas.starts[:-1][nonempty], axis=1, dtype=np.float64
+        )
+    return sums, used, n_nan
 
 
 _ENTITY = re.compile(r"([A-Za-z0-9]+)-([A-Za-z0-9]+)")
@@ -355,11 +441,12 @@ class _Task(NamedTuple):
     high_pass: float | None
     low_pass: float | None
     t_r: float | None
+    runs: _Runs | None  # None: the gather path for every file
 
 
 def _session(path: str, atlas: Atlas, task: _Task) -> dict[str, Any]:
     """One image: ROI series, cleaned; and its QC numbers."""
-    bold = _read_bold(path, atlas)
+    bold = _read_bold(path, atlas, task.runs)
     t_r, t_r_source = _t_r(path, task.t_r, bold.header_t_r)
     n_t = bold.n_volumes
     if n_t < MIN_VOLUMES:
@@ -386,25 +473,11 @@ def _session(path: str, atlas: Atlas, task: _Task) -> dict[str, Any]:
         _read_confounds(path, task.confounds, n_t) if task.confounds else (None, "")
     )
     k = atlas.n_regions
-    data = bold.data
-    if data.dtype.kind == "f":
-        finite = np.isfinite(data).all(axis=0)
-    else:
-        finite = np.ones(data.shape[1], dtype=bool)
-    if not finite.all():
-        data[:, ~finite] = 0  # voxels with a NaN/inf at any volume are left out
-    n_nan = np.bincount(atlas.idx[~finite], minlength=k).astype(np.int64)
-    used = np.bincount(atlas.idx[finite], minlength=k).astype(np.int64)
+    used, n_nan = bold.used, bold.n_nan
     raw = np.full((n_t, k), np.nan)
     ok = used > 0
-    nonempty = np.diff(atlas.starts) > 0  # reduceat needs increasing indices
-    if nonempty.any():
-        sums = np.zeros((n_t, k))
-        sums[:, nonempty] = np.add.reduceat(
-            data, atlas.starts[:-1][nonempty], axis=1, dtype=np.float64
-        )
-        slope, inter = bold.scale
-        raw[:, ok] = sums[:, ok] / used[ok] * slope + inter
+    slope, inter = bold.scale
+    raw[:, ok] = bold.sums[:, ok] / used[ok] * slope + inter
     clean = np.full((n_t, k), np.nan)
     if ok.any():
         clean[:, ok] = clean_signals(
@@ -687,7 +760,13 @@ def extract_connectivity(
             f"group's geometric mean); found {len(manifest)}."
         )
     task = _Task(
-        tuple(confounds) if confounds else None, detrend, standardize, hp, lp, tr
+        tuple(confounds) if confounds else None,
+        detrend,
+        standardize,
+        hp,
+        lp,
+        tr,
+        _runs(prepared),
     )
     n = len(manifest)
     results = map_image_batches(
