@@ -382,6 +382,37 @@ def _t_r(path: str, given: float | None, header: float | None) -> tuple[float, s
     )
 
 
+def _tsv_cells(text: str, source: Any) -> tuple[list[str], npt.NDArray[np.str_]]:
+    """A tab-separated table as its header and a (rows, columns) array of cells.
+
+    BIDS TSV files are plain (no quoting); a file with quotes is read by pandas.
+    Blank lines at the end are ignored; a row with another number of cells than
+    the header is an error naming its line.
+    """
+    if '"' in text:
+        try:
+            df = pd.read_csv(
+                io.StringIO(text), sep="\t", dtype=str, keep_default_na=False
+            )
+        except Exception as exc:  # pandas raises many parser error types
+            raise ImagingError(f"{source}: cannot be read as TSV ({exc})") from exc
+        return [str(c) for c in df.columns], df.to_numpy(dtype=str)
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise ImagingError(f"{source}: cannot be read as TSV (the file is empty)")
+    header = lines[0].split("\t")
+    rows = [line.split("\t") for line in lines[1:]]
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            raise ImagingError(
+                f"{source}: cannot be read as TSV (line {i + 2} has {len(row)} "
+                f"fields, the header {len(header)})"
+            )
+    return header, np.array(rows, dtype=str).reshape(len(rows), len(header))
+
+
 def _read_confounds(
     path: str, wanted: Sequence[str], n_volumes: int
 ) -> tuple[npt.NDArray[np.float64], str]:
@@ -392,29 +423,26 @@ def _read_confounds(
             "*_desc-confounds_timeseries.tsv lies beside it"
         )
     text = read_text(cpath, "confounds table")
-    try:
-        df = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas raises many parser error types
-        raise ImagingError(f"{cpath}: cannot be read as TSV ({exc})") from exc
+    header, table = _tsv_cells(text, cpath)
     columns: list[str] = []
     for w in wanted:
-        hits = [c for c in df.columns if fnmatch.fnmatchcase(c, w)]
+        hits = [c for c in header if fnmatch.fnmatchcase(c, w)]
         if not hits:
-            shown = ", ".join(map(str, df.columns[:30]))
+            shown = ", ".join(map(str, header[:30]))
             raise ImagingError(
                 f"{cpath}: confounds column {w!r} does not exist; its columns are "
-                f"{shown}{' ...' if len(df.columns) > 30 else ''}"
+                f"{shown}{' ...' if len(header) > 30 else ''}"
             )
         columns.extend(h for h in hits if h not in columns)
-    if len(df) != n_volumes:
+    if len(table) != n_volumes:
         raise ImagingError(
-            f"{cpath}: has {len(df)} rows, but {path} has {n_volumes} volumes (one "
+            f"{cpath}: has {len(table)} rows, but {path} has {n_volumes} volumes (one "
             "row per volume expected)"
         )
     out = np.empty((n_volumes, len(columns)))
     for j, col in enumerate(columns):
-        cells = df[col].str.strip()
-        missing = cells.str.lower().isin(["n/a", "nan", ""]).to_numpy()
+        cells = np.char.strip(table[:, header.index(col)])
+        missing = np.isin(np.char.lower(cells), ["n/a", "nan", ""])
         # fMRIPrep's derivative and framewise-displacement columns start with n/a
         lead = int(np.argmin(missing)) if not missing.all() else len(missing)
         if missing[lead:].any():
@@ -425,7 +453,7 @@ def _read_confounds(
                 "column out or fill it"
             )
         try:
-            out[:, j] = pd.to_numeric(cells.where(~missing, "0")).to_numpy(float)
+            out[:, j] = np.where(missing, "0", cells).astype(np.float64)
         except (ValueError, TypeError) as exc:
             raise ImagingError(f"{cpath}: column {col}: not numbers ({exc})") from exc
         if not np.isfinite(out[:, j]).all():

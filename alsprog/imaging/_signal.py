@@ -12,6 +12,7 @@ Leaves: reading images, confounds and the feature tables to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -62,11 +63,20 @@ def _zscore(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def filter_sos(
     t_r: float, high_pass: float | None, low_pass: float | None
 ) -> npt.NDArray[np.float64] | None:
-    """Second-order sections of the Butterworth filter (None: no filtering)."""
-    from scipy import signal as sp_signal
-
+    """Second-order sections of the Butterworth filter (None: no filtering); one
+    design per distinct ``(t_r, high_pass, low_pass)`` (runs share it)."""
     if high_pass is None and low_pass is None:
         return None
+    sos = _butter(float(t_r), high_pass, low_pass)
+    return sos.copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _butter(
+    t_r: float, high_pass: float | None, low_pass: float | None
+) -> npt.NDArray[np.float64]:
+    from scipy import signal as sp_signal
+
     freqs = [f for f in (high_pass, low_pass) if f is not None]
     btype = "band" if len(freqs) == 2 else ("high" if high_pass is not None else "low")
     wn: Any = freqs if len(freqs) == 2 else freqs[0]

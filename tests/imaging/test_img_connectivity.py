@@ -394,6 +394,40 @@ def test_confound_na_inside_series_and_leading_na(tmp_path):
     assert res.qc["n_confounds"].iloc[0] == 1
 
 
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("a\tb\n" + "1\t2\n" * 59, "has 59 rows, but .* has 60 volumes"),
+        ("a\tb\n" + "1\t2\n" * 30 + "1\n" + "1\t2\n" * 29,
+         "line 32 has 1 fields, the header 2"),
+        ("a\tb\n" + "1\tx\n" * 60, "column b: not numbers"),
+        ("a\tb\n" + "1\t2\n" * 5 + "1\tinf\n" + "1\t2\n" * 54,
+         "line 7, column b: not finite"),
+        ("", "the file is empty"),
+    ],
+)  # fmt: skip
+def test_confounds_table_errors_name_file_line_and_column(tmp_path, text, match):
+    root, atlas, _ = _one_session(tmp_path, _data(), conf=pd.DataFrame({"a": [0.0]}))
+    conf = next(root.rglob("*_desc-confounds_timeseries.tsv"))
+    conf.write_text(text)
+    with pytest.raises(ImagingError, match=match) as err:
+        extract_connectivity(root, atlas, confounds=["a", "b"], **_quiet())
+    assert "desc-confounds_timeseries.tsv" in str(err.value)
+
+
+def test_confounds_table_plain_and_quoted_read_alike(tmp_path):
+    rng = np.random.default_rng(3)
+    conf = pd.DataFrame({"trans_x": rng.normal(size=60), "csf": rng.normal(size=60)})
+    root, atlas, _ = _one_session(tmp_path / "plain", _data(), conf=conf)
+    plain = extract_connectivity(root, atlas, confounds=["trans_x", "csf"], **_quiet())
+    path = next(root.rglob("*_desc-confounds_timeseries.tsv"))
+    lines = path.read_text().splitlines()
+    quoted = ['"' + c.replace("\t", '"\t"') + '"' for c in lines]
+    path.write_text("\n".join(quoted) + "\n\n")  # quoted cells, trailing blank line
+    again = extract_connectivity(root, atlas, confounds=["trans_x", "csf"], **_quiet())
+    np.testing.assert_array_equal(plain.matrices, again.matrices)
+
+
 def test_too_few_volumes(tmp_path):
     root, atlas, _ = _one_session(tmp_path, _data(n_t=8))
     with pytest.raises(ImagingError, match="has 8 volumes; at least 10"):
