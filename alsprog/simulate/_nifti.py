@@ -20,8 +20,10 @@ Layout written under ``out_dir``::
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -469,16 +471,40 @@ def _save(
 def _nifti_bytes(
     nib: Any, data: np.ndarray, affine: np.ndarray, intent: str | None = None
 ) -> bytes:
-    """The gzipped NIfTI-1 bytes :func:`_save` writes."""
-    img = nib.Nifti1Image(data, affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
+    """The gzipped NIfTI-1 bytes :func:`_save` writes.
+
+    Every map of one grid shares its header, so nibabel builds it once per shape,
+    voxel type, affine and intent (:func:`_header_bytes`) and each file is that
+    header and its voxels in Fortran order: the bytes ``nibabel`` writes (tested),
+    without its per-image Python work (a third of :func:`write_nifti`'s time).
+    """
+    data = np.asarray(data)
+    if data.dtype.byteorder not in ("=", "|"):
+        data = data.astype(data.dtype.newbyteorder("="))
+    affine = np.ascontiguousarray(affine, dtype=np.float64)
+    head = _header_bytes(data.shape, data.dtype.str, affine.tobytes(), intent)
+    # ISA-L (7x zlib's speed at the same size on noise); level 1: noise-filled maps
+    # barely compress further; mtime 0: reproducible bytes
+    return igzip.compress(head + data.tobytes(order="F"), compresslevel=1, mtime=0)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_bytes(
+    shape: tuple[int, ...], dtype: str, affine: bytes, intent: str | None
+) -> bytes:
+    """The NIfTI-1 header (and empty extension block) nibabel writes for an image
+    of this shape, voxel type, affine and intent: everything before the voxels."""
+    import nibabel as nib
+
+    aff = np.frombuffer(affine, dtype=np.float64).reshape(4, 4)
+    img = nib.Nifti1Image(np.zeros(shape, dtype=np.dtype(dtype)), aff)
+    img.set_qform(aff, code=1)
+    img.set_sform(aff, code=1)
     img.header.set_xyzt_units("mm")
     if intent is not None:
         img.header.set_intent(intent)
-    # ISA-L (7x zlib's speed at the same size on noise); level 1: noise-filled maps
-    # barely compress further; mtime 0: reproducible bytes
-    return igzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
+    raw = img.to_bytes()
+    return raw[: len(raw) - math.prod(shape) * np.dtype(dtype).itemsize]
 
 
 def _write_tsv(path: Path, table: pd.DataFrame) -> None:

@@ -175,3 +175,36 @@ def test_files_do_not_depend_on_n_jobs(nifti_cohort, tmp_path):
     b = write_nifti(nifti_cohort, tmp_path / "b", n_jobs=2, **kw)
     for f in a.rglob("*.nii.gz"):
         assert f.read_bytes() == (b / f.relative_to(a)).read_bytes(), f
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape", "intent"),
+    [
+        ("<f4", (7, 8, 9), None),
+        ("<i2", (7, 8, 9), "label"),
+        (">f4", (5, 6, 4, 3), None),
+    ],
+)
+def test_nifti_bytes_are_nibabels_with_the_header_built_once(dtype, shape, intent):
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+
+    from alsprog.simulate._nifti import _header_bytes, _nifti_bytes
+
+    affine = np.diag([3.0, 2.5, 3.0, 1.0])
+    affine[:3, 3] = [-30.0, -40.0, -25.0]
+    rng = np.random.default_rng(4)
+    for _ in range(2):  # the second file reuses the cached header
+        data = (rng.normal(size=shape) * 100).astype(dtype)
+        img = nib.Nifti1Image(data.astype(np.dtype(dtype).newbyteorder("=")), affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+        img.header.set_xyzt_units("mm")
+        if intent is not None:
+            img.header.set_intent(intent)
+        assert (
+            gzip.decompress(_nifti_bytes(nib, data, affine, intent)) == img.to_bytes()
+        )
+    assert _header_bytes.cache_info().hits >= 1

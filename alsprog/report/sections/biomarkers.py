@@ -184,9 +184,21 @@ def _comparison(ctx: RunContext, table: pd.DataFrame, feats: list[str]) -> Any:
 
 def _change_rates(
     ctx: RunContext, table: pd.DataFrame, feats: list[str]
-) -> pd.DataFrame:
+) -> pd.DataFrame | None:
     from alsprog.biomarkers import imaging_change_rates
 
+    # a feature measured once per subject (e.g. a baseline-only scan) has no rate
+    counts = table.dropna(subset=["group"]).groupby(["group", "subject_id"])[feats]
+    followed = counts.count().ge(2).groupby(level="group").any()
+    once = [f for f in feats if not followed[f].all()]
+    if once:
+        ctx.note(
+            "biomarkers",
+            f"no yearly change of {', '.join(once)}: no follow-up scans in each group",
+        )
+    feats = [f for f in feats if f not in once]
+    if not feats:
+        return None
     rates = imaging_change_rates(table, feats, visit_months=(0, 6, 12))
     ctx.write(rates, "biomarkers/imaging_change_rates.csv")
     return rates
