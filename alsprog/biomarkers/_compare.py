@@ -29,6 +29,7 @@ from alsprog.biomarkers._classifier import _ESTIMATORS, ImagingClassifier
 from alsprog.biomarkers._evaluate import (
     ClassifierEvaluation,
     _check_options,
+    _checked_splits,
     _fold_tables,
 )
 from alsprog.biomarkers._features import select_features
@@ -38,12 +39,6 @@ from alsprog.biomarkers._folds import (
     _Data,
     _fitted_fold,
     _prepare,
-    _splits,
-)
-from alsprog.biomarkers._guards import (
-    check_harmonized_before_split,
-    check_site_confounding,
-    check_subject_overlap,
 )
 from alsprog.biomarkers._metrics import bootstrap_metrics, weighted_auc
 from alsprog.errors import ModelSpecificationError
@@ -328,28 +323,22 @@ def compare_classifiers(
         for name, clf in clfs.items()
     }
     data0 = _check_same_rows(table, target, clfs, datas)
-    if data0.sites is not None:
-        check_site_confounding(data0.sites, data0.y, stacklevel=3)
-        feats = list(dict.fromkeys(f for d in datas.values() for f in d.features))
-        covs = list(
-            dict.fromkeys(c for clf in clfs.values() for c in clf.covariates_list())
-        )
-        check_harmonized_before_split(
-            data0.X.assign(**{target: data0.y.astype(str)}),
-            feats,
-            site=site,
-            adjust_for=[c for c in covs if c in data0.X.columns] + [target],
-            stacklevel=3,
-        )
-    if cv == "site":
-        n_repeats = 1
-    grouped = cv != "session"
+    feats = list(dict.fromkeys(f for d in datas.values() for f in d.features))
+    covs = list(
+        dict.fromkeys(c for clf in clfs.values() for c in clf.covariates_list())
+    )
     # the draws of evaluate_classifier, in its order: splits, one seed per fold, then
     # the bootstrap; every estimator gets the same ones (common random numbers)
-    all_splits = [_splits(data0, cv, rng) for _ in range(n_repeats)]
-    if cv == "session":
-        for tr, te in all_splits[0][:1]:
-            check_subject_overlap(data0.subjects[tr], data0.subjects[te], stacklevel=3)
+    all_splits, grouped = _checked_splits(
+        data0,
+        target=target,
+        features=feats,
+        covariates=[c for c in covs if c in data0.X.columns],
+        site=site,
+        cv=cv,
+        n_repeats=n_repeats,
+        rng=rng,
+    )
     jobs = [
         (r, f, s, child_seed(rng))
         for r, sp in enumerate(all_splits)

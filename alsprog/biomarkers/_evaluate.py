@@ -331,22 +331,16 @@ def evaluate_classifier(
         cv=cv,
         positive=positive,
     )
-    if data.sites is not None:
-        check_site_confounding(data.sites, data.y, stacklevel=3)
-        check_harmonized_before_split(
-            data.X.assign(**{target: data.y.astype(str)}),
-            data.features,
-            site=site,
-            adjust_for=[*clf.covariates_list(), target],
-            stacklevel=3,
-        )
-    if cv == "site":
-        n_repeats = 1
-    grouped = cv != "session"
-    all_splits = [_splits(data, cv, rng) for _ in range(n_repeats)]
-    if cv == "session":
-        for tr, te in all_splits[0][:1]:
-            check_subject_overlap(data.subjects[tr], data.subjects[te], stacklevel=3)
+    all_splits, grouped = _checked_splits(
+        data,
+        target=target,
+        features=data.features,
+        covariates=clf.covariates_list(),
+        site=site,
+        cv=cv,
+        n_repeats=n_repeats,
+        rng=rng,
+    )
     folds, predictions = _cross_validate(
         clf, data, all_splits, cv=cv, grouped=grouped, rng=rng, n_jobs=n_jobs
     )
@@ -415,6 +409,39 @@ def _check_options(
         )
     level = check_level(level, error=ModelSpecificationError)
     return n_repeats, n_permutations, n_bootstrap, n_jobs, level
+
+
+def _checked_splits(
+    data: _Data,
+    *,
+    target: str,
+    features: list[str],
+    covariates: list[str],
+    site: str,
+    cv: Any,
+    n_repeats: int,
+    rng: np.random.Generator,
+) -> tuple[list[list[Split]], bool]:
+    """The leakage guards (site confounding, features harmonised before the split,
+    subjects on both sides of a session split), then the splits of every repeat
+    (one for ``cv="site"``) and whether they are grouped by subject.  Warnings
+    point at the public function's caller."""
+    if data.sites is not None:
+        check_site_confounding(data.sites, data.y, stacklevel=4)
+        check_harmonized_before_split(
+            data.X.assign(**{target: data.y.astype(str)}),
+            features,
+            site=site,
+            adjust_for=[*covariates, target],
+            stacklevel=4,
+        )
+    if cv == "site":
+        n_repeats = 1
+    all_splits = [_splits(data, cv, rng) for _ in range(n_repeats)]
+    if cv == "session":
+        for tr, te in all_splits[0][:1]:
+            check_subject_overlap(data.subjects[tr], data.subjects[te], stacklevel=4)
+    return all_splits, cv != "session"
 
 
 def _cross_validate(
