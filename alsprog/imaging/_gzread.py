@@ -92,6 +92,15 @@ class FastReader(_Reader):
         super().__init__(fh, name)
         if self.gzip:
             self._d = self._inflater.decompressobj(wbits=31)
+            # zlib rejects a gzip header whose method is not deflate (8) at once;
+            # ISA-L waits for more input and would call the file truncated
+            self._pending += self._raw(1)
+            if len(self._pending) == 3 and self._pending[2] != 8:
+                raise ImagingError(
+                    f"{name}: cannot be read as gzip-compressed NIfTI (compression "
+                    f"method {self._pending[2]} in the gzip header; only deflate, 8, "
+                    "exists)"
+                )
 
     def read(self, n: int) -> bytes:
         try:

@@ -195,3 +195,16 @@ def test_truncated_gzip_names_file(tmp_path):
     path.write_bytes(gzip.compress(raw[: len(raw) - 300]))
     with pytest.raises(ImagingError, match=r"t_bold\.nii\.gz: is truncated .*of 8"):
         conn._read_bold(str(path), atlas, conn._runs(atlas))
+
+
+@pytest.mark.parametrize("using", sorted(INFLATERS))
+def test_a_bad_gzip_method_byte_is_named_by_every_inflater(tmp_path, using):
+    path = tmp_path / "bad.nii.gz"
+    path.write_bytes(b"\x1f\x8bgarbage")
+    with (
+        open(path, "rb") as fh,
+        pytest.raises(
+            ImagingError, match=r"bad\.nii\.gz: cannot be read .*compression method 103"
+        ),
+    ):
+        FastReader(fh, str(path), using).read(348)
