@@ -8,7 +8,7 @@ DEMO_OUT ?= demo_output
 PYTEST_ARGS ?= --durations=30
 # pytest-xdist workers: the usable cores, at most 4 (each worker holds its own JAX/PyMC)
 JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
-PYTEST := $(VENV)/bin/python -m pytest -n $(JOBS) --dist loadgroup
+PYTEST := $(VENV)/bin/python -m pytest -n $(JOBS) --dist loadfile
 
 .PHONY: test test-quick test-all demo venv lint clean mutation
 

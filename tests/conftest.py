@@ -96,24 +96,9 @@ _SLOW_TESTS = frozenset(
 )
 
 
-#: The session fixture every worker that needs it builds once (minutes): the files
-#: whose tests use it run on one pytest-xdist worker (``--dist loadgroup``).
-_SHARED_FIXTURES = ("tiny_demo",)
-
-
 def pytest_collection_modifyitems(config, items):
-    """Mark the quick tier's heavy files and tests ``slow`` (see ``_SLOW_FILES``);
-    group the tests for pytest-xdist: by file, and every file using one of
-    ``_SHARED_FIXTURES`` with the others using it, so that it is built once."""
-    by_fixture = {}
-    for item in items:
-        for name in _SHARED_FIXTURES:
-            if name in getattr(item, "fixturenames", ()):
-                by_fixture[item.nodeid.split("::")[0]] = name
+    """Mark the quick tier's heavy files and tests ``slow`` (see ``_SLOW_FILES``)."""
     for item in items:
         node = item.nodeid
         if node.split("::")[0] in _SLOW_FILES or node.split("[")[0] in _SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
-        if config.pluginmanager.hasplugin("xdist"):
-            path = node.split("::")[0]
-            item.add_marker(pytest.mark.xdist_group(by_fixture.get(path, path)))

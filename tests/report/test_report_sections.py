@@ -220,6 +220,7 @@ def test_each_figure_of_a_run_is_shown_once_in_the_section_that_drew_it(tiny_dem
         "endpoint_power": "design",
         "imaging_feature_trajectories": "biomarkers",
         "classifier_roc": "biomarkers",
+        "connectivity_by_group": "biomarkers",
     }
     pngs = sorted((out / "figures").glob("*.png"))
     assert {p.stem for p in pngs} == set(owner)
