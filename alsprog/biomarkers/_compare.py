@@ -40,7 +40,12 @@ from alsprog.biomarkers._folds import (
     _fitted_fold,
     _prepare,
 )
-from alsprog.biomarkers._metrics import bootstrap_metrics, weighted_auc
+from alsprog.biomarkers._metrics import (
+    bootstrap_metrics,
+    percentile_interval,
+    subject_weights,
+    weighted_auc,
+)
 from alsprog.errors import ModelSpecificationError
 
 __all__ = [
@@ -485,8 +490,7 @@ def paired_bootstrap(
             if b == 0:
                 w = np.ones(len(codes))
             else:
-                mult = np.bincount(rng.integers(0, n_subj, n_subj), minlength=n_subj)
-                w = mult[codes].astype(np.float64)
+                w = subject_weights(codes, n_subj, rng)
             for k in range(len(names)):
                 aucs, briers, losses = [], [], []
                 for rows in rep_rows:
@@ -624,23 +628,13 @@ def _fit_predict_proba(
     return score, proba, time.perf_counter() - t0
 
 
-def _quantiles(draws: Array, level: float) -> tuple[Array, Array]:
-    alpha = (1.0 - level) / 2.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return (
-            np.nanquantile(draws, alpha, axis=0),
-            np.nanquantile(draws, 1.0 - alpha, axis=0),
-        )
-
-
 def _summary(
     evaluations: dict[str, ClassifierEvaluation],
     boot: dict[str, Array],
     level: float,
 ) -> pd.DataFrame:
     rows = []
-    b_lo, b_hi = _quantiles(boot["brier_score"][1:], level)
+    b_lo, b_hi = percentile_interval(boot["brier_score"][1:], level)
     for k, (name, ev) in enumerate(evaluations.items()):
         s = ev.summary
         p = ev.predictions
@@ -679,7 +673,7 @@ def _differences(
             continue
         d = auc[1:, k] - auc[1:, j]
         d = d[np.isfinite(d)]
-        lo, hi = _quantiles(d, level) if len(d) else (np.nan, np.nan)
+        lo, hi = percentile_interval(d, level) if len(d) else (np.nan, np.nan)
         rows.append(
             {
                 "estimator": name,

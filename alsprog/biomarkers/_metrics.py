@@ -7,6 +7,8 @@ Leaves: producing the scores to :mod:`alsprog.biomarkers._evaluate`.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -78,6 +80,26 @@ def binary_metrics(
     }
 
 
+def subject_weights(
+    codes: npt.NDArray[np.intp], n_subjects: int, rng: np.random.Generator
+) -> Array:
+    """One subject-level bootstrap resample as row weights: each row counts as
+    often as its subject (``codes``, 0..n_subjects-1) was drawn."""
+    mult = np.bincount(rng.integers(0, n_subjects, n_subjects), minlength=n_subjects)
+    return mult[codes].astype(np.float64)
+
+
+def percentile_interval(draws: Array, level: float) -> tuple[Array, Array]:
+    """Percentile interval of bootstrap ``draws`` (rows), NaN draws left out."""
+    alpha = (1.0 - level) / 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (
+            np.nanquantile(draws, alpha, axis=0),
+            np.nanquantile(draws, 1.0 - alpha, axis=0),
+        )
+
+
 def bootstrap_metrics(
     predictions: pd.DataFrame,
     *,
@@ -107,19 +129,13 @@ def bootstrap_metrics(
         return np.nanmean(np.asarray(vals), axis=0)
 
     with np.errstate(invalid="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             est = metrics(np.ones(len(score)))
             draws = np.empty((n_bootstrap, len(METRICS)))
-            n_subj = len(subjects)
             for b in range(n_bootstrap):
-                mult = np.bincount(rng.integers(0, n_subj, n_subj), minlength=n_subj)
-                draws[b] = metrics(mult[codes].astype(np.float64))
-            alpha = (1.0 - level) / 2.0
-            lo = np.nanquantile(draws, alpha, axis=0)
-            hi = np.nanquantile(draws, 1.0 - alpha, axis=0)
+                draws[b] = metrics(subject_weights(codes, len(subjects), rng))
+            lo, hi = percentile_interval(draws, level)
     return pd.DataFrame(
         {"estimate": est, "ci_lower": lo, "ci_upper": hi},
         index=pd.Index(list(METRICS), name="metric"),
